@@ -1,0 +1,236 @@
+"""``cdisc-pipe``: the command line.
+
+Exit codes: 0 success; 1 validation findings of severity Error; 2 bad input or usage (every
+problem listed with file, entry, column, value and what to do); 3 an internal error (a bug: the
+traceback goes to the log, a one-line message to the terminal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from cdisc_pipe import __version__
+from cdisc_pipe.errors import InputError, Problem
+from cdisc_pipe.paths import default_ct, default_mappings, default_raw, default_specs
+from cdisc_pipe.runlog import RunLog
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as exit code 2 with one clear line (argparse's own code)."""
+
+    def error(self, message: str) -> None:  # pragma: no cover - argparse path
+        self.print_usage(sys.stderr)
+        print(f"ERROR: {message}. Run '{self.prog} --help' for the options.", file=sys.stderr)
+        raise SystemExit(EXIT_INPUT)
+
+
+def _common(p: argparse.ArgumentParser, *, raw=False, specs=True, mappings=False, ct=False) -> None:
+    p.add_argument("--out", type=Path, default=Path("outputs"), help="output root (default: outputs/)")
+    if raw:
+        p.add_argument("--raw", type=Path, default=None, help="raw EDC export folder or .xlsx (default: the bundled study)")
+    if specs:
+        p.add_argument("--specs", type=Path, default=None, help="study specs folder (default: the bundled study's specs/)")
+    if mappings:
+        p.add_argument("--mappings", type=Path, default=None, help="mappings folder (default: the bundled study's mappings/)")
+    if ct:
+        p.add_argument("--ct", type=Path, default=None,
+                       help="folder with the CDISC CT files named in specs/study.yaml (default: $CDISC_PIPE_CT or ../shared/ct)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cdisc-pipe", description="Raw EDC export -> SDTM -> ADaM -> define.xml -> validation reports.")
+    parser.add_argument("--version", action="version", version=f"cdisc-pipe {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="every stage: SDTM, ADaM, define.xml, validation (default: the bundled study)")
+    _common(p, raw=True, mappings=True, ct=True)
+
+    p = sub.add_parser("synth", help="generate a synthetic raw EDC export of the bundled study design")
+    p.add_argument("--subjects", type=int, default=18, help="number of subjects (default 18)")
+    p.add_argument("--seed", type=int, default=20240301, help="random seed (default: the bundled export's)")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the export into")
+    p.add_argument("--xlsx", action="store_true", help="write one xlsx workbook instead of CSV files")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+    p = sub.add_parser("sdtm", help="raw export -> SDTM datasets (XPT + Dataset-JSON) and their define.xml")
+    _common(p, raw=True, mappings=True, ct=True)
+
+    p = sub.add_parser("adam", help="SDTM folder (XPT or Dataset-JSON) -> ADaM datasets and their define.xml")
+    _common(p, ct=True)
+    p.add_argument("--sdtm", type=Path, default=None, help="SDTM folder (default: <out>/sdtm)")
+
+    p = sub.add_parser("define", help="(re)render define.xml and define.html for <out>/sdtm and <out>/adam")
+    _common(p, ct=True)
+
+    p = sub.add_parser("validate", help="validate an output root, or folders of SDTM/ADaM XPT files with define.xml")
+    _common(p, ct=True)
+    p.add_argument("--sdtm", type=Path, default=None, help="SDTM folder to validate (default: <out>/sdtm)")
+    p.add_argument("--adam", type=Path, default=None, help="ADaM folder to validate (default: <out>/adam)")
+    p.add_argument("--no-spec", action="store_true", help="validate without study specs (another study's package)")
+
+    p = sub.add_parser("package", help="lay out the eCTD module 5 folders of a validated output root")
+    p.add_argument("--out", type=Path, default=Path("outputs"), help="output root holding sdtm/, adam/, reports/")
+    p.add_argument("--dest", type=Path, default=None, help="where to write the package (default: <out>/package)")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+    p = sub.add_parser("spec", help="export the specs to a P21-style workbook, or import one")
+    ssub = p.add_subparsers(dest="spec_command", required=True, parser_class=_Parser)
+    e = ssub.add_parser("export", help="specs folder -> xlsx workbook")
+    e.add_argument("--specs", type=Path, default=None, help="specs folder (default: the bundled study's)")
+    e.add_argument("--xlsx", type=Path, required=True, help="workbook to write")
+    e.add_argument("-q", "--quiet", action="store_true")
+    i = ssub.add_parser("import", help="xlsx workbook -> specs folder (YAML)")
+    i.add_argument("--xlsx", type=Path, required=True, help="workbook to read")
+    i.add_argument("--specs", type=Path, required=True, help="specs folder to write")
+    i.add_argument("-q", "--quiet", action="store_true")
+    return parser
+
+
+def _paths(args: argparse.Namespace):
+    from cdisc_pipe.pipeline import Paths
+
+    raw = getattr(args, "raw", None) or default_raw()
+    return Paths(
+        out=args.out,
+        raw=raw,
+        specs=getattr(args, "specs", None) or default_specs(),
+        mappings=getattr(args, "mappings", None) or default_mappings(),
+        ct=getattr(args, "ct", None) or default_ct(),
+        sdtm_in=getattr(args, "sdtm", None),
+        adam_in=getattr(args, "adam", None),
+    )
+
+
+def _dispatch(args: argparse.Namespace, log: RunLog) -> int:
+    from cdisc_pipe import pipeline as pl
+
+    cmd = args.command
+    if cmd == "synth":
+        from cdisc_pipe.synth import generate
+
+        if args.subjects < 1:
+            raise InputError(Problem("command line", "--subjects must be at least 1", value=str(args.subjects)))
+        with log.step(f"generating {args.subjects} subjects (seed {args.seed}) into {args.out}"):
+            generate(subjects=args.subjects, seed=args.seed, out_dir=args.out, fmt="xlsx" if args.xlsx else "csv")
+        return EXIT_OK
+    if cmd == "spec":
+        from cdisc_pipe.spec import load_specs
+        from cdisc_pipe.spec.xlsx import export_xlsx, import_xlsx, write_yaml_specs
+
+        if args.spec_command == "export":
+            spec = load_specs(args.specs or default_specs())
+            export_xlsx(spec, args.xlsx)
+            log.progress(f"wrote {args.xlsx}")
+        else:
+            spec = import_xlsx(args.xlsx)
+            files = write_yaml_specs(spec, args.specs)
+            log.progress(f"wrote {len(files)} spec files under {args.specs}")
+        return EXIT_OK
+    if cmd == "package":
+        from cdisc_pipe.define import package
+
+        dest = args.dest or (args.out / "package")
+        with log.step(f"packaging {args.out} into {dest}"):
+            package(args.out, dest)
+        return EXIT_OK
+
+    paths = _paths(args)
+    if cmd == "run":
+        return pl.run_all(paths, log)
+    if cmd == "sdtm":
+        spec = pl.load_spec(paths, log)
+        staging = pl.Staging(paths.out)
+        try:
+            res = pl.stage_sdtm(paths, spec, staging, log)
+            pl.stage_define(spec, staging.folder("sdtm"), res.written, "Tabulation", paths.ct, log)
+        except BaseException:
+            staging.discard()
+            raise
+        staging.commit()
+        pl.finish("sdtm", paths, spec, log, pl.records_of(res.written, "sdtm"))
+        return EXIT_OK
+    if cmd == "adam":
+        paths.sdtm_in = paths.sdtm_in or (paths.out / "sdtm")
+        if not paths.sdtm_in.is_dir():
+            raise InputError(Problem(str(paths.sdtm_in), "SDTM folder not found",
+                                     hint="Run 'cdisc-pipe sdtm' first or pass --sdtm DIR"))
+        spec = pl.load_spec(paths, log)
+        staging = pl.Staging(paths.out)
+        try:
+            res = pl.stage_adam(paths, spec, staging, log)
+            pl.stage_define(spec, staging.folder("adam"), res.written, "Analysis", paths.ct, log)
+        except BaseException:
+            staging.discard()
+            raise
+        staging.commit()
+        pl.finish("adam", paths, spec, log, pl.records_of(res.written, "adam"))
+        return EXIT_OK
+    if cmd == "define":
+        spec = pl.load_spec(paths, log)
+        done = 0
+        for sub, purpose in (("sdtm", "Tabulation"), ("adam", "Analysis")):
+            folder = paths.out / sub
+            if folder.is_dir():
+                pl.stage_define(spec, folder, None, purpose, paths.ct, log)
+                done += 1
+        if not done:
+            raise InputError(Problem(str(paths.out), "no sdtm/ or adam/ folder to describe",
+                                     hint="Run 'cdisc-pipe sdtm' / 'adam' first"))
+        pl.finish("define", paths, spec, log, {})
+        return EXIT_OK
+    if cmd == "validate":
+        spec = None if args.no_spec else pl.load_spec(paths, log)
+        result = pl.stage_validate(paths, spec, log)
+        if paths.sdtm_in is None and paths.adam_in is None:
+            pl.finish("validate", paths, spec, log, {})
+        return int(getattr(result, "exit_code", 0))
+    raise InputError(Problem("command line", f"unknown command {cmd}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cdisc-pipe`` console script; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help / --version / usage errors
+        return int(exc.code or 0)
+    command = args.command if args.command != "spec" else f"spec-{args.spec_command}"
+    log = RunLog(command, quiet=getattr(args, "quiet", False))
+    out = getattr(args, "out", None)
+    code = EXIT_INTERNAL
+    try:
+        code = _dispatch(args, log)
+    except InputError as exc:
+        for p in exc.problems:
+            log.record("ERROR", str(p))
+        print(f"ERROR: {exc.summary()}", file=sys.stderr)
+        code = EXIT_INPUT
+    except KeyboardInterrupt:
+        log.record("ERROR", "interrupted")
+        code = 130
+    except Exception as exc:  # a bug: keep the traceback for the log, one line for the terminal
+        log.record("ERROR", "internal error: " + "".join(traceback.format_exception(exc)))
+        print(f"ERROR: internal error ({type(exc).__name__}: {exc}). This is a bug in cdisc-pipe; "
+              f"the traceback is in the log.", file=sys.stderr)
+        code = EXIT_INTERNAL
+    finally:
+        if out is not None and args.command not in ("synth",):
+            try:
+                path = log.save(out)
+                if not log.quiet:
+                    print(f"log: {path}", file=sys.stderr)
+            except OSError as exc:
+                print(f"WARNING: could not write the log under {out}: {exc}", file=sys.stderr)
+    if code == EXIT_FINDINGS:
+        print("Validation found Error-severity findings: see outputs/reports/validation.html", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

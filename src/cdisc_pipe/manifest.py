@@ -1,0 +1,92 @@
+"""``outputs/manifest.json``: what went in, with which versions, and the SHA-256 of what came out.
+
+Deterministic: sorted, no timestamps, paths relative to their roots, so two runs on the same inputs
+give the same manifest byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+PACKAGES = ("cdisc-pipe", "pandas", "numpy", "pyreadstat", "pydantic", "jinja2", "openpyxl", "lxml", "pyyaml",
+            "odmlib", "jsonschema")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_table(root: Path, patterns: Iterable[str] = ("**/*",)) -> dict[str, str]:
+    """``{relative path: sha256}`` of the files under ``root`` (sorted; hidden folders skipped)."""
+    root = Path(root)
+    out: dict[str, str] = {}
+    if not root.exists():
+        return out
+    for pattern in patterns:
+        for p in root.glob(pattern):
+            rel = p.relative_to(root)
+            if p.is_file() and not any(part.startswith(".") for part in rel.parts):
+                out[rel.as_posix()] = sha256_file(p)
+    return dict(sorted(out.items()))
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def build_manifest(*, command: str, inputs: dict[str, Path | None], spec: Any, out_dir: Path,
+                   records: dict[str, int]) -> dict[str, Any]:
+    """Assemble the manifest dict.
+
+    Args:
+        inputs: named input folders (raw, specs, mappings, sdtm ...); each is hashed file by file.
+        spec: the loaded StudySpec (study id, standards and CT package dates are recorded).
+        records: ``{"sdtm/dm.xpt": 18, ...}`` row counts of written datasets.
+    """
+    out_dir = Path(out_dir)
+    outputs = {}
+    for sub in ("sdtm", "adam", "reports"):
+        for rel, digest in file_table(out_dir / sub).items():
+            if "/_previous/" in f"/{rel}" or rel.startswith("_previous/"):
+                continue
+            key = f"{sub}/{rel}"
+            entry: dict[str, Any] = {"sha256": digest}
+            if key in records:
+                entry["records"] = records[key]
+            outputs[key] = entry
+    return {
+        "tool": "cdisc-pipe",
+        "command": command,
+        "study": None if spec is None else {"studyid": spec.study.name, "oid": spec.study.oid,
+                                            "metadata_datetime": spec.study.metadata_datetime},
+        "standards": [] if spec is None else [
+            {"oid": s.oid, "name": s.name, "type": s.type, "version": s.version, "publishing_set": s.publishing_set}
+            for s in spec.standards],
+        "versions": versions(),
+        "inputs": {name: (None if path is None else {"path_name": Path(path).name, "files": file_table(path)})
+                   for name, path in sorted(inputs.items())},
+        "outputs": dict(sorted(outputs.items())),
+    }
+
+
+def write_manifest(manifest: dict[str, Any], out_dir: Path) -> Path:
+    path = Path(out_dir) / "manifest.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path

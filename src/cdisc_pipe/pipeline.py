@@ -1,0 +1,247 @@
+"""Stage orchestration: raw -> SDTM (+PP) -> ADaM -> define.xml -> validation, with atomic folders.
+
+Every stage function takes its inputs as arguments and returns what it produced; the only I/O is
+reading the inputs and writing the stage's folder.  A run builds all its dataset folders in a
+staging root (``<out>/.staging-<pid>/``) and moves them into place only when every stage before
+validation succeeded, so a failed run never leaves a mix of old and new datasets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cdisc_pipe.errors import Finding, InputError, Problem
+from cdisc_pipe.manifest import build_manifest, write_manifest
+from cdisc_pipe.runlog import RunLog
+from cdisc_pipe.spec import StudySpec, load_specs
+
+STAGE_DIR = "_stage"
+
+
+@dataclass
+class Paths:
+    """Where a run reads and writes.  ``None`` for inputs a command does not use."""
+
+    out: Path
+    raw: Path | None = None
+    specs: Path | None = None
+    mappings: Path | None = None
+    ct: Path | None = None
+    sdtm_in: Path | None = None  # an existing SDTM folder (adam / validate)
+    adam_in: Path | None = None
+
+
+@dataclass
+class StageOutput:
+    frames: dict[str, pd.DataFrame]
+    written: list[Any]  # list[WrittenDataset]
+    findings: list[Finding] = field(default_factory=list)
+
+
+class Staging:
+    """A staging root beside the output folders; ``commit`` moves its sub-folders into place."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.root = self.out / f".staging-{os.getpid()}"
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        self.root.mkdir(parents=True)
+
+    def folder(self, name: str) -> Path:
+        p = self.root / name
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def commit(self) -> None:
+        """Replace each final folder by its staged version (old one removed only after the swap)."""
+        for staged in sorted(self.root.iterdir()):
+            final = self.out / staged.name
+            old = self.out / f".old-{staged.name}-{os.getpid()}"
+            if final.exists():
+                final.rename(old)
+            staged.rename(final)
+            if old.exists():
+                shutil.rmtree(old)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def save_stage_findings(folder: Path, findings: list[Finding]) -> None:
+    d = folder / STAGE_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    rows = [f.to_dict() for f in findings]
+    (d / "findings.json").write_text(json.dumps(rows, indent=1, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def load_spec(paths: Paths, log: RunLog) -> StudySpec:
+    with log.step(f"loading specs from {paths.specs}"):
+        spec = load_specs(paths.specs)
+    log.note(f"study {spec.study.name}: {len(spec.datasets)} dataset specs, {len(spec.codelists)} codelists")
+    return spec
+
+
+def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog) -> StageOutput:
+    """Raw export -> SDTM frames (PP included) -> XPT + Dataset-JSON in ``<staging>/sdtm``."""
+    from cdisc_pipe.raw import read_export
+    from cdisc_pipe.sdtm import build_sdtm
+    from cdisc_pipe.xpt import write_datasets
+
+    with log.step(f"reading raw export {paths.raw}"):
+        raw = read_export(paths.raw)
+    log.note(f"raw export: {len(raw.forms)} forms, {sum(len(f) for f in raw.forms.values())} records")
+    with log.step("mapping to SDTM"):
+        result = build_sdtm(raw, spec, paths.mappings)
+    findings = list(getattr(raw, "findings", []) or []) + list(result.findings)
+    folder = staging.folder("sdtm")
+    with log.step(f"writing {len(result.datasets)} SDTM datasets"):
+        written = write_datasets(result.datasets, spec, folder, purpose="Tabulation")
+    save_stage_findings(folder, findings)
+    trace = getattr(result, "traceability", None)
+    if trace is not None:
+        trace.to_csv(folder / STAGE_DIR / "traceability.csv", index=False, lineterminator="\n")
+    for name in ("nca_method", "nca"):
+        extra = getattr(result, name, None)
+        if isinstance(extra, dict):
+            (folder / STAGE_DIR / "nca.json").write_text(json.dumps(extra, indent=1, sort_keys=True, default=str) + "\n")
+    _log_findings(log, "SDTM", findings)
+    return StageOutput(result.datasets, written, findings)
+
+
+def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
+               sdtm: dict[str, pd.DataFrame] | None = None) -> StageOutput:
+    """SDTM (frames in memory, or read from ``paths.sdtm_in``) -> ADaM in ``<staging>/adam``."""
+    from cdisc_pipe.adam import build_adam, read_sdtm
+    from cdisc_pipe.xpt import write_datasets
+
+    if sdtm is None:
+        with log.step(f"reading SDTM from {paths.sdtm_in}"):
+            sdtm = read_sdtm(paths.sdtm_in)
+    settings_dir = Path(paths.specs) / "settings"
+    with log.step("deriving ADaM"):
+        result = build_adam(sdtm, spec, settings_dir)
+    folder = staging.folder("adam")
+    with log.step(f"writing {len(result.datasets)} ADaM datasets"):
+        written = write_datasets(result.datasets, spec, folder, purpose="Analysis")
+    save_stage_findings(folder, result.findings)
+    _log_findings(log, "ADaM", result.findings)
+    return StageOutput(result.datasets, written, list(result.findings))
+
+
+def stage_define(spec: StudySpec, folder: Path, written: list[Any] | None, purpose: str, ct: Path | None,
+                 log: RunLog) -> None:
+    """Write ``define.xml`` and ``define.html`` into a dataset folder; schema problems are errors."""
+    from cdisc_pipe.define import build_define, validate_define
+
+    if written is None:
+        from cdisc_pipe.define import written_from_folder
+
+        written = written_from_folder(folder, purpose)
+    if not written:
+        log.warning(f"no {purpose} datasets in {folder}: no define.xml written")
+        return
+    with log.step(f"rendering define.xml for {len(written)} {purpose} datasets"):
+        result = build_define(spec, written, purpose, ct_dir=ct)
+        schema = validate_define(result.xml)
+    for p in list(result.problems) + list(schema):
+        log.warning(f"define.xml ({purpose}): {p}")
+    if schema:
+        raise InputError(schema, stage=f"define ({purpose})")
+    _atomic_write(folder / "define.xml", result.xml)
+    _atomic_write(folder / "define.html", result.html)
+
+
+def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog) -> Any:
+    from cdisc_pipe.validate import run_validation
+
+    with log.step("validating"):
+        result = run_validation(paths.out, spec, paths.ct, sdtm_dir=paths.sdtm_in, adam_dir=paths.adam_in,
+                                settings_path=(Path(paths.specs) / "settings" / "validation.yaml") if paths.specs else None)
+    summary = getattr(result, "summary", {}) or {}
+    log.note(f"validation: {summary}")
+    return result
+
+
+def _atomic_write(path: Path, data: bytes | str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _log_findings(log: RunLog, stage: str, findings: list[Finding]) -> None:
+    by_rule: dict[tuple[str, str], int] = {}
+    for f in findings:
+        by_rule[(f.severity, f.rule)] = by_rule.get((f.severity, f.rule), 0) + 1
+    for (sev, rule), n in sorted(by_rule.items()):
+        text = f"{stage} finding {rule}: {n} record(s) (see the validation report)"
+        # Data findings go to the log quietly (the report is where they are read); Error-severity
+        # data findings do not fail the stage, the validation exit code carries them.
+        log.record("ERROR" if sev == "Error" else "WARNING" if sev == "Warning" else "NOTE", text)
+
+
+def records_of(written: list[Any], sub: str) -> dict[str, int]:
+    out = {}
+    for w in written:
+        name = Path(w.xpt_path).name
+        out[f"{sub}/{name}"] = w.records
+        if w.json_path:
+            out[f"{sub}/{Path(w.json_path).name}"] = w.records
+    return out
+
+
+def finish(command: str, paths: Paths, spec: StudySpec | None, log: RunLog, records: dict[str, int]) -> None:
+    """Write the manifest (inputs, versions, output hashes) and the log."""
+    inputs = {"raw": paths.raw, "specs": paths.specs, "mappings": paths.mappings, "sdtm_in": paths.sdtm_in,
+              "adam_in": paths.adam_in}
+    manifest = build_manifest(command=command, inputs={k: v for k, v in inputs.items() if v is not None},
+                              spec=spec, out_dir=paths.out, records=records)
+    previous = paths.out / "manifest.json"
+    if previous.exists():
+        try:
+            _carry_records(json.loads(previous.read_text()), manifest)
+        except (ValueError, OSError):
+            log.warning(f"previous manifest {previous} unreadable; row counts of untouched outputs omitted")
+    write_manifest(manifest, paths.out)
+    log.note(f"manifest written: {paths.out / 'manifest.json'}")
+
+
+def _carry_records(old: dict, new: dict) -> None:
+    """Row counts of datasets this command did not rewrite come from the last manifest (same hash)."""
+    for key, entry in new["outputs"].items():
+        prev = old.get("outputs", {}).get(key, {})
+        if "records" not in entry and "records" in prev and prev.get("sha256") == entry["sha256"]:
+            entry["records"] = prev["records"]
+
+
+def run_all(paths: Paths, log: RunLog) -> int:
+    """The whole pipeline.  Returns the exit code (0, or 1 when validation has Error findings)."""
+    spec = load_spec(paths, log)
+    staging = Staging(paths.out)
+    try:
+        sdtm = stage_sdtm(paths, spec, staging, log)
+        adam = stage_adam(paths, spec, staging, log, sdtm=sdtm.frames)
+        stage_define(spec, staging.folder("sdtm"), sdtm.written, "Tabulation", paths.ct, log)
+        stage_define(spec, staging.folder("adam"), adam.written, "Analysis", paths.ct, log)
+    except BaseException:
+        staging.discard()
+        raise
+    staging.commit()
+    records = records_of(sdtm.written, "sdtm") | records_of(adam.written, "adam")
+    result = stage_validate(paths, spec, log)
+    finish("run", paths, spec, log, records)
+    return int(getattr(result, "exit_code", 0))
+
+
+def problem(text: str, file: str = "command line", hint: str | None = None) -> InputError:
+    return InputError(Problem(file, text, hint=hint))

@@ -1,0 +1,65 @@
+"""One log per run, in the SAS style a programmer scans: ``NOTE:``, ``WARNING:``, ``ERROR:`` lines.
+
+The log goes to ``<out>/logs/cdisc-pipe-<command>.log`` (overwritten by the next run of the same
+command) and progress lines go to stderr.  Elapsed times appear in the log and on stderr only:
+no output file that the manifest hashes carries a wall-clock value.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+class RunLog:
+    """Collects log lines; ``save`` writes them.  Pass it explicitly: no global logger state."""
+
+    def __init__(self, command: str, quiet: bool = False):
+        self.command = command
+        self.quiet = quiet
+        self.lines: list[str] = []
+        self._t0 = time.perf_counter()
+
+    def _add(self, kind: str, text: str) -> None:
+        for i, line in enumerate(str(text).splitlines() or [""]):
+            self.lines.append(f"{kind + ':' if i == 0 else ' ' * (len(kind) + 1)} {line}")
+
+    def record(self, kind: str, text: str) -> None:
+        """A log line of the given kind (NOTE/WARNING/ERROR) without echoing it to stderr."""
+        self._add(kind, text)
+
+    def note(self, text: str) -> None:
+        self._add("NOTE", text)
+
+    def warning(self, text: str) -> None:
+        self._add("WARNING", text)
+        if not self.quiet:
+            print(f"WARNING: {text}", file=sys.stderr)
+
+    def error(self, text: str) -> None:
+        self._add("ERROR", text)
+        print(f"ERROR: {text}", file=sys.stderr)
+
+    def progress(self, text: str) -> None:
+        """A progress line on stderr (and a NOTE in the log)."""
+        self.note(text)
+        if not self.quiet:
+            print(f"[{time.perf_counter() - self._t0:7.1f}s] {text}", file=sys.stderr, flush=True)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time a step: a progress line when it starts and a NOTE with its duration when it ends."""
+        t = time.perf_counter()
+        self.progress(f"{name} ...")
+        yield
+        self.progress(f"{name} done in {time.perf_counter() - t:.2f} s")
+
+    def save(self, out_dir: Path) -> Path:
+        folder = Path(out_dir) / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"cdisc-pipe-{self.command}.log"
+        path.write_text("\n".join(self.lines) + "\n", encoding="utf-8")
+        return path
