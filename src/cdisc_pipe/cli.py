@@ -112,10 +112,10 @@ def _dispatch(args: argparse.Namespace, log: RunLog) -> int:
 
     cmd = args.command
     if cmd == "synth":
-        from cdisc_pipe.synth import generate
-
         if args.subjects < 1:
             raise InputError(Problem("command line", "--subjects must be at least 1", value=str(args.subjects)))
+        from cdisc_pipe.synth import generate
+
         with log.step(f"generating {args.subjects} subjects (seed {args.seed}) into {args.out}"):
             generate(subjects=args.subjects, seed=args.seed, out_dir=args.out, fmt="xlsx" if args.xlsx else "csv")
         return EXIT_OK

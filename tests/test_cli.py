@@ -1,0 +1,56 @@
+"""CLI contract: help everywhere, exit codes, bad input as a clear message (never a traceback)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cdisc_pipe.cli import main
+
+COMMANDS = [["run"], ["synth"], ["sdtm"], ["adam"], ["define"], ["validate"], ["package"], ["spec", "export"],
+            ["spec", "import"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_help_everywhere(cmd, capsys):
+    assert main(cmd + ["--help"]) == 0
+    assert "usage: cdisc-pipe" in capsys.readouterr().out
+
+
+def test_usage_error_exits_2(capsys):
+    assert main(["sdtm", "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --bogus" in err and "Traceback" not in err
+
+
+def test_missing_specs_folder_exits_2_with_hint(tmp_path, capsys):
+    code = main(["sdtm", "--specs", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "specs folder not found" in err and "--specs" in err and "Traceback" not in err
+    log = (tmp_path / "o" / "logs" / "cdisc-pipe-sdtm.log").read_text()
+    assert log.startswith("NOTE:") or "ERROR: " in log
+
+
+def test_adam_without_sdtm_folder_exits_2(tmp_path, capsys):
+    assert main(["adam", "--out", str(tmp_path), "-q"]) == 2
+    assert "SDTM folder not found" in capsys.readouterr().err
+
+
+def test_spec_export_import_round_trip(tmp_path, root):
+    from cdisc_pipe.spec import load_specs
+
+    assert main(["spec", "export", "--xlsx", str(tmp_path / "s.xlsx"), "-q"]) == 0
+    assert main(["spec", "import", "--xlsx", str(tmp_path / "s.xlsx"), "--specs", str(tmp_path / "specs"), "-q"]) == 0
+    assert load_specs(tmp_path / "specs").model_dump() == load_specs(root / "specs").model_dump()
+
+
+def test_spec_import_of_a_non_workbook_exits_2(tmp_path, capsys):
+    bad = tmp_path / "x.xlsx"
+    bad.write_text("not a workbook")
+    assert main(["spec", "import", "--xlsx", str(bad), "--specs", str(tmp_path / "s"), "-q"]) == 2
+    assert "cannot read workbook" in capsys.readouterr().err
+
+
+def test_synth_rejects_zero_subjects(tmp_path, capsys):
+    assert main(["synth", "--subjects", "0", "--out", str(tmp_path), "-q"]) == 2
+    assert "--subjects must be at least 1" in capsys.readouterr().err
