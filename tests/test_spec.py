@@ -179,4 +179,4 @@ def test_import_reports_bad_rows(tmp_path):
     wb.save(tmp_path / "bad.xlsx")
     with pytest.raises(InputError) as info:
         import_xlsx(tmp_path / "bad.xlsx")
-    assert "sheet Datasets" in str(info.value) and "data_type" in str(info.value)
+    assert "sheet Variables row 3.data_type" in str(info.value) and "number" in str(info.value)

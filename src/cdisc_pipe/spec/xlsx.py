@@ -31,6 +31,8 @@ from cdisc_pipe.spec.model import (
     Standard,
     Study,
     StudySpec,
+    ValueLevel,
+    Variable,
     WhereClause,
 )
 
@@ -266,24 +268,34 @@ def import_xlsx(path: str | Path) -> StudySpec:
                 "documents": _docs_list(r["Pages"])}
 
     variables: dict[str, list] = {}
+    bad_datasets: set[str] = set()
     for r in recs["Variables"]:
-        variables.setdefault(r["Dataset"], []).append({
+        data = {
             "name": r["Variable"], "label": r["Label"], "data_type": r["Data Type"], "length": _int(r["Length"]),
             "significant_digits": _int(r["Significant Digits"]), "display_format": _none(r["Format"]),
             "core": _none(r["Core"]), "origin": origin(r), "codelist": _none(r["Codelist"]),
             "method": _none(r["Method"]), "comment": _none(r["Comment"]), "role": _none(r["Role"]),
-            "order": _int(r["Order"]), "mandatory": _bool(r["Mandatory"])})
+            "order": _int(r["Order"]), "mandatory": _bool(r["Mandatory"])}
+        # Validate row by row so a problem is reported at its sheet row, not at the dataset.
+        if val(Variable, data, "Variables", r["__row"]) is None:
+            bad_datasets.add(r["Dataset"])
+        variables.setdefault(r["Dataset"], []).append(data)
     value_level: dict[str, list] = {}
     for r in recs["ValueLevel"]:
-        value_level.setdefault(r["Dataset"], []).append({
+        data = {
             "variable": r["Variable"], "where": r["Where Clause"], "label": _none(r["Label"]),
             "data_type": r["Data Type"], "length": _int(r["Length"]),
             "significant_digits": _int(r["Significant Digits"]), "display_format": _none(r["Format"]),
             "codelist": _none(r["Codelist"]), "origin": origin(r), "method": _none(r["Method"]),
-            "comment": _none(r["Comment"]), "mandatory": bool(_bool(r["Mandatory"])), "order": _int(r["Order"])})
+            "comment": _none(r["Comment"]), "mandatory": bool(_bool(r["Mandatory"])), "order": _int(r["Order"])}
+        if val(ValueLevel, data, "ValueLevel", r["__row"]) is None:
+            bad_datasets.add(r["Dataset"])
+        value_level.setdefault(r["Dataset"], []).append(data)
     datasets: dict[str, Dataset] = {}
     for r in recs["Datasets"]:
         name = r["Dataset"]
+        if name in bad_datasets:
+            continue
         ds = val(Dataset, {
             "name": name, "label": r["Label"], "class": r["Class"], "subclass": _none(r["SubClass"]),
             "structure": r["Structure"], "keys": _split(r["Key Variables"]), "purpose": r["Purpose"],
