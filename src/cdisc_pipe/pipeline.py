@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from cdisc_pipe.errors import Finding, InputError, Problem
-from cdisc_pipe.manifest import build_manifest, write_manifest
+from cdisc_pipe.manifest import build_manifest, file_table, sha256_file, write_manifest
 from cdisc_pipe.runlog import RunLog
 from cdisc_pipe.spec import StudySpec, load_specs
 
@@ -200,12 +200,15 @@ def records_of(written: list[Any], sub: str) -> dict[str, int]:
     return out
 
 
-def finish(command: str, paths: Paths, spec: StudySpec | None, log: RunLog, records: dict[str, int]) -> None:
-    """Write the manifest (inputs, versions, output hashes) and the log."""
+def finish(command: str, paths: Paths, spec: StudySpec | None, log: RunLog, records: dict[str, int],
+           stages: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
+    """Write the manifest (inputs, versions, output hashes, stage keys)."""
     inputs = {"raw": paths.raw, "specs": paths.specs, "mappings": paths.mappings, "sdtm_in": paths.sdtm_in,
               "adam_in": paths.adam_in}
     manifest = build_manifest(command=command, inputs={k: v for k, v in inputs.items() if v is not None},
                               spec=spec, out_dir=paths.out, records=records)
+    manifest["stages"] = stages or {}
+    manifest.update(extra or {})
     previous = paths.out / "manifest.json"
     if previous.exists():
         try:
@@ -224,23 +227,97 @@ def _carry_records(old: dict, new: dict) -> None:
             entry["records"] = prev["records"]
 
 
-def run_all(paths: Paths, log: RunLog) -> int:
-    """The whole pipeline.  Returns the exit code (0, or 1 when validation has Error findings)."""
-    spec = load_spec(paths, log)
-    staging = Staging(paths.out)
+def code_digest() -> str:
+    """SHA-256 over the package's own source files (code, templates, bundled rules): a code change
+    invalidates every cached stage."""
+    import hashlib
+
+    import cdisc_pipe
+
+    root = Path(cdisc_pipe.__file__).parent
+    h = hashlib.sha256()
+    for rel, digest in file_table(root, ("**/*.py", "**/*.j2", "**/*.yaml", "**/*.json", "**/*.css", "**/*.js")).items():
+        if "__pycache__" not in rel:
+            h.update(f"{rel}={digest}\n".encode())
+    return h.hexdigest()
+
+
+def stage_keys(paths: Paths) -> dict[str, str]:
+    """Content keys of the stages: a stage is reused only when its key and its outputs are unchanged."""
+    import hashlib
+
+    def digest(*parts: object) -> str:
+        return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()
+
+    def tree(path: Path | None) -> object:
+        if path is None or not Path(path).exists():
+            return None
+        return file_table(path) if Path(path).is_dir() else sha256_file(path)
+
+    code, specs, ct = code_digest(), tree(paths.specs), tree(paths.ct)
+    sdtm = digest("sdtm", code, tree(paths.raw), specs, tree(paths.mappings), ct)
+    adam = digest("adam", sdtm, code, specs)
+    return {"sdtm": sdtm, "adam": adam, "validate": digest("validate", adam, code, specs, ct)}
+
+
+def _previous_manifest(out: Path) -> dict:
     try:
-        sdtm = stage_sdtm(paths, spec, staging, log)
-        adam = stage_adam(paths, spec, staging, log, sdtm=sdtm.frames)
-        stage_define(spec, staging.folder("sdtm"), sdtm.written, "Tabulation", paths.ct, log)
-        stage_define(spec, staging.folder("adam"), adam.written, "Analysis", paths.ct, log)
-    except BaseException:
-        staging.discard()
-        raise
-    staging.commit()
-    records = records_of(sdtm.written, "sdtm") | records_of(adam.written, "adam")
-    result = stage_validate(paths, spec, log)
-    finish("run", paths, spec, log, records)
-    return int(getattr(result, "exit_code", 0))
+        return json.loads((Path(out) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _reusable(prev: dict, stage: str, sub: str, key: str, out: Path) -> bool:
+    """True when the last run's stage key equals ``key`` and its outputs under ``sub`` are intact."""
+    if prev.get("stages", {}).get(stage) != key:
+        return False
+    expected = {k[len(sub) + 1:]: v["sha256"] for k, v in prev.get("outputs", {}).items() if k.startswith(sub + "/")}
+    return bool(expected) and file_table(Path(out) / sub) == expected
+
+
+def run_all(paths: Paths, log: RunLog) -> int:
+    """The whole pipeline.  Returns the exit code (0, or 1 when validation has Error findings).
+
+    Stages whose content key (inputs, specs, mappings, CT, code) and outputs are unchanged since the
+    last run in the same output root are reused; the manifest records the keys.
+    """
+    spec = load_spec(paths, log)
+    keys = stage_keys(paths)
+    prev = _previous_manifest(paths.out)
+    reuse_sdtm = _reusable(prev, "sdtm", "sdtm", keys["sdtm"], paths.out)
+    reuse_adam = reuse_sdtm and _reusable(prev, "adam", "adam", keys["adam"], paths.out)
+    records: dict[str, int] = {}
+    if reuse_sdtm:
+        log.progress(f"SDTM unchanged since the last run (key {keys['sdtm'][:12]}): reused")
+    if reuse_adam:
+        log.progress(f"ADaM unchanged since the last run (key {keys['adam'][:12]}): reused")
+    if not reuse_adam:
+        staging = Staging(paths.out)
+        try:
+            sdtm_frames = None
+            if not reuse_sdtm:
+                sdtm = stage_sdtm(paths, spec, staging, log)
+                stage_define(spec, staging.folder("sdtm"), sdtm.written, "Tabulation", paths.ct, log)
+                sdtm_frames = sdtm.frames
+                records |= records_of(sdtm.written, "sdtm")
+            else:
+                paths.sdtm_in = paths.out / "sdtm"
+            adam = stage_adam(paths, spec, staging, log, sdtm=sdtm_frames)
+            stage_define(spec, staging.folder("adam"), adam.written, "Analysis", paths.ct, log)
+            records |= records_of(adam.written, "adam")
+        except BaseException:
+            staging.discard()
+            raise
+        finally:
+            paths.sdtm_in = None
+        staging.commit()
+    if reuse_adam and _reusable(prev, "validate", "reports", keys["validate"], paths.out):
+        log.progress("validation inputs unchanged: reports reused")
+        code = int(prev.get("validation_exit_code", 0))
+    else:
+        code = int(getattr(stage_validate(paths, spec, log), "exit_code", 0))
+    finish("run", paths, spec, log, records, stages=keys, extra={"validation_exit_code": code})
+    return code
 
 
 def problem(text: str, file: str = "command line", hint: str | None = None) -> InputError:
