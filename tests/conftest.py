@@ -20,3 +20,14 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is not present")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def bundled_run(tmp_path_factory) -> Path:
+    """``cdisc-pipe run`` on the bundled study, once per test session; returns the output root."""
+    from cdisc_pipe.cli import main
+
+    out = tmp_path_factory.mktemp("bundled") / "outputs"
+    code = main(["run", "--out", str(out), "-q"])
+    assert code == 0, (out / "logs" / "cdisc-pipe-run.log").read_text()
+    return out
