@@ -39,6 +39,12 @@ def file_table(root: Path, patterns: Iterable[str] = ("**/*",)) -> dict[str, str
     return dict(sorted(out.items()))
 
 
+def is_snapshot(rel: str) -> bool:
+    """Files a stage keeps for itself between runs (the validation's previous-run snapshot, stage
+    scratch): not outputs, so not in the manifest."""
+    return "_previous/" in f"/{rel}/" or rel.startswith("_previous")
+
+
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -62,7 +68,7 @@ def build_manifest(*, command: str, inputs: dict[str, Path | None], spec: Any, o
     outputs = {}
     for sub in ("sdtm", "adam", "reports"):
         for rel, digest in file_table(out_dir / sub).items():
-            if "/_previous/" in f"/{rel}" or rel.startswith("_previous/"):
+            if is_snapshot(rel):
                 continue
             key = f"{sub}/{rel}"
             entry: dict[str, Any] = {"sha256": digest}

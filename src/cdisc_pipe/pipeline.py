@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from cdisc_pipe.errors import Finding, InputError, Problem
-from cdisc_pipe.manifest import build_manifest, file_table, sha256_file, write_manifest
+from cdisc_pipe.manifest import build_manifest, file_table, is_snapshot, sha256_file, write_manifest
 from cdisc_pipe.runlog import RunLog
 from cdisc_pipe.spec import StudySpec, load_specs
 
@@ -272,7 +272,8 @@ def _reusable(prev: dict, stage: str, sub: str, key: str, out: Path) -> bool:
     if prev.get("stages", {}).get(stage) != key:
         return False
     expected = {k[len(sub) + 1:]: v["sha256"] for k, v in prev.get("outputs", {}).items() if k.startswith(sub + "/")}
-    return bool(expected) and file_table(Path(out) / sub) == expected
+    actual = {k: v for k, v in file_table(Path(out) / sub).items() if not is_snapshot(k)}
+    return bool(expected) and actual == expected
 
 
 def run_all(paths: Paths, log: RunLog) -> int:
