@@ -250,7 +250,7 @@ class DefineView:
     def lookups(self) -> dict[str, dict]:
         """OID-indexed lookups for the HTML template (item defs, codelists, methods, ...)."""
         return {
-            "items": {i.oid: i for i in self.item_defs},
+            "item_defs": {i.oid: i for i in self.item_defs},
             "codelists": {c.oid: c for c in self.codelists},
             "methods": {m.oid: m for m in self.methods},
             "comments": {c.oid: c for c in self.comments},
