@@ -244,7 +244,7 @@ def auc_between(
     t = np.asarray(t, dtype="float64")
     c = np.asarray(c, dtype="float64")
     if len(pid) < 2:
-        return np.zeros(n)
+        return np.zeros(n, dtype="float64")
     same = pid[:-1] == pid[1:]
     p = pid[:-1][same]
     t1, t2 = t[:-1][same], t[1:][same]
@@ -259,7 +259,8 @@ def auc_between(
     with np.errstate(divide="ignore", invalid="ignore"):
         log_area = width * (c_lo - c_hi) / np.log(c_lo / c_hi)
     area = np.where(is_log & (c_lo != c_hi), log_area, width * (c_lo + c_hi) / 2.0)
-    return np.bincount(p[ok], weights=area[ok], minlength=n)
+    # astype: bincount of an empty selection returns integers
+    return np.bincount(p[ok], weights=area[ok], minlength=n).astype("float64")
 
 
 def calc_parameters(prof: Profiles, settings: NcaSettings) -> pd.DataFrame:
