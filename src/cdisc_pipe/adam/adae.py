@@ -15,7 +15,8 @@ Derivations (spec: ``specs/adam/adae.yaml``; options: ``specs/settings/adam_bds.
 - ATOXGR = AETOXGR (ASTCT 2019 for CRS/ICANS, CTCAE v5.0 otherwise), ATOXGRN its number.
 - CQ01NAM "CRS", CQ02NAM "ICANS" (customised queries by preferred term).
 - DLTFL: the investigator's DLT adjudication (SUPPAE QNAM AEDLT = "Y") for an AE with onset from the
-  infusion day to ``dlt_window_days`` days after it; a DLT outside the window is reported.
+  infusion day to ``dlt_window_days`` (``adam.yaml``) days after it; a DLT outside the window is
+  reported.
 - AOCCFL/AOCCSFL/AOCCPFL: first treatment-emergent AE per subject / SOC / SOC and PT by ASTDT, AESEQ.
 """
 
@@ -38,9 +39,12 @@ from cdisc_pipe.adam.derive_bds import (
     require_sdtm,
     y_flag,
 )
+from cdisc_pipe.adam.settings import load_adam_settings
 from cdisc_pipe.errors import Finding
 
 NAME = "ADAE"
+REQUIRES = {"AE": ["STUDYID", "USUBJID", "AESEQ", "AETERM", "AEDECOD", "AESTDTC"]}
+CORE = False
 AE_VARS = ["STUDYID", "USUBJID", "AESEQ", "AETERM", "AEDECOD", "AESTDTC"]
 AE_OPTIONAL = ["AEBODSYS", "AESER", "AEREL", "AEOUT", "AETOXGR", "AEENDTC"]
 ADSL_VARS = ["TRT01P", "TRT01PN", "TRT01A", "TRT01AN", "SAFFL", "DLTEVLFL", "TRTSDT", "TRTEDT", "LDSDT",
@@ -84,6 +88,7 @@ def _dlt(df: pd.DataFrame, window_days: int, findings: list[Finding]) -> pd.Seri
 def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path) -> tuple[pd.DataFrame, list[Finding]]:
     """Build ADAE from SDTM AE (+ SUPPAE) and ADSL (builder contract: ``docs/ADAM.md``)."""
     settings = load_bds_settings(settings_dir).adae
+    dlt_window_days = load_adam_settings(settings_dir).dlt_window_days
     ae = require_sdtm(sdtm, "AE", AE_VARS, NAME)
     findings: list[Finding] = []
     for v in AE_OPTIONAL:
@@ -129,7 +134,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     for q in settings.custom_queries:
         df[f"{q.prefix}NAM"] = np.where(df["AEDECOD"].isin(q.aedecod), q.name, None)
 
-    df["DLTFL"] = y_flag(_dlt(df, settings.dlt_window_days, findings))
+    df["DLTFL"] = y_flag(_dlt(df, dlt_window_days, findings))
 
     teae = df["TRTEMFL"].eq("Y").fillna(False).astype(bool)
     order = ["ASTDT", "AESEQ"]

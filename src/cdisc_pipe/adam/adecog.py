@@ -31,6 +31,8 @@ from cdisc_pipe.adam.derive_bds import (
 from cdisc_pipe.errors import Finding
 
 NAME = "ADECOG"
+REQUIRES = {"RS": ["STUDYID", "USUBJID", "RSSEQ", "RSTESTCD", "RSTEST", "RSSTRESC", "RSSTRESN", "RSDTC"]}
+CORE = False
 TESTCD = "ECOG101"
 RS_VARS = ["STUDYID", "USUBJID", "RSSEQ", "RSTESTCD", "RSTEST", "RSSTRESC", "RSSTRESN", "RSDTC"]
 ADSL_VARS = ["TRT01P", "TRT01PN", "TRT01A", "TRT01AN", "SAFFL", "LDSDT", "TRTSDT"]

@@ -2,8 +2,8 @@
 
 Parameters (spec: ``specs/adam/adex.yaml``; options: ``specs/settings/adam_bds.yaml`` ``adex``):
 
-- CARTPDOS: planned CAR-T dose (10^6 CAR+ T cells/kg) of the planned dose level (TRT01PN), every
-  ADSL subject with a planned level.
+- CARTPDOS: planned CAR-T dose (10^6 CAR+ T cells/kg) of the planned dose level (ADSL DOSE01P),
+  every ADSL subject with a planned level.
 - CARTDOSE: administered CAR-T dose (EX EXCAT "CAR-T", EXDOSE, 10^6/kg), infused subjects.
 - CARTPCT: administered dose as a percentage of the planned dose (CARTDOSE / CARTPDOS x 100).
 - TOTCARTC: total CAR+ T cells infused (x10^6; SUPPEX QNAM TOTCARTC on the CAR-T record).
@@ -25,6 +25,8 @@ from cdisc_pipe.adam.derive_bds import finalize, load_bds_settings, merge_adsl, 
 from cdisc_pipe.errors import Finding
 
 NAME = "ADEX"
+REQUIRES = {"EX": ["STUDYID", "USUBJID", "EXSEQ", "EXCAT", "EXTRT", "EXDOSE", "EXDOSU", "EXSTDTC"]}
+CORE = False
 EX_VARS = ["STUDYID", "USUBJID", "EXSEQ", "EXCAT", "EXTRT", "EXDOSE", "EXDOSU", "EXSTDTC"]
 ADSL_VARS = ["TRT01P", "TRT01PN", "TRT01A", "TRT01AN", "SAFFL"]
 COLUMNS = [
@@ -101,10 +103,10 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
         findings.append(Finding(rule="ADAM.ADEX.UNIT", severity="Error", dataset=NAME, variable="AVAL",
                                 message=f"{int(bad_unit.sum())} lymphodepletion record(s) not in mg/m2 summed as mg/m2"))
 
-    planned = adsl[["USUBJID", "STUDYID", "TRT01PN"]].copy()
-    planned["AVAL"] = pd.to_numeric(planned["TRT01PN"], errors="coerce").map(
-        {float(k): v for k, v in settings.planned_dose_by_trt01pn.items()})
-    planned = planned[planned["AVAL"].notna()].drop(columns="TRT01PN")
+    require_adsl(adsl, ["DOSE01P"], NAME)
+    planned = adsl[["USUBJID", "STUDYID"]].copy()
+    planned["AVAL"] = pd.to_numeric(adsl["DOSE01P"], errors="coerce").astype("float64")
+    planned = planned[planned["AVAL"].notna()]
     planned["PARAMCD"] = "CARTPDOS"
     planned["PARCAT1"] = settings.cart_excat
     parts.append(planned)

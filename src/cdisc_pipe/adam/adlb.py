@@ -45,6 +45,9 @@ from cdisc_pipe.adam.derive_bds import (
 from cdisc_pipe.errors import Finding
 
 NAME = "ADLB"
+REQUIRES = {"LB": ["STUDYID", "USUBJID", "LBSEQ", "LBTESTCD", "LBTEST", "LBCAT", "LBSTRESC", "LBSTRESN",
+                   "LBSTRESU", "LBDTC"]}
+CORE = False
 ADSL_VARS = ["STUDYID", "TRT01P", "TRT01PN", "TRT01A", "TRT01AN", "SAFFL", "TRTSDT", "TRTSDTM", "LDSDT"]
 COLUMNS = [
     "STUDYID", "USUBJID", "TRT01P", "TRT01PN", "TRT01A", "TRT01AN", "SAFFL", "TRTSDT", "LDSDT",

@@ -13,7 +13,7 @@ Derivations (spec: ``specs/adam/adpc.yaml``; options: ``specs/settings/adam_bds.
   extra record with DTYPE "HALFLLOQ" (AVAL = PCLLOQ / 2) or "LLOQ" (AVAL = PCLLOQ) is added.
 - ABLFL: the last pre-infusion sample (ARRLT <= 0) with a result (a BLQ result counts).
 - NCAXFL/NCA1XRS: samples not used for NCA (no result, unknown actual time, taken on or after the
-  first new anticancer therapy NACTDT); ANL01FL: records used for NCA (observed, not excluded);
+  first new anticancer therapy NACTDT, or excluded by the NCA itself: SUPPPC NCAXFL/NCAXRS); ANL01FL: records used for NCA (observed, not excluded);
   ANL02FL: records used for concentration summaries (quantified observed + imputed BLQ records).
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cdisc_pipe.adam.derive import derive_vars_dt, derive_vars_dtm, derive_vars_dy
+from cdisc_pipe.adam.derive import derive_vars_dt, derive_vars_dtm, derive_vars_dy, suppqual_wide
 from cdisc_pipe.adam.derive_bds import (
     PkSettings,
     check_bds,
@@ -39,6 +39,12 @@ from cdisc_pipe.adam.derive_bds import (
 from cdisc_pipe.errors import Finding
 
 NAME = "ADPC"
+REQUIRES = {
+    "PC": ["STUDYID", "USUBJID", "PCSEQ", "PCTESTCD", "PCTEST", "PCSPEC", "PCSTRESC", "PCSTRESN", "PCSTRESU",
+           "PCDTC", "PCLLOQ", "PCRFTDTC", "PCELTM"],
+    "EX": ["USUBJID", "EXCAT", "EXDOSE", "EXDOSU", "EXSTDTC"],
+}
+CORE = False
 PC_VARS = ["STUDYID", "USUBJID", "PCSEQ", "PCTESTCD", "PCTEST", "PCSPEC", "PCSTRESC", "PCSTRESN", "PCSTRESU",
            "PCDTC", "PCLLOQ", "PCRFTDTC", "PCELTM"]
 EX_VARS = ["USUBJID", "EXCAT", "EXDOSE", "EXDOSU", "EXSTDTC"]
@@ -55,6 +61,7 @@ KEYS = ["USUBJID", "PARAMCD", "ADTM", "DTYPE", "SRCSEQ"]
 REASON_NO_RESULT = "NO RESULT"
 REASON_NO_TIME = "ACTUAL SAMPLING TIME UNKNOWN"
 REASON_NEW_THERAPY = "SAMPLE ON OR AFTER NEW ANTICANCER THERAPY"
+REASON_NCA = "EXCLUDED BY NCA"
 
 
 def pk_parameter(testcd: pd.Series, test: pd.Series, spec: pd.Series, unit: pd.Series,
@@ -87,7 +94,9 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     ex = require_sdtm(sdtm, "EX", EX_VARS, NAME)
     findings: list[Finding] = []
 
-    df = pc.copy()
+    # Records the NCA did not use carry SUPPPC NCAXFL = "Y" and the reason in NCAXRS.
+    df = suppqual_wide(pc, sdtm.get("SUPPPC"), ["NCAXFL", "NCAXRS"]).rename(
+        columns={"NCAXFL": "__nca_xfl", "NCAXRS": "__nca_xrs"})
     for v in ("VISIT", "VISITNUM", "PCTPT", "PCTPTNUM", "PCTPTREF"):
         if v not in df.columns:
             df[v] = None
@@ -134,7 +143,10 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     no_time = df["ARRLT"].isna() & ~no_result
     after_nact = (settings.exclude_after_new_therapy & df["ADT"].notna() & pd.to_datetime(df["NACTDT"]).notna()
                   & (df["ADT"] >= pd.to_datetime(df["NACTDT"])) & ~no_result & ~no_time)
-    reason = np.select([no_result, no_time, after_nact], [REASON_NO_RESULT, REASON_NO_TIME, REASON_NEW_THERAPY], "")
+    by_nca = df["__nca_xfl"].eq("Y").fillna(False).astype(bool)
+    nca_reason = df["__nca_xrs"].fillna(REASON_NCA).astype(object)
+    reason = np.select([no_result, no_time, after_nact, by_nca],
+                       [REASON_NO_RESULT, REASON_NO_TIME, REASON_NEW_THERAPY, nca_reason], "")
     df["NCA1XRS"] = pd.Series(reason, index=df.index, dtype=object).where(reason != "", None)
     df["NCAXFL"] = y_flag(df["NCA1XRS"].notna())
     df["DTYPE"] = None

@@ -22,6 +22,8 @@ from cdisc_pipe.adam.derive_bds import check_bds, finalize, load_bds_settings, m
 from cdisc_pipe.errors import Finding
 
 NAME = "ADPP"
+REQUIRES = {"PP": ["STUDYID", "USUBJID", "PPTESTCD", "PPTEST", "PPSPEC", "PPSTRESC", "PPSTRESN", "PPSTRESU"]}
+CORE = False
 PP_VARS = ["STUDYID", "USUBJID", "PPTESTCD", "PPTEST", "PPSPEC", "PPSTRESC", "PPSTRESN", "PPSTRESU"]
 ADSL_VARS = ["TRT01P", "TRT01PN", "TRT01A", "TRT01AN", "PKFL"]
 COLUMNS = [

@@ -106,9 +106,8 @@ class CustomQuery(_Model):
 
 
 class AdaeSettings(_Model):
-    """ADAE options."""
+    """ADAE options.  The DLT window is ``dlt_window_days`` of ``adam.yaml`` (shared with ADSL DLTEVLFL)."""
 
-    dlt_window_days: int = 28  # DLT window: ASTDT - TRTSDT in 0..dlt_window_days (protocol days)
     trtemfl_until_new_therapy: bool = False  # TRTEMFL only before NACTDT when True
     trtemfl_window_days: int | None = None  # days after TRTEDT; None = no upper window
     custom_queries: list[CustomQuery] = Field(
@@ -131,9 +130,8 @@ class PkSettings(_Model):
 
 
 class AdexSettings(_Model):
-    """ADEX options."""
+    """ADEX options.  The planned dose is ADSL DOSE01P (from ``planned_dose`` of ``adam.yaml``)."""
 
-    planned_dose_by_trt01pn: dict[int, float] = Field(default_factory=lambda: {1: 1.0, 2: 3.0, 3: 6.0})
     cart_excat: str = "CAR-T"
     ld_excat: str = "LYMPHODEPLETION"
     ld_drugs: dict[str, str] = Field(
@@ -351,7 +349,9 @@ def derive_var_ablfl(
         if v in dataset.columns:
             has_value |= dataset[v].notna()
     mask = candidate.reindex(dataset.index).fillna(False).astype(bool) & has_value
-    return derive_var_extreme_flag(dataset, list(by_vars), list(order), new_var, mode="last", filter_mask=mask)
+    out = derive_var_extreme_flag(dataset, list(by_vars), list(order), new_var, mode="last", filter_mask=mask)
+    out[new_var] = y_flag(out[new_var].eq("Y"))
+    return out
 
 
 def derive_var_base(
@@ -586,7 +586,9 @@ def derive_var_aoccfl(
 ) -> pd.DataFrame:
     """First-occurrence flag (AOCCFL, AOCCSFL, AOCCPFL, AOCC01FL ...): ``"Y"`` on the first record per
     ``by_vars`` after sorting by ``order`` among ``filter_mask`` records (e.g. TRTEMFL = "Y")."""
-    return derive_var_extreme_flag(dataset, list(by_vars), list(order), new_var, mode="first", filter_mask=filter_mask)
+    out = derive_var_extreme_flag(dataset, list(by_vars), list(order), new_var, mode="first", filter_mask=filter_mask)
+    out[new_var] = y_flag(out[new_var].eq("Y"))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
