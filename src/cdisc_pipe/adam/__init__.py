@@ -1,4 +1,159 @@
 """ADaM stage: SDTM in, ADaM datasets out (admiral verb grammar).
 
-Public entry points (see docs/ADAM.md): :func:`read_sdtm` and :func:`build_adam`.
+Public entry points (contract in docs/ADAM.md):
+
+- :func:`read_sdtm` reads a folder of SDTM XPT (or Dataset-JSON) files;
+- :func:`build_adam` builds ADSL, then every ADaM dataset that has both a spec
+  (``specs/adam/<name>.yaml``) and a builder module ``cdisc_pipe.adam.<name>``.
 """
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+
+from cdisc_pipe.adam.derive import convert_blanks_to_na
+from cdisc_pipe.adam.io import read_sdtm
+from cdisc_pipe.adam.settings import load_adam_settings
+from cdisc_pipe.errors import Finding, InputError, Problem
+from cdisc_pipe.spec.model import StudySpec
+
+__all__ = ["AdamResult", "build_adam", "read_sdtm", "builder_modules", "check_inputs"]
+
+
+@dataclass
+class AdamResult:
+    """What the ADaM stage produced: frames by dataset name, and findings (records kept)."""
+
+    datasets: dict[str, pd.DataFrame]
+    findings: list[Finding] = field(default_factory=list)
+
+
+def builder_modules(spec: StudySpec) -> dict[str, ModuleType]:
+    """ADaM datasets of ``spec`` (purpose Analysis) that have a builder module, ADSL first."""
+    found: dict[str, ModuleType] = {}
+    for ds in spec.by_purpose("Analysis"):
+        try:
+            module = importlib.import_module(f"cdisc_pipe.adam.{ds.name.lower()}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"cdisc_pipe.adam.{ds.name.lower()}":
+                continue
+            raise
+        if hasattr(module, "build"):
+            found[ds.name] = module
+    return found
+
+
+def _missing(sdtm: dict[str, pd.DataFrame], requires: dict[str, list[str]], built: set[str]) -> dict[str, list[str]]:
+    """Required datasets/variables absent from ``sdtm``: {dataset: [missing variables]} ([] = whole dataset)."""
+    gaps: dict[str, list[str]] = {}
+    for name, variables in requires.items():
+        if name in built:
+            continue  # an ADaM input built earlier in this run
+        if name not in sdtm:
+            gaps[name] = []
+            continue
+        lacking = [v for v in variables if v not in sdtm[name].columns]
+        if lacking:
+            gaps[name] = lacking
+    return gaps
+
+
+def _describe(gaps: dict[str, list[str]]) -> str:
+    return "; ".join(f"{d} (whole dataset)" if not v else f"{d}.{', '.join(v)}" for d, v in gaps.items())
+
+
+def check_inputs(sdtm: dict[str, pd.DataFrame], modules: dict[str, ModuleType]) -> tuple[dict[str, ModuleType], list[Finding]]:
+    """Check every builder's ``REQUIRES`` before deriving anything.
+
+    Missing inputs of ADSL or of a ``CORE`` builder: one InputError with one Problem per SDTM
+    dataset naming the missing variables and which ADaM datasets need them.  Missing inputs of a
+    non-core builder (or of a builder depending on a skipped one): the dataset is skipped with a
+    Notice finding.  Returns the builders that will run and the skip findings.
+    """
+    problems: dict[str, dict[str, set[str]]] = {}
+    findings: list[Finding] = []
+    runnable: dict[str, ModuleType] = {}
+    adam_names = set(modules)
+    for name, module in modules.items():
+        requires = getattr(module, "REQUIRES", {})
+        gaps = _missing(sdtm, requires, adam_names)
+        core = name == "ADSL" or getattr(module, "CORE", False)
+        if gaps and core:
+            for dom, variables in gaps.items():
+                problems.setdefault(dom, {}).setdefault(name, set()).update(variables or ["*"])
+        elif gaps:
+            findings.append(Finding("ADAM.SKIPPED", "Notice", f"{name} not built: SDTM input missing: {_describe(gaps)}",
+                                    dataset=name))
+        else:
+            runnable[name] = module
+    if problems:
+        plist = []
+        for dom in sorted(problems):
+            needs = problems[dom]
+            parts = []
+            for adam_name in sorted(needs):
+                vars_ = sorted(needs[adam_name])
+                what = "the dataset" if vars_ == ["*"] else "variables " + ", ".join(v for v in vars_ if v != "*")
+                parts.append(f"{adam_name} needs {what}")
+            whole = any("*" in v for v in needs.values())
+            plist.append(Problem(dom.lower() + ".xpt" if whole else dom, 
+                                 ("SDTM dataset missing" if whole else "SDTM variables missing") + ": " + "; ".join(parts),
+                                 entry=dom, hint="Provide the SDTM dataset with these variables (see docs/ADAM.md)"))
+        raise InputError(plist, stage="adam")
+    # Drop builders whose ADaM dependencies will not be built.
+    changed = True
+    while changed:
+        changed = False
+        for name, module in list(runnable.items()):
+            deps = [d for d in getattr(module, "DEPENDS", []) if d not in runnable]
+            if deps and name != "ADSL":
+                del runnable[name]
+                findings.append(Finding("ADAM.SKIPPED", "Notice", f"{name} not built: needs {', '.join(deps)}, which is not built",
+                                        dataset=name))
+                changed = True
+    return runnable, findings
+
+
+def _build_order(runnable: dict[str, ModuleType]) -> list[str]:
+    """ADSL, then builders without DEPENDS alphabetically, then dependants once their inputs exist."""
+    done = ["ADSL"] if "ADSL" in runnable else []
+    rest = sorted(n for n in runnable if n != "ADSL")
+    while rest:
+        progressed = False
+        for name in list(rest):
+            if all(d in done for d in getattr(runnable[name], "DEPENDS", [])):
+                done.append(name)
+                rest.remove(name)
+                progressed = True
+        if not progressed:  # a dependency cycle: a programming error in the builders
+            raise RuntimeError(f"ADaM builders with circular DEPENDS: {', '.join(rest)}")
+    return done
+
+
+def build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Path) -> AdamResult:
+    """Build every ADaM dataset that has a spec and a builder module, ADSL first.
+
+    Raises InputError (before deriving anything) when ADSL's or a core builder's SDTM inputs are
+    missing, or when the settings are invalid.  Findings collect data problems and skipped datasets.
+    """
+    if "ADSL" not in spec.datasets:
+        raise InputError(Problem("specs/adam/adsl.yaml", "no ADSL spec", hint="ADaM needs specs/adam/adsl.yaml"), stage="adam")
+    load_adam_settings(settings_dir)  # fail early on bad settings, before any derivation
+    frames = {name.upper(): convert_blanks_to_na(df) for name, df in sdtm.items()}
+    modules = builder_modules(spec)
+    runnable, findings = check_inputs(frames, modules)
+    datasets: dict[str, pd.DataFrame] = {}
+    adsl, f = runnable["ADSL"].build(frames, None, Path(settings_dir))
+    datasets["ADSL"] = adsl
+    findings += f
+    for name in _build_order(runnable)[1:]:
+        inputs = {**frames, **datasets}
+        df, f = runnable[name].build(inputs, adsl, Path(settings_dir))
+        datasets[name] = df
+        findings += f
+    return AdamResult(datasets=datasets, findings=findings)

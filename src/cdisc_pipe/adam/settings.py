@@ -171,6 +171,7 @@ class AdamSettings(_Model):
     # Planned disease-assessment study days, for the "event after >= N missed assessments" rule.
     assessment_days: list[int] = Field(default_factory=list)
     missed_assessments: int = 2
+    assessment_window_days: int = 14
     # Planned dose per arm (ARMCD -> 10^6 cells/kg) and the relative tolerance for TRT01A.
     planned_dose: dict[str, float] = Field(default_factory=dict)
     dose_tolerance: float = 0.2
