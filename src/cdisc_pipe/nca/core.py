@@ -217,7 +217,8 @@ def interpolate_conc(
     t1, t2, c1, c2, t = (np.asarray(a, dtype="float64") for a in (t1, t2, c1, c2, t))
     log = np.asarray(log, dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(t2 > t1, (t - t1) / (t2 - t1), 0.0)
+        # clipped: a time outside its segment (a segment the caller masks out) stays finite
+        frac = np.clip(np.where(t2 > t1, (t - t1) / (t2 - t1), 0.0), 0.0, 1.0)
         lin = c1 + frac * (c2 - c1)
         logv = np.exp(np.log(np.where(log, c1, 1.0)) + frac * (np.log(np.where(log, c2, 1.0)) - np.log(np.where(log, c1, 1.0))))
     return np.where(log, logv, lin)
