@@ -23,7 +23,7 @@ from cdisc_pipe.errors import InputError, Problem, raise_if
 from cdisc_pipe.spec.model import Dataset, StudySpec
 from cdisc_pipe.written import WrittenColumn, WrittenDataset
 from cdisc_pipe.xpt.conform import check_frame, conform_frame, format_kind
-from cdisc_pipe.xpt.v5 import XptVariable, format_timestamp, xpt_v5_chunks
+from cdisc_pipe.xpt.v5 import RECORD, XptVariable, format_timestamp, pandas_row_count, xpt_v5_chunks
 
 Engine = Literal["numpy", "pyreadstat"]
 #: Folder of each purpose under the output root; ``WrittenDataset.xpt_path`` is relative to the
@@ -76,6 +76,31 @@ def write_xpt_file(
         raise ValueError(f"unknown XPT engine {engine!r}")
     os.replace(tmp, path)
     return variables, digest.hexdigest()
+
+
+def reader_warnings(path: Path, variables: list[XptVariable], records: int) -> list[str]:
+    """Known reader limitations that apply to this file (the file itself is correct).
+
+    - ``pandas.read_sas`` miscounts records when rows are <= 80 bytes and the last record holds
+      8-byte blank words (see :func:`cdisc_pipe.xpt.v5.pandas_row_count`);
+    - ``pandas.read_sas`` reads the numeric value 0 as 5.4e-79 (2**-260; pandas issue 50670) and
+      fails on a file with no records.
+    """
+    warnings = []
+    row_len = sum(v.length for v in variables)
+    size = path.stat().st_size
+    data_len = -(-records * row_len // RECORD) * RECORD
+    with open(path, "rb") as fh:
+        fh.seek(max(size - RECORD, 0))
+        tail = fh.read(RECORD)
+    if records and pandas_row_count(tail, data_len, row_len) != records:
+        warnings.append(
+            f"pandas.read_sas would read {pandas_row_count(tail, data_len, row_len)} of {records} records "
+            f"(rows of {row_len} bytes; pandas reader limitation); pyreadstat and SAS read all"
+        )
+    if records == 0:
+        warnings.append("pandas.read_sas cannot read an XPT file with no records (pandas reader limitation)")
+    return warnings
 
 
 def write_xpt_pyreadstat(
@@ -202,10 +227,11 @@ def write_datasets(
             WrittenColumn(name=v.name, label=v.label, type=v.type, length=v.length, display_format=v.format, order=i)
             for i, v in enumerate(variables, start=1)
         )
+        warnings = reader_warnings(xpt_path, variables, len(df))
         written.append(
             WrittenDataset(name=name, label=dataset.label, purpose=purpose, records=len(df), columns=columns,
                            xpt_path=f"{folder}/{xpt_path.name}", json_path=json_rel, xpt_sha256=xpt_sha,
-                           json_sha256=json_sha)
+                           json_sha256=json_sha, extra={"reader_warnings": warnings} if warnings else {})
         )
     return written
 

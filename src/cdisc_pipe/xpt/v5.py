@@ -403,3 +403,27 @@ def xpt_v5_bytes(df: pd.DataFrame, **kwargs) -> bytes:
     """The whole file as bytes (same keyword arguments as :func:`write_xpt_v5`)."""
     _, chunks = xpt_v5_chunks(df, **kwargs)
     return b"".join(chunks)
+
+
+# --------------------------------------------------------------------------------------------
+# what common readers will make of a file (known reader limitations, see docs/XPT.md)
+
+BLANK_WORD = np.uint64(0x2020202020202020)
+
+
+def pandas_row_count(last_record: bytes, data_length: int, row_length: int) -> int:
+    """The record count ``pandas.read_sas`` (3.x) infers for an XPT v5 file.
+
+    pandas has no record count to read (v5 stores none): for rows longer than 80 bytes it divides
+    the observation section by the row length, which is right; for rows of 80 bytes or less it
+    subtracts 8 bytes for *every* 8-byte all-blank word of the last 80-byte record, wherever it is,
+    so blank text near the end of the data makes it drop real records.  ``data_length`` is the
+    length of the observation section including the final padding.
+    """
+    if row_length <= 0:
+        return 0
+    if row_length > RECORD:
+        return data_length // row_length
+    words = np.frombuffer(last_record[-RECORD:], dtype=np.uint64)
+    tail_pad = 8 * int(np.count_nonzero(words == BLANK_WORD))
+    return max(data_length - tail_pad, 0) // row_length

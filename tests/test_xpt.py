@@ -1,0 +1,329 @@
+"""conform, the FDA transport checks, write_datasets and the readers (issue 2's done-when)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+import pytest
+
+from cdisc_pipe.errors import InputError
+from cdisc_pipe.xpt import check_frame, conform, read_folder, read_xpt, write_datasets
+from cdisc_pipe.xpt.conform import MAX_LISTED, format_kind
+from tests.test_xpt_equivalence import read_sas_pandas
+from tests.test_xpt_support import adsl_dataset, adsl_frame, ae_dataset, ae_frame, make_spec
+
+
+def problems_of(exc: pytest.ExceptionInfo) -> list:
+    return exc.value.problems
+
+
+# ------------------------------------------------------------------ conform
+
+
+def test_conform_orders_types_sorts_and_fills_expected() -> None:
+    spec = make_spec()
+    out = conform(ae_frame(), spec.dataset("AE"), spec)
+    # spec order; Exp AEDECOD added although absent; Perm AEENDY absent -> left out
+    assert list(out.columns) == ["STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AETERM", "AEDECOD", "AETOXGR", "AESTDTC"]
+    assert out["AEDECOD"].isna().all()
+    # sorted by STUDYID, USUBJID, AESEQ
+    assert list(zip(out["USUBJID"], out["AESEQ"])) == [("T1-101-1001", 1.0), ("T1-101-1001", 2.0), ("T1-101-1002", 1.0)]
+    assert out["AESEQ"].dtype == np.float64
+    # integers in a text variable become their decimal text; trailing blanks dropped; '' -> missing
+    assert list(out["AETOXGR"]) == ["3", "2", "1"]
+    assert list(out["AETERM"]) == [None, "CYTOKINE RELEASE SYNDROME", "HEADACHE"]
+    # ISO 8601 text stays text, partial dates untouched
+    assert list(out["AESTDTC"]) == [None, "2024-01", "2024-01-05"]
+
+
+def test_conform_numeric_dates_become_sas_numbers() -> None:
+    spec = make_spec()
+    out = conform(adsl_frame(), spec.dataset("ADSL"), spec)
+    first = out.iloc[0]  # T1-101-1001 sorts first
+    assert first["TRTSDT"] == -1.0  # 1959-12-31 is SAS day -1
+    assert np.isnan(first["TRTSDTM"])
+    assert first["TRTSTM"] == 1.0
+    second = out.iloc[1]
+    # 2024-01-03: 64 years from 1960-01-01 incl. 16 leap days = 64*365+16 = 23376 days, +2 = 23378
+    assert second["TRTSDT"] == 23378.0
+    assert second["TRTSDTM"] == 23378 * 86400 + 10.5 * 3600
+    assert second["TRTSTM"] == 37800.0
+    assert np.isnan(first["AGE"]) and second["AGE"] == 61.0
+
+
+def test_conform_refuses_unknown_columns_and_missing_required() -> None:
+    spec = make_spec()
+    df = ae_frame().drop(columns=["USUBJID"]).assign(AEXTRA="x")
+    with pytest.raises(InputError) as exc:
+        conform(df, spec.dataset("AE"), spec)
+    msgs = {(p.column, p.message) for p in problems_of(exc)}
+    assert ("AEXTRA", "column is not a variable of the dataset spec") in msgs
+    assert ("USUBJID", "required variable is missing from the data") in msgs
+
+
+def test_duplicate_keys_are_refused_with_their_values() -> None:
+    spec = make_spec()
+    df = ae_frame()
+    df.loc[0, ["USUBJID", "AESEQ"]] = ["T1-101-1001", 2]
+    with pytest.raises(InputError) as exc:
+        conform(df, spec.dataset("AE"), spec)
+    (p,) = problems_of(exc)
+    assert p.message == "duplicate key values"
+    assert p.value == "STUDYID=T1, USUBJID=T1-101-1001, AESEQ=2"
+    assert p.entry == "rows 2, 3"
+
+
+def test_type_problems_are_located() -> None:
+    spec = make_spec()
+    df = ae_frame()
+    df["AESEQ"] = ["1", "two", "1.5"]
+    with pytest.raises(InputError) as exc:
+        conform(df, spec.dataset("AE"), spec)
+    found = {(p.entry, p.value, p.message) for p in problems_of(exc)}
+    assert ("row 2 (USUBJID=T1-101-1001, AESEQ=two)", "two", "integer variable holds a non-numeric value") in found
+    assert any(p.message == "integer variable holds a non-integer value" and p.value == "1.5" for p in problems_of(exc))
+
+
+def test_text_dates_are_not_parsed_into_numeric_dates() -> None:
+    spec = make_spec()
+    df = adsl_frame()
+    df["TRTSDT"] = ["2024-01-03", "2024-01"]
+    with pytest.raises(InputError) as exc:
+        conform(df, spec.dataset("ADSL"), spec)
+    assert all(p.column == "TRTSDT" for p in problems_of(exc))
+
+
+def test_date_with_time_of_day_is_refused() -> None:
+    spec = make_spec()
+    df = adsl_frame()
+    df["TRTSDT"] = pd.to_datetime(["2024-01-03T10:00:00", "2024-01-04T00:00:00"])
+    with pytest.raises(InputError) as exc:
+        conform(df, spec.dataset("ADSL"), spec)
+    assert [p.message for p in problems_of(exc)] == ["date variable holds a time of day"]
+
+
+# ------------------------------------------------------------------ FDA checks
+
+
+def _write_problems(frames: dict, spec, tmp_path: Path, purpose: str = "Tabulation") -> list:
+    with pytest.raises(InputError) as exc:
+        write_datasets(frames, spec, tmp_path / "out", purpose=purpose)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()), "nothing may be written"
+    return problems_of(exc)
+
+
+def test_199_character_value_of_200_plus_bytes_is_refused(tmp_path: Path) -> None:
+    spec = make_spec()
+    df = ae_frame()
+    two_hundred_bytes = "\u00e9" + "a" * 198  # 199 characters, 200 bytes (e-acute is 2 bytes in UTF-8)
+    two_hundred_one = "\u00e9\u00e9" + "a" * 197  # 199 characters, 201 bytes
+    assert len(two_hundred_bytes) == len(two_hundred_one) == 199
+    df["AETERM"] = [two_hundred_bytes, two_hundred_one, "OK"]
+    probs = _write_problems({"AE": df}, spec, tmp_path)
+    by_row = {}
+    for p in probs:
+        by_row.setdefault(p.entry, set()).add(p.message)
+    # after sorting: row 1 = 1001/AESEQ 1 ("OK"), row 2 = 1001/AESEQ 2 (201 bytes), row 3 = 1002/AESEQ 1 (200 bytes)
+    assert set(by_row) == {"row 2 (USUBJID=T1-101-1001, AESEQ=2)", "row 3 (USUBJID=T1-101-1002, AESEQ=1)"}
+    assert by_row["row 2 (USUBJID=T1-101-1001, AESEQ=2)"] == {"value is not ASCII", "value is longer than 200 bytes"}
+    assert by_row["row 3 (USUBJID=T1-101-1002, AESEQ=1)"] == {"value is not ASCII"}
+
+
+def test_41_character_label_is_refused(tmp_path: Path) -> None:
+    spec = make_spec()
+    spec.dataset("AE").variable("AETERM").label = "x" * 41  # specs from a workbook are not length-checked
+    probs = _write_problems({"AE": ae_frame()}, spec, tmp_path)
+    assert [(p.column, p.message) for p in probs] == [("AETERM", "label is 41 characters; XPT v5 allows 40")]
+
+
+def test_non_ascii_value_is_refused_with_its_location(tmp_path: Path) -> None:
+    spec = make_spec()
+    df = ae_frame()
+    df.loc[0, "AETERM"] = "C\u00e9phal\u00e9e"  # T1-101-1002, AESEQ 1: row 3 after sorting
+    probs = _write_problems({"AE": df}, spec, tmp_path)
+    (p,) = probs
+    assert (p.file, p.entry, p.column, p.value, p.message) == (
+        "AE", "row 3 (USUBJID=T1-101-1002, AESEQ=1)", "AETERM", "C\u00e9phal\u00e9e", "value is not ASCII")
+    assert "AE, row 3 (USUBJID=T1-101-1002, AESEQ=1), column AETERM: value is not ASCII" in str(p)
+
+
+def test_value_longer_than_spec_length_is_refused(tmp_path: Path) -> None:
+    spec = make_spec()
+    df = ae_frame()
+    df["STUDYID"] = "T1-TOO-LONG-ID"  # spec length 10
+    df["DOMAIN"] = "AE"
+    probs = _write_problems({"AE": df}, spec, tmp_path)
+    assert {p.message for p in probs} == {"value is longer than the spec length 10"}
+    assert len(probs) == 3
+
+
+def test_problems_of_all_datasets_are_reported_together(tmp_path: Path) -> None:
+    spec = make_spec()
+    spec.dataset("AE").variable("AETERM").label = "x" * 41
+    spec.dataset("ADSL").variable("TRTSDT").display_format = "8.2"
+    ae = ae_frame()
+    adsl = adsl_frame()
+    adsl["WEIGHTBL"] = [np.inf, 1.0]
+    spec.dataset("ADSL").purpose = "Tabulation"  # write both in one call
+    probs = _write_problems({"AE": ae, "ADSL": adsl}, spec, tmp_path)
+    got = {(p.file, p.column, p.message.split(";")[0]) for p in probs}
+    assert ("AE", "AETERM", "label is 41 characters") in got
+    assert ("ADSL", "TRTSDT", "numeric date variable needs a DATE display format") in got
+    assert any(p.file == "ADSL" and p.column == "WEIGHTBL" and "IBM 370" in p.message for p in probs)
+
+
+def test_bad_names_and_unknown_dataset(tmp_path: Path) -> None:
+    spec = make_spec()
+    spec.dataset("AE").name = "AE_TOO_LONG"
+    probs = _write_problems({"AE": ae_frame(), "XX": ae_frame()}, spec, tmp_path)
+    msgs = [p.message for p in probs]
+    assert any(m.startswith("dataset name must be") for m in msgs)
+    assert "no dataset spec for this dataset" in msgs
+
+
+def test_all_blank_record_in_all_character_dataset_is_refused() -> None:
+    spec = make_spec()
+    ds = ae_dataset()
+    ds.variables = [v for v in ds.variables if v.name in ("STUDYID", "DOMAIN", "USUBJID", "AETERM")]
+    ds.keys = []
+    df = pd.DataFrame({"STUDYID": ["T1", None], "DOMAIN": ["AE", None], "USUBJID": ["A", None], "AETERM": ["X", None]})
+    out = conform(df, ds, spec)
+    probs = check_frame(out, ds)
+    assert [p.message.split(":")[0] for p in probs] == ["record with every variable blank in a dataset without numeric variables"]
+    assert probs[0].entry == "row 2"
+
+
+def test_many_offending_rows_are_capped_and_counted() -> None:
+    spec = make_spec()
+    ds = spec.dataset("AE")
+    n = MAX_LISTED + 10
+    df = pd.DataFrame({"STUDYID": ["T1"] * n, "DOMAIN": ["AE"] * n, "USUBJID": ["S"] * n, "AESEQ": range(1, n + 1),
+                       "AETERM": ["\u00e9"] * n})
+    probs = check_frame(conform(df, ds, spec), ds)
+    assert len(probs) == MAX_LISTED + 1
+    assert "10 more row(s) not listed (35 in all)" in probs[-1].message
+
+
+def test_format_kinds() -> None:
+    assert format_kind("DATE9.") == "date" and format_kind("E8601DA10.") == "date"
+    assert format_kind("DATETIME20.") == "datetime" and format_kind("TIME8.") == "time"
+    assert format_kind("8.2") is None and format_kind(None) is None
+
+
+# ------------------------------------------------------------------ writing and reading
+
+
+def _write_all(spec, out: Path, **kw) -> list:
+    sdtm = write_datasets({"AE": ae_frame()}, spec, out / "sdtm", purpose="Tabulation", **kw)
+    adam = write_datasets({"ADSL": adsl_frame()}, spec, out / "adam", purpose="Analysis", **kw)
+    return sdtm + adam
+
+
+def test_written_metadata_matches_the_files(tmp_path: Path) -> None:
+    spec = make_spec()
+    written = _write_all(spec, tmp_path)
+    ae, adsl = written
+    assert ae.xpt_path == "sdtm/ae.xpt" and ae.json_path == "sdtm/ae.json" and adsl.xpt_path == "adam/adsl.xpt"
+    assert ae.records == 3
+    cols = {c.name: c for c in ae.columns}
+    assert [c.order for c in ae.columns] == list(range(1, 9))
+    assert cols["USUBJID"].length == 11 and cols["AETERM"].length == len("CYTOKINE RELEASE SYNDROME")
+    assert cols["AEDECOD"].length == 1  # all missing: minimum length 1
+    assert cols["AESEQ"].type == "numeric" and cols["AESEQ"].length == 8
+    assert adsl.column("TRTSDT").display_format == "DATE9."
+    for w in written:
+        _, meta = pyreadstat.read_xport(str(tmp_path / w.xpt_path))
+        assert meta.column_names == [c.name for c in w.columns]
+        assert [meta.variable_storage_width[c.name] for c in w.columns] == [c.length for c in w.columns]
+        assert meta.table_name == w.name and meta.file_label == w.label
+
+
+def test_rerun_is_byte_identical_and_engines_agree(tmp_path: Path) -> None:
+    spec = make_spec()
+    first = _write_all(spec, tmp_path / "a")
+    second = _write_all(spec, tmp_path / "b")
+    reference = _write_all(spec, tmp_path / "c", engine="pyreadstat")
+    for a, b, c in zip(first, second, reference):
+        assert (tmp_path / "a" / a.xpt_path).read_bytes() == (tmp_path / "b" / b.xpt_path).read_bytes()
+        assert (tmp_path / "a" / a.json_path).read_bytes() == (tmp_path / "b" / b.json_path).read_bytes()
+        assert a == b
+        assert a.xpt_sha256 == c.xpt_sha256, f"{a.name}: numpy and pyreadstat engines differ"
+
+
+def test_every_xpt_reads_back_identically_with_pandas_and_read_xpt(tmp_path: Path) -> None:
+    spec = make_spec()
+    for w in _write_all(spec, tmp_path):
+        ds = spec.dataset(w.name)
+        frame = {"AE": ae_frame, "ADSL": adsl_frame}[w.name]()
+        expected = conform(frame, ds, spec)
+        path = tmp_path / w.xpt_path
+        # all records, unless the pandas row-count limitation applies (rows <= 80 bytes): then
+        # exactly the predicted prefix (read_sas_pandas asserts the count)
+        pdf = read_sas_pandas(path, w.records, sum(c.length for c in w.columns))
+        assert list(pdf.columns) == list(expected.columns)
+        expected_all, expected = expected, expected.iloc[: len(pdf)]
+        for c in expected.columns:
+            if ds.variable(c).is_numeric:
+                got = pdf[c].to_numpy(dtype=float)
+                want = expected[c].to_numpy(dtype=float)
+                # pandas reads IBM 0 as 2**-260 (pandas-dev/pandas#50670); 0 is written exactly
+                got = np.where((got == 2.0**-260) & (want == 0), 0.0, got)
+                assert np.array_equal(got, want, equal_nan=True), c
+            else:
+                assert [None if v == "" else v for v in pdf[c]] == list(expected[c]), c
+        expected = expected_all
+        back = read_xpt(path)
+        for c in expected.columns:
+            var = ds.variable(c)
+            if var.is_numeric and var.display_format:
+                continue  # dates: checked below
+            if var.is_numeric:
+                assert np.array_equal(back[c].to_numpy(float), expected[c].to_numpy(float), equal_nan=True), c
+            else:
+                assert list(back[c]) == list(expected[c]), c
+    adsl = read_xpt(tmp_path / "adam" / "adsl.xpt")
+    src = adsl_frame().sort_values("USUBJID").reset_index(drop=True)
+    assert adsl["TRTSDT"].dtype == "datetime64[ns]" and adsl["TRTSTM"].dtype == "timedelta64[ns]"
+    assert list(adsl["TRTSDT"]) == list(src["TRTSDT"])
+    assert adsl["TRTSDTM"].isna().tolist() == [True, False] and adsl["TRTSDTM"][1] == src["TRTSDTM"][1]
+    assert list(adsl["TRTSTM"]) == list(src["TRTSTM"])
+
+
+def test_read_folder_prefers_xpt_and_falls_back_to_json(tmp_path: Path) -> None:
+    spec = make_spec()
+    _write_all(spec, tmp_path)
+    from_xpt = read_folder(tmp_path / "adam")
+    assert list(from_xpt) == ["ADSL"]
+    (tmp_path / "adam" / "adsl.xpt").unlink()
+    from_json = read_folder(tmp_path / "adam")
+    pd.testing.assert_frame_equal(from_json["ADSL"], from_xpt["ADSL"])
+    with pytest.raises(InputError):
+        read_folder(tmp_path / "nowhere")
+
+
+def test_read_xpt_reports_unreadable_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.xpt"
+    bad.write_bytes(b"not an xpt file")
+    with pytest.raises(InputError) as exc:
+        read_xpt(bad)
+    assert "cannot read XPT file" in problems_of(exc)[0].message
+
+
+def test_short_records_carry_a_pandas_reader_warning(tmp_path: Path) -> None:
+    spec = make_spec()
+    ds = ae_dataset()
+    ds.variables = [v for v in ds.variables if v.name in ("STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AETERM")]
+    ds.keys = ["STUDYID", "USUBJID", "AESEQ"]
+    spec.datasets["AE"] = ds
+    df = pd.DataFrame({"STUDYID": ["T1"] * 4, "DOMAIN": ["AE"] * 4, "USUBJID": ["S"] * 4, "AESEQ": [1, 2, 3, 4],
+                       "AETERM": ["A LONG VERBATIM TERM", "X", "Y", "Z"]})
+    (w,) = write_datasets({"AE": df}, spec, tmp_path, purpose="Tabulation")
+    # row = 2 + 2 + 1 + 8 + 20 = 33 bytes; last record holds blank words after the short terms
+    assert sum(c.length for c in w.columns) == 33
+    warning = w.extra["reader_warnings"][0]
+    n = int(warning.split()[3])
+    assert n < 4 and len(pd.read_sas(str(tmp_path / "ae.xpt"), format="xport", encoding="utf-8")) == n
+    assert len(read_xpt(tmp_path / "ae.xpt")) == 4
