@@ -126,7 +126,7 @@ FILES: dict[str, str] = {
           - variable: LBORRES
             where: [{variable: LBTESTCD, comparator: IN, values: [HGB, PLAT]}]
             data_type: float
-            length: 8
+            length: 12
             origin: {type: Collected, source: Vendor}
           - variable: LBORRES
             where: [{variable: LBNAM, comparator: EQ, values: [CENTRAL]}]
