@@ -1,0 +1,257 @@
+"""Validation: rules as data (YAML) + a vectorised engine + reports (xlsx/html/json) + run-to-run diff.
+
+Entry point::
+
+    result = run_validation(out_dir, spec, ct_dir)            # validates <out>/sdtm and <out>/adam
+    result = run_validation(out_dir, None, ct_dir, sdtm_dir=Path("pilot"))   # a folder of XPT files
+    result.exit_code   # 1 when an Error finding exists, else 0
+    result.summary     # {"errors": .., "warnings": .., "notices": .., "rules_run": .., ...}
+
+Reports are written to ``<out>/reports/validation.{xlsx,html,json}``; the snapshot for the next
+run's comparison to ``<out>/reports/_previous/``.  See docs/VALIDATION.md.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import ValidationError
+
+from cdisc_pipe.errors import InputError, Problem
+from cdisc_pipe.spec.model import StudySpec
+from cdisc_pipe.validate import diff as _diff
+from cdisc_pipe.validate import report as _report
+from cdisc_pipe.validate.data import StudyData, load_folder
+from cdisc_pipe.validate.engine import (
+    FINDING_COLUMNS, explain, load_rules, run_rules, stage_findings,
+)
+from cdisc_pipe.validate.functions import FUNCTIONS, rule_function
+from cdisc_pipe.validate.model import Rule, RuleResult, ValidationSettings
+from cdisc_pipe.validate.operators import OPERATORS, operator
+
+SEVERITY_ORDER = {"Error": 0, "Warning": 1, "Notice": 2}
+
+
+@dataclass
+class ValidationResult:
+    """What a validation run found and where the reports are."""
+
+    summary: dict[str, Any]
+    rules: list[RuleResult]
+    findings: pd.DataFrame  # every finding (validation rules + stage findings), with ``explanation``
+    changes: dict[str, pd.DataFrame] = field(default_factory=dict)
+    reports: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.summary.get("errors", 0) > 0 else 0
+
+
+def load_settings(path: Path | None) -> tuple[ValidationSettings, Path | None]:
+    """Read ``specs/settings/validation.yaml`` (safe loader, pydantic); defaults when ``path`` is None."""
+    if path is None:
+        return ValidationSettings(), None
+    problems: list[Problem] = []
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(Problem(str(path), f"cannot read validation settings: {exc}"), stage="validate")
+    try:
+        return ValidationSettings.model_validate(doc), Path(path)
+    except ValidationError as exc:
+        for err in exc.errors():
+            problems.append(Problem(str(path), err["msg"], entry=".".join(str(x) for x in err["loc"]),
+                                    value=repr(err.get("input"))[:80]))
+        raise InputError(problems, stage="validate") from None
+
+
+def load_ct_packages(spec: StudySpec | None, data: StudyData, ct_dir: Path | None) -> tuple[dict[str, Any], str | None]:
+    """CT packages by publishing set (SDTM, ADaM, DEFINE-XML) and why CT is unavailable, if it is.
+
+    With a spec: the ``ct_file`` of each CT standard, read from ``ct_dir``.  Without one: the package
+    versions declared in define.xml, looked up as ``<set>-ct-<version>.*`` in ``ct_dir``.
+    """
+    from cdisc_pipe.ct import load_ct
+
+    if ct_dir is None:
+        return {}, "CT folder not configured (pass ct_dir or set ct_dir in validation settings)"
+    if not Path(ct_dir).is_dir():
+        return {}, f"CT folder {ct_dir} not found"
+    pkgs: dict[str, Any] = {}
+    reasons: list[str] = []
+    wanted: list[tuple[str, str]] = []  # (publishing set, file name)
+    if spec is not None:
+        wanted = [(s.publishing_set or "SDTM", s.ct_file) for s in spec.standards if s.type == "CT" and s.ct_file]
+        if not wanted:
+            reasons.append("the spec declares no CT standard with ct_file")
+    else:
+        for d in data.defines.values():
+            for s in d.ct_standards:
+                stem = f"{s['publishing_set'].lower()}-ct-{s['version']}"
+                hits = sorted(Path(ct_dir).glob(stem + ".*"))
+                if hits:
+                    wanted.append((s["publishing_set"], hits[0].name))
+                else:
+                    reasons.append(f"CT package {s['publishing_set']} {s['version']} (define.xml) not in {ct_dir}")
+    for pub, fname in wanted:
+        path = Path(ct_dir) / fname
+        try:
+            pkgs[pub] = load_ct(path)
+        except InputError as exc:
+            reasons.append("; ".join(str(p) for p in exc.problems))
+    return pkgs, ("; ".join(reasons) if reasons or not pkgs else None) or None
+
+
+def _summary(findings: pd.DataFrame, results: list[RuleResult], data: StudyData) -> dict[str, Any]:
+    sev = findings["severity"].value_counts()
+    status = pd.Series([r.status for r in results]).value_counts()
+    explained = findings["explanation"].notna()
+    return {
+        "errors": int(sev.get("Error", 0)),
+        "warnings": int(sev.get("Warning", 0)),
+        "notices": int(sev.get("Notice", 0)),
+        "findings": int(len(findings)),
+        "expected": int(explained.sum()),
+        "unexplained_warnings": int(((findings["severity"] == "Warning") & ~explained).sum()),
+        "stage_findings": int((findings["source"] != "validation").sum()),
+        "rules_total": len(results),
+        "rules_run": int(status.get("SUCCESS", 0) + status.get("ISSUE", 0)),
+        "rules_success": int(status.get("SUCCESS", 0)),
+        "rules_issue": int(status.get("ISSUE", 0)),
+        "rules_skipped": int(status.get("SKIPPED", 0)),
+        "rules_execution_error": int(status.get("EXECUTION ERROR", 0)),
+        "datasets": len(data.datasets),
+    }
+
+
+def validate_data(data: StudyData, spec: StudySpec | None, ct: dict[str, Any], ct_reason: str | None,
+                  settings: ValidationSettings | None = None, rules: list[Rule] | None = None
+                  ) -> tuple[list[RuleResult], pd.DataFrame]:
+    """Run the rules on datasets already in memory (no files read or written)."""
+    settings = settings or ValidationSettings()
+    rules = rules if rules is not None else load_rules()
+    return run_rules(rules, data, spec, settings, ct, ct_reason)
+
+
+def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, sdtm_dir: Path | None = None,
+                   adam_dir: Path | None = None, settings_path: Path | None = None,
+                   rules: list[Rule] | None = None) -> ValidationResult:
+    """Validate the SDTM/ADaM outputs (``<out>/sdtm``, ``<out>/adam`` or the given folders of XPT files
+    with their define.xml) and write ``<out>/reports/validation.{xlsx,html,json}``.
+
+    Args:
+        out_dir: output root; reports go to ``<out>/reports``; stage findings and the SDTM
+            traceability table are read from ``<out>/<stage>/_stage/``.
+        spec: the study spec; None runs the spec-free rules and marks spec rules SKIPPED.
+        ct_dir: folder with the CDISC CT files (configuration); None = settings ``ct_dir`` or no CT.
+        sdtm_dir, adam_dir: folders of XPT files to validate instead of ``<out>/sdtm``/``<out>/adam``.
+        settings_path: ``specs/settings/validation.yaml`` (expected findings, TS parameters, ...).
+        rules: rules to run (default: the bundled rule files).
+    """
+    out_dir = Path(out_dir)
+    settings, sp = load_settings(settings_path)
+    if ct_dir is None and settings.ct_dir:
+        ct_dir = Path(settings.ct_dir) if Path(settings.ct_dir).is_absolute() or sp is None else \
+            (sp.parent / settings.ct_dir)
+    data = StudyData()
+    io_problems: list[str] = []
+    for folder, purpose in ((sdtm_dir or out_dir / "sdtm", "Tabulation"), (adam_dir or out_dir / "adam", "Analysis")):
+        if Path(folder).is_dir():
+            load_folder(Path(folder), purpose, data, io_problems)
+    if not data.datasets and not io_problems:
+        raise InputError(Problem(str(out_dir), "no XPT datasets to validate",
+                                 hint="Run the pipeline first or pass --sdtm/--adam folders"), stage="validate")
+    ct, ct_reason = load_ct_packages(spec, data, Path(ct_dir) if ct_dir else None)
+    rules = rules if rules is not None else load_rules()
+    results, findings = run_rules(rules, data, spec, settings, ct, ct_reason)
+
+    stage, stage_problems = stage_findings(out_dir)
+    io_problems += stage_problems
+    extra = pd.DataFrame({"rule": "VAL.INPUT", "severity": "Error", "category": "Structure", "dataset": None,
+                          "usubjid": None, "seq": np.nan, "variable": None, "value": None,
+                          "message": io_problems, "source": "validation"}, columns=FINDING_COLUMNS) \
+        if io_problems else pd.DataFrame(columns=FINDING_COLUMNS)
+    parts = [f for f in (findings, stage, extra) if len(f)]
+    allf = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=FINDING_COLUMNS)
+    allf["explanation"] = explain(allf, settings) if len(allf) else pd.Series(dtype="str")
+    allf = allf.assign(__o=allf["severity"].map(SEVERITY_ORDER).fillna(9)).sort_values(
+        ["__o", "rule", "dataset", "usubjid", "seq", "variable"], kind="stable", na_position="first"
+    ).drop(columns="__o").reset_index(drop=True)
+
+    reports_dir = out_dir / "reports"
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    previous = reports_dir / "_previous"
+    ds_changes, rec_changes, fnd_changes, had_previous = _diff.compare(previous, data, spec, allf)
+    _diff.write_snapshot(previous, data, spec, allf)
+
+    summary = _summary(allf, results, data)
+    summary["previous_run"] = had_previous
+    summary["new_findings"] = int((fnd_changes["change"] == "new").sum()) if had_previous else None
+    summary["resolved_findings"] = int((fnd_changes["change"] == "resolved").sum()) if had_previous else None
+    summary["ct"] = {k: Path(v.path).name for k, v in ct.items()}
+    summary["ct_reason"] = ct_reason
+
+    trace_path = Path(sdtm_dir or out_dir / "sdtm") / "_stage" / "traceability.csv"
+    traceability = pd.read_csv(trace_path, dtype=str, keep_default_na=False) if trace_path.is_file() else \
+        pd.DataFrame(columns=["note"])
+    if not trace_path.is_file():
+        traceability = pd.DataFrame({"note": [f"{trace_path} not found (produced by the SDTM stage)"]})
+
+    limited = allf[allf.groupby(["rule", "dataset"], dropna=False).cumcount() < settings.report_limit_per_rule]
+    by_rule = (allf.groupby(["severity", "rule", "dataset"], dropna=False).size().rename("findings").reset_index()
+               .assign(__o=lambda d: d["severity"].map(SEVERITY_ORDER)).sort_values(["__o", "rule", "dataset"])
+               .drop(columns="__o"))
+    msg = allf.drop_duplicates("rule").set_index("rule")["message"]
+    by_rule["message"] = by_rule["rule"].map(msg)
+    expl = allf.groupby(["rule", "dataset"], dropna=False)["explanation"].first().rename("explanation")
+    by_rule = by_rule.merge(expl.reset_index(), on=["rule", "dataset"], how="left")
+    rules_df = pd.DataFrame([r.to_dict(settings.record_run_times) for r in results])
+    finding_cols = ["severity", "dataset", "usubjid", "seq", "variable", "value", "rule", "message",
+                    "explanation", "source"]
+    limited = limited[finding_cols]
+
+    paths = {k: reports_dir / f"validation.{k}" for k in ("json", "xlsx", "html")}
+    payload = {
+        "summary": summary,
+        "rules": _report.records(rules_df),
+        "by_rule_dataset": _report.records(by_rule),
+        "findings": _report.records(limited),
+        "findings_limited_to_per_rule": settings.report_limit_per_rule,
+        "changes": {"datasets": _report.records(ds_changes), "records": _report.records(rec_changes),
+                    "findings": _report.records(fnd_changes)},
+        "traceability": _report.records(traceability),
+    }
+    _report.write_json(paths["json"], payload)
+    summary_sheet = pd.DataFrame({"item": list(k for k in summary if k != "ct"),
+                                  "value": [str(summary[k]) for k in summary if k != "ct"]})
+    _report.write_xlsx(paths["xlsx"], {
+        "Summary": summary_sheet, "By rule and dataset": by_rule, "Findings": limited, "Rules": rules_df,
+        "Changes (datasets)": ds_changes, "Changes (records)": rec_changes, "Changes (findings)": fnd_changes,
+        "Traceability": traceability,
+    })
+    note_prev = None if had_previous else "No previous run in this output folder: nothing to compare."
+    title = spec.study.name if spec is not None else str(sdtm_dir or adam_dir or out_dir)
+    _report.write_html(paths["html"], title, summary, [
+        _report.section("Findings by rule and dataset", by_rule),
+        _report.section("Findings", limited, f"At most {settings.report_limit_per_rule} per rule and dataset; "
+                                              "counts above are complete."),
+        _report.section("Rules", rules_df),
+        _report.section("Changes since the last run: datasets", ds_changes, note_prev),
+        _report.section("Changes since the last run: findings", fnd_changes, note_prev),
+        _report.section("Changes since the last run: records", rec_changes.head(5000), note_prev),
+        _report.section("Traceability (raw records per form and dataset)", traceability),
+    ])
+    return ValidationResult(summary=summary, rules=results, findings=allf,
+                            changes={"datasets": ds_changes, "records": rec_changes, "findings": fnd_changes},
+                            reports=paths)
+
+
+__all__ = ["run_validation", "validate_data", "ValidationResult", "load_rules", "load_settings", "load_ct_packages",
+           "rule_function", "operator", "FUNCTIONS", "OPERATORS", "StudyData", "ValidationSettings", "Rule",
+           "RuleResult"]

@@ -1,0 +1,222 @@
+"""The context a check runs in, the hits it returns, and vectorised helpers shared by checks.
+
+Helpers that inspect string values work on the distinct values of a column (``pd.factorize``) and
+broadcast the answer back, so a rule over a million records with a few thousand distinct dates costs
+a few thousand regex matches, not a million.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from cdisc_pipe.spec.model import StudySpec
+from cdisc_pipe.validate.data import StudyData
+from cdisc_pipe.validate.model import ValidationSettings
+
+
+class RuleSkipped(Exception):
+    """Raised by a check when it cannot run (dataset or variable absent, no spec, no CT)."""
+
+
+@dataclass
+class Hits:
+    """Failing records of one check on one dataset.
+
+    ``rows`` are positions in the (filtered) frame the check was given, or -1 for a dataset-level
+    finding; ``variable``, ``value`` and ``detail`` are scalars or arrays of the same length.
+    """
+
+    rows: np.ndarray
+    variable: Any
+    value: Any = None
+    detail: Any = None
+    usubjid: Any = None  # for dataset-level hits about a subject (rows == -1)
+    dataset: Any = None  # for study-level hits about a dataset
+    severity: Any = None  # when a wrapped external check grades its own findings
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class CheckContext:
+    """One rule applied to one dataset (or to the study for study-level rules)."""
+
+    dataset: str | None
+    df: pd.DataFrame | None
+    prefix: str | None
+    data: StudyData
+    spec: StudySpec | None
+    settings: ValidationSettings
+    ct: dict[str, Any] = field(default_factory=dict)  # publishing set -> CtPackage
+    ct_reason: str | None = None  # why CT is unavailable
+
+    def resolve(self, pattern: str, required: bool = True) -> list[str]:
+        """Columns matching ``pattern``: ``--`` is the domain prefix, ``*``/``?`` are globs."""
+        if self.df is None:
+            return []
+        pat = pattern
+        if "--" in pat:
+            if self.prefix is None:
+                if required:
+                    raise RuleSkipped(f"{pattern} needs a domain prefix")
+                return []
+            pat = pat.replace("--", self.prefix)
+        if any(ch in pat for ch in "*?["):
+            cols = [c for c in self.df.columns if fnmatch.fnmatchcase(c, pat)]
+        else:
+            cols = [pat] if pat in self.df.columns else []
+        if not cols and required:
+            raise RuleSkipped(f"{self.dataset}: no variable {pat}")
+        return cols
+
+    def resolve_many(self, patterns: list[str], required: bool = True) -> list[str]:
+        cols: list[str] = []
+        for p in patterns:
+            for c in self.resolve(p, required=False):
+                if c not in cols:
+                    cols.append(c)
+        if not cols and required:
+            raise RuleSkipped(f"{self.dataset}: none of {', '.join(patterns)} present")
+        return cols
+
+    def one(self, pattern: str) -> str:
+        return self.resolve(pattern)[0]
+
+    def other(self, name: str) -> pd.DataFrame:
+        """Another dataset of the study; RuleSkipped when absent."""
+        df = self.data.datasets.get(name.upper())
+        if df is None:
+            raise RuleSkipped(f"dataset {name.upper()} absent")
+        return df
+
+    def need_spec(self) -> StudySpec:
+        if self.spec is None:
+            raise RuleSkipped("no study spec given (spec-based rule)")
+        return self.spec
+
+    def hits(self, mask: np.ndarray | pd.Series, variable: Any, value: Any = None, detail: Any = None) -> Hits:
+        """Hits for the rows where ``mask`` is True; array arguments are taken at those rows."""
+        m = np.asarray(mask, dtype=bool)
+        rows = np.flatnonzero(m)
+
+        def pick(x: Any) -> Any:
+            if isinstance(x, pd.Series):
+                return x.to_numpy()[rows]
+            if isinstance(x, np.ndarray) and x.shape == m.shape:
+                return x[rows]
+            return x
+        return Hits(rows, pick(variable), pick(value), pick(detail))
+
+    def dataset_hits(self, variables: list[Any], values: list[Any] | None = None,
+                     details: list[Any] | None = None) -> Hits:
+        """Dataset-level hits (no record): one per entry of ``variables``."""
+        n = len(variables)
+        return Hits(np.full(n, -1, dtype=np.int64), np.asarray(variables, dtype=object),
+                    np.asarray(values if values is not None else [None] * n, dtype=object),
+                    np.asarray(details if details is not None else [None] * n, dtype=object))
+
+
+def empty_hits() -> Hits:
+    return Hits(np.zeros(0, dtype=np.int64), None)
+
+
+def concat_hits(parts: list[Hits]) -> Hits:
+    """One Hits from several (scalars broadcast to arrays)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return empty_hits()
+    if len(parts) == 1:
+        return parts[0]
+
+    def arr(x: Any, n: int) -> np.ndarray:
+        if isinstance(x, np.ndarray) and x.shape == (n,):
+            return x.astype(object)
+        return np.full(n, x, dtype=object)
+    rows = np.concatenate([p.rows for p in parts])
+    return Hits(rows, *(np.concatenate([arr(getattr(p, a), len(p)) for p in parts])
+                        for a in ("variable", "value", "detail", "usubjid", "dataset", "severity")))
+
+
+# ---------------------------------------------------------------- vectorised helpers
+
+def map_unique(s: pd.Series, fn: Callable[[pd.Series], np.ndarray], na: Any) -> np.ndarray:
+    """Apply ``fn`` to the distinct non-missing values of ``s``; missing values get ``na``."""
+    codes, uniques = pd.factorize(s)
+    if len(uniques) == 0:
+        return np.full(len(s), na)
+    res = np.asarray(fn(pd.Series(np.asarray(uniques, dtype=object), dtype="str")))
+    out = res[np.maximum(codes, 0)]
+    if (codes < 0).any():
+        out = out.astype(object) if not isinstance(na, (bool, np.bool_, float, int)) else out
+        out = np.where(codes < 0, na, out)
+    return out
+
+
+def is_null(s: pd.Series) -> np.ndarray:
+    """Missing or blank."""
+    if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return s.isna().to_numpy()
+    return map_unique(s.astype("str") if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype) else s,
+                      lambda u: (u.str.strip() == "").to_numpy(), True).astype(bool)
+
+
+def regex_full(s: pd.Series, pattern: str | re.Pattern) -> np.ndarray:
+    """True where the value fully matches ``pattern``; missing values count as matching."""
+    rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+    return map_unique(s.astype("str"), lambda u: u.str.fullmatch(rx).fillna(False).to_numpy(dtype=bool),
+                      True).astype(bool)
+
+
+def as_text(s: pd.Series) -> pd.Series:
+    """Values as text (numbers without a trailing .0) for findings and comparisons."""
+    if pd.api.types.is_string_dtype(s.dtype) or s.dtype == object:
+        return s.astype("str")
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        v = s.astype("float64")
+        whole = v.notna() & (v == np.round(v))
+        txt = v.astype("str")
+        txt = txt.where(~whole, v.round().astype("Int64").astype("str"))
+        return txt.where(v.notna(), None)
+    return s.astype("str")
+
+
+DATE10 = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def complete_date(s: pd.Series) -> pd.Series:
+    """datetime64 of the date part of complete ISO 8601 dates (``YYYY-MM-DD...``); NaT otherwise.
+
+    Partial dates are never imputed (XPT-NOTES pitfall 7)."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return s.dt.normalize()
+    codes, uniques = pd.factorize(s.astype("str"))
+    if len(uniques) == 0:
+        return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    u = pd.Series(np.asarray(uniques, dtype=object), dtype="str")
+    head = u.str.slice(0, 10).where(u.str.match(DATE10), None)
+    parsed = pd.to_datetime(head, format="%Y-%m-%d", errors="coerce").to_numpy()
+    out = parsed[np.maximum(codes, 0)]
+    out[codes < 0] = np.datetime64("NaT")
+    return pd.Series(out, index=s.index)
+
+
+def iso_compare_key(s: pd.Series) -> pd.Series:
+    """ISO 8601 text for ordering comparisons (string order == time order for same precision)."""
+    return s.astype("str")
+
+
+def subject_lookup(df: pd.DataFrame, ref: pd.DataFrame, column: str) -> pd.Series:
+    """``ref[column]`` for each record of ``df`` by USUBJID (ref has one record per subject)."""
+    if "USUBJID" not in df.columns or "USUBJID" not in ref.columns:
+        raise RuleSkipped("USUBJID absent")
+    if column not in ref.columns:
+        raise RuleSkipped(f"{column} absent from the reference dataset")
+    m = ref.drop_duplicates("USUBJID").set_index("USUBJID")[column]
+    return pd.Series(df["USUBJID"].map(m).to_numpy(), index=df.index)

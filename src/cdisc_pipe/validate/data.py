@@ -1,0 +1,303 @@
+"""What validation looks at: datasets, their file metadata and the define.xml beside them.
+
+I/O lives here and only here.  XPT files are read through :func:`read_xpt_with_meta`: data via
+``cdisc_pipe.xpt.read_xpt`` when the writer module provides it, file metadata (labels, storage
+lengths, formats) via pyreadstat; blanks become missing values.  ``define.xml`` is parsed with lxml
+(no network, no DTD) into :class:`DefineInfo`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+
+from cdisc_pipe.spec.model import StudySpec
+
+# SDTM general-observation classes of the common domains: used to scope rules when neither a spec
+# nor a define.xml names the class (SDTMIG 3.4 section 2 / domain models).
+DOMAIN_CLASSES: dict[str, str] = {
+    **{d: "SPECIAL PURPOSE" for d in ("DM", "CO", "SE", "SM", "SV")},
+    **{d: "TRIAL DESIGN" for d in ("TA", "TD", "TE", "TI", "TM", "TS", "TV")},
+    **{d: "INTERVENTIONS" for d in ("AG", "CM", "EC", "EX", "ML", "PR", "SU")},
+    **{d: "EVENTS" for d in ("AE", "BE", "CE", "DS", "DV", "HO", "MH")},
+    **{d: "FINDINGS" for d in ("BS", "CP", "CV", "DA", "DD", "EG", "FT", "GF", "IE", "IS", "LB", "MB", "MI",
+                               "MK", "MS", "NV", "OE", "PC", "PE", "PP", "QS", "RE", "RP", "RS", "SC", "SS",
+                               "TR", "TU", "UR", "VS")},
+    "FA": "FINDINGS ABOUT",
+    "RELREC": "RELATIONSHIP",
+    "DI": "STUDY REFERENCE",
+    "OI": "STUDY REFERENCE",
+}
+
+NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3", "def": "http://www.cdisc.org/ns/def/v2.1",
+      "xlink": "http://www.w3.org/1999/xlink"}
+
+
+@dataclass
+class ColumnMeta:
+    """A column as stored in the file."""
+
+    name: str
+    label: str | None
+    type: str  # "text" | "numeric"
+    length: int | None  # storage width in bytes (8 for numeric)
+    format: str | None = None
+
+
+@dataclass
+class DatasetMeta:
+    """A dataset file: name in the file, label, columns, path."""
+
+    name: str
+    label: str | None
+    path: str
+    columns: dict[str, ColumnMeta]
+
+
+@dataclass
+class DefineVariable:
+    name: str
+    label: str | None
+    data_type: str | None
+    length: int | None
+    order: int | None
+    key_sequence: int | None
+    mandatory: bool
+    codelist: str | None
+    origin: str | None
+    method: str | None
+
+
+@dataclass
+class DefineDataset:
+    name: str
+    label: str | None
+    klass: str | None
+    purpose: str | None
+    archive: str | None
+    variables: dict[str, DefineVariable]
+
+
+@dataclass
+class DefineCodelist:
+    oid: str
+    nci_code: str | None
+    extensible: bool | None
+    values: list[str]
+    extended: list[str]
+    external: bool
+
+
+@dataclass
+class DefineInfo:
+    """The parts of a define.xml validation compares with the data."""
+
+    path: str
+    xml: bytes
+    datasets: dict[str, DefineDataset]
+    codelists: dict[str, DefineCodelist]
+    ct_standards: list[dict[str, str]]  # [{publishing_set, version}]
+
+
+@dataclass
+class StudyData:
+    """Everything validated in one run."""
+
+    datasets: dict[str, pd.DataFrame] = field(default_factory=dict)
+    meta: dict[str, DatasetMeta] = field(default_factory=dict)
+    purpose: dict[str, str] = field(default_factory=dict)  # dataset -> Tabulation | Analysis
+    defines: dict[str, DefineInfo] = field(default_factory=dict)  # purpose -> define
+    folders: dict[str, str] = field(default_factory=dict)  # purpose -> folder
+
+    def define_for(self, dataset: str) -> DefineInfo | None:
+        return self.defines.get(self.purpose.get(dataset, "Tabulation"))
+
+    def define_dataset(self, dataset: str) -> DefineDataset | None:
+        d = self.define_for(dataset)
+        return d.datasets.get(dataset) if d else None
+
+
+def _xpt_reader():
+    """``cdisc_pipe.xpt.read_xpt`` when the writer module provides it, else None."""
+    try:
+        mod = importlib.import_module("cdisc_pipe.xpt")
+    except ImportError:
+        return None
+    return getattr(mod, "read_xpt", None)
+
+
+def _blank_to_na(s: pd.Series) -> pd.Series:
+    """Right-strip character values and turn blanks into missing, working on unique values only."""
+    codes, uniques = pd.factorize(s)
+    vals = pd.Series(np.asarray(uniques, dtype=object), dtype="str").str.rstrip()
+    arr = np.asarray(vals.where(vals != "", None), dtype=object)
+    res = arr[np.maximum(codes, 0)] if len(arr) else np.full(len(s), None, dtype=object)
+    res = np.where(codes >= 0, res, None)
+    return pd.Series(res, index=s.index, dtype="str")
+
+
+def _normalise(df: pd.DataFrame, formats: dict[str, str | None]) -> pd.DataFrame:
+    """Blanks to missing in character columns; SAS dates (DATE/DATETIME formats) to datetime64."""
+    out = {}
+    for col in df.columns:
+        s = df[col]
+        fmt = (formats.get(col) or "").upper()
+        if pd.api.types.is_datetime64_any_dtype(s.dtype):
+            out[col] = s
+        elif s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+            nn = s.dropna()
+            first = nn.iloc[0] if len(nn) else None
+            if first is not None and not isinstance(first, str):
+                # pyreadstat returns datetime.date / datetime objects for SAS date formats
+                conv = pd.to_datetime(s, errors="coerce") if hasattr(first, "year") else s
+                out[col] = conv
+            else:
+                out[col] = _blank_to_na(s)
+        elif fmt.startswith(("DATE", "E8601DA", "YYMMDD", "E8601DT")) and pd.api.types.is_numeric_dtype(s.dtype):
+            unit = "s" if fmt.startswith(("DATETIME", "E8601DT")) else "D"
+            out[col] = pd.Timestamp("1960-01-01") + pd.to_timedelta(s, unit=unit)
+        else:
+            out[col] = s
+    return pd.DataFrame(out, index=df.index)
+
+
+def read_xpt_with_meta(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
+    """Read one XPT v5 file: the data (blanks -> NA, SAS dates -> datetime64) and its metadata."""
+    _, meta = pyreadstat.read_xport(str(path), metadataonly=True)
+    reader = _xpt_reader()
+    if reader is not None:
+        df = reader(path)
+    else:
+        df, _ = pyreadstat.read_xport(str(path))
+    formats = dict(meta.original_variable_types or {})
+    cols = {}
+    for name in meta.column_names:
+        fmt = formats.get(name)
+        is_num = meta.readstat_variable_types.get(name) == "double"
+        cols[name] = ColumnMeta(
+            name=name, label=(meta.column_names_to_labels or {}).get(name),
+            type="numeric" if is_num else "text",
+            length=(meta.variable_storage_width or {}).get(name),
+            format=None if fmt in (None, "", "$", "BEST", "$CHAR") else fmt)
+    df = _normalise(df, {k: v.format for k, v in cols.items()})
+    name = (meta.table_name or path.stem).upper()
+    return df, DatasetMeta(name=name, label=meta.file_label or None, path=str(path), columns=cols)
+
+
+def _text(el) -> str | None:
+    if el is None:
+        return None
+    tt = el.find("odm:TranslatedText", NS)
+    return (tt.text or "").strip() if tt is not None else None
+
+
+def parse_define(path: Path) -> DefineInfo:
+    """Parse a Define-XML 2.x file into :class:`DefineInfo` (datasets, variables, codelists, CT)."""
+    from lxml import etree
+
+    xml = path.read_bytes()
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    root = etree.fromstring(xml, parser)
+    mdv = root.find(".//odm:MetaDataVersion", NS)
+    if mdv is None:
+        raise ValueError("no MetaDataVersion in define.xml")
+    items = {}
+    for it in mdv.findall("odm:ItemDef", NS):
+        origin = it.find("def:Origin", NS)
+        clr = it.find("odm:CodeListRef", NS)
+        items[it.get("OID")] = dict(
+            name=it.get("Name"), label=_text(it.find("odm:Description", NS)), data_type=it.get("DataType"),
+            length=int(it.get("Length")) if it.get("Length") else None,
+            codelist=clr.get("CodeListOID") if clr is not None else None,
+            origin=origin.get("Type") if origin is not None else None)
+    datasets = {}
+    for ig in mdv.findall("odm:ItemGroupDef", NS):
+        klass = ig.find("def:Class", NS)
+        leaf = ig.find("def:leaf", NS)
+        variables = {}
+        for pos, ref in enumerate(ig.findall("odm:ItemRef", NS), start=1):
+            it = items.get(ref.get("ItemOID"), {})
+            if not it.get("name"):
+                continue
+            variables[it["name"]] = DefineVariable(
+                name=it["name"], label=it.get("label"), data_type=it.get("data_type"), length=it.get("length"),
+                order=int(ref.get("OrderNumber")) if ref.get("OrderNumber") else pos,
+                key_sequence=int(ref.get("KeySequence")) if ref.get("KeySequence") else None,
+                mandatory=ref.get("Mandatory") == "Yes", codelist=it.get("codelist"), origin=it.get("origin"),
+                method=ref.get("MethodOID"))
+        name = (ig.get("Name") or "").upper()
+        datasets[name] = DefineDataset(
+            name=name, label=_text(ig.find("odm:Description", NS)),
+            klass=klass.get("Name") if klass is not None else ig.get("def:Class"),
+            purpose=ig.get("Purpose"), archive=leaf.get(f"{{{NS['xlink']}}}href") if leaf is not None else None,
+            variables=variables)
+    codelists = {}
+    for cl in mdv.findall("odm:CodeList", NS):
+        alias = cl.find("odm:Alias[@Context='nci:ExtCodeID']", NS)
+        vals, ext = [], []
+        for item in list(cl.findall("odm:CodeListItem", NS)) + list(cl.findall("odm:EnumeratedItem", NS)):
+            vals.append(item.get("CodedValue"))
+            if item.get(f"{{{NS['def']}}}ExtendedValue") == "Yes":
+                ext.append(item.get("CodedValue"))
+        codelists[cl.get("OID")] = DefineCodelist(
+            oid=cl.get("OID"), nci_code=alias.get("Name") if alias is not None else None,
+            extensible=None, values=vals, extended=ext,
+            external=cl.find("odm:ExternalCodeList", NS) is not None)
+    ct = [{"publishing_set": s.get("PublishingSet") or "", "version": s.get("Version") or ""}
+          for s in mdv.findall("def:Standards/def:Standard", NS) if s.get("Type") == "CT"]
+    return DefineInfo(path=str(path), xml=xml, datasets=datasets, codelists=codelists, ct_standards=ct)
+
+
+def load_folder(folder: Path, purpose: str, data: StudyData, problems: list[str]) -> None:
+    """Add every ``*.xpt`` of ``folder`` (and its define.xml) to ``data``; unreadable files -> problems."""
+    data.folders[purpose] = str(folder)
+    for path in sorted(folder.glob("*.xpt")):
+        try:
+            df, meta = read_xpt_with_meta(path)
+        except Exception as exc:  # a broken file is reported, the run continues
+            problems.append(f"{path}: cannot read XPT file: {exc}")
+            continue
+        name = path.stem.upper()
+        data.datasets[name] = df
+        data.meta[name] = meta
+        data.purpose[name] = purpose
+    define = folder / "define.xml"
+    if define.is_file():
+        try:
+            data.defines[purpose] = parse_define(define)
+        except Exception as exc:
+            problems.append(f"{define}: cannot parse define.xml: {exc}")
+
+
+def dataset_class(name: str, data: StudyData, spec: StudySpec | None) -> str | None:
+    """The define class of a dataset: from the spec, else define.xml, else the SDTM domain table."""
+    if spec is not None and name in spec.datasets:
+        return spec.datasets[name].dataset_class
+    dd = data.define_dataset(name)
+    if dd is not None and dd.klass:
+        return dd.klass.upper()
+    if name.startswith("SUPP") or name == "RELREC":
+        return "RELATIONSHIP"
+    if name == "ADSL":
+        return "SUBJECT LEVEL ANALYSIS DATASET"
+    if data.purpose.get(name) == "Analysis":
+        return "BASIC DATA STRUCTURE" if {"PARAMCD", "AVAL"} & set(data.datasets[name].columns) else "ADAM OTHER"
+    return DOMAIN_CLASSES.get(name) or DOMAIN_CLASSES.get(name[:2])
+
+
+def domain_prefix(name: str, df: pd.DataFrame, spec: StudySpec | None) -> str | None:
+    """The SDTM variable prefix (``LB`` for LB, ``QS`` for QSPH); None for ADaM and relationship data."""
+    if name.startswith("SUPP") or name == "RELREC" or name.startswith("AD"):
+        return None
+    if spec is not None and name in spec.datasets and spec.datasets[name].domain:
+        return spec.datasets[name].domain
+    if "DOMAIN" in df.columns:
+        vals = df["DOMAIN"].dropna()
+        if len(vals):
+            return str(vals.iloc[0])
+    return name[:2]

@@ -1,0 +1,115 @@
+"""Changes since the last run: records added, removed and changed per dataset (by keys), and findings
+that are new or resolved.
+
+The snapshot kept in ``<out>/reports/_previous/`` holds only what the comparison needs: per dataset
+the key text and a 64-bit hash of every record (``<name>.csv``), and the previous findings
+(``findings.csv``).  Hashing is vectorised (``pandas.util.hash_pandas_object``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cdisc_pipe.spec.model import StudySpec
+from cdisc_pipe.validate.context import as_text
+from cdisc_pipe.validate.data import StudyData, domain_prefix
+
+FINDING_KEY = ["rule", "dataset", "usubjid", "seq", "variable", "value"]
+
+
+def record_keys(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec | None) -> list[str]:
+    """Key variables of a dataset: spec keys, else define.xml KeySequence, else USUBJID + --SEQ/ASEQ."""
+    keys: list[str] = []
+    if spec is not None and name in spec.datasets:
+        keys = list(spec.datasets[name].keys)
+    if not keys:
+        dd = data.define_dataset(name)
+        if dd is not None:
+            keys = [v.name for v in sorted(dd.variables.values(), key=lambda v: v.key_sequence or 0) if v.key_sequence]
+    keys = [k for k in keys if k in df.columns]
+    if not keys:
+        prefix = domain_prefix(name, df, spec)
+        keys = [c for c in ("STUDYID", "USUBJID", f"{prefix}SEQ" if prefix else "", "ASEQ", "PARAMCD")
+                if c in df.columns]
+    return keys or list(df.columns)
+
+
+def snapshot_frame(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec | None) -> pd.DataFrame:
+    """One row per record: ``key`` (key values joined by '|', '#n' for repeated keys) and ``hash``."""
+    keys = record_keys(name, df, data, spec)
+    key = as_text(df[keys[0]]).fillna("")
+    for k in keys[1:]:
+        key = key + "|" + as_text(df[k]).fillna("")
+    occ = key.groupby(key, sort=False).cumcount()
+    key = key.where(occ == 0, key + "#" + occ.astype("str"))
+    text = pd.DataFrame({c: as_text(df[c]) if not pd.api.types.is_datetime64_any_dtype(df[c].dtype)
+                         else df[c].astype("str") for c in df.columns})
+    h = pd.util.hash_pandas_object(text, index=False).to_numpy()
+    return pd.DataFrame({"key": key.to_numpy(dtype=object), "hash": h.astype(np.uint64).astype(str)})
+
+
+def compare(previous_dir: Path, data: StudyData, spec: StudySpec | None,
+            findings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
+    """(records summary per dataset, record-level changes, finding changes, had_previous)."""
+    cols_sum = ["dataset", "records_previous", "records_now", "added", "removed", "changed"]
+    cols_rec = ["dataset", "change", "key"]
+    cols_fnd = ["change", *FINDING_KEY, "severity", "message"]
+    if not (previous_dir / "findings.csv").is_file():
+        return (pd.DataFrame(columns=cols_sum), pd.DataFrame(columns=cols_rec), pd.DataFrame(columns=cols_fnd),
+                False)
+    rows, recs = [], []
+    prev_names = {p.stem.upper() for p in (previous_dir / "datasets").glob("*.csv")}
+    for name in sorted(prev_names | set(data.datasets)):
+        prev_path = previous_dir / "datasets" / f"{name.lower()}.csv"
+        prev = pd.read_csv(prev_path, dtype=str, keep_default_na=False) if prev_path.is_file() else \
+            pd.DataFrame({"key": [], "hash": []}, dtype=str)
+        cur = snapshot_frame(name, data.datasets[name], data, spec) if name in data.datasets else \
+            pd.DataFrame({"key": [], "hash": []}, dtype=str)
+        m = prev.merge(cur, on="key", how="outer", suffixes=("_p", "_c"), indicator=True)
+        added = m.loc[m["_merge"] == "right_only", "key"]
+        removed = m.loc[m["_merge"] == "left_only", "key"]
+        changed = m.loc[(m["_merge"] == "both") & (m["hash_p"] != m["hash_c"]), "key"]
+        rows.append({"dataset": name, "records_previous": len(prev), "records_now": len(cur),
+                     "added": len(added), "removed": len(removed), "changed": len(changed)})
+        for label, keys in (("added", added), ("removed", removed), ("changed", changed)):
+            if len(keys):
+                recs.append(pd.DataFrame({"dataset": name, "change": label, "key": sorted(keys.astype(str))}))
+    prev_f = pd.read_csv(previous_dir / "findings.csv", dtype=str, keep_default_na=False)
+    cur_f = finding_identity(findings)
+    pf = prev_f.assign(__id=_fid(prev_f))
+    cf = cur_f.assign(__id=_fid(cur_f))
+    new = cf[~cf["__id"].isin(pf["__id"])].assign(change="new")
+    resolved = pf[~pf["__id"].isin(cf["__id"])].assign(change="resolved")
+    fnd = pd.concat([new, resolved], ignore_index=True)
+    fnd = fnd[cols_fnd] if len(fnd) else pd.DataFrame(columns=cols_fnd)
+    return (pd.DataFrame(rows, columns=cols_sum),
+            pd.concat(recs, ignore_index=True) if recs else pd.DataFrame(columns=cols_rec), fnd, True)
+
+
+def finding_identity(findings: pd.DataFrame) -> pd.DataFrame:
+    """Findings as text, the columns that identify a finding across runs plus severity and message."""
+    out = pd.DataFrame({c: as_text(findings[c]).fillna("") if c in findings.columns else ""
+                        for c in [*FINDING_KEY, "severity", "message"]})
+    return out
+
+
+def _fid(f: pd.DataFrame) -> pd.Series:
+    s = f[FINDING_KEY[0]].astype("str")
+    for c in FINDING_KEY[1:]:
+        s = s + "\x1f" + f[c].astype("str")
+    return s
+
+
+def write_snapshot(previous_dir: Path, data: StudyData, spec: StudySpec | None, findings: pd.DataFrame) -> None:
+    """Replace the snapshot with this run's keys, hashes and findings."""
+    ds_dir = previous_dir / "datasets"
+    ds_dir.mkdir(parents=True, exist_ok=True)
+    for old in ds_dir.glob("*.csv"):
+        if old.stem.upper() not in data.datasets:
+            old.unlink()
+    for name, df in data.datasets.items():
+        snapshot_frame(name, df, data, spec).to_csv(ds_dir / f"{name.lower()}.csv", index=False)
+    finding_identity(findings).to_csv(previous_dir / "findings.csv", index=False)

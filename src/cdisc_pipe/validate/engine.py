@@ -1,0 +1,257 @@
+"""The rule engine: load rules (YAML, safe loader, pydantic), pick datasets, run checks, collect findings.
+
+Every rule ends with a status: SUCCESS (ran, no finding), ISSUE (ran, findings), SKIPPED (with the
+reason: dataset or variable absent, no spec, no CT) or EXECUTION ERROR (the exception message is
+kept; the run goes on).  Findings are one DataFrame built from whole arrays, never row by row.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import ValidationError
+
+from cdisc_pipe.errors import InputError, Problem
+from cdisc_pipe.spec.model import StudySpec
+from cdisc_pipe.validate import functions as _functions  # noqa: F401  (registers rule functions)
+from cdisc_pipe.validate.context import CheckContext, Hits, RuleSkipped, as_text
+from cdisc_pipe.validate.data import StudyData, dataset_class, domain_prefix
+from cdisc_pipe.validate.model import Rule, RuleResult, ValidationSettings
+from cdisc_pipe.validate.operators import OPERATORS, apply_operator, condition_mask
+
+RULES_DIR = Path(__file__).parent / "rules"
+FINDING_COLUMNS = ["rule", "severity", "category", "dataset", "usubjid", "seq", "variable", "value", "message",
+                   "source"]
+
+
+def load_rules(paths: Iterable[Path] | None = None) -> list[Rule]:
+    """Read and validate every rule file (default: the bundled ``rules/*.yaml``).
+
+    Each file holds a list of rules.  All problems (YAML syntax, unknown keys, wrong operator
+    parameters, unknown rule functions, duplicate ids) are collected into one InputError.
+    """
+    from cdisc_pipe.validate.functions import FUNCTIONS
+
+    files = sorted(paths) if paths is not None else sorted(RULES_DIR.glob("*.yaml"))
+    problems: list[Problem] = []
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    for path in files:
+        try:
+            doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(str(path), f"cannot read rule file: {exc}"))
+            continue
+        if not isinstance(doc, list):
+            problems.append(Problem(str(path), "a rule file is a YAML list of rules"))
+            continue
+        for i, entry in enumerate(doc):
+            rid = entry.get("id") if isinstance(entry, dict) else None
+            where = f"[{i}]" + (f" {rid}" if rid else "")
+            try:
+                rule = Rule.model_validate(entry)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    problems.append(Problem(str(path), err["msg"], entry=where,
+                                            column=".".join(str(x) for x in err["loc"])))
+                continue
+            op = rule.check["operator"]
+            if op not in OPERATORS:
+                problems.append(Problem(str(path), "unknown operator", entry=where, column="check.operator",
+                                        value=op, hint=f"use one of {', '.join(sorted(OPERATORS))}"))
+                continue
+            try:
+                params = OPERATORS[op][0].model_validate(rule.check)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    problems.append(Problem(str(path), err["msg"], entry=where,
+                                            column="check." + ".".join(str(x) for x in err["loc"])))
+                continue
+            if op == "python" and params.function not in FUNCTIONS:
+                problems.append(Problem(str(path), "unknown rule function", entry=where, column="check.function",
+                                        value=params.function))
+                continue
+            if rule.id in seen:
+                problems.append(Problem(str(path), f"duplicate rule id (also in {seen[rule.id]})", entry=where))
+                continue
+            seen[rule.id] = str(path)
+            rules.append(rule)
+    if problems:
+        raise InputError(problems, stage="validate")
+    return rules
+
+
+def datasets_in_scope(rule: Rule, data: StudyData, spec: StudySpec | None) -> list[str]:
+    """Dataset names a rule applies to, in alphabetical order."""
+    sc = rule.scope
+    out = []
+    for name in sorted(data.datasets):
+        if sc.purpose and data.purpose.get(name) != sc.purpose:
+            continue
+        if any(fnmatch.fnmatchcase(name, pat) for pat in sc.exclude):
+            continue
+        hit_ds = any(fnmatch.fnmatchcase(name, pat) for pat in sc.datasets)
+        hit_cls = bool(sc.classes) and (dataset_class(name, data, spec) or "") in sc.classes
+        if (not sc.datasets and not sc.classes) or hit_ds or hit_cls:
+            out.append(name)
+    return out
+
+
+def _seq_column(df: pd.DataFrame, prefix: str | None) -> str | None:
+    for c in ([f"{prefix}SEQ"] if prefix else []) + ["ASEQ"]:
+        if c in df.columns:
+            return c
+    return None
+
+
+def hits_to_frame(rule: Rule, severity: str, dataset: str | None, df: pd.DataFrame | None,
+                  prefix: str | None, hits: Hits) -> pd.DataFrame:
+    """Findings of one rule on one dataset, built from arrays (USUBJID and --SEQ taken at the rows)."""
+    n = len(hits)
+    rows = hits.rows
+    rec = rows >= 0
+    usub = np.full(n, None, dtype=object)
+    seq = np.full(n, np.nan)
+    if df is not None and rec.any():
+        if "USUBJID" in df.columns:
+            usub[rec] = df["USUBJID"].to_numpy(dtype=object)[rows[rec]]
+        sc = _seq_column(df, prefix)
+        if sc:
+            seq[rec] = pd.to_numeric(df[sc], errors="coerce").to_numpy(dtype=float)[rows[rec]]
+    if hits.usubjid is not None:
+        u = np.broadcast_to(np.asarray(hits.usubjid, dtype=object), (n,))
+        usub = np.where(rec, usub, u)
+
+    def arr(x: Any) -> np.ndarray:
+        if isinstance(x, np.ndarray) and x.shape == (n,):
+            return x.astype(object)
+        return np.full(n, x, dtype=object)
+    detail = arr(hits.detail)
+    msg = np.where(pd.isna(detail), rule.message,
+                   np.char.add(np.char.add(rule.message + " (", detail.astype(str)), ")")).astype(object)
+    value = arr(hits.value)
+    value = np.where(pd.isna(value), None, value)
+    sev = arr(hits.severity) if hits.severity is not None else severity
+    if hits.severity is not None:
+        sev = np.where(pd.isna(sev), severity, sev)
+    ds = arr(hits.dataset) if (dataset is None and hits.dataset is not None) else dataset
+    return pd.DataFrame({
+        "rule": rule.id, "severity": sev, "category": rule.category,
+        "dataset": ds, "usubjid": usub, "seq": seq, "variable": arr(hits.variable),
+        "value": value, "message": msg, "source": "validation",
+    }, index=pd.RangeIndex(n))
+
+
+def run_rules(rules: list[Rule], data: StudyData, spec: StudySpec | None, settings: ValidationSettings,
+              ct: dict[str, Any], ct_reason: str | None, clock: Any = time.perf_counter
+              ) -> tuple[list[RuleResult], pd.DataFrame]:
+    """Run every rule; return one RuleResult per rule and all findings."""
+    results: list[RuleResult] = []
+    frames: list[pd.DataFrame] = []
+    prefixes = {n: domain_prefix(n, df, spec) for n, df in data.datasets.items()}
+    for rule in rules:
+        t0 = clock()
+        res = RuleResult(rule=rule, status="SUCCESS")
+        severity = settings.severity_overrides.get(rule.id, rule.severity)
+        try:
+            if rule.id in settings.disabled_rules:
+                raise RuleSkipped("disabled in settings")
+            if rule.needs_spec and spec is None:
+                raise RuleSkipped("no study spec given (spec-based rule)")
+            if rule.scope.study_level:
+                ctx = CheckContext(None, None, None, data, spec, settings, ct, ct_reason)
+                hits = apply_operator(ctx, rule.check)
+                if len(hits):
+                    frames.append(hits_to_frame(rule, severity, None, None, None, hits))
+                    res.findings += len(hits)
+            else:
+                names = datasets_in_scope(rule, data, spec)
+                if not names:
+                    wanted = ", ".join(rule.scope.datasets + rule.scope.classes) or "any"
+                    raise RuleSkipped(f"no dataset in scope ({wanted}) present")
+                skipped: list[str] = []
+                for name in names:
+                    df = data.datasets[name]
+                    ctx = CheckContext(name, df, prefixes[name], data, spec, settings, ct, ct_reason)
+                    try:
+                        if rule.when:
+                            mask = np.ones(len(df), dtype=bool)
+                            for cond in rule.when:
+                                mask &= condition_mask(df, cond, ctx)
+                            df = df.loc[mask]
+                            ctx.df = df
+                        hits = apply_operator(ctx, rule.check)
+                    except RuleSkipped as exc:
+                        skipped.append(str(exc))
+                        continue
+                    res.datasets.append(name)
+                    if len(hits):
+                        frames.append(hits_to_frame(rule, severity, name, df, prefixes[name], hits))
+                        res.findings += len(hits)
+                if not res.datasets:
+                    raise RuleSkipped("; ".join(dict.fromkeys(skipped)))
+            res.status = "ISSUE" if res.findings else "SUCCESS"
+        except RuleSkipped as exc:
+            res.status, res.reason = "SKIPPED", str(exc)
+        except Exception as exc:  # a broken rule must not stop the run: report it
+            res.status, res.reason = "EXECUTION ERROR", f"{type(exc).__name__}: {exc}"
+        res.seconds = clock() - t0
+        results.append(res)
+    findings = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINDING_COLUMNS)
+    return results, findings
+
+
+def stage_findings(out_dir: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Findings saved by the pipeline stages (``<out>/<stage>/_stage/findings.json``)."""
+    import json
+
+    frames, problems = [], []
+    for path in sorted(out_dir.glob("*/_stage/findings.json")):
+        stage = path.parent.parent.name
+        try:
+            items = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(items, dict):
+                items = items.get("findings", [])
+            df = pd.DataFrame(items)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path}: cannot read stage findings: {exc}")
+            continue
+        if df.empty:
+            continue
+        out = pd.DataFrame({
+            "rule": df.get("rule"), "severity": df.get("severity"), "category": "Stage",
+            "dataset": df.get("dataset"), "usubjid": df.get("usubjid"),
+            "seq": pd.to_numeric(df.get("seq"), errors="coerce") if "seq" in df else np.nan,
+            "variable": df.get("variable"), "value": df.get("value"), "message": df.get("message"),
+            "source": f"stage:{stage}",
+        })
+        if "source_file" in df:
+            where = df["source_file"].astype("str").fillna("")
+            if "source_row" in df:
+                where = where + ":" + as_text(pd.to_numeric(df["source_row"], errors="coerce")).fillna("")
+            out["message"] = out["message"].astype("str") + np.where(df["source_file"].notna(),
+                                                                     " [" + where + "]", "")
+        frames.append(out[FINDING_COLUMNS])
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINDING_COLUMNS)), problems
+
+
+def explain(findings: pd.DataFrame, settings: ValidationSettings) -> pd.Series:
+    """The expected-finding explanation of each finding (None when not expected)."""
+    out = pd.Series(None, index=findings.index, dtype="str")
+    for e in settings.expected:
+        m = findings["rule"] == e.rule
+        if e.dataset is not None:
+            m &= findings["dataset"] == e.dataset
+        if e.variable is not None:
+            m &= findings["variable"].astype("str") == e.variable
+        if e.value is not None:
+            m &= findings["value"].astype("str") == e.value
+        m &= out.isna()
+        out[m.fillna(False)] = e.explanation
+    return out

@@ -1,0 +1,827 @@
+"""Rules that the operator vocabulary cannot express: named Python functions, registered here.
+
+A YAML rule uses one with ``check: {operator: python, function: <name>, ...params}``.  Each function
+takes the :class:`~cdisc_pipe.validate.context.CheckContext` and the ``check`` parameters and returns
+:class:`~cdisc_pipe.validate.context.Hits`; it raises ``RuleSkipped`` when it cannot run.  They are
+vectorised like the operators (merges and groupby, no loops over records).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from cdisc_pipe.validate.context import (
+    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, is_null, map_unique,
+    subject_lookup,
+)
+from cdisc_pipe.validate.operators import Params, operator
+
+RuleFunction = Callable[[CheckContext, dict[str, Any]], Hits]
+FUNCTIONS: dict[str, RuleFunction] = {}
+
+
+def rule_function(name: str) -> Callable[[RuleFunction], RuleFunction]:
+    """Register a Python rule function under ``name`` (the YAML ``check.function``)."""
+    def deco(fn: RuleFunction) -> RuleFunction:
+        if name in FUNCTIONS:
+            raise ValueError(f"rule function {name} registered twice")
+        FUNCTIONS[name] = fn
+        return fn
+    return deco
+
+
+class PythonParams(Params):
+    model_config = Params.model_config | {"extra": "allow"}
+    function: str
+
+
+@operator("python", PythonParams)
+def run_python(ctx: CheckContext, p: PythonParams) -> Hits:
+    """Run the registered function named ``function`` with the remaining parameters."""
+    if p.function not in FUNCTIONS:
+        raise KeyError(f"no rule function {p.function!r} registered")
+    return FUNCTIONS[p.function](ctx, dict(p.model_extra or {}))
+
+
+# ===================================================================== structure vs spec
+def _spec_ds(ctx: CheckContext):
+    spec = ctx.need_spec()
+    ds = spec.datasets.get(ctx.dataset or "")
+    if ds is None:
+        raise RuleSkipped(f"{ctx.dataset} not in the spec")
+    return ds
+
+
+@rule_function("spec_datasets_unknown")
+def spec_datasets_unknown(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Datasets present in the data but not described in the spec."""
+    spec = ctx.need_spec()
+    extra = sorted(d for d in ctx.data.datasets if d not in spec.datasets)
+    return ctx.dataset_hits(["(dataset)"] * len(extra), extra, [f"dataset {d} not in spec" for d in extra])
+
+
+@rule_function("spec_datasets_missing")
+def spec_datasets_missing(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Spec datasets of a purpose that was validated but for which no file exists."""
+    spec = ctx.need_spec()
+    purposes = set(ctx.data.purpose.values())
+    missing = sorted(n for n, d in spec.datasets.items() if d.purpose in purposes and n not in ctx.data.datasets)
+    return ctx.dataset_hits(["(dataset)"] * len(missing), missing)
+
+
+@rule_function("spec_variables_missing")
+def spec_variables_missing(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Spec variables of the given core (Req/Exp) absent from the dataset."""
+    ds = _spec_ds(ctx)
+    core = params.get("core", "Req")
+    missing = [v.name for v in ds.variables if v.core == core and v.name not in ctx.df.columns]
+    return ctx.dataset_hits(missing, [None] * len(missing), [f"{core} variable absent"] * len(missing))
+
+
+@rule_function("spec_variables_unknown")
+def spec_variables_unknown(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Variables in the data that the spec does not describe."""
+    ds = _spec_ds(ctx)
+    names = set(ds.variable_names)
+    extra = [c for c in ctx.df.columns if c not in names]
+    return ctx.dataset_hits(extra)
+
+
+@rule_function("spec_variable_order")
+def spec_variable_order(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Variables present in both appear in the spec's order."""
+    ds = _spec_ds(ctx)
+    spec_order = [n for n in ds.variable_names if n in ctx.df.columns]
+    data_order = [c for c in ctx.df.columns if c in set(spec_order)]
+    bad = [(i + 1, d, s) for i, (d, s) in enumerate(zip(data_order, spec_order)) if d != s]
+    return ctx.dataset_hits([b[1] for b in bad], [str(b[0]) for b in bad],
+                            [f"position {b[0]}: spec expects {b[2]}" for b in bad])
+
+
+@rule_function("spec_variable_label")
+def spec_variable_label(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Variable labels in the file equal the spec labels."""
+    ds = _spec_ds(ctx)
+    meta = ctx.data.meta.get(ctx.dataset or "")
+    if meta is None:
+        raise RuleSkipped("no file metadata (dataset not read from a file)")
+    bad = [(v.name, meta.columns[v.name].label, v.label) for v in ds.variables
+           if v.name in meta.columns and (meta.columns[v.name].label or "") != v.label]
+    return ctx.dataset_hits([b[0] for b in bad], [b[1] for b in bad], [f"spec label: {b[2]}" for b in bad])
+
+
+@rule_function("spec_dataset_label")
+def spec_dataset_label(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """The dataset label in the file equals the spec label."""
+    ds = _spec_ds(ctx)
+    meta = ctx.data.meta.get(ctx.dataset or "")
+    if meta is None:
+        raise RuleSkipped("no file metadata (dataset not read from a file)")
+    if (meta.label or "") == ds.label:
+        return empty_hits()
+    return ctx.dataset_hits(["(dataset label)"], [meta.label], [f"spec label: {ds.label}"])
+
+
+@rule_function("spec_variable_type")
+def spec_variable_type(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Numeric spec variables are numeric in the data, character ones character."""
+    ds = _spec_ds(ctx)
+    bad = []
+    for v in ds.variables:
+        if v.name not in ctx.df.columns:
+            continue
+        s = ctx.df[v.name]
+        is_num = pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype)
+        if s.isna().all():
+            continue  # an all-missing column has no reliable type after reading
+        if is_num != v.is_numeric:
+            bad.append((v.name, "numeric" if is_num else "text", v.data_type))
+    return ctx.dataset_hits([b[0] for b in bad], [b[1] for b in bad], [f"spec data type: {b[2]}" for b in bad])
+
+
+@rule_function("spec_variable_length")
+def spec_variable_length(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Character values are no longer (bytes) than the spec length."""
+    ds = _spec_ds(ctx)
+    parts = []
+    for v in ds.variables:
+        if v.length is None or v.is_numeric or v.name not in ctx.df.columns:
+            continue
+        s = ctx.df[v.name]
+        if not pd.api.types.is_string_dtype(s.dtype):
+            continue
+        n = map_unique(s, lambda u: u.str.encode("utf-8").str.len().to_numpy(), 0).astype(np.int64)
+        parts.append(ctx.hits(n > v.length, v.name, s, f"spec length {v.length}"))
+    return concat_hits(parts)
+
+
+@rule_function("spec_required_not_null")
+def spec_required_not_null(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Variables with core Req in the spec are populated on every record."""
+    ds = _spec_ds(ctx)
+    parts = [ctx.hits(is_null(ctx.df[v.name]), v.name) for v in ds.variables
+             if v.core == "Req" and v.name in ctx.df.columns]
+    return concat_hits(parts)
+
+
+def _codelist_map(ctx: CheckContext) -> list[tuple[str, Any]]:
+    """(variable, spec Codelist) pairs for the dataset's variables with terms."""
+    ds = _spec_ds(ctx)
+    spec = ctx.spec
+    out = []
+    for v in ds.variables:
+        if v.codelist and v.name in ctx.df.columns:
+            cl = spec.codelists.get(v.codelist)
+            if cl is not None and cl.terms:
+                out.append((v.name, cl))
+    return out
+
+
+@rule_function("spec_codelist")
+def spec_codelist(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Values are terms of the variable's codelist in the spec (``extensible``: which codelists)."""
+    want_ext = bool(params.get("extensible", False))
+    parts = []
+    for var, cl in _codelist_map(ctx):
+        if bool(cl.extensible) != want_ext:
+            continue
+        t = as_text(ctx.df[var])
+        bad = ~is_null(ctx.df[var]) & ~t.isin(cl.values()).to_numpy(dtype=bool)
+        parts.append(ctx.hits(bad, var, t, f"codelist {cl.oid}"))
+    return concat_hits(parts)
+
+
+def _ct_for(ctx: CheckContext):
+    purpose = ctx.data.purpose.get(ctx.dataset or "", "Tabulation")
+    pub = "ADaM" if purpose == "Analysis" else "SDTM"
+    pkg = ctx.ct.get(pub)
+    if pkg is None:
+        raise RuleSkipped(ctx.ct_reason or f"no {pub} CT package configured")
+    return pkg
+
+
+def _ct_terms(pkg, code: str) -> tuple[set[str], bool] | None:
+    row = pkg.find_codelist(code)
+    if row is None:
+        return None
+    return set(pkg.codelist_terms(row["code"])["submission_value"]), row["extensible"] == "Yes"
+
+
+@rule_function("ct_package_values")
+def ct_package_values(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Values against the CT package codelist the spec codelist subsets (by NCI code).
+
+    ``extensible: false``: a value not in a non-extensible CT codelist.  ``extensible: true``: a value
+    not in an extensible CT codelist that the spec does not mark as a sponsor extension.
+    """
+    want_ext = bool(params.get("extensible", False))
+    pkg = _ct_for(ctx)
+    parts = []
+    for var, cl in _codelist_map(ctx):
+        if not cl.nci_code:
+            continue
+        found = _ct_terms(pkg, cl.nci_code)
+        if found is None:
+            continue  # reported by the spec-vs-CT rule
+        terms, ext = found
+        if ext != want_ext:
+            continue
+        allowed = set(terms)
+        if ext:
+            allowed |= {t.submission_value for t in cl.terms if t.extended}
+        t = as_text(ctx.df[var])
+        bad = ~is_null(ctx.df[var]) & ~t.isin(list(allowed)).to_numpy(dtype=bool)
+        parts.append(ctx.hits(bad, var, t, f"CT codelist {cl.nci_code}"))
+    return concat_hits(parts)
+
+
+@rule_function("spec_terms_in_ct")
+def spec_terms_in_ct(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Spec codelists: the NCI codelist exists in the package and every non-extended term is in it."""
+    spec = ctx.need_spec()
+    if not ctx.ct:
+        raise RuleSkipped(ctx.ct_reason or "no CT package configured")
+    vars_, vals, details = [], [], []
+    std_pub = {s.oid: s.publishing_set for s in spec.standards if s.type == "CT"}
+    for cl in spec.codelists.values():
+        if not cl.nci_code or not cl.terms:
+            continue
+        pkg = ctx.ct.get(std_pub.get(cl.standard or "", "SDTM") or "SDTM") or ctx.ct.get("SDTM")
+        if pkg is None:
+            continue
+        found = _ct_terms(pkg, cl.nci_code)
+        if found is None:
+            vars_.append(cl.oid); vals.append(cl.nci_code); details.append("codelist not in CT package")
+            continue
+        terms, ext = found
+        for t in cl.terms:
+            if t.submission_value not in terms and not (ext and t.extended):
+                vars_.append(cl.oid); vals.append(t.submission_value)
+                details.append("term not in CT codelist" + ("" if ext else " (non-extensible)"))
+    return ctx.dataset_hits(vars_, vals, details)
+
+
+# ===================================================================== XPT v5 (file metadata)
+def _meta(ctx: CheckContext):
+    meta = ctx.data.meta.get(ctx.dataset or "")
+    if meta is None:
+        raise RuleSkipped("no file metadata (dataset not read from an XPT file)")
+    return meta
+
+
+NAME_RX = re.compile(r"^[A-Z][A-Z0-9_]{0,7}$")
+
+
+@rule_function("xpt_variable_names")
+def xpt_variable_names(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Variable names: upper-case letters, digits, underscore, start with a letter, at most 8."""
+    bad = [c for c in ctx.df.columns if not NAME_RX.match(str(c))]
+    return ctx.dataset_hits(bad, bad)
+
+
+@rule_function("xpt_dataset_name")
+def xpt_dataset_name(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Dataset name <= 8 valid characters, file name = lower-case dataset name, member name = dataset."""
+    meta = _meta(ctx)
+    stem = Path(meta.path).stem
+    problems = []
+    if not NAME_RX.match(stem.upper()):
+        problems.append("invalid dataset name")
+    if stem != stem.lower():
+        problems.append("file name not lower case")
+    if meta.name.upper() != stem.upper():
+        problems.append(f"member name {meta.name} differs from file name")
+    return ctx.dataset_hits(["(dataset)"] * len(problems), [stem] * len(problems), problems)
+
+
+@rule_function("xpt_variable_labels")
+def xpt_variable_labels(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Variable labels: present, at most 40 characters, ASCII."""
+    meta = _meta(ctx)
+    bad = []
+    for c in meta.columns.values():
+        lab = c.label or ""
+        if not lab:
+            bad.append((c.name, lab, "label missing"))
+        elif len(lab) > 40:
+            bad.append((c.name, lab, f"label {len(lab)} characters"))
+        elif not lab.isascii():
+            bad.append((c.name, lab, "label not ASCII"))
+    return ctx.dataset_hits([b[0] for b in bad], [b[1] for b in bad], [b[2] for b in bad])
+
+
+@rule_function("xpt_dataset_label")
+def xpt_dataset_label(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Dataset label: present, at most 40 characters, ASCII."""
+    meta = _meta(ctx)
+    lab = meta.label or ""
+    why = "label missing" if not lab else f"label {len(lab)} characters" if len(lab) > 40 else \
+        "label not ASCII" if not lab.isascii() else None
+    return ctx.dataset_hits(["(dataset label)"], [lab], [why]) if why else empty_hits()
+
+
+@rule_function("xpt_length_actual")
+def xpt_length_actual(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Character storage length equals the longest value present (at least 1)."""
+    meta = _meta(ctx)
+    vars_, vals, details = [], [], []
+    for c in meta.columns.values():
+        if c.type != "text" or c.length is None or c.name not in ctx.df.columns:
+            continue
+        s = ctx.df[c.name]
+        if not pd.api.types.is_string_dtype(s.dtype):
+            continue
+        n = map_unique(s, lambda u: u.str.encode("utf-8").str.len().to_numpy(), 0)
+        longest = max(int(np.max(n)) if len(n) else 0, 1)
+        if c.length > longest:
+            vars_.append(c.name); vals.append(str(c.length)); details.append(f"longest value {longest} bytes")
+    return ctx.dataset_hits(vars_, vals, details)
+
+
+# ===================================================================== DM vs EX
+def _ex_by_subject(ctx: CheckContext) -> pd.DataFrame:
+    ex = ctx.other("EX")
+    if "EXSTDTC" not in ex.columns:
+        raise RuleSkipped("EX.EXSTDTC absent")
+    start = ex["EXSTDTC"].astype("str")
+    end = ex["EXENDTC"].astype("str") if "EXENDTC" in ex.columns else start
+    end = end.where(end.notna(), start)
+    frame = pd.DataFrame({"USUBJID": ex["USUBJID"], "start": start, "end": end})
+    if "EXDOSE" in ex.columns:  # a zero dose is no exposure (SDTMIG RFXSTDTC definition)
+        dose = pd.to_numeric(ex["EXDOSE"], errors="coerce")
+        frame = frame[~(dose == 0).to_numpy()]
+    frame = frame.assign(sd=complete_date(frame["start"]), ed=complete_date(frame["end"]))
+    g = frame.groupby("USUBJID")
+    return pd.DataFrame({"first": g["sd"].min(), "last": g["ed"].max(),
+                         "first_txt": frame.sort_values("sd").groupby("USUBJID")["start"].first()})
+
+
+@rule_function("dm_rfx_vs_ex")
+def dm_rfx_vs_ex(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """DM.RFXSTDTC (``which: start``) equals the first EX date; RFXENDTC (``which: end``) the last one."""
+    which = params.get("which", "start")
+    var = "RFXSTDTC" if which == "start" else "RFXENDTC"
+    col = ctx.one(var)
+    ex = _ex_by_subject(ctx)
+    exp = ctx.df["USUBJID"].map(ex["first" if which == "start" else "last"])
+    got = complete_date(ctx.df[col])
+    bad = (exp.notna() & got.notna() & (exp != got)).to_numpy(dtype=bool)
+    detail = "EX " + ("first" if which == "start" else "last") + " date " + exp.dt.strftime("%Y-%m-%d").fillna("")
+    return ctx.hits(bad, col, as_text(ctx.df[col]), detail.to_numpy(dtype=object))
+
+
+@rule_function("dm_exposure_presence")
+def dm_exposure_presence(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """``variable`` (RFXSTDTC, ACTARMCD...) is populated exactly for the subjects with EX records."""
+    col = ctx.one(params.get("variable", "RFXSTDTC"))
+    ex = _ex_by_subject(ctx)
+    has_ex = ctx.df["USUBJID"].isin(ex.index).to_numpy(dtype=bool)
+    pop = ~is_null(ctx.df[col])
+    mode = params.get("mode", "both")
+    bad = np.zeros(len(ctx.df), dtype=bool)
+    if mode in ("both", "missing"):
+        bad |= has_ex & ~pop
+    if mode in ("both", "extra"):
+        bad |= ~has_ex & pop
+    detail = np.where(has_ex, "subject has EX records", "subject has no EX record")
+    return ctx.hits(bad, col, as_text(ctx.df[col]), detail)
+
+
+# ===================================================================== SUPP-- and RELREC
+def _record_ids(ctx: CheckContext, rdomain: str, idvar: str | None) -> pd.MultiIndex | None:
+    parent = ctx.data.datasets.get(rdomain)
+    if parent is None:
+        return None
+    if idvar is None or idvar == "":
+        return pd.MultiIndex.from_arrays([as_text(parent["USUBJID"]) if "USUBJID" in parent else
+                                          pd.Series([], dtype="str")])
+    if idvar not in parent.columns:
+        return pd.MultiIndex.from_arrays([pd.Series([], dtype="str"), pd.Series([], dtype="str")])
+    usub = as_text(parent["USUBJID"]) if "USUBJID" in parent.columns else pd.Series("", index=parent.index)
+    return pd.MultiIndex.from_arrays([usub.fillna(""), as_text(parent[idvar]).fillna("")])
+
+
+def _orphans(ctx: CheckContext, domain_col: str) -> Hits:
+    df = ctx.df
+    for c in (domain_col, "USUBJID", "IDVAR", "IDVARVAL"):
+        if c not in df.columns:
+            raise RuleSkipped(f"{c} absent")
+    bad = np.zeros(len(df), dtype=bool)
+    detail = np.full(len(df), None, dtype=object)
+    rd = as_text(df[domain_col]).fillna("")
+    iv = as_text(df["IDVAR"]).fillna("")
+    for (dom, idvar), idx in df.groupby([rd, iv], sort=True).indices.items():
+        sub = df.iloc[idx]
+        ids = _record_ids(ctx, dom, idvar or None)
+        if ids is None:
+            bad[idx] = True
+            detail[idx] = f"dataset {dom} absent"
+            continue
+        if idvar:
+            key = pd.MultiIndex.from_arrays([as_text(sub["USUBJID"]).fillna(""), as_text(sub["IDVARVAL"]).fillna("")])
+        else:
+            key = pd.MultiIndex.from_arrays([as_text(sub["USUBJID"])])
+        miss = ~key.isin(ids)
+        bad[idx[miss]] = True
+        detail[idx[miss]] = f"no {dom} record with {idvar or 'USUBJID'} = value"
+    val = (rd + "." + iv + "=" + as_text(df["IDVARVAL"]).fillna("")).to_numpy(dtype=object)
+    return ctx.hits(bad, "IDVARVAL", val, detail)
+
+
+@rule_function("supp_orphans")
+def supp_orphans(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Every SUPP-- record points at an existing parent record (RDOMAIN, USUBJID, IDVAR=IDVARVAL)."""
+    return _orphans(ctx, "RDOMAIN")
+
+
+@rule_function("relrec_orphans")
+def relrec_orphans(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Every subject-level RELREC record points at existing records (IDVAR may be --SEQ or --GRPID)."""
+    df = ctx.df
+    if "USUBJID" in df.columns:
+        sub_level = ~is_null(df["USUBJID"])
+        ctx2 = CheckContext(ctx.dataset, df.loc[sub_level].reset_index(drop=True), None, ctx.data, ctx.spec,
+                            ctx.settings)
+        h = _orphans(ctx2, "RDOMAIN")
+        h.rows = np.flatnonzero(sub_level)[h.rows] if len(h) else h.rows
+        return h
+    raise RuleSkipped("USUBJID absent")
+
+
+@rule_function("relrec_single")
+def relrec_single(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """A RELID relates at least two records (or two datasets for dataset-level relationships)."""
+    for c in ("RELID",):
+        if c not in ctx.df.columns:
+            raise RuleSkipped("RELID absent")
+    usub = as_text(ctx.df["USUBJID"]).fillna("") if "USUBJID" in ctx.df.columns else pd.Series("", index=ctx.df.index)
+    n = ctx.df.groupby([usub, as_text(ctx.df["RELID"]).fillna("")], sort=False)["RELID"].transform("size")
+    return ctx.hits((n < 2).to_numpy(), "RELID", as_text(ctx.df["RELID"]))
+
+
+# ===================================================================== ADaM
+@rule_function("adsl_trt_vs_dm")
+def adsl_trt_vs_dm(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """ADSL TRT01A against DM.ACTARM: ``mode: presence`` = populated for the same subjects;
+    ``mode: value`` = same text where both are populated."""
+    trt = ctx.one(params.get("variable", "TRT01A"))
+    arm = subject_lookup(ctx.df, ctx.other("DM"), params.get("dm_variable", "ACTARM"))
+    a_null, t_null = is_null(arm), is_null(ctx.df[trt])
+    if params.get("mode", "presence") == "presence":
+        bad = a_null != t_null
+    else:
+        bad = ~a_null & ~t_null & (as_text(ctx.df[trt]).to_numpy(dtype=object) != as_text(arm).to_numpy(dtype=object))
+    return ctx.hits(bad, trt, as_text(ctx.df[trt]), ("DM.ACTARM=" + as_text(arm).fillna("")).to_numpy(dtype=object))
+
+
+@rule_function("adam_base_vs_ablfl")
+def adam_base_vs_ablfl(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """BASE equals AVAL of the ABLFL='Y' record of the subject/parameter/basetype."""
+    for c in ("USUBJID", "PARAMCD", "AVAL", "BASE", "ABLFL"):
+        if c not in ctx.df.columns:
+            raise RuleSkipped(f"{c} absent")
+    df = ctx.df
+    by = ["USUBJID", "PARAMCD"] + (["BASETYPE"] if "BASETYPE" in df.columns else [])
+    keys = df[by].astype("str").fillna("")
+    flag = (as_text(df["ABLFL"]) == "Y").fillna(False).to_numpy(dtype=bool)
+    base_rec = keys[flag].assign(__aval=pd.to_numeric(df["AVAL"], errors="coerce")[flag]).drop_duplicates(by)
+    merged = keys.merge(base_rec, on=by, how="left")
+    exp = merged["__aval"].to_numpy(dtype=float)
+    got = pd.to_numeric(df["BASE"], errors="coerce").to_numpy(dtype=float)
+    bad = (~np.isnan(exp) & (np.isnan(got) | (np.abs(got - exp) > 1e-9 * np.maximum(1, np.abs(exp))))) | \
+          (np.isnan(exp) & ~np.isnan(got))
+    detail = np.char.add("baseline AVAL ", pd.Series(exp).astype("str").to_numpy(dtype=str))
+    return ctx.hits(bad, "BASE", as_text(df["BASE"]), detail)
+
+
+@rule_function("adam_ady")
+def adam_ady(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """ADY = ADT - TRTSDT (+1 on or after TRTSDT); TRTSDT from the record or from ADSL."""
+    for c in ("ADT", "ADY"):
+        if c not in ctx.df.columns:
+            raise RuleSkipped(f"{c} absent")
+    trt = ctx.df["TRTSDT"] if "TRTSDT" in ctx.df.columns else subject_lookup(ctx.df, ctx.other("ADSL"), "TRTSDT")
+    adt = pd.to_datetime(ctx.df["ADT"], errors="coerce")
+    t = pd.to_datetime(trt, errors="coerce")
+    diff = (adt.dt.normalize() - t.dt.normalize()).dt.days.to_numpy(dtype=float)
+    exp = np.where(diff >= 0, diff + 1, diff)
+    got = pd.to_numeric(ctx.df["ADY"], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isnan(exp) & (np.isnan(got) | (got != exp))
+    return ctx.hits(bad, "ADY", as_text(ctx.df["ADY"]),
+                    np.char.add("expected ", pd.Series(exp).astype("Int64").astype("str").to_numpy(dtype=str)))
+
+
+# ===================================================================== study data quality
+@rule_function("missed_visits")
+def missed_visits(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Scheduled visits (TV, VISITDY) that fell before the subject's last contact but have no SV record.
+
+    Subjects' last day = study day of RFPENDTC (else the last SV date).  Only treated subjects
+    (RFSTDTC populated) are expected to attend post-treatment visits.  One finding per missed visit.
+    """
+    tv = ctx.other("TV")
+    dm = ctx.other("DM")
+    sv = ctx.df
+    if "VISITDY" not in tv.columns:
+        raise RuleSkipped("TV.VISITDY absent")
+    tvv = tv[["VISITNUM", "VISIT", "VISITDY"]].drop_duplicates("VISITNUM")
+    tvv = tvv[pd.to_numeric(tvv["VISITDY"], errors="coerce").notna()]
+    last_sv = sv.assign(__d=complete_date(sv["SVSTDTC"])).groupby("USUBJID")["__d"].max()
+    subj = dm[["USUBJID", "RFSTDTC"]].copy()
+    end = complete_date(dm["RFPENDTC"]) if "RFPENDTC" in dm.columns else pd.Series(pd.NaT, index=dm.index)
+    end = end.fillna(dm["USUBJID"].map(last_sv))
+    subj["lastdy"] = study_day_from(end, dm["RFSTDTC"])
+    subj = subj[subj["lastdy"].notna()]
+    planned = subj.merge(tvv, how="cross")
+    planned = planned[pd.to_numeric(planned["VISITDY"]).to_numpy() <= planned["lastdy"].to_numpy()]
+    have = pd.MultiIndex.from_arrays([as_text(sv["USUBJID"]), as_text(sv["VISITNUM"])])
+    key = pd.MultiIndex.from_arrays([as_text(planned["USUBJID"]), as_text(planned["VISITNUM"])])
+    miss = planned[~key.isin(have)]
+    if miss.empty:
+        return empty_hits()
+    # dataset-level hits carrying the subject: the engine reads usubjid from the value column
+    h = ctx.dataset_hits(["VISITNUM"] * len(miss), as_text(miss["VISITNUM"]).tolist(),
+                         ("scheduled visit " + miss["VISIT"].astype("str") + " (day " +
+                          as_text(miss["VISITDY"]) + ") not in SV").tolist())
+    h.usubjid = miss["USUBJID"].to_numpy(dtype=object)
+    return h
+
+
+def study_day_from(dates: pd.Series, ref: pd.Series) -> pd.Series:
+    """Study day (no day 0) of complete dates against complete reference dates; NaN otherwise."""
+    d = dates if pd.api.types.is_datetime64_any_dtype(dates.dtype) else complete_date(dates)
+    r = complete_date(ref)
+    diff = (d.to_numpy() - r.to_numpy()).astype("timedelta64[D]").astype(float)
+    diff[pd.isna(d.to_numpy()) | pd.isna(r.to_numpy())] = np.nan
+    return pd.Series(np.where(diff >= 0, diff + 1, diff), index=dates.index)
+
+
+RESP_MIN_REDUCTION = {"PR": 50.0, "VGPR": 90.0, "CR": 100.0, "SCR": 100.0}
+
+
+@rule_function("response_vs_mprotein")
+def response_vs_mprotein(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Investigator IMWG response inconsistent with the serum M-protein collected at the same visit.
+
+    For subjects with measurable serum M-protein at baseline (>= setting, g/dL): PR needs a >= 50 %
+    reduction from baseline, VGPR >= 90 %, CR/sCR an undetectable M-protein (0); PD reported while the
+    M-protein is below its baseline and has not risen 25 % above its nadir fires too.  IMWG allows
+    other routes (urine, FLC, marrow, lesions), so this is a Warning that feeds a data query.
+    """
+    lb = ctx.other("LB")
+    rs = ctx.df
+    st = ctx.settings
+    for c in ("LBTESTCD", "LBSTRESN", "VISITNUM", "USUBJID"):
+        if c not in lb.columns:
+            raise RuleSkipped(f"LB.{c} absent")
+    for c in ("RSTESTCD", "RSSTRESC", "VISITNUM"):
+        if c not in rs.columns:
+            raise RuleSkipped(f"RS.{c} absent")
+    m = (as_text(lb["LBTESTCD"]) == st.mprotein_testcd).fillna(False).to_numpy(dtype=bool)
+    if "LBSPEC" in lb.columns:
+        m &= (as_text(lb["LBSPEC"]).fillna(st.mprotein_spec) == st.mprotein_spec).to_numpy(dtype=bool)
+    mp = lb.loc[m]
+    if mp.empty:
+        raise RuleSkipped("no serum M-protein records in LB")
+    val = pd.to_numeric(mp["LBSTRESN"], errors="coerce")
+    flag_col = "LBLOBXFL" if "LBLOBXFL" in mp.columns else ("LBBLFL" if "LBBLFL" in mp.columns else None)
+    if flag_col is None:
+        raise RuleSkipped("no baseline flag in LB")
+    is_base = (as_text(mp[flag_col]) == "Y").fillna(False).to_numpy(dtype=bool)
+    base = pd.Series(val.to_numpy()[is_base], index=as_text(mp["USUBJID"]).to_numpy()[is_base])
+    base = base[~base.index.duplicated()]
+    frame = pd.DataFrame({"USUBJID": as_text(mp["USUBJID"]).to_numpy(), "VISITNUM": as_text(mp["VISITNUM"]).to_numpy(),
+                          "val": val.to_numpy(), "d": complete_date(mp["LBDTC"]).to_numpy()
+                          if "LBDTC" in mp.columns else pd.NaT})
+    frame = frame.sort_values(["USUBJID", "d"], kind="stable")
+    frame["nadir_before"] = frame.groupby("USUBJID")["val"].transform(lambda s: s.cummin().shift())
+    per_visit = frame.groupby(["USUBJID", "VISITNUM"], sort=False).agg(val=("val", "last"),
+                                                                       nadir=("nadir_before", "last"))
+    sel = (as_text(rs["RSTESTCD"]) == params.get("testcd", "OVRLRESP")).fillna(False).to_numpy(dtype=bool)
+    resp = as_text(rs["RSSTRESC"]).str.upper()
+    usub = as_text(rs["USUBJID"]); vis = as_text(rs["VISITNUM"])
+    idx = pd.MultiIndex.from_arrays([usub, vis])
+    cur = per_visit.reindex(idx)
+    b = usub.map(base).to_numpy(dtype=float)
+    v = cur["val"].to_numpy(dtype=float)
+    nadir = cur["nadir"].to_numpy(dtype=float)
+    measurable = b >= st.imwg_measurable_serum_mprotein
+    with np.errstate(divide="ignore", invalid="ignore"):
+        red = (b - v) / b * 100
+    need = resp.map(RESP_MIN_REDUCTION).to_numpy(dtype=float)
+    bad_resp = ~np.isnan(need) & ~np.isnan(red) & (red + 1e-9 < need)
+    bad_pd = (resp == "PD").to_numpy(dtype=bool) & ~np.isnan(v) & (v < b) & ~(v >= nadir * 1.25)
+    bad = sel & measurable & ~np.isnan(v) & (bad_resp | bad_pd)
+    detail = ("serum M-protein " + pd.Series(v).round(3).astype("str") + " vs baseline " +
+              pd.Series(b).round(3).astype("str") + " (" + pd.Series(-red).round(1).astype("str") + " %)")
+    return ctx.hits(bad, "RSSTRESC", as_text(rs["RSSTRESC"]), detail.to_numpy(dtype=object))
+
+
+# ===================================================================== define.xml
+def _define(ctx: CheckContext, purpose: str | None = None):
+    purposes = [purpose] if purpose else sorted(set(ctx.data.purpose.values()))
+    found = [(p, ctx.data.defines[p]) for p in purposes if p in ctx.data.defines]
+    if not found:
+        raise RuleSkipped("no define.xml beside the datasets")
+    return found
+
+
+@rule_function("define_present")
+def define_present(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Each validated folder of datasets has a define.xml (FDA TRC 1736)."""
+    missing = sorted(p for p in set(ctx.data.purpose.values()) if p not in ctx.data.defines)
+    return ctx.dataset_hits(["define.xml"] * len(missing), [ctx.data.folders.get(p, p) for p in missing])
+
+
+def _external(name: str):
+    try:
+        mod = importlib.import_module("cdisc_pipe.define")
+    except ImportError:
+        return None
+    return getattr(mod, name, None)
+
+
+def _problems_to_hits(ctx: CheckContext, problems: list[Any], purpose: str) -> tuple[list, list, list]:
+    vars_, vals, det = [], [], []
+    for p in problems:
+        vars_.append(getattr(p, "column", None) or getattr(p, "entry", None) or "define.xml")
+        vals.append(getattr(p, "value", None))
+        det.append(f"{purpose}: {getattr(p, 'message', str(p))}")
+    return vars_, vals, det
+
+
+@rule_function("define_schema")
+def define_schema(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """define.xml is valid against the Define-XML 2.1 schema (``cdisc_pipe.define.validate_define``)."""
+    fn = _external("validate_define")
+    if fn is None:
+        raise RuleSkipped("cdisc_pipe.define.validate_define not available")
+    v, val, det = [], [], []
+    for purpose, d in _define(ctx):
+        a, b, c = _problems_to_hits(ctx, list(fn(d.xml, file=d.path)), purpose)
+        v += a; val += b; det += c
+    return ctx.dataset_hits(v, val, det)
+
+
+@rule_function("define_consistency_external")
+def define_consistency_external(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """The define module's define <-> data check (``cdisc_pipe.define.check_define_against_data``),
+    its findings kept with their own rule id (in the message) and severity."""
+    fn = _external("check_define_against_data")
+    if fn is None or not callable(fn):
+        raise RuleSkipped("cdisc_pipe.define.check_define_against_data not available")
+    findings = []
+    for purpose, d in _define(ctx):
+        folder = Path(ctx.data.folders.get(purpose, "."))
+        findings += list(fn(d.xml, folder, file=d.path))
+    h = ctx.dataset_hits([f.variable or "(dataset)" for f in findings], [f.value for f in findings],
+                         [f"{f.rule}: {f.message}" for f in findings])
+    h.dataset = np.asarray([f.dataset for f in findings], dtype=object)
+    h.severity = np.asarray([f.severity for f in findings], dtype=object)
+    return h
+
+
+@rule_function("define_datasets")
+def define_datasets(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Datasets in the folder are described in define.xml and define.xml datasets have a file."""
+    v, val, det = [], [], []
+    for purpose, d in _define(ctx):
+        files = {n for n, p in ctx.data.purpose.items() if p == purpose}
+        for n in sorted(files - set(d.datasets)):
+            v.append("(dataset)"); val.append(n); det.append("dataset not in define.xml")
+        for n in sorted(set(d.datasets) - files):
+            v.append("(dataset)"); val.append(n); det.append("define.xml dataset has no file")
+    return ctx.dataset_hits(v, val, det)
+
+
+def _define_vars(ctx: CheckContext):
+    dd = ctx.data.define_dataset(ctx.dataset or "")
+    if dd is None:
+        raise RuleSkipped(f"{ctx.dataset} not in a define.xml")
+    return dd
+
+
+@rule_function("define_variables")
+def define_variables(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Variables of the file and of define.xml are the same set."""
+    dd = _define_vars(ctx)
+    cols = list(ctx.df.columns)
+    v = [c for c in cols if c not in dd.variables] + [n for n in dd.variables if n not in cols]
+    det = ["variable not in define.xml" if n in cols else "define.xml variable not in the data" for n in v]
+    return ctx.dataset_hits(v, [None] * len(v), det)
+
+
+@rule_function("define_attributes")
+def define_attributes(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """``attribute: label|length|order``: the define.xml value equals the file's."""
+    dd = _define_vars(ctx)
+    meta = _meta(ctx)
+    attr = params.get("attribute", "label")
+    v, val, det = [], [], []
+    order = {c: i + 1 for i, c in enumerate(meta.columns)}
+    for name, dv in dd.variables.items():
+        cm = meta.columns.get(name)
+        if cm is None:
+            continue
+        if attr == "label" and (dv.label or "") != (cm.label or ""):
+            v.append(name); val.append(cm.label); det.append(f"define.xml label: {dv.label}")
+        elif attr == "length" and cm.type == "text" and dv.length is not None and dv.length != cm.length:
+            v.append(name); val.append(str(cm.length)); det.append(f"define.xml Length {dv.length}")
+        elif attr == "order" and dv.order is not None and dv.order != order[name]:
+            v.append(name); val.append(str(order[name])); det.append(f"define.xml OrderNumber {dv.order}")
+    return ctx.dataset_hits(v, val, det)
+
+
+@rule_function("define_origin")
+def define_origin(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Every variable has a def:Origin; Derived ones a MethodDef (Define-XML 2.1 / FDA TCG)."""
+    dd = _define_vars(ctx)
+    v, det = [], []
+    for name, dv in dd.variables.items():
+        if not dv.origin:
+            v.append(name); det.append("no def:Origin")
+        elif dv.origin == "Derived" and not dv.method and dd.purpose == "Analysis":
+            v.append(name); det.append("Derived without MethodOID")
+    return ctx.dataset_hits(v, [None] * len(v), det)
+
+
+@rule_function("define_codelist_values")
+def define_codelist_values(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Values of variables with a define.xml codelist are among its coded values (enumerated lists)."""
+    dd = _define_vars(ctx)
+    d = ctx.data.define_for(ctx.dataset or "")
+    parts = []
+    for name, dv in dd.variables.items():
+        if not dv.codelist or name not in ctx.df.columns:
+            continue
+        cl = d.codelists.get(dv.codelist)
+        if cl is None or cl.external or not cl.values:
+            continue
+        t = as_text(ctx.df[name])
+        bad = ~is_null(ctx.df[name]) & ~t.isin(cl.values).to_numpy(dtype=bool)
+        parts.append(ctx.hits(bad, name, t, f"define.xml codelist {cl.oid}"))
+    return concat_hits(parts)
+
+
+# ===================================================================== small record-level helpers
+@rule_function("domain_value")
+def domain_value(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """DOMAIN equals the dataset's domain code (spec domain, else the dataset name; split QS -> QS)."""
+    col = ctx.one("DOMAIN")
+    expected = None
+    if ctx.spec is not None and ctx.dataset in ctx.spec.datasets:
+        expected = ctx.spec.datasets[ctx.dataset].domain
+    names = {ctx.dataset, expected, (ctx.dataset or "")[:2]} if expected is None else {expected}
+    t = as_text(ctx.df[col])
+    bad = ~t.isin([n for n in names if n]).to_numpy(dtype=bool) | is_null(ctx.df[col])
+    return ctx.hits(bad, col, t)
+
+
+@rule_function("studyid_value")
+def studyid_value(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """STUDYID equals the spec's study name; without a spec, one STUDYID across the study (DM's)."""
+    col = ctx.one("STUDYID")
+    if ctx.spec is not None:
+        expected = {ctx.spec.study.name}
+    else:
+        dm = ctx.data.datasets.get("DM")
+        if dm is None or "STUDYID" not in dm.columns:
+            raise RuleSkipped("no spec and no DM.STUDYID to compare with")
+        expected = set(as_text(dm["STUDYID"]).dropna())
+    t = as_text(ctx.df[col])
+    return ctx.hits(~t.isin(list(expected)).to_numpy(dtype=bool), col, t)
+
+
+@rule_function("any_flag_y")
+def any_flag_y(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """At least one of ``variables`` (those present) is Y on each record."""
+    cols = ctx.resolve_many(params["variables"])
+    anyy = np.zeros(len(ctx.df), dtype=bool)
+    for c in cols:
+        anyy |= (as_text(ctx.df[c]) == "Y").fillna(False).to_numpy(dtype=bool)
+    return ctx.hits(~anyy, ",".join(cols))
+
+
+@rule_function("all_null")
+def all_null(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Records where every one of ``variables`` (those present) is null fire."""
+    cols = ctx.resolve_many(params["variables"])
+    alln = np.ones(len(ctx.df), dtype=bool)
+    for c in cols:
+        alln &= is_null(ctx.df[c])
+    return ctx.hits(alln, ",".join(cols))
+
+
+@rule_function("supp_rdomain")
+def supp_rdomain(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """RDOMAIN of SUPPxx is xx."""
+    col = ctx.one("RDOMAIN")
+    expected = (ctx.dataset or "")[4:]
+    t = as_text(ctx.df[col])
+    return ctx.hits((t != expected).fillna(True).to_numpy(dtype=bool), col, t, f"expected {expected}")

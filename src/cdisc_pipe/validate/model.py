@@ -1,0 +1,140 @@
+"""Validation data model: rules as data, study settings, rule results.
+
+A rule is a YAML entry validated by :class:`Rule` (``extra="forbid"``: a misspelt key is an error).
+Its ``check`` names one operator of the vocabulary in :mod:`cdisc_pipe.validate.operators` with that
+operator's parameters (each operator declares a pydantic parameter model, so wrong parameters are
+reported with the rule id), or ``operator: python`` with the ``function`` name of a rule function
+registered in :mod:`cdisc_pipe.validate.functions`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Severity = Literal["Error", "Warning", "Notice"]
+Status = Literal["SUCCESS", "ISSUE", "SKIPPED", "EXECUTION ERROR"]
+SEVERITIES: tuple[str, ...] = ("Error", "Warning", "Notice")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuleRefs(_Model):
+    """Identifiers of the matching rule in other validators; only confirmed ones (else empty)."""
+
+    p21: str | None = None  # Pinnacle 21 rule id, e.g. SD1082
+    core: str | None = None  # CDISC CORE rule id, e.g. CORE-000547
+    cdisc: str | None = None  # CDISC SDTM/ADaM conformance rule id, e.g. CG0665
+    fda: str | None = None  # FDA validator rule or technical rejection id, e.g. FDAC036, TRC 1734
+
+
+class Scope(_Model):
+    """Which datasets a rule runs on.
+
+    ``datasets`` and ``exclude`` are names or glob patterns (``SUPP*``); ``classes`` are define
+    classes (``FINDINGS``, ``BASIC DATA STRUCTURE``...).  A dataset is in scope when it matches
+    ``purpose`` (if given) and (``datasets`` or ``classes``; all datasets when both are empty) and
+    does not match ``exclude``.
+    """
+
+    datasets: list[str] = Field(default_factory=list)
+    classes: list[str] = Field(default_factory=list)
+    purpose: Literal["Tabulation", "Analysis"] | None = None
+    exclude: list[str] = Field(default_factory=list)
+    study_level: bool = False  # run once, not per dataset (dataset presence, TS parameters...)
+
+
+class Condition(_Model):
+    """A record filter: ``variable`` ``op`` ``values``.  Conditions of a rule's ``when`` are AND-ed."""
+
+    variable: str
+    op: Literal["eq", "ne", "in", "notin", "isnull", "notnull", "gt", "ge", "lt", "le", "regex"] = "eq"
+    values: list[Any] = Field(default_factory=list)
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _scalar_to_list(cls, v: Any) -> Any:
+        return v if isinstance(v, list) else [v]
+
+
+class Rule(_Model):
+    """One validation rule (see docs/VALIDATION.md for the operator vocabulary)."""
+
+    id: str = Field(pattern=r"^[A-Z][A-Z0-9]*(\.[A-Z0-9_]+)+$")
+    standard: str  # where the rule comes from: SDTMIG 3.4, ADaMIG 1.3, FDA TCG, XPT v5, Define-XML 2.1, Study
+    refs: RuleRefs = Field(default_factory=RuleRefs)
+    severity: Severity
+    category: Literal["Structure", "XPT", "Dates", "CT", "Consistency", "Referential", "Trial design",
+                      "ADaM", "Define", "Data quality"]
+    scope: Scope = Field(default_factory=Scope)
+    when: list[Condition] = Field(default_factory=list)
+    message: str
+    check: dict[str, Any]
+    needs_spec: bool = False  # SKIPPED without a study spec
+    description: str | None = None
+
+    @field_validator("check")
+    @classmethod
+    def _has_operator(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "operator" not in v:
+            raise ValueError("check needs an 'operator'")
+        return v
+
+
+class ExpectedFinding(_Model):
+    """A finding expected for this study, with the explanation the reviewer's guide will give."""
+
+    rule: str
+    dataset: str | None = None
+    variable: str | None = None
+    value: str | None = None
+    explanation: str
+
+
+class ValidationSettings(_Model):
+    """Study-level validation settings (``specs/settings/validation.yaml``)."""
+
+    # CT folder: configuration; a relative path is taken relative to the settings file.
+    ct_dir: str | None = None
+    expected: list[ExpectedFinding] = Field(default_factory=list)
+    disabled_rules: list[str] = Field(default_factory=list)
+    severity_overrides: dict[str, Severity] = Field(default_factory=dict)
+    ts_required: list[str] = Field(
+        default_factory=lambda: ["SSTDTC", "SDTIGVER", "SDTMVER", "TITLE", "TPHASE", "TTYPE", "INTMODEL",
+                                 "TBLIND", "RANDOM", "TCNTRL", "INDIC", "TRT", "PLANSUB", "ACTSUB", "AGEMIN",
+                                 "AGEMAX", "SEXPOP", "HLTSUBJI", "FCNTRY", "SPONSOR", "OBJPRIM"])
+    # Findings per rule and dataset written into xlsx/html/json (counts are always complete).
+    report_limit_per_rule: int = Field(default=2000, ge=1)
+    # Rule run times make reports differ between runs; switch off for byte-identical reports.
+    record_run_times: bool = True
+    # Data-quality checks of the bundled study.
+    imwg_measurable_serum_mprotein: float = 1.0  # g/dL: serum M-protein measurable at baseline
+    mprotein_testcd: str = "MCPROT"
+    mprotein_spec: str = "SERUM"
+
+
+@dataclass
+class RuleResult:
+    """Outcome of one rule: status, reason (SKIPPED / EXECUTION ERROR), counts, run time."""
+
+    rule: Rule
+    status: Status
+    reason: str | None = None
+    findings: int = 0
+    datasets: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self, with_time: bool = True) -> dict[str, Any]:
+        d = {
+            "rule": self.rule.id, "standard": self.rule.standard, "category": self.rule.category,
+            "severity": self.rule.severity, "p21": self.rule.refs.p21, "core": self.rule.refs.core,
+            "fda": self.rule.refs.fda, "cdisc": self.rule.refs.cdisc, "status": self.status, "reason": self.reason,
+            "findings": self.findings, "datasets": ", ".join(self.datasets), "message": self.rule.message,
+        }
+        if with_time:
+            d["seconds"] = round(self.seconds, 4)
+        return d
