@@ -268,7 +268,7 @@ def calc_parameters(prof: Profiles, settings: NcaSettings) -> pd.DataFrame:
     """Compute every NCA quantity of every profile (no rounding, no minimum-data rules).
 
     Returns one row per profile (index = PID) with CMAX, TMAX, CLAST, TLAST, AUCLAST, AUCINT,
-    N_POINTS, N_QUANT_POST (observed quantifiable post-infusion samples), HAS_T0, T0_IMPUTED,
+    N_POINTS (observed samples used), N_QUANT_POST (observed quantifiable post-infusion samples), HAS_T0, T0_IMPUTED,
     END_WINDOW_OK (a sample within the interval end +/- window), LAST_TIME (last sample time).
     """
     n = prof.n
@@ -296,7 +296,7 @@ def calc_parameters(prof: Profiles, settings: NcaSettings) -> pd.DataFrame:
     tlast[u] = tr[last]
     clast[u] = cr[last]
 
-    n_points = np.bincount(pid, minlength=n)
+    n_points = np.bincount(pid[kind != KIND_IMPUTED], minlength=n)  # observed samples used
     n_quant_post = np.bincount(pid[post & quant], minlength=n)
     has_t0 = np.bincount(pid[(t == 0) & ((kind == KIND_PREDOSE) | (kind == KIND_IMPUTED))], minlength=n) > 0
     t0_imputed = np.bincount(pid[kind == KIND_IMPUTED], minlength=n) > 0
