@@ -1,0 +1,163 @@
+"""define.xml <-> XPT consistency: every dataset and variable, both ways, and codelist values."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cdisc_pipe.define import build_define, check_define_against_data, write_define
+from cdisc_pipe.errors import InputError
+from cdisc_pipe.xpt import write_datasets
+from tests.test_define_support import adam_frames, sdtm_frames, tiny_spec, write_study
+
+
+@pytest.fixture()
+def study(tmp_path):
+    """The tiny study written with its define.xml in both folders: (spec, sdtm, adam, out root)."""
+    spec = tiny_spec(tmp_path / "specs")
+    out = tmp_path / "out"
+    sdtm, adam = write_study(out, spec)
+    write_define(build_define(spec, sdtm, "Tabulation"), out / "sdtm")
+    write_define(build_define(spec, adam, "Analysis"), out / "adam")
+    return spec, sdtm, adam, out
+
+
+def rules(findings):
+    return sorted({(f.rule, f.dataset, f.variable) for f in findings})
+
+
+def test_define_matches_every_dataset_and_variable(study):
+    """Every XPT dataset and every variable (name, label, type, length, order) agrees with define.xml."""
+    spec, sdtm, adam, out = study
+    for sub in ("sdtm", "adam"):
+        assert check_define_against_data(out / sub / "define.xml", out / sub) == []
+    # and the check really looked at all of them: counting what it compared
+    from cdisc_pipe.define import read_define
+
+    d = read_define((out / "sdtm" / "define.xml").read_bytes())
+    assert sorted(d.groups) == sorted(w.name for w in sdtm)
+    assert sum(len(g.refs) for g in d.groups.values()) == sum(len(w.columns) for w in sdtm)
+
+
+def test_mismatches_are_found(study):
+    spec, sdtm, _, out = study
+    dm = next(w for w in sdtm if w.name == "DM")
+    cols = list(dm.columns)
+    cols[4], cols[5] = cols[5], cols[4]  # define says AGEU before AGE
+    cols = [dataclasses.replace(c, order=i) for i, c in enumerate(cols, start=1)]
+    cols = [dataclasses.replace(c, length=3) if c.name == "SEX" else c for c in cols]
+    cols = [dataclasses.replace(c, label="Sex of the Subject") if c.name == "SEX" else c for c in cols]
+    cols = [c for c in cols if c.name != "ARMNRS"]  # in the file, not in define
+    wrong = dataclasses.replace(dm, columns=tuple(cols), label="Demography")
+    others = [w for w in sdtm if w.name not in ("DM", "AE")]  # ae.xpt is then not in define
+    xml = build_define(spec, [wrong] + others, "Tabulation").xml
+    found = rules(check_define_against_data(xml, out / "sdtm"))
+    assert ("DEFINE.DATA.ORDER", "DM", "AGE") in found and ("DEFINE.DATA.ORDER", "DM", "AGEU") in found
+    assert ("DEFINE.DATA.LENGTH", "DM", "SEX") in found
+    assert ("DEFINE.DATA.LABEL", "DM", "SEX") in found
+    assert ("DEFINE.DATA.VARNOTINDEFINE", "DM", "ARMNRS") in found
+    assert ("DEFINE.DATA.DSLABEL", "DM", None) in found
+    assert ("DEFINE.DATA.NOTINDEFINE", "AE", None) in found
+    assert not any(r[1] in ("LB", "SUPPAE") for r in found)  # the untouched datasets still agree
+
+
+def test_type_mismatch_and_missing_file(study):
+    spec, sdtm, _, out = study
+    text = (out / "sdtm" / "define.xml").read_text()
+    text = text.replace('<ItemDef OID="IT.DM.AGE" Name="AGE" DataType="integer"', '<ItemDef OID="IT.DM.AGE" Name="AGE" DataType="text"')
+    (out / "sdtm" / "lb.xpt").unlink()
+    found = rules(check_define_against_data(text.encode(), out / "sdtm"))
+    assert ("DEFINE.DATA.TYPE", "DM", "AGE") in found
+    assert ("DEFINE.DATA.NOFILE", "LB", None) in found
+
+
+def test_variable_in_define_not_in_data(study):
+    spec, sdtm, _, out = study
+    frames = sdtm_frames()
+    frames["AE"] = frames["AE"].drop(columns=["AEENRF"])  # Perm variable dropped by the writer
+    write_datasets({"AE": frames["AE"]}, spec, out / "sdtm", purpose="Tabulation", write_json=False)
+    found = rules(check_define_against_data(out / "sdtm" / "define.xml", out / "sdtm"))
+    assert found == [("DEFINE.DATA.VARNOTINDATA", "AE", "AEENRF")]
+
+
+def test_codelist_values_used_in_the_data(study):
+    spec, _, _, out = study
+    frames = sdtm_frames()
+    frames["DM"].loc[1, "SEX"] = "U"  # not in CL.SEX (F, M)
+    frames["AE"].loc[:, "AESER"] = ["N", "U", "U"]  # U is CT but not in this subset
+    frames["SUPPAE"].loc[1, "QVAL"] = "P"  # value-level CL.NY where QNAM = AEDLT
+    frames["AE"].loc[0, "AEDECOD"] = "Anything goes"  # MedDRA: external, not checked
+    write_datasets(frames, spec, out / "sdtm", purpose="Tabulation", write_json=False)
+    findings = [f for f in check_define_against_data(out / "sdtm" / "define.xml", out / "sdtm")
+                if f.rule == "DEFINE.DATA.CTVALUE"]
+    got = sorted((f.dataset, f.variable, f.value, f.extra["records"]) for f in findings)
+    assert got == [("AE", "AESER", "U", 2), ("DM", "SEX", "U", 1), ("SUPPAE", "QVAL", "P", 1)]
+    qval = next(f for f in findings if f.variable == "QVAL")
+    assert "WC.SUPPAE.QNAM.EQ.AEDLT" in qval.message
+    without = check_define_against_data(out / "sdtm" / "define.xml", out / "sdtm", check_values=False)
+    assert not any(f.rule == "DEFINE.DATA.CTVALUE" for f in without)
+
+
+def test_value_level_codelist_only_checks_selected_records(study):
+    """QVAL values of another QNAM are outside the AEDLT where clause and not checked against CL.NY."""
+    spec, _, _, out = study
+    frames = sdtm_frames()
+    extra = frames["SUPPAE"].iloc[[0]].assign(QNAM="AETOXSC", QLABEL="Grading scale", QVAL="ASTCT 2019")
+    frames["SUPPAE"] = pd.concat([frames["SUPPAE"], extra], ignore_index=True)
+    write_datasets({"SUPPAE": frames["SUPPAE"]}, spec, out / "sdtm", purpose="Tabulation", write_json=False)
+    # QVAL got longer (10): rebuild the define from what was written, then compare
+    from cdisc_pipe.define import written_from_folder
+
+    write_define(build_define(spec, written_from_folder(out / "sdtm", "Tabulation"), "Tabulation"), out / "sdtm")
+    assert check_define_against_data(out / "sdtm" / "define.xml", out / "sdtm") == []
+
+
+def test_numeric_codelist_values(tmp_path):
+    """A numeric variable with a codelist: 1.0 in the data matches CodedValue "1"; 3 does not."""
+    from tests.test_define_support import FILES
+
+    adtte = FILES["adam/adtte.yaml"].replace(
+        "{name: CNSR, label: Censor, data_type: integer, core: Cond,",
+        "{name: CNSR, label: Censor, data_type: integer, core: Cond, codelist: CL.CNSR,")
+    cnsr = """
+        oid: CL.CNSR
+        name: Censor
+        data_type: integer
+        terms:
+          - {submission_value: "0", decode: Event}
+          - {submission_value: "1", decode: Censored}
+    """
+    spec = tiny_spec(tmp_path / "specs", {"adam/adtte.yaml": adtte, "codelists/cnsr.yaml": cnsr})
+    frames = adam_frames()
+    frames["ADTTE"].loc[3, "CNSR"] = 3.0
+    out = tmp_path / "out"
+    adam = write_datasets(frames, spec, out / "adam", purpose="Analysis", write_json=False)
+    write_define(build_define(spec, adam, "Analysis"), out / "adam")
+    found = [(f.variable, f.value) for f in check_define_against_data(out / "adam" / "define.xml", out / "adam")]
+    assert found == [("CNSR", "3")]
+
+
+def test_damaged_inputs(study, tmp_path):
+    _, _, _, out = study
+    with pytest.raises(InputError):
+        check_define_against_data(b"<not xml", out / "sdtm")
+    (out / "sdtm" / "dm.xpt").write_bytes(b"garbage")
+    found = rules(check_define_against_data(out / "sdtm" / "define.xml", out / "sdtm"))
+    assert ("DEFINE.DATA.UNREADABLE", "DM", None) in found
+
+
+def test_bundled_study_outputs(root):
+    """When the bundled study has been run (outputs/), its define.xml files agree with its XPTs."""
+    found = []
+    ran = False
+    for sub in ("sdtm", "adam"):
+        folder = root / "outputs" / sub
+        if (folder / "define.xml").is_file():
+            ran = True
+            found += check_define_against_data(folder / "define.xml", folder)
+    if not ran:
+        pytest.skip("outputs/ has no define.xml (run 'cdisc-pipe run' first)")
+    assert [str(f.to_dict()) for f in found if f.severity == "Error"] == []
