@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cdisc_pipe.adam.derive import derive_var_extreme_flag, derive_vars_dt, derive_vars_dy
+from cdisc_pipe.adam.derive import derive_var_extreme_flag, derive_vars_dt, derive_vars_dy, lookup
 from cdisc_pipe.adam.settings import AdamSettings, load_adam_settings
 from cdisc_pipe.errors import Finding
 
@@ -92,7 +92,7 @@ def derive_anl_flags(ovr: pd.DataFrame, settings: AdamSettings) -> pd.DataFrame:
     before_nact = out["NACTDT"].isna() | (out["ADT"] <= out["NACTDT"])
     out["ANL02FL"] = np.where((out["ANL01FL"] == "Y") & before_nact, "Y", None)
     pd_dates = out[(out["ANL02FL"] == "Y") & (out["AVALC"] == settings.pd_response)].groupby("USUBJID")["ADT"].min()
-    first_pd = out["USUBJID"].map(pd_dates)
+    first_pd = lookup(out["USUBJID"], pd_dates)
     out["ANL03FL"] = np.where((out["ANL02FL"] == "Y") & (first_pd.isna() | (out["ADT"] <= first_pd)), "Y", None)
     for c in ("ANL02FL", "ANL03FL"):
         out[c] = out[c].astype(object)
@@ -127,7 +127,7 @@ def derive_confirmed(ovr: pd.DataFrame, settings: AdamSettings) -> pd.DataFrame:
     confirmed_resp = needs & nxt.notna() & pd.Series(worse, index=ev.index).isin(conf_ranks)
     level[confirmed_resp] = pd.Series(worse, index=ev.index)[confirmed_resp]
     # Unconfirmed responses and SD count as SD; a response confirmed only to SD is SD.
-    stable = (needs & ~confirmed_resp & (~nxt.notna() | (pd.Series(worse, index=ev.index) != pd_rank))) | (ev["AVAL"] == sd_rank)
+    stable = (needs & ~confirmed_resp) | (ev["AVAL"] == sd_rank)
     if sd_rank is not None:
         level[stable & level.isna()] = sd_rank
     pd_conf = is_pd & (nxt.isna() | (nxt == pd_rank)) if settings.confirm_pd else is_pd
@@ -144,9 +144,9 @@ def derive_confirmed(ovr: pd.DataFrame, settings: AdamSettings) -> pd.DataFrame:
     out["AVAL"] = aval.astype("float64")
     out["AVALC"] = out["AVAL"].map(cats).astype(object)
     first_pd = out.loc[out["__pd"]].groupby("USUBJID")["ADT"].min()
-    out["PDCONF"] = np.where(out["__pd"] & (out["ADT"] == out["USUBJID"].map(first_pd)), "Y", None)
+    out["PDCONF"] = np.where(out["__pd"] & (out["ADT"] == lookup(out["USUBJID"], first_pd)), "Y", None)
     out = out.drop(columns=["__pd"])
-    fp = out["USUBJID"].map(first_pd)
+    fp = lookup(out["USUBJID"], first_pd)
     out["ANL03FL"] = np.where(fp.isna() | (out["ADT"] <= fp), "Y", None).astype(object)
     out["SRCDOM"], out["SRCVAR"] = "RS", "RSSTRESC"
     return out
@@ -157,9 +157,9 @@ def _subject_param(adsl: pd.DataFrame, paramcd: str, avalc: pd.Series, adt: pd.S
     """One record per infused subject for a subject-level parameter (avalc etc. indexed by USUBJID)."""
     subj = adsl.loc[adsl["SAFFL"] == "Y", ["USUBJID", "TRTSDT", "NACTDT"]].copy()
     subj["PARAMCD"] = paramcd
-    subj["AVALC"] = subj["USUBJID"].map(avalc).astype(object)
-    subj["ADT"] = subj["USUBJID"].map(adt).astype("datetime64[ns]") if adt is not None else pd.NaT
-    subj["SRCSEQ"] = subj["USUBJID"].map(seq).astype("float64") if seq is not None else np.nan
+    subj["AVALC"] = lookup(subj["USUBJID"], avalc).astype(object)
+    subj["ADT"] = lookup(subj["USUBJID"], adt).astype("datetime64[ns]") if adt is not None else pd.NaT
+    subj["SRCSEQ"] = lookup(subj["USUBJID"], seq).astype("float64") if seq is not None else np.nan
     subj["SRCDOM"] = srcdom if (srcdom and srcvar) else None
     subj["SRCVAR"] = srcvar
     subj["SRCDOM"] = np.where(subj["SRCSEQ"].notna() | subj["ADT"].notna(), subj["SRCDOM"], None)
@@ -188,7 +188,7 @@ def derive_best_and_responders(covr: pd.DataFrame, adsl: pd.DataFrame, settings:
     cats = {v: k for k, v in ranks.items()}
     c = covr[covr["ANL03FL"] == "Y"].sort_values(["USUBJID", "ADT"], kind="mergesort")
     best = c.groupby("USUBJID")["AVAL"].min()
-    at_best = c[c["AVAL"] == c["USUBJID"].map(best)].drop_duplicates("USUBJID", keep="first").set_index("USUBJID")
+    at_best = c[c["AVAL"] == lookup(c["USUBJID"], best)].drop_duplicates("USUBJID", keep="first").set_index("USUBJID")
     cbor = _subject_param(adsl, "CBOR", best.map(cats), at_best["ADT"], at_best["SRCSEQ"], "RS", "RSSTRESC")
     cbor["AVALC"] = cbor["AVALC"].where(cbor["AVALC"].notna(), settings.not_evaluable[0])
     cbor["AVAL"] = cbor["AVALC"].map(ranks).astype("float64")
@@ -212,8 +212,8 @@ def derive_month3_response(ovr: pd.DataFrame, adsl: pd.DataFrame, settings: Adam
     yes = chosen["AVALC"].isin(w.responses)
     rec = _yn_param(adsl, w.paramcd, yes, chosen["ADT"], chosen["SRCSEQ"], "RS", "RSSTRESC")
     # The assessment used is traced even when it is not a response.
-    rec["ADT"] = rec["USUBJID"].map(chosen["ADT"]).astype("datetime64[ns]")
-    rec["SRCSEQ"] = rec["USUBJID"].map(chosen["SRCSEQ"]).astype("float64")
+    rec["ADT"] = lookup(rec["USUBJID"], chosen["ADT"]).astype("datetime64[ns]")
+    rec["SRCSEQ"] = lookup(rec["USUBJID"], chosen["SRCSEQ"]).astype("float64")
     has = rec["SRCSEQ"].notna()
     rec["SRCDOM"] = np.where(has, "RS", None)
     rec["SRCVAR"] = np.where(has, "RSSTRESC", None)
@@ -251,7 +251,7 @@ def derive_mrd(rs: pd.DataFrame, adsl: pd.DataFrame, cbor_cr: pd.DataFrame, sett
     # Sustained: negatives from the first negative up to the first positive after it.
     a2 = a.merge(first_neg[["ADT"]].rename(columns={"ADT": "__f"}), left_on="USUBJID", right_index=True)
     pos_after = a2[(a2["AVALC"] == "POSITIVE") & (a2["ADT"] > a2["__f"])].groupby("USUBJID")["ADT"].min()
-    a2["__p"] = a2["USUBJID"].map(pos_after)
+    a2["__p"] = lookup(a2["USUBJID"], pos_after)
     run = a2[(a2["AVALC"] == "NEGATIVE") & (a2["__p"].isna() | (a2["ADT"] < a2["__p"]))]
     span = (run.groupby("USUBJID")["ADT"].max() - run.groupby("USUBJID")["ADT"].min()).dt.days
     sustained = span[span >= settings.sustained_mrd_days]
@@ -270,7 +270,7 @@ def derive_event_params(covr: pd.DataFrame, ovr: pd.DataFrame, adsl: pd.DataFram
     death = _yn_param(adsl, "DEATH", pd.Series(True, index=dead.index), dead, None, "ADSL", "DTHDT")
     pd_dt = pdrec["ADT"]
     ok = ovr[(ovr["ANL02FL"] == "Y") & ~ovr["AVALC"].isin(settings.not_evaluable)]
-    ok = ok[ok["USUBJID"].map(pd_dt).isna() | (ok["ADT"] < ok["USUBJID"].map(pd_dt))]
+    ok = ok[lookup(ok["USUBJID"], pd_dt).isna() | (ok["ADT"] < lookup(ok["USUBJID"], pd_dt))]
     last = ok.sort_values(["USUBJID", "ADT"], kind="mergesort").drop_duplicates("USUBJID", keep="last").set_index("USUBJID")
     lsta = _subject_param(adsl, "LSTA", last["AVALC"], last["ADT"], last["SRCSEQ"], "RS", "RSSTRESC")
     lsta["AVAL"] = lsta["AVALC"].map(rank_map(settings)).astype("float64")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cdisc_pipe.adam.derive import lookup
 from cdisc_pipe.adam.settings import AdamSettings, Condition, TteParameter, TteSource, load_adam_settings
 from cdisc_pipe.errors import Finding, InputError, Problem
 
@@ -84,8 +85,8 @@ def derive_vars_missed(events: pd.DataFrame, assessments: pd.DataFrame, schedule
     last = cand.drop_duplicates("__row", keep="last").set_index("__row")
     out = events.copy()
     rows = pd.Series(np.arange(len(out)), index=out.index)
-    out["LADT"] = rows.map(last["__adt"]).astype("datetime64[ns]").to_numpy()
-    out["LASEQ"] = rows.map(last["__seq"]).astype("float64").to_numpy()
+    out["LADT"] = lookup(rows, last["__adt"]).astype("datetime64[ns]").to_numpy()
+    out["LASEQ"] = lookup(rows, last["__seq"]).astype("float64").to_numpy()
     trt = pd.to_datetime(out["TRTSDT"])
     last_day = ((out["LADT"] - trt).dt.days + 1).fillna(1.0).to_numpy(dtype="float64")
     event_day = ((pd.to_datetime(out["ADT"]) - trt).dt.days + 1).to_numpy(dtype="float64")

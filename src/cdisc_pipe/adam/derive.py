@@ -41,6 +41,7 @@ __all__ = [
     "derive_var_trtemfl_window",
     "convert_blanks_to_na",
     "suppqual_wide",
+    "lookup",
 ]
 
 # ISO 8601 date/datetime, right-truncated, with "-" standing for a missing middle component.
@@ -55,6 +56,13 @@ _DTC_RE = (
 )
 
 _DATE_LEVELS = {"n": 0, "s": 1, "m": 2, "h": 3, "D": 4, "M": 5}
+
+
+def lookup(keys: pd.Series, values: pd.Series) -> pd.Series:
+    """``values[key]`` for every key of ``keys`` (missing when absent), keeping the dtype of
+    ``values`` (``Series.map`` loses datetime64 on an empty mapping in pandas 3)."""
+    vals = values[~values.index.duplicated(keep="first")]
+    return pd.Series(vals.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=vals.dtype)
 
 
 def convert_blanks_to_na(df: pd.DataFrame) -> pd.DataFrame:
@@ -448,9 +456,9 @@ def derive_var_extreme_flag(
     out = dataset.copy()
     cand = out if filter_mask is None else out[filter_mask.reindex(out.index).fillna(False).astype(bool)]
     chosen = _sort(cand, order).drop_duplicates(list(by_vars), keep=mode).index
-    flag = pd.Series(false_value, index=out.index, dtype=object)
-    flag.loc[chosen] = true_value
-    out[new_var] = flag
+    hit = out.index.isin(chosen)
+    out[new_var] = pd.Series(np.where(hit, true_value, np.full(len(out), false_value, dtype=object)),
+                             index=out.index, dtype=object)
     return out
 
 

@@ -1,0 +1,154 @@
+"""ADTTE on the literal fixture of tests/test_adam_adsl.py, with hand-worked AVAL/CNSR.
+
+AVAL = ADT - STARTDT + 1 (days); infusion 2023-01-10 = study day 1, so an ADT on study day n
+gives AVAL n for PFS/OS.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cdisc_pipe.adam import adrs as adrs_mod
+from cdisc_pipe.adam import adsl as adsl_mod
+from cdisc_pipe.adam import adtte as adtte_mod
+from cdisc_pipe.adam.adtte import condition_mask, derive_param_tte, derive_vars_missed
+from cdisc_pipe.adam.settings import Condition, TteParameter, load_adam_settings
+from tests.test_adam_adsl import SETTINGS, make_sdtm, ts
+
+
+@pytest.fixture(scope="module")
+def adtte() -> pd.DataFrame:
+    sdtm = make_sdtm()
+    adsl, _ = adsl_mod.build(sdtm, None, SETTINGS)
+    adrs, _ = adrs_mod.build(sdtm, adsl, SETTINGS)
+    df, findings = adtte_mod.build({**sdtm, "ADRS": adrs}, adsl, SETTINGS)
+    assert findings == []
+    return df
+
+
+def rec(adtte: pd.DataFrame, subj: str, paramcd: str) -> pd.Series:
+    r = adtte[(adtte["SUBJID"] == subj) & (adtte["PARAMCD"] == paramcd)]
+    assert len(r) == 1, (subj, paramcd)
+    return r.iloc[0]
+
+
+def test_pfs_event_pd(adtte: pd.DataFrame) -> None:
+    r = rec(adtte, "1002", "PFS")
+    assert (r["CNSR"], r["AVAL"], r["ADT"], r["EVNTDESC"]) == (0, 120, ts(120), "DISEASE PROGRESSION")
+    assert r["SRCDOM"] == "ADRS" and r["SRCVAR"] == "ADT" and r["CNSDTDSC"] is None
+
+
+def test_pfs_pd_after_one_missed_assessment_is_an_event(adtte: pd.DataFrame) -> None:
+    # 1003: last adequate d57, PD d121; planned d91 lies in (57+14, 121-14) -> 1 missed -> event
+    r = rec(adtte, "1003", "PFS")
+    assert (r["CNSR"], r["AVAL"]) == (0, 121)
+
+
+def test_pfs_pd_after_two_missed_assessments_is_censored(adtte: pd.DataFrame) -> None:
+    # 1004: last adequate d29, PD d190; planned 57, 91, 121 in (43, 176) -> 3 missed -> censored at d29
+    r = rec(adtte, "1004", "PFS")
+    assert (r["CNSR"], r["AVAL"], r["ADT"]) == (4, 29, ts(29))
+    assert r["CNSDTDSC"] == "LAST ADEQUATE ASSESSMENT BEFORE MISSED ASSESSMENTS"
+
+
+def test_pfs_new_therapy_before_pd_is_censored(adtte: pd.DataFrame) -> None:
+    # 1005: NACTDT 2023-03-01 (day 51, imputed from "2023-03"); last adequate on/before it = d29
+    r = rec(adtte, "1005", "PFS")
+    assert (r["CNSR"], r["AVAL"]) == (3, 29)
+    assert r["EVNTDESC"] == "NEW ANTICANCER THERAPY BEFORE PD"
+
+
+def test_pfs_death_without_pd_is_an_event(adtte: pd.DataFrame) -> None:
+    # 1006: last adequate d57, death d80: no planned day in (71, 66) -> 0 missed -> event on d80
+    r = rec(adtte, "1006", "PFS")
+    assert (r["CNSR"], r["AVAL"], r["EVNTDESC"], r["SRCVAR"]) == (0, 80, "DEATH", "DTHDT")
+    o = rec(adtte, "1006", "OS")
+    assert (o["CNSR"], o["AVAL"]) == (0, 80)
+
+
+def test_pfs_no_post_baseline_assessment_censored_at_start(adtte: pd.DataFrame) -> None:
+    r = rec(adtte, "1007", "PFS")
+    assert (r["CNSR"], r["AVAL"], r["ADT"]) == (1, 1, ts(1))
+    # OS: censored at the last known alive date, day 20
+    o = rec(adtte, "1007", "OS")
+    assert (o["CNSR"], o["AVAL"]) == (1, 20)
+
+
+def test_pfs_ongoing_censored_at_last_adequate_assessment(adtte: pd.DataFrame) -> None:
+    r = rec(adtte, "1001", "PFS")
+    assert (r["CNSR"], r["AVAL"]) == (2, 181)
+
+
+def test_dor_responders_only(adtte: pd.DataFrame) -> None:
+    dor = adtte[adtte["PARAMCD"] == "DOR"]
+    # confirmed responders: 1001 (PR d29), 1003 (PR d29), 1009 (CR d29); not 1002 (unconfirmed PR)
+    assert sorted(dor["SUBJID"]) == ["1001", "1003", "1009"]
+    r = rec(adtte, "1003", "DOR")
+    # start d29, PD d121 -> 121 - 29 + 1 = 93
+    assert (r["STARTDT"], r["CNSR"], r["AVAL"]) == (ts(29), 0, 93)
+    r = rec(adtte, "1001", "DOR")
+    assert (r["CNSR"], r["AVAL"]) == (2, 181 - 29 + 1)
+
+
+def test_mrd_negative_then_positive(adtte: pd.DataFrame) -> None:
+    # 1009: first negative d91, positive d181 -> event, 181 - 91 + 1 = 91
+    r = rec(adtte, "1009", "MRDDUR")
+    assert (r["STARTDT"], r["ADT"], r["CNSR"], r["AVAL"], r["EVNTDESC"]) == (ts(91), ts(181), 0, 91, "MRD POSITIVE")
+    # 1001: negative d91 and d456 -> censored at the last negative: 456 - 91 + 1 = 366
+    r = rec(adtte, "1001", "MRDDUR")
+    assert (r["CNSR"], r["AVAL"]) == (1, 366)
+
+
+def test_never_infused_not_in_adtte(adtte: pd.DataFrame) -> None:
+    assert "1008" not in set(adtte["SUBJID"])
+    assert (adtte["AVALU"] == "DAYS").all()
+    assert ((adtte["CNSR"] == 0) == adtte["CNSDTDSC"].isna()).all()
+    assert (adtte["ADT"] >= adtte["STARTDT"]).all()
+
+
+def test_distinct_cnsr_per_reason() -> None:
+    settings = load_adam_settings(SETTINGS)
+    for p in settings.tte:
+        codes: dict[int, str | None] = {}
+        for c in p.censors:
+            assert codes.setdefault(c.cnsr, c.cnsdtdsc) == c.cnsdtdsc
+            assert c.cnsr > 0
+
+
+def test_missed_assessment_count() -> None:
+    events = pd.DataFrame({"USUBJID": ["A", "B"], "ADT": [ts(200), ts(40)], "TRTSDT": [ts(1), ts(1)]})
+    assessments = pd.DataFrame({"USUBJID": ["A"], "ADT": [ts(57)], "ASEQ": [3.0]})
+    out = derive_vars_missed(events, assessments, [29, 57, 91, 121, 181, 271], 14)
+    # A: last adequate d57; planned in (71, 186): 91, 121, 181 -> 3
+    # B: no adequate assessment -> from day 1; planned in (15, 26): none -> 0 (an early death)
+    assert list(out["NMISS"]) == [3, 0]
+    assert out["LADT"].iloc[0] == ts(57) and out["LASEQ"].iloc[0] == 3 and pd.isna(out["LADT"].iloc[1])
+
+
+def test_condition_mask_comparators() -> None:
+    df = pd.DataFrame({"A": ["x", "y", None], "D": [ts(1), ts(5), ts(3)], "N": [ts(2), pd.NaT, ts(3)]})
+    assert list(condition_mask(df, [Condition(variable="A", values=["x"])])) == [True, False, False]
+    assert list(condition_mask(df, [Condition(variable="A", comparator="NE", values=["x"])])) == [False, True, True]
+    le = Condition(variable="D", comparator="LE", other="N", other_missing_true=True)
+    assert list(condition_mask(df, [le])) == [True, True, True]
+    lt = Condition(variable="D", comparator="LT", other="N")
+    assert list(condition_mask(df, [lt])) == [True, False, False]
+    assert list(condition_mask(df, [Condition(variable="N", comparator="ISNULL")])) == [False, True, False]
+
+
+def test_earliest_event_wins_and_latest_censor() -> None:
+    adsl = pd.DataFrame({"USUBJID": ["A", "B"], "SAFFL": ["Y", "Y"], "TRTSDT": [ts(1), ts(1)],
+                         "E1": [ts(50), pd.NaT], "E2": [ts(40), pd.NaT], "C1": [ts(10), ts(10)], "C2": [ts(30), ts(20)]})
+    param = TteParameter.model_validate({
+        "paramcd": "X", "param": "X", "start_date": "TRTSDT",
+        "events": [{"id": e, "dataset": "ADSL", "date": e, "cnsr": 0, "evntdesc": e, "srcdom": "ADSL", "srcvar": e}
+                   for e in ("E1", "E2")],
+        "censors": [{"id": c, "dataset": "ADSL", "date": c, "cnsr": i + 1, "evntdesc": c, "cnsdtdsc": c,
+                     "srcdom": "ADSL", "srcvar": c} for i, c in enumerate(("C1", "C2"))],
+    })
+    out, findings = derive_param_tte(adsl, {"ADSL": adsl}, param)
+    out = out.set_index("USUBJID")
+    assert (out.loc["A", "AVAL"], out.loc["A", "CNSR"], out.loc["A", "SRCVAR"]) == (40, 0, "E2")
+    assert (out.loc["B", "AVAL"], out.loc["B", "CNSR"], out.loc["B", "SRCVAR"]) == (20, 2, "C2")
+    assert findings == []
