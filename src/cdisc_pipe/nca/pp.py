@@ -150,10 +150,10 @@ def describe_parameters(settings: NcaSettings) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------
 
 def _as_text(s: pd.Series) -> pd.Series:
-    """Strings with blanks as missing (object dtype, None for missing)."""
-    out = s.astype("object").where(s.notna(), None)
-    out = out.map(lambda v: v if v is None else str(v).strip(), na_action="ignore")
-    return out.where(out.ne(""), None).astype("object")
+    """Strings with surrounding blanks removed and blanks as missing (object dtype, None for missing)."""
+    t = s.astype("string").str.strip()
+    t = t.mask(t.eq(""))
+    return t.astype(object).where(t.notna(), None)
 
 
 def parse_dtc(dtc: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
@@ -365,15 +365,12 @@ def build_pp(pc: pd.DataFrame, dm: pd.DataFrame, settings: NcaSettings) -> NcaRe
     units = np.array([settings.units.of(QUANTITY_UNIT[q]) for q in quantity], dtype=object)
     units = np.where(nc, None, units)
     first_study = pd.Series(studyid.to_numpy()[rows]).groupby(tidy["USUBJID"].to_numpy()).first()
-    rft_prof = (pd.DataFrame({"PID": pid_of_row[rows], "RFT": rft.to_numpy()[rows]})
-                .query("PID >= 0").dropna().groupby("PID")["RFT"].first())
-    # profiles whose records were all excluded: the reference of any of their records
-    rft_any = pd.DataFrame({"K": list(zip(tidy["USUBJID"], tidy["PCTESTCD"], tidy["PCSPEC"])),
-                            "RFT": rft.to_numpy()[rows]}).dropna().groupby("K")["RFT"].first()
-    prof_keys = pd.Series(list(zip(profiles["USUBJID"], profiles["PCTESTCD"], profiles["PCSPEC"])),
-                          index=profiles.index)
-    profiles["PPRFTDTC"] = pd.Series(rft_prof).reindex(profiles.index).astype(object)
-    profiles["PPRFTDTC"] = profiles["PPRFTDTC"].where(profiles["PPRFTDTC"].notna(), prof_keys.map(rft_any))
+    # PPRFTDTC: the reference of the records used (of any record when all were excluded)
+    rft_df = pd.DataFrame({"USUBJID": tidy["USUBJID"], "PCTESTCD": tidy["PCTESTCD"], "PCSPEC": tidy["PCSPEC"],
+                           "UNUSED": pid_of_row[rows] < 0, "PPRFTDTC": rft.to_numpy()[rows]})
+    rft_df = (rft_df.sort_values("UNUSED", kind="stable").groupby(list(KEYS), sort=False)["PPRFTDTC"].first()
+              .reset_index())
+    profiles = profiles.reset_index().merge(rft_df, on=list(KEYS), how="left").set_index("PID")
     is_aucint = quantity == "aucint"
     pp = pd.DataFrame({
         "STUDYID": long["USUBJID"].map(first_study).to_numpy(),
