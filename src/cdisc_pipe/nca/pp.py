@@ -396,6 +396,9 @@ def build_pp(pc: pd.DataFrame, dm: pd.DataFrame, settings: NcaSettings) -> NcaRe
     # --- RELREC (group level) --------------------------------------------------------------------
     linked = pd.DataFrame({"USUBJID": usubjid.to_numpy()[used_rec], "GRP": pcgrpid[used_rec],
                            "STUDYID": studyid.to_numpy()[used_rec]}).drop_duplicates(["USUBJID", "GRP"])
+    # only groups that have PP records (a specimen configured with no parameters has none)
+    pp_groups = pp[["USUBJID", "PPGRPID"]].drop_duplicates().rename(columns={"PPGRPID": "GRP"})
+    linked = linked.merge(pp_groups, on=["USUBJID", "GRP"], how="inner")
     linked = linked.sort_values(["USUBJID", "GRP"], kind="stable")
     if len(linked):
         relid = ("PCPP-" + linked["GRP"].astype(str)).to_numpy()
