@@ -1,0 +1,376 @@
+"""The mapping algorithms, one vectorised function each: raw form frame in, target Series out.
+
+=================  =====================================================================
+algorithm          what it does
+=================  =====================================================================
+``copy``           the raw field as collected (trimmed; blank -> missing)
+``value``          a hard-coded value
+``assign``         raw code or decode -> CDISC submission value (codelist + synonyms)
+``dtc``            ISO 8601 date/time from raw date and time fields, partial kept partial
+``number``         a raw field as a number (text in a numeric field is reported)
+``when``/``else``  conditional assignment over structured ``{field, op, value}`` conditions
+``concat``         join raw fields
+``duration_days``  a number of days as an ISO 8601 duration
+``standardise``    --ORRES/--ORRESU -> --STRESC/--STRESN/--STRESU through the units table
+``transpose``      wide form -> one row per test (see :func:`transpose`)
+``split_text``     text over 200 bytes -> numbered variables or SUPP records
+=================  =====================================================================
+
+Data problems become :class:`~cdisc_pipe.errors.Finding` values collected by :class:`Findings`;
+records are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from cdisc_pipe.errors import Finding, Severity
+from cdisc_pipe.sdtm.dates import assemble_dtc, iso_duration_days
+from cdisc_pipe.sdtm.mapping import AssignSpec, Condition, Rule, UnitConversion
+from cdisc_pipe.spec.model import Codelist
+
+MAX_BYTES = 200
+
+#: Columns every working frame carries besides raw fields (source form, 1-based row, subject).
+FORM, ROW, SUBJ = "__form", "__row", "__usubjid"
+
+
+@dataclass
+class Findings:
+    """Collects findings, one per (rule, dataset, variable, value) with count, subjects and rows."""
+
+    items: list[Finding] = field(default_factory=list)
+
+    def add(self, rule: str, severity: Severity, message: str, dataset: str, variable: str | None,
+            frame: pd.DataFrame, mask: pd.Series, values: pd.Series | None = None) -> None:
+        """Report the rows of ``frame`` selected by ``mask`` (grouped by their ``values``)."""
+        mask = mask.fillna(False).astype(bool)
+        if not mask.any():
+            return
+        sel = frame.loc[mask]
+        vals = (values.loc[mask] if values is not None else pd.Series("", index=sel.index)).astype("str").fillna("")
+        subj = sel[SUBJ].astype("str") if SUBJ in sel else pd.Series("", index=sel.index)
+        form = sel[FORM].astype("str") if FORM in sel else pd.Series("", index=sel.index)
+        row = pd.to_numeric(sel[ROW], errors="coerce") if ROW in sel else pd.Series(np.nan, index=sel.index)
+        g = pd.DataFrame({"v": vals, "s": subj, "f": form, "r": row}).groupby("v", sort=True)
+        for value, part in g:  # loop over distinct values, not rows
+            subjects = sorted(part["s"].dropna().unique().tolist())
+            rows = sorted(int(r) for r in part["r"].dropna().unique().tolist())
+            forms = sorted(part["f"].dropna().unique().tolist())
+            self.items.append(Finding(
+                rule=rule, severity=severity, message=message, dataset=dataset,
+                usubjid=subjects[0] if len(subjects) == 1 else None, variable=variable,
+                value=str(value) if value != "" else None,
+                source_file=", ".join(forms) or None, source_row=rows[0] if len(rows) == 1 else None,
+                extra={"count": int(len(part)), "subjects": subjects, "rows": rows}))
+
+
+@dataclass
+class Context:
+    """What a rule needs besides the frame: where we are, codelists, synonyms, the findings sink."""
+
+    dataset: str
+    codelists: dict[str, Codelist]
+    synonyms: dict[str, dict[str, str]]
+    findings: Findings
+
+
+def blank(s: pd.Series) -> pd.Series:
+    """True where a value is missing or only spaces."""
+    return s.isna() | (s.astype("str").str.strip() == "")
+
+
+def clean(s: pd.Series) -> pd.Series:
+    """Trimmed text, blank -> missing, dtype ``str``."""
+    t = s.astype("str").str.strip()
+    return t.where(~blank(s)).astype("str")
+
+
+def evaluate(frame: pd.DataFrame, conditions: list[Condition]) -> pd.Series:
+    """AND of structured conditions over ``frame`` (raw fields or target variables)."""
+    out = pd.Series(True, index=frame.index)
+    for c in conditions:
+        col = frame[c.field] if c.field in frame else pd.Series(np.nan, index=frame.index)
+        txt = clean(col).str.upper()
+        if c.op == "blank":
+            hit = blank(col)
+        elif c.op == "notblank":
+            hit = ~blank(col)
+        elif c.op in ("eq", "ne"):
+            hit = txt == str(c.value).strip().upper()
+            hit = hit.fillna(False).astype(bool)
+            if c.op == "ne":
+                hit = ~hit
+        elif c.op in ("in", "notin"):
+            hit = txt.isin([str(v).strip().upper() for v in c.value]).fillna(False).astype(bool)  # type: ignore[union-attr]
+            if c.op == "notin":
+                hit = ~hit
+        elif c.op == "matches":
+            hit = txt.str.fullmatch(str(c.value).upper()).fillna(False).astype(bool)
+        else:
+            num = pd.to_numeric(col, errors="coerce")
+            ref = float(c.value)  # type: ignore[arg-type]
+            hit = {"lt": num < ref, "le": num <= ref, "gt": num > ref, "ge": num >= ref}[c.op].fillna(False)
+        out &= hit.astype(bool)
+    return out
+
+
+def codelist_lookup(codelist: Codelist | None, synonyms: dict[str, str]) -> dict[str, str]:
+    """Upper-cased raw text -> submission value: submission values, decodes, then study synonyms."""
+    look: dict[str, str] = {}
+    if codelist is not None:
+        for t in codelist.terms:
+            look[t.submission_value.strip().upper()] = t.submission_value
+            if t.decode:
+                look.setdefault(t.decode.strip().upper(), t.submission_value)
+    for raw, target in synonyms.items():
+        look[raw.strip().upper()] = target
+    return look
+
+
+def assign_ct(raw: pd.Series, spec: AssignSpec, ctx: Context, frame: pd.DataFrame, variable: str) -> pd.Series:
+    """Raw coded value or decode -> submission value; unmapped values are kept as collected and reported.
+
+    A synonym whose target is not a term of the codelist is a mapping error reported as
+    ``SDTM.CT.SYNONYM``; a raw value nothing covers is ``SDTM.CT.UNMAPPED`` (Warning).
+    """
+    cl = ctx.codelists.get(spec.codelist) if spec.codelist else None
+    syn = dict(ctx.synonyms.get(spec.synonyms, {})) if spec.synonyms else {}
+    syn.update(spec.map)
+    look = codelist_lookup(cl, syn)
+    value = clean(raw)
+    key = value.str.upper()
+    out = key.map(look)
+    unmapped = value.notna() & out.isna()
+    ctx.findings.add("SDTM.CT.UNMAPPED", "Warning",
+                     f"value not in codelist {spec.codelist or '(sponsor map)'} nor in its synonyms; kept as collected",
+                     ctx.dataset, variable, frame, unmapped, value)
+    if cl is not None and cl.extensible is False:
+        allowed = set(cl.values())
+        bad_target = out.notna() & ~out.isin(allowed)
+        ctx.findings.add("SDTM.CT.SYNONYM", "Error", f"synonym maps to a value outside non-extensible {cl.oid}",
+                         ctx.dataset, variable, frame, bad_target, out)
+    return out.where(~unmapped, value).astype("str")
+
+
+def to_number(raw: pd.Series, ctx: Context, frame: pd.DataFrame, variable: str) -> pd.Series:
+    """Text -> float64; non-blank text that is not a number is reported (``SDTM.NUM.INVALID``)."""
+    value = clean(raw)
+    num = pd.to_numeric(value.str.replace(",", "", regex=False), errors="coerce")
+    bad = value.notna() & num.isna()
+    ctx.findings.add("SDTM.NUM.INVALID", "Warning", "text in a numeric field; value left missing",
+                     ctx.dataset, variable, frame, bad, value)
+    return num.astype("float64")
+
+
+def apply_rule(rule: Rule, frame: pd.DataFrame, ctx: Context, variable: str) -> pd.Series:
+    """Evaluate one rule on the whole frame (vectorised)."""
+    kind = rule.kind
+    if kind == "copy":
+        out = clean(frame[rule.copy_])
+    elif kind == "value":
+        v = rule.value
+        out = pd.Series(v, index=frame.index, dtype="float64" if isinstance(v, float | int) else "str")
+    elif kind == "assign":
+        out = assign_ct(frame[rule.assign.field], rule.assign, ctx, frame, variable)  # type: ignore[union-attr]
+    elif kind == "dtc":
+        d = rule.dtc  # type: ignore[assignment]
+        dtc, invalid, dropped = assemble_dtc(frame[d.date], frame[d.time] if d.time else None)
+        raw = clean(frame[d.date])
+        if d.time:
+            raw = (raw + " " + clean(frame[d.time]).fillna("")).str.strip()
+        ctx.findings.add("SDTM.DATE.INVALID", "Error", "not a valid date/time; --DTC left missing, record kept",
+                         ctx.dataset, variable, frame, invalid, raw)
+        ctx.findings.add("SDTM.DATE.TIMEDROPPED", "Notice",
+                         "a time collected with a partial date cannot be written in ISO 8601; time not written",
+                         ctx.dataset, variable, frame, dropped & ~invalid, raw)
+        out = dtc
+    elif kind == "number":
+        fld = rule.number if isinstance(rule.number, str) else rule.number.field  # type: ignore[union-attr]
+        out = to_number(frame[fld], ctx, frame, variable)
+    elif kind == "when":
+        out = apply_rule(rule.else_, frame, ctx, variable) if rule.else_ else pd.Series(np.nan, index=frame.index)
+        # later branches first so that the first matching branch wins
+        for case in reversed(rule.when or []):
+            hit = evaluate(frame, case.if_)
+            if hit.any():
+                val = apply_rule(case.then, frame.loc[hit], ctx, variable)
+                if out.dtype != val.dtype:
+                    out = out.astype("object")
+                out.loc[hit] = val
+        out = out if out.dtype != object else _settle(out)
+    elif kind == "concat":
+        sep = rule.concat.sep  # type: ignore[union-attr]
+        parts = [clean(frame[f]) for f in rule.concat.fields]  # type: ignore[union-attr]
+        acc = pd.Series("", index=frame.index, dtype="str")
+        for p in parts:  # loop over fields, not rows
+            acc = acc + (sep + p).fillna("").where(acc != "", p.fillna(""))
+        out = clean(acc)
+    elif kind == "duration_days":
+        out = iso_duration_days(to_number(frame[rule.duration_days], ctx, frame, variable))
+    else:  # pragma: no cover - the model forbids other kinds
+        raise AssertionError(kind)
+    if rule.upper and out.dtype != "float64":
+        out = out.str.upper()
+    return out
+
+
+def _settle(s: pd.Series) -> pd.Series:
+    """An object Series from mixed branches -> float64 if all numbers, else ``str``."""
+    num = pd.to_numeric(s, errors="coerce")
+    if (num.notna() | s.isna()).all():
+        return num.astype("float64")
+    return s.where(s.notna()).astype("str")
+
+
+# --- results ---------------------------------------------------------------------------------
+
+_QUAL = r"^\s*(?P<q><=|>=|<|>)?\s*(?P<n>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+
+
+def standardise_results(orres: pd.Series, orresu: pd.Series, keys: pd.DataFrame,
+                        conversions: list[UnitConversion], ctx: Context, frame: pd.DataFrame,
+                        prefix: str) -> pd.DataFrame:
+    """--ORRES/--ORRESU -> --STRESC/--STRESN/--STRESU and the number of a ``<x`` (for --LLOQ).
+
+    ``keys`` holds the test code (first column) aligned with ``orres``.  A numeric result converts
+    by the factor of the (test, collected unit) row of the units table; ``<5``/``>5`` convert the
+    number and keep the sign in --STRESC with --STRESN null (SDTMIG); a character result is copied
+    to --STRESC.  A unit with no conversion row for its test is ``SDTM.UNIT.UNKNOWN``: --STRES*
+    stay missing, --ORRES/--ORRESU keep the collected values.
+    """
+    testcd = keys.iloc[:, 0].astype("str")
+    unit = clean(orresu)
+    res = clean(orres)
+    m = res.str.extract(_QUAL)
+    num = pd.to_numeric(m["n"], errors="coerce")
+    qual = m["q"].fillna("")
+    table = pd.DataFrame([{"t": c.testcd.upper(), "u": c.from_.upper(), "to": c.to, "f": c.factor} for c in conversions],
+                         columns=["t", "u", "to", "f"])
+    look = pd.DataFrame({"t": testcd.str.upper(), "u": unit.str.upper()}).merge(
+        table.drop_duplicates(["t", "u"]), on=["t", "u"], how="left")
+    look.index = orres.index
+    numeric = num.notna()
+    has_unit = unit.notna()
+    unknown = numeric & has_unit & look["to"].isna()
+    # a test with a standard unit but no unit collected: the same, nothing to convert from
+    std_of_test = table.drop_duplicates("t").set_index("t")["to"]
+    no_unit = numeric & ~has_unit & testcd.str.upper().isin(std_of_test.index)
+    ctx.findings.add("SDTM.UNIT.UNKNOWN", "Warning",
+                     "unit not in mappings/units.yaml for this test; standard result left missing",
+                     ctx.dataset, f"{prefix}ORRESU", frame, unknown, testcd + " " + unit.fillna(""))
+    ctx.findings.add("SDTM.UNIT.MISSING", "Warning", "numeric result without a unit; standard result left missing",
+                     ctx.dataset, f"{prefix}ORRESU", frame, no_unit, testcd + " " + res.fillna(""))
+    factor = look["f"].astype("float64")
+    conv = (num * factor).round(10)
+    ok = numeric & ~unknown & ~no_unit
+    plain = ok & (qual == "")
+    stresn = conv.where(plain)
+    # text of a converted number: no trailing zeros, no float noise
+    conv_txt = conv.astype("str").str.replace(r"\.0$", "", regex=True).where(conv.notna())
+    stresc = res.where(~numeric)  # character results: as collected
+    stresc = stresc.mask(ok, (qual + conv_txt.fillna("")).where(ok))
+    stresu = look["to"].where(ok)
+    lloq = conv.where(ok & qual.isin(["<", "<="]))
+    return pd.DataFrame({f"{prefix}STRESC": stresc.astype("str"), f"{prefix}STRESN": stresn.astype("float64"),
+                         f"{prefix}STRESU": stresu.astype("str"), "__lloq": lloq.astype("float64"),
+                         "__factor": factor.where(look["to"].notna()).astype("float64")}, index=orres.index)
+
+
+# --- text over 200 bytes ---------------------------------------------------------------------
+
+def byte_len(s: pd.Series) -> pd.Series:
+    """UTF-8 byte length of each value (0 for missing)."""
+    return s.fillna("").astype("str").str.encode("utf-8").str.len().astype("int64")
+
+
+def split_text(s: pd.Series, width: int = MAX_BYTES) -> pd.DataFrame:
+    """Split text into chunks of at most ``width`` bytes, at word boundaries where possible.
+
+    Returns a frame with columns ``0..n`` (chunk 0 stays in the variable, chunk i goes into the
+    i-th numbered variable or SUPP record).  Values are ASCII by the time this runs (see
+    :func:`ascii_policy`), so bytes = characters.  The loop is over chunks, not rows.
+    """
+    rest = s.astype("str")
+    chunks: list[pd.Series] = []
+    while True:
+        long = rest.str.len() > width
+        if not long.fillna(False).any():
+            chunks.append(rest)
+            break
+        head = rest.str.slice(0, width)
+        # break at the last space inside the window when there is one
+        cut = head.str.rfind(" ")
+        cut = cut.where(long & (cut > width // 2), width)
+        take = _slice_to(rest, cut)
+        chunks.append(take.where(long, rest).str.rstrip())
+        rest = _slice_from(rest, cut).str.lstrip().where(long)
+    return pd.concat(chunks, axis=1, keys=range(len(chunks)))
+
+
+def _slice_to(s: pd.Series, ends: pd.Series) -> pd.Series:
+    """``s[i][:ends[i]]`` for every row, vectorised per distinct end position."""
+    out = s.copy()
+    for end in ends.dropna().unique():  # a handful of distinct cut positions
+        hit = ends == end
+        out.loc[hit] = s.loc[hit].str.slice(0, int(end))
+    return out
+
+
+def _slice_from(s: pd.Series, starts: pd.Series) -> pd.Series:
+    out = s.copy()
+    for start in starts.dropna().unique():
+        hit = starts == start
+        out.loc[hit] = s.loc[hit].str.slice(int(start))
+    return out
+
+
+# --- non-ASCII -------------------------------------------------------------------------------
+
+#: Explicit, documented replacements applied before the ASCII check (typographic -> ASCII).
+ASCII_REPLACEMENTS = {
+    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
+    "\u00b5": "u", "\u03bc": "u", "\u00b0": " deg ", "\u00a0": " ", "\u2264": "<=", "\u2265": ">=",
+    "\uff08": "(", "\uff09": ")", "\uff0c": ",", "\u3000": " ", "\u00d7": "x",
+}
+
+
+def ascii_policy(frame: pd.DataFrame, dataset: str, findings: Findings) -> pd.DataFrame:
+    """Make every text column ASCII, reporting every change (``SDTM.TEXT.NONASCII``).
+
+    Policy: typographic characters with an obvious ASCII twin are transliterated
+    (:data:`ASCII_REPLACEMENTS`, NFKD-decomposed accents lose their marks); anything else (e.g.
+    Chinese text) is replaced by ``?`` per character.  Each changed value is reported with the
+    original text, so the change is explicit and reviewable; the record is kept.
+    """
+    import unicodedata
+
+    out = frame
+    for col in frame.columns:
+        if col.startswith("__") or frame[col].dtype == "float64":
+            continue
+        s = frame[col]
+        if s.dtype != "str" and s.dtype != object:
+            continue
+        txt = s.astype("str")
+        bad = ~txt.fillna("").str.isascii()
+        if not bad.any():
+            continue
+        fixed = txt.loc[bad]
+        for k, v in ASCII_REPLACEMENTS.items():
+            fixed = fixed.str.replace(k, v, regex=False)
+        fixed = fixed.map(lambda t: unicodedata.normalize("NFKD", t))  # few values: only the non-ASCII ones
+        fixed = fixed.str.replace(r"[\u0300-\u036f]", "", regex=True)
+        fixed = fixed.str.replace(r"[^\x00-\x7f]", "?", regex=True).str.replace(r"\s+", " ", regex=True).str.strip()
+        findings.add("SDTM.TEXT.NONASCII", "Warning",
+                     "non-ASCII text transliterated for transport (unmappable characters became '?'); original in value",
+                     dataset, col, frame, bad, txt)
+        if out is frame:
+            out = frame.copy()
+        new = out[col].astype("str")
+        new.loc[bad] = fixed
+        out[col] = new
+    return out

@@ -1,0 +1,745 @@
+"""``build_sdtm``: raw export + study spec + mappings -> every SDTM dataset, findings, traceability.
+
+Order of work (each step vectorised over records; loops are over datasets, variables and tests):
+
+1. load and check every mapping file and the trial design (one InputError before reading data);
+2. check the raw forms/fields the mappings name exist (one InputError naming file, entry, field);
+3. map each dataset from its sources (combine forms, transpose, algorithms), keeping for every
+   output record its source form and row; rows not mapped are listed with their reason;
+4. VISIT/VISITNUM across datasets from TV; DM reference dates, death, arms; ``from_dm`` variables;
+5. SE from the design and the subjects' dates; EPOCH, --DY/--STDY/--ENDY, --LOBXFL/--BLFL, --NRIND;
+6. --SEQ by the spec's keys; SUPP-- and RELREC; SV; trial design datasets; PP from the NCA stage;
+7. data checks (not enrolled, after death, end before start, duplicate keys, non-ASCII, lengths,
+   Req nulls) as findings; conform every frame to its spec (variables, order, types).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cdisc_pipe.errors import Finding, InputError, Problem
+from cdisc_pipe.sdtm.algorithms import (
+    FORM, MAX_BYTES, ROW, SUBJ, Context, Findings, apply_rule, ascii_policy, blank, byte_len, clean, evaluate,
+    split_text, standardise_results,
+)
+from cdisc_pipe.sdtm.dates import complete_date
+from cdisc_pipe.sdtm.derive import (
+    derive_var_dy, derive_var_epoch, derive_var_lobxfl, derive_var_nrind, derive_var_seq, derive_var_usubjid,
+    derive_var_visitnum, first_last,
+)
+from cdisc_pipe.sdtm.design import TrialDesign, build_se, build_ta, build_te, build_ti, build_ts, build_tv, load_design
+from cdisc_pipe.sdtm.mapping import DatasetMapping, Mappings, Rule, load_mappings
+from cdisc_pipe.spec.model import Dataset, StudySpec
+
+TRACE_COLUMNS = ["form", "dataset", "records_in", "records_out", "source_row", "usubjid", "reason"]
+
+
+@dataclass
+class SdtmResult:
+    """What :func:`build_sdtm` returns.
+
+    Attributes:
+        datasets: dataset name -> frame conforming to its spec (SUPP--, RELREC, PP included).
+        findings: data findings (records kept).
+        traceability: one summary row per (form, dataset) with records in/out (``source_row`` empty),
+            and one row per raw record that did not become a record of that dataset, with the reason.
+    """
+
+    datasets: dict[str, pd.DataFrame]
+    findings: list[Finding]
+    traceability: pd.DataFrame
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------
+# mapping one dataset
+
+
+def _subject_ids(frame: pd.DataFrame, m: DatasetMapping, studyid: str, default_site: str | None) -> pd.Series:
+    subj = clean(frame[m.subject_field])
+    if m.site_field and m.site_field in frame:
+        site = clean(frame[m.site_field])
+        if default_site:
+            site = site.fillna(default_site)
+    else:
+        site = pd.Series(default_site, index=frame.index, dtype="str")
+    # subject numbers collected as "101-1001" already carry the site
+    has_site = subj.str.contains("-", regex=False).fillna(False).astype(bool)
+    usubjid = derive_var_usubjid(studyid, site, subj).where(~has_site, studyid + "-" + subj)
+    return usubjid.where(subj.notna()).astype("str")
+
+
+def _map_rules(frame: pd.DataFrame, rules: dict[str, Rule], ctx: Context) -> dict[str, pd.Series]:
+    return {var: apply_rule(rule, frame, ctx, var) for var, rule in rules.items()}
+
+
+def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str, ctx: Context,
+                default_site: str | None, joined_used: list[tuple[str, str, int]] | None = None
+                ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Map one dataset from its sources; returns the frame (with ``__form/__row/__usubjid``) and
+    traceability rows for raw records that did not become records (reason given).
+
+    ``joined_used`` collects (joined form, dataset, records used) for the traceability summary.
+    """
+    joined_used = joined_used if joined_used is not None else []
+    pieces: list[pd.DataFrame] = []
+    trace: list[pd.DataFrame] = []
+    for src in m.sources:
+        f = forms[src.form].copy()
+        f[FORM] = src.form
+        f[SUBJ] = _subject_ids(f, m, studyid, default_site)
+        for j in src.join:  # one-record-per-subject forms joined by subject
+            jf = forms[j.form].copy()
+            jf[FORM] = j.form
+            jf[SUBJ] = _subject_ids(jf, m, studyid, default_site)
+            dup = jf[SUBJ].duplicated(keep="first") & jf[SUBJ].notna()
+            ctx.findings.add("SDTM.RAW.DUPLICATE", "Warning",
+                             f"more than one {j.form} record for the subject; the first is used", m.dataset, None, jf, dup, jf[SUBJ])
+            unmatched = ~jf[SUBJ].isin(f[SUBJ])
+            if unmatched.any():
+                trace.append(_trace_rows(jf.loc[unmatched], m.dataset, j.reason))
+            if dup.any():
+                trace.append(_trace_rows(jf.loc[dup], m.dataset, f"duplicate {j.form} record for the subject (first used)"))
+            jf = jf.loc[~dup]
+            joined_used.append((j.form, m.dataset, int((~unmatched & ~dup).sum())))
+            cols = {c: f"{j.form}.{c}" for c in jf.columns if not c.startswith("__") or c == ROW}
+            right = jf[[SUBJ] + [c for c in cols]].rename(columns=cols)
+            f = f.merge(right, on=SUBJ, how="left", validate="many_to_one")
+            f.index = forms[src.form].index
+        keep = evaluate(f, src.where) if src.where else pd.Series(True, index=f.index)
+        if (~keep).any():
+            trace.append(_trace_rows(f.loc[~keep], m.dataset, src.reason or "filtered"))
+        f = f.loc[keep]
+        rules = dict(m.variables)
+        rules.update(src.variables)
+        supp_rules = {f"__q_{q.qnam}": q.rule for q in m.supp if q.rule.fields().issubset(f.columns)}
+        if src.transpose is None:
+            cols = _map_rules(f, rules, ctx)
+            cols.update({k: apply_rule(r, f, ctx, k[4:]) for k, r in supp_rules.items()})
+            out = pd.DataFrame(cols, index=f.index)
+            out[FORM], out[ROW], out[SUBJ] = f[FORM], f[ROW], f[SUBJ]
+            pieces.append(out)
+            continue
+        produced = pd.Series(False, index=f.index)
+        for t in src.transpose.tests:  # loop over tests, not rows
+            trules = dict(rules)
+            trules.update(t.variables)
+            cols = _map_rules(f, trules, ctx)
+            cols.update({k: apply_rule(r, f, ctx, k[4:]) for k, r in supp_rules.items()})
+            out = pd.DataFrame(cols, index=f.index)
+            for k, v in t.set.items():
+                out[k] = v
+            present = [c for c in src.transpose.present if c in out]
+            exists = ~pd.concat([blank(out[c]) for c in present], axis=1).all(axis=1) if present else pd.Series(True, index=f.index)
+            out = out.loc[exists]
+            produced |= exists
+            out[FORM], out[ROW], out[SUBJ] = f.loc[exists, FORM], f.loc[exists, ROW], f.loc[exists, SUBJ]
+            pieces.append(out)
+        if (~produced).any():
+            trace.append(_trace_rows(f.loc[~produced], m.dataset, "no result for any test on the form row"))
+    frame = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=[FORM, ROW, SUBJ])
+    if m.drop_blank and not frame.empty:
+        cols = [c for c in m.drop_blank if c in frame]
+        empty = pd.concat([blank(frame[c]) for c in cols], axis=1).all(axis=1) if cols else pd.Series(False, index=frame.index)
+        if empty.any():
+            trace.append(_trace_rows(frame.loc[empty], m.dataset, m.drop_reason or "empty"))
+            frame = frame.loc[~empty].reset_index(drop=True)
+    frame["USUBJID"] = frame[SUBJ]
+    return frame, trace
+
+
+def _trace_rows(f: pd.DataFrame, dataset: str, reason: str) -> pd.DataFrame:
+    return pd.DataFrame({"form": f[FORM].to_numpy(), "dataset": dataset, "records_in": np.nan, "records_out": np.nan,
+                         "source_row": pd.to_numeric(f[ROW], errors="coerce").to_numpy(),
+                         "usubjid": f[SUBJ].to_numpy(), "reason": reason})
+
+
+# ------------------------------------------------------------------------------------------------
+# checks before data
+
+
+def check_raw_fields(mappings: Mappings, forms: dict[str, pd.DataFrame]) -> None:
+    """Every form and raw field a mapping names must exist; one InputError naming them all."""
+    problems: list[Problem] = []
+    for name, m in mappings.datasets.items():
+        f = mappings.files.get(name, name)
+        for i, src in enumerate(m.sources):
+            if src.form not in forms:
+                problems.append(Problem(f, "the raw export has no such form", entry=f"sources[{i}].form", value=src.form,
+                                        hint=f"Forms present: {', '.join(sorted(forms))}"))
+                continue
+            cols = set(forms[src.form].columns)
+            for j in src.join:
+                if j.form not in forms:
+                    problems.append(Problem(f, "the raw export has no such form", entry=f"sources[{i}].join", value=j.form))
+                    continue
+                cols |= {f"{j.form}.{c}" for c in forms[j.form].columns}
+            needed: dict[str, str] = {}
+            for var, rule in {**m.variables, **src.variables}.items():
+                for fld in rule.fields():
+                    needed.setdefault(fld, f"variables.{var}")
+            for c in src.where:
+                needed.setdefault(c.field, f"sources[{i}].where")
+            if src.transpose:
+                for j, t in enumerate(src.transpose.tests):
+                    for var, rule in t.variables.items():
+                        for fld in rule.fields():
+                            needed.setdefault(fld, f"sources[{i}].transpose.tests[{j}].variables.{var}")
+            for s in m.supp:
+                for fld in s.rule.fields():
+                    needed.setdefault(fld, f"supp.{s.qnam}")
+            needed.setdefault(m.subject_field, "subject_field")
+            for fld, entry in needed.items():
+                if fld not in cols:
+                    problems.append(Problem(f, f"form {src.form} has no field {fld}", entry=entry, column=fld,
+                                            hint="Correct the field name in the mapping or the export"))
+    if problems:
+        raise InputError(problems, stage="sdtm")
+
+
+# ------------------------------------------------------------------------------------------------
+# DM
+
+
+def derive_dm(dm: pd.DataFrame, m: DatasetMapping, datasets: dict[str, pd.DataFrame], td: TrialDesign | None,
+              ctx: Context) -> pd.DataFrame:
+    """DM reference dates from other datasets, death, age, arms.
+
+    - ``subject_dates`` (mapping): RFSTDTC, RFENDTC, RFXSTDTC, RFXENDTC, RFPENDTC, DTHDTC ... each the
+      first/last value over the named datasets/records; a value the mapping already gives is kept
+      when no source has one.
+    - DTHFL = ``Y`` where DTHDTC is present (or DTHFL was mapped ``Y``), else missing.
+    - AGEU = ``YEARS`` where AGE is present.
+    - ACTARMCD/ACTARM: the arm whose planned dose is nearest the CAR-T dose given (``actual_arm``);
+      subjects with a planned arm and no dose: ACTARMCD/ACTARM missing, ARMNRS ``ASSIGNED, NOT TREATED``;
+      no planned arm: ARMNRS ``NOT ASSIGNED``; a dose matching no arm: ARMNRS ``UNPLANNED TREATMENT``.
+    """
+    out = dm.copy()
+    for var, sd in m.subject_dates.items():
+        parts = []
+        for s in sd.sources:
+            src = out if s.dataset == "DM" else datasets.get(s.dataset)
+            if src is None or src.empty or s.variable not in src:
+                continue
+            sel = src.loc[evaluate(src, s.where)] if s.where else src
+            parts.append(sel[["USUBJID", s.variable]].rename(columns={s.variable: "__v"}))
+        if not parts:
+            continue
+        allv = pd.concat(parts, ignore_index=True)
+        picked = first_last(allv, "__v", sd.pick)
+        got = out["USUBJID"].map(picked)
+        out[var] = got.where(got.notna(), out[var] if var in out else np.nan).astype("str")
+    if "DTHDTC" in out:
+        flag = out["DTHDTC"].notna()
+        if "DTHFL" in out:
+            flag |= out["DTHFL"].astype("str").eq("Y").fillna(False)
+        out["DTHFL"] = pd.Series(np.where(flag, "Y", None), index=out.index).astype("str")
+    if "AGE" in out:
+        out["AGE"] = pd.to_numeric(out["AGE"], errors="coerce").astype("float64")
+        if "BRTHDTC" in out and "RFICDTC" in out:
+            b, r = complete_date(out["BRTHDTC"]), complete_date(out["RFICDTC"])
+            years = (r.dt.year - b.dt.year - ((r.dt.month * 100 + r.dt.day) < (b.dt.month * 100 + b.dt.day))).astype("float64")
+            out["AGE"] = out["AGE"].fillna(years)
+        out["AGEU"] = pd.Series(np.where(out["AGE"].notna(), "YEARS", None), index=out.index).astype("str")
+    if m.actual_arm is not None and td is not None and "ARMCD" in out:
+        aa = m.actual_arm
+        src = datasets.get(aa.dataset, pd.DataFrame(columns=["USUBJID", aa.dose]))
+        sel = src.loc[evaluate(src, aa.where)] if aa.where and not src.empty else src
+        dose = pd.to_numeric(sel[aa.dose], errors="coerce").groupby(sel["USUBJID"]).sum(min_count=1) if not sel.empty else pd.Series(dtype="float64")
+        treated = out["USUBJID"].isin(sel["USUBJID"]) if not sel.empty else pd.Series(False, index=out.index)
+        given = out["USUBJID"].map(dose).astype("float64")
+        arms = pd.DataFrame([{"ARMCD": a.armcd, "ARM": a.arm, "dose": a.dose} for a in td.arms])
+        rel = np.abs(given.to_numpy()[:, None] - arms["dose"].to_numpy()[None, :]) / arms["dose"].to_numpy()[None, :]
+        best = np.nanargmin(np.where(np.isnan(rel), np.inf, rel), axis=1) if len(arms) else np.zeros(len(out), int)
+        best_rel = rel[np.arange(len(out)), best] if len(out) else np.array([])
+        match = treated.to_numpy() & (best_rel <= aa.tolerance)
+        out["ACTARMCD"] = pd.Series(np.where(match, arms["ARMCD"].to_numpy()[best], None), index=out.index).astype("str")
+        out["ACTARM"] = pd.Series(np.where(match, arms["ARM"].to_numpy()[best], None), index=out.index).astype("str")
+        planned = out["ARMCD"].notna()
+        nrs = np.where(~planned, "NOT ASSIGNED",
+                       np.where(~treated.to_numpy(), "ASSIGNED, NOT TREATED", np.where(~match, "UNPLANNED TREATMENT", None)))
+        out["ARMNRS"] = pd.Series(nrs, index=out.index).astype("str")
+        arm_of = dict(zip(arms["ARMCD"], arms["ARM"]))
+        out["ARM"] = out["ARMCD"].map(arm_of).where(out["ARMCD"].notna()).astype("str") if "ARM" in out else out.get("ARM")
+        unknown_arm = planned & ~out["ARMCD"].isin(arms["ARMCD"])
+        ctx.findings.add("SDTM.ARM.UNKNOWN", "Error", "planned arm code not among the trial design arms",
+                         "DM", "ARMCD", out, unknown_arm, out["ARMCD"])
+        ctx.findings.add("SDTM.ARM.UNPLANNED", "Warning", "CAR-T dose matches no planned dose level",
+                         "DM", "ACTARMCD", out, treated & ~pd.Series(match, index=out.index), given.astype("str"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# SUPP, SV, RELREC
+
+
+def build_supp(parent: pd.DataFrame, domain: str, qvals: dict[str, tuple[str, str, str | None, pd.Series]],
+               studyid: str) -> pd.DataFrame:
+    """SUPP-- rows: one per parent record and QNAM with a value; IDVAR = --SEQ (blank for DM)."""
+    rows = []
+    seq_var = f"{domain}SEQ"
+    for qnam, (qlabel, qorig, qeval, values) in qvals.items():  # loop over QNAMs
+        has = values.notna() & (values.astype("str").str.strip() != "")
+        if not has.any():
+            continue
+        p = parent.loc[has]
+        rows.append(pd.DataFrame({
+            "STUDYID": studyid, "RDOMAIN": domain, "USUBJID": p["USUBJID"].to_numpy(),
+            "IDVAR": None if domain == "DM" else seq_var,
+            "IDVARVAL": None if domain == "DM" else p[seq_var].astype("Int64").astype("str").to_numpy(),
+            "QNAM": qnam, "QLABEL": qlabel, "QVAL": values.loc[has].astype("str").to_numpy(), "QORIG": qorig,
+            "QEVAL": qeval, FORM: p[FORM].to_numpy() if FORM in p else None, ROW: p[ROW].to_numpy() if ROW in p else None}))
+    if not rows:
+        return pd.DataFrame(columns=["STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM", "QLABEL", "QVAL", "QORIG", "QEVAL"])
+    out = pd.concat(rows, ignore_index=True)
+    key = pd.to_numeric(out["IDVARVAL"], errors="coerce")
+    order = np.lexsort((out["QNAM"].astype("str").to_numpy(), key.fillna(-1).to_numpy(), out["USUBJID"].astype("str").to_numpy()))
+    return out.iloc[order].reset_index(drop=True)
+
+
+def build_sv(datasets: dict[str, pd.DataFrame], tv: pd.DataFrame, studyid: str, se: pd.DataFrame) -> pd.DataFrame:
+    """SV: one record per subject visit seen in any dataset; start/end = earliest/latest date there."""
+    parts = []
+    for name, df in datasets.items():
+        if "VISITNUM" not in df or df.empty:
+            continue
+        dom = name
+        dtc = next((c for c in (f"{dom}DTC", f"{dom}STDTC") if c in df), None)
+        if dtc is None:
+            continue
+        parts.append(pd.DataFrame({"USUBJID": df["USUBJID"], "VISITNUM": df["VISITNUM"], "VISIT": df["VISIT"],
+                                   "d": df[dtc].astype("str").str.slice(0, 10)}))
+    if not parts:
+        return pd.DataFrame()
+    a = pd.concat(parts, ignore_index=True).dropna(subset=["VISITNUM"])
+    a = a[a["d"].str.match(r"^\d{4}-\d{2}-\d{2}$").fillna(False).astype(bool)]
+    g = a.groupby(["USUBJID", "VISITNUM"], as_index=False).agg(VISIT=("VISIT", "first"), SVSTDTC=("d", "min"), SVENDTC=("d", "max"))
+    g = g.merge(tv[["VISITNUM", "VISITDY"]].drop_duplicates("VISITNUM"), on="VISITNUM", how="left")
+    g["STUDYID"], g["DOMAIN"] = studyid, "SV"
+    g["SVUPDES"] = pd.Series(np.where(g["VISITDY"].isna(), "Unscheduled assessment", None), index=g.index).astype("str")
+    g["EPOCH"] = derive_var_epoch(g, se, "SVSTDTC") if not se.empty else np.nan
+    return g
+
+
+def build_relrec(datasets: dict[str, pd.DataFrame], mappings: Mappings, studyid: str) -> pd.DataFrame:
+    """RELREC rows for record-level relations declared in the mappings (``relrec:``)."""
+    parts = []
+    for m in mappings.datasets.values():
+        for r in m.relrec:
+            a, b = datasets.get(r.left), datasets.get(r.right)
+            if a is None or b is None or a.empty or b.empty:
+                continue
+            rl = r.right_link or r.link
+            if r.link not in a or rl not in b:
+                continue
+            la = a[["USUBJID", r.link, f"{r.left}SEQ"]].dropna(subset=[r.link])
+            lb = b[["USUBJID", rl, f"{r.right}SEQ"]].dropna(subset=[rl])
+            pairs = la.merge(lb, left_on=["USUBJID", r.link], right_on=["USUBJID", rl])
+            if pairs.empty:
+                continue
+            pairs = pairs.sort_values(["USUBJID", f"{r.left}SEQ"], kind="mergesort")
+            relid = r.relid + pairs.groupby(["USUBJID", f"{r.left}SEQ"], sort=False).ngroup().add(1).astype("str")
+            left_rows = pairs.drop_duplicates(["USUBJID", f"{r.left}SEQ"])
+            parts.append(pd.DataFrame({"USUBJID": left_rows["USUBJID"].to_numpy(), "RDOMAIN": r.left, "IDVAR": f"{r.left}SEQ",
+                                       "IDVARVAL": left_rows[f"{r.left}SEQ"].astype("Int64").astype("str").to_numpy(),
+                                       "RELTYPE": None, "RELID": relid.loc[left_rows.index].to_numpy()}))
+            parts.append(pd.DataFrame({"USUBJID": pairs["USUBJID"].to_numpy(), "RDOMAIN": r.right, "IDVAR": f"{r.right}SEQ",
+                                       "IDVARVAL": pairs[f"{r.right}SEQ"].astype("Int64").astype("str").to_numpy(),
+                                       "RELTYPE": None, "RELID": relid.to_numpy()}))
+    if not parts:
+        return pd.DataFrame(columns=["STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "RELTYPE", "RELID"])
+    out = pd.concat(parts, ignore_index=True)
+    out["STUDYID"] = studyid
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# checks and conformance
+
+
+def _dtc_vars(df: pd.DataFrame, dom: str) -> list[str]:
+    return [c for c in df.columns if c.startswith(dom) and c.endswith("DTC")]
+
+
+def data_checks(datasets: dict[str, pd.DataFrame], findings: Findings) -> None:
+    """Record-keeping checks: subject not enrolled, end before start, records after death."""
+    dm = datasets.get("DM")
+    if dm is None:
+        return
+    enrolled = set(dm["USUBJID"].dropna())
+    death = dm.set_index("USUBJID")["DTHDTC"] if "DTHDTC" in dm else pd.Series(dtype="str")
+    for name, df in datasets.items():
+        if name == "DM" or df.empty or "USUBJID" not in df or name.startswith("SUPP") or name == "RELREC":
+            continue
+        findings.add("SDTM.SUBJ.NOTENROLLED", "Error", "subject not in DM (not enrolled); record kept",
+                     name, "USUBJID", df, ~df["USUBJID"].isin(enrolled) & df["USUBJID"].notna(), df["USUBJID"])
+        st, en = f"{name}STDTC", f"{name}ENDTC"
+        if st in df and en in df:
+            a, b = df[st].astype("str"), df[en].astype("str")
+            n = np.minimum(a.str.len().fillna(0), b.str.len().fillna(0)).clip(upper=10).astype(int)
+            comparable = a.notna() & b.notna()
+            # compare at the common precision (date part): '2024-03' vs '2024-02-10' -> 2024-03 > 2024-02
+            bad = comparable & (_prefix(a, n) > _prefix(b, n))
+            findings.add("SDTM.DATE.ENDBEFORESTART", "Error", f"{en} before {st}; record kept", name, en, df, bad,
+                         a.fillna("") + " > " + b.fillna(""))
+        if not death.empty and name not in ("DD", "DS", "SS", "SE", "SV"):
+            dd = complete_date(df["USUBJID"].map(death))
+            latest = None
+            for c in _dtc_vars(df, name):
+                d = complete_date(df[c])
+                latest = d if latest is None else latest.where(latest >= d, d).fillna(d)
+            if latest is not None:
+                after = dd.notna() & latest.notna() & (latest > dd)
+                findings.add("SDTM.DATE.AFTERDEATH", "Warning", "record dated after the subject's death (DM.DTHDTC); record kept",
+                             name, None, df, after, latest.dt.strftime("%Y-%m-%d"))
+
+
+def _prefix(s: pd.Series, n: pd.Series) -> pd.Series:
+    out = s.copy()
+    for k in n.unique():  # a few precisions
+        hit = n == k
+        out.loc[hit] = s.loc[hit].str.slice(0, int(k))
+    return out
+
+
+def conform(df: pd.DataFrame, ds: Dataset, findings: Findings, keys_check: bool = True) -> pd.DataFrame:
+    """The frame with exactly the spec's variables in spec order and types; problems as findings.
+
+    Text: ``str`` dtype (missing = NA); numbers: float64.  Findings: Req variable null
+    (``SDTM.REQ.NULL``), value longer than the spec length (``SDTM.LENGTH``), duplicate keys
+    (``SDTM.KEY.DUPLICATE``).  Records are kept.
+    """
+    out = pd.DataFrame(index=df.index)
+    for v in sorted(ds.variables, key=lambda v: v.order or 0):
+        col = df[v.name] if v.name in df else pd.Series(np.nan, index=df.index)
+        if v.is_numeric:
+            out[v.name] = pd.to_numeric(col, errors="coerce").astype("float64")
+        else:
+            if pd.api.types.is_numeric_dtype(col):  # a number in a text variable (e.g. IDVARVAL): 3.0 -> "3"
+                s = col.astype("float64").astype("str").str.replace(r"\.0$", "", regex=True).where(col.notna())
+            else:
+                s = col.astype("object").where(col.notna())
+            out[v.name] = s.astype("str").where(s.notna()).astype("str")
+            txt = out[v.name].str.strip()
+            out[v.name] = txt.where(txt != "").astype("str")
+    for extra in (FORM, ROW, SUBJ):
+        if extra in df:
+            out[extra] = df[extra]
+    for v in ds.variables:
+        if v.is_mandatory:
+            findings.add("SDTM.REQ.NULL", "Error", f"required variable {v.name} is null", ds.name, v.name, out,
+                         out[v.name].isna(), None)
+        if not v.is_numeric and v.length:
+            findings.add("SDTM.LENGTH", "Error", f"value longer than the spec length {v.length}", ds.name, v.name, out,
+                         byte_len(out[v.name]) > v.length, out[v.name].str.slice(0, 40))
+    if keys_check and ds.keys and not out.empty:
+        dup = out.duplicated(subset=ds.keys, keep=False)
+        findings.add("SDTM.KEY.DUPLICATE", "Warning", f"records not unique by the keys {', '.join(ds.keys)}; kept",
+                     ds.name, None, out, dup, out[ds.keys[-1]].astype("str"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# the entry point
+
+
+def _pairs_dy(ds: Dataset) -> list[tuple[str, str]]:
+    names = set(ds.variable_names)
+    out = []
+    for v in ds.variable_names:
+        for suffix, dtc_suffix in (("STDY", "STDTC"), ("ENDY", "ENDTC"), ("DY", "DTC")):
+            if v.endswith(suffix) and len(v) - len(suffix) <= 2:
+                dtc = v[: -len(suffix)] + dtc_suffix
+                if dtc in names:
+                    out.append((dtc, v))
+                break
+    return out
+
+
+def _epoch_dtc(df: pd.DataFrame, dom: str) -> str | None:
+    for c in (f"{dom}STDTC", f"{dom}DTC"):
+        if c in df:
+            return c
+    return None
+
+
+def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_path: Path | None = None) -> SdtmResult:
+    """Raw EDC export -> SDTM datasets, findings and traceability, following the spec and mappings.
+
+    Args:
+        raw: a ``cdisc_pipe.raw.RawExport`` (``.forms``: form -> all-text frame with ``__row``).
+        spec: the study spec; every SDTM dataset it declares is built when a mapping, the trial design
+            or a derivation provides it.
+        mappings_dir: the mappings folder (``<dataset>.yaml``, ``synonyms.yaml``, ``units.yaml``,
+            ``trial_design.yaml``).
+        nca_settings_path: ``specs/settings/nca.yaml`` for PP; default: ``settings/nca.yaml`` in the
+            specs folder beside ``mappings_dir``.
+
+    Raises:
+        InputError: a mapping, the trial design or the raw export's form/field names are wrong.
+    """
+    mappings = load_mappings(mappings_dir, spec)
+    td_file = str(Path(mappings_dir) / "trial_design.yaml")
+    td = load_design(mappings.design, td_file) if mappings.design else None
+    forms: dict[str, pd.DataFrame] = {k: v for k, v in raw.forms.items()}
+    check_raw_fields(mappings, forms)
+
+    studyid = spec.study.name
+    findings = Findings()
+    trace: list[pd.DataFrame] = []
+    default_site = None
+    if td is not None:
+        default_site = next((p.tsval for p in td.ts if p.tsparmcd == "SITEID"), None)
+    datasets: dict[str, pd.DataFrame] = {}
+    joined_used: list[tuple[str, str, int]] = []
+
+    # 3. map every dataset that has a mapping with sources
+    order = ["DM"] + sorted(n for n in mappings.datasets if n != "DM")
+    for name in order:
+        m = mappings.datasets.get(name)
+        if m is None or not m.sources:
+            continue
+        ctx = Context(name, spec.codelists, mappings.synonyms, findings)
+        frame, tr = map_dataset(m, forms, studyid, ctx, default_site, joined_used)
+        trace += tr
+        frame["STUDYID"] = studyid
+        ds = spec.datasets[name]
+        if ds.domain:
+            frame["DOMAIN"] = ds.domain
+        if m.results is not None and not frame.empty:
+            dom = ds.domain or name
+            orres = frame.get(f"{dom}ORRES", pd.Series(np.nan, index=frame.index, dtype="str"))
+            orresu = frame.get(f"{dom}ORRESU", pd.Series(np.nan, index=frame.index, dtype="str"))
+            keys = frame[[m.results.testcd] + m.results.by]
+            std = standardise_results(orres, orresu, keys, mappings.units.conversions, ctx, frame, dom)
+            if m.results.blq is not None:
+                std[f"{dom}STRESC"] = std[f"{dom}STRESC"].mask(std["__lloq"].notna(), m.results.blq)
+            for c in (f"{dom}STRESC", f"{dom}STRESN", f"{dom}STRESU"):
+                if c not in m.variables:
+                    frame[c] = std[c] if c not in frame else frame[c].where(frame[c].notna(), std[c])
+            if m.results.ranges:
+                for lo, st in ((f"{dom}ORNRLO", f"{dom}STNRLO"), (f"{dom}ORNRHI", f"{dom}STNRHI")):
+                    if lo in frame:
+                        frame[st] = (pd.to_numeric(frame[lo], errors="coerce") * std["__factor"]).round(10)
+            lloq = f"{dom}LLOQ"
+            if m.results.lloq and lloq in ds.variable_names:
+                cur = pd.to_numeric(frame[lloq], errors="coerce") if lloq in frame else pd.Series(np.nan, index=frame.index)
+                frame[lloq] = cur.fillna(std["__lloq"])
+        for sp in m.split:
+            if sp.variable in frame:
+                frame = _split(frame, sp, ds, spec, findings)
+        datasets[name] = frame
+
+    dm_m = mappings.datasets.get("DM")
+    dm = datasets.get("DM", pd.DataFrame(columns=["USUBJID"]))
+
+    # 4. visits, DM derivations, from_dm
+    tv = build_tv(td, studyid) if td is not None else pd.DataFrame(columns=["VISITNUM", "VISIT", "VISITDY"])
+    if td is not None:
+        aliases: dict[str, str] = {}
+        for v in td.visits:
+            aliases[v.visit.upper()] = v.visit
+            for a in v.aliases:
+                aliases[a.strip().upper()] = v.visit
+        vframes = {n: (datasets[n], mappings.datasets[n].visit.variable, mappings.datasets[n].visit.date,  # type: ignore[union-attr]
+                       mappings.datasets[n].visit.unscheduled)  # type: ignore[union-attr]
+                   for n in datasets if mappings.datasets[n].visit is not None and not datasets[n].empty}
+        datasets.update(derive_var_visitnum(vframes, tv, aliases, findings))
+    if dm_m is not None:
+        dm = derive_dm(dm, dm_m, datasets, td, Context("DM", spec.codelists, mappings.synonyms, findings))
+        datasets["DM"] = dm
+    for name, df in list(datasets.items()):
+        m = mappings.datasets[name]
+        for var, dmvar in m.from_dm.items():
+            if dmvar in dm:
+                datasets[name] = df = df.assign(**{var: df["USUBJID"].map(dm.drop_duplicates("USUBJID").set_index("USUBJID")[dmvar])})
+
+    # 5. SE, EPOCH, study days, baseline, reference ranges
+    se = build_se(td, studyid, dm, datasets) if td is not None and "SE" in spec.datasets else pd.DataFrame()
+    if not se.empty:
+        datasets["SE"] = se
+    for name, df in list(datasets.items()):
+        ds = spec.datasets[name]
+        dom = ds.domain or name
+        if "EPOCH" in ds.variable_names and not se.empty and name != "SE":
+            dtc = _epoch_dtc(df, dom)
+            if dtc:
+                df = df.assign(EPOCH=derive_var_epoch(df, se, dtc))
+        df = derive_var_dy(df, dm, [(a, b) for a, b in _pairs_dy(ds) if a in df])
+        m = mappings.datasets.get(name)
+        if m is not None and m.baseline is not None:
+            flags = [v for v in (f"{dom}LOBXFL", f"{dom}BLFL") if v in ds.variable_names]
+            df = derive_var_lobxfl(df, dm, m.baseline, dom, flags)
+        if f"{dom}NRIND" in ds.variable_names and f"{dom}STRESN" in df:
+            df = df.assign(**{f"{dom}NRIND": derive_var_nrind(df, dom)})
+        datasets[name] = df
+
+    # 6. SEQ, SUPP, SV, RELREC, design
+    for name, df in list(datasets.items()):
+        ds = spec.datasets[name]
+        dom = ds.domain or name
+        if f"{dom}SEQ" in ds.variable_names:
+            datasets[name] = derive_var_seq(df, f"{dom}SEQ", ds.keys)
+    for name, m in mappings.datasets.items():
+        if not (m.supp or any(sp.into == "supp" for sp in m.split)) or name not in datasets:
+            continue
+        parent = datasets[name]
+        ctx = Context(f"SUPP{name}", spec.codelists, mappings.synonyms, findings)
+        qvals = {}
+        for s in m.supp:
+            qvals[s.qnam] = (s.qlabel, s.qorig, s.qeval, _supp_values(parent, s.qnam))
+        for sp in m.split:
+            if sp.into != "supp":
+                continue
+            label = spec.datasets[name].variable(sp.variable).label
+            for col in sorted(c for c in parent.columns if c.startswith(f"__split_{sp.variable}")):
+                n = col[len(f"__split_{sp.variable}"):]
+                qnam = f"{sp.variable[:8 - len(n)]}{n}"
+                qvals[qnam] = ((sp.qlabel or label)[: 40 - len(n) - 1] + f" {n}", "CRF", None, parent[col].astype("str"))
+        supp = build_supp(parent, spec.datasets[name].domain or name, qvals, studyid)
+        prev = datasets.get(f"SUPP{name}")
+        datasets[f"SUPP{name}"] = supp if prev is None else pd.concat([prev, supp], ignore_index=True)
+    if "SV" in spec.datasets and td is not None and "SV" not in datasets:
+        sv = build_sv({k: v for k, v in datasets.items() if k not in ("SE",)}, tv, studyid, se)
+        if not sv.empty:
+            sv = derive_var_dy(sv, dm, [("SVSTDTC", "SVSTDY"), ("SVENDTC", "SVENDY")])
+            datasets["SV"] = sv
+    if not se.empty:
+        se = derive_var_dy(datasets["SE"], dm, [("SESTDTC", "SESTDY"), ("SEENDTC", "SEENDY")])
+        datasets["SE"] = derive_var_seq(se, "SESEQ", ["STUDYID", "USUBJID", "TAETORD", "SESTDTC"])
+    if td is not None:
+        for n, builder in (("TE", build_te), ("TA", build_ta), ("TI", build_ti)):
+            if n in spec.datasets:
+                datasets[n] = builder(td, studyid)
+        if "TV" in spec.datasets:
+            datasets["TV"] = tv
+        if "TS" in spec.datasets:
+            datasets["TS"] = build_ts(td, studyid, dm)
+    if "RELREC" in spec.datasets:
+        datasets["RELREC"] = build_relrec(datasets, mappings, studyid)
+
+    # PP from the NCA stage
+    extra: dict[str, Any] = {}
+    if "PC" in datasets and "PP" in spec.datasets:
+        _add_pp(datasets, spec, mappings_dir, nca_settings_path, findings, extra)
+
+    # 7. checks, ASCII, conformance
+    data_checks(datasets, findings)
+    final: dict[str, pd.DataFrame] = {}
+    for name, df in datasets.items():
+        ds = spec.datasets[name]
+        df = ascii_policy(df.reset_index(drop=True), name, findings)
+        final[name] = conform(df, ds, findings)
+    traceability = _traceability(final, forms, mappings, trace, joined_used)
+    for name in list(final):
+        final[name] = final[name].drop(columns=[c for c in (FORM, ROW, SUBJ) if c in final[name]])
+    return SdtmResult(datasets=final, findings=findings.items, traceability=traceability, extra=extra)
+
+
+def _supp_values(parent: pd.DataFrame, qnam: str) -> pd.Series:
+    """The values of a SUPP qualifier, computed during mapping into the hidden column ``__q_<QNAM>``
+    (rules read the source rows, joined forms included; sources lacking the fields give none)."""
+    col = f"__q_{qnam}"
+    if col not in parent:
+        return pd.Series(np.nan, index=parent.index, dtype="str")
+    return parent[col].astype("str")
+
+
+def _split(frame: pd.DataFrame, sp: Any, ds: Dataset, spec: StudySpec, findings: Findings) -> pd.DataFrame:
+    """Text over 200 bytes: chunk 0 stays; the rest into numbered variables (``COVAL1``) or hidden
+    ``<VAR>n`` columns turned into SUPP records (QNAM ``<VAR>1``...)."""
+    var = sp.variable
+    long = byte_len(frame[var]) > MAX_BYTES
+    if not long.any():
+        return frame
+    findings.add("SDTM.TEXT.SPLIT", "Notice", f"{var} over {MAX_BYTES} bytes split per SDTMIG 4.5.3", ds.name, var,
+                 frame, long, frame[var].str.slice(0, 40))
+    # ASCII first so that bytes = characters in the split
+    asc = ascii_policy(frame[[var, FORM, ROW, SUBJ]], ds.name, findings)
+    chunks = split_text(asc[var])
+    out = frame.copy()
+    out[var] = chunks[0]
+    for i in range(1, chunks.shape[1]):
+        if sp.into == "supp":
+            out[f"__split_{var}{i}"] = chunks[i]
+        else:  # numbered variables of the dataset itself (COVAL1, COVAL2 ...)
+            out[f"{var[:8 - len(str(i))]}{i}"] = chunks[i]
+    return out
+
+
+def _add_pp(datasets: dict[str, pd.DataFrame], spec: StudySpec, mappings_dir: Path, settings_path: Path | None,
+            findings: Findings, extra: dict[str, Any]) -> None:
+    """PP, RELREC PC<->PP and PCGRPID from ``cdisc_pipe.nca.build_pp`` (the NCA stage's contract)."""
+    try:
+        from cdisc_pipe import nca  # noqa: PLC0415 - optional until the NCA module lands
+    except ImportError as exc:
+        findings.items.append(Finding("SDTM.PP.UNAVAILABLE", "Error", f"NCA module not importable, PP not built: {exc}", dataset="PP"))
+        return
+    path = settings_path or (Path(mappings_dir).parent / "specs" / "settings" / "nca.yaml")
+    loader = getattr(nca, "load_settings", None) or getattr(nca, "load_nca_settings", None)
+    settings = loader(path) if loader is not None else None
+    pc = conform(datasets["PC"], spec.datasets["PC"], Findings(), keys_check=False)
+    res = nca.build_pp(pc, datasets["DM"], settings)
+    findings.items.extend(getattr(res, "findings", []) or [])
+    pp = res.pp.copy()
+    if "PPSEQ" in spec.datasets["PP"].variable_names:
+        pp = derive_var_seq(pp, "PPSEQ", spec.datasets["PP"].keys)
+    datasets["PP"] = pp
+    newpc = getattr(res, "pc", None)
+    if newpc is not None and "PCGRPID" in newpc:
+        grp = newpc.set_index(["USUBJID", "PCSEQ"])["PCGRPID"]
+        key = pd.MultiIndex.from_frame(datasets["PC"][["USUBJID", "PCSEQ"]])
+        datasets["PC"] = datasets["PC"].assign(PCGRPID=grp.reindex(key).to_numpy())
+    rel = getattr(res, "relrec", None)
+    if rel is not None and not rel.empty:
+        datasets["RELREC"] = pd.concat([datasets.get("RELREC", pd.DataFrame()), rel], ignore_index=True)
+    extra["nca"] = {"method_description": getattr(res, "method_description", None),
+                    "exclusions": getattr(res, "exclusions", None)}
+
+
+def _traceability(final: dict[str, pd.DataFrame], forms: dict[str, pd.DataFrame], mappings: Mappings,
+                  trace: list[pd.DataFrame], joined_used: list[tuple[str, str, int]]) -> pd.DataFrame:
+    """Per (form, dataset): records in/out; then every raw record not mapped, with its reason.
+
+    A form no mapping reads is listed record by record with reason 'form not mapped to SDTM'.
+    """
+    rows = []
+    used: set[str] = set()
+    for name, m in mappings.datasets.items():
+        for src in m.sources:
+            used.add(src.form)
+            df = final.get(name)
+            n_out = int((df[FORM] == src.form).sum()) if df is not None and FORM in df else 0
+            rows.append({"form": src.form, "dataset": name, "records_in": len(forms[src.form]), "records_out": n_out,
+                         "source_row": np.nan, "usubjid": None, "reason": None})
+    for form, name, n in joined_used:
+        used.add(form)
+        rows.append({"form": form, "dataset": name, "records_in": len(forms[form]), "records_out": n,
+                     "source_row": np.nan, "usubjid": None, "reason": "joined by subject"})
+    for name, df in final.items():
+        if name.startswith("SUPP") and FORM in df and not df.empty:
+            for form, n in df[FORM].value_counts().items():
+                rows.append({"form": form, "dataset": name, "records_in": len(forms[form]), "records_out": int(n),
+                             "source_row": np.nan, "usubjid": None, "reason": None})
+    summary = pd.DataFrame(rows, columns=TRACE_COLUMNS)
+    unused = []
+    for form, f in forms.items():
+        if form in used:
+            continue
+        unused.append(pd.DataFrame({"form": form, "dataset": None, "records_in": np.nan, "records_out": np.nan,
+                                    "source_row": pd.to_numeric(f[ROW], errors="coerce").to_numpy(), "usubjid": None,
+                                    "reason": "form not mapped to SDTM"}))
+        summary = pd.concat([summary, pd.DataFrame([{"form": form, "dataset": None, "records_in": len(f), "records_out": 0,
+                                                      "source_row": np.nan, "usubjid": None, "reason": "form not mapped to SDTM"}])],
+                            ignore_index=True)
+    out = pd.concat([summary] + [t for t in trace if not t.empty] + unused, ignore_index=True)
+    out = out.drop_duplicates(subset=["form", "dataset", "source_row", "reason"]).reset_index(drop=True)
+    out["records_in"] = out["records_in"].astype("Int64")
+    out["records_out"] = out["records_out"].astype("Int64")
+    out["source_row"] = out["source_row"].astype("Int64")
+    return out[TRACE_COLUMNS]

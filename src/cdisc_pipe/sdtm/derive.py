@@ -1,0 +1,212 @@
+"""Shared SDTM derivations, driven by the dataset spec instead of repeated per domain.
+
+Each function takes frames and returns a new frame (or Series); none mutates its input.  Which
+derivations run for a dataset follows from the variables its spec declares: a spec with ``LBDY``
+and ``LBDTC`` gets :func:`derive_var_dy`, one with ``EPOCH`` gets :func:`derive_var_epoch`, and so on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cdisc_pipe.sdtm.algorithms import SUBJ, Context, Findings, evaluate
+from cdisc_pipe.sdtm.dates import complete_date, study_day
+from cdisc_pipe.sdtm.mapping import Baseline
+
+
+def derive_var_usubjid(studyid: str, siteid: pd.Series, subjid: pd.Series) -> pd.Series:
+    """USUBJID = ``<STUDYID>-<SITEID>-<SUBJID>`` (ARCHITECTURE.md conventions)."""
+    return (studyid + "-" + siteid.astype("str").str.strip() + "-" + subjid.astype("str").str.strip()).astype("str")
+
+
+def derive_var_seq(df: pd.DataFrame, seq_var: str, keys: list[str]) -> pd.DataFrame:
+    """--SEQ: 1..n per USUBJID in the order of the dataset's keys (stable for the same input).
+
+    Keys that are --SEQ itself or absent are ignored; ties keep the incoming (source) order.
+    """
+    by = [k for k in keys if k in df.columns and k != seq_var]
+    if "USUBJID" not in by:
+        by = ["USUBJID"] + by
+    order = df.reset_index(drop=True)
+    order["__pos"] = np.arange(len(order))
+    order = order.sort_values(by + ["__pos"], kind="mergesort", na_position="first")
+    order[seq_var] = (order.groupby("USUBJID", sort=False).cumcount() + 1).astype("float64")
+    return order.drop(columns="__pos").reset_index(drop=True)
+
+
+def derive_var_dy(df: pd.DataFrame, dm: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """--DY/--STDY/--ENDY from the matching --DTC and DM.RFSTDTC (no day 0; complete dates only).
+
+    Args:
+        pairs: ``(dtc_variable, dy_variable)``, e.g. ``[("LBDTC", "LBDY")]``.
+    """
+    if not pairs or df.empty:
+        return df
+    ref = df[["USUBJID"]].merge(dm[["USUBJID", "RFSTDTC"]].drop_duplicates("USUBJID"), on="USUBJID", how="left")
+    out = df.copy()
+    for dtc, dy in pairs:
+        out[dy] = study_day(out[dtc].reset_index(drop=True), ref["RFSTDTC"]).to_numpy()
+    return out
+
+
+def derive_var_epoch(df: pd.DataFrame, se: pd.DataFrame, dtc: str) -> pd.Series:
+    """EPOCH of each record from SE: the element whose start is the latest on or before the record date.
+
+    Records with a partial or missing date, or dated before the subject's first element, get no EPOCH.
+    The last element is open-ended (records after it keep its epoch).
+    """
+    date = complete_date(df[dtc]).reset_index(drop=True)
+    rec = pd.DataFrame({"USUBJID": df["USUBJID"].astype("str").to_numpy(), "d": date, "pos": np.arange(len(df))})
+    starts = se.assign(d=complete_date(se["SESTDTC"]))[["USUBJID", "d", "EPOCH"]].dropna(subset=["d"])
+    starts = starts.astype({"USUBJID": "str"}).sort_values("d", kind="mergesort")
+    has = rec["d"].notna()
+    left = rec.loc[has].sort_values("d", kind="mergesort")
+    if left.empty or starts.empty:
+        return pd.Series(np.nan, index=df.index, dtype="str")
+    merged = pd.merge_asof(left, starts, on="d", by="USUBJID", direction="backward")
+    out = pd.Series(np.nan, index=np.arange(len(df)), dtype="object")
+    out.loc[merged["pos"].to_numpy()] = merged["EPOCH"].to_numpy()
+    out.index = df.index
+    return out.where(out.notna()).astype("str")
+
+
+def derive_var_visitnum(frames: dict[str, tuple[pd.DataFrame, str, str, str]], tv: pd.DataFrame,
+                        aliases: dict[str, str], ctx_findings: Findings) -> dict[str, pd.DataFrame]:
+    """VISITNUM/VISIT for every dataset at once, from the trial visit plan (TV).
+
+    Args:
+        frames: dataset -> (frame, target variable holding the collected visit name, --DTC variable,
+            prefix of unscheduled visit names).
+        tv: TV rows (VISITNUM, VISIT); one per visit (arms share the plan here).
+        aliases: upper-cased collected visit name -> TV VISIT (study synonyms, incl. TV names themselves).
+
+    Scheduled visits take VISITNUM from TV.  Unscheduled visits (collected name starting
+    with the dataset's unscheduled prefix) take the number of the subject's last scheduled visit on or before their date plus
+    .01, .02 ... by distinct date (across all datasets, so the same day is the same visit
+    everywhere), VISIT ``UNSCHEDULED <n.nn>``.  A name matching nothing is ``SDTM.VISIT.UNKNOWN``:
+    VISIT keeps the collected text, VISITNUM stays missing.
+    """
+    tvmap = tv.drop_duplicates("VISIT").set_index("VISIT")["VISITNUM"]
+    stacked = []
+    for name, (df, vcol, dtc, uprefix) in frames.items():
+        raw = df[vcol].astype("str").str.strip().str.upper()
+        visit = raw.map(aliases)
+        num = visit.map(tvmap)
+        uns = raw.str.startswith(uprefix.upper()).fillna(False).astype(bool) & num.isna()
+        stacked.append(pd.DataFrame({"ds": name, "pos": np.arange(len(df)), "USUBJID": df["USUBJID"].astype("str").to_numpy(),
+                                     "raw": df[vcol].to_numpy(), "VISIT": visit.to_numpy(), "VISITNUM": num.to_numpy(),
+                                     "uns": uns.to_numpy(), "d": complete_date(df[dtc]).to_numpy()}))
+    allv = pd.concat(stacked, ignore_index=True) if stacked else pd.DataFrame()
+    if allv.empty:
+        return {k: v[0] for k, v in frames.items()}
+    allv = allv.reset_index(drop=True)
+    sched = allv[allv["VISITNUM"].notna() & allv["d"].notna()].groupby(["USUBJID", "VISITNUM"], as_index=False)["d"].min()
+    sched = sched.sort_values("d", kind="mergesort")
+    u = allv[allv["uns"] & allv["d"].notna()][["USUBJID", "d"]].drop_duplicates().sort_values("d", kind="mergesort")
+    if not u.empty:
+        base = pd.merge_asof(u, sched.rename(columns={"VISITNUM": "base"}), on="d", by="USUBJID", direction="backward")
+        base["base"] = base["base"].fillna(0.0)
+        base = base.sort_values(["USUBJID", "base", "d"], kind="mergesort")
+        base["n"] = base.groupby(["USUBJID", "base"]).cumcount() + 1
+        base["unum"] = (base["base"] + base["n"] / 100).round(2)
+        allv = allv.merge(base[["USUBJID", "d", "unum"]], on=["USUBJID", "d"], how="left", validate="many_to_one")
+        is_u = allv["uns"] & allv["unum"].notna()
+        allv.loc[is_u, "VISITNUM"] = allv.loc[is_u, "unum"]
+        allv.loc[is_u, "VISIT"] = "UNSCHEDULED " + allv.loc[is_u, "unum"].map("{:.2f}".format)
+    unknown = allv["VISITNUM"].isna() & allv["raw"].notna() & ~allv["uns"]
+    result: dict[str, pd.DataFrame] = {}
+    for name, (df, vcol, dtc, _) in frames.items():
+        part = allv[allv["ds"] == name].sort_values("pos")
+        out = df.copy()
+        visit = pd.Series(part["VISIT"].to_numpy(), index=df.index, dtype="object")
+        collected = df[vcol]
+        out["VISITNUM"] = pd.to_numeric(pd.Series(part["VISITNUM"].to_numpy(), index=df.index), errors="coerce").astype("float64")
+        out["VISIT"] = visit.where(visit.notna(), collected).where(collected.notna()).astype("str")
+        bad = pd.Series(unknown.loc[part.index].to_numpy(), index=df.index)
+        ctx_findings.add("SDTM.VISIT.UNKNOWN", "Warning", "collected visit name not in the trial visit plan (TV) nor its aliases",
+                         name, "VISIT", df, bad, collected)
+        undated = pd.Series((part["uns"] & part["d"].isna()).to_numpy(), index=df.index)
+        ctx_findings.add("SDTM.VISIT.UNSCHEDNODATE", "Warning", "unscheduled visit without a complete date: VISITNUM left missing",
+                         name, "VISITNUM", df, undated, collected)
+        result[name] = out
+    return result
+
+
+def _ref_compare(dtc: pd.Series, ref: pd.Series) -> pd.Series:
+    """True where the record is before the reference: date-times when both have a time (strictly
+    before), else by date (on or before the reference date counts as pre-dose)."""
+    d = complete_date(dtc)
+    r = complete_date(ref)
+    dt_has_t = dtc.astype("str").str.len().gt(10).fillna(False).astype(bool)
+    rf_has_t = ref.astype("str").str.len().gt(10).fillna(False).astype(bool)
+    both = dt_has_t & rf_has_t
+    dts = pd.to_datetime(dtc.astype("str").where(both).str.slice(0, 16), format="%Y-%m-%dT%H:%M", errors="coerce")
+    rfs = pd.to_datetime(ref.astype("str").where(both).str.slice(0, 16), format="%Y-%m-%dT%H:%M", errors="coerce")
+    by_time = both & dts.notna() & rfs.notna()
+    return ((by_time & (dts < rfs)) | (~by_time & (d <= r))).fillna(False).astype(bool)
+
+
+def derive_var_lobxfl(df: pd.DataFrame, dm: pd.DataFrame, rule: Baseline, prefix: str, flag_vars: list[str]) -> pd.DataFrame:
+    """--LOBXFL (and --BLFL when asked): ``Y`` on the last non-missing result before the reference.
+
+    The reference is a DM date (RFXSTDTC = first LD dose, RFSTDTC = infusion) chosen per group of
+    records by the mapping's ``baseline`` rule (STUDY.md A: safety labs before LD, disease markers
+    and cellular kinetics before infusion).  Among candidate records of a subject x ``by`` group the
+    latest date wins; ties keep the last in --SEQ order.
+    """
+    out = df.copy()
+    for v in flag_vars:
+        out[v] = pd.Series(np.nan, index=out.index, dtype="str")
+    if df.empty:
+        return out
+    refs = df[["USUBJID"]].merge(dm[["USUBJID", "RFSTDTC", "RFXSTDTC"]].drop_duplicates("USUBJID"), on="USUBJID", how="left")
+    refs.index = df.index
+    which = pd.Series(rule.reference, index=df.index)
+    for g in rule.groups:
+        which = which.mask(evaluate(df, g.where), g.reference)
+    ref = refs["RFSTDTC"].where(which == "RFSTDTC", refs["RFXSTDTC"])
+    dtc = df[f"{prefix}DTC"]
+    has_result = df[f"{prefix}ORRES"].notna() if f"{prefix}ORRES" in df else pd.Series(True, index=df.index)
+    if f"{prefix}STAT" in df:
+        has_result &= df[f"{prefix}STAT"].isna()
+    cand = has_result & complete_date(dtc).notna() & _ref_compare(dtc, ref)
+    if not cand.any():
+        return out
+    c = df.loc[cand, ["USUBJID"] + rule.by].copy()
+    c["__d"] = dtc.loc[cand].astype("str")
+    c["__i"] = np.arange(len(c))
+    c = c.sort_values(["__d", "__i"], kind="mergesort")
+    last = c.groupby(["USUBJID"] + rule.by, dropna=False).tail(1).index
+    for v in flag_vars:
+        out.loc[last, v] = "Y"
+    return out
+
+
+def derive_var_nrind(df: pd.DataFrame, prefix: str) -> pd.Series:
+    """--NRIND from --STRESN and --STNRLO/--STNRHI: LOW, HIGH, NORMAL; missing without a range or number."""
+    n = df[f"{prefix}STRESN"]
+    lo = df[f"{prefix}STNRLO"] if f"{prefix}STNRLO" in df else pd.Series(np.nan, index=df.index)
+    hi = df[f"{prefix}STNRHI"] if f"{prefix}STNRHI" in df else pd.Series(np.nan, index=df.index)
+    out = pd.Series(np.nan, index=df.index, dtype="object")
+    ranged = n.notna() & (lo.notna() | hi.notna())
+    out[ranged] = "NORMAL"
+    out[n.notna() & lo.notna() & (n < lo)] = "LOW"
+    out[n.notna() & hi.notna() & (n > hi)] = "HIGH"
+    return out.where(out.notna()).astype("str")
+
+
+def first_last(df: pd.DataFrame, value: str, pick: str) -> pd.Series:
+    """Per USUBJID, the smallest (``first``) or largest (``last``) non-missing ISO value of ``value``.
+
+    ISO 8601 strings sort chronologically at equal precision; a partial date sorts before the full
+    dates of the same month, which is the conservative choice for "first" and documented for "last".
+    """
+    s = df[["USUBJID", value]].dropna()
+    s = s[s[value].astype("str").str.strip() != ""]
+    g = s.groupby("USUBJID")[value]
+    return (g.min() if pick == "first" else g.max()).astype("str")
+
+
+__all__ = ["derive_var_usubjid", "derive_var_seq", "derive_var_dy", "derive_var_epoch", "derive_var_visitnum",
+           "derive_var_lobxfl", "derive_var_nrind", "first_last", "Context"]

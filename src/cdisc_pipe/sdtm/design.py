@@ -1,0 +1,211 @@
+"""Trial design datasets (TS, TA, TE, TV, TI) from ``mappings/trial_design.yaml``, and SE from data.
+
+The trial design is protocol data, not raw data: it lives in the mappings folder as a small,
+validated YAML table.  SE (subject elements) is built from each subject's dates: every element
+declares where its start date comes from (a DM reference date, the first record of another dataset
+matching conditions, optionally offset by whole days); an element ends where the next one starts;
+the last one ends at RFPENDTC.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from cdisc_pipe.errors import InputError, Problem
+from cdisc_pipe.sdtm.algorithms import evaluate
+from cdisc_pipe.sdtm.dates import complete_date
+from cdisc_pipe.sdtm.mapping import Condition
+from cdisc_pipe.spec.load import validate_model
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Arm(_M):
+    armcd: str
+    arm: str
+    dose: float  # planned CAR-T dose (10^6 cells/kg) of the arm; used to derive ACTARMCD
+
+
+class ElementStart(_M):
+    """Where an element's start date comes from, per subject."""
+
+    dataset: str = "DM"
+    variable: str
+    where: list[Condition] = Field(default_factory=list)
+    pick: Literal["first", "last"] = "first"
+    offset_days: int = 0  # whole days added to the date (the time, if any, is dropped)
+
+
+class Element(_M):
+    etcd: str
+    element: str
+    epoch: str
+    testrl: str
+    teenrl: str | None = None
+    tedur: str | None = None
+    start: ElementStart
+
+
+class VisitDef(_M):
+    visitnum: float
+    visit: str
+    visitdy: int | None = None
+    tvstrl: str | None = None
+    tvenrl: str | None = None
+    aliases: list[str] = Field(default_factory=list)  # collected names that mean this visit
+
+
+class Criterion(_M):
+    ietestcd: str
+    ietest: str
+    iecat: Literal["INCLUSION", "EXCLUSION"]
+    tivers: str | None = None
+
+
+class TsParam(_M):
+    """A TS parameter: a literal value, or ``derive`` (FIRST_RFICDTC, ACTSUB) computed from DM."""
+
+    tsparmcd: str
+    tsparm: str
+    tsval: str | None = None
+    derive: Literal["FIRST_RFICDTC", "ACTSUB"] | None = None
+    tsvalnf: str | None = None
+    tsvalcd: str | None = None
+    tsvcdref: str | None = None
+    tsvcdver: str | None = None
+    tsgrpid: str | None = None
+
+
+class TrialDesign(_M):
+    arms: list[Arm]
+    elements: list[Element]
+    visits: list[VisitDef]
+    criteria: list[Criterion] = Field(default_factory=list)
+    ts: list[TsParam] = Field(default_factory=list)
+
+
+def load_design(data: dict, file: str) -> TrialDesign:
+    """Validate ``trial_design.yaml`` (already read); InputError naming every problem."""
+    problems: list[Problem] = []
+    td = validate_model(TrialDesign, data, file, problems)
+    if td is not None:
+        seen: set[float] = set()
+        for i, v in enumerate(td.visits):
+            if v.visitnum in seen:
+                problems.append(Problem(file, "duplicate VISITNUM", entry=f"visits[{i}]", value=str(v.visitnum)))
+            seen.add(v.visitnum)
+            if v.visitdy == 0:
+                problems.append(Problem(file, "VISITDY 0 does not exist in SDTM (day 1 follows day -1)",
+                                        entry=f"visits[{i}]", hint="Protocol day 0 is VISITDY 1; day 7 is VISITDY 8"))
+    if problems or td is None:
+        raise InputError(problems or [Problem(file, "invalid trial design")], stage="mappings")
+    return td
+
+
+def build_te(td: TrialDesign, studyid: str) -> pd.DataFrame:
+    """TE: one record per element."""
+    return pd.DataFrame({
+        "STUDYID": studyid, "DOMAIN": "TE", "ETCD": [e.etcd for e in td.elements],
+        "ELEMENT": [e.element for e in td.elements], "TESTRL": [e.testrl for e in td.elements],
+        "TEENRL": [e.teenrl for e in td.elements], "TEDUR": [e.tedur for e in td.elements]})
+
+
+def build_ta(td: TrialDesign, studyid: str) -> pd.DataFrame:
+    """TA: one record per arm x element (every arm has the same element sequence here)."""
+    rows = [{"STUDYID": studyid, "DOMAIN": "TA", "ARMCD": a.armcd, "ARM": a.arm, "TAETORD": float(i),
+             "ETCD": e.etcd, "ELEMENT": e.element, "TABRANCH": None, "TATRANS": None, "EPOCH": e.epoch}
+            for a in td.arms for i, e in enumerate(td.elements, start=1)]
+    return pd.DataFrame(rows)
+
+
+def build_tv(td: TrialDesign, studyid: str) -> pd.DataFrame:
+    """TV: one record per planned visit (the plan is the same for every arm, so ARMCD is blank)."""
+    return pd.DataFrame({
+        "STUDYID": studyid, "DOMAIN": "TV", "VISITNUM": [v.visitnum for v in td.visits],
+        "VISIT": [v.visit for v in td.visits],
+        "VISITDY": pd.Series([v.visitdy for v in td.visits], dtype="float64"),
+        "ARMCD": None, "ARM": None,
+        "TVSTRL": [v.tvstrl for v in td.visits], "TVENRL": [v.tvenrl for v in td.visits]})
+
+
+def build_ti(td: TrialDesign, studyid: str) -> pd.DataFrame:
+    """TI: one record per inclusion/exclusion criterion."""
+    return pd.DataFrame({
+        "STUDYID": studyid, "DOMAIN": "TI", "IETESTCD": [c.ietestcd for c in td.criteria],
+        "IETEST": [c.ietest for c in td.criteria], "IECAT": [c.iecat for c in td.criteria],
+        "IESCAT": None, "TIRL": None, "TIVERS": [c.tivers for c in td.criteria]})
+
+
+def build_ts(td: TrialDesign, studyid: str, dm: pd.DataFrame) -> pd.DataFrame:
+    """TS: one record per parameter value; ``derive`` parameters come from DM.
+
+    FIRST_RFICDTC = the earliest complete informed-consent date (study start, TRC 1734);
+    ACTSUB = the number of subjects in DM.
+    """
+    rows = []
+    for p in td.ts:
+        val = p.tsval
+        if p.derive == "FIRST_RFICDTC":
+            d = complete_date(dm["RFICDTC"]) if "RFICDTC" in dm else pd.Series(dtype="datetime64[ns]")
+            val = d.min().strftime("%Y-%m-%d") if d.notna().any() else None
+        elif p.derive == "ACTSUB":
+            val = str(int(dm["USUBJID"].nunique())) if not dm.empty else "0"
+        rows.append({"STUDYID": studyid, "DOMAIN": "TS", "TSPARMCD": p.tsparmcd, "TSPARM": p.tsparm,
+                     "TSGRPID": p.tsgrpid, "TSVAL": val, "TSVALNF": p.tsvalnf if val is None else None,
+                     "TSVALCD": p.tsvalcd, "TSVCDREF": p.tsvcdref, "TSVCDVER": p.tsvcdver})
+    ts = pd.DataFrame(rows)
+    if ts.empty:
+        return ts
+    ts["TSSEQ"] = (ts.groupby("TSPARMCD", sort=False).cumcount() + 1).astype("float64")
+    missing = ts["TSVAL"].isna() & ts["TSVALNF"].isna()
+    ts.loc[missing, "TSVALNF"] = "UNK"
+    return ts
+
+
+def _shift(dtc: pd.Series, days: int) -> pd.Series:
+    if days == 0:
+        return dtc
+    d = complete_date(dtc) + pd.Timedelta(days=days)
+    return d.dt.strftime("%Y-%m-%d").where(d.notna()).astype("str")
+
+
+def build_se(td: TrialDesign, studyid: str, dm: pd.DataFrame, datasets: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """SE: each subject's actual elements; start from the element's source, end = next start.
+
+    Elements without a start date for a subject (never infused: no LD/CART/follow-up) or starting
+    after the subject's RFPENDTC are absent for that subject.
+    """
+    parts = []
+    for order, e in enumerate(td.elements, start=1):
+        src = dm if e.start.dataset == "DM" else datasets.get(e.start.dataset)
+        if src is None or src.empty or e.start.variable not in src:
+            continue
+        sel = src.loc[evaluate(src, e.start.where)] if e.start.where else src
+        s = sel[["USUBJID", e.start.variable]].dropna()
+        s = s[s[e.start.variable].astype("str").str.strip() != ""]
+        s = s.assign(__d=complete_date(s[e.start.variable]).fillna(pd.Timestamp.max))
+        s = s.sort_values(["USUBJID", "__d", e.start.variable], kind="mergesort")
+        s = (s.groupby("USUBJID").head(1) if e.start.pick == "first" else s.groupby("USUBJID").tail(1))
+        start = _shift(s[e.start.variable].astype("str"), e.start.offset_days)
+        parts.append(pd.DataFrame({"USUBJID": s["USUBJID"].to_numpy(), "ETCD": e.etcd, "ELEMENT": e.element,
+                                   "TAETORD": float(order), "EPOCH": e.epoch, "SESTDTC": start.to_numpy()}))
+    if not parts:
+        return pd.DataFrame(columns=["STUDYID", "DOMAIN", "USUBJID", "ETCD", "ELEMENT", "TAETORD", "EPOCH", "SESTDTC", "SEENDTC"])
+    se = pd.concat(parts, ignore_index=True)
+    se = se.merge(dm[["USUBJID", "RFPENDTC"]], on="USUBJID", how="left")
+    start_d = complete_date(se["SESTDTC"])
+    end_d = complete_date(se["RFPENDTC"])
+    se = se[~(start_d.notna() & end_d.notna() & (start_d > end_d))]
+    se = se.sort_values(["USUBJID", "TAETORD"], kind="mergesort").reset_index(drop=True)
+    nxt = se.groupby("USUBJID")["SESTDTC"].shift(-1)
+    se["SEENDTC"] = nxt.where(nxt.notna(), se["RFPENDTC"]).astype("str")
+    se["STUDYID"] = studyid
+    se["DOMAIN"] = "SE"
+    se["SEUPDES"] = np.nan
+    return se.drop(columns=["RFPENDTC"])
