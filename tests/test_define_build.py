@@ -167,6 +167,12 @@ def test_spec_gaps_are_reported(tmp_path, study):
     assert any(e == "variables[AESTDTC].origin" for _, e in entries)
 
 
+def test_collected_without_crf_pages_is_reported_once_per_dataset(sdtm_define, adam_define):
+    crf = [p for p in sdtm_define.problems if "aCRF page" in p.message]
+    assert [(p.file, p.value) for p in crf] == [("specs/sdtm/ae.yaml", "AESTDTC")]  # QVAL has value-level pages
+    assert not any("aCRF page" in p.message for p in adam_define.problems)  # ADaM is not collected on the CRF
+
+
 # -- content -------------------------------------------------------------------------------------
 
 

@@ -349,6 +349,7 @@ class _Builder:
                 continue
             refs.append(self.item_ref(ds, var, oid, order, keys))
             items.append(self.item_def(ds, var, col, oid, who))
+        self._check_crf_pages(ds, [spec_vars[c.name.upper()] for c in columns if c.name.upper() in spec_vars])
         return ItemGroupView(
             oid=f"IG.{ds.name}", name=ds.name, domain=ds.domain, label=w.label, structure=ds.structure,
             purpose=self.purpose, repeating=ds.repeating, reference_data=ds.reference_data,
@@ -356,6 +357,19 @@ class _Builder:
             non_standard=ds.non_standard, has_no_data=w.records == 0, comment_oid=ds.comment,
             leaf_id=f"LF.{ds.name}", href=_leaf_href(w.xpt_path), records=w.records, keys=keys, item_refs=refs,
         ), items
+
+    def _check_crf_pages(self, ds: Dataset, variables: list[Variable]) -> None:
+        # Define-XML 2.1: Collected SDTM items carry their aCRF pages.  Only asked for when the
+        # study declares an aCRF and the data were collected on it (Investigator/Subject), and
+        # reported once per dataset to keep the list readable.
+        if self.purpose != "Tabulation" or not any(d.kind == "AnnotatedCRF" for d in self.spec.documents.values()):
+            return
+        bare = [v.name for v in variables if v.origin.type == "Collected" and v.origin.source in
+                ("Investigator", "Subject") and not v.origin.documents and not v.has_value_level]
+        if bare:
+            self.problem(_spec_file(ds), "Collected variables without aCRF page references (origin.documents)",
+                         entry="variables", value=", ".join(bare),
+                         hint="Add documents: [{document: LF.acrf, pages: \"N\"}] to each origin")
 
     def item_ref(self, ds: Dataset, var: Variable, oid: str, order: int, keys: list[str]) -> ItemRefView:
         f = _spec_file(ds)
