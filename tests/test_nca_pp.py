@@ -106,7 +106,11 @@ def test_not_calculated_with_reason(result):
     assert auc["PPSTAT"] == "NOT DONE"
     assert auc["PPREASND"] == "Fewer than 3 quantifiable post-infusion concentrations (2)"
     assert auc["PPORRES"] is None and auc["PPSTRESC"] is None and np.isnan(auc["PPSTRESN"])
-    assert auc["PPSTRESU"] is None and auc["PPORRESU"] is None
+    # units kept on NOT DONE records (one unit per parameter) unless configured otherwise
+    assert auc["PPSTRESU"] == "day*copies/ug" and auc["PPORRESU"] == "day*copies/ug"
+    bare = build_pp(make_pc(), DM, NcaSettings(units_when_not_done=False))
+    row = bare.pp.loc[(bare.pp.USUBJID == S2) & (bare.pp.PPTESTCD == "AUCINT")].iloc[0]
+    assert row["PPSTRESU"] is None and row["PPORRESU"] is None
     assert pp_value(result, S2, "BLOOD", "CMAX")["PPSTRESN"] == 60.0
     # S3 has no sample near day 28
     assert "day 28 +/- 3" in pp_value(result, S3, "BLOOD", "AUCINT")["PPREASND"]

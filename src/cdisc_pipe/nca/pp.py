@@ -363,7 +363,8 @@ def build_pp(pc: pd.DataFrame, dm: pd.DataFrame, settings: NcaSettings) -> NcaRe
     why = np.where(nc & ~has_why, "Not calculable", why)
     text, numeric = format_sig(np.where(nc, np.nan, value), settings.significant_digits)
     units = np.array([settings.units.of(QUANTITY_UNIT[q]) for q in quantity], dtype=object)
-    units = np.where(nc, None, units)
+    if not settings.units_when_not_done:
+        units = np.where(nc, None, units)
     first_study = pd.Series(studyid.to_numpy()[rows]).groupby(tidy["USUBJID"].to_numpy()).first()
     # PPRFTDTC: the reference of the records used (of any record when all were excluded)
     rft_df = pd.DataFrame({"USUBJID": tidy["USUBJID"], "PCTESTCD": tidy["PCTESTCD"], "PCSPEC": tidy["PCSPEC"],

@@ -152,6 +152,9 @@ class NcaSettings(_Model):
     # "<PCTESTCD>-<PCSPEC>" when several analytes are analysed.
     group_id: Literal["spec", "testcd_spec"] = "spec"
     significant_digits: int = Field(default=6, ge=1, le=15)
+    # Keep PPORRESU/PPSTRESU on NOT DONE records (the parameter's unit), so each PPTESTCD has one
+    # unit throughout (validation rule FND.STRESU.CONSISTENT; ADPP PARAM carries the unit).
+    units_when_not_done: bool = True
     supppc: SupppcQnams = Field(default_factory=SupppcQnams)
 
     @model_validator(mode="after")
