@@ -135,9 +135,16 @@ def test_numeric_codelist_values(tmp_path):
     frames["ADTTE"].loc[3, "CNSR"] = 3.0
     out = tmp_path / "out"
     adam = write_datasets(frames, spec, out / "adam", purpose="Analysis", write_json=False)
-    write_define(build_define(spec, adam, "Analysis"), out / "adam")
+    res = build_define(spec, adam, "Analysis")
+    assert not any("does not match the DataType" in p.message for p in res.problems)
+    write_define(res, out / "adam")
     found = [(f.variable, f.value) for f in check_define_against_data(out / "adam" / "define.xml", out / "adam")]
     assert found == [("CNSR", "3")]
+    # the same list declared as text while CNSR is an integer is a spec problem
+    text_cl = tiny_spec(tmp_path / "specs2", {"adam/adtte.yaml": adtte,
+                                              "codelists/cnsr.yaml": cnsr.replace("data_type: integer", "data_type: text")})
+    problems = build_define(text_cl, adam, "Analysis").problems
+    assert [(p.entry, p.value) for p in problems if "does not match the DataType" in p.message] == [("CL.CNSR", "integer")]
 
 
 def test_damaged_inputs(study, tmp_path):

@@ -262,6 +262,7 @@ class _Builder:
         for m in extra_methods or []:
             self.methods[m.oid] = m
         self.used_codelists: dict[str, list[str]] = {}
+        self.codelist_item_types: dict[str, set[str]] = {}  # codelist OID -> DataTypes of its items
         self.used_methods: dict[str, list[str]] = {}
         self.used_comments: dict[str, list[str]] = {}
         self.used_where: dict[str, str] = {}  # where clause OID -> dataset of the value list
@@ -400,6 +401,8 @@ class _Builder:
                          entry=who)
         self._check_origin(f, entry, var.origin)
         self._use(self.used_codelists, var.codelist, who)
+        if var.codelist:
+            self.codelist_item_types.setdefault(var.codelist, set()).add(_define_data_type(var.data_type, numeric))
         self._use(self.used_comments, var.comment, who)
         return ItemDefView(
             oid=oid, name=var.name, data_type=_define_data_type(var.data_type, numeric), length=col.length,
@@ -449,6 +452,8 @@ class _Builder:
                     self.problem(f, "Derived value-level entry has no method", entry=entry)
                 self._use(self.used_methods, vl.method, who)
                 self._use(self.used_codelists, vl.codelist, who)
+                if vl.codelist:
+                    self.codelist_item_types.setdefault(vl.codelist, set()).add(vl.data_type)
                 self._use(self.used_comments, vl.comment, who)
                 self.used_where[wc.oid] = ds.name
                 length = self._vl_length(vl, parent, f, entry)
@@ -529,6 +534,12 @@ class _Builder:
                              entry=", ".join(users))
                 continue
             self._use(self.used_comments, cl.comment, oid)
+            numeric_items = sorted(t for t in self.codelist_item_types.get(oid, ()) if t in ("integer", "float"))
+            text_items = sorted(t for t in self.codelist_item_types.get(oid, ()) if t not in ("integer", "float"))
+            if (cl.data_type == "text" and numeric_items) or (cl.data_type != "text" and text_items):
+                self.problem("specs/codelists", f"codelist DataType {cl.data_type} does not match the DataType of "
+                             "items using it", entry=oid, value=", ".join(numeric_items or text_items),
+                             hint="Give the codelist the data_type of its variables")
             external = None
             if cl.dictionary:
                 d = self.spec.dictionaries.get(cl.dictionary)
