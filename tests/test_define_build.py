@@ -355,3 +355,28 @@ def test_source_path_is_not_absolute(sdtm_define):
     for leaf in tree(sdtm_define.xml).iter("{http://www.cdisc.org/ns/def/v2.1}leaf"):
         href = leaf.get("{http://www.w3.org/1999/xlink}href")
         assert "/" not in href and not Path(href).is_absolute()
+
+
+def test_dataset_without_records_has_no_data_and_no_leaf(study):
+    spec, sdtm, _, out = study
+    from cdisc_pipe.define import check_define_against_data
+
+    empty = [dataclasses.replace(w, records=0) if w.name == "SUPPAE" else w for w in sdtm]
+    res = build_define(spec, empty, "Tabulation")
+    assert validate_define(res.xml) == []
+    g = tree(res.xml).find(".//odm:ItemGroupDef[@Name='SUPPAE']", NS)
+    assert g.get("{http://www.cdisc.org/ns/def/v2.1}HasNoData") == "Yes"
+    assert g.get("{http://www.cdisc.org/ns/def/v2.1}ArchiveLocationID") is None and g.find("def:leaf", NS) is None
+    found = {(f.rule, f.severity) for f in check_define_against_data(res.xml, out / "sdtm")}
+    assert found == {("DEFINE.DATA.HASNODATA", "Warning")}  # the file exists although define says no data
+
+
+def test_float_without_significant_digits_is_reported(tmp_path, study):
+    _, sdtm, _, _ = study
+    from tests.test_define_support import FILES
+
+    lb = FILES["sdtm/lb.yaml"].replace("data_type: float, significant_digits: 2,", "data_type: float,")
+    res = build_define(tiny_spec(tmp_path / "specs", {"sdtm/lb.yaml": lb}), sdtm, "Tabulation")
+    assert [(p.file, p.value) for p in res.problems if "significant_digits" in p.message] == [
+        ("specs/sdtm/lb.yaml", "LBSTRESN")]
+    assert tree(res.xml).find(".//odm:ItemDef[@OID='IT.LB.LBSTRESN']", NS).get("SignificantDigits") is None

@@ -351,6 +351,10 @@ class _Builder:
             refs.append(self.item_ref(ds, var, oid, order, keys))
             items.append(self.item_def(ds, var, col, oid, who))
         self._check_crf_pages(ds, [spec_vars[c.name.upper()] for c in columns if c.name.upper() in spec_vars])
+        floats = [i.name for i in items if i.data_type == "float" and i.significant_digits is None]
+        if floats:
+            self.problem(f, "float variables without significant_digits (define.xml SignificantDigits)",
+                         entry="variables", value=", ".join(floats))
         return ItemGroupView(
             oid=f"IG.{ds.name}", name=ds.name, domain=ds.domain, label=w.label, structure=ds.structure,
             purpose=self.purpose, repeating=ds.repeating, reference_data=ds.reference_data,
