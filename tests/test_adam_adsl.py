@@ -58,12 +58,12 @@ def make_sdtm() -> dict[str, pd.DataFrame]:
         infused = s != 1008
         act = actual[s]
         dm_rows.append((STUDY, "DM", uid(s), str(s), "101", 60.0 + s % 10, "YEARS", "F" if s % 2 else "M", "ASIAN",
-                        "CHN", arm, arms[arm], act, arms[act] if act else None,
+                        "NOT HISPANIC OR LATINO", "CHN", arm, arms[arm], act, arms[act] if act else None,
                         None if infused else "ASSIGNED, NOT TREATED",
                         f"{day(1)}T10:00" if infused else None, "2022-12-01",
                         day(20) if s == 1007 else (day(80) if s == 1006 else (day(6) if s == 1008 else day(460))),
                         "Y" if s == 1006 else None, day(80) if s == 1006 else None))
-    dm = _frame("STUDYID DOMAIN USUBJID SUBJID SITEID AGE AGEU SEX RACE COUNTRY ARMCD ARM ACTARMCD ACTARM ARMNRS "
+    dm = _frame("STUDYID DOMAIN USUBJID SUBJID SITEID AGE AGEU SEX RACE ETHNIC COUNTRY ARMCD ARM ACTARMCD ACTARM ARMNRS "
                 "RFSTDTC RFICDTC RFPENDTC DTHFL DTHDTC", dm_rows)
     dose = {"DL1": 1.0, "DL2": 3.0, "DL3": 6.0}
     ex_rows = []

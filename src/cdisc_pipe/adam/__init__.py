@@ -20,9 +20,9 @@ from cdisc_pipe.adam.derive import convert_blanks_to_na
 from cdisc_pipe.adam.io import read_sdtm
 from cdisc_pipe.adam.settings import load_adam_settings
 from cdisc_pipe.errors import Finding, InputError, Problem
-from cdisc_pipe.spec.model import StudySpec
+from cdisc_pipe.spec.model import Dataset, StudySpec
 
-__all__ = ["AdamResult", "build_adam", "read_sdtm", "builder_modules", "check_inputs"]
+__all__ = ["AdamResult", "build_adam", "read_sdtm", "builder_modules", "check_inputs", "conform_to_spec"]
 
 
 @dataclass
@@ -135,6 +135,33 @@ def _build_order(runnable: dict[str, ModuleType]) -> list[str]:
     return done
 
 
+def conform_to_spec(df: pd.DataFrame, dataset: Dataset) -> tuple[pd.DataFrame, list[Finding]]:
+    """Keep exactly the spec's variables in spec order (working columns are dropped).
+
+    A spec variable the builder did not produce is added empty with a Warning finding (the writer
+    and validation then report it); numeric variables become float64, numeric dates datetime64.
+    """
+    findings: list[Finding] = []
+    out = pd.DataFrame(index=df.index)
+    for var in sorted(dataset.variables, key=lambda v: v.order or 0):
+        if var.name in df.columns:
+            col = df[var.name]
+        else:
+            findings.append(Finding("ADAM.SPEC.NOTDERIVED", "Warning",
+                                    f"{dataset.name}.{var.name} is in the spec but was not derived; left empty",
+                                    dataset=dataset.name, variable=var.name))
+            col = pd.Series(None, index=df.index, dtype=object)
+        if var.data_type in ("date", "datetime", "time") and var.display_format:
+            col = pd.to_datetime(col).astype("datetime64[ns]")
+        elif var.data_type in ("integer", "float"):
+            col = pd.to_numeric(col, errors="coerce").astype("float64")
+        else:
+            col = pd.Series(col.to_numpy(dtype=object), index=df.index, dtype=object)
+            col = col.where(col.notna(), None)
+        out[var.name] = col
+    return out.reset_index(drop=True), findings
+
+
 def build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Path) -> AdamResult:
     """Build every ADaM dataset that has a spec and a builder module, ADSL first.
 
@@ -149,11 +176,13 @@ def build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Pat
     runnable, findings = check_inputs(frames, modules)
     datasets: dict[str, pd.DataFrame] = {}
     adsl, f = runnable["ADSL"].build(frames, None, Path(settings_dir))
+    adsl, f2 = conform_to_spec(adsl, spec.dataset("ADSL"))
     datasets["ADSL"] = adsl
-    findings += f
+    findings += f + f2
     for name in _build_order(runnable)[1:]:
         inputs = {**frames, **datasets}
         df, f = runnable[name].build(inputs, adsl, Path(settings_dir))
+        df, f2 = conform_to_spec(df, spec.dataset(name))
         datasets[name] = df
-        findings += f
+        findings += f + f2
     return AdamResult(datasets=datasets, findings=findings)

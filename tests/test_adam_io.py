@@ -1,0 +1,117 @@
+"""read_sdtm and build_adam: reading folders, the input check, skipping, spec conformance,
+and the CDISC pilot SDTM package (another study) giving a clear InputError, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyreadstat
+import pytest
+
+from cdisc_pipe.adam import build_adam, read_sdtm
+from cdisc_pipe.errors import InputError
+from cdisc_pipe.paths import project_root
+from cdisc_pipe.spec.load import load_specs
+from tests.test_adam_adsl import SETTINGS, make_sdtm
+
+PILOT = project_root().parent / "shared" / "reference" / "sdtm-msg-2.0-cdiscpilot01"
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_specs(project_root() / "specs")
+
+
+@pytest.fixture(scope="module")
+def core_spec(spec):
+    """The study spec restricted to the datasets built in this module (ADSL, ADRS, ADTTE)."""
+    return spec.model_copy(update={"datasets": {k: v for k, v in spec.datasets.items()
+                                                if v.purpose == "Tabulation" or k in ("ADSL", "ADRS", "ADTTE")}})
+
+
+def test_read_sdtm_xpt_and_json(tmp_path: Path) -> None:
+    dm = pd.DataFrame({"STUDYID": ["S", "S"], "USUBJID": ["S-1", "S-2"], "AGE": [60.0, None], "ARMNRS": ["", "X"]})
+    pyreadstat.write_xport(dm, str(tmp_path / "dm.xpt"), file_format_version=5, table_name="DM")
+    ae = {"datasetJSONVersion": "1.1.0", "name": "AE", "columns": [
+        {"itemOID": "IT.AE.USUBJID", "name": "USUBJID", "label": "x", "dataType": "string"},
+        {"itemOID": "IT.AE.AESEQ", "name": "AESEQ", "label": "x", "dataType": "integer"}],
+        "rows": [["S-1", 1], ["S-2", 2]]}
+    (tmp_path / "ae.json").write_text(json.dumps(ae))
+    (tmp_path / "notes.txt").write_text("ignored")
+    out = read_sdtm(tmp_path)
+    assert sorted(out) == ["AE", "DM"]
+    assert out["DM"]["ARMNRS"].tolist() == [None, "X"]  # XPT blank -> missing
+    assert str(out["DM"]["AGE"].dtype) == "float64" and pd.isna(out["DM"]["AGE"].iloc[1])
+    assert out["AE"]["AESEQ"].tolist() == [1.0, 2.0]
+
+
+def test_read_sdtm_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not found"):
+        read_sdtm(tmp_path / "nope")
+    with pytest.raises(InputError, match="no SDTM datasets"):
+        read_sdtm(tmp_path)
+    (tmp_path / "dm.xpt").write_bytes(b"not an xpt file at all")
+    (tmp_path / "ae.json").write_text("{ broken")
+    with pytest.raises(InputError) as exc:
+        read_sdtm(tmp_path)
+    files = {Path(p.file).name for p in exc.value.problems}
+    assert files == {"dm.xpt", "ae.json"}
+
+
+def test_build_adam_on_fixture_conforms_to_spec(core_spec) -> None:
+    res = build_adam(make_sdtm(), core_spec, SETTINGS)
+    assert sorted(res.datasets) == ["ADRS", "ADSL", "ADTTE"]
+    for name, df in res.datasets.items():
+        ds = core_spec.dataset(name)
+        assert list(df.columns) == ds.variable_names, name
+        for var in ds.variables:
+            if var.data_type == "date":
+                assert str(df[var.name].dtype) == "datetime64[ns]", (name, var.name)
+            elif var.data_type in ("integer", "float"):
+                assert str(df[var.name].dtype) == "float64", (name, var.name)
+            if var.codelist and var.codelist in core_spec.codelists:
+                allowed = set(core_spec.codelists[var.codelist].values())
+                used = set(df[var.name].dropna().astype(str).str.replace(r"\.0$", "", regex=True))
+                assert used <= allowed, (name, var.name, used - allowed)
+            if var.length and var.data_type == "text":
+                assert df[var.name].dropna().str.len().max(skipna=True) <= var.length if df[var.name].notna().any() else True
+        assert not [f for f in res.findings if f.rule == "ADAM.SPEC.NOTDERIVED"]
+    adsl = res.datasets["ADSL"]
+    assert adsl["USUBJID"].is_unique
+    # every BDS subject is in ADSL
+    for name in ("ADRS", "ADTTE"):
+        assert set(res.datasets[name]["USUBJID"]) <= set(adsl["USUBJID"])
+
+
+def test_missing_required_inputs_one_error_naming_all(core_spec) -> None:
+    sdtm = make_sdtm()
+    del sdtm["EX"]
+    sdtm["DM"] = sdtm["DM"].drop(columns=["ARMCD", "RFSTDTC"])
+    with pytest.raises(InputError) as exc:
+        build_adam(sdtm, core_spec, SETTINGS)
+    text = str(exc.value)
+    assert len(exc.value.problems) == 2
+    assert "ex.xpt" in text and "ADSL needs the dataset" in text
+    assert "ARMCD" in text and "RFSTDTC" in text
+
+
+def test_missing_rs_skips_adrs_and_adtte_with_findings(core_spec) -> None:
+    sdtm = make_sdtm()
+    del sdtm["RS"]
+    res = build_adam(sdtm, core_spec, SETTINGS)
+    assert sorted(res.datasets) == ["ADSL"]
+    skipped = {f.dataset: f.message for f in res.findings if f.rule == "ADAM.SKIPPED"}
+    assert "RS" in skipped["ADRS"] and "ADRS" in skipped["ADTTE"]
+
+
+@pytest.mark.skipif(not PILOT.is_dir(), reason="../shared reference package not present")
+def test_cdisc_pilot_package_gives_clear_input_error(spec) -> None:
+    sdtm = read_sdtm(PILOT)
+    assert {"DM", "EX", "AE", "LB"} <= set(sdtm)
+    with pytest.raises(InputError) as exc:
+        build_adam(sdtm, spec, SETTINGS)
+    problems = {p.entry: p.message for p in exc.value.problems}
+    # the pilot's EX has no EXCAT (no CAR-T / lymphodepletion categories): ADSL cannot find the infusion
+    assert "EX" in problems and "EXCAT" in problems["EX"] and "ADSL" in problems["EX"]
