@@ -247,3 +247,20 @@ def test_parse_dtc():
     dt, has_date, has_time = parse_dtc(s)
     assert has_date.tolist() == [True, True, False, False, False, True]
     assert has_time.tolist() == [True, False, False, False, False, True]
+
+
+def test_exclude_after_new_therapy():
+    # S1 starts new therapy on 2023-01-22: its day-21 (2023-01-22) and day-28 samples are excluded
+    events = pd.DataFrame({"USUBJID": [S1, S1, S2], "DTC": ["2023-01-25", "2023-01-22T08:00", "2023-02"]})
+    r = build_pp(make_pc(), DM, NcaSettings(), exclude_after=events)
+    ex = r.exclusions.loc[r.exclusions.USUBJID == S1]
+    assert dict(zip(ex.PCSEQ, ex.REASON)) == {
+        5.0: "taken on or after the start of a new anti-cancer therapy",
+        6.0: "taken on or after the start of a new anti-cancer therapy",
+        7.0: "taken on or after the start of a new anti-cancer therapy",  # bone marrow 2023-01-29
+    }
+    # S1 blood now: 0, 1.5, 7 (and the day-14 BLQ becomes trailing -> kept as 0)
+    assert pp_value(r, S1, "BLOOD", "TLST")["PPSTRESN"] == 7.0
+    assert "NCA.CUTOFF.PARTIAL" in {f.rule for f in r.findings}  # S2's partial date is not applied
+    assert len(r.exclusions.loc[r.exclusions.USUBJID == S2]) == 1
+    assert pp_value(r, S1, "BONE MARROW", "CMAX")["PPSTAT"] == "NOT DONE"

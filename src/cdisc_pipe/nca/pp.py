@@ -59,6 +59,7 @@ class NcaResult:
         parameter_methods: PPTESTCD -> plain text of how that parameter is derived.
         profiles: one row per profile: keys, PPGRPID, unrounded parameters, counts, flags.
         findings: data findings (records kept).
+        auc_specimens: the specimens for which AUCs are computed.
     """
 
     pp: pd.DataFrame
@@ -70,6 +71,7 @@ class NcaResult:
     parameter_methods: dict[str, str]
     profiles: pd.DataFrame
     findings: list[Finding] = field(default_factory=list)
+    auc_specimens: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary for ``outputs/sdtm/_stage/nca.json`` (deterministic)."""
@@ -85,7 +87,9 @@ class NcaResult:
             "pc_excluded": int(len(self.exclusions)),
             "exclusion_reasons": {str(k): int(v) for k, v in
                                   self.exclusions["REASON"].value_counts().sort_index().items()},
-            "time_zero_imputed": int(self.profiles["T0_IMPUTED"].sum()) if len(self.profiles) else 0,
+            # profiles of specimens with AUCs only (marrow has no pre-infusion sample by design)
+            "time_zero_imputed": int(self.profiles.loc[self.profiles["PCSPEC"].isin(self.auc_specimens),
+                                                       "T0_IMPUTED"].sum()) if len(self.profiles) else 0,
         }
 
 
@@ -228,13 +232,18 @@ def _check_inputs(pc: pd.DataFrame, dm: pd.DataFrame) -> None:
         raise InputError(problems, stage="nca")
 
 
-def build_pp(pc: pd.DataFrame, dm: pd.DataFrame, settings: NcaSettings) -> NcaResult:
+def build_pp(pc: pd.DataFrame, dm: pd.DataFrame, settings: NcaSettings, *,
+             exclude_after: pd.DataFrame | None = None) -> NcaResult:
     """Run the NCA on PC and build PP, RELREC, PCGRPID, SUPPPC and the exclusion list.
 
     Args:
         pc: the SDTM PC domain (PCSEQ assigned), conventions of ``docs/ARCHITECTURE.md``.
         dm: the SDTM DM domain (USUBJID; RFSTDTC is the fallback reference when PCRFTDTC is null).
         settings: :class:`NcaSettings` (``load_nca_settings("specs/settings/nca.yaml")``).
+        exclude_after: optional per-subject cut-off events (columns USUBJID, DTC and optionally
+            REASON), e.g. the start of the first subsequent anti-cancer therapy: PC records dated
+            on or after the subject's earliest complete DTC date are excluded with REASON
+            (default "taken on or after the start of a new anti-cancer therapy").
 
     Returns:
         :class:`NcaResult`.  Records are never dropped silently: every PC record of an analysed
@@ -297,6 +306,9 @@ def build_pp(pc: pd.DataFrame, dm: pd.DataFrame, settings: NcaSettings) -> NcaRe
     same_day_unknown = ~both_time & (whole == 0) & ~predose_eltm
     exclude(same_day_unknown & s_date & r_date,
             "sampled on the infusion day without a time: order relative to the infusion unknown")
+    if exclude_after is not None and len(exclude_after):
+        after, text = _after_cutoff(exclude_after, usubjid, s_dt, s_date, findings)
+        exclude(after, text)
     lloq = pd.to_numeric(col("PCLLOQ"), errors="coerce")
 
     # --- profiles ----------------------------------------------------------------------------
@@ -448,8 +460,40 @@ def build_pp(pc: pd.DataFrame, dm: pd.DataFrame, settings: NcaSettings) -> NcaRe
         pp=pp[PP_COLUMNS], relrec=relrec[RELREC_COLUMNS], pc=out_pc, supppc=supppc[SUPP_COLUMNS],
         exclusions=exclusions[EXCLUSION_COLUMNS], method_description=describe_method(settings),
         parameter_methods=describe_parameters(settings),
-        profiles=profiles.reset_index(), findings=findings,
+        profiles=profiles.reset_index(), findings=findings, auc_specimens=_auc_specimens(settings),
     )
+
+
+def _auc_specimens(settings: NcaSettings) -> list[str]:
+    return [sp for sp, codes in settings.specimens.items()
+            if any(settings.parameter(c).quantity in AUC_QUANTITIES for c in codes)]
+
+
+DEFAULT_CUTOFF_REASON = "taken on or after the start of a new anti-cancer therapy"
+
+
+def _after_cutoff(events: pd.DataFrame, usubjid: pd.Series, s_dt: pd.Series, s_date: np.ndarray,
+                  findings: list[Finding]) -> tuple[np.ndarray, pd.Series]:
+    """Mask of PC records dated on/after the subject's earliest cut-off date, and the reasons."""
+    missing = [c for c in ("USUBJID", "DTC") if c not in events.columns]
+    if missing:
+        raise InputError(Problem("exclude_after", f"cut-off events lack {', '.join(missing)}", entry="columns",
+                                 hint="Pass USUBJID, DTC and optionally REASON"), stage="nca")
+    ev = pd.DataFrame({"USUBJID": _as_text(events["USUBJID"]).to_numpy(),
+                       "REASON": (_as_text(events["REASON"]) if "REASON" in events.columns
+                                  else pd.Series([None] * len(events), dtype="object")).to_numpy()})
+    # the date part decides: a sample on the day the therapy starts is excluded
+    dt, has_date, _ = parse_dtc(_as_text(events["DTC"]).str.slice(0, 10))
+    ev["DATE"] = dt.dt.normalize().to_numpy()
+    for rec in ev.loc[~has_date & ev["USUBJID"].notna()].itertuples(index=False):  # only incomplete dates
+        findings.append(Finding(rule="NCA.CUTOFF.PARTIAL", severity="Warning", dataset="PC", usubjid=rec.USUBJID,
+                                message="cut-off event without a complete date: not applied to the NCA"))
+    ev = ev.loc[has_date].sort_values(["USUBJID", "DATE"], kind="stable").drop_duplicates("USUBJID")
+    ev["REASON"] = ev["REASON"].where(ev["REASON"].notna(), DEFAULT_CUTOFF_REASON)
+    cut = usubjid.map(ev.set_index("USUBJID")["DATE"])
+    why = usubjid.map(ev.set_index("USUBJID")["REASON"]).astype(object)
+    after = (s_dt.dt.normalize() >= cut).fillna(False).to_numpy(dtype=bool) & s_date
+    return after, why
 
 
 def _findings(pc, usubjid, seq, dm, nca_rows, fallback, both_time, s_date, r_date, stresn, lloq,
@@ -485,9 +529,7 @@ def _findings(pc, usubjid, seq, dm, nca_rows, fallback, both_time, s_date, r_dat
         out.append(Finding(rule="NCA.PP.NOTDONE", severity="Notice", dataset="PP", usubjid=rec.USUBJID,
                            variable="PPTESTCD", value=rec.PPTESTCD,
                            message=f"{rec.PPTESTCD} ({rec.PPSPEC}) not calculated: {rec.PPREASND}"))
-    auc_specs = [sp for sp, codes in settings.specimens.items()
-                 if any(settings.parameter(c).quantity in AUC_QUANTITIES for c in codes)]
-    imputed = profiles.loc[profiles["T0_IMPUTED"] & profiles["PCSPEC"].isin(auc_specs)]
+    imputed = profiles.loc[profiles["T0_IMPUTED"] & profiles["PCSPEC"].isin(_auc_specimens(settings))]
     for rec in imputed.itertuples(index=False):
         out.append(Finding(rule="NCA.T0.IMPUTED", severity="Notice", dataset="PP", usubjid=rec.USUBJID,
                            variable="PPGRPID", value=str(rec.PPGRPID),
