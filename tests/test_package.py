@@ -86,6 +86,7 @@ def test_rerun_replaces_a_previous_package(out, tmp_path):
     ({"summary": {"warnings": 0}}, "no integer summary.errors"),
     ({"errors": 0}, "no integer summary.errors"),
     ("not json", "not readable JSON"),
+    ({"summary": {"errors": 0, "rules_execution_error": 1}}, "failed to execute"),
 ])
 def test_refuses_without_a_clean_validation_report(out, tmp_path, content, expected):
     if content is not None:

@@ -7,7 +7,7 @@
     <dest>/checksums.sha256                               "<sha256>  <path>" per file (sha256sum -c)
 
 A study is packaged only when it is ready: the validation report ``<out>/reports/validation.json``
-exists and its ``summary.errors`` is 0; ``sdtm/`` has define.xml (FDA technical rejection criterion
+exists, its ``summary.errors`` is 0 and no rule failed to execute (``summary.rules_execution_error``); ``sdtm/`` has define.xml (FDA technical rejection criterion
 1736); every define.xml is schema-valid and agrees with its XPT files.  Otherwise
 :class:`~cdisc_pipe.errors.InputError` lists every reason and nothing is written.
 
@@ -68,11 +68,18 @@ def _validation_problems(out_root: Path) -> list[Problem]:
     if not isinstance(errors, int) or isinstance(errors, bool):
         return [Problem(str(report), "validation report has no integer summary.errors", value=repr(errors),
                         hint="Re-run validation with this version of cdisc-pipe")]
+    problems = []
     if errors > 0:
-        return [Problem(str(report), f"validation found {errors} error(s): the study cannot be packaged",
-                        entry="summary.errors", value=str(errors),
-                        hint="Fix them (see reports/validation.html) and validate again")]
-    return []
+        problems.append(Problem(str(report), f"validation found {errors} error(s): the study cannot be packaged",
+                                entry="summary.errors", value=str(errors),
+                                hint="Fix them (see reports/validation.html) and validate again"))
+    # A rule that could not run means the validation is incomplete: not a clean bill of health.
+    crashed = summary.get("rules_execution_error")
+    if isinstance(crashed, int) and not isinstance(crashed, bool) and crashed > 0:
+        problems.append(Problem(str(report), f"{crashed} validation rule(s) failed to execute: validation is "
+                                "incomplete", entry="summary.rules_execution_error", value=str(crashed),
+                                hint="See the Rules sheet of reports/validation.xlsx"))
+    return problems
 
 
 def _leaf_targets(xml: bytes) -> tuple[str | None, list[str]]:
