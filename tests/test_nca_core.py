@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdisc_pipe.nca import NcaSettings, calc_parameters, not_calculated_reasons, prepare_profiles
+from cdisc_pipe.nca import NcaSettings, calc_parameters, not_calculated_reasons, prepare_profiles, run_nca
 from cdisc_pipe.nca.core import interpolate_conc
 
 LULD = NcaSettings()
@@ -235,3 +235,20 @@ def test_many_profiles_at_once_match_single_runs():
         single = nca(p)
         for col in ("CMAX", "TMAX", "AUCLAST", "AUCINT", "TLAST"):
             assert par.loc[k, col] == pytest.approx(single[col], nan_ok=True)
+
+
+def test_run_nca_tidy_frame_with_subject_specimen_analyte_keys():
+    # subject x specimen x analyte keys; AUC of A/BLOOD as in test_rise_then_fall_lin_up_log_down
+    a = tidy([(-0.01, None), (1, 100), (7, 1000), (14, 500), (28, 125)], subject="A")
+    b = tidy([(-0.01, None), (1, 100), (7, None), (28, 50)], subject="A")
+    a["SPEC"], b["SPEC"] = "BLOOD", "BONE MARROW"
+    frame = pd.concat([a, b], ignore_index=True).rename(columns={"ID": "USUBJID"})
+    frame["ANALYTE"] = "BCMACAR"
+    frame["RECID"] = range(len(frame))
+    table, dropped = run_nca(frame, ["USUBJID", "SPEC", "ANALYTE"], LULD)
+    blood = table.set_index("SPEC").loc["BLOOD"]
+    assert blood["AUCLAST"] == pytest.approx(50 + 3300 + 3500 / math.log(2) + 5250 / math.log(4))
+    assert blood["NC_AUCINT"] is None
+    marrow = table.set_index("SPEC").loc["BONE MARROW"]
+    assert marrow["NC_AUCLAST"].startswith("Fewer than 3")
+    assert dropped[["USUBJID", "SPEC", "RECID"]].values.tolist() == [["A", "BONE MARROW", 7]]

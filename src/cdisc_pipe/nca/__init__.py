@@ -6,7 +6,7 @@ Public API (contract in docs/ARCHITECTURE.md, details in docs/NCA.md)::
     settings = load_nca_settings("specs/settings/nca.yaml")
     result = build_pp(pc, dm, settings)   # NcaResult(pp, relrec, pc, supppc, exclusions, ...)
 
-The tidy-frame engine (``prepare_profiles``, ``calc_parameters``, ``not_calculated_reasons``,
+The tidy-frame engine (``run_nca``, ``prepare_profiles``, ``calc_parameters``, ``not_calculated_reasons``,
 ``auc_between``, ``interpolate_conc``) is usable on its own.
 """
 
@@ -17,6 +17,7 @@ from cdisc_pipe.nca.core import (
     interpolate_conc,
     not_calculated_reasons,
     prepare_profiles,
+    run_nca,
 )
 from cdisc_pipe.nca.pp import NcaResult, build_pp, describe_method, describe_parameters
 from cdisc_pipe.nca.settings import NcaSettings, load_nca_settings
@@ -34,4 +35,5 @@ __all__ = [
     "load_nca_settings",
     "not_calculated_reasons",
     "prepare_profiles",
+    "run_nca",
 ]

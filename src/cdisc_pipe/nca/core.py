@@ -364,3 +364,27 @@ def not_calculated_reasons(params: pd.DataFrame, settings: NcaSettings) -> pd.Da
     out["auclast"] = first_of(*auc_rules)
     out["aucint"] = first_of(*auc_rules, (~params["END_WINDOW_OK"].to_numpy(), window))
     return out
+
+
+def run_nca(conc: pd.DataFrame, keys: Sequence[str], settings: NcaSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The whole engine on a tidy frame: one row per profile, and the samples not used.
+
+    Args:
+        conc: tidy samples (``keys`` + TIME, CONC, BLQ, LLOQ, RECID[, XREASON]).
+        keys: the profile key columns (e.g. ``["USUBJID", "PCSPEC", "PCTESTCD"]``).
+        settings: NCA settings.
+
+    Returns:
+        ``(profiles, dropped)``: ``profiles`` has the key columns, the unrounded CMAX, TMAX, CLAST,
+        TLAST, AUCLAST, AUCINT, the counts and flags of :func:`calc_parameters`, and one
+        ``NC_<QUANTITY>`` column per quantity with the not-calculated reason (None when
+        calculated; the value is then valid); ``dropped`` has the key columns, RECID and REASON.
+    """
+    prof = prepare_profiles(conc, keys, settings)
+    params = calc_parameters(prof, settings)
+    reasons = not_calculated_reasons(params, settings).astype(object)
+    reasons = reasons.where(reasons.notna(), None).add_prefix("NC_")
+    reasons.columns = [c.upper() for c in reasons.columns]
+    table = pd.concat([prof.profiles.set_index("PID"), params, reasons], axis=1).reset_index()
+    dropped = prof.dropped.merge(prof.profiles, on="PID", how="left")
+    return table, dropped.loc[:, [*prof.keys, "RECID", "REASON"]]
