@@ -71,6 +71,7 @@ class DefineVariable:
     codelist: str | None
     origin: str | None
     method: str | None
+    has_value_level: bool = False
 
 
 @dataclass
@@ -214,7 +215,8 @@ def parse_define(path: Path) -> DefineInfo:
             name=it.get("Name"), label=_text(it.find("odm:Description", NS)), data_type=it.get("DataType"),
             length=int(it.get("Length")) if it.get("Length") else None,
             codelist=clr.get("CodeListOID") if clr is not None else None,
-            origin=origin.get("Type") if origin is not None else None)
+            origin=origin.get("Type") if origin is not None else None,
+            vlm=it.find("def:ValueListRef", NS) is not None)
     datasets = {}
     for ig in mdv.findall("odm:ItemGroupDef", NS):
         klass = ig.find("def:Class", NS)
@@ -229,7 +231,7 @@ def parse_define(path: Path) -> DefineInfo:
                 order=int(ref.get("OrderNumber")) if ref.get("OrderNumber") else pos,
                 key_sequence=int(ref.get("KeySequence")) if ref.get("KeySequence") else None,
                 mandatory=ref.get("Mandatory") == "Yes", codelist=it.get("codelist"), origin=it.get("origin"),
-                method=ref.get("MethodOID"))
+                method=ref.get("MethodOID"), has_value_level=bool(it.get("vlm")))
         name = (ig.get("Name") or "").upper()
         datasets[name] = DefineDataset(
             name=name, label=_text(ig.find("odm:Description", NS)),

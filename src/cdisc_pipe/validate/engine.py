@@ -183,7 +183,7 @@ def run_rules(rules: list[Rule], data: StudyData, spec: StudySpec | None, settin
                         if rule.when:
                             mask = np.ones(len(df), dtype=bool)
                             for cond in rule.when:
-                                mask &= condition_mask(df, cond, ctx)
+                                mask = mask & (condition_mask(df, cond, ctx))
                             df = df.loc[mask]
                             ctx.df = df
                         hits = apply_operator(ctx, rule.check)
@@ -247,11 +247,11 @@ def explain(findings: pd.DataFrame, settings: ValidationSettings) -> pd.Series:
     for e in settings.expected:
         m = findings["rule"] == e.rule
         if e.dataset is not None:
-            m &= findings["dataset"] == e.dataset
+            m = m & (findings["dataset"] == e.dataset)
         if e.variable is not None:
-            m &= findings["variable"].astype("str") == e.variable
+            m = m & (findings["variable"].astype("str") == e.variable)
         if e.value is not None:
-            m &= findings["value"].astype("str") == e.value
-        m &= out.isna()
+            m = m & (findings["value"].astype("str") == e.value)
+        m = m & (out.isna())
         out[m.fillna(False)] = e.explanation
     return out

@@ -352,10 +352,8 @@ def _ex_by_subject(ctx: CheckContext) -> pd.DataFrame:
     start = ex["EXSTDTC"].astype("str")
     end = ex["EXENDTC"].astype("str") if "EXENDTC" in ex.columns else start
     end = end.where(end.notna(), start)
+    # every EX record counts, placebo (EXDOSE 0) included: RFXSTDTC is the first study treatment
     frame = pd.DataFrame({"USUBJID": ex["USUBJID"], "start": start, "end": end})
-    if "EXDOSE" in ex.columns:  # a zero dose is no exposure (SDTMIG RFXSTDTC definition)
-        dose = pd.to_numeric(ex["EXDOSE"], errors="coerce")
-        frame = frame[~(dose == 0).to_numpy()]
     frame = frame.assign(sd=complete_date(frame["start"]), ed=complete_date(frame["end"]))
     g = frame.groupby("USUBJID")
     return pd.DataFrame({"first": g["sd"].min(), "last": g["ed"].max(),
@@ -386,9 +384,9 @@ def dm_exposure_presence(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     mode = params.get("mode", "both")
     bad = np.zeros(len(ctx.df), dtype=bool)
     if mode in ("both", "missing"):
-        bad |= has_ex & ~pop
+        bad = bad | (has_ex & ~pop)
     if mode in ("both", "extra"):
-        bad |= ~has_ex & pop
+        bad = bad | (~has_ex & pop)
     detail = np.where(has_ex, "subject has EX records", "subject has no EX record")
     return ctx.hits(bad, col, as_text(ctx.df[col]), detail)
 
@@ -585,7 +583,7 @@ def response_vs_mprotein(ctx: CheckContext, params: dict[str, Any]) -> Hits:
             raise RuleSkipped(f"RS.{c} absent")
     m = (as_text(lb["LBTESTCD"]) == st.mprotein_testcd).fillna(False).to_numpy(dtype=bool)
     if "LBSPEC" in lb.columns:
-        m &= (as_text(lb["LBSPEC"]).fillna(st.mprotein_spec) == st.mprotein_spec).to_numpy(dtype=bool)
+        m = m & ((as_text(lb["LBSPEC"]).fillna(st.mprotein_spec) == st.mprotein_spec).to_numpy(dtype=bool))
     mp = lb.loc[m]
     if mp.empty:
         raise RuleSkipped("no serum M-protein records in LB")
@@ -600,7 +598,7 @@ def response_vs_mprotein(ctx: CheckContext, params: dict[str, Any]) -> Hits:
                           "val": val.to_numpy(), "d": complete_date(mp["LBDTC"]).to_numpy()
                           if "LBDTC" in mp.columns else pd.NaT})
     frame = frame.sort_values(["USUBJID", "d"], kind="stable")
-    frame["nadir_before"] = frame.groupby("USUBJID")["val"].transform(lambda s: s.cummin().shift())
+    frame["nadir_before"] = frame.groupby("USUBJID")["val"].cummin().groupby(frame["USUBJID"]).shift()
     per_visit = frame.groupby(["USUBJID", "VISITNUM"], sort=False).agg(val=("val", "last"),
                                                                        nadir=("nadir_before", "last"))
     sel = (as_text(rs["RSTESTCD"]) == params.get("testcd", "OVRLRESP")).fillna(False).to_numpy(dtype=bool)
@@ -744,7 +742,7 @@ def define_origin(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     dd = _define_vars(ctx)
     v, det = [], []
     for name, dv in dd.variables.items():
-        if not dv.origin:
+        if not dv.origin and not dv.has_value_level:  # value-level origins are allowed instead
             v.append(name); det.append("no def:Origin")
         elif dv.origin == "Derived" and not dv.method and dd.purpose == "Analysis":
             v.append(name); det.append("Derived without MethodOID")
@@ -804,7 +802,7 @@ def any_flag_y(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     cols = ctx.resolve_many(params["variables"])
     anyy = np.zeros(len(ctx.df), dtype=bool)
     for c in cols:
-        anyy |= (as_text(ctx.df[c]) == "Y").fillna(False).to_numpy(dtype=bool)
+        anyy = anyy | ((as_text(ctx.df[c]) == "Y").fillna(False).to_numpy(dtype=bool))
     return ctx.hits(~anyy, ",".join(cols))
 
 
@@ -814,7 +812,7 @@ def all_null(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     cols = ctx.resolve_many(params["variables"])
     alln = np.ones(len(ctx.df), dtype=bool)
     for c in cols:
-        alln &= is_null(ctx.df[c])
+        alln = alln & (is_null(ctx.df[c]))
     return ctx.hits(alln, ",".join(cols))
 
 

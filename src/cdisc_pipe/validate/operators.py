@@ -99,7 +99,7 @@ def condition_mask(df: pd.DataFrame, cond: Condition, ctx: CheckContext) -> np.n
         isin = as_text(s).isin(vals).to_numpy(dtype=bool) & ~null
         return isin if cond.op in ("eq", "in") else ~isin
     if cond.op == "regex":
-        return ~null & regex_full(s, str(cond.values[0]))
+        return ~null & regex_full(as_text(s), str(cond.values[0]))
     num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
     ref = float(cond.values[0])
     with np.errstate(invalid="ignore"):
@@ -134,6 +134,7 @@ def must_be_null(ctx: CheckContext, p: VarsParams) -> Hits:
 class InValuesParams(Params):
     variables: list[str]
     values: list[Any]
+    allow_null: bool = True  # False: a missing value fires too
 
 
 @operator("in_values", InValuesParams)
@@ -143,7 +144,8 @@ def in_values(ctx: CheckContext, p: InValuesParams) -> Hits:
     parts = []
     for col in ctx.resolve_many(p.variables):
         t = as_text(ctx.df[col])
-        bad = ~is_null(ctx.df[col]) & ~t.isin(allowed).to_numpy(dtype=bool)
+        null = is_null(ctx.df[col])
+        bad = ~t.isin(allowed).to_numpy(dtype=bool) & (~null if p.allow_null else True)
         parts.append(ctx.hits(bad, col, t))
     return concat_hits(parts)
 
@@ -250,11 +252,11 @@ def number_range(ctx: CheckContext, p: NumberRangeParams) -> Hits:
         bad = pop & np.isnan(num)
         with np.errstate(invalid="ignore"):
             if p.min is not None:
-                bad |= num < p.min
+                bad = bad | (num < p.min)
             if p.max is not None:
-                bad |= num > p.max
+                bad = bad | (num > p.max)
             if p.integer:
-                bad |= pop & ~np.isnan(num) & (num != np.round(num))
+                bad = bad | (pop & ~np.isnan(num) & (num != np.round(num)))
         parts.append(ctx.hits(bad, col, as_text(s)))
     return concat_hits(parts)
 
@@ -312,7 +314,7 @@ def date_order(ctx: CheckContext, p: DateOrderParams) -> Hits:
         same_len = (st.str.len() == et.str.len()).fillna(False).to_numpy(dtype=bool)
         has_t = st.str.contains("T", regex=False).fillna(False).to_numpy(dtype=bool)
         eq_day = (sd == ed).to_numpy(dtype=bool)
-        bad |= eq_day & same_len & has_t & (st > et).fillna(False).to_numpy(dtype=bool)
+        bad = bad | (eq_day & same_len & has_t & (st > et).fillna(False).to_numpy(dtype=bool))
     return ctx.hits(bad, scol, as_text(s), (f"{ecol}=" + as_text(e).fillna("")).to_numpy(dtype=object))
 
 
@@ -440,7 +442,7 @@ def exists_in(ctx: CheckContext, p: ExistsParams) -> Hits:
         sub = CheckContext(p.ref_dataset, ref, None, ctx.data, ctx.spec, ctx.settings)
         m = np.ones(len(ref), dtype=bool)
         for c in p.ref_when:
-            m &= condition_mask(ref, c, sub)
+            m = m & (condition_mask(ref, c, sub))
         ref = ref.loc[m]
     left = pd.MultiIndex.from_arrays([as_text(ctx.df[c]) for c in cols])
     right = pd.MultiIndex.from_arrays([as_text(ref[c]) for c in p.ref_variables])
@@ -524,7 +526,7 @@ def group_has(ctx: CheckContext, p: GroupHasParams) -> Hits:
     by = [ctx.one(b) for b in p.by]
     m = np.ones(len(ctx.df), dtype=bool)
     for c in p.condition:
-        m &= condition_mask(ctx.df, c, ctx)
+        m = m & (condition_mask(ctx.df, c, ctx))
     keys = ctx.df[by].astype("str").fillna("")
     cnt = pd.Series(m, index=ctx.df.index).groupby([keys[b] for b in by], sort=False).transform("sum")
     first = ~keys.duplicated().to_numpy()
