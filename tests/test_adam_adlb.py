@@ -155,3 +155,13 @@ def test_columns_follow_the_spec(built):
     spec = Dataset.model_validate(yaml.safe_load((ROOT / "specs" / "adam" / "adlb.yaml").read_text()))
     assert list(out.columns) == spec.variable_names
     assert not out.duplicated(spec.keys).any()
+
+
+def test_baseline_flag_differences_with_sdtm_are_reported(settings_dir):
+    lb = _lb()
+    # SDTM flagged the screening platelet count of A (LBSEQ 1) instead of the LD-day one (LBSEQ 2).
+    lb["LBLOBXFL"] = np.where(lb["USUBJID"].eq("A") & lb["LBSEQ"].eq(1.0), "Y", None)
+    _, findings = adlb.build({"LB": lb}, _adsl(), settings_dir)
+    plat = [f for f in findings if f.rule == "ADAM.ADLB.BASELINE" and f.value == "PLAT"]
+    # A LBSEQ 1 (flagged in SDTM only), A LBSEQ 2 and B LBSEQ 1 (ABLFL only): 2 + 1 = 3 records.
+    assert len(plat) == 1 and plat[0].message.startswith("3 PLAT")

@@ -128,6 +128,26 @@ def _dflc(adlb: pd.DataFrame, settings: AdlbSettings, findings: list[Finding]) -
     return out
 
 
+def _compare_lobxfl(df: pd.DataFrame) -> list[Finding]:
+    """Cross-check ABLFL with the SDTM baseline flag LBLOBXFL (observed LB records only).
+
+    Both follow STUDY.md A, but SDTM compares date-times while ADaM takes an untimed same-day
+    assessment as pre-dose; a difference is reported (Notice) per parameter, never silently kept.
+    """
+    if "LBLOBXFL" not in df.columns:
+        return []
+    obs = df["SRCDOM"].eq("LB").fillna(False) & df["DTYPE"].isna()
+    sdtm_flag = df["LBLOBXFL"].eq("Y").fillna(False).astype(bool)
+    adam_flag = df["ABLFL"].eq("Y").fillna(False).astype(bool)
+    differ = obs & (sdtm_flag != adam_flag)
+    if not differ.any():
+        return []
+    counts = df.loc[differ].groupby("PARAMCD").size()
+    return [Finding(rule="ADAM.ADLB.BASELINE", severity="Notice", dataset=NAME, variable="ABLFL", value=str(code),
+                    message=f"{int(n)} {code} record(s) where ABLFL differs from LB.LBLOBXFL")
+            for code, n in counts.items()]
+
+
 def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path) -> tuple[pd.DataFrame, list[Finding]]:
     """Build ADLB from SDTM LB and ADSL (builder contract: ``docs/ADAM.md``)."""
     settings = load_bds_settings(settings_dir).adlb
@@ -199,6 +219,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     df = derive_vars_dy(df, "TRTSDT", {"ADY": "ADT"})
     df["PARAMTYP"] = df["PARAMTYP"] if "PARAMTYP" in df.columns else None
 
+    findings += _compare_lobxfl(df)
     out = finalize(df, COLUMNS, KEYS)
     findings += check_bds(out, NAME, BASELINE_BY)
     return out, findings

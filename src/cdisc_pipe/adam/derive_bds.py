@@ -639,13 +639,13 @@ def check_bds(dataset: pd.DataFrame, name: str, baseline_by: Sequence[str] | Non
         none = dataset["AVAL"].isna()
         if "AVALC" in dataset.columns:
             none &= dataset["AVALC"].isna()
-        for _, row in dataset.loc[none, ["USUBJID", "PARAMCD"]].drop_duplicates().iterrows() if none.sum() <= 50 else []:
-            findings.append(Finding(rule="ADAM.BDS.NOVAL", severity="Notice", dataset=name, usubjid=row["USUBJID"],
-                                    variable="AVAL", value=str(row["PARAMCD"]),
-                                    message="record with both AVAL and AVALC missing (kept)"))
-        if none.sum() > 50:
-            findings.append(Finding(rule="ADAM.BDS.NOVAL", severity="Notice", dataset=name, variable="AVAL",
-                                    message=f"{int(none.sum())} records with both AVAL and AVALC missing (kept)"))
+        if none.any():
+            counts = dataset.loc[none].groupby("PARAMCD", dropna=False).size()
+            findings.extend(
+                Finding(rule="ADAM.BDS.NOVAL", severity="Notice", dataset=name, variable="AVAL", value=str(code),
+                        message=f"{int(n)} {code} record(s) with both AVAL and AVALC missing (kept)")
+                for code, n in counts.items()  # one finding per parameter
+            )
     if baseline_by and "ABLFL" in dataset.columns:
         flagged = dataset[dataset["ABLFL"].eq("Y").fillna(False)]
         dup = flagged[flagged.duplicated(list(baseline_by), keep=False)]
