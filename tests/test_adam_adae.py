@@ -135,3 +135,14 @@ def test_columns_follow_the_spec(built):
     out, _ = built
     spec = Dataset.model_validate(yaml.safe_load((ROOT / "specs" / "adam" / "adae.yaml").read_text()))
     assert list(out.columns) == spec.variable_names
+
+
+def test_partial_start_date_imputed_to_ld_start_when_only_ld_in_period(settings_dir):
+    adsl = _adsl()
+    ae = pd.DataFrame({"STUDYID": "S", "USUBJID": ["D"], "AESEQ": [2.0], "AETERM": ["FEVER"], "AEDECOD": ["Pyrexia"],
+                       "AEBODSYS": ["General disorders"], "AESTDTC": ["2024-02"], "AEENDTC": [None], "AETOXGR": ["1"]})
+    out, _ = adae.build({"AE": ae}, adsl, settings_dir)
+    # D: LD 2024-02-25 lies in February, infusion 2024-03-01 does not -> 2024-02-25, LD-emergent.
+    r = out.iloc[0]
+    assert r["ASTDT"] == T("2024-02-25") and r["ASTDTF"] == "D" and r["LDEMFL"] == "Y" and r["TRTEMFL"] is None
+    assert r["AEDLT"] is None  # no SUPPAE at all

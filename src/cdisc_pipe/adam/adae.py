@@ -5,8 +5,9 @@ Derivations (spec: ``specs/adam/adae.yaml``; options: ``specs/settings/adam_bds.
 - AENDT from AEENDTC: a partial end date is imputed to the last day of the month (or year), never
   after death (DTHDT); AENDTF = "D"/"M".
 - ASTDT from AESTDTC: a partial start date is imputed to the first day of the month (or year); when
-  the CAR-T infusion date (TRTSDT) falls inside the partial date's period and after that first day,
-  TRTSDT is used (admiral ``min_dates``); the result is never after the AE end date nor after
+  the first lymphodepletion dose date (LDSDT) and/or the CAR-T infusion date (TRTSDT) fall inside
+  the partial date's period and after that day, the later of them is used (admiral ``min_dates``:
+  the worst case, emergent rather than not); the result is never after the AE end date nor after
   death (``max_dates``).  ASTDTF = "D"/"M".
 - ASTDY/AENDY relative to TRTSDT (no day 0); ADURN = AENDT - ASTDT + 1 days.
 - TRTEMFL: onset on or after TRTSDT (unknown onset with end on/after TRTSDT or unknown counts),
@@ -102,7 +103,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
 
     df = derive_vars_dt(df, "AEN", "AEENDTC", highest_imputation="M", date_imputation="last", max_dates=["DTHDT"])
     df = derive_vars_dt(df, "AST", "AESTDTC", highest_imputation="M", date_imputation="first",
-                        min_dates=["TRTSDT"], max_dates=["AENDT", "DTHDT"])
+                        min_dates=["LDSDT", "TRTSDT"], max_dates=["AENDT", "DTHDT"])
     bad_start = df["AESTDTC"].notna() & df["ASTDT"].isna()
     findings.extend(
         Finding(rule="ADAM.ADAE.ASTDT", severity="Warning", dataset=NAME, usubjid=u, seq=float(seq),
