@@ -168,3 +168,22 @@ def test_bundled_study_outputs(root):
     if not ran:
         pytest.skip("outputs/ has no define.xml (run 'cdisc-pipe run' first)")
     assert [str(f.to_dict()) for f in found if f.severity == "Error"] == []
+
+
+def test_cdisc_pilot_package(shared):
+    """CDISC's SDTM-MSG 2.0 pilot: its metadata agree with its XPTs; the checker finds the pilot's
+    own known inconsistencies (checked by hand in its define.xml) and nothing else."""
+    folder = shared / "reference" / "sdtm-msg-2.0-cdiscpilot01"
+    found = check_define_against_data(folder / "define.xml", folder)
+    assert not any(f.rule in ("DEFINE.DATA.ORDER", "DEFINE.DATA.LABEL", "DEFINE.DATA.TYPE", "DEFINE.DATA.LENGTH",
+                              "DEFINE.DATA.VARNOTINDEFINE", "DEFINE.DATA.VARNOTINDATA") for f in found), found
+    got = {(f.rule, f.dataset, f.variable, f.value) for f in found}
+    # TS SEXPOP = BOTH while CL.SEX lists F and M only
+    assert ("DEFINE.DATA.CTVALUE", "TS", "TSVAL", "BOTH") in got
+    # QSPH item 10 answers "Not at all" but the codelist says "Not difficult at all"
+    assert ("DEFINE.DATA.CTVALUE", "QSPH", "QSORRES", "Not at all") in got
+    # FT is described but ft.xpt is not in the package
+    assert ("DEFINE.DATA.NOFILE", "FT", None, None) in got
+    # DSDECOD's value list is split by DSSCAT NE "" / EQ "": missing DSSCAT is "", so no false finding
+    assert not any(f.variable == "DSDECOD" for f in found)
+    assert len(got) == 9

@@ -224,6 +224,11 @@ def _check_dataset(d: _Define, g: _Group, path: Path, check_values: bool) -> lis
         if data_numeric != define_numeric:
             out.append(_finding("DEFINE.DATA.TYPE", f"type differs: data {'numeric' if data_numeric else 'character'}"
                                 f", define DataType {it.data_type}", g.name, name, source=src))
+        elif not data_numeric and it.length is None:
+            # ISO 8601 DataTypes (date, datetime, ...) may omit Length; text may not
+            if (it.data_type or "text") == "text":
+                out.append(_finding("DEFINE.DATA.LENGTH", f"define.xml gives no Length (data {widths.get(name)})",
+                                    g.name, name, source=src))
         elif not data_numeric and it.length != widths.get(name):
             out.append(_finding("DEFINE.DATA.LENGTH", f"length differs: data {widths.get(name)}, define {it.length}",
                                 g.name, name, source=src))
@@ -238,8 +243,9 @@ def _as_text(values: pd.Series) -> pd.Series:
         return values.astype(object).map(lambda v: "" if v is None or v is pd.NA else str(v))
     num = values.astype("float64")
     whole = np.isfinite(num) & (np.floor(num) == num)
-    text = num.map(repr)
+    text = num.map(repr).astype(object)
     text[whole] = num[whole].astype("int64").astype(str)
+    text[num.isna()] = ""  # missing compares equal to an empty CheckValue
     return text
 
 
@@ -272,7 +278,8 @@ def _where_mask(df: pd.DataFrame, conditions: list[tuple[str, str, list[str]]], 
             return None
         col = df[it.name]
         if comparator in ("EQ", "NE", "IN", "NOTIN"):
-            hit = _as_text(col).isin(values) & _present(col)
+            # a missing value is "" (so `NE ""` selects the records where the variable is present)
+            hit = _as_text(col).map(str.strip).isin([v.strip() for v in values])
             mask &= ~hit if comparator in ("NE", "NOTIN") else hit
         else:
             num = pd.to_numeric(col, errors="coerce")
