@@ -1,0 +1,334 @@
+"""Reading a raw EDC export (a CSV folder or one xlsx workbook) and checking it against its dictionary.
+
+The reader checks the *shape* of the export only: every form the dictionary names is there, every
+required column is there, the files are UTF-8 CSV with one field per column on every row.  It never
+coerces types or judges values (the SDTM stage does that and reports findings).  Everything wrong
+is collected and raised as one :class:`~cdisc_pipe.errors.InputError`.
+
+Encoding policy: UTF-8, with or without a byte-order mark (a BOM is accepted silently).  Any other
+encoding (Latin-1, Windows-1252, GBK, ...) is an error naming the file, the row and the first bad
+byte, because guessing an encoding would silently change clinical text.
+
+Row numbers: ``__row`` and the rows in problems are record numbers in the file with the header as
+row 1 (the first record is row 2).  They equal the line number unless a quoted value spans lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from cdisc_pipe.errors import Finding, InputError, Problem
+
+DICTIONARY_FILE = "data_dictionary.csv"
+DICTIONARY_SHEET = "data_dictionary"
+DICTIONARY_REQUIRED = ("form", "field", "label", "type", "codelist", "codes", "required")
+FIELD_TYPES = frozenset({"text", "integer", "float", "date", "time", "datetime"})
+ROW = "__row"
+_BOM = b"\xef\xbb\xbf"
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+_MAX_LISTED = 10
+
+
+@dataclass
+class RawExport:
+    """A raw export as read: all-text forms, the data dictionary, where each form came from, findings.
+
+    Attributes:
+        forms: form name -> DataFrame; every column is text (missing = NA; nothing is coerced),
+            plus ``__row`` = record number in the source (header = row 1, first record = row 2).
+        dictionary: the data dictionary (one row per column of every form).
+        source: form name -> path of the file it was read from (the workbook for xlsx).
+        findings: things worth reporting that did not stop the read (unknown columns or files,
+            missing optional columns).
+    """
+
+    forms: dict[str, pd.DataFrame]
+    dictionary: pd.DataFrame
+    source: dict[str, Path]
+    findings: list[Finding] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------
+# CSV
+def _decode(path: Path, data: bytes, problems: list[Problem]) -> str | None:
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    text = data.decode("utf-8", errors="replace")
+    lines = pd.Series(text.split("\n"))
+    bad = lines[lines.str.contains("\ufffd", regex=False)]
+    header = next(csv.reader([lines.iloc[0]])) if len(lines) else []
+    for idx, line in bad.head(_MAX_LISTED).items():
+        pos = line.index("\ufffd")
+        col_no = line[:pos].count(",")
+        raw_line = data.split(b"\n")[idx]
+        start = len(line[:pos].encode("utf-8", errors="replace"))
+        snippet = raw_line[start:start + 2]
+        problems.append(Problem(
+            str(path), "not valid UTF-8 text (the file looks like another encoding, e.g. Windows-1252, Latin-1 or GBK)",
+            entry=f"row {idx + 1}", column=header[col_no] if col_no < len(header) else None,
+            value="".join(f"\\x{b:02x}" for b in snippet),
+            hint="re-export the file as UTF-8 (with or without BOM)"))
+    if len(bad) > _MAX_LISTED:
+        problems.append(Problem(str(path), f"{len(bad) - _MAX_LISTED} more rows are not valid UTF-8",
+                                hint="re-export the file as UTF-8"))
+    return None
+
+
+def _field_counts(text: str) -> tuple[pd.Series, bool]:
+    """Fields per record (quoted values removed first, so commas/newlines inside quotes don't count)."""
+    stripped = _QUOTED.sub("", text)
+    unterminated = '"' in stripped
+    lines = pd.Series(stripped.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    counts = lines.str.count(",") + 1
+    counts[lines.str.strip().eq("")] = 0
+    return counts, unterminated
+
+
+def read_csv_form(path: Path, problems: list[Problem]) -> pd.DataFrame | None:
+    """Read one form CSV as text, or append problems and return None.
+
+    Checks: empty file, encoding, unterminated quotes, records with too few/too many fields,
+    duplicate column names.
+    """
+    data = path.read_bytes()
+    if not data.strip(_BOM + b" \t\r\n"):
+        problems.append(Problem(str(path), "empty file: no header row and no records", entry="row 1",
+                                hint="re-export the form; a form without records still needs its header row"))
+        return None
+    text = _decode(path, data, problems)
+    if text is None:
+        return None
+    counts, unterminated = _field_counts(text)
+    n_before = len(problems)
+    if unterminated:
+        problems.append(Problem(str(path), "a quoted value is never closed (the file looks cut off)",
+                                entry=f"row {int((counts > 0).sum())}",
+                                hint="re-export the file; check the transfer was complete"))
+        return None
+    header_line = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
+    header = next(csv.reader([header_line]))
+    expected = len(header)
+    wrong = counts[(counts > 0) & (counts != expected)]
+    wrong = wrong[wrong.index > 0]
+    for idx, cnt in wrong.head(_MAX_LISTED).items():
+        last_col = header[min(cnt, expected) - 1] if cnt >= 1 else None
+        problems.append(Problem(
+            str(path), f"row has {cnt} fields but the header has {expected}"
+            + (" (the row looks truncated)" if cnt < expected else " (an unquoted comma or a shifted row)"),
+            entry=f"row {idx + 1}", column=last_col if cnt < expected else header[-1],
+            value=_record_text(text, idx), hint="re-export the file; every row must have one field per column"))
+    if len(wrong) > _MAX_LISTED:
+        problems.append(Problem(str(path), f"{len(wrong) - _MAX_LISTED} more rows have the wrong number of fields"))
+    dups = sorted({h for h in header if header.count(h) > 1})
+    for d in dups:
+        problems.append(Problem(str(path), "column name appears more than once in the header", entry="row 1", column=d,
+                                hint="rename or remove the duplicate column"))
+    if len(problems) > n_before:
+        return None
+    df = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), dtype=str, keep_default_na=False, na_values=[""],
+                     skip_blank_lines=True, encoding="utf-8")
+    rows = counts.index[(counts > 0) & (counts.index > 0)].to_numpy() + 1
+    if len(rows) != len(df):  # pragma: no cover - defensive: parser and counter disagree
+        problems.append(Problem(str(path), f"could not align records ({len(df)} parsed, {len(rows)} counted)",
+                                hint="re-export the file as plain CSV"))
+        return None
+    df[ROW] = rows.astype("int64")
+    return df
+
+
+def _record_text(text: str, idx: int) -> str:
+    stripped_lines = text.replace("\r\n", "\n").split("\n")
+    line = stripped_lines[idx] if idx < len(stripped_lines) else ""
+    return line if len(line) <= 120 else line[:117] + "..."
+
+
+# ------------------------------------------------------------------------------------------------
+# xlsx
+def _read_workbook(path: Path, problems: list[Problem]) -> dict[str, pd.DataFrame] | None:
+    try:
+        sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False, na_values=[""],
+                               engine="openpyxl")
+    except Exception as exc:  # openpyxl raises many types for a damaged workbook
+        problems.append(Problem(str(path), f"cannot read the workbook: {exc}",
+                                hint="save it again as .xlsx (Excel 2007+) or export CSV files"))
+        return None
+    out = {}
+    for name, df in sheets.items():
+        label = f"{path}[{name}]"
+        if df.shape[1] == 0:
+            problems.append(Problem(label, "empty sheet: no header row", entry="row 1",
+                                    hint="a form without records still needs its header row"))
+            continue
+        mangled = [c for c in df.columns if re.search(r"\.\d+$", str(c)) and str(c).rsplit(".", 1)[0] in df.columns]
+        for c in mangled:
+            problems.append(Problem(label, "column name appears more than once in the header", entry="row 1",
+                                    column=str(c).rsplit(".", 1)[0], hint="rename or remove the duplicate column"))
+        df = df.copy()
+        df.columns = [str(c) for c in df.columns]
+        df[ROW] = (df.index.to_numpy() + 2).astype("int64")
+        out[name] = df
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# dictionary and export
+def _check_dictionary(dd: pd.DataFrame, where: str, problems: list[Problem]) -> bool:
+    missing = [c for c in DICTIONARY_REQUIRED if c not in dd.columns]
+    for c in missing:
+        problems.append(Problem(where, "data dictionary column is missing", entry="row 1", column=c,
+                                hint=f"the dictionary needs the columns {', '.join(DICTIONARY_REQUIRED)}"))
+    if missing:
+        return False
+    ok = True
+    for col in ("form", "field"):
+        blank = dd[dd[col].isna()]
+        for r in blank[ROW].head(_MAX_LISTED):
+            problems.append(Problem(where, f"dictionary entry without a {col}", entry=f"row {r}", column=col,
+                                    hint="fill it in or remove the row"))
+            ok = False
+    bad_req = dd[~dd["required"].isin(["Y", "N"])]
+    for r, v in zip(bad_req[ROW].head(_MAX_LISTED), bad_req["required"].head(_MAX_LISTED)):
+        problems.append(Problem(where, "required flag must be Y or N", entry=f"row {r}", column="required",
+                                value=None if pd.isna(v) else str(v), hint="write Y or N"))
+        ok = False
+    bad_type = dd[~dd["type"].isin(sorted(FIELD_TYPES))]
+    for r, v in zip(bad_type[ROW].head(_MAX_LISTED), bad_type["type"].head(_MAX_LISTED)):
+        problems.append(Problem(where, "unknown field type", entry=f"row {r}", column="type",
+                                value=None if pd.isna(v) else str(v), hint=f"use one of {', '.join(sorted(FIELD_TYPES))}"))
+        ok = False
+    dup = dd[dd.duplicated(["form", "field"], keep="first") & dd["form"].notna()]
+    for r, f, c in zip(dup[ROW].head(_MAX_LISTED), dup["form"], dup["field"]):
+        problems.append(Problem(where, "field described twice in the dictionary", entry=f"row {r}", column="field",
+                                value=f"{f}.{c}", hint="keep one row per form and field"))
+        ok = False
+    return ok
+
+
+def _check_columns(form: str, df: pd.DataFrame, spec: pd.DataFrame, label: str, problems: list[Problem],
+                   findings: list[Finding]) -> pd.DataFrame:
+    cols = [c for c in df.columns if c != ROW]
+    described = list(spec["field"])
+    unknown = [c for c in cols if c not in described]
+    for fld, req in zip(spec["field"], spec["required"]):
+        if fld in cols:
+            continue
+        close = difflib.get_close_matches(fld, unknown, n=1, cutoff=0.6)
+        if req == "Y":
+            hint = (f"column {close[0]!r} looks like it: rename it back to {fld!r}" if close
+                    else f"add the column {fld!r} (the dictionary marks it required)")
+            problems.append(Problem(label, "required column is missing" + (" (renamed?)" if close else ""),
+                                    entry="row 1", column=fld, value=close[0] if close else None, hint=hint))
+        else:
+            findings.append(Finding("RAW.COLUMN.MISSING", "Warning",
+                                    f"optional column {fld} is missing from form {form}; read as blank",
+                                    variable=fld, source_file=label, source_row=1))
+            df[fld] = pd.Series(pd.NA, index=df.index, dtype="str")
+    for c in unknown:
+        findings.append(Finding("RAW.COLUMN.UNKNOWN", "Notice",
+                                f"column {c} of form {form} is not in the data dictionary; kept, not mapped",
+                                variable=c, source_file=label, source_row=1))
+    order = [c for c in described if c in df.columns] + unknown + [ROW]
+    return df[order]
+
+
+def read_export(raw_dir: Path) -> RawExport:
+    """Read a raw EDC export and check it against its data dictionary.
+
+    Args:
+        raw_dir: a folder of ``<form>.csv`` files + ``data_dictionary.csv``; or an ``.xlsx`` workbook
+            (one sheet per form + a ``data_dictionary`` sheet); or a folder holding one such workbook.
+
+    Returns:
+        :class:`RawExport` with every form the dictionary names.
+
+    Raises:
+        InputError: every problem found (missing files/columns, empty files, bad encoding, rows with
+            the wrong number of fields), each naming file, row, column and value, with what to do.
+    """
+    raw_dir = Path(raw_dir)
+    problems: list[Problem] = []
+    findings: list[Finding] = []
+    workbook: Path | None = None
+    if raw_dir.is_file() and raw_dir.suffix.lower() in (".xlsx", ".xlsm"):
+        workbook = raw_dir
+    elif raw_dir.is_dir() and not (raw_dir / DICTIONARY_FILE).exists():
+        books = sorted(raw_dir.glob("*.xlsx"))
+        if len(books) == 1:
+            workbook = books[0]
+    if not raw_dir.exists():
+        raise InputError(Problem(str(raw_dir), "raw export not found", hint="give a folder of CSV files or an .xlsx workbook"),
+                         stage="raw")
+
+    if workbook is not None:
+        sheets = _read_workbook(workbook, problems)
+        if sheets is None:
+            raise InputError(problems, stage="raw")
+        if DICTIONARY_SHEET not in sheets:
+            problems.append(Problem(str(workbook), f"no '{DICTIONARY_SHEET}' sheet",
+                                    hint="the workbook needs a data dictionary sheet describing every form"))
+            raise InputError(problems, stage="raw")
+        dd = sheets.pop(DICTIONARY_SHEET)
+        dd_label = f"{workbook}[{DICTIONARY_SHEET}]"
+        frames = {name: (df, f"{workbook}[{name}]") for name, df in sheets.items()}
+        present = set(frames)
+    else:
+        if not raw_dir.is_dir():
+            raise InputError(Problem(str(raw_dir), "not a folder or an .xlsx workbook",
+                                     hint="give a folder of CSV files or an .xlsx workbook"), stage="raw")
+        dd_path = raw_dir / DICTIONARY_FILE
+        if not dd_path.exists():
+            raise InputError(Problem(str(dd_path), "data dictionary not found",
+                                     hint=f"the export folder needs {DICTIONARY_FILE} describing every form"),
+                             stage="raw")
+        dd = read_csv_form(dd_path, problems)
+        if dd is None:
+            raise InputError(problems, stage="raw")
+        dd_label = str(dd_path)
+        present = {p.stem for p in raw_dir.glob("*.csv")} - {Path(DICTIONARY_FILE).stem}
+        frames = {}
+
+    if not _check_dictionary(dd, dd_label, problems):
+        raise InputError(problems, stage="raw")
+    form_names = list(dict.fromkeys(dd["form"]))
+    forms: dict[str, pd.DataFrame] = {}
+    source: dict[str, Path] = {}
+    for form in form_names:
+        spec = dd[dd["form"] == form]
+        if workbook is not None:
+            if form not in frames:
+                problems.append(Problem(str(workbook), f"form sheet '{form}' is missing", entry=form,
+                                        hint=f"add the sheet '{form}' (the data dictionary describes it)"))
+                continue
+            df, label = frames[form]
+            source[form] = workbook
+        else:
+            path = raw_dir / f"{form}.csv"
+            label = str(path)
+            if not path.exists():
+                problems.append(Problem(label, "form file is missing", entry=form,
+                                        hint=f"add {form}.csv to the export (the data dictionary describes it)"))
+                continue
+            df = read_csv_form(path, problems)
+            if df is None:
+                continue
+            source[form] = path
+        forms[form] = _check_columns(form, df, spec, label, problems, findings)
+    for extra in sorted(present - set(form_names)):
+        where = f"{workbook}[{extra}]" if workbook is not None else str(raw_dir / f"{extra}.csv")
+        findings.append(Finding("RAW.FORM.UNKNOWN", "Notice",
+                                f"{where} is not described in the data dictionary; not read", source_file=where))
+    if problems:
+        raise InputError(problems, stage="raw")
+    dd = dd.copy()
+    return RawExport(forms=forms, dictionary=dd, source=source, findings=findings)
