@@ -187,3 +187,14 @@ def test_cdisc_pilot_package(shared):
     # DSDECOD's value list is split by DSSCAT NE "" / EQ "": missing DSSCAT is "", so no false finding
     assert not any(f.variable == "DSDECOD" for f in found)
     assert len(got) == 9
+
+
+def test_command_line_check(study, capsys):
+    from cdisc_pipe.define.__main__ import main
+
+    _, _, _, out = study
+    assert main(["check", str(out / "sdtm"), str(out / "adam")]) == 0
+    (out / "adam" / "adtte.xpt").unlink()
+    assert main(["check", str(out / "adam")]) == 1
+    assert "DEFINE.DATA.NOFILE ADTTE" in capsys.readouterr().out
+    assert main(["check", str(out / "nowhere")]) == 2
