@@ -111,7 +111,9 @@ def test_nca_exclusions(built):
     assert not out["SRCSEQ"].eq(7.0).sum() > 1  # no imputed copy for a missing result
     nca = _rec(out, "B", 2.0)
     assert nca["NCAXFL"] == "Y" and nca["NCA1XRS"] == "BLQ BETWEEN QUANTIFIABLE VALUES"
+    assert nca["ANL01FL"] is None and nca["ANL02FL"] == "Y"  # still a concentration for summaries
     assert _rec(out, "B", 1.0)["NCAXFL"] is None
+    assert after["ANL02FL"] is None
 
 
 def test_parameters_by_specimen(built):

@@ -14,7 +14,8 @@ Derivations (spec: ``specs/adam/adpc.yaml``; options: ``specs/settings/adam_bds.
 - ABLFL: the last pre-infusion sample (ARRLT <= 0) with a result (a BLQ result counts).
 - NCAXFL/NCA1XRS: samples not used for NCA (no result, unknown actual time, taken on or after the
   first new anticancer therapy NACTDT, or excluded by the NCA itself: SUPPPC NCAXFL/NCAXRS); ANL01FL: records used for NCA (observed, not excluded);
-  ANL02FL: records used for concentration summaries (quantified observed + imputed BLQ records).
+  ANL02FL: records used for concentration summaries (quantified observed + imputed BLQ records,
+  whether or not the NCA used them; not after new anticancer therapy).
 """
 
 from __future__ import annotations
@@ -141,8 +142,9 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     # NCA exclusions (first applicable reason).
     no_result = df["AVAL"].isna() & ~blq
     no_time = df["ARRLT"].isna() & ~no_result
-    after_nact = (settings.exclude_after_new_therapy & df["ADT"].notna() & pd.to_datetime(df["NACTDT"]).notna()
-                  & (df["ADT"] >= pd.to_datetime(df["NACTDT"])) & ~no_result & ~no_time)
+    after_nact_any = (settings.exclude_after_new_therapy & df["ADT"].notna() & pd.to_datetime(df["NACTDT"]).notna()
+                      & (df["ADT"] >= pd.to_datetime(df["NACTDT"])))
+    after_nact = after_nact_any & ~no_result & ~no_time
     by_nca = df["__nca_xfl"].eq("Y").fillna(False).astype(bool)
     nca_reason = df["__nca_xrs"].fillna(REASON_NCA).astype(object)
     reason = np.select([no_result, no_time, after_nact, by_nca],
@@ -153,10 +155,13 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
 
     df = derive_var_ablfl(df, ["USUBJID", "PARAMCD"], ["ADTM", "SRCSEQ"], df["ARRLT"].le(0).fillna(False))
     df["ANL01FL"] = y_flag(df["NCAXFL"].isna())
-    df["ANL02FL"] = y_flag(df["NCAXFL"].isna() & df["AVAL"].notna())
+    # Concentration summaries do not depend on the NCA's own choices (e.g. a BLQ between quantifiable
+    # samples is dropped from the AUC but is still a BLQ concentration at its time point).
+    in_summary = ~no_result & ~after_nact_any
+    df["ANL02FL"] = y_flag(in_summary & df["AVAL"].notna())
 
     if settings.blq_imputation != "none":
-        imp = df[blq & df["NCAXFL"].isna() & df["PCLLOQ"].notna()].copy()
+        imp = df[blq & in_summary & df["PCLLOQ"].notna()].copy()
         factor = 0.5 if settings.blq_imputation == "HALFLLOQ" else 1.0
         imp["AVAL"] = imp["PCLLOQ"] * factor
         imp["AVALC"] = None
