@@ -481,12 +481,9 @@ class _Builder:
 
     def _vl_length(self, vl: ValueLevel, parent: WrittenColumn, f: str, entry: str) -> int | None:
         if parent.type == "text":
-            # A subset can never be longer than the column it lives in.
-            if vl.length is not None and vl.length > parent.length:
-                self.problem(f, f"value-level length {vl.length} exceeds the written length {parent.length}: "
-                             "the written length is used", entry=entry)
-                return parent.length
-            return vl.length if vl.length is not None else parent.length
+            # The spec length is an upper bound, like a variable's; a subset can never be longer than
+            # the column it lives in, so the written length caps it.
+            return min(vl.length, parent.length) if vl.length is not None else parent.length
         return vl.length if vl.length is not None else parent.length
 
     def _where(self, ds: Dataset, vl: ValueLevel, f: str, entry: str) -> WhereClause | None:
