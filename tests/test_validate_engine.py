@@ -1,0 +1,306 @@
+"""Validation engine, rule loading, statuses, reports (xlsx/html/json), stage findings, run-to-run diff."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+import pytest
+
+from cdisc_pipe.errors import InputError
+from cdisc_pipe.paths import shared_dir
+from cdisc_pipe.validate import (
+    ValidationSettings, load_rules, load_settings, run_validation, validate_data,
+)
+from cdisc_pipe.validate import functions as vfun
+from cdisc_pipe.validate.model import Rule
+from cdisc_pipe.validate.report import safe_cell_value, write_html, write_xlsx, section
+
+from tests.test_validate_rules import CT_TEXT, S1, clean_study  # shared literal fixture
+
+
+def _rule(**kw) -> Rule:
+    base = dict(id="T.TEST", standard="Test", severity="Error", category="Structure", message="test rule",
+                check={"operator": "not_null", "variables": ["AETERM"]}, scope={"datasets": ["AE"]})
+    base.update(kw)
+    return Rule.model_validate(base)
+
+
+# ---------------------------------------------------------------- rule files
+def test_rule_file_problems_are_collected(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("""
+- id: X.ONE
+  standard: Test
+  severity: Error
+  category: Structure
+  message: m
+  check: {operator: not_null, variable: [AETERM]}
+- id: X.TWO
+  standard: Test
+  severity: Fatal
+  category: Structure
+  message: m
+  check: {operator: not_null, variables: [AETERM]}
+- id: X.THREE
+  standard: Test
+  severity: Error
+  category: Structure
+  message: m
+  check: {operator: python, function: no_such_function}
+- id: X.FOUR
+  standard: Test
+  severity: Error
+  category: Structure
+  message: m
+  colour: red
+  check: {operator: nope}
+""")
+    with pytest.raises(InputError) as exc:
+        load_rules([bad])
+    text = str(exc.value)
+    assert "X.ONE" in text and "check.variable" in text  # wrong operator parameter
+    assert "X.TWO" in text and "severity" in text
+    assert "X.THREE" in text and "no_such_function" in text
+    assert "X.FOUR" in text and "colour" in text
+
+
+def test_rule_yaml_is_read_with_safe_loader(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("- !!python/object/apply:os.system ['echo hacked']\n")
+    with pytest.raises(InputError):
+        load_rules([evil])
+
+
+def test_bundled_rules_have_references_only_where_confirmed():
+    rules = load_rules()
+    refs = {r.id: r.refs for r in rules}
+    assert refs["DT.ISO8601.DTC"].core == "CORE-000547"
+    assert refs["XPT.LENGTH.ACTUAL"].p21 == "SD1082" and refs["XPT.LENGTH.ACTUAL"].fda == "FDAC036"
+    assert refs["TS.SSTDTC"].fda == "TRC 1734"
+    confirmed = {"CORE-000547", "CORE-000189", "CG0665", "SD0006", "FDAC113", "SD1082", "FDAC036", "TRC 1734",
+                 "TRC 1736"}
+    used = {v for r in refs.values() for v in (r.p21, r.core, r.fda, r.cdisc) if v}
+    assert used <= confirmed
+
+
+# ---------------------------------------------------------------- statuses
+def test_statuses_skipped_execution_error_and_run_continues():
+    data, spec = clean_study()
+
+    @vfun.rule_function("_test_boom")
+    def boom(ctx, params):  # pragma: no cover - raising is the point
+        raise RuntimeError("kaput")
+
+    try:
+        rules = [
+            _rule(id="T.BOOM", check={"operator": "python", "function": "_test_boom"}),
+            _rule(id="T.ABSENT", scope={"datasets": ["QS"]}),
+            _rule(id="T.NOSPEC", needs_spec=True),
+            _rule(id="T.NOVAR", check={"operator": "not_null", "variables": ["AEXYZ"]}),
+            _rule(id="T.OK"),
+            _rule(id="T.ISSUE", check={"operator": "is_null", "variables": ["AETERM"]}),
+        ]
+        results, findings = validate_data(data, None, {}, "CT folder not configured", ValidationSettings(), rules)
+    finally:
+        del vfun.FUNCTIONS["_test_boom"]
+    by = {r.rule.id: r for r in results}
+    assert by["T.BOOM"].status == "EXECUTION ERROR" and "kaput" in by["T.BOOM"].reason
+    assert by["T.ABSENT"].status == "SKIPPED" and "QS" in by["T.ABSENT"].reason
+    assert by["T.NOSPEC"].status == "SKIPPED" and "spec" in by["T.NOSPEC"].reason
+    assert by["T.NOVAR"].status == "SKIPPED" and "AEXYZ" in by["T.NOVAR"].reason
+    assert by["T.OK"].status == "SUCCESS"
+    assert by["T.ISSUE"].status == "ISSUE" and by["T.ISSUE"].findings == 2
+    assert all(r.seconds >= 0 for r in results)
+    # findings carry subject and sequence number of the record
+    assert sorted(findings["usubjid"]) == sorted(data.datasets["AE"]["USUBJID"])
+    assert sorted(findings["seq"]) == [1.0, 1.0]
+
+
+def test_ct_rules_skip_with_reason_without_ct_folder():
+    data, spec = clean_study()
+    rules = [r for r in load_rules() if r.id == "CT.PKG.NONEXT"]
+    results, _ = validate_data(data, spec, {}, "CT folder not configured", ValidationSettings(), rules)
+    assert results[0].status == "SKIPPED" and "CT folder not configured" in results[0].reason
+
+
+def test_disabled_rule_and_severity_override():
+    data, spec = clean_study()
+    data.datasets["AE"].loc[0, "AETERM"] = None
+    settings = ValidationSettings(disabled_rules=["T.OFF"], severity_overrides={"T.ON": "Notice"})
+    results, findings = validate_data(data, spec, {}, None, settings, [_rule(id="T.OFF"), _rule(id="T.ON")])
+    assert results[0].status == "SKIPPED" and results[0].reason == "disabled in settings"
+    assert list(findings["severity"]) == ["Notice"]
+
+
+def test_iso8601_partial_dates_are_valid_and_bad_ones_are_not():
+    data, _ = clean_study()
+    ae = data.datasets["AE"]
+    good = ["2023", "2023-01", "2023-01-08", "2023---08", "2023-01-08T10", "2023-01-08T10:05",
+            "2023-01-08T10:05:30", "2024-02-29", "2023-01-08T10:05:30.5"]
+    bad = ["2023/01/08", "UNK", "2023-13", "2023-02-29", "2023-01-32", "08JAN2023", "2023-1-8", "2023-01-08T25:00",
+           "2023-01-08 10:05"]
+    vals = good + bad
+    data.datasets["AE"] = pd.concat([ae.iloc[[0]]] * len(vals), ignore_index=True).assign(
+        AESTDTC=pd.Series(vals, dtype="str"))
+    rule = [r for r in load_rules() if r.id == "DT.ISO8601.DTC"]
+    _, findings = validate_data(data, None, {}, None, ValidationSettings(), rule)
+    assert sorted(findings.loc[findings["variable"] == "AESTDTC", "value"]) == sorted(bad)
+
+
+# ---------------------------------------------------------------- reports
+def test_xlsx_cells_never_become_formulas(tmp_path):
+    from openpyxl import load_workbook
+
+    df = pd.DataFrame({"value": ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "plain", None],
+                       "seq": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0]})
+    path = tmp_path / "t.xlsx"
+    write_xlsx(path, {"Findings": df})
+    ws = load_workbook(path)["Findings"]
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref == "A1:B7"
+    cells = [ws.cell(row=r, column=1) for r in range(2, 6)]
+    assert [c.value for c in cells] == ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)"]
+    assert all(c.data_type == "s" for c in cells)
+    assert safe_cell_value("a\x01b") == ("a?b", False)
+
+
+def test_html_is_escaped_and_self_contained(tmp_path):
+    path = tmp_path / "v.html"
+    df = pd.DataFrame({"value": ["<script>alert(1)</script>"], "rule": ["X.Y"]})
+    write_html(path, "<b>study</b>", {"errors": 1, "warnings": 0, "notices": 0, "expected": 0,
+                                      "unexplained_warnings": 0, "rules_total": 1, "rules_success": 0,
+                                      "rules_issue": 1, "rules_skipped": 0, "rules_execution_error": 0,
+                                      "datasets": 1}, [section("Findings", df)])
+    html = path.read_text()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;b&gt;study&lt;/b&gt;" in html
+    assert "<script>" in html  # the inline sorter, and nothing fetched from elsewhere
+    assert "src=" not in html and "href=" not in html
+
+
+# ---------------------------------------------------------------- end to end on XPT files
+def _write_sdtm(folder: Path, frames: dict[str, pd.DataFrame], spec) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, df in frames.items():
+        if name.startswith("AD"):
+            continue
+        ds = spec.datasets[name]
+        out = df.copy()
+        for c in out.columns:
+            if not pd.api.types.is_numeric_dtype(out[c].dtype):
+                out[c] = out[c].astype(object).where(out[c].notna(), "")
+        pyreadstat.write_xport(out, str(folder / f"{name.lower()}.xpt"), file_format_version=5, table_name=name,
+                               file_label=ds.label, column_labels=[ds.variable(c).label for c in out.columns])
+
+
+@pytest.fixture()
+def study_out(tmp_path):
+    data, spec = clean_study()
+    out = tmp_path / "out"
+    _write_sdtm(out / "sdtm", data.datasets, spec)
+    ct = tmp_path / "ct"
+    ct.mkdir()
+    (ct / "sdtm-ct-test.txt").write_text(CT_TEXT)
+    return out, spec, ct, data
+
+
+def test_run_validation_end_to_end_reports_and_diff(study_out, tmp_path):
+    out, spec, ct, data = study_out
+    sdtm_only = spec.model_copy(update={"datasets": {n: d for n, d in spec.datasets.items() if d.purpose == "Tabulation"}})
+    stage = out / "sdtm" / "_stage"
+    stage.mkdir()
+    (stage / "findings.json").write_text(json.dumps([{
+        "rule": "SDTM.CT.UNMAPPED", "severity": "Warning", "message": "raw value not mapped", "dataset": "AE",
+        "usubjid": S1, "seq": None, "variable": "AEOUT", "value": "=cmd|' /C calc'!A0", "source_file": "raw/ae.csv",
+        "source_row": 3, "extra": {}}]))
+    pd.DataFrame({"form": ["ae"], "dataset": ["AE"], "records_in": [2], "records_out": [2]}).to_csv(
+        stage / "traceability.csv", index=False)
+    settings = tmp_path / "validation.yaml"
+    settings.write_text("expected:\n  - rule: SDTM.CT.UNMAPPED\n    explanation: the site wrote free text\n")
+
+    r1 = run_validation(out, sdtm_only, ct, settings_path=settings)
+    s = r1.summary
+    # no define.xml beside the XPT files -> TRC 1736 error; everything else in the clean study is quiet
+    assert set(r1.findings.loc[r1.findings["severity"] == "Error", "rule"]) == {"TRC.DEFINE.PRESENT"}
+    assert r1.exit_code == 1 and s["errors"] == 1
+    assert s["warnings"] == 1 and s["expected"] == 1 and s["unexplained_warnings"] == 0
+    assert s["rules_execution_error"] == 0 and s["rules_run"] >= 80
+    assert s["previous_run"] is False
+    stage_row = r1.findings[r1.findings["source"] == "stage:sdtm"].iloc[0]
+    assert "raw/ae.csv:3" in stage_row["message"] and stage_row["explanation"] == "the site wrote free text"
+    js = json.loads((out / "reports" / "validation.json").read_text())
+    assert js["summary"]["errors"] == 1 and js["traceability"][0]["form"] == "ae"
+    assert {r["status"] for r in js["rules"]} <= {"SUCCESS", "ISSUE", "SKIPPED", "EXECUTION ERROR"}
+    assert (out / "reports" / "validation.xlsx").is_file() and (out / "reports" / "validation.html").is_file()
+    from openpyxl import load_workbook
+    wb = load_workbook(out / "reports" / "validation.xlsx")
+    assert {"Summary", "By rule and dataset", "Findings", "Rules", "Traceability"} <= set(wb.sheetnames)
+    fws = wb["Findings"]
+    header = [c.value for c in fws[1]]
+    assert header[:7] == ["severity", "dataset", "usubjid", "seq", "variable", "value", "rule"]
+    evil = [c for row in fws.iter_rows(min_row=2) for c in row if str(c.value).startswith("=cmd")]
+    assert evil and all(c.data_type == "s" for c in evil)
+
+    # second run: one LB record changed, one AE record removed, a new finding appears, the stage one resolves
+    lb = data.datasets["LB"].copy()
+    lb.loc[1, "LBORRES"] = "46"
+    ae = data.datasets["AE"].iloc[[0]].copy()
+    ae.loc[0, "AETOXGR"] = None  # DQ.AE.GRADE.MISSING
+    frames = {**data.datasets, "LB": lb, "AE": ae}
+    for p in (out / "sdtm").glob("*.xpt"):
+        p.unlink()
+    _write_sdtm(out / "sdtm", frames, spec)
+    (stage / "findings.json").write_text("[]")
+    r2 = run_validation(out, sdtm_only, ct, settings_path=settings)
+    assert r2.summary["previous_run"] is True
+    ds = r2.changes["datasets"].set_index("dataset")
+    assert ds.loc["LB", ["added", "removed", "changed"]].tolist() == [0, 0, 1]
+    assert ds.loc["AE", ["added", "removed", "changed"]].tolist() == [0, 1, 1]
+    assert ds.loc["DM", ["added", "removed", "changed"]].tolist() == [0, 0, 0]
+    fc = r2.changes["findings"]
+    assert set(fc.loc[fc["change"] == "new", "rule"]) >= {"DQ.AE.GRADE.MISSING"}
+    assert set(fc.loc[fc["change"] == "resolved", "rule"]) == {"SDTM.CT.UNMAPPED"}
+
+
+def test_settings_errors_are_input_errors(tmp_path):
+    p = tmp_path / "validation.yaml"
+    p.write_text("expected:\n  - rule: X\n    explanaton: typo\n")
+    with pytest.raises(InputError) as exc:
+        load_settings(p)
+    assert "explanaton" in str(exc.value) or "explanation" in str(exc.value)
+
+
+def test_bundled_settings_file_is_valid():
+    from cdisc_pipe.paths import default_specs
+
+    path = default_specs() / "settings" / "validation.yaml"
+    if not path.is_file():
+        pytest.skip("no bundled validation settings")
+    settings, _ = load_settings(path)
+    ids = {r.id for r in load_rules()}
+    for e in settings.expected:
+        assert e.explanation.strip()
+        assert e.rule in ids or "." in e.rule  # validation rule or a stage finding rule
+
+
+def test_nothing_to_validate_is_an_input_error(tmp_path):
+    with pytest.raises(InputError):
+        run_validation(tmp_path / "empty", None, None)
+
+
+PILOT = (shared_dir() / "reference" / "sdtm-msg-2.0-cdiscpilot01") if shared_dir() else None
+
+
+@pytest.mark.skipif(PILOT is None or not PILOT.is_dir(), reason="CDISC pilot package not available")
+def test_cdisc_pilot_package_without_spec(tmp_path):
+    r = run_validation(tmp_path / "out", None, shared_dir() / "ct", sdtm_dir=PILOT)
+    by = {x.rule.id: x for x in r.rules}
+    assert r.summary["datasets"] >= 25 and r.summary["rules_execution_error"] == 0
+    assert by["STR.VAR.REQ_MISSING"].status == "SKIPPED" and "spec" in by["STR.VAR.REQ_MISSING"].reason
+    assert by["DT.ISO8601.DTC"].status == "SUCCESS"
+    # a known property of the sample package: AEDECOD is blank (no MedDRA coding shipped)
+    assert by["AE.DECOD.NULL"].status == "ISSUE"
+    assert (tmp_path / "out" / "reports" / "validation.json").is_file()
