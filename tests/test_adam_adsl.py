@@ -105,7 +105,8 @@ def make_sdtm() -> dict[str, pd.DataFrame]:
     lb_rows = []
     for s in planned:
         m = 5.0 if s in (1004, 1007) else 25.0
-        lb_rows.append((uid(s), 1.0, "MCPROT", "SERUM", m, "g/L", day(-7), "Y"))
+        # 1009 reports in g/dL: 2.5 g/dL = 25 g/L (unit_factors in the settings)
+        lb_rows.append((uid(s), 1.0, "MCPROT", "SERUM", 2.5 if s == 1009 else m, "g/dL" if s == 1009 else "g/L", day(-7), "Y"))
         if s not in (1007, 1008):
             lb_rows.append((uid(s), 2.0, "MCPROT", "SERUM", 1.0, "g/L", day(29), None))
     lb_rows += [(uid(1004), 3.0, "KLCFR", "SERUM", 300.0, "mg/L", day(-7), "Y"),
@@ -206,6 +207,18 @@ def test_baseline_covariates(adsl: pd.DataFrame) -> None:
     # 1004: serum M 5 g/L (< 10) but kappa FLC 300 mg/L (>= 100) with ratio 10 (outside 0.26-1.65)
     assert adsl.loc["1004", "MDTYPE"] == "FREE LIGHT CHAIN"
     assert adsl.loc["1007", "MDTYPE"] is None
+    assert adsl.loc["1009", "MDTYPE"] == "SERUM M-PROTEIN"  # 2.5 g/dL -> 25 g/L >= 10
+
+
+def test_unconvertible_baseline_unit_is_reported() -> None:
+    sdtm = make_sdtm()
+    lb = sdtm["LB"].copy()
+    lb.loc[(lb["USUBJID"] == uid(1001)) & (lb["LBLOBXFL"] == "Y"), "LBSTRESU"] = "mmol/L"
+    sdtm["LB"] = lb
+    df, findings = adsl_mod.build(sdtm, None, SETTINGS)
+    assert df.set_index("SUBJID").loc["1001", "MDTYPE"] is None
+    units = [f for f in findings if f.rule == "ADSL.MDTYPE.UNIT"]
+    assert len(units) == 1 and units[0].value == "mmol/L" and units[0].usubjid == uid(1001)
 
 
 def test_population_flags(adsl: pd.DataFrame) -> None:

@@ -122,11 +122,15 @@ def headline_from_sdtm(sdtm: dict[str, pd.DataFrame]) -> dict:
             v = r.get("LBSTRESN")
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 continue
-            if r["LBTESTCD"] == "MCPROT" and r.get("LBSPEC") == "SERUM" and r.get("LBSTRESU") == "g/L" and v >= 10:
+            unit = r.get("LBSTRESU")
+            if r["LBTESTCD"] == "MCPROT" and r.get("LBSPEC") == "SERUM" and (
+                    (unit == "g/L" and v >= 10) or (unit == "g/dL" and v >= 1)):
                 return True
-            if r["LBTESTCD"] in ("MCPROT", "MPROTEXR") and r.get("LBSPEC") == "URINE" and r.get("LBSTRESU") == "mg/(24.h)" and v >= 200:
+            if r["LBTESTCD"] in ("MCPROT", "MPROTEXR") and r.get("LBSPEC") == "URINE" and unit in (
+                    "mg/day", "mg/24h", "mg/(24.h)") and v >= 200:
                 return True
-        flc = [r["LBSTRESN"] for r in recs if r["LBTESTCD"] in ("KLCFR", "LLCFR") and r.get("LBSTRESU") == "mg/L"
+        flc = [r["LBSTRESN"] * (10 if r.get("LBSTRESU") == "mg/dL" else 1) for r in recs
+               if r["LBTESTCD"] in ("KLCFR", "LLCFR") and r.get("LBSTRESU") in ("mg/L", "mg/dL")
                and r.get("LBSPEC") == "SERUM" and r.get("LBSTRESN") is not None]
         ratio = [r["LBSTRESN"] for r in recs if r["LBTESTCD"] == "KLCLLCFR" and r.get("LBSTRESN") is not None]
         return bool(flc) and max(flc) >= 100 and bool(ratio) and not (0.26 <= max(ratio) <= 1.65)

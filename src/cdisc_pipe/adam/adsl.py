@@ -270,6 +270,8 @@ def derive_prior_therapy(adsl: pd.DataFrame, cm: pd.DataFrame, suppcm: pd.DataFr
 
 
 def derive_measurable_disease(adsl: pd.DataFrame, lb: pd.DataFrame, rules: list[MeasurableRule]) -> pd.DataFrame:
+    # Values in a unit neither ``unit`` nor listed in ``unit_factors`` are not used (see
+    # measurable_unit_findings, which reports them).
     """MDTYPE: the first IMWG measurable-disease rule met at baseline (settings ``measurable_disease``).
 
     Baseline = LB records flagged LBLOBXFL = "Y" (disease markers: last value before infusion), or,
@@ -291,9 +293,12 @@ def derive_measurable_disease(adsl: pd.DataFrame, lb: pd.DataFrame, rules: list[
     base = base.assign(__v=pd.to_numeric(base["LBSTRESN"], errors="coerce"))
     met_type = pd.Series(None, index=out.index, dtype=object)
     for rule in rules:
-        sel = base[base["LBTESTCD"].isin(rule.lbtestcd) & (base["LBSTRESU"] == rule.unit)]
+        sel = base[base["LBTESTCD"].isin(rule.lbtestcd)]
         if rule.lbspec is not None and "LBSPEC" in sel.columns:
             sel = sel[sel["LBSPEC"] == rule.lbspec]
+        factors = {rule.unit: 1.0, **rule.unit_factors}
+        factor = sel["LBSTRESU"].map(factors)
+        sel = sel.assign(__v=sel["__v"] * factor)[factor.notna()]
         value = sel.groupby("USUBJID")["__v"].max()
         ok = out["USUBJID"].map(value) >= rule.min_value
         if rule.ratio_testcd and rule.ratio_normal:
@@ -304,6 +309,24 @@ def derive_measurable_disease(adsl: pd.DataFrame, lb: pd.DataFrame, rules: list[
         met_type = pd.Series(np.where(met_type.isna() & ok, rule.type, met_type), index=out.index, dtype=object)
     out["MDTYPE"] = met_type.where(met_type.notna(), None)
     return out
+
+
+def measurable_unit_findings(lb: pd.DataFrame, rules: list[MeasurableRule]) -> list[Finding]:
+    """A Warning per (test, unit) of baseline disease markers whose unit no rule can convert."""
+    findings: list[Finding] = []
+    base = lb[lb["LBLOBXFL"] == "Y"] if "LBLOBXFL" in lb.columns else lb
+    for rule in rules:
+        sel = base[base["LBTESTCD"].isin(rule.lbtestcd) & base["LBSTRESN"].notna()]
+        if rule.lbspec is not None and "LBSPEC" in sel.columns:
+            sel = sel[sel["LBSPEC"] == rule.lbspec]
+        known = {rule.unit, *rule.unit_factors}
+        bad = sel[~sel["LBSTRESU"].isin(known)].drop_duplicates(["LBTESTCD", "LBSTRESU"])
+        for row in bad.itertuples():
+            findings.append(Finding("ADSL.MDTYPE.UNIT", "Warning",
+                                    f"baseline {row.LBTESTCD} in unit {row.LBSTRESU!r} not convertible for the "
+                                    f"{rule.type} rule (expects {sorted(known)}); not used for MDTYPE",
+                                    dataset="LB", usubjid=row.USUBJID, variable="LBSTRESU", value=str(row.LBSTRESU)))
+    return findings
 
 
 def derive_dlt(adsl: pd.DataFrame, ae: pd.DataFrame, suppae: pd.DataFrame | None, window_days: int) -> pd.DataFrame:
@@ -393,8 +416,11 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame | None, settings_dir
         out = derive_prior_therapy(out, cm, sdtm.get("SUPPCM"))
     else:
         out = out.assign(PRLINES=np.nan, BRIDGFL=None)
-    out = derive_measurable_disease(out, sdtm["LB"], settings.measurable_disease) if _has(sdtm, "LB") \
-        else out.assign(MDTYPE=None)
+    if _has(sdtm, "LB"):
+        out = derive_measurable_disease(out, sdtm["LB"], settings.measurable_disease)
+        findings += measurable_unit_findings(sdtm["LB"], settings.measurable_disease)
+    else:
+        out = out.assign(MDTYPE=None)
     if _has(sdtm, "AE"):
         out = derive_dlt(out, sdtm["AE"], sdtm.get("SUPPAE"), settings.dlt_window_days)
     else:

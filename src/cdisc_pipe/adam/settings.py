@@ -132,6 +132,8 @@ class MeasurableRule(_Model):
     lbspec: str | None = None
     min_value: float
     unit: str
+    # Other standard units accepted, with the factor converting them to ``unit`` (g/dL -> g/L: 10).
+    unit_factors: dict[str, float] = Field(default_factory=dict)
     ratio_testcd: str | None = None
     ratio_normal: tuple[float, float] | None = None
 
