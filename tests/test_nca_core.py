@@ -252,3 +252,20 @@ def test_run_nca_tidy_frame_with_subject_specimen_analyte_keys():
     marrow = table.set_index("SPEC").loc["BONE MARROW"]
     assert marrow["NC_AUCLAST"].startswith("Fewer than 3")
     assert dropped[["USUBJID", "SPEC", "RECID"]].values.tolist() == [["A", "BONE MARROW", 7]]
+
+
+def test_cases_from_pknca_aucint_documentation():
+    # PKNCA's own aucint checks on conc 8, 4, 2, 1 at times 0..3 (lin up/log down, all segments
+    # falling): AUC0-3 = (8-4)/ln 2 + (4-2)/ln 2 + (2-1)/ln 2 = 7/ln 2 = 10.0989
+    s3 = NcaSettings(interval={"end_days": 3}, min_data={"end_window_days": 1})
+    r = nca([(0, 8), (1, 4), (2, 2), (3, 1)], s3)
+    assert r["AUCINT"] == pytest.approx(7 / math.log(2)) and r["AUCLAST"] == pytest.approx(7 / math.log(2))
+    # with a trailing BLQ at 4 and the interval ending at 3.5 (aucint.last): 0 after Tlast = 3
+    s35 = NcaSettings(interval={"end_days": 3.5}, min_data={"end_window_days": 1})
+    r = nca([(0, 8), (1, 4), (2, 2), (3, 1), (4, None)], s35)
+    assert r["AUCINT"] == pytest.approx(7 / math.log(2))
+    # interval ending at 2.5 (between samples, log segment): C(2.5) = 2*exp(0.5*ln(1/2)) = 1.41421;
+    # 2-2.5: 0.5*(2-1.41421)/ln(2/1.41421) = 0.29289/0.34657 = 0.84510 -> 6/ln 2 + 0.84510
+    s25 = NcaSettings(interval={"end_days": 2.5}, min_data={"end_window_days": 1})
+    r = nca([(0, 8), (1, 4), (2, 2), (3, 1)], s25)
+    assert r["AUCINT"] == pytest.approx(6 / math.log(2) + 0.5 * (2 - 2 ** 0.5) / math.log(2 / 2 ** 0.5))
