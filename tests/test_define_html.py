@@ -117,3 +117,28 @@ def test_define_html_opens_in_headless_chromium(written, purpose, sub):
     res = _run_chromium(binary, "--window-size=1400,1000", "--hide-scrollbars", f"--screenshot={shot}", page.as_uri())
     assert res.returncode == 0, res.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("sub", ["sdtm", "adam"])
+def test_bundled_study_define_html_in_headless_chromium(root, sub):
+    """When the bundled study has been run (outputs/), its define.html shows every XPT's dataset."""
+    folder = root / "outputs" / sub
+    page = folder / "define.html"
+    if not page.is_file():
+        pytest.skip(f"outputs/{sub}/define.html not present (run 'cdisc-pipe run' first)")
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    dom = _run_chromium(binary, "--dump-dom", page.resolve().as_uri())
+    assert dom.returncode == 0
+    for bad in ("Uncaught", "Failed to load resource", "Page load failed"):
+        assert bad not in dom.stderr
+    doc = lxml.html.fromstring(dom.stdout)
+    headings = {h.text_content().split(" (", 1)[0] for h in doc.xpath("//section/h3")}
+    assert {p.stem.upper() for p in folder.glob("*.xpt")} <= headings
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"define-bundled-{sub}.png"
+    res = _run_chromium(binary, "--window-size=1400,1000", "--hide-scrollbars", f"--screenshot={shot}",
+                        page.resolve().as_uri())
+    assert res.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
