@@ -264,3 +264,13 @@ def test_exclude_after_new_therapy():
     assert "NCA.CUTOFF.PARTIAL" in {f.rule for f in r.findings}  # S2's partial date is not applied
     assert len(r.exclusions.loc[r.exclusions.USUBJID == S2]) == 1
     assert pp_value(r, S1, "BONE MARROW", "CMAX")["PPSTAT"] == "NOT DONE"
+
+
+def test_varying_reference_is_reported():
+    pc = make_pc()
+    pc.loc[2, "PCRFTDTC"] = "2023-01-01T11:00"
+    r = build_pp(pc, DM, NcaSettings())
+    hits = [f for f in r.findings if f.rule == "NCA.RFTDTC.VARIES"]
+    assert [(f.usubjid, f.value) for f in hits] == [(S1, "BLOOD")]
+    # the day-7 record's time is from its own reference: 2023-01-08T10:00 - 2023-01-01T11:00 = 6.958 days
+    assert pp_value(r, S1, "BLOOD", "TMAX")["PPSTRESN"] == pytest.approx(6 + 23 / 24, abs=1e-5)

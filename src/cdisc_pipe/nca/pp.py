@@ -520,6 +520,16 @@ def _findings(pc, usubjid, seq, dm, nca_rows, fallback, both_time, s_date, r_dat
     below = nca_rows & (stresn < lloq).fillna(False).to_numpy(dtype=bool)
     per_row(below, "NCA.PC.BELOWLLOQ", "Warning", "quantifiable PCSTRESN below PCLLOQ", "PCSTRESN",
             stresn.to_numpy())
+    # one infusion reference per profile is expected (PPRFTDTC takes the first)
+    prof_rows = nca_rows & pc["PCRFTDTC"].notna().to_numpy()
+    ref = pd.DataFrame({"USUBJID": u[prof_rows], "PCTESTCD": pc["PCTESTCD"].to_numpy()[prof_rows],
+                        "PCSPEC": pc["PCSPEC"].to_numpy()[prof_rows], "REF": pc["PCRFTDTC"].to_numpy()[prof_rows]})
+    varies = ref.groupby(["USUBJID", "PCTESTCD", "PCSPEC"], sort=True)["REF"].nunique()
+    for (subj, _, spec_), n_ref in varies[varies > 1].items():
+        out.append(Finding(rule="NCA.RFTDTC.VARIES", severity="Warning", dataset="PC", usubjid=subj,
+                           variable="PCRFTDTC", value=str(spec_),
+                           message=f"{n_ref} different PCRFTDTC values in one profile: each record's time uses "
+                                   f"its own PCRFTDTC, PPRFTDTC shows the first"))
     for rec in exclusions.itertuples(index=False):  # one finding per excluded record
         out.append(Finding(rule="NCA.PC.EXCLUDED", severity="Notice", dataset="PC", usubjid=rec.USUBJID,
                            seq=float(rec.PCSEQ), variable="PCSEQ",
