@@ -146,3 +146,13 @@ def test_partial_start_date_imputed_to_ld_start_when_only_ld_in_period(settings_
     r = out.iloc[0]
     assert r["ASTDT"] == T("2024-02-25") and r["ASTDTF"] == "D" and r["LDEMFL"] == "Y" and r["TRTEMFL"] is None
     assert r["AEDLT"] is None  # no SUPPAE at all
+
+
+def test_dltfl_disagreement_with_adsl_is_reported(settings_dir):
+    adsl = _adsl().assign(DLTFL=["N", None, "Y"])  # A has DLTs in ADAE; D has none
+    ae = pd.DataFrame(AE_ROWS, columns=["USUBJID", "AESEQ", "AEDECOD", "AEBODSYS", "AESTDTC", "AEENDTC", "AETOXGR"])
+    ae["STUDYID"], ae["AETERM"] = "S", ae["AEDECOD"]
+    supp = pd.DataFrame({"STUDYID": "S", "RDOMAIN": "AE", "USUBJID": "A", "IDVAR": "AESEQ", "IDVARVAL": ["4"],
+                         "QNAM": "AEDLT", "QLABEL": "Dose-Limiting Toxicity", "QVAL": ["Y"]})
+    _, findings = adae.build({"AE": ae, "SUPPAE": supp}, adsl, settings_dir)
+    assert sorted(f.usubjid for f in findings if f.rule == "ADAM.ADAE.DLTADSL") == ["A", "D"]

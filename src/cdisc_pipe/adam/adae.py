@@ -86,6 +86,20 @@ def _dlt(df: pd.DataFrame, window_days: int, findings: list[Finding]) -> pd.Seri
     return adjudicated & inside
 
 
+def _check_adsl_dltfl(df: pd.DataFrame, adsl: pd.DataFrame) -> list[Finding]:
+    """Subjects whose ADSL.DLTFL disagrees with their ADAE DLTFL records (ADSL derives it separately)."""
+    if "DLTFL" not in adsl.columns:
+        return []
+    in_adae = set(df.loc[df["DLTFL"].eq("Y").fillna(False), "USUBJID"])
+    in_adsl = set(adsl.loc[adsl["DLTFL"].eq("Y").fillna(False), "USUBJID"])
+    return [
+        Finding(rule="ADAM.ADAE.DLTADSL", severity="Warning", dataset=NAME, usubjid=u, variable="DLTFL",
+                message=("ADAE has a DLTFL record but ADSL.DLTFL is not Y" if u in in_adae else
+                         "ADSL.DLTFL is Y but no ADAE record has DLTFL = Y") + " (partial-date imputation differs?)")
+        for u in sorted(in_adae ^ in_adsl)
+    ]
+
+
 def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path) -> tuple[pd.DataFrame, list[Finding]]:
     """Build ADAE from SDTM AE (+ SUPPAE) and ADSL (builder contract: ``docs/ADAM.md``)."""
     settings = load_bds_settings(settings_dir).adae
@@ -136,6 +150,8 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
         df[f"{q.prefix}NAM"] = np.where(df["AEDECOD"].isin(q.aedecod), q.name, None)
 
     df["DLTFL"] = y_flag(_dlt(df, dlt_window_days, findings))
+
+    findings += _check_adsl_dltfl(df, adsl)
 
     teae = df["TRTEMFL"].eq("Y").fillna(False).astype(bool)
     order = ["ASTDT", "AESEQ"]
