@@ -261,6 +261,9 @@ def build_pp(pc: pd.DataFrame, dm: pd.DataFrame, settings: NcaSettings, *,
     seq = pd.to_numeric(pc["PCSEQ"], errors="coerce").to_numpy(dtype="float64")
     col = lambda name: pc[name] if name in pc.columns else pd.Series([None] * n_pc, index=pc.index)  # noqa: E731
     studyid = _as_text(col("STUDYID"))
+    if "STUDYID" in dm.columns:  # fill a missing PC.STUDYID from DM
+        dm_study = _as_text(dm["STUDYID"]).set_axis(_as_text(dm["USUBJID"])).loc[lambda x: ~x.index.duplicated()]
+        studyid = studyid.where(studyid.notna(), usubjid.map(dm_study))
 
     nca_rows = testcd.isin(settings.analytes).to_numpy() & usubjid.notna().to_numpy()
     reason = pd.Series([None] * n_pc, index=pc.index, dtype="object")
@@ -374,7 +377,8 @@ def build_pp(pc: pd.DataFrame, dm: pd.DataFrame, settings: NcaSettings, *,
     # defensive: a non-finite value always carries a reason (not expected with the rules above)
     why = np.where(nc & ~has_why, "Not calculable", why)
     text, numeric = format_sig(np.where(nc, np.nan, value), settings.significant_digits)
-    units = np.array([settings.units.of(QUANTITY_UNIT[q]) for q in quantity], dtype=object)
+    unit_of = {q: settings.units.of(kind) for q, kind in QUANTITY_UNIT.items()}
+    units = pd.Series(quantity, dtype=object).map(unit_of).to_numpy(dtype=object)
     if not settings.units_when_not_done:
         units = np.where(nc, None, units)
     first_study = pd.Series(studyid.to_numpy()[rows]).groupby(tidy["USUBJID"].to_numpy()).first()
