@@ -64,8 +64,9 @@ def derive_trt_dates(adsl: pd.DataFrame, ex: pd.DataFrame) -> pd.DataFrame:
     """TRTSDTM/TRTSDT/TRTSTMF/TRTEDT (first CAR-T record with EXDOSE > 0), DOSE01A/DOSE01U,
     LDSDT/LDEDT (first/last lymphodepletion dose)."""
     cart = ex[(ex["EXCAT"] == CART) & (pd.to_numeric(ex["EXDOSE"], errors="coerce") > 0)]
+    # Seconds are never collected on the infusion form: no "S" flag for them.
     cart = derive_vars_dtm(cart, "EX", "EXSTDTC", highest_imputation="h", time_imputation="first",
-                           flag_imputation="time")
+                           flag_imputation="time", ignore_seconds_flag=True)
     cart = cart[cart["EXDTM"].notna()]
     out = derive_vars_merged(adsl, cart, ["USUBJID"],
                              {"TRTSDTM": "EXDTM", "TRTSTMF": "EXTMF", "DOSE01A": "EXDOSE", "DOSE01U": "EXDOSU"},
@@ -82,7 +83,17 @@ def derive_trt_dates(adsl: pd.DataFrame, ex: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def derive_treatment_vars(adsl: pd.DataFrame, settings: AdamSettings) -> tuple[pd.DataFrame, list[Finding]]:
+def arm_labels(adsl: pd.DataFrame, ta: pd.DataFrame | None) -> dict[str, str]:
+    """Dose-level code -> label, from DM ARMCD/ARM, DM ACTARMCD/ACTARM and TA ARMCD/ARM."""
+    pairs = [adsl[["ARMCD", "ARM"]], adsl[["ACTARMCD", "ACTARM"]].set_axis(["ARMCD", "ARM"], axis=1)]
+    if ta is not None and {"ARMCD", "ARM"} <= set(ta.columns):
+        pairs.insert(0, ta[["ARMCD", "ARM"]])
+    allp = pd.concat(pairs, ignore_index=True).dropna()
+    return allp.drop_duplicates("ARMCD").set_index("ARMCD")["ARM"].to_dict()
+
+
+def derive_treatment_vars(adsl: pd.DataFrame, settings: AdamSettings, ta: pd.DataFrame | None = None
+                          ) -> tuple[pd.DataFrame, list[Finding]]:
     """TRT01P/TRT01PN (planned dose level = ARM), DOSE01P, TRT01A/TRT01AN (level matching the
     infused dose within the relative tolerance; the nearest level when several match).
 
@@ -93,8 +104,15 @@ def derive_treatment_vars(adsl: pd.DataFrame, settings: AdamSettings) -> tuple[p
     out = adsl.copy()
     levels = list(settings.planned_dose)
     number = {cd: float(i + 1) for i, cd in enumerate(levels)}
-    arm_label = out.dropna(subset=["ARMCD"]).drop_duplicates("ARMCD").set_index("ARMCD")["ARM"].to_dict()
-    out["TRT01P"] = _text(out["ARM"])
+    arm_label = arm_labels(out, ta)
+    # TRT01P = DM.ARM; where ARM is missing, the label of ARMCD from TA or the actual arms.
+    out["TRT01P"] = _text(out["ARM"].where(out["ARM"].notna(), out["ARMCD"].map(arm_label)))
+    no_arm = out[out["ARM"].isna() & out["ARMCD"].notna()]
+    if len(no_arm):
+        findings.append(Finding("ADSL.DM.ARM", "Warning",
+                                f"DM.ARM is missing for {len(no_arm)} subject(s) with ARMCD; TRT01P takes the arm "
+                                "label of ARMCD from TA/ACTARM", dataset="DM", usubjid=no_arm["USUBJID"].iloc[0],
+                                variable="ARM"))
     out["TRT01PN"] = out["ARMCD"].map(number).astype("float64")
     out["DOSE01P"] = out["ARMCD"].map(settings.planned_dose).astype("float64")
     dose = out["DOSE01A"].to_numpy(dtype="float64")
@@ -395,7 +413,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame | None, settings_dir
     rfic, _ = impute_dtc_dt(out["RFICDTC"])
     out["RFICDT"] = rfic
     out = derive_trt_dates(out, sdtm["EX"])
-    out, f = derive_treatment_vars(out, settings)
+    out, f = derive_treatment_vars(out, settings, sdtm.get("TA"))
     findings += f
     pr = sdtm.get("PR") if _has(sdtm, "PR") else None
     cm = sdtm.get("CM") if _has(sdtm, "CM") else None

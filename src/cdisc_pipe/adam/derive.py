@@ -274,8 +274,12 @@ def derive_vars_dtm(
     date_imputation: str = "first",
     time_imputation: str = "first",
     flag_imputation: str = "auto",
+    ignore_seconds_flag: bool = False,
 ) -> pd.DataFrame:
     """Add ``<prefix>DTM`` (datetime64) and the imputation flags ``<prefix>DTF``/``<prefix>TMF``.
+
+    ``ignore_seconds_flag=True`` (admiral's option for studies that never collect seconds): a
+    value with only the seconds missing gets no --TMF ``"S"``.
 
     ``flag_imputation``: ``"auto"`` adds --DTF when dates may be imputed (``"D"``/``"M"``) and
     --TMF when times may be imputed; ``"both"``, ``"date"``, ``"time"`` or ``"none"`` force it.
@@ -287,6 +291,8 @@ def derive_vars_dtm(
     out = dataset.copy()
     dtm, dflags, tflags = impute_dtc_dtm(out[dtc], highest_imputation, date_imputation, time_imputation)
     out[f"{new_vars_prefix}DTM"] = dtm
+    if ignore_seconds_flag:
+        tflags = tflags.where(tflags != "S", None)
     want_date = flag_imputation in ("both", "date") or (flag_imputation == "auto" and highest_imputation in ("D", "M"))
     want_time = flag_imputation in ("both", "time") or (flag_imputation == "auto" and highest_imputation != "n")
     if want_date:
