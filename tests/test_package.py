@@ -121,3 +121,18 @@ def test_refuses_missing_sdtm_define_and_foreign_destination(out, tmp_path):
         package(out, dest)
     text = messages(exc)
     assert "1736" in text and "not a cdisc-pipe package" in text
+
+
+def test_codelist_values_do_not_block_packaging(out, tmp_path):
+    """A value outside a codelist is the validation report's finding, not a define/XPT disagreement."""
+    from cdisc_pipe.spec import load_specs
+    from cdisc_pipe.xpt import write_datasets
+    from tests.test_define_support import sdtm_frames
+
+    report(out, 0)
+    frames = sdtm_frames()
+    frames["DM"].loc[0, "SEX"] = "U"
+    write_datasets({"DM": frames["DM"]}, load_specs(tmp_path / "specs"), out / "sdtm", purpose="Tabulation",
+                   write_json=False)
+    res = package(out, tmp_path / "pkg")
+    assert "m5/datasets/tiny01/tabulations/sdtm/dm.xpt" in res.files

@@ -8,7 +8,8 @@
 
 A study is packaged only when it is ready: the validation report ``<out>/reports/validation.json``
 exists, its ``summary.errors`` is 0 and no rule failed to execute (``summary.rules_execution_error``); ``sdtm/`` has define.xml (FDA technical rejection criterion
-1736); every define.xml is schema-valid and agrees with its XPT files.  Otherwise
+1736); every define.xml is schema-valid and agrees with its XPT files (structure: files, variables,
+labels, types, lengths, order; codelist values are left to the validation report).  Otherwise
 :class:`~cdisc_pipe.errors.InputError` lists every reason and nothing is written.
 
 Documents define.xml links to (aCRF, reviewer's guides, the define2-1.xsl stylesheet) are not
@@ -135,7 +136,9 @@ def package(out_root: Path, dest: Path, *, study_id: str | None = None) -> Packa
         problems.extend(schema)
         if schema:
             continue
-        for f in check_define_against_data(xml, folder, file=str(define)):
+        # Structure only (files, variables, labels, types, lengths, order): codelist values are the
+        # validation report's business (a sponsor value in an extensible list is a warning there).
+        for f in check_define_against_data(xml, folder, file=str(define), check_values=False):
             if f.severity == "Error":
                 problems.append(Problem(f.source_file or str(define), f"define.xml disagrees with the data: {f.message}",
                                         entry=f.dataset, column=f.variable, value=f.value))
