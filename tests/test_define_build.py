@@ -379,3 +379,16 @@ def test_float_without_significant_digits_is_reported(tmp_path, study):
     assert [(p.file, p.value) for p in res.problems if "significant_digits" in p.message] == [
         ("specs/sdtm/lb.yaml", "LBSTRESN")]
     assert tree(res.xml).find(".//odm:ItemDef[@OID='IT.LB.LBSTRESN']", NS).get("SignificantDigits") is None
+
+
+def test_unsafe_document_links_are_neutralised(tmp_path, study):
+    _, sdtm, _, _ = study
+    from tests.test_define_support import FILES
+
+    evil = FILES["study.yaml"].replace("href: csdrg.pdf", "href: \"javascript:alert(1)\"")
+    res = build_define(tiny_spec(tmp_path / "specs", {"study.yaml": evil}), sdtm, "Tabulation")
+    assert b"javascript:" not in res.xml and b"javascript:" not in res.html
+    assert any(p.value == "javascript:alert(1)" for p in res.problems)
+    leaf = tree(res.xml).find(".//def:leaf[@ID='LF.csdrg']", NS)
+    assert leaf.get("{http://www.w3.org/1999/xlink}href") == "#"
+    assert validate_define(res.xml) == []

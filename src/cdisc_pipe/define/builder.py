@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Iterable, Literal
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -272,6 +273,17 @@ class _Builder:
     def problem(self, file: str, message: str, entry: str | None = None, value: str | None = None,
                 hint: str | None = None) -> None:
         self.problems.append(Problem(file, message, entry=entry, value=value, hint=hint))
+
+    def safe_href(self, href: str, file: str, entry: str) -> str:
+        """``href`` if it is a relative path or an http(s) URL; anything else (``javascript:``,
+        ``file:``, ``data:`` ...) would be a live link in define.html and the stylesheet's view, so it
+        is replaced by ``#`` and reported."""
+        scheme = urlsplit(href.strip()).scheme.lower()
+        if scheme in ("", "http", "https"):
+            return href
+        self.problem(file, "link with a scheme other than http(s) or a relative path: replaced by '#'",
+                     entry=entry, value=href)
+        return "#"
 
     def _use(self, pool: dict[str, list[str]], oid: str | None, who: str) -> None:
         if oid is not None:
@@ -553,7 +565,8 @@ class _Builder:
                     self.problem("specs/study.yaml", "dictionary name is not in the Define-XML Dictionary Name "
                                  "codelist (C66788)", entry=f"dictionaries[{d.oid}]", value=d.dictionary)
                     name = d.dictionary
-                external = ExternalView(dictionary=name, version=d.version, href=d.href)
+                href = self.safe_href(d.href, "specs/study.yaml", f"dictionaries[{d.oid}]") if d.href else None
+                external = ExternalView(dictionary=name, version=d.version, href=href)
             enumerated = all(t.decode is None for t in cl.terms)
             terms = [TermView(coded_value=t.submission_value, decode=t.decode if t.decode is not None else
                               t.submission_value, nci_code=t.nci_code, extended=t.extended, order=t.order,
@@ -600,7 +613,8 @@ class _Builder:
 
     def leaves(self) -> tuple[list[LeafView], list[str], list[str]]:
         docs = sorted(self.spec.documents.values(), key=lambda d: d.oid)
-        leaves = [LeafView(id=d.oid, href=d.href, title=d.title, kind=d.kind) for d in docs]
+        leaves = [LeafView(id=d.oid, href=self.safe_href(d.href, "specs/study.yaml", f"documents[{d.oid}]"),
+                           title=d.title, kind=d.kind) for d in docs]
         acrf = [d.oid for d in docs if d.kind == "AnnotatedCRF"]
         supp = [d.oid for d in docs if d.kind == "SupplementalDoc"]
         return leaves, acrf, supp
