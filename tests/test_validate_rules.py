@@ -162,12 +162,13 @@ def _frames() -> dict[str, pd.DataFrame]:
         (STUDY, S3, "1003", ARM["DL1"], None, "N", pd.NaT, pd.NaT, 52.0),
     ])
     # ADY: 2023-01-01 - 2023-01-07 = -6; 2023-02-04 -> 29.  CHG 45-30 = 15, PCHG 15/30*100 = 50.
-    adlb = df("STUDYID USUBJID ASEQ PARAMCD PARAM AVAL AVALU BASE CHG PCHG ABLFL BASETYPE ADT ADY ANL01FL", [
-        (STUDY, S1, 1.0, "ALT", "Alanine Aminotransferase (U/L)", 30.0, "U/L", 30.0, 0.0, 0.0, "Y", "PRE-LD",
-         T("2023-01-01"), -6.0, "Y"),
-        (STUDY, S1, 2.0, "ALT", "Alanine Aminotransferase (U/L)", 45.0, "U/L", 30.0, 15.0, 50.0, None, "PRE-LD",
-         T("2023-02-04"), 29.0, "Y"),
-    ])
+    adlb = df("STUDYID USUBJID TRT01P TRTSDT ASEQ PARAMCD PARAM AVAL AVALU BASE CHG PCHG ABLFL BASETYPE ADT ADY "
+              "ANL01FL", [
+                  (STUDY, S1, ARM["DL1"], T("2023-01-07"), 1.0, "ALT", "Alanine Aminotransferase (U/L)", 30.0, "U/L",
+                   30.0, 0.0, 0.0, "Y", "PRE-LD", T("2023-01-01"), -6.0, "Y"),
+                  (STUDY, S1, ARM["DL1"], T("2023-01-07"), 2.0, "ALT", "Alanine Aminotransferase (U/L)", 45.0, "U/L",
+                   30.0, 15.0, 50.0, None, "PRE-LD", T("2023-02-04"), 29.0, "Y"),
+              ])
     # PFS AVAL: S1 03-01 - 01-07 + 1 = 54; S2 01-20 - 01-10 + 1 = 11.
     adtte = df("STUDYID USUBJID PARAMCD PARAM STARTDT ADT AVAL CNSR", [
         (STUDY, S1, "PFS", "Progression-Free Survival (days)", T("2023-01-07"), T("2023-03-01"), 54.0, 1.0),
@@ -567,6 +568,8 @@ BREAKS: list[tuple[str, Callable]] = [
     ("AD.ADY", setv("ADLB", 1, "ADY", 28.0)),
     ("AD.AVALU.CONSISTENT", setv("ADLB", 1, "AVALU", "IU/L")),
     ("AD.TRTSDT.TRTEDT", setv("ADSL", 0, "TRTEDT", T("2023-01-06"))),
+    ("AD.ADSL.COPY", setv("ADLB", 0, "TRT01P", None)),
+    ("AD.ADSL.COPY", setv("ADLB", 1, "TRTSDT", T("2023-01-08"))),
     # define.xml
     ("DEF.SCHEMA", _set_define_xml),
     ("DEF.CONSISTENCY", _set_define_xml),

@@ -206,11 +206,21 @@ def _ct_for(ctx: CheckContext):
     return pkg
 
 
-def _ct_terms(pkg, code: str) -> tuple[set[str], bool] | None:
-    row = pkg.find_codelist(code)
-    if row is None:
-        return None
-    return set(pkg.codelist_terms(row["code"])["submission_value"]), row["extensible"] == "Yes"
+_CT_INDEX: dict[str, dict[str, tuple[frozenset[str], bool]]] = {}
+
+
+def _ct_terms(pkg, code: str) -> tuple[frozenset[str], bool] | None:
+    """(terms, extensible) of codelist ``code`` (C-code or short name); index built once per package."""
+    idx = _CT_INDEX.get(pkg.path)
+    if idx is None:
+        terms = pkg.terms.groupby("codelist_code")["submission_value"].agg(frozenset)
+        idx = {}
+        for _, row in pkg.codelists.iterrows():  # loop over codelists (~1000), not records
+            entry = (terms.get(row["code"], frozenset()), row["extensible"] == "Yes")
+            idx[row["code"]] = entry
+            idx.setdefault(row["submission_value"], entry)
+        _CT_INDEX[pkg.path] = idx
+    return idx.get(code)
 
 
 @rule_function("ct_package_values")
@@ -823,3 +833,28 @@ def supp_rdomain(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     expected = (ctx.dataset or "")[4:]
     t = as_text(ctx.df[col])
     return ctx.hits((t != expected).fillna(True).to_numpy(dtype=bool), col, t, f"expected {expected}")
+
+
+@rule_function("adsl_copies")
+def adsl_copies(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Variables present in both this dataset and ADSL hold the subject's ADSL value (null included)."""
+    adsl = ctx.other("ADSL")
+    if "USUBJID" not in ctx.df.columns or "USUBJID" not in adsl.columns:
+        raise RuleSkipped("USUBJID absent")
+    common = [c for c in ctx.df.columns if c in adsl.columns and c not in ("STUDYID", "USUBJID")]
+    if not common:
+        raise RuleSkipped("no ADSL variables in the dataset")
+    ref = adsl.drop_duplicates("USUBJID").set_index("USUBJID")
+    in_adsl = ctx.df["USUBJID"].isin(ref.index).to_numpy(dtype=bool)
+    parts = []
+    for c in common:
+        mine = as_text(ctx.df[c]) if not pd.api.types.is_datetime64_any_dtype(ctx.df[c].dtype) else \
+            ctx.df[c].dt.strftime("%Y-%m-%dT%H:%M:%S")
+        r = ref[c]
+        theirs = as_text(r) if not pd.api.types.is_datetime64_any_dtype(r.dtype) else r.dt.strftime("%Y-%m-%dT%H:%M:%S")
+        exp = ctx.df["USUBJID"].map(theirs)
+        differ = (mine.fillna("\x00") != exp.fillna("\x00")).to_numpy(dtype=bool) & in_adsl
+        # one finding per subject and variable
+        first = ~pd.DataFrame({"u": ctx.df["USUBJID"], "d": differ}).duplicated().to_numpy()
+        parts.append(ctx.hits(differ & first, c, mine, ("ADSL value " + exp.fillna("(null)")).to_numpy(dtype=object)))
+    return concat_hits(parts)

@@ -386,8 +386,8 @@ def derived(ctx: CheckContext, p: DerivedParams) -> Hits:
     exp = np.where(np.isfinite(exp), exp, np.nan)
     act = pd.to_numeric(ctx.df[t], errors="coerce").to_numpy(dtype=float)
     tol = p.tolerance * np.maximum(1.0, np.abs(np.nan_to_num(exp)))
-    bad = (~np.isnan(exp) & (np.isnan(act) | (np.abs(act - np.nan_to_num(exp)) > tol))) | (np.isnan(exp) & ~np.isnan(act)
-                                                                                             & ~np.isnan(b) & (b != 0))
+    # a null target is allowed (CHG/PCHG are often left null at and before baseline); a value must match
+    bad = ~np.isnan(act) & ~np.isnan(exp) & (np.abs(act - np.nan_to_num(exp)) > tol)
     detail = np.char.add("expected ", pd.Series(exp).round(6).astype("str").to_numpy(dtype=str))
     return ctx.hits(bad, t, as_text(ctx.df[t]), detail)
 
