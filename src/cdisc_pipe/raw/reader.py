@@ -73,7 +73,7 @@ def _decode(path: Path, data: bytes, problems: list[Problem]) -> str | None:
         col_no = line[:pos].count(",")
         raw_line = data.split(b"\n")[idx]
         start = len(line[:pos].encode("utf-8", errors="replace"))
-        snippet = raw_line[start:start + 2]
+        snippet = raw_line[start:start + 1]
         problems.append(Problem(
             str(path), "not valid UTF-8 text (the file looks like another encoding, e.g. Windows-1252, Latin-1 or GBK)",
             entry=f"row {idx + 1}", column=header[col_no] if col_no < len(header) else None,
@@ -122,11 +122,12 @@ def read_csv_form(path: Path, problems: list[Problem]) -> pd.DataFrame | None:
     wrong = counts[(counts > 0) & (counts != expected)]
     wrong = wrong[wrong.index > 0]
     for idx, cnt in wrong.head(_MAX_LISTED).items():
-        last_col = header[min(cnt, expected) - 1] if cnt >= 1 else None
+        short = cnt < expected
         problems.append(Problem(
             str(path), f"row has {cnt} fields but the header has {expected}"
-            + (" (the row looks truncated)" if cnt < expected else " (an unquoted comma or a shifted row)"),
-            entry=f"row {idx + 1}", column=last_col if cnt < expected else header[-1],
+            + (f" (the row looks truncated: columns from {header[cnt]} on are missing)" if short
+               else " (an unquoted comma in a value, or a shifted row)"),
+            entry=f"row {idx + 1}", column=header[cnt] if short else header[-1],
             value=_record_text(text, idx), hint="re-export the file; every row must have one field per column"))
     if len(wrong) > _MAX_LISTED:
         problems.append(Problem(str(path), f"{len(wrong) - _MAX_LISTED} more rows have the wrong number of fields"))

@@ -151,9 +151,9 @@ def remaining_fraction(ctx: Context, loc: np.ndarray, t: np.ndarray) -> np.ndarr
 
 
 def pd_ramp(ctx: Context, loc: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """0 before the progression build-up, rising to 1 at the progression assessment."""
+    """0 before the progression assessment, 1 at it (markers of earlier visits never show the relapse)."""
     pdt = ctx.s["pd_t"].to_numpy()[loc]
-    return np.where(np.isfinite(pdt), np.clip((t - (pdt - 10)) / 10, 0, 3), 0.0)
+    return np.where(np.isfinite(pdt) & (t >= pdt), 1.0, 0.0)
 
 
 def imwg_response(ctx: Context, loc: np.ndarray, t: np.ndarray) -> np.ndarray:
