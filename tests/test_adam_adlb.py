@@ -52,6 +52,7 @@ LB_ROWS = [
     ("A", 10, "KLCFR", "Kappa Lt Chain,Free", "DISEASE ASSESSMENT", 20.0, "mg/L", "2024-02-09", 3.3, 19.4, "MONTH 1", 6),
     ("A", 11, "LLCFR", "Lambda Lt Chain,Free", "DISEASE ASSESSMENT", 12.0, "mg/L", "2024-02-09", 5.7, 26.3, "MONTH 1", 6),
     ("A", 12, "MCPROT", "Monoclonal Protein", "DISEASE ASSESSMENT", 3.0, "g/L", "2023-12-26", None, None, "SCREENING", 1),
+    ("A", 13, "INTLK6", "Interleukin 6", "CYTOKINES", 4.0, "pg/mL", "2024-01-04", None, 7, "SCREENING", 1),
     ("B", 1, "PLAT", "Platelets", "HEMATOLOGY", 200.0, "10^9/L", "2024-01-03", 150, 400, "SCREENING", 1),
     ("B", 2, "INTLK6", "Interleukin 6", "CYTOKINES", 900.0, "pg/mL", "2024-01-12", None, 7, "DAY 3", 3.1),
     ("C", 1, "PLAT", "Platelets", "HEMATOLOGY", 100.0, "10^9/L", "2024-01-20", 150, 400, "DAY 11", 4),
@@ -73,8 +74,10 @@ def built(settings_dir):
     return adlb.build({"LB": _lb()}, _adsl(), settings_dir)
 
 
-def _rec(out, usubjid, paramcd, adt=None, dtype=None):
+def _rec(out, usubjid, paramcd, adt=None, dtype=None, basetype=None):
     sel = out["USUBJID"].eq(usubjid) & out["PARAMCD"].eq(paramcd)
+    if basetype is not None:
+        sel &= out["BASETYPE"].eq(basetype)
     sel &= out["DTYPE"].isna() if dtype is None else out["DTYPE"].eq(dtype)
     if adt is not None:
         sel &= out["ADT"].eq(T(adt))
@@ -109,23 +112,30 @@ def test_missing_pre_ld_baseline(built):
     assert rec["ATOXGRL"] == "1"  # 100: 75 <= 100 < LLN 150
 
 
-def test_pre_infusion_baseline_and_peak(built):
+def test_cytokine_baselines_pre_infusion_and_pre_ld_and_peak(built):
     out, _ = built
     il6 = out[out["USUBJID"].eq("A") & out["PARAMCD"].eq("INTLK6")]
-    assert set(il6["BASETYPE"]) == {"PRE-INFUSION"}
-    # 08:00 on the infusion day, infusion at 10:00 -> pre-infusion baseline 5.
-    assert _rec(out, "A", "INTLK6", "2024-01-10")["ABLFL"] == "Y"
-    peak = _rec(out, "A", "INTLK6", dtype="MAXIMUM")
+    # 4 observed records + 1 peak, each once per baseline type.
+    assert il6.groupby("BASETYPE").size().to_dict() == {"PRE-INFUSION": 5, "PRE-LD": 5}
+    # 08:00 on the infusion day, infusion at 10:00 -> pre-infusion baseline 5; pre-LD baseline 4
+    # (2024-01-04, before the first LD dose on 01-05).
+    assert _rec(out, "A", "INTLK6", "2024-01-10", basetype="PRE-INFUSION")["ABLFL"] == "Y"
+    assert _rec(out, "A", "INTLK6", "2024-01-04", basetype="PRE-LD")["ABLFL"] == "Y"
+    assert _rec(out, "A", "INTLK6", "2024-01-10", basetype="PRE-LD")["CHG"] == 1.0  # post-LD: 5 - 4
+    peak = _rec(out, "A", "INTLK6", dtype="MAXIMUM", basetype="PRE-INFUSION")
     assert peak["AVAL"] == 500.0 and peak["ADT"] == T("2024-01-12") and peak["AVISIT"] == "POST-INFUSION PEAK"
     assert peak["CHG"] == 495.0 and peak["PCHG"] == pytest.approx(9900.0)  # (500 - 5) / 5 * 100
     assert peak["ABLFL"] is None and peak["SRCSEQ"] == 6.0
+    peak_ld = _rec(out, "A", "INTLK6", dtype="MAXIMUM", basetype="PRE-LD")
+    assert peak_ld["CHG"] == 496.0 and peak_ld["PCHG"] == pytest.approx(12400.0)  # (500 - 4) / 4 * 100
 
 
 def test_never_infused_subject_has_no_pre_infusion_baseline_or_peak(built):
     out, _ = built
     b = out[out["USUBJID"].eq("B")]
     il6 = b[b["PARAMCD"].eq("INTLK6")]
-    assert len(il6) == 1 and il6["DTYPE"].isna().all()
+    # One record per baseline type, no peak; 2024-01-12 is after B's LD start: no PRE-LD baseline either.
+    assert sorted(il6["BASETYPE"]) == ["PRE-INFUSION", "PRE-LD"] and il6["DTYPE"].isna().all()
     assert il6["ABLFL"].isna().all() and il6["BASE"].isna().all() and il6["ADY"].isna().all()
     # B's pre-LD platelet baseline still exists: 200 on 2024-01-03 before LDSDT.
     assert _rec(out, "B", "PLAT")["ABLFL"] == "Y"
@@ -146,7 +156,7 @@ def test_dflc_derived_parameter(built):
 def test_param_rule_for_urine_specimen(built):
     out, findings = built
     rec = _rec(out, "A", "MCPROTU")
-    assert rec["PARAM"] == "Monoclonal Protein in Urine (g/L)"
+    assert rec["PARAM"] == "Monoclonal Protein in Urine (g/L)"  # default PARAM of a renamed test
     assert not [f for f in findings if f.severity == "Error"]
 
 
@@ -165,3 +175,15 @@ def test_baseline_flag_differences_with_sdtm_are_reported(settings_dir):
     plat = [f for f in findings if f.rule == "ADAM.ADLB.BASELINE" and f.value == "PLAT"]
     # A LBSEQ 1 (flagged in SDTM only), A LBSEQ 2 and B LBSEQ 1 (ABLFL only): 2 + 1 = 3 records.
     assert len(plat) == 1 and plat[0].message.startswith("3 PLAT")
+
+
+def test_param_rules_first_match_wins(settings_dir):
+    lb = _lb()
+    ife = lb[lb["LBTESTCD"].eq("MCPROT")].assign(LBSEQ=99.0, LBSTRESN=np.nan, LBSTRESC="POSITIVE", LBSTRESU=None,
+                                                  LBMETHOD="IMMUNOFIXATION ELECTROPHORESIS")
+    lb = pd.concat([lb.assign(LBMETHOD=None), ife], ignore_index=True)
+    out, _ = adlb.build({"LB": lb}, _adsl(), settings_dir)
+    # Urine IFE matches the method-specific rule before the urine fallback rule.
+    rec = _rec(out, "A", "MCPROTUI")
+    assert rec["PARAM"] == "Urine M-Protein by Immunofixation" and rec["AVALC"] == "POSITIVE"
+    assert _rec(out, "A", "MCPROTU")["AVAL"] == 3.0

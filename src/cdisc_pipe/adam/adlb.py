@@ -7,7 +7,8 @@ Derivations (spec: ``specs/adam/adlb.yaml``; options: ``specs/settings/adam_bds.
   PARCAT1 = LBCAT; AVAL = LBSTRESN; AVALC = LBSTRESC for character results (e.g. MRD NEGATIVE).
 - BASETYPE per LBCAT (STUDY.md A): "PRE-LD" (hematology, chemistry, coagulation: last non-missing
   value on or before the first lymphodepletion dose date LDSDT) or "PRE-INFUSION" (disease markers,
-  MRD, cytokines: last non-missing value before the CAR-T infusion TRTSDTM).
+  MRD: last non-missing value before the CAR-T infusion TRTSDTM); cytokines get both (records
+  repeated per BASETYPE): pre-infusion for CRS analyses, pre-LD as in SDTM LBLOBXFL.
 - ABLFL, BASE, CHG, PCHG (post-baseline records only), ANRLO/ANRHI/ANRIND, BNRIND.
 - ATOXGRL/ATOXGRH (+ ATOXDSCL/ATOXDSCH) from the CTCAE v5.0 table, BTOXGRL/BTOXGRH.
 - DFLC (PARAMTYP DERIVED): involved minus uninvolved serum free light chain at each date both were
@@ -70,8 +71,9 @@ def _parameters(lb: pd.DataFrame, settings: AdlbSettings) -> pd.DataFrame:
     out["PARAM"] = np.where(unit.notna(), test + " (" + unit.fillna("") + ")", test)
     spec = out["LBSPEC"] if "LBSPEC" in out.columns else pd.Series(None, index=out.index, dtype=object)
     method = out["LBMETHOD"] if "LBMETHOD" in out.columns else pd.Series(None, index=out.index, dtype=object)
-    for rule in settings.param_rules:  # loop over configured rules, not records
-        hit = out["LBTESTCD"].eq(rule.testcd)
+    done = pd.Series(False, index=out.index)
+    for rule in settings.param_rules:  # loop over configured rules, not records; first match wins
+        hit = out["LBTESTCD"].eq(rule.testcd) & ~done
         if rule.spec is not None:
             hit &= spec.eq(rule.spec)
         if rule.method is not None:
@@ -79,6 +81,7 @@ def _parameters(lb: pd.DataFrame, settings: AdlbSettings) -> pd.DataFrame:
         hit = hit.fillna(False).astype(bool)
         if not hit.any():
             continue
+        done |= hit
         out.loc[hit, "PARAMCD"] = rule.paramcd
         if rule.param is not None:
             out.loc[hit, "PARAM"] = rule.param
@@ -132,20 +135,18 @@ def _compare_lobxfl(df: pd.DataFrame) -> list[Finding]:
     """Cross-check ABLFL with the SDTM baseline flag LBLOBXFL (observed LB records only).
 
     Both follow STUDY.md A, but SDTM compares date-times while ADaM takes an untimed same-day
-    assessment as pre-dose; a difference is reported (Notice) per parameter, never silently kept.
+    assessment as pre-dose.  A parameter is reported (Notice) when none of its baseline types
+    flags exactly the records LBLOBXFL flags; the smallest number of differing records is given.
     """
     if "LBLOBXFL" not in df.columns:
         return []
-    obs = df["SRCDOM"].eq("LB").fillna(False) & df["DTYPE"].isna()
-    sdtm_flag = df["LBLOBXFL"].eq("Y").fillna(False).astype(bool)
-    adam_flag = df["ABLFL"].eq("Y").fillna(False).astype(bool)
-    differ = obs & (sdtm_flag != adam_flag)
-    if not differ.any():
-        return []
-    counts = df.loc[differ].groupby("PARAMCD").size()
+    obs = df[df["SRCDOM"].eq("LB").fillna(False) & df["DTYPE"].isna()]
+    differ = obs["LBLOBXFL"].eq("Y").fillna(False).astype(bool) != obs["ABLFL"].eq("Y").fillna(False).astype(bool)
+    per_type = differ.groupby([obs["PARAMCD"], obs["BASETYPE"]]).sum()
+    best = per_type.groupby(level="PARAMCD").min()
     return [Finding(rule="ADAM.ADLB.BASELINE", severity="Notice", dataset=NAME, variable="ABLFL", value=str(code),
                     message=f"{int(n)} {code} record(s) where ABLFL differs from LB.LBLOBXFL")
-            for code, n in counts.items()]
+            for code, n in best[best > 0].items()]
 
 
 def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path) -> tuple[pd.DataFrame, list[Finding]]:
@@ -185,7 +186,9 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
         dflc["ANRHI"] = np.nan
         df = pd.concat([df, dflc], ignore_index=True)
 
-    df["BASETYPE"] = df["PARCAT1"].map(settings.basetype_by_lbcat).fillna(settings.default_basetype)
+    types = df["PARCAT1"].map(settings.basetype_by_lbcat)
+    df["BASETYPE"] = types.where(types.notna(), pd.Series([[settings.default_basetype]] * len(df), index=df.index))
+    df = df.explode("BASETYPE", ignore_index=True)  # one copy of a record per baseline type
     pre_ld = before_reference(df["ADT"], df["ADTM"], pd.Series(False, index=df.index), df["LDSDT"], None)
     pre_ld_ref_known = pd.to_datetime(df["LDSDT"]).notna()
     candidate = np.where(df["BASETYPE"].eq("PRE-LD"), pre_ld, df["__pre_inf"])

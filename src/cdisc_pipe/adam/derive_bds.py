@@ -57,7 +57,9 @@ class _Model(BaseModel):
 
 
 class ParamRule(_Model):
-    """Renames an SDTM test (optionally for one specimen/method) to a unique ADaM PARAMCD/PARAM."""
+    """Renames an SDTM test (optionally for one specimen/method) to a unique ADaM PARAMCD/PARAM.
+
+    Rules are tried in order; the first one matching a record applies."""
 
     testcd: str
     spec: str | None = None
@@ -76,20 +78,39 @@ class DflcSettings(_Model):
     parcat1: str = "DISEASE ASSESSMENT"
 
 
+Basetype = Literal["PRE-LD", "PRE-INFUSION"]
+
+
 class AdlbSettings(_Model):
     """ADLB options."""
 
-    basetype_by_lbcat: dict[str, Literal["PRE-LD", "PRE-INFUSION"]] = Field(
+    # One or more baseline types per LBCAT; with several, the records are repeated per BASETYPE.
+    basetype_by_lbcat: dict[str, list[Basetype]] = Field(
         default_factory=lambda: {
-            "HEMATOLOGY": "PRE-LD",
-            "CHEMISTRY": "PRE-LD",
-            "COAGULATION": "PRE-LD",
-            "CYTOKINES": "PRE-INFUSION",
-            "DISEASE ASSESSMENT": "PRE-INFUSION",
-            "MRD": "PRE-INFUSION",
+            "HEMATOLOGY": ["PRE-LD"],
+            "CHEMISTRY": ["PRE-LD"],
+            "COAGULATION": ["PRE-LD"],
+            "CYTOKINES": ["PRE-INFUSION", "PRE-LD"],
+            "DISEASE ASSESSMENT": ["PRE-INFUSION"],
+            "MRD": ["PRE-INFUSION"],
         }
     )
-    default_basetype: Literal["PRE-LD", "PRE-INFUSION"] = "PRE-LD"
+    default_basetype: Basetype = "PRE-LD"
+
+    @field_validator("basetype_by_lbcat", mode="before")
+    @classmethod
+    def _as_lists(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: [x] if isinstance(x, str) else x for k, x in v.items()}
+        return v
+
+    @field_validator("basetype_by_lbcat")
+    @classmethod
+    def _non_empty(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for cat, types in v.items():
+            if not types or len(set(types)) != len(types):
+                raise ValueError(f"{cat}: give one or more distinct baseline types")
+        return v
     peak_params: list[str] = Field(default_factory=lambda: ["INTLK6", "FERRITIN", "CRP"])
     peak_avisit: str = "POST-INFUSION PEAK"
     param_rules: list[ParamRule] = Field(default_factory=list)
