@@ -133,3 +133,58 @@ def test_aucint_matches_scalar_pknca_reference(pts, end, method):
     s = NcaSettings(auc_method=method, interval={"end_days": end})
     res = run([(t, c)], s).iloc[0]
     assert res["AUCINT"] == pytest.approx(reference_aucint(t, c, end, method), rel=1e-9, abs=1e-9)
+
+
+def reference_profile(t: np.ndarray, c: np.ndarray, blq: np.ndarray) -> dict[str, float]:
+    """Scalar, loop-based PKNCA defaults for one profile whose first sample is at time 0.
+
+    conc.blq: BLQ before the first quantifiable value -> 0, between -> dropped, after the last
+    -> 0; then Cmax/Tmax over t > 0 (first on ties), Tlast, AUClast by lin up/log down.
+    """
+    q = [i for i in range(len(t)) if not blq[i]]
+    if not q or all(t[i] == 0 for i in q):
+        return {"CMAX": math.nan, "TMAX": math.nan, "TLAST": math.nan, "AUCLAST": math.nan}
+    first, last = t[q[0]], t[q[-1]]
+    tt, cc = [], []
+    for i in range(len(t)):
+        if not blq[i]:
+            tt.append(t[i]); cc.append(c[i])
+        elif t[i] == 0 or t[i] < first or t[i] > last:
+            tt.append(t[i]); cc.append(0.0)
+        # else: BLQ between quantifiable values, dropped
+    cmax, tmax = -1.0, math.nan
+    for ti, ci in zip(tt, cc):
+        if ti > 0 and ci > cmax:
+            cmax, tmax = ci, ti
+    tlast = max(ti for ti, ci in zip(tt, cc) if ci > 0)
+    auc = 0.0
+    for i in range(len(tt) - 1):
+        if tt[i + 1] > tlast:
+            break
+        c1, c2, dt = cc[i], cc[i + 1], tt[i + 1] - tt[i]
+        auc += dt * (c1 - c2) / math.log(c1 / c2) if (c2 < c1 and c2 > 0) else dt * (c1 + c2) / 2
+    return {"CMAX": cmax, "TMAX": tmax, "TLAST": tlast, "AUCLAST": auc}
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.lists(
+    st.lists(st.tuples(st.integers(1, 400), st.floats(1.0, 1e4), st.booleans()), min_size=1, max_size=15),
+    min_size=1, max_size=10))
+def test_grouped_blq_rules_match_scalar_reference(profiles):
+    frames, refs = [], []
+    for i, pts in enumerate(profiles):
+        # integer times in 1/4 days; the time-zero sample is BLQ
+        by_time = {k / 4.0: (v, b) for k, v, b in pts}
+        t = np.r_[0.0, sorted(by_time)]
+        c = np.r_[np.nan, [by_time[x][0] for x in t[1:]]]
+        blq = np.r_[True, [by_time[x][1] for x in t[1:]]]
+        c = np.where(blq, np.nan, c)
+        frames.append(pd.DataFrame({"ID": i, "TIME": t, "CONC": c, "BLQ": blq, "LLOQ": 1.0}))
+        refs.append(reference_profile(t, np.nan_to_num(c), blq))
+    df = pd.concat(frames[::-1], ignore_index=True)
+    df["RECID"] = np.arange(len(df))
+    prof = prepare_profiles(df, ["ID"], LULD)
+    res = calc_parameters(prof, LULD).set_index(prof.profiles["ID"])
+    for i, ref in enumerate(refs):
+        for col, val in ref.items():
+            assert res.loc[i, col] == pytest.approx(val, rel=1e-9, nan_ok=True), (i, col)
