@@ -17,7 +17,8 @@ def adrs() -> pd.DataFrame:
     sdtm = make_sdtm()
     adsl, _ = adsl_mod.build(sdtm, None, SETTINGS)
     df, findings = adrs_mod.build(sdtm, adsl, SETTINGS)
-    assert findings == []
+    # the only finding: 1001's day-181 MRD negative measured at 1e-4 only
+    assert [(f.rule, f.usubjid[-4:]) for f in findings] == [("ADRS.MRD.SENSITIVITY", "1001")]
     return df
 
 
@@ -106,6 +107,10 @@ def test_mrd_parameters(adrs: pd.DataFrame) -> None:
     assert val(adrs, "1009", "MRDNEG") == "Y" and val(adrs, "1009", "MRDNEGCR") == "Y"
     assert val(adrs, "1009", "SMRDNEG") == "N"
     assert seq_of(adrs, "1009", "MRD") == ["NEGATIVE", "POSITIVE"]
+    # CRIT1FL: negative at sensitivity <= 1e-5 (same-day NGS LBLLOQ); 1001 day 181 was 1e-4 only
+    m = adrs[(adrs["SUBJID"] == "1001") & (adrs["PARAMCD"] == "MRD")].sort_values("ADT")
+    assert list(m["CRIT1FL"]) == ["Y", "N", "Y"] and m["CRIT1"].iloc[0] == "MRD NEGATIVE AT SENSITIVITY 1E-05 OR BETTER"
+    assert adrs.loc[adrs["PARAMCD"] != "MRD", "CRIT1FL"].isna().all()
 
 
 def test_death_and_traceability(adrs: pd.DataFrame) -> None:

@@ -5,7 +5,7 @@ The fixture study: infusion (CAR-T) on 2023-01-10 = study day 1 for every infuse
 
 | subject | arm (planned) | story |
 |---|---|---|
-| 1001 | DL1 | PR d29, PR d57 (confirmed), VGPR d91, VGPR d181; MRD neg d91 and d456 (sustained) |
+| 1001 | DL1 | PR d29, PR d57 (confirmed), VGPR d91, VGPR d181; MRD neg d91, d181 (only at 1e-4), d456 (sustained) |
 | 1002 | DL1 | PR d29 then SD d57/d91 (unconfirmed PR); PD d120 + d150 (confirmed); DLT on d10 |
 | 1003 | DL1 | PR d29, PR d57, missed d91, PD d121 + d150: PD after ONE missed assessment -> event |
 | 1004 | DL2 | SD d29, then PD d190 + d220: PD after >= 2 missed assessments -> censored at d29; FLC-measurable |
@@ -112,6 +112,15 @@ def make_sdtm() -> dict[str, pd.DataFrame]:
     lb_rows += [(uid(1004), 3.0, "KLCFR", "SERUM", 300.0, "mg/L", day(-7), "Y"),
                 (uid(1004), 4.0, "KLCLLCFR", "SERUM", 10.0, None, day(-7), "Y")]
     lb = _frame("USUBJID LBSEQ LBTESTCD LBSPEC LBSTRESN LBSTRESU LBDTC LBLOBXFL", lb_rows)
+    # MRD by NGS (fraction of cells; LBLLOQ = sensitivity): 1001's day-181 negative is only at 1e-4
+    ngs = _frame("USUBJID LBSEQ LBTESTCD LBSPEC LBMETHOD LBSTRESN LBLLOQ LBDTC", [
+        (uid(1001), 10.0, "MRDFRAC", "BONE MARROW", "NEXT GENERATION SEQUENCING", None, 1e-5, day(91)),
+        (uid(1001), 11.0, "MRDFRAC", "BONE MARROW", "NEXT GENERATION SEQUENCING", None, 1e-4, day(181)),
+        (uid(1001), 12.0, "MRDFRAC", "BONE MARROW", "NEXT GENERATION SEQUENCING", None, 1e-5, day(456)),
+        (uid(1009), 10.0, "MRDFRAC", "BONE MARROW", "NEXT GENERATION SEQUENCING", None, 1e-5, day(91)),
+        (uid(1009), 11.0, "MRDFRAC", "BONE MARROW", "NEXT GENERATION SEQUENCING", 3e-4, 1e-5, day(181)),
+    ])
+    lb = pd.concat([lb, ngs], ignore_index=True)
     ae = _frame("USUBJID AESEQ AEDECOD AESTDTC", [
         (uid(1002), 1.0, "Cytokine release syndrome", day(10)),
         (uid(1001), 1.0, "Neutropenia", day(40)),
@@ -134,7 +143,7 @@ def make_sdtm() -> dict[str, pd.DataFrame]:
         1006: [(29, "SD"), (57, "SD")],
         1009: [(29, "CR"), (57, "CR"), (91, "CR")],
     }
-    mrd = {1001: [(91, "NEGATIVE"), (456, "NEGATIVE")], 1009: [(91, "NEGATIVE"), (181, "POSITIVE")]}
+    mrd = {1001: [(91, "NEGATIVE"), (181, "NEGATIVE"), (456, "NEGATIVE")], 1009: [(91, "NEGATIVE"), (181, "POSITIVE")]}
     rs_rows = []
     for s in planned:
         seq = 0

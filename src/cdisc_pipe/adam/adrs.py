@@ -220,10 +220,38 @@ def derive_month3_response(ovr: pd.DataFrame, adsl: pd.DataFrame, settings: Adam
     return rec
 
 
-def derive_mrd(rs: pd.DataFrame, adsl: pd.DataFrame, cbor_cr: pd.DataFrame, settings: AdamSettings) -> list[pd.DataFrame]:
-    """MRD per assessment (RS MRDIND; ANL01FL post-infusion, ANL02FL before new therapy) and the
-    subject parameters MRDNEG (any analysed negative), MRDNEGCR (MRDNEG and CR or better),
-    SMRDNEG (two negatives >= ``sustained_mrd_days`` apart with no positive between them)."""
+def derive_mrd_sensitivity(mrd: pd.DataFrame, lb: pd.DataFrame | None, sensitivity: float) -> tuple[pd.DataFrame, list[Finding]]:
+    """CRIT1/CRIT1FL on MRD records: Y when NEGATIVE and the NGS measurement of the same day (LB,
+    LBSPEC BONE MARROW, LBMETHOD NEXT GENERATION SEQUENCING) has LBLLOQ <= ``sensitivity``; a
+    negative without a same-day NGS record keeps the investigator's status (Y).  A negative at a
+    coarser sensitivity is N and reported (Notice)."""
+    out = mrd.copy()
+    out["CRIT1"] = f"MRD NEGATIVE AT SENSITIVITY {sensitivity:.0E} OR BETTER"
+    llod = pd.Series(np.nan, index=out.index)
+    if lb is not None and {"LBSPEC", "LBMETHOD", "LBLLOQ", "LBDTC"} <= set(lb.columns):
+        ngs = lb[(lb["LBSPEC"] == "BONE MARROW") & (lb["LBMETHOD"] == "NEXT GENERATION SEQUENCING")]
+        ngs = derive_vars_dt(ngs, "L", "LBDTC")
+        ngs = ngs.assign(__llq=pd.to_numeric(ngs["LBLLOQ"], errors="coerce"))
+        ngs = ngs[ngs["LDT"].notna() & ngs["__llq"].notna()].groupby(["USUBJID", "LDT"], as_index=False)["__llq"].min()
+        key = out[["USUBJID", "ADT"]].rename(columns={"ADT": "LDT"}).reset_index()
+        llod = key.merge(ngs, on=["USUBJID", "LDT"], how="left").set_index("index")["__llq"].reindex(out.index)
+    neg = out["AVALC"] == "NEGATIVE"
+    coarse = neg & llod.notna() & (llod > sensitivity)
+    out["CRIT1FL"] = np.where(neg & ~coarse, "Y", "N").astype(object)
+    findings = [Finding("ADRS.MRD.SENSITIVITY", "Notice",
+                        f"MRD NEGATIVE at sensitivity {llod[row.Index]:g}, "
+                        f"coarser than {sensitivity:g}: not counted as MRD-negative", dataset="ADRS",
+                        usubjid=row.USUBJID, seq=row.SRCSEQ, variable="CRIT1FL")
+                for row in out[coarse].itertuples()]
+    return out, findings
+
+
+def derive_mrd(rs: pd.DataFrame, adsl: pd.DataFrame, cbor_cr: pd.DataFrame, settings: AdamSettings,
+               lb: pd.DataFrame | None = None) -> tuple[list[pd.DataFrame], list[Finding]]:
+    """MRD per assessment (RS MRDIND; ANL01FL post-infusion, ANL02FL before new therapy; CRIT1FL =
+    negative at the required sensitivity) and the subject parameters MRDNEG (any analysed CRIT1FL
+    negative), MRDNEGCR (MRDNEG and CR or better), SMRDNEG (two such negatives >=
+    ``sustained_mrd_days`` apart with no positive between them)."""
     src = rs[rs["RSTESTCD"] == MRDIND].merge(adsl[["USUBJID", "TRTSDT", "NACTDT"]], on="USUBJID", how="inner")
     src = derive_vars_dt(src, "A", "RSDTC", highest_imputation="D", date_imputation="last")
     mrd = pd.DataFrame({
@@ -240,8 +268,9 @@ def derive_mrd(rs: pd.DataFrame, adsl: pd.DataFrame, cbor_cr: pd.DataFrame, sett
     post = mrd["ADT"].notna() & (mrd["ADT"] >= mrd["TRTSDT"]) & mrd["AVAL"].notna()
     mrd["ANL01FL"] = np.where(post, "Y", None).astype(object)
     mrd["ANL02FL"] = np.where(post & (mrd["NACTDT"].isna() | (mrd["ADT"] <= mrd["NACTDT"])), "Y", None).astype(object)
+    mrd, findings = derive_mrd_sensitivity(mrd, lb, settings.mrd_sensitivity)
     a = mrd[mrd["ANL02FL"] == "Y"].sort_values(["USUBJID", "ADT"], kind="mergesort")
-    neg = a[a["AVALC"] == "NEGATIVE"]
+    neg = a[a["CRIT1FL"] == "Y"]
     first_neg = neg.drop_duplicates("USUBJID").set_index("USUBJID")
     mrdneg = _yn_param(adsl, "MRDNEG", pd.Series(True, index=first_neg.index), first_neg["ADT"], first_neg["SRCSEQ"],
                        "RS", "RSSTRESC")
@@ -252,12 +281,12 @@ def derive_mrd(rs: pd.DataFrame, adsl: pd.DataFrame, cbor_cr: pd.DataFrame, sett
     a2 = a.merge(first_neg[["ADT"]].rename(columns={"ADT": "__f"}), left_on="USUBJID", right_index=True)
     pos_after = a2[(a2["AVALC"] == "POSITIVE") & (a2["ADT"] > a2["__f"])].groupby("USUBJID")["ADT"].min()
     a2["__p"] = lookup(a2["USUBJID"], pos_after)
-    run = a2[(a2["AVALC"] == "NEGATIVE") & (a2["__p"].isna() | (a2["ADT"] < a2["__p"]))]
+    run = a2[(a2["CRIT1FL"] == "Y") & (a2["__p"].isna() | (a2["ADT"] < a2["__p"]))]
     span = (run.groupby("USUBJID")["ADT"].max() - run.groupby("USUBJID")["ADT"].min()).dt.days
     sustained = span[span >= settings.sustained_mrd_days]
     fs = first_neg[first_neg.index.isin(sustained.index)]
     smrd = _yn_param(adsl, "SMRDNEG", pd.Series(True, index=fs.index), fs["ADT"], fs["SRCSEQ"], "RS", "RSSTRESC")
-    return [mrd, mrdneg, mrdnegcr, smrd]
+    return [mrd, mrdneg, mrdnegcr, smrd], findings
 
 
 def derive_event_params(covr: pd.DataFrame, ovr: pd.DataFrame, adsl: pd.DataFrame, settings: AdamSettings) -> list[pd.DataFrame]:
@@ -287,7 +316,8 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     subject = derive_best_and_responders(covr, adsl, settings)
     m3 = derive_month3_response(ovr, adsl, settings)
     crrsp = subject[3]  # derive_best_and_responders returns CBOR, RSP, VGPRRSP, CRRSP
-    mrd = derive_mrd(rs, adsl, crrsp, settings)
+    mrd, f = derive_mrd(rs, adsl, crrsp, settings, sdtm.get("LB"))
+    findings += f
     events = derive_event_params(covr, ovr, adsl, settings)
     covr = covr.drop(columns=["PDCONF"])
     parts = [ovr, covr, *subject, m3, *mrd, *events]
@@ -311,6 +341,6 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     out = out.reset_index(drop=True)
     out["ADT"] = pd.to_datetime(out["ADT"]).astype("datetime64[ns]")
     out["TRTSDT"] = pd.to_datetime(out["TRTSDT"]).astype("datetime64[ns]")
-    for c in ("AVALC", "ADTF", "AVISIT", "SRCDOM", "SRCVAR"):
+    for c in ("AVALC", "ADTF", "AVISIT", "SRCDOM", "SRCVAR", "CRIT1", "CRIT1FL"):
         out[c] = out[c].astype(object).where(out[c].notna(), None) if c in out.columns else None
     return out, findings
