@@ -95,15 +95,16 @@ def check_inputs(sdtm: dict[str, pd.DataFrame], modules: dict[str, ModuleType]) 
         plist = []
         for dom in sorted(problems):
             needs = problems[dom]
-            parts = []
-            for adam_name in sorted(needs):
-                vars_ = sorted(needs[adam_name])
-                what = "the dataset" if vars_ == ["*"] else "variables " + ", ".join(v for v in vars_ if v != "*")
-                parts.append(f"{adam_name} needs {what}")
             whole = any("*" in v for v in needs.values())
-            plist.append(Problem(dom.lower() + ".xpt" if whole else dom, 
-                                 ("SDTM dataset missing" if whole else "SDTM variables missing") + ": " + "; ".join(parts),
-                                 entry=dom, hint="Provide the SDTM dataset with these variables (see docs/ADAM.md)"))
+            lacking = sorted({v for vs in needs.values() for v in vs if v != "*"})
+            users = ", ".join(sorted(needs))
+            if whole:
+                msg = f"SDTM dataset {dom} is missing; {users} need(s) it"
+            else:
+                msg = f"SDTM dataset {dom} lacks {', '.join(lacking)}; {users} need(s) them"
+            plist.append(Problem(f"{dom.lower()}.xpt", msg, entry=dom, column=None if whole else ", ".join(lacking),
+                                 hint="Provide the SDTM dataset with these variables (docs/ADAM.md lists each "
+                                      "builder's inputs)"))
         raise InputError(plist, stage="adam")
     # Drop builders whose ADaM dependencies will not be built.
     changed = True
