@@ -96,13 +96,13 @@ def test_dlt_window(built):
     out, findings = built
     # ICANS on day 2 (01-12 - 01-10 = 2) and neutropenia on 02-07 (28 days after) are DLTs;
     # 02-08 is 29 days after the infusion: adjudicated DLT outside the window, reported.
-    assert out.loc[("A", 4.0)]["DLTFL"] == "Y"
-    assert out.loc[("A", 5.0)]["DLTFL"] == "Y"
+    assert out.loc[("A", 4.0)]["ADLTFL"] == "Y"
+    assert out.loc[("A", 5.0)]["ADLTFL"] == "Y"
     late = out.loc[("A", 6.0)]
-    assert late["AEDLT"] == "Y" and late["DLTFL"] is None
+    assert late["AEDLT"] == "Y" and late["ADLTFL"] is None
     dlt = [f for f in findings if f.rule == "ADAM.ADAE.DLTWINDOW"]
     assert len(dlt) == 1 and dlt[0].seq == 6.0 and "29 days" in dlt[0].message
-    assert out.loc[("A", 2.0)]["AEDLT"] is None and out.loc[("A", 2.0)]["DLTFL"] is None
+    assert out.loc[("A", 2.0)]["AEDLT"] is None and out.loc[("A", 2.0)]["ADLTFL"] is None
 
 
 def test_first_occurrence_flags(built):

@@ -15,7 +15,7 @@ Derivations (spec: ``specs/adam/adae.yaml``; options: ``specs/settings/adam_bds.
   the first lymphodepletion dose (LDSDT) and before TRTSDT (all post-LD onsets when never infused).
 - ATOXGR = AETOXGR (ASTCT 2019 for CRS/ICANS, CTCAE v5.0 otherwise), ATOXGRN its number.
 - CQ01NAM "CRS", CQ02NAM "ICANS" (customised queries by preferred term).
-- DLTFL: the investigator's DLT adjudication (SUPPAE QNAM AEDLT = "Y") for an AE with onset from the
+- ADLTFL (record-level DLT flag; ADSL.DLTFL is the subject-level one): the investigator's DLT adjudication (SUPPAE QNAM AEDLT = "Y") for an AE with onset from the
   infusion day to ``dlt_window_days`` (``adam.yaml``) days after it; a DLT outside the window is
   reported.
 - AOCCFL/AOCCSFL/AOCCPFL: first treatment-emergent AE per subject / SOC / SOC and PT by ASTDT, AESEQ.
@@ -56,7 +56,7 @@ HEAD = [
     "AETOXGR", "AESTDTC", "AEENDTC", "ASTDT", "ASTDTF", "AENDT", "AENDTF", "ASTDY", "AENDY", "ADURN", "ADURU",
     "ATOXGR", "ATOXGRN", "TRTEMFL", "LDEMFL",
 ]
-TAIL = ["AEDLT", "DLTFL", "AOCCFL", "AOCCSFL", "AOCCPFL"]
+TAIL = ["AEDLT", "ADLTFL", "AOCCFL", "AOCCSFL", "AOCCPFL"]
 KEYS = ["USUBJID", "AESEQ"]
 
 
@@ -66,7 +66,7 @@ def columns(settings: AdaeSettings) -> list[str]:
 
 
 def _dlt(df: pd.DataFrame, window_days: int, findings: list[Finding]) -> pd.Series:
-    """DLTFL mask: adjudicated DLT with onset in [TRTSDT, TRTSDT + window_days]; reports the others."""
+    """ADLTFL mask: adjudicated DLT with onset in [TRTSDT, TRTSDT + window_days]; reports the others."""
     adjudicated = df["AEDLT"].eq("Y").fillna(False).astype(bool)
     days = (pd.to_datetime(df["ASTDT"]) - pd.to_datetime(df["TRTSDT"])).dt.days
     inside = days.between(0, window_days).fillna(False).astype(bool)
@@ -78,24 +78,24 @@ def _dlt(df: pd.DataFrame, window_days: int, findings: list[Finding]) -> pd.Seri
     # One finding per adjudicated-DLT record outside the window (few records by nature).
     findings.extend(
         Finding(rule="ADAM.ADAE.DLTWINDOW", severity="Warning", dataset=NAME, usubjid=u, seq=float(seq),
-                variable="DLTFL", value=str(term),
+                variable="ADLTFL", value=str(term),
                 message=f"investigator-adjudicated DLT (SUPPAE AEDLT=Y) outside the {window_days}-day DLT "
-                        f"window ({w}); DLTFL not set")
+                        f"window ({w}); ADLTFL not set")
         for u, seq, term, w in zip(bad["USUBJID"], bad["AESEQ"], bad["AEDECOD"], why)
     )
     return adjudicated & inside
 
 
 def _check_adsl_dltfl(df: pd.DataFrame, adsl: pd.DataFrame) -> list[Finding]:
-    """Subjects whose ADSL.DLTFL disagrees with their ADAE DLTFL records (ADSL derives it separately)."""
+    """Subjects whose ADSL.DLTFL disagrees with their ADAE ADLTFL records (ADSL derives it separately)."""
     if "DLTFL" not in adsl.columns:
         return []
-    in_adae = set(df.loc[df["DLTFL"].eq("Y").fillna(False), "USUBJID"])
+    in_adae = set(df.loc[df["ADLTFL"].eq("Y").fillna(False), "USUBJID"])
     in_adsl = set(adsl.loc[adsl["DLTFL"].eq("Y").fillna(False), "USUBJID"])
     return [
-        Finding(rule="ADAM.ADAE.DLTADSL", severity="Warning", dataset=NAME, usubjid=u, variable="DLTFL",
-                message=("ADAE has a DLTFL record but ADSL.DLTFL is not Y" if u in in_adae else
-                         "ADSL.DLTFL is Y but no ADAE record has DLTFL = Y") + " (partial-date imputation differs?)")
+        Finding(rule="ADAM.ADAE.DLTADSL", severity="Warning", dataset=NAME, usubjid=u, variable="ADLTFL",
+                message=("ADAE has an ADLTFL record but ADSL.DLTFL is not Y" if u in in_adae else
+                         "ADSL.DLTFL is Y but no ADAE record has ADLTFL = Y") + " (partial-date imputation differs?)")
         for u in sorted(in_adae ^ in_adsl)
     ]
 
@@ -149,7 +149,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     for q in settings.custom_queries:
         df[f"{q.prefix}NAM"] = np.where(df["AEDECOD"].isin(q.aedecod), q.name, None)
 
-    df["DLTFL"] = y_flag(_dlt(df, dlt_window_days, findings))
+    df["ADLTFL"] = y_flag(_dlt(df, dlt_window_days, findings))
 
     findings += _check_adsl_dltfl(df, adsl)
 
