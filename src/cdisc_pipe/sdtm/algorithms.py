@@ -84,9 +84,12 @@ def blank(s: pd.Series) -> pd.Series:
 
 
 def clean(s: pd.Series) -> pd.Series:
-    """Trimmed text, blank -> missing, dtype ``str``."""
-    t = s.astype("str").str.strip()
-    return t.where(~blank(s)).astype("str")
+    """Trimmed text, blank -> missing, dtype ``str`` (computed once per distinct value)."""
+    codes, uniq = pd.factorize(s, use_na_sentinel=True)
+    u = pd.Series(uniq, dtype="object").astype("str").str.strip()
+    u = u.where(u != "")
+    vals = np.append(u.to_numpy(dtype=object), None)  # code -1 (missing) -> None
+    return pd.Series(vals[codes], index=s.index, dtype="str")
 
 
 def evaluate(frame: pd.DataFrame, conditions: list[Condition]) -> pd.Series:
@@ -250,19 +253,19 @@ def standardise_results(orres: pd.Series, orresu: pd.Series, keys: pd.DataFrame,
     qual = m["q"].fillna("")
     table = pd.DataFrame([{"t": c.testcd.upper(), "u": c.from_.upper(), "to": c.to, "f": c.factor} for c in conversions],
                          columns=["t", "u", "to", "f"])
-    look = pd.DataFrame({"t": testcd.str.upper(), "u": unit.str.upper()}).merge(
+    look = pd.DataFrame({"t": testcd.str.upper(), "u": unit.fillna("").str.upper()}).merge(
         table.drop_duplicates(["t", "u"]), on=["t", "u"], how="left")
     look.index = orres.index
     numeric = num.notna()
     has_unit = unit.notna()
+    # a unit the table has no row for (for this test); a blank unit matches rows with from: ""
     unknown = numeric & has_unit & look["to"].isna()
-    # a test with a standard unit but no unit collected: the same, nothing to convert from
-    std_of_test = table.drop_duplicates("t").set_index("t")["to"]
-    no_unit = numeric & ~has_unit & testcd.str.upper().isin(std_of_test.index)
+    no_unit = numeric & ~has_unit & look["to"].isna()
     ctx.findings.add("SDTM.UNIT.UNKNOWN", "Warning",
                      "unit not in mappings/units.yaml for this test; standard result left missing",
                      ctx.dataset, f"{prefix}ORRESU", frame, unknown, testcd + " " + unit.fillna(""))
-    ctx.findings.add("SDTM.UNIT.MISSING", "Warning", "numeric result without a unit; standard result left missing",
+    ctx.findings.add("SDTM.UNIT.MISSING", "Warning",
+                     "numeric result without a unit (and the test is not unitless in mappings/units.yaml); standard result left missing",
                      ctx.dataset, f"{prefix}ORRESU", frame, no_unit, testcd + " " + res.fillna(""))
     factor = look["f"].astype("float64")
     conv = (num * factor).round(10)
@@ -284,7 +287,9 @@ def standardise_results(orres: pd.Series, orresu: pd.Series, keys: pd.DataFrame,
 
 def byte_len(s: pd.Series) -> pd.Series:
     """UTF-8 byte length of each value (0 for missing)."""
-    return s.fillna("").astype("str").str.encode("utf-8").str.len().astype("int64")
+    codes, uniq = pd.factorize(s, use_na_sentinel=True)
+    lens = np.fromiter((len(str(u).encode("utf-8")) for u in uniq), dtype="int64", count=len(uniq))  # per distinct value
+    return pd.Series(np.append(lens, 0)[codes], index=s.index, dtype="int64")
 
 
 def split_text(s: pd.Series, width: int = MAX_BYTES) -> pd.DataFrame:

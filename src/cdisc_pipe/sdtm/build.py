@@ -117,7 +117,7 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
         f = f.loc[keep]
         rules = dict(m.variables)
         rules.update(src.variables)
-        supp_rules = {f"__q_{q.qnam}": q.rule for q in m.supp if q.rule.fields().issubset(f.columns)}
+        supp_rules = {f"__q_{q.qnam}": q.rule for q in m.supp if q.form in (None, src.form)}
         if src.transpose is None:
             cols = _map_rules(f, rules, ctx)
             cols.update({k: apply_rule(r, f, ctx, k[4:]) for k, r in supp_rules.items()})
@@ -126,11 +126,14 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
             pieces.append(out)
             continue
         produced = pd.Series(False, index=f.index)
+        per_test = set().union(*(t.variables for t in src.transpose.tests))
+        shared = _map_rules(f, {k: r for k, r in rules.items() if k not in per_test}, ctx)  # once per form row
+        shared.update({k: apply_rule(r, f, ctx, k[4:]) for k, r in supp_rules.items()})
         for t in src.transpose.tests:  # loop over tests, not rows
-            trules = dict(rules)
+            trules = {k: r for k, r in rules.items() if k in per_test}
             trules.update(t.variables)
-            cols = _map_rules(f, trules, ctx)
-            cols.update({k: apply_rule(r, f, ctx, k[4:]) for k, r in supp_rules.items()})
+            cols = dict(shared)
+            cols.update(_map_rules(f, trules, ctx))
             out = pd.DataFrame(cols, index=f.index)
             for k, v in t.set.items():
                 out[k] = v
@@ -191,6 +194,8 @@ def check_raw_fields(mappings: Mappings, forms: dict[str, pd.DataFrame]) -> None
                         for fld in rule.fields():
                             needed.setdefault(fld, f"sources[{i}].transpose.tests[{j}].variables.{var}")
             for s in m.supp:
+                if s.form not in (None, src.form):
+                    continue
                 for fld in s.rule.fields():
                     needed.setdefault(fld, f"supp.{s.qnam}")
             needed.setdefault(m.subject_field, "subject_field")
@@ -261,11 +266,11 @@ def derive_dm(dm: pd.DataFrame, m: DatasetMapping, datasets: dict[str, pd.DataFr
         out["ACTARMCD"] = pd.Series(np.where(match, arms["ARMCD"].to_numpy()[best], None), index=out.index).astype("str")
         out["ACTARM"] = pd.Series(np.where(match, arms["ARM"].to_numpy()[best], None), index=out.index).astype("str")
         planned = out["ARMCD"].notna()
-        nrs = np.where(~planned, "NOT ASSIGNED",
+        nrs = np.where(~planned, out["ARMNRS"].fillna("NOT ASSIGNED").to_numpy(dtype=object) if "ARMNRS" in out else "NOT ASSIGNED",
                        np.where(~treated.to_numpy(), "ASSIGNED, NOT TREATED", np.where(~match, "UNPLANNED TREATMENT", None)))
         out["ARMNRS"] = pd.Series(nrs, index=out.index).astype("str")
         arm_of = dict(zip(arms["ARMCD"], arms["ARM"]))
-        out["ARM"] = out["ARMCD"].map(arm_of).where(out["ARMCD"].notna()).astype("str") if "ARM" in out else out.get("ARM")
+        out["ARM"] = out["ARMCD"].map(arm_of).where(out["ARMCD"].notna()).astype("str")
         unknown_arm = planned & ~out["ARMCD"].isin(arms["ARMCD"])
         ctx.findings.add("SDTM.ARM.UNKNOWN", "Error", "planned arm code not among the trial design arms",
                          "DM", "ARMCD", out, unknown_arm, out["ARMCD"])
@@ -421,12 +426,8 @@ def conform(df: pd.DataFrame, ds: Dataset, findings: Findings, keys_check: bool 
             out[v.name] = pd.to_numeric(col, errors="coerce").astype("float64")
         else:
             if pd.api.types.is_numeric_dtype(col):  # a number in a text variable (e.g. IDVARVAL): 3.0 -> "3"
-                s = col.astype("float64").astype("str").str.replace(r"\.0$", "", regex=True).where(col.notna())
-            else:
-                s = col.astype("object").where(col.notna())
-            out[v.name] = s.astype("str").where(s.notna()).astype("str")
-            txt = out[v.name].str.strip()
-            out[v.name] = txt.where(txt != "").astype("str")
+                col = col.astype("float64").astype("str").str.replace(r"\.0$", "", regex=True).where(col.notna())
+            out[v.name] = clean(col)
     for extra in (FORM, ROW, SUBJ):
         if extra in df:
             out[extra] = df[extra]
@@ -509,6 +510,9 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         trace += tr
         frame["STUDYID"] = studyid
         ds = spec.datasets[name]
+        for v in ds.variables:  # numeric spec variables assigned from text (e.g. --TPTNUM) sort as numbers
+            if v.is_numeric and v.name in frame and not pd.api.types.is_numeric_dtype(frame[v.name]):
+                frame[v.name] = pd.to_numeric(frame[v.name], errors="coerce").astype("float64")
         if ds.domain:
             frame["DOMAIN"] = ds.domain
         if m.results is not None and not frame.empty:
@@ -604,6 +608,12 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         supp = build_supp(parent, spec.datasets[name].domain or name, qvals, studyid)
         prev = datasets.get(f"SUPP{name}")
         datasets[f"SUPP{name}"] = supp if prev is None else pd.concat([prev, supp], ignore_index=True)
+    if "SV" in datasets and td is not None:  # mapped from the visit form: planned day, unplanned description
+        sv = datasets["SV"].drop(columns=[c for c in ("VISITDY", "SVUPDES") if c in datasets["SV"]])
+        sv = sv.merge(tv[["VISITNUM", "VISITDY"]].drop_duplicates("VISITNUM"), on="VISITNUM", how="left")
+        sv["SVUPDES"] = pd.Series(np.where(sv["VISITDY"].isna() & sv["VISITNUM"].notna() & ~sv["VISITNUM"].isin(tv["VISITNUM"]),
+                                           "Unscheduled visit", None), index=sv.index).astype("str")
+        datasets["SV"] = sv
     if "SV" in spec.datasets and td is not None and "SV" not in datasets:
         sv = build_sv({k: v for k, v in datasets.items() if k not in ("SE",)}, tv, studyid, se)
         if not sv.empty:
@@ -681,8 +691,7 @@ def _add_pp(datasets: dict[str, pd.DataFrame], spec: StudySpec, mappings_dir: Pa
         findings.items.append(Finding("SDTM.PP.UNAVAILABLE", "Error", f"NCA module not importable, PP not built: {exc}", dataset="PP"))
         return
     path = settings_path or (Path(mappings_dir).parent / "specs" / "settings" / "nca.yaml")
-    loader = getattr(nca, "load_settings", None) or getattr(nca, "load_nca_settings", None)
-    settings = loader(path) if loader is not None else None
+    settings = nca.load_nca_settings(path)
     pc = conform(datasets["PC"], spec.datasets["PC"], Findings(), keys_check=False)
     res = nca.build_pp(pc, datasets["DM"], settings)
     findings.items.extend(getattr(res, "findings", []) or [])
@@ -695,6 +704,9 @@ def _add_pp(datasets: dict[str, pd.DataFrame], spec: StudySpec, mappings_dir: Pa
         grp = newpc.set_index(["USUBJID", "PCSEQ"])["PCGRPID"]
         key = pd.MultiIndex.from_frame(datasets["PC"][["USUBJID", "PCSEQ"]])
         datasets["PC"] = datasets["PC"].assign(PCGRPID=grp.reindex(key).to_numpy())
+    supppc = getattr(res, "supppc", None)
+    if supppc is not None and not supppc.empty and "SUPPPC" in spec.datasets:
+        datasets["SUPPPC"] = pd.concat([datasets.get("SUPPPC", pd.DataFrame()), supppc], ignore_index=True)
     rel = getattr(res, "relrec", None)
     if rel is not None and not rel.empty:
         datasets["RELREC"] = pd.concat([datasets.get("RELREC", pd.DataFrame()), rel], ignore_index=True)

@@ -35,79 +35,101 @@ def _blank(s: pd.Series) -> pd.Series:
 
 
 def assemble_dtc(date: pd.Series, time: pd.Series | None = None) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """Assemble ISO 8601 --DTC strings from a raw date column and an optional time column.
+    """Assemble ISO 8601 --DTC strings (see :func:`_assemble`), computed once per distinct
+    (date, time) pair: EDC columns repeat few values, so this is where the time goes."""
+    key = date.astype("object") if time is None else date.astype("object") + "\x00" + time.astype("object").fillna("")
+    key = key.where(date.notna(), None if time is None else "\x00" + time.astype("object").fillna(""))
+    codes, uniq = pd.factorize(key, use_na_sentinel=False)
+    if len(uniq) == len(date):
+        return _assemble(date, time)
+    first = pd.Series(np.arange(len(date))).groupby(codes).first().to_numpy()
+    d_u = date.iloc[first].reset_index(drop=True)
+    t_u = time.iloc[first].reset_index(drop=True) if time is not None else None
+    dtc, invalid, dropped = _assemble(d_u, t_u)
+    return (pd.Series(dtc.to_numpy()[codes], index=date.index, dtype="str"),
+            pd.Series(invalid.to_numpy()[codes], index=date.index, dtype=bool),
+            pd.Series(dropped.to_numpy()[codes], index=date.index, dtype=bool))
 
-    Args:
-        date: raw dates (``12 MAR 2024``, ``UN MAR 2024``, ``2024-03-12`` ...); blank = missing.
-        time: raw times (``14:20``, ``14:UN``, ``UN:UN``); blank = no time.
 
-    Returns:
-        ``(dtc, invalid, time_dropped)``: the ISO strings (missing where blank or invalid), a boolean
-        mask of non-blank dates that are not dates (``31 FEB 2024``, ``2024-13-01``, free text), and
-        a mask of rows whose time was not written because the date is partial.
-    """
-    raw = date.astype("str").str.upper()
-    blank = _blank(date)
+def _num_part(txt: np.ndarray, names: dict[str, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(number or NaN, 'unknown' mask) of one date part given as text (object array, None = absent)."""
+    t = pd.Series(txt, dtype="object")
+    is_digit = t.str.fullmatch(r"\d+").fillna(False).to_numpy(dtype=bool)
+    num = pd.to_numeric(t.where(is_digit), errors="coerce").to_numpy(dtype="float64")
+    if names is not None:
+        named = t.map(names).to_numpy(dtype="float64")
+        num = np.where(np.isnan(num), named, num)
+    unknown = (t.isna() | t.isin(UNKNOWN) | t.str.fullmatch(r"-+").fillna(False)).to_numpy(dtype=bool)
+    return num, unknown & np.isnan(num)
+
+
+def _pad(num: np.ndarray, width: int, prefix: str = "") -> np.ndarray:
+    """Whole numbers as zero-padded text (object array; NaN -> None), vectorised with numpy."""
+    ok = ~np.isnan(num)
+    txt = np.char.zfill(np.where(ok, num, 0).astype("int64").astype(str), width).astype(object)
+    return np.where(ok, prefix + txt, None)
+
+
+def _assemble(date: pd.Series, time: pd.Series | None = None) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """The work of :func:`assemble_dtc` on (usually distinct) values; numpy after one regex pass."""
+    raw = date.astype("object").str.upper()
+    blank = _blank(date).to_numpy(dtype=bool)
     edc = raw.str.extract(_EDC)
     iso = raw.str.extract(_ISO)
-    use_iso = edc["y"].isna() & iso["y"].notna()
-    y_txt = edc["y"].where(~use_iso, iso["y"])
-    m_txt = edc["m"].where(~use_iso, iso["m"])
-    d_txt = edc["d"].where(~use_iso, iso["d"])
-
-    def part(txt: pd.Series, names: dict[str, int] | None) -> tuple[pd.Series, pd.Series]:
-        """(numeric value or NaN, 'unknown' mask); a text that is neither is NaN and not unknown."""
-        t = txt.astype("str")
-        unknown = txt.isna() | t.isin(UNKNOWN) | t.str.fullmatch(r"-+").fillna(False).astype(bool)
-        num = pd.to_numeric(t.where(t.str.fullmatch(r"\d+").fillna(False).astype(bool)), errors="coerce")
-        if names is not None:
-            num = num.fillna(t.map(names).astype("float64"))
-        return num, unknown & ~num.notna()
-
-    y, y_unk = part(y_txt, None)
-    m, m_unk = part(m_txt, MONTHS)
-    d, d_unk = part(d_txt, None)
-    parsed = (edc["y"].notna() | use_iso)
-    # a part that is neither a number nor an 'unknown' token makes the date invalid (e.g. month 'FOO')
-    bad_part = (m.isna() & ~m_unk) | (d.isna() & ~d_unk) | y.isna()
-    bad_range = (m.notna() & ((m < 1) | (m > 12))) | (d.notna() & ((d < 1) | (d > 31)))
-    full = y.notna() & m.notna() & d.notna()
-    ymd = pd.DataFrame({"year": y.where(full), "month": m.where(full), "day": d.where(full)})
-    real = pd.to_datetime(ymd.fillna({"year": 2000, "month": 1, "day": 1}).astype("int64"), errors="coerce")
-    bad_day = full & ~bad_range & real.isna()
+    use_iso = (edc["y"].isna() & iso["y"].notna()).to_numpy(dtype=bool)
+    y_txt = np.where(use_iso, iso["y"].to_numpy(dtype=object), edc["y"].to_numpy(dtype=object))
+    m_txt = np.where(use_iso, iso["m"].to_numpy(dtype=object), edc["m"].to_numpy(dtype=object))
+    d_txt = np.where(use_iso, iso["d"].to_numpy(dtype=object), edc["d"].to_numpy(dtype=object))
+    y, _ = _num_part(y_txt, None)
+    m, m_unk = _num_part(m_txt, MONTHS)
+    d, d_unk = _num_part(d_txt, None)
+    parsed = edc["y"].notna().to_numpy(dtype=bool) | use_iso
+    bad_part = (np.isnan(m) & ~m_unk) | (np.isnan(d) & ~d_unk) | np.isnan(y)
+    with np.errstate(invalid="ignore"):
+        bad_range = (~np.isnan(m) & ((m < 1) | (m > 12))) | (~np.isnan(d) & ((d < 1) | (d > 31)))
+    full = ~np.isnan(y) & ~np.isnan(m) & ~np.isnan(d)
+    # a real calendar day? (31 FEB is not): rebuild the date and compare its parts
+    yy = np.where(full & ~bad_range, y, 2000).astype("int64")
+    mm = np.where(full & ~bad_range, m, 1).astype("int64")
+    dd = np.where(full & ~bad_range, d, 1).astype("int64")
+    days = (yy - 1970).astype("datetime64[Y]") + (mm - 1).astype("timedelta64[M]")
+    real = days.astype("datetime64[D]") + (dd - 1).astype("timedelta64[D]")
+    bad_day = full & ~bad_range & (real.astype("datetime64[M]") != days)
     invalid = ~blank & (~parsed | bad_part | bad_range | bad_day)
 
-    ys, ms, ds = _zpad(y, 4), _zpad(m, 2), _zpad(d, 2)
-    dtc = pd.Series(np.nan, index=date.index, dtype="str")
-    has_y = y.notna()
-    # year, month, day all known
-    dtc = dtc.mask(full, ys + "-" + ms + "-" + ds)
-    # year and month, day unknown
-    dtc = dtc.mask(has_y & m.notna() & d.isna(), ys + "-" + ms)
-    # year only
-    dtc = dtc.mask(has_y & m.isna() & d.isna(), ys)
-    # year and day known, month unknown: ISO 8601 'YYYY---DD' (SDTMIG 4.4.3)
-    dtc = dtc.mask(has_y & m.isna() & d.notna(), ys + "---" + ds)
-    dtc = dtc.mask(invalid | blank)
+    ys, ms, ds = _pad(y, 4), _pad(m, 2), _pad(d, 2)
+    has_y, has_m, has_d = ~np.isnan(y), ~np.isnan(m), ~np.isnan(d)
+    dtc = np.full(len(date), None, dtype=object)
+    sel = full
+    dtc[sel] = ys[sel] + "-" + ms[sel] + "-" + ds[sel]
+    sel = has_y & has_m & ~has_d
+    dtc[sel] = ys[sel] + "-" + ms[sel]
+    sel = has_y & ~has_m & ~has_d
+    dtc[sel] = ys[sel]
+    sel = has_y & ~has_m & has_d  # year and day known, month unknown: 'YYYY---DD' (SDTMIG 4.4.3)
+    dtc[sel] = ys[sel] + "---" + ds[sel]
+    dtc[invalid | blank] = None
 
-    dropped = pd.Series(False, index=date.index)
+    dropped = np.zeros(len(date), dtype=bool)
     if time is not None:
-        t = time.astype("str").str.upper().str.extract(_TIME)
-        h = pd.to_numeric(t["h"], errors="coerce")
-        mi = pd.to_numeric(t["mi"], errors="coerce")
-        sec = pd.to_numeric(t["s"], errors="coerce")
-        t_blank = _blank(time)
-        t_bad = ~t_blank & (t["h"].isna() | (h > 23) | (mi > 59) | (sec > 59))
-        hs, mis, ss = _zpad(h, 2, "T"), _zpad(mi, 2, ":"), _zpad(sec, 2, ":")
-        tpart = hs.where(h.notna())
-        tpart = tpart.mask(h.notna() & mi.notna(), hs + mis)
-        tpart = tpart.mask(h.notna() & mi.notna() & sec.notna(), hs + mis + ss)
-        complete = dtc.str.len().eq(10).fillna(False).astype(bool)
-        add = complete & tpart.notna() & ~t_bad
-        dtc = dtc.mask(add, dtc + tpart)
-        dropped = (~t_blank & ~complete & dtc.notna()) | (t_bad & dtc.notna())
+        t = time.astype("object").str.upper().str.extract(_TIME)
+        h = pd.to_numeric(t["h"], errors="coerce").to_numpy(dtype="float64")
+        mi = pd.to_numeric(t["mi"], errors="coerce").to_numpy(dtype="float64")
+        sec = pd.to_numeric(t["s"], errors="coerce").to_numpy(dtype="float64")
+        t_blank = _blank(time).to_numpy(dtype=bool)
+        with np.errstate(invalid="ignore"):
+            t_bad = ~t_blank & (t["h"].isna().to_numpy(dtype=bool) | (h > 23) | (mi > 59) | (sec > 59))
+        hs = np.where(np.isnan(h), "", _pad(h, 2, "T"))
+        mis = np.where(np.isnan(h) | np.isnan(mi), "", _pad(mi, 2, ":"))
+        ss = np.where(np.isnan(h) | np.isnan(mi) | np.isnan(sec), "", _pad(sec, 2, ":"))
+        complete = full & ~invalid & ~blank
+        add = complete & ~np.isnan(h) & ~t_bad
+        dtc[add] = dtc[add] + hs[add] + mis[add] + ss[add]
+        has_dtc = ~pd.isna(dtc)
+        dropped = (~t_blank & ~complete & has_dtc) | (t_bad & has_dtc)
         invalid = invalid | (t_bad & ~blank)
-    return dtc.astype("str"), invalid.astype(bool), dropped.astype(bool)
+    return (pd.Series(dtc, index=date.index, dtype="str"), pd.Series(invalid, index=date.index, dtype=bool),
+            pd.Series(dropped, index=date.index, dtype=bool))
 
 
 def complete_date(dtc: pd.Series) -> pd.Series:
