@@ -291,7 +291,7 @@ def text_in_numeric(d: Path) -> Expected:
 
 def inconsistent_subject_id(d: Path) -> Expected:
     df = _read(d, "cm")
-    subj = df["SUBJID"].iloc[0]
+    subj = df["SUBJID"].iloc[-1]
     rows = df.index[df["SUBJID"].eq(subj)]
     df.loc[rows, "SITEID"] = "01"  # the site typed without its leading digit on one form
     _write(df, d, "cm")

@@ -1,0 +1,104 @@
+"""Every entry of the faulty-export catalogue behaves as it declares.
+
+* reader faults (stage ``raw``) are checked now: the InputError names file, row, column and value,
+  and the CLI exits 2 naming the file; reader findings are in ``RawExport.findings``;
+* value-level faults (stage ``sdtm``) are applied together to ONE copy of the bundled export (they
+  touch different records) and checked against ONE ``cdisc-pipe sdtm`` run: exit code 0/1 and a
+  finding with the declared rule prefix at the mutated file and row in
+  ``<out>/sdtm/_stage/findings.json`` (or ``<out>/reports/validation.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cdisc_pipe.errors import InputError
+from cdisc_pipe.raw import read_export
+from cdisc_pipe.synth.faults import FAULTS, Expected, make_combined, make_faulty
+
+ROOT = Path(__file__).resolve().parents[1]
+CLEAN = ROOT / "raw"
+RAW_FAULTS = [f for f in FAULTS if f.stage == "raw"]
+LATER_FAULTS = [f for f in FAULTS if f.stage != "raw"]
+
+
+def test_catalogue_is_complete():
+    ids = [f.id for f in FAULTS]
+    assert len(ids) == len(set(ids)) >= 15
+    kinds = {"missing_form_file", "missing_required_column", "renamed_required_column", "unparseable_date",
+             "impossible_date", "end_before_start", "unknown_coded_value", "subject_not_enrolled", "duplicate_record",
+             "non_ascii_text", "long_text", "wrong_lab_unit", "unknown_lab_unit", "text_in_numeric", "empty_file",
+             "utf8_bom", "windows_1252_encoding", "truncated_row", "inconsistent_subject_id", "record_after_death"}
+    assert kinds <= set(ids)
+
+
+def _matches(p, exp: Expected) -> bool:
+    return (Path(p.file).name == exp.file or p.file.endswith(f"/{exp.file}")) and \
+        (exp.row is None or p.entry == f"row {exp.row}") and \
+        (exp.column is None or p.column == exp.column) and \
+        (exp.value is None or exp.value in (p.value or ""))
+
+
+@pytest.mark.parametrize("fault", RAW_FAULTS, ids=[f.id for f in RAW_FAULTS])
+def test_reader_fault(fault, tmp_path, capsys):
+    exp = make_faulty(CLEAN, tmp_path / "raw", fault)
+    if exp.outcome == "error":
+        with pytest.raises(InputError) as err:
+            read_export(tmp_path / "raw")
+        hits = [p for p in err.value.problems if _matches(p, exp)]
+        assert hits, "\n".join(str(p) for p in err.value.problems)
+        assert all(p.hint for p in err.value.problems)
+        from cdisc_pipe.cli import main
+
+        code = main(["sdtm", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "out"), "-q"])
+        assert code == 2
+        assert exp.file in capsys.readouterr().err
+    elif exp.outcome == "finding":
+        raw = read_export(tmp_path / "raw")
+        hits = [f for f in raw.findings if f.rule.startswith(exp.rule_prefixes) and f.variable == exp.column
+                and Path(f.source_file or "").name == exp.file]
+        assert hits, raw.findings
+    else:
+        raw = read_export(tmp_path / "raw")
+        clean = read_export(CLEAN)
+        assert raw.findings == []
+        for name, df in clean.forms.items():
+            assert raw.forms[name].equals(df), name
+
+
+@pytest.fixture(scope="module")
+def sdtm_run(tmp_path_factory):
+    """One ``cdisc-pipe sdtm`` run on the bundled export carrying every value-level fault."""
+    from cdisc_pipe.cli import main
+
+    base = tmp_path_factory.mktemp("faults")
+    expected = make_combined(CLEAN, base / "raw", tuple(LATER_FAULTS))
+    try:
+        code = main(["sdtm", "--raw", str(base / "raw"), "--out", str(base / "out"), "-q"])
+    except SystemExit as exc:  # pragma: no cover - the CLI returns codes; never let a test crash
+        code = exc.code
+    findings = []
+    for path in (base / "out" / "sdtm" / "_stage" / "findings.json", base / "out" / "reports" / "validation.json"):
+        if path.exists():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            items = data.get("findings", data) if isinstance(data, dict) else data
+            findings += [f for f in items if isinstance(f, dict)]
+    return code, findings, expected
+
+
+@pytest.mark.xfail(strict=False, reason="SDTM stage (cdisc_pipe.sdtm.build_sdtm + mappings/) is being built in "
+                   "parallel; the lead tightens these at integration")
+@pytest.mark.parametrize("fault", LATER_FAULTS, ids=[f.id for f in LATER_FAULTS])
+def test_value_fault_is_a_finding_and_the_record_is_kept(fault, sdtm_run):
+    code, findings, expected = sdtm_run
+    exp = expected[fault.id]
+    assert exp.outcome == "finding"
+    assert code in (0, 1), f"sdtm exit code {code}"
+    hits = [f for f in findings
+            if str(f.get("rule", "")).startswith(exp.rule_prefixes)
+            and Path(str(f.get("source_file") or "")).name == exp.file
+            and (exp.row is None or f.get("source_row") == exp.row)]
+    assert hits, f"no {exp.rule_prefixes} finding at {exp.file} row {exp.row}"

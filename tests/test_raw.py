@@ -1,0 +1,163 @@
+"""The raw export reader: shape checks collected into one InputError, text-only forms, row numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cdisc_pipe.errors import InputError
+from cdisc_pipe.raw import read_export
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DICTIONARY = """form,form_title,field,label,type,codelist,codes,required,unit,note
+dm,Demography,SUBJID,Subject,text,,,Y,,
+dm,Demography,SEX,Sex,text,SEX,M=Male|F=Female,Y,,
+dm,Demography,AGE,Age,integer,,,N,,
+ae,Adverse events,SUBJID,Subject,text,,,Y,,
+ae,Adverse events,AETERM,Verbatim,text,,,Y,,
+ae,Adverse events,AESTDAT,Start,date,,,Y,,DD MMM YYYY
+"""
+DM = "SUBJID,SEX,AGE\n007,M,61\n1002,F,\n"
+AE = 'SUBJID,AETERM,AESTDAT\n007,"Fever, high",12 MAR 2024\n1002,NA,UN MAR 2024\n'
+
+
+def _export(tmp_path: Path, **files: str | bytes) -> Path:
+    content = {"data_dictionary.csv": DICTIONARY, "dm.csv": DM, "ae.csv": AE}
+    content.update({k.replace("__", "."): v for k, v in files.items()})
+    for name, text in content.items():
+        if text is None:
+            continue
+        p = tmp_path / name
+        p.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return tmp_path
+
+
+def _problems(path: Path) -> list[str]:
+    with pytest.raises(InputError) as exc:
+        read_export(path)
+    return [str(p) for p in exc.value.problems]
+
+
+def test_reads_every_value_as_text_with_source_rows(tmp_path):
+    raw = read_export(_export(tmp_path))
+    dm = raw.forms["dm"]
+    assert dm["SUBJID"].tolist() == ["007", "1002"]  # leading zeros kept: nothing is coerced
+    assert dm["AGE"].iloc[0] == "61" and pd.isna(dm["AGE"].iloc[1])  # blank = missing
+    assert raw.forms["ae"]["AETERM"].tolist() == ["Fever, high", "NA"]  # 'NA' is text, not missing
+    assert dm["__row"].tolist() == [2, 3]
+    assert raw.source["ae"] == tmp_path / "ae.csv"
+    assert raw.findings == []
+    assert list(raw.dictionary["field"][:3]) == ["SUBJID", "SEX", "AGE"]
+
+
+def test_utf8_bom_is_accepted_silently(tmp_path):
+    raw = read_export(_export(tmp_path, dm__csv=b"\xef\xbb\xbf" + DM.encode()))
+    assert list(raw.forms["dm"].columns) == ["SUBJID", "SEX", "AGE", "__row"]
+    assert raw.findings == []
+
+
+def test_quoted_line_break_is_one_record(tmp_path):
+    ae = 'SUBJID,AETERM,AESTDAT\n007,"Fever\nand chills",12 MAR 2024\n1002,Rash,13 MAR 2024\n'
+    raw = read_export(_export(tmp_path, ae__csv=ae))
+    assert raw.forms["ae"]["__row"].tolist() == [2, 3]
+    assert raw.forms["ae"]["AETERM"].iloc[0] == "Fever\nand chills"
+
+
+def test_every_problem_is_collected_into_one_error(tmp_path):
+    _export(tmp_path, dm__csv="SUBJID,SEX,AGE\n007,M,61\n1002,F\n", ae__csv=None)
+    problems = _problems(tmp_path)
+    assert len(problems) == 2, problems
+    assert any("dm.csv, row 3, column AGE" in p and "truncated" in p and "'1002,F'" in p for p in problems)
+    assert any("ae.csv" in p and "form file is missing" in p for p in problems)
+
+
+def test_missing_and_renamed_required_columns(tmp_path):
+    _export(tmp_path, dm__csv="SUBJECT_ID,SEX\n007,M\n", ae__csv="SUBJID,AETERM\n007,Rash\n")
+    problems = _problems(tmp_path)
+    assert any("dm.csv, row 1, column SUBJID: required column is missing (renamed?)" in p and "'SUBJECT_ID'" in p
+               for p in problems), problems
+    assert any("ae.csv, row 1, column AESTDAT: required column is missing" in p for p in problems)
+
+
+def test_optional_and_unknown_columns_are_findings(tmp_path):
+    raw = read_export(_export(tmp_path, dm__csv="SUBJID,SEX,BMI\n007,M,22.1\n"))
+    rules = sorted(f.rule for f in raw.findings)
+    assert rules == ["RAW.COLUMN.MISSING", "RAW.COLUMN.UNKNOWN"]
+    assert raw.forms["dm"]["AGE"].isna().all()  # the missing optional column is added as blank
+    assert raw.forms["dm"]["BMI"].tolist() == ["22.1"]  # the unknown column is kept
+
+
+def test_other_encoding_names_row_column_and_byte(tmp_path):
+    ae = "SUBJID,AETERM,AESTDAT\n007,Rash,12 MAR 2024\n1002,Fi\u00e8vre,13 MAR 2024\n".encode("cp1252")
+    problems = _problems(_export(tmp_path, ae__csv=ae))
+    assert len(problems) == 1
+    assert "ae.csv, row 3, column AETERM: not valid UTF-8" in problems[0] and "\\\\xe8" in problems[0]
+
+
+def test_empty_file_too_many_fields_unterminated_quote_duplicate_header(tmp_path):
+    _export(tmp_path, dm__csv=b"", ae__csv='SUBJID,AETERM,AESTDAT\n007,Fever, high,12 MAR 2024\n')
+    problems = _problems(tmp_path)
+    assert any("dm.csv, row 1: empty file" in p for p in problems)
+    assert any("ae.csv, row 2" in p and "4 fields but the header has 3" in p for p in problems)
+    d2 = tmp_path / "b"
+    d2.mkdir()
+    _export(d2, ae__csv='SUBJID,AETERM,AESTDAT\n007,"Fever,12 MAR 2024\n', dm__csv="SUBJID,SEX,SEX\n007,M,F\n")
+    problems = _problems(d2)
+    assert any("ae.csv" in p and "never closed" in p for p in problems)
+    assert any("dm.csv, row 1, column SEX: column name appears more than once" in p for p in problems)
+
+
+def test_header_only_form_is_an_empty_form(tmp_path):
+    raw = read_export(_export(tmp_path, ae__csv="SUBJID,AETERM,AESTDAT\n"))
+    assert len(raw.forms["ae"]) == 0 and "__row" in raw.forms["ae"]
+
+
+def test_dictionary_problems(tmp_path):
+    with pytest.raises(InputError, match="data dictionary not found"):
+        read_export(tmp_path)
+    _export(tmp_path, data_dictionary__csv="form,field,label,type\ndm,SUBJID,Subject,text\n")
+    problems = _problems(tmp_path)
+    assert any("column codelist: data dictionary column is missing" in p for p in problems)
+    bad = DICTIONARY.replace("dm,Demography,AGE,Age,integer,,,N", "dm,Demography,AGE,Age,number,,,maybe")
+    problems = _problems(_export(tmp_path, data_dictionary__csv=bad))
+    assert any("row 4, column required" in p and "'maybe'" in p for p in problems)
+    assert any("row 4, column type" in p and "'number'" in p for p in problems)
+    with pytest.raises(InputError, match="raw export not found"):
+        read_export(tmp_path / "nowhere")
+
+
+def test_xlsx_workbook(tmp_path):
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    ws = wb.create_sheet("data_dictionary")
+    for line in DICTIONARY.strip().split("\n"):
+        ws.append(line.split(","))
+    ws = wb.create_sheet("dm")
+    ws.append(["SUBJID", "SEX", "AGE"])
+    ws.append([1001, "M", 61])  # numeric cells typed by a person
+    ws.append(["1002", "F", None])
+    ws = wb.create_sheet("ae")
+    ws.append(["SUBJID", "AETERM", "AESTDAT"])
+    ws.append(["1001", "Rash", "12 MAR 2024"])
+    wb.save(tmp_path / "book.xlsx")
+    raw = read_export(tmp_path / "book.xlsx")
+    assert raw.forms["dm"]["SUBJID"].tolist() == ["1001", "1002"]
+    assert raw.forms["dm"]["AGE"].iloc[0] == "61" and pd.isna(raw.forms["dm"]["AGE"].iloc[1])
+    assert raw.forms["dm"]["__row"].tolist() == [2, 3]
+    assert read_export(tmp_path).forms.keys() == raw.forms.keys()  # a folder holding one workbook
+    del wb["ae"]
+    wb.save(tmp_path / "book.xlsx")
+    problems = _problems(tmp_path / "book.xlsx")
+    assert any("form sheet 'ae' is missing" in p for p in problems)
+
+
+def test_bundled_export_reads_clean():
+    raw = read_export(ROOT / "raw")
+    assert raw.findings == []
+    assert len(raw.forms) == 29
+    assert all(df.drop(columns="__row").dtypes.map(lambda d: d == object or str(d) == "str").all() for df in raw.forms.values())
