@@ -106,6 +106,16 @@ def test_missing_rs_skips_adrs_and_adtte_with_findings(core_spec) -> None:
     assert "RS" in skipped["ADRS"] and "ADRS" in skipped["ADTTE"]
 
 
+def test_fixture_datasets_pass_the_transport_checks(core_spec) -> None:
+    from cdisc_pipe.xpt import check_frame, conform_frame
+
+    res = build_adam(make_sdtm(), core_spec, SETTINGS)
+    for name, df in res.datasets.items():
+        conformed, problems = conform_frame(df, core_spec.dataset(name), core_spec)
+        assert problems == [], (name, [str(p) for p in problems][:5])
+        assert check_frame(conformed, core_spec.dataset(name)) == [], name
+
+
 @pytest.mark.skipif(not PILOT.is_dir(), reason="../shared reference package not present")
 def test_cdisc_pilot_package_gives_clear_input_error(spec) -> None:
     sdtm = read_sdtm(PILOT)

@@ -1,5 +1,8 @@
 """Reading SDTM for the ADaM stage: a folder of XPT v5 files or Dataset-JSON 1.1 files.
 
+XPT files are read with :func:`cdisc_pipe.xpt.read_xpt` (the pipeline's reader); Dataset-JSON
+here, as plain JSON (``columns`` + ``rows``).
+
 The returned frames follow docs/ARCHITECTURE.md: upper-case column names, character variables as
 Python strings with missing = None (blanks in XPT become missing), numeric variables float64.
 SDTM ``--DTC`` values stay ISO 8601 strings.
@@ -14,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cdisc_pipe.errors import InputError, Problem
+from cdisc_pipe.xpt import read_xpt
 
 __all__ = ["read_sdtm", "read_sdtm_file"]
 
@@ -33,19 +37,6 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
             blank = text.isna() | text.map(lambda v: isinstance(v, str) and v.strip() == "")
             out[col] = pd.Series(np.where(blank, None, text), index=out.index, dtype=object)
     return out
-
-
-def _read_xpt(path: Path) -> pd.DataFrame:
-    try:
-        from cdisc_pipe.xpt import read_xpt  # the writer engineer's reader, when present
-    except ImportError:
-        read_xpt = None
-    if read_xpt is not None:
-        return read_xpt(path)
-    import pyreadstat
-
-    df, _meta = pyreadstat.read_xport(str(path))
-    return df
 
 
 def _read_dataset_json(path: Path) -> pd.DataFrame:
@@ -72,7 +63,7 @@ def _read_dataset_json(path: Path) -> pd.DataFrame:
 def read_sdtm_file(path: Path) -> pd.DataFrame:
     """Read one SDTM file (``.xpt``, ``.json``, ``.ndjson``) into a normalised frame."""
     if path.suffix.lower() == ".xpt":
-        return _normalise(_read_xpt(path))
+        return _normalise(read_xpt(path))
     return _normalise(_read_dataset_json(path))
 
 
