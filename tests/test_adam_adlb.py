@@ -187,3 +187,27 @@ def test_param_rules_first_match_wins(settings_dir):
     rec = _rec(out, "A", "MCPROTUI")
     assert rec["PARAM"] == "Urine M-Protein by Immunofixation" and rec["AVALC"] == "POSITIVE"
     assert _rec(out, "A", "MCPROTU")["AVAL"] == 3.0
+
+
+def test_prolonged_cytopenia(built):
+    out, _ = built
+    # A: platelets graded after infusion 2024-01-10: 01-17 (7 days) and 01-24 (14 days) -> none at >= 28 days.
+    assert out[out["PARAMCD"].eq("PCYTPLAT")].empty
+
+
+def test_prolonged_cytopenia_first_assessment_after_day_28(settings_dir):
+    lb = _lb()
+    late = pd.DataFrame([
+        # day 28 after infusion (2024-02-07): 40 x10^9/L -> grade 3; day 35: recovered to 100 (grade 1).
+        ("A", 20, "PLAT", "Platelets", "HEMATOLOGY", 40.0, "10^9/L", "2024-02-07", 150, 400, "DAY 28", 7),
+        ("A", 21, "PLAT", "Platelets", "HEMATOLOGY", 100.0, "10^9/L", "2024-02-14", 150, 400, "DAY 35", 8),
+        # C: day 27 grade 4 (too early), day 30 grade 2 -> N.
+        ("C", 20, "PLAT", "Platelets", "HEMATOLOGY", 20.0, "10^9/L", "2024-02-06", 150, 400, "DAY 27", 7),
+        ("C", 21, "PLAT", "Platelets", "HEMATOLOGY", 60.0, "10^9/L", "2024-02-09", 150, 400, "DAY 30", 8),
+    ], columns=["USUBJID", "LBSEQ", "LBTESTCD", "LBTEST", "LBCAT", "LBSTRESN", "LBSTRESU", "LBDTC", "LBSTNRLO",
+                "LBSTNRHI", "VISIT", "VISITNUM"]).assign(STUDYID="S", LBSPEC=None, LBSTRESC=lambda d: d["LBSTRESN"].astype(str))
+    out, _ = adlb.build({"LB": pd.concat([lb, late], ignore_index=True)}, _adsl(), settings_dir)
+    pc = out[out["PARAMCD"].eq("PCYTPLAT")].set_index("USUBJID")
+    assert pc.loc["A", "AVALC"] == "Y" and pc.loc["A", "AVAL"] == 1.0 and pc.loc["A", "ADT"] == T("2024-02-07")
+    assert pc.loc["C", "AVALC"] == "N" and pc.loc["C", "ADY"] == 31.0  # 2024-02-09 - 2024-01-10 + 1
+    assert set(pc["PARAMTYP"]) == {"DERIVED"} and "B" not in pc.index

@@ -13,6 +13,8 @@ Derivations (spec: ``specs/adam/adlb.yaml``; options: ``specs/settings/adam_bds.
 - ATOXGRL/ATOXGRH (+ ATOXDSCL/ATOXDSCH) from the CTCAE v5.0 table, BTOXGRL/BTOXGRH.
 - DFLC (PARAMTYP DERIVED): involved minus uninvolved serum free light chain at each date both were
   measured; the involved chain is the one higher at the subject's reference (last pre-infusion) pair.
+- Prolonged cytopenia (PCYTNEUT, PCYTPLAT, PCYTHGB; PARAMTYP DERIVED): AVALC "Y" when the first
+  graded assessment on or after protocol day 28 has a low-direction CTCAE grade >= 3, else "N".
 - Peak post-infusion IL-6, ferritin and CRP: one DTYPE "MAXIMUM" record per subject and parameter, a
   copy of the highest post-infusion record (the earliest on ties) with AVISIT "POST-INFUSION PEAK".
 """
@@ -131,6 +133,40 @@ def _dflc(adlb: pd.DataFrame, settings: AdlbSettings, findings: list[Finding]) -
     return out
 
 
+def _prolonged_cytopenia(df: pd.DataFrame, settings: AdlbSettings) -> pd.DataFrame:
+    """Derived Y/N records (AVALC, AVAL 1/0), one per infused subject and parameter with a graded
+    assessment at least ``day`` days after the infusion; timing from the deciding assessment (the
+    first late one, or with ``mode: any`` the first late one meeting the grade, else the first)."""
+    cfg = settings.prolonged_cytopenia
+    if cfg is None or not cfg.params:
+        return df.iloc[0:0]
+    source = {p.testcd: p for p in cfg.params}
+    days = (pd.to_datetime(df["ADT"]) - pd.to_datetime(df["TRTSDT"])).dt.days
+    grade = pd.to_numeric(df["ATOXGRL"], errors="coerce")
+    late = (df["PARAMCD"].isin(list(source)) & df["DTYPE"].isna() & days.ge(cfg.day).fillna(False)
+            & grade.notna() & df["SRCDOM"].eq("LB").fillna(False))
+    cand = df.loc[late].assign(__hit=grade[late] >= cfg.min_grade)
+    cand = cand.drop_duplicates(["USUBJID", "PARAMCD", "SRCSEQ"])  # one copy per record, whatever BASETYPE
+    order = ["USUBJID", "PARAMCD", "ADTM", "SRCSEQ"]
+    if cfg.mode == "any":
+        cand = cand.sort_values(["USUBJID", "PARAMCD", "__hit", "ADTM", "SRCSEQ"], ascending=[True, True, False, True, True],
+                                kind="mergesort")
+    else:
+        cand = cand.sort_values(order, kind="mergesort")
+    pick = cand.drop_duplicates(["USUBJID", "PARAMCD"], keep="first")
+    if pick.empty:
+        return df.iloc[0:0]
+    keep = ["STUDYID", "USUBJID", "TRT01P", "TRT01PN", "TRT01A", "TRT01AN", "SAFFL", "TRTSDT", "LDSDT",
+            "AVISIT", "AVISITN", "ADT", "ADTM", "ATMF", "BASETYPE", "SRCSEQ"]
+    out = pick[keep].copy()
+    out["PARAMCD"] = pick["PARAMCD"].map({k: v.paramcd for k, v in source.items()})
+    out["PARAM"] = pick["PARAMCD"].map({k: v.param for k, v in source.items()})
+    out["AVALC"] = np.where(pick["__hit"], "Y", "N")
+    out["AVAL"] = np.where(pick["__hit"], 1.0, 0.0)
+    out["PARCAT1"], out["PARAMTYP"], out["SRCDOM"], out["SRCVAR"] = cfg.parcat1, "DERIVED", "LB", "LBSTRESN"
+    return out
+
+
 def _compare_lobxfl(df: pd.DataFrame) -> list[Finding]:
     """Cross-check ABLFL with the SDTM baseline flag LBLOBXFL (observed LB records only).
 
@@ -219,6 +255,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
             findings.append(Finding(**{**f.to_dict(), "dataset": NAME}))
     df = derive_var_base(df, BASELINE_BY, "ATOXGRL", "BTOXGRL")
     df = derive_var_base(df, BASELINE_BY, "ATOXGRH", "BTOXGRH")
+    df = pd.concat([df, _prolonged_cytopenia(df, settings)], ignore_index=True)
     df = derive_vars_dy(df, "TRTSDT", {"ADY": "ADT"})
     df["PARAMTYP"] = df["PARAMTYP"] if "PARAMTYP" in df.columns else None
 

@@ -68,6 +68,30 @@ class ParamRule(_Model):
     param: str | None = None  # default: "<TEST> in <Spec> (<unit>)"
 
 
+class CytopeniaParam(_Model):
+    """One prolonged-cytopenia parameter: the source lab test and the derived PARAMCD/PARAM."""
+
+    testcd: str
+    paramcd: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")
+    param: str
+
+
+class ProlongedCytopenia(_Model):
+    """Prolonged cytopenia (STUDY 3.5): low-direction CTCAE grade >= ``min_grade`` at the first
+    assessment (``mode: first``) or at any assessment (``mode: any``) ``day`` or more days after the
+    infusion (protocol day >= ``day``)."""
+
+    day: int = 28
+    min_grade: int = Field(3, ge=1, le=4)
+    mode: Literal["first", "any"] = "first"
+    parcat1: str = "HEMATOLOGY"
+    params: list[CytopeniaParam] = Field(default_factory=lambda: [
+        CytopeniaParam(testcd="NEUT", paramcd="PCYTNEUT", param="Prolonged Neutropenia (Grade >= 3 at Day 28 or Later)"),
+        CytopeniaParam(testcd="PLAT", paramcd="PCYTPLAT", param="Prolonged Thrombocytopenia (Grade >= 3 at Day 28 or Later)"),
+        CytopeniaParam(testcd="HGB", paramcd="PCYTHGB", param="Prolonged Anemia (Grade >= 3 at Day 28 or Later)"),
+    ])
+
+
 class DflcSettings(_Model):
     """Difference between involved and uninvolved serum free light chains (IMWG dFLC)."""
 
@@ -116,6 +140,7 @@ class AdlbSettings(_Model):
     param_rules: list[ParamRule] = Field(default_factory=list)
     dflc: DflcSettings | None = Field(default_factory=DflcSettings)
     toxicity_table: str = "ctcae_v5_lab.yaml"
+    prolonged_cytopenia: ProlongedCytopenia | None = Field(default_factory=ProlongedCytopenia)
 
 
 class CustomQuery(_Model):
