@@ -10,6 +10,7 @@ has them.
 from __future__ import annotations
 
 import re
+from itertools import repeat
 from typing import Iterable
 
 import numpy as np
@@ -132,33 +133,47 @@ def row_problems(
 # type conversion
 
 
+def _strip_trailing_blanks(values: np.ndarray) -> np.ndarray:
+    """``str.rstrip(" ")`` on an object array of ``str``; only values ending in a blank are touched."""
+    ends = np.fromiter(map(str.endswith, values, repeat(" ")), dtype=bool, count=len(values))
+    if ends.any():
+        values = values.copy()
+        values[ends] = [v.rstrip(" ") for v in values[ends]]
+    return values
+
+
 def _to_text(s: pd.Series, dataset: Dataset, var: Variable, frame: pd.DataFrame) -> tuple[pd.Series, list[Problem]]:
     """Character variable: Python ``str`` or ``None``; trailing blanks dropped ('' -> None)."""
-    isna = s.isna().to_numpy()
+    n = len(s)
+    arr = s.to_numpy(dtype=object)
+    isna = pd.isna(arr)
+    out = np.full(n, None, dtype=object)
     if isna.all():
-        return pd.Series([None] * len(s), index=s.index, dtype=object), []
-    kind = pd.api.types.infer_dtype(s, skipna=True)
+        return pd.Series(out, index=s.index, dtype=object), []
     problems: list[Problem] = []
-    if kind in ("string", "empty"):
-        out = s.astype(object)
+    kind = pd.api.types.infer_dtype(arr, skipna=True)
+    keep = np.flatnonzero(~isna)
+    values = arr[keep]
+    if kind == "string":
+        pass
     elif kind == "integer":
         # Integers in a text variable (e.g. a grade 1..5) are written as their decimal text.
-        out = s.astype(object).where(~isna, None)
-        out = out.map(lambda v: None if v is None else str(int(v)))
+        values = np.array([str(int(v)) for v in values], dtype=object)
     else:
-        arr = s.to_numpy(dtype=object)
-        bad = np.array([not (isinstance(v, str) or v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))) for v in arr])
+        is_text = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
+        bad = np.zeros(n, dtype=bool)
+        bad[keep[~is_text]] = True
         problems += row_problems(
             frame, dataset, var.name, bad, f"{var.data_type} variable holds non-text values ({kind})",
             "give text values (ISO 8601 strings for dates); the writer does not guess a format",
         )
-        out = s.astype(object).where(~bad, None)
-    out = out.where(~isna, None).astype(object)
+        keep, values = keep[is_text], values[is_text]
     # XPT cannot store trailing blanks (values are blank-padded), so drop them here: what is
-    # written is what reads back.  Leading blanks are kept.
-    stripped = out.str.rstrip(" ")
-    stripped = stripped.where(stripped.notna() & (stripped != ""), None).astype(object)
-    return stripped, problems
+    # written is what reads back.  Leading blanks are kept.  Empty text is missing.
+    values = _strip_trailing_blanks(values)
+    nonempty = values != ""
+    out[keep[nonempty]] = values[nonempty]
+    return pd.Series(out, index=s.index, dtype=object), problems
 
 
 def _to_number(s: pd.Series, dataset: Dataset, var: Variable, frame: pd.DataFrame) -> tuple[pd.Series, list[Problem]]:
@@ -383,13 +398,23 @@ def check_metadata(dataset: Dataset, names: Iterable[str]) -> list[Problem]:
 
 def text_byte_lengths(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(UTF-8 byte length, is-ASCII) per value of a text series; missing values have length 0."""
-    chars = s.str.len().fillna(0).to_numpy(dtype=np.int64)
-    ascii_ = s.map(str.isascii, na_action="ignore").fillna(True).to_numpy(dtype=bool)
-    if not ascii_.all():
-        nonascii = ~ascii_
-        chars = chars.copy()
-        chars[nonascii] = s[nonascii].str.encode("utf-8").str.len().to_numpy(dtype=np.int64)
-    return chars, ascii_
+    arr = s.to_numpy(dtype=object)
+    keep = np.flatnonzero(~pd.isna(arr))
+    values = arr[keep]
+    nbytes = np.zeros(len(arr), dtype=np.int64)
+    ascii_ = np.ones(len(arr), dtype=bool)
+    if len(values) == 0:
+        return nbytes, ascii_
+    try:
+        # numpy's ASCII conversion fails on the first non-ASCII value: one C loop when all is ASCII
+        nbytes[keep] = np.strings.str_len(values.astype(np.bytes_))
+    except UnicodeEncodeError:
+        is_ascii = np.fromiter(map(str.isascii, values), dtype=bool, count=len(values))
+        ascii_[keep] = is_ascii
+        nbytes[keep] = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+        idx = keep[~is_ascii]
+        nbytes[idx] = [len(v.encode("utf-8")) for v in arr[idx]]
+    return nbytes, ascii_
 
 
 def check_frame(df: pd.DataFrame, dataset: Dataset) -> list[Problem]:

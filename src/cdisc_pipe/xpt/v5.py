@@ -163,52 +163,111 @@ def _numeric_block(col: np.ndarray) -> np.ndarray:
 
 
 def text_values(series: pd.Series) -> np.ndarray:
-    """Object array of ``str`` with missing values (None/NaN/NA) as ``''`` (written as blanks)."""
-    arr = series.to_numpy(dtype=object, na_value="")
-    mask = pd.isna(arr)
-    if mask.any():
-        arr = arr.copy()
-        arr[mask] = ""
-    return arr
+    """The column as an object array (missing values as they are; :func:`text_matrix` blanks them)."""
+    return series.to_numpy(dtype=object)
 
 
-def text_matrix(values: np.ndarray, width: int | None = None) -> tuple[np.ndarray, int]:
-    """Encode text values to a blank-padded (n, width) uint8 matrix of UTF-8 bytes.
+def low_cardinality(values: np.ndarray, sample: int = 20_000, ratio: float = 0.3) -> bool:
+    """Whether a column has few distinct values (judged on an evenly spaced sample).
 
-    ``width`` defaults to the longest UTF-8 byte length present (at least 1), which is what
-    ReadStat writes and what the FDA asks for.  Pure-ASCII data takes a fast path through numpy's
-    UCS-4 strings (the low byte of each code point is the ASCII byte).  Raises ``ValueError`` if a
-    value is longer than an explicit ``width``.
+    Low-cardinality text (codes, units, visit names, identifiers repeated per record) is cheaper
+    to process once per distinct value and broadcast back; only speed depends on this answer.
+    """
+    n = len(values)
+    if n <= sample:
+        return True
+    probe = values[:: n // sample]
+    return len(pd.unique(probe)) < ratio * len(probe)
+
+
+def encode_text(values: np.ndarray) -> np.ndarray:
+    """Fixed-width UTF-8 bytes (numpy ``S``) of an object array of ``str`` (no missing values)."""
+    try:
+        return values.astype(np.bytes_)  # ASCII codec: one C loop; raises on a non-ASCII value
+    except UnicodeEncodeError:
+        return np.char.encode(values.astype(np.str_), "utf-8")
+
+
+def _blank_padded(enc: np.ndarray) -> np.ndarray:
+    """(k, itemsize) uint8 matrix of ``S`` values padded with blanks instead of NULs."""
+    nbytes = max(enc.dtype.itemsize, 1)
+    padded = np.strings.ljust(enc, nbytes, b" ").astype(f"S{nbytes}", copy=False)
+    return padded.view(np.uint8).reshape(len(enc), nbytes)
+
+
+@dataclass(frozen=True)
+class ColumnBytes:
+    """The encoded bytes of one variable, ready to be placed in the observation rows.
+
+    Either a (n, width) ``block`` (numerics, high-cardinality text), or a (k, width) ``table`` of
+    distinct values gathered by per-row ``codes`` straight into the row buffer.
+    """
+
+    width: int
+    block: np.ndarray | None = None
+    table: np.ndarray | None = None
+    codes: np.ndarray | None = None
+
+    def fill(self, out: np.ndarray, start: int, stop: int) -> None:
+        """Write rows ``start:stop`` into ``out`` (a (stop-start, width) view of the row buffer)."""
+        if self.block is not None:
+            out[...] = self.block[start:stop]
+        else:
+            np.take(self.table, self.codes[start:stop], axis=0, out=out, mode="clip")
+
+    def matrix(self) -> np.ndarray:
+        """The full (n, width) matrix."""
+        return self.block if self.block is not None else self.table[self.codes]
+
+
+def text_source(values: np.ndarray, width: int | None = None) -> ColumnBytes:
+    """Encode text values as blank-padded UTF-8 bytes; missing values (None, NaN, NA) are blanks.
+
+    The width defaults to the longest UTF-8 byte length present (at least 1), which is what
+    ReadStat writes and what the FDA asks for.  Low-cardinality columns are encoded once per
+    distinct value (``pd.factorize``) and gathered by code; others go through numpy's fixed-width
+    bytes conversion.  Raises ``ValueError`` if a value is longer than an explicit ``width``.
     """
     n = len(values)
     if n == 0:
-        return np.zeros((0, max(width or 1, 1)), dtype=np.uint8), max(width or 1, 1)
-    u = np.asarray(values, dtype=object).astype(np.str_)
-    chars = u.dtype.itemsize // 4
-    if chars == 0:
         w = max(width or 1, 1)
-        return np.full((n, w), 0x20, dtype=np.uint8), w
-    codes = u.view(np.uint32).reshape(n, chars)
-    if int(codes.max()) < 128:
-        mat = codes.astype(np.uint8)
-        nbytes = chars
+        return ColumnBytes(width=w, block=np.zeros((0, w), dtype=np.uint8))
+    values = np.asarray(values, dtype=object)
+    codes = None
+    if low_cardinality(values):
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)  # missing -> -1
+        enc = encode_text(np.append(np.asarray(uniques, dtype=object), ""))
+        codes = np.where(codes < 0, len(enc) - 1, codes)  # the blank value appended last
+        codes = codes.astype(np.int32 if len(enc) > 32_000 else np.int16)
     else:
-        enc = np.char.encode(u, "utf-8")
-        nbytes = enc.dtype.itemsize
-        mat = np.frombuffer(enc.tobytes(), dtype=np.uint8).reshape(n, nbytes).copy()
-    # Trailing NUL padding of numpy strings -> blanks (XPT pads character values with blanks).
-    mat[mat == 0] = 0x20
-    longest = max(nbytes, 1)
+        mask = pd.isna(values)
+        if mask.any():
+            values = values.copy()
+            values[mask] = ""
+        enc = encode_text(values)
+    mat = _blank_padded(enc)
+    nbytes = mat.shape[1]
     if width is None:
-        width = longest
-    if longest > width:
-        lens = np.char.str_len(np.char.encode(u, "utf-8")) if longest != chars else np.char.str_len(u)
-        over = int(np.flatnonzero(lens > width)[0])
-        raise ValueError(f"value of {int(lens[over])} bytes at row {over + 1} exceeds length {width}")
+        width = nbytes
+    if nbytes > width:
+        lens = np.strings.str_len(enc)
+        if (lens > width).any():
+            first = int(np.flatnonzero(lens > width)[0])
+            row = int(np.flatnonzero(codes == first)[0]) if codes is not None else first
+            raise ValueError(f"value of {int(lens[first])} bytes at row {row + 1} exceeds length {width}")
+        mat = mat[:, :width]
     if mat.shape[1] < width:
-        pad = np.full((n, width - mat.shape[1]), 0x20, dtype=np.uint8)
-        mat = np.hstack([mat, pad])
-    return mat[:, :width], width
+        mat = np.hstack([mat, np.full((len(mat), width - mat.shape[1]), 0x20, dtype=np.uint8)])
+    mat = np.ascontiguousarray(mat)
+    if codes is not None:
+        return ColumnBytes(width=width, table=mat, codes=codes)
+    return ColumnBytes(width=width, block=mat)
+
+
+def text_matrix(values: np.ndarray, width: int | None = None) -> tuple[np.ndarray, int]:
+    """(n, width) blank-padded UTF-8 matrix of text values and its width (see :func:`text_source`)."""
+    src = text_source(values, width)
+    return src.matrix(), src.width
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,14 +349,13 @@ def plan_variables(
     column_labels: Mapping[str, str | None] | None = None,
     variable_format: Mapping[str, str] | None = None,
     types: Mapping[str, Literal["text", "numeric"]] | None = None,
-) -> tuple[list[XptVariable], list[np.ndarray]]:
+) -> tuple[list[XptVariable], list[ColumnBytes]]:
     """Decide each variable's type and storage length and encode its column.
 
-    Returns the variables and, per variable, the encoded (n, length) uint8 block.  Type: from
-    ``types`` when given, else numeric for numeric/bool dtypes and text for everything else.
+    Type: from ``types`` when given, else numeric for numeric/bool dtypes and text otherwise.
     """
     variables: list[XptVariable] = []
-    blocks: list[np.ndarray] = []
+    sources: list[ColumnBytes] = []
     labels = column_labels or {}
     formats = variable_format or {}
     for name in df.columns:
@@ -306,39 +364,33 @@ def plan_variables(
         if kind is None:
             kind = "numeric" if (s.dtype != object and pd.api.types.is_numeric_dtype(s.dtype)) else "text"
         if kind == "numeric":
-            if s.dtype == object:
-                col = s.to_numpy(dtype=object)
-            else:
-                col = s.to_numpy(dtype=np.float64, na_value=np.nan)
-            block = _numeric_block(col)
-            length = 8
+            col = s.to_numpy(dtype=object) if s.dtype == object else s.to_numpy(dtype=np.float64, na_value=np.nan)
+            src = ColumnBytes(width=8, block=_numeric_block(col))
         else:
-            block, length = text_matrix(text_values(s))
+            src = text_source(text_values(s))
         variables.append(
-            XptVariable(name=str(name), label=labels.get(name) or "", type=kind, length=length, format=formats.get(name))
+            XptVariable(name=str(name), label=labels.get(name) or "", type=kind, length=src.width, format=formats.get(name))
         )
-        blocks.append(block)
-    return variables, blocks
+        sources.append(src)
+    return variables, sources
 
 
-def iter_observation_bytes(blocks: Sequence[np.ndarray], nrows: int, chunk_rows: int = CHUNK_ROWS) -> Iterable[bytes]:
-    """Yield the observation section in chunks of rows, then the final blank padding."""
-    row_len = sum(b.shape[1] for b in blocks)
+def iter_observation_bytes(sources: Sequence[ColumnBytes], nrows: int, chunk_rows: int = CHUNK_ROWS) -> Iterable[memoryview]:
+    """Yield the observation section in chunks of rows (fresh buffers), then the blank padding."""
+    row_len = sum(src.width for src in sources)
     total = 0
     for start in range(0, nrows, chunk_rows):
         stop = min(start + chunk_rows, nrows)
         buf = np.empty((stop - start, row_len), dtype=np.uint8)
         off = 0
-        for b in blocks:
-            w = b.shape[1]
-            buf[:, off : off + w] = b[start:stop]
-            off += w
-        data = buf.tobytes()
-        total += len(data)
-        yield data
+        for src in sources:
+            src.fill(buf[:, off : off + src.width], start, stop)
+            off += src.width
+        total += buf.size
+        yield memoryview(buf.reshape(-1))
     pad = -total % RECORD
     if pad:
-        yield b" " * pad
+        yield memoryview(b" " * pad)
 
 
 def xpt_v5_chunks(
@@ -350,19 +402,19 @@ def xpt_v5_chunks(
     column_labels: Mapping[str, str | None] | None = None,
     variable_format: Mapping[str, str] | None = None,
     types: Mapping[str, Literal["text", "numeric"]] | None = None,
-) -> tuple[list[XptVariable], Iterable[bytes]]:
+) -> tuple[list[XptVariable], Iterable[bytes | memoryview]]:
     """The variables as written and an iterator over the file's bytes (header first).
 
     ``timestamp`` is the 16-character XPT stamp (see :func:`format_timestamp`).
     """
     if df.shape[1] == 0:
         raise ValueError("an XPT file needs at least one variable")
-    variables, blocks = plan_variables(df, column_labels=column_labels, variable_format=variable_format, types=types)
+    variables, sources = plan_variables(df, column_labels=column_labels, variable_format=variable_format, types=types)
     head = header_bytes(variables, table_name=table_name, file_label=file_label, timestamp=timestamp)
 
     def gen() -> Iterable[bytes]:
         yield head
-        yield from iter_observation_bytes(blocks, len(df))
+        yield from iter_observation_bytes(sources, len(df))
 
     return variables, gen()
 

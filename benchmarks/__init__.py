@@ -1,0 +1,1 @@
+"""cdisc-pipe benchmarks (issue 9): ``python -m benchmarks.run``; results in ``benchmarks/results``."""

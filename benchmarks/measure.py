@@ -1,0 +1,84 @@
+"""Timing and peak-RSS measurement for one block of work (in-process or a child process)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def current_rss() -> int:
+    """Resident set size of this process in bytes (``/proc/self/statm``; ru_maxrss elsewhere)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * PAGE
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass
+class Measure:
+    """Wall time and peak RSS of a ``with`` block.
+
+    ru_maxrss cannot be reset between stages of one process, so a sampler thread reads the RSS
+    every ``interval`` seconds while the block runs; the peak is the largest sample (a spike
+    shorter than the interval can be missed: the numbers are a lower bound, good to a few MB).
+    """
+
+    interval: float = 0.01
+    wall: float = 0.0
+    peak_rss: int = 0
+    start_rss: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_rss = max(self.peak_rss, current_rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "Measure":
+        self.start_rss = self.peak_rss = current_rss()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.wall = time.perf_counter() - self._t0
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.peak_rss = max(self.peak_rss, current_rss())
+
+
+def run_child(cmd: Sequence[str], cwd: str | None = None, timeout: float | None = None) -> dict:
+    """Run a command; return its wall time, exit code, peak RSS (its own, via wait4) and output tail."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out_chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
+    reader.start()
+    deadline = None if timeout is None else t0 + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if deadline and time.perf_counter() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.01)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join(timeout=5)
+    text = b"".join(out_chunks).decode("utf-8", "replace")
+    return {"wall_s": wall, "returncode": proc.returncode, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "output_tail": text[-2000:]}
