@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from cdisc_pipe.adam.derive import derive_vars_dt, derive_vars_dy

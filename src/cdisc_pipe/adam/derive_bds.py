@@ -42,6 +42,12 @@ __all__ = [
     "check_bds",
     "parse_iso_duration_days",
     "y_flag",
+    "require_sdtm",
+    "require_adsl",
+    "merge_adsl",
+    "finalize",
+    "dtc_has_time",
+    "before_reference",
 ]
 
 SETTINGS_FILE = "adam_bds.yaml"
