@@ -93,8 +93,10 @@ def test_codelist_values_used_in_the_data(study):
     write_datasets(frames, spec, out / "sdtm", purpose="Tabulation", write_json=False)
     findings = [f for f in check_define_against_data(out / "sdtm" / "define.xml", out / "sdtm")
                 if f.rule == "DEFINE.DATA.CTVALUE"]
-    got = sorted((f.dataset, f.variable, f.value, f.extra["records"]) for f in findings)
-    assert got == [("AE", "AESER", "U", 2), ("DM", "SEX", "U", 1), ("SUPPAE", "QVAL", "P", 1)]
+    got = sorted((f.dataset, f.variable, f.value, f.extra["records"], f.severity) for f in findings)
+    # without CT, extensibility of CDISC codelists is unknown: warnings
+    assert got == [("AE", "AESER", "U", 2, "Warning"), ("DM", "SEX", "U", 1, "Warning"),
+                   ("SUPPAE", "QVAL", "P", 1, "Warning")]
     qval = next(f for f in findings if f.variable == "QVAL")
     assert "WC.SUPPAE.QNAM.EQ.AEDLT" in qval.message
     without = check_define_against_data(out / "sdtm" / "define.xml", out / "sdtm", check_values=False)
@@ -138,8 +140,9 @@ def test_numeric_codelist_values(tmp_path):
     res = build_define(spec, adam, "Analysis")
     assert not any("does not match the DataType" in p.message for p in res.problems)
     write_define(res, out / "adam")
-    found = [(f.variable, f.value) for f in check_define_against_data(out / "adam" / "define.xml", out / "adam")]
-    assert found == [("CNSR", "3")]
+    found = [(f.variable, f.value, f.severity)
+             for f in check_define_against_data(out / "adam" / "define.xml", out / "adam")]
+    assert found == [("CNSR", "3", "Error")]  # a sponsor list should be complete: Error
     # the same list declared as text while CNSR is an integer is a spec problem
     text_cl = tiny_spec(tmp_path / "specs2", {"adam/adtte.yaml": adtte,
                                               "codelists/cnsr.yaml": cnsr.replace("data_type: integer", "data_type: text")})
@@ -201,3 +204,17 @@ def test_command_line_check(study, capsys):
     assert main(["check", str(out / "adam")]) == 1
     assert "DEFINE.DATA.NOFILE ADTTE" in capsys.readouterr().out
     assert main(["check", str(out / "nowhere")]) == 2
+
+
+def test_codelist_value_severity_follows_extensibility(study, shared):
+    """With the CT files: NY and SEX are non-extensible (Error); LBTESTCD is extensible (Warning)."""
+    spec, _, _, out = study
+    frames = sdtm_frames()
+    frames["DM"].loc[1, "SEX"] = "U"
+    frames["LB"].loc[0, "LBTESTCD"] = "NEWTEST"
+    frames["SUPPAE"].loc[1, "QVAL"] = "P"
+    write_datasets(frames, spec, out / "sdtm", purpose="Tabulation", write_json=False)
+    found = check_define_against_data(out / "sdtm" / "define.xml", out / "sdtm", ct_dir=shared / "ct")
+    got = sorted((f.variable, f.value, f.severity) for f in found if f.rule == "DEFINE.DATA.CTVALUE")
+    assert got == [("LBTESTCD", "NEWTEST", "Warning"), ("QVAL", "P", "Error"), ("SEX", "U", "Error")]
+    assert "non-extensible codelist CL.SEX" in next(f.message for f in found if f.variable == "SEX")

@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="schema + data consistency of FOLDER/define.xml")
     p.add_argument("folders", nargs="+", type=Path)
     p.add_argument("--no-values", action="store_true", help="skip the codelist value checks")
+    p.add_argument("--ct", type=Path, default=None,
+                   help="folder of CDISC CT files: values outside non-extensible codelists become errors")
     args = parser.parse_args(argv)
     failed = False
     for folder in args.folders:
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"SCHEMA  {prob}")
         failed |= bool(problems)
         try:
-            findings = check_define_against_data(define, folder, check_values=not args.no_values)
+            findings = check_define_against_data(define, folder, check_values=not args.no_values, ct_dir=args.ct)
         except InputError as exc:
             print(exc.summary(), file=sys.stderr)
             return 2

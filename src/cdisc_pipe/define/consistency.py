@@ -60,6 +60,7 @@ class _Codelist:
     oid: str
     data_type: str
     values: list[str] | None  # None: external dictionary (not checked)
+    nci_code: str | None = None  # the CDISC codelist C-code (Alias nci:ExtCodeID); None: sponsor list
 
 
 @dataclass
@@ -110,8 +111,9 @@ def read_define(xml: bytes, file: str = "define.xml") -> _Define:
         else:
             values = [i.get("CodedValue") for i in cl if isinstance(i.tag, str)
                       and i.tag in (f"{{{ODM}}}CodeListItem", f"{{{ODM}}}EnumeratedItem")]
+        alias = cl.find(f"{{{ODM}}}Alias[@Context='nci:ExtCodeID']")
         d.codelists[cl.get("OID")] = _Codelist(oid=cl.get("OID"), data_type=cl.get("DataType") or "text",
-                                               values=values)
+                                               values=values, nci_code=alias.get("Name") if alias is not None else None)
     for vl in root.iter(f"{{{DEF}}}ValueListDef"):
         entries = []
         for ref in vl.findall(f"{{{ODM}}}ItemRef"):
@@ -133,7 +135,7 @@ def _finding(rule: str, message: str, dataset: str | None = None, variable: str 
 
 
 def check_define_against_data(xml: bytes | Path, folder: Path, *, check_values: bool = True,
-                              file: str | None = None) -> list[Finding]:
+                              file: str | None = None, ct_dir: Path | None = None) -> list[Finding]:
     """Findings where define.xml and the XPT files of ``folder`` disagree.
 
     Args:
@@ -141,6 +143,12 @@ def check_define_against_data(xml: bytes | Path, folder: Path, *, check_values: 
         folder: the folder holding the ``*.xpt`` files the define describes.
         check_values: also read the coded columns and check their values against the codelists.
         file: the define's name in messages (default: the path, or ``<folder>/define.xml``).
+        ct_dir: folder of CDISC CT files, to tell extensible from non-extensible codelists.
+
+    Severity of a value not in its codelist (``DEFINE.DATA.CTVALUE``), as Pinnacle 21 grades it:
+    Error for a non-extensible CDISC codelist (known from ``ct_dir``) and for a sponsor codelist
+    (no NCI code: the sponsor's own list should be complete); Warning for an extensible CDISC
+    codelist, or when extensibility is unknown (no ``ct_dir``).
 
     Returns:
         Findings (rule ``DEFINE.DATA.*``), empty when define.xml and the data agree.
@@ -151,6 +159,7 @@ def check_define_against_data(xml: bytes | Path, folder: Path, *, check_values: 
         xml = xml.read_bytes()
     file = file or str(folder / "define.xml")
     d = read_define(xml, file)
+    closed = _non_extensible_codes(Path(ct_dir)) if ct_dir is not None and check_values else set()
     findings: list[Finding] = []
     xpts = {p.name.lower(): p for p in sorted(folder.glob("*.xpt"))}
     matched: set[str] = set()
@@ -171,7 +180,7 @@ def check_define_against_data(xml: bytes | Path, folder: Path, *, check_values: 
         if fname != f"{name.lower()}.xpt":
             findings.append(_finding("DEFINE.DATA.FILENAME", f"file name {fname} is not the dataset name in lower "
                                      "case", name, severity="Warning", source=str(path)))
-        findings.extend(_check_dataset(d, g, path, check_values))
+        findings.extend(_check_dataset(d, g, path, check_values, closed))
     for fname, path in xpts.items():
         if fname not in matched:
             findings.append(_finding("DEFINE.DATA.NOTINDEFINE", f"{fname} is not described in define.xml",
@@ -179,7 +188,7 @@ def check_define_against_data(xml: bytes | Path, folder: Path, *, check_values: 
     return findings
 
 
-def _check_dataset(d: _Define, g: _Group, path: Path, check_values: bool) -> list[Finding]:
+def _check_dataset(d: _Define, g: _Group, path: Path, check_values: bool, closed: set[str]) -> list[Finding]:
     src = str(path)
     out: list[Finding] = []
     try:
@@ -233,7 +242,7 @@ def _check_dataset(d: _Define, g: _Group, path: Path, check_values: bool) -> lis
             out.append(_finding("DEFINE.DATA.LENGTH", f"length differs: data {widths.get(name)}, define {it.length}",
                                 g.name, name, source=src))
     if check_values:
-        out.extend(_check_values(d, g, define_vars, path, set(data_vars)))
+        out.extend(_check_values(d, g, define_vars, path, set(data_vars), closed))
     return out
 
 
@@ -289,7 +298,8 @@ def _where_mask(df: pd.DataFrame, conditions: list[tuple[str, str, list[str]]], 
     return mask
 
 
-def _check_values(d: _Define, g: _Group, define_vars: list[_Item], path: Path, data_vars: set[str]) -> list[Finding]:
+def _check_values(d: _Define, g: _Group, define_vars: list[_Item], path: Path, data_vars: set[str],
+                  closed: set[str]) -> list[Finding]:
     src = str(path)
     checks: list[tuple[_Item, _Codelist, str | None, list]] = []  # (item, codelist, where oid, conditions)
     needed: set[str] = set()
@@ -331,15 +341,31 @@ def _check_values(d: _Define, g: _Group, define_vars: list[_Item], path: Path, d
             values = values[mask]
             scope = f" where {wc_oid}"
         bad = _bad_values(values, cl)
+        severity = "Error" if cl.nci_code is None or cl.nci_code in closed else "Warning"
+        kind = ("sponsor" if cl.nci_code is None else "non-extensible" if cl.nci_code in closed
+                else "extensible" if closed else "CDISC")
         for n, (value, count) in enumerate(bad.items()):
             if n == MAX_VALUES_REPORTED:
                 out.append(_finding("DEFINE.DATA.CTVALUE", f"... and {len(bad) - n} more values of {it.name}{scope} "
-                                    f"not in codelist {cl.oid}", g.name, it.name, source=src))
+                                    f"not in {kind} codelist {cl.oid}", g.name, it.name, severity=severity, source=src))
                 break
             out.append(_finding("DEFINE.DATA.CTVALUE", f"value used in {int(count)} record(s) of {it.name}{scope} is "
-                                f"not in codelist {cl.oid}", g.name, it.name, str(value), source=src,
-                                codelist=cl.oid, records=int(count)))
+                                f"not in {kind} codelist {cl.oid}", g.name, it.name, str(value), severity=severity,
+                                source=src, codelist=cl.oid, records=int(count)))
     return out
+
+
+def _non_extensible_codes(ct_dir: Path) -> set[str]:
+    """C-codes of the non-extensible codelists in every CT file of ``ct_dir`` (C-codes are unique
+    across CDISC packages).  Unreadable files raise InputError (from :func:`cdisc_pipe.ct.load_ct`)."""
+    from cdisc_pipe.ct import load_ct
+
+    codes: set[str] = set()
+    for path in sorted(ct_dir.glob("*")):
+        if path.suffix.lower() in (".txt", ".csv") and path.is_file():
+            lists = load_ct(path).codelists
+            codes.update(lists.loc[lists["extensible"] == "No", "code"])
+    return codes
 
 
 # ---------------------------------------------------------------------------------------------
