@@ -392,3 +392,29 @@ def test_unsafe_document_links_are_neutralised(tmp_path, study):
     leaf = tree(res.xml).find(".//def:leaf[@ID='LF.csdrg']", NS)
     assert leaf.get("{http://www.w3.org/1999/xlink}href") == "#"
     assert validate_define(res.xml) == []
+
+
+def test_bytes_do_not_depend_on_hash_seed(study):
+    """Set/dict ordering must not leak into the output: two interpreters, two hash seeds, same bytes."""
+    import os
+    import subprocess
+    import sys
+
+    _, _, _, out = study
+    code = (
+        "import sys, hashlib; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
+        "from tests.test_define_support import tiny_spec;"
+        "from cdisc_pipe.define import build_define, written_from_folder;"
+        "spec = tiny_spec(Path(sys.argv[2]));"
+        "r = build_define(spec, written_from_folder(Path(sys.argv[3]), 'Tabulation'), 'Tabulation');"
+        "print(hashlib.sha256(r.xml + r.html).hexdigest())"
+    )
+    digests = set()
+    root = Path(__file__).resolve().parents[1]
+    for seed in ("1", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        res = subprocess.run([sys.executable, "-c", code, str(root), str(out.parent / f"specs-seed{seed}"),
+                              str(out / "sdtm")], capture_output=True, text=True, env=env, timeout=120)
+        assert res.returncode == 0, res.stderr
+        digests.add(res.stdout.strip())
+    assert len(digests) == 1
