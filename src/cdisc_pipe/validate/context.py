@@ -101,18 +101,18 @@ class CheckContext:
             raise RuleSkipped("no study spec given (spec-based rule)")
         return self.spec
 
-    def hits(self, mask: np.ndarray | pd.Series, variable: Any, value: Any = None, detail: Any = None) -> Hits:
-        """Hits for the rows where ``mask`` is True; array arguments are taken at those rows."""
+    def hits(self, mask: np.ndarray | pd.Series, variable: Any, value: Any = None, detail: Any = None,
+             detail_prefix: str = "") -> Hits:
+        """Hits for the rows where ``mask`` is True.
+
+        ``value`` and ``detail`` may be scalars, full-length Series/arrays (taken at the failing rows
+        and only then turned into text, so a rule over a million records formats only its
+        findings), or a tuple of Series joined with ``|`` (key values).
+        """
         m = np.asarray(mask, dtype=bool)
         rows = np.flatnonzero(m)
-
-        def pick(x: Any) -> Any:
-            if isinstance(x, pd.Series):
-                return x.to_numpy()[rows]
-            if isinstance(x, np.ndarray) and x.shape == m.shape:
-                return x[rows]
-            return x
-        return Hits(rows, pick(variable), pick(value), pick(detail))
+        return Hits(rows, _pick(variable, rows, m.shape), _pick(value, rows, m.shape),
+                    _pick(detail, rows, m.shape, detail_prefix))
 
     def dataset_hits(self, variables: list[Any], values: list[Any] | None = None,
                      details: list[Any] | None = None) -> Hits:
@@ -121,6 +121,36 @@ class CheckContext:
         return Hits(np.full(n, -1, dtype=np.int64), np.asarray(variables, dtype=object),
                     np.asarray(values if values is not None else [None] * n, dtype=object),
                     np.asarray(details if details is not None else [None] * n, dtype=object))
+
+
+def _pick(x: Any, rows: np.ndarray, shape: tuple[int, ...], prefix: str = "") -> Any:
+    """``x`` at ``rows`` as text (see :meth:`CheckContext.hits`)."""
+    if isinstance(x, tuple):
+        parts = [_pick(p, rows, shape) for p in x]
+        out = pd.Series(parts[0], dtype="str").fillna("")
+        for p in parts[1:]:
+            out = out + "|" + pd.Series(p, dtype="str").fillna("")
+        res = out.to_numpy(dtype=object)
+    elif isinstance(x, pd.Series):
+        res = as_text(x.iloc[rows]).to_numpy(dtype=object)
+    elif isinstance(x, np.ndarray) and x.shape == shape:
+        res = as_text(pd.Series(x[rows])).to_numpy(dtype=object)
+    else:
+        return prefix + x if (prefix and isinstance(x, str)) else x
+    if prefix:
+        res = np.array([None if v is None or v is pd.NA else prefix + str(v) for v in res], dtype=object) \
+            if len(res) < 1000 else (prefix + pd.Series(res, dtype="str")).to_numpy(dtype=object)
+    return res
+
+
+def group_codes(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """One integer per distinct combination of ``cols`` (missing is a value), from factorized columns."""
+    gid = np.zeros(len(df), dtype=np.int64)
+    for c in cols:
+        codes, uniq = pd.factorize(df[c], use_na_sentinel=True)
+        gid = gid * (len(uniq) + 1) + (codes + 1)
+        gid = pd.factorize(gid)[0].astype(np.int64)  # keep the numbers small
+    return gid
 
 
 def empty_hits() -> Hits:
@@ -160,11 +190,10 @@ def map_unique(s: pd.Series, fn: Callable[[pd.Series], np.ndarray], na: Any) -> 
 
 
 def is_null(s: pd.Series) -> np.ndarray:
-    """Missing or blank."""
+    """Missing or empty text (readers already trim trailing blanks)."""
     if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
         return s.isna().to_numpy()
-    return map_unique(s.astype("str") if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype) else s,
-                      lambda u: (u.str.strip() == "").to_numpy(), True).astype(bool)
+    return (s.isna() | (s == "")).to_numpy(dtype=bool)
 
 
 def regex_full(s: pd.Series, pattern: str | re.Pattern) -> np.ndarray:
@@ -176,14 +205,21 @@ def regex_full(s: pd.Series, pattern: str | re.Pattern) -> np.ndarray:
 
 def as_text(s: pd.Series) -> pd.Series:
     """Values as text (numbers without a trailing .0) for findings and comparisons."""
+    if isinstance(s.dtype, pd.StringDtype):
+        return s
     if pd.api.types.is_string_dtype(s.dtype) or s.dtype == object:
         return s.astype("str")
-    if pd.api.types.is_numeric_dtype(s.dtype):
-        v = s.astype("float64")
-        whole = v.notna() & (v == np.round(v))
-        txt = v.astype("str")
-        txt = txt.where(~whole, v.round().astype("Int64").astype("str"))
-        return txt.where(v.notna(), None)
+    if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+        codes, uniq = pd.factorize(s.astype("float64"))
+        v = pd.Series(np.asarray(uniq, dtype="float64"))
+        whole = v == np.round(v)
+        txt = v.astype("str").where(~whole, v.round().astype("Int64").astype("str"))
+        arr = np.asarray(txt, dtype=object)
+        out = np.where(codes >= 0, arr[np.maximum(codes, 0)] if len(arr) else None, None)
+        return pd.Series(out, index=s.index, dtype="str")
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        fmt = "%Y-%m-%d" if bool((s.dropna() == s.dropna().dt.normalize()).all()) else "%Y-%m-%dT%H:%M:%S"
+        return s.dt.strftime(fmt).where(s.notna(), None).astype("str")
     return s.astype("str")
 
 

@@ -142,8 +142,9 @@ def _blank_to_na(s: pd.Series) -> pd.Series:
     return pd.Series(res, index=s.index, dtype="str")
 
 
-def _normalise(df: pd.DataFrame, formats: dict[str, str | None]) -> pd.DataFrame:
-    """Blanks to missing in character columns; SAS dates (DATE/DATETIME formats) to datetime64."""
+def _normalise(df: pd.DataFrame, formats: dict[str, str | None], trimmed: bool = False) -> pd.DataFrame:
+    """Blanks to missing in character columns (``trimmed``: the reader already did it); SAS dates
+    (DATE/DATETIME formats) to datetime64."""
     out = {}
     for col in df.columns:
         s = df[col]
@@ -158,7 +159,7 @@ def _normalise(df: pd.DataFrame, formats: dict[str, str | None]) -> pd.DataFrame
                 conv = pd.to_datetime(s, errors="coerce") if hasattr(first, "year") else s
                 out[col] = conv
             else:
-                out[col] = _blank_to_na(s)
+                out[col] = s.astype("str") if trimmed else _blank_to_na(s)
         elif fmt.startswith(("DATE", "E8601DA", "YYMMDD", "E8601DT")) and pd.api.types.is_numeric_dtype(s.dtype):
             unit = "s" if fmt.startswith(("DATETIME", "E8601DT")) else "D"
             out[col] = pd.Timestamp("1960-01-01") + pd.to_timedelta(s, unit=unit)
@@ -185,7 +186,7 @@ def read_xpt_with_meta(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
             type="numeric" if is_num else "text",
             length=(meta.variable_storage_width or {}).get(name),
             format=None if fmt in (None, "", "$", "BEST", "$CHAR") else fmt)
-    df = _normalise(df, {k: v.format for k, v in cols.items()})
+    df = _normalise(df, {k: v.format for k, v in cols.items()}, trimmed=reader is not None)
     name = (meta.table_name or path.stem).upper()
     return df, DatasetMeta(name=name, label=meta.file_label or None, path=str(path), columns=cols)
 

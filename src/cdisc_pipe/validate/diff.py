@@ -45,9 +45,7 @@ def snapshot_frame(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec
         key = key + "|" + as_text(df[k]).fillna("")
     occ = key.groupby(key, sort=False).cumcount()
     key = key.where(occ == 0, key + "#" + occ.astype("str"))
-    text = pd.DataFrame({c: as_text(df[c]) if not pd.api.types.is_datetime64_any_dtype(df[c].dtype)
-                         else df[c].astype("str") for c in df.columns})
-    h = pd.util.hash_pandas_object(text, index=False).to_numpy()
+    h = pd.util.hash_pandas_object(df, index=False).to_numpy()
     return pd.DataFrame({"key": key.to_numpy(dtype=object), "hash": h.astype(np.uint64).astype(str)})
 
 

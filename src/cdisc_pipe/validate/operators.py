@@ -18,8 +18,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from cdisc_pipe.validate.context import (
-    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, is_null, map_unique,
-    regex_full, subject_lookup,
+    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, group_codes, is_null,
+    map_unique, regex_full, subject_lookup,
 )
 from cdisc_pipe.validate.model import Condition
 
@@ -127,7 +127,7 @@ def must_be_null(ctx: CheckContext, p: VarsParams) -> Hits:
     parts = []
     for col in ctx.resolve_many(p.variables):
         s = ctx.df[col]
-        parts.append(ctx.hits(~is_null(s), col, as_text(s)))
+        parts.append(ctx.hits(~is_null(s), col, s))
     return concat_hits(parts)
 
 
@@ -179,7 +179,7 @@ def regex(ctx: CheckContext, p: RegexParams) -> Hits:
         else:
             bad = map_unique(s.astype("str"), lambda u: u.str.contains(rx).fillna(False).to_numpy(dtype=bool),
                              False).astype(bool)
-        parts.append(ctx.hits(bad & ~is_null(s), col, as_text(s)))
+        parts.append(ctx.hits(bad & ~is_null(s), col, s))
     return concat_hits(parts)
 
 
@@ -215,9 +215,13 @@ def max_bytes(ctx: CheckContext, p: MaxBytesParams) -> Hits:
         s = ctx.df[col]
         if not (pd.api.types.is_string_dtype(s.dtype) or s.dtype == object):
             continue
-        n = map_unique(s, lambda u: u.str.encode("utf-8").str.len().to_numpy(), 0)
-        parts.append(ctx.hits(n.astype(np.int64) > p.max, col, s, detail=np.char.add(
-            "length ", n.astype(np.int64).astype(str))))
+        # characters first (fast); bytes only where a value could be too long (up to 4 bytes/char)
+        chars = s.str.len().fillna(0).to_numpy(dtype=np.int64)
+        n = chars.copy()
+        maybe = chars * 4 > p.max
+        if maybe.any():
+            n[maybe] = s[maybe].str.encode("utf-8").str.len().to_numpy(dtype=np.int64)
+        parts.append(ctx.hits(n > p.max, col, s, detail=n, detail_prefix="length "))
     return concat_hits(parts)
 
 
@@ -257,7 +261,7 @@ def number_range(ctx: CheckContext, p: NumberRangeParams) -> Hits:
                 bad = bad | (num > p.max)
             if p.integer:
                 bad = bad | (pop & ~np.isnan(num) & (num != np.round(num)))
-        parts.append(ctx.hits(bad, col, as_text(s)))
+        parts.append(ctx.hits(bad, col, s))
     return concat_hits(parts)
 
 
@@ -292,8 +296,7 @@ def compare(ctx: CheckContext, p: CompareParams) -> Hits:
     with np.errstate(invalid="ignore"):
         ok = {"eq": a == b, "ne": a != b, "lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[p.op]
     bad = both & ~np.asarray(ok, dtype=bool)
-    detail = None if rcol is None else (f"{rcol}=" + as_text(rs).fillna("")).to_numpy(dtype=object)
-    return ctx.hits(bad, lcol, as_text(ls), detail)
+    return ctx.hits(bad, lcol, ls, None if rcol is None else rs, detail_prefix=f"{rcol}=")
 
 
 class DateOrderParams(Params):
@@ -315,7 +318,7 @@ def date_order(ctx: CheckContext, p: DateOrderParams) -> Hits:
         has_t = st.str.contains("T", regex=False).fillna(False).to_numpy(dtype=bool)
         eq_day = (sd == ed).to_numpy(dtype=bool)
         bad = bad | (eq_day & same_len & has_t & (st > et).fillna(False).to_numpy(dtype=bool))
-    return ctx.hits(bad, scol, as_text(s), (f"{ecol}=" + as_text(e).fillna("")).to_numpy(dtype=object))
+    return ctx.hits(bad, scol, s, e, detail_prefix=f"{ecol}=")
 
 
 class DateRefParams(Params):
@@ -336,8 +339,7 @@ def date_vs_reference(ctx: CheckContext, p: DateRefParams) -> Hits:
         with np.errstate(invalid="ignore"):
             ok = {"le": d <= rd, "ge": d >= rd, "lt": d < rd, "gt": d > rd}[p.op].to_numpy(dtype=bool)
         bad = d.notna().to_numpy() & rd.notna().to_numpy() & ~ok
-        parts.append(ctx.hits(bad, col, as_text(ctx.df[col]),
-                              (f"{p.ref_dataset}.{p.ref_variable}=" + as_text(ref).fillna("")).to_numpy(dtype=object)))
+        parts.append(ctx.hits(bad, col, ctx.df[col], ref, detail_prefix=f"{p.ref_dataset}.{p.ref_variable}="))
     return concat_hits(parts)
 
 
@@ -364,8 +366,7 @@ def study_day_check(ctx: CheckContext, p: StudyDayParams) -> Hits:
     expected = study_day(ctx.df[dtc], ref)
     actual = pd.to_numeric(ctx.df[dy], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isnan(expected) & (np.isnan(actual) | (actual != expected))
-    exp_txt = pd.Series(expected).astype("Int64").astype("str").to_numpy(dtype=object)
-    return ctx.hits(bad, dy, as_text(ctx.df[dy]), np.char.add("expected ", exp_txt.astype(str)))
+    return ctx.hits(bad, dy, ctx.df[dy], expected, detail_prefix="expected ")
 
 
 class DerivedParams(Params):
@@ -388,8 +389,7 @@ def derived(ctx: CheckContext, p: DerivedParams) -> Hits:
     tol = p.tolerance * np.maximum(1.0, np.abs(np.nan_to_num(exp)))
     # a null target is allowed (CHG/PCHG are often left null at and before baseline); a value must match
     bad = ~np.isnan(act) & ~np.isnan(exp) & (np.abs(act - np.nan_to_num(exp)) > tol)
-    detail = np.char.add("expected ", pd.Series(exp).round(6).astype("str").to_numpy(dtype=str))
-    return ctx.hits(bad, t, as_text(ctx.df[t]), detail)
+    return ctx.hits(bad, t, ctx.df[t], np.round(exp, 6), detail_prefix="expected ")
 
 
 # ------------------------------------------------------------------ group-level operators
@@ -417,10 +417,7 @@ def unique(ctx: CheckContext, p: UniqueParams) -> Hits:
     else:
         keys = [ctx.one(k) for k in p.keys]
     dup = ctx.df.duplicated(subset=keys, keep="first").to_numpy()
-    key_txt = as_text(ctx.df[keys[0]]).fillna("")
-    for k in keys[1:]:
-        key_txt = key_txt + "|" + as_text(ctx.df[k]).fillna("")
-    return ctx.hits(dup, ",".join(keys), key_txt)
+    return ctx.hits(dup, ",".join(keys), tuple(ctx.df[k] for k in keys))
 
 
 class ExistsParams(Params):
@@ -444,14 +441,15 @@ def exists_in(ctx: CheckContext, p: ExistsParams) -> Hits:
         for c in p.ref_when:
             m = m & (condition_mask(ref, c, sub))
         ref = ref.loc[m]
-    left = pd.MultiIndex.from_arrays([as_text(ctx.df[c]) for c in cols])
-    right = pd.MultiIndex.from_arrays([as_text(ref[c]) for c in p.ref_variables])
     populated = np.all([~is_null(ctx.df[c]) for c in cols], axis=0)
-    bad = populated & ~left.isin(right)
-    val = as_text(ctx.df[cols[0]]).fillna("")
-    for c in cols[1:]:
-        val = val + "|" + as_text(ctx.df[c]).fillna("")
-    return ctx.hits(bad, ",".join(cols), val)
+    if len(cols) == 1:
+        found = as_text(ctx.df[cols[0]]).isin(as_text(ref[p.ref_variables[0]]).dropna().unique()).to_numpy(dtype=bool)
+    else:
+        left = pd.MultiIndex.from_arrays([as_text(ctx.df[c]) for c in cols])
+        right = pd.MultiIndex.from_arrays([as_text(ref[c]) for c in p.ref_variables])
+        found = left.isin(right)
+    bad = populated & ~found
+    return ctx.hits(bad, ",".join(cols), tuple(ctx.df[c] for c in cols))
 
 
 class OneToOneParams(Params):
@@ -461,17 +459,19 @@ class OneToOneParams(Params):
 
 @operator("one_to_one", OneToOneParams)
 def one_to_one(ctx: CheckContext, p: OneToOneParams) -> Hits:
-    """``left`` and ``right`` map one to one (e.g. VISITNUM/VISIT, PARAMCD/PARAM)."""
+    """``left`` and ``right`` map one to one (e.g. VISITNUM/VISIT, PARAMCD/PARAM); one finding per
+    offending distinct pair."""
     l, r = ctx.one(p.left), ctx.one(p.right)
-    pairs = pd.DataFrame({"l": as_text(ctx.df[l]), "r": as_text(ctx.df[r])}).dropna()
-    pairs = pairs.drop_duplicates()
-    bad_l = pairs["l"][pairs["l"].duplicated(keep=False)].unique()
-    bad_r = pairs["r"][pairs["r"].duplicated(keep=False)].unique()
-    lt, rt = as_text(ctx.df[l]), as_text(ctx.df[r])
-    # one finding per offending distinct pair (first record carrying it)
-    first = ~pd.DataFrame({"l": lt, "r": rt}).duplicated().to_numpy()
-    mask = first & (lt.isin(bad_l).to_numpy(dtype=bool) | rt.isin(bad_r).to_numpy(dtype=bool))
-    return ctx.hits(mask, f"{l},{r}", (lt.fillna("") + " / " + rt.fillna("")).to_numpy(dtype=object))
+    both = ~is_null(ctx.df[l]) & ~is_null(ctx.df[r])
+    lc = pd.factorize(ctx.df[l])[0]
+    rc = pd.factorize(ctx.df[r])[0]
+    pair = pd.DataFrame({"l": lc, "r": rc})[both]
+    distinct = pair.drop_duplicates()
+    bad_l = distinct["l"][distinct["l"].duplicated(keep=False)].unique()
+    bad_r = distinct["r"][distinct["r"].duplicated(keep=False)].unique()
+    first = ~pd.DataFrame({"l": lc, "r": rc}).duplicated().to_numpy()
+    mask = both & first & (np.isin(lc, bad_l) | np.isin(rc, bad_r))
+    return ctx.hits(mask, f"{l},{r}", (ctx.df[l], ctx.df[r]))
 
 
 class ConsistentParams(Params):
@@ -486,14 +486,13 @@ def consistent_within(ctx: CheckContext, p: ConsistentParams) -> Hits:
     per group and value."""
     v = ctx.one(p.variable)
     by = [ctx.one(b) for b in p.by] + ctx.resolve_many(p.optional_by, required=False)
-    keys = ctx.df[by].astype("str").fillna("")
-    vt = as_text(ctx.df[v]).fillna("")
-    n = vt.groupby([keys[b] for b in by], sort=False).transform("nunique").to_numpy()
-    first = ~pd.concat([keys, vt.rename("__v")], axis=1).duplicated().to_numpy()
-    key = keys[by[0]]
-    for b in by[1:]:
-        key = key + "|" + keys[b]
-    return ctx.hits((n > 1) & first, v, as_text(ctx.df[v]), ("in group " + key).to_numpy(dtype=object))
+    gid = group_codes(ctx.df, by)
+    vc = pd.factorize(ctx.df[v])[0]
+    pairs = pd.DataFrame({"g": gid, "v": vc})
+    first = ~pairs.duplicated().to_numpy()
+    n_values = np.bincount(gid[first], minlength=int(gid.max()) + 1 if len(gid) else 0)
+    bad = first & (n_values[gid] > 1) if len(gid) else first
+    return ctx.hits(bad, v, ctx.df[v], tuple(ctx.df[b] for b in by), detail_prefix="in group ")
 
 
 class MaxPerGroupParams(Params):
@@ -506,12 +505,9 @@ class MaxPerGroupParams(Params):
 def max_per_group(ctx: CheckContext, p: MaxPerGroupParams) -> Hits:
     """At most ``max`` records (after ``when``) per ``by`` group; the extra records fire."""
     by = [ctx.one(b) for b in p.by] + ctx.resolve_many(p.optional_by, required=False)
-    keys = ctx.df[by].astype("str").fillna("")
-    rank = keys.groupby(by, sort=False).cumcount().to_numpy()
-    key = keys[by[0]]
-    for b in by[1:]:
-        key = key + "|" + keys[b]
-    return ctx.hits(rank >= p.max, ",".join(by), key)
+    gid = group_codes(ctx.df, by)
+    rank = pd.Series(gid).groupby(gid, sort=False).cumcount().to_numpy()
+    return ctx.hits(rank >= p.max, ",".join(by), tuple(ctx.df[b] for b in by))
 
 
 class GroupHasParams(Params):
@@ -526,14 +522,13 @@ def group_has(ctx: CheckContext, p: GroupHasParams) -> Hits:
     by = [ctx.one(b) for b in p.by]
     m = np.ones(len(ctx.df), dtype=bool)
     for c in p.condition:
-        m = m & (condition_mask(ctx.df, c, ctx))
-    keys = ctx.df[by].astype("str").fillna("")
-    cnt = pd.Series(m, index=ctx.df.index).groupby([keys[b] for b in by], sort=False).transform("sum")
-    first = ~keys.duplicated().to_numpy()
-    key = keys[by[0]]
-    for b in by[1:]:
-        key = key + "|" + keys[b]
-    return ctx.hits(first & (cnt < p.min_records).to_numpy(), ",".join(by), key)
+        m = m & condition_mask(ctx.df, c, ctx)
+    gid = group_codes(ctx.df, by)
+    if not len(gid):
+        return empty_hits()
+    cnt = np.bincount(gid, weights=m.astype(float), minlength=int(gid.max()) + 1)
+    first = ~pd.Series(gid).duplicated().to_numpy()
+    return ctx.hits(first & (cnt[gid] < p.min_records), ",".join(by), tuple(ctx.df[b] for b in by))
 
 
 # ------------------------------------------------------------------ dataset / study level
