@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-from pathlib import Path
 
 import lxml.html
 import pytest
