@@ -18,7 +18,7 @@ import pandas as pd
 
 from cdisc_pipe.errors import Problem, raise_if
 from cdisc_pipe.spec.model import Dataset, StudySpec, Variable
-from cdisc_pipe.xpt.v5 import parse_format
+from cdisc_pipe.xpt.v5 import low_cardinality, parse_format
 
 #: At most this many offending rows are listed per dataset, variable and rule; the rest are
 #: counted in one closing problem (a 1M-row dataset must not produce a 1M-line error report).
@@ -142,37 +142,60 @@ def _strip_trailing_blanks(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def factorized(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(codes, distinct values) of a low-cardinality object array (missing -> code -1), else None.
+
+    Per-value work (type checks, trailing blanks, byte lengths) is then done once per distinct
+    value and broadcast back by code; only speed depends on which path is taken.
+    """
+    if not low_cardinality(arr):
+        return None
+    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _clean_text(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """Non-missing values -> (text or None, is-not-text flags, inferred kind)."""
+    kind = pd.api.types.infer_dtype(values, skipna=False) if len(values) else "empty"
+    bad = np.zeros(len(values), dtype=bool)
+    if kind in ("string", "empty"):
+        text = values
+    elif kind == "integer":
+        # Integers in a text variable (e.g. a grade 1..5) are written as their decimal text.
+        text = np.array([str(int(v)) for v in values], dtype=object)
+    else:
+        bad = ~np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
+        text = values.copy()
+        text[bad] = ""
+    # XPT cannot store trailing blanks (values are blank-padded), so drop them here: what is
+    # written is what reads back.  Leading blanks are kept.  Empty text is missing.
+    text = _strip_trailing_blanks(text)
+    out = np.where(text == "", None, text).astype(object)
+    return out, bad, kind
+
+
 def _to_text(s: pd.Series, dataset: Dataset, var: Variable, frame: pd.DataFrame) -> tuple[pd.Series, list[Problem]]:
     """Character variable: Python ``str`` or ``None``; trailing blanks dropped ('' -> None)."""
     n = len(s)
     arr = s.to_numpy(dtype=object)
-    isna = pd.isna(arr)
-    out = np.full(n, None, dtype=object)
-    if isna.all():
-        return pd.Series(out, index=s.index, dtype=object), []
-    problems: list[Problem] = []
-    kind = pd.api.types.infer_dtype(arr, skipna=True)
-    keep = np.flatnonzero(~isna)
-    values = arr[keep]
-    if kind == "string":
-        pass
-    elif kind == "integer":
-        # Integers in a text variable (e.g. a grade 1..5) are written as their decimal text.
-        values = np.array([str(int(v)) for v in values], dtype=object)
+    f = factorized(arr)
+    if f is not None:
+        codes, uniques = f
+        clean, bad_u, kind = _clean_text(uniques)
+        out = np.append(clean, None)[codes]  # code -1 (missing) takes the appended None
+        bad = np.append(bad_u, False)[codes]
     else:
-        is_text = np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
+        keep = np.flatnonzero(~pd.isna(arr))
+        clean, bad_k, kind = _clean_text(arr[keep])
+        out = np.full(n, None, dtype=object)
+        out[keep] = clean
         bad = np.zeros(n, dtype=bool)
-        bad[keep[~is_text]] = True
-        problems += row_problems(
-            frame, dataset, var.name, bad, f"{var.data_type} variable holds non-text values ({kind})",
-            "give text values (ISO 8601 strings for dates); the writer does not guess a format",
-        )
-        keep, values = keep[is_text], values[is_text]
-    # XPT cannot store trailing blanks (values are blank-padded), so drop them here: what is
-    # written is what reads back.  Leading blanks are kept.  Empty text is missing.
-    values = _strip_trailing_blanks(values)
-    nonempty = values != ""
-    out[keep[nonempty]] = values[nonempty]
+        bad[keep] = bad_k
+    problems = row_problems(
+        frame, dataset, var.name, bad, f"{var.data_type} variable holds non-text values ({kind})",
+        "give text values (ISO 8601 strings for dates); the writer does not guess a format",
+        values=arr,
+    )
     return pd.Series(out, index=s.index, dtype=object), problems
 
 
@@ -396,24 +419,32 @@ def check_metadata(dataset: Dataset, names: Iterable[str]) -> list[Problem]:
     return problems
 
 
+def _byte_lengths(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(UTF-8 byte length, is-ASCII) of non-missing ``str`` values."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64), np.ones(0, dtype=bool)
+    try:
+        # numpy's ASCII conversion fails on the first non-ASCII value: one C loop when all is ASCII
+        return np.strings.str_len(values.astype(np.bytes_)).astype(np.int64), np.ones(len(values), dtype=bool)
+    except UnicodeEncodeError:
+        is_ascii = np.fromiter(map(str.isascii, values), dtype=bool, count=len(values))
+        nbytes = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+        nbytes[~is_ascii] = [len(v.encode("utf-8")) for v in values[~is_ascii]]
+        return nbytes, is_ascii
+
+
 def text_byte_lengths(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(UTF-8 byte length, is-ASCII) per value of a text series; missing values have length 0."""
     arr = s.to_numpy(dtype=object)
+    f = factorized(arr)
+    if f is not None:
+        codes, uniques = f
+        nb, asc = _byte_lengths(uniques)
+        return np.append(nb, 0)[codes], np.append(asc, True)[codes]
     keep = np.flatnonzero(~pd.isna(arr))
-    values = arr[keep]
     nbytes = np.zeros(len(arr), dtype=np.int64)
     ascii_ = np.ones(len(arr), dtype=bool)
-    if len(values) == 0:
-        return nbytes, ascii_
-    try:
-        # numpy's ASCII conversion fails on the first non-ASCII value: one C loop when all is ASCII
-        nbytes[keep] = np.strings.str_len(values.astype(np.bytes_))
-    except UnicodeEncodeError:
-        is_ascii = np.fromiter(map(str.isascii, values), dtype=bool, count=len(values))
-        ascii_[keep] = is_ascii
-        nbytes[keep] = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-        idx = keep[~is_ascii]
-        nbytes[idx] = [len(v.encode("utf-8")) for v in arr[idx]]
+    nbytes[keep], ascii_[keep] = _byte_lengths(arr[keep])
     return nbytes, ascii_
 
 
