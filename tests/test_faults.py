@@ -69,36 +69,54 @@ def test_reader_fault(fault, tmp_path, capsys):
             assert raw.forms[name].equals(df), name
 
 
+#: faults run in their own SDTM run, because today they stop the stage and would hide the others
+ISOLATED = {"duplicate_record"}
+
+
 @pytest.fixture(scope="module")
-def sdtm_run(tmp_path_factory):
-    """One ``cdisc-pipe sdtm`` run on the bundled export carrying every value-level fault."""
+def sdtm_runs(tmp_path_factory):
+    """Lazily run ``cdisc-pipe sdtm`` once on the bundled export carrying all combinable value faults,
+    and once per isolated fault; returns ``get(fault_id) -> (exit code, findings, Expected)``."""
     from cdisc_pipe.cli import main
 
-    base = tmp_path_factory.mktemp("faults")
-    expected = make_combined(CLEAN, base / "raw", tuple(LATER_FAULTS))
-    try:
-        code = main(["sdtm", "--raw", str(base / "raw"), "--out", str(base / "out"), "-q"])
-    except SystemExit as exc:  # pragma: no cover - the CLI returns codes; never let a test crash
-        code = exc.code
-    findings = []
-    for path in (base / "out" / "sdtm" / "_stage" / "findings.json", base / "out" / "reports" / "validation.json"):
-        if path.exists():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            items = data.get("findings", data) if isinstance(data, dict) else data
-            findings += [f for f in items if isinstance(f, dict)]
-    return code, findings, expected
+    cache: dict[str, tuple] = {}
+
+    def run(key: str, faults: tuple) -> tuple:
+        if key not in cache:
+            base = tmp_path_factory.mktemp(f"faults-{key}")
+            expected = make_combined(CLEAN, base / "raw", faults)
+            try:
+                code = main(["sdtm", "--raw", str(base / "raw"), "--out", str(base / "out"), "-q"])
+            except SystemExit as exc:  # pragma: no cover - the CLI returns codes; never crash the test
+                code = exc.code
+            findings = []
+            for path in (base / "out" / "sdtm" / "_stage" / "findings.json", base / "out" / "reports" / "validation.json"):
+                if path.exists():
+                    data = json.loads(path.read_text(encoding="utf-8"))
+                    items = data.get("findings", data) if isinstance(data, dict) else data
+                    findings += [f for f in items if isinstance(f, dict)]
+            cache[key] = (code, findings, expected)
+        return cache[key]
+
+    def get(fault_id: str) -> tuple:
+        if fault_id in ISOLATED:
+            code, findings, expected = run(fault_id, tuple(f for f in LATER_FAULTS if f.id == fault_id))
+        else:
+            code, findings, expected = run("combined", tuple(f for f in LATER_FAULTS if f.id not in ISOLATED))
+        return code, findings, expected[fault_id]
+
+    return get
 
 
 @pytest.mark.xfail(strict=False, reason="SDTM stage (cdisc_pipe.sdtm.build_sdtm + mappings/) is being built in "
                    "parallel; the lead tightens these at integration")
 @pytest.mark.parametrize("fault", LATER_FAULTS, ids=[f.id for f in LATER_FAULTS])
-def test_value_fault_is_a_finding_and_the_record_is_kept(fault, sdtm_run):
-    code, findings, expected = sdtm_run
-    exp = expected[fault.id]
+def test_value_fault_is_a_finding_and_the_record_is_kept(fault, sdtm_runs):
+    code, findings, exp = sdtm_runs(fault.id)
     assert exp.outcome == "finding"
     assert code in (0, 1), f"sdtm exit code {code}"
     hits = [f for f in findings
             if str(f.get("rule", "")).startswith(exp.rule_prefixes)
-            and Path(str(f.get("source_file") or "")).name == exp.file
+            and Path(str(f.get("source_file") or "")).stem == Path(exp.file).stem  # form name or file name
             and (exp.row is None or f.get("source_row") == exp.row)]
     assert hits, f"no {exp.rule_prefixes} finding at {exp.file} row {exp.row}"
