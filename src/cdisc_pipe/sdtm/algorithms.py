@@ -112,7 +112,7 @@ def evaluate(frame: pd.DataFrame, conditions: list[Condition]) -> pd.Series:
             if c.op == "notin":
                 hit = ~hit
         elif c.op == "matches":
-            hit = txt.str.fullmatch(str(c.value).upper()).fillna(False).astype(bool)
+            hit = clean(col).str.fullmatch(str(c.value), case=False).fillna(False).astype(bool)
         else:
             num = pd.to_numeric(col, errors="coerce")
             ref = float(c.value)  # type: ignore[arg-type]

@@ -239,6 +239,10 @@ def derive_dm(dm: pd.DataFrame, m: DatasetMapping, datasets: dict[str, pd.DataFr
         picked = first_last(allv, "__v", sd.pick)
         got = out["USUBJID"].map(picked)
         out[var] = got.where(got.notna(), out[var] if var in out else np.nan).astype("str")
+    if "DTHDTC" in out and "RFPENDTC" in out:
+        # participation ends at death: records dated later are data errors (SDTM.DATE.AFTERDEATH)
+        later = complete_date(out["RFPENDTC"]) > complete_date(out["DTHDTC"])
+        out["RFPENDTC"] = out["RFPENDTC"].mask(later.fillna(False).astype(bool), out["DTHDTC"]).astype("str")
     if "DTHDTC" in out:
         flag = out["DTHDTC"].notna()
         if "DTHFL" in out:
@@ -266,7 +270,7 @@ def derive_dm(dm: pd.DataFrame, m: DatasetMapping, datasets: dict[str, pd.DataFr
         out["ACTARMCD"] = pd.Series(np.where(match, arms["ARMCD"].to_numpy()[best], None), index=out.index).astype("str")
         out["ACTARM"] = pd.Series(np.where(match, arms["ARM"].to_numpy()[best], None), index=out.index).astype("str")
         planned = out["ARMCD"].notna()
-        nrs = np.where(~planned, out["ARMNRS"].fillna("NOT ASSIGNED").to_numpy(dtype=object) if "ARMNRS" in out else "NOT ASSIGNED",
+        nrs = np.where(~planned, out["ARMNRS"].astype("object").where(out["ARMNRS"].notna(), "NOT ASSIGNED").to_numpy(dtype=object) if "ARMNRS" in out else "NOT ASSIGNED",
                        np.where(~treated.to_numpy(), "ASSIGNED, NOT TREATED", np.where(~match, "UNPLANNED TREATMENT", None)))
         out["ARMNRS"] = pd.Series(nrs, index=out.index).astype("str")
         arm_of = dict(zip(arms["ARMCD"], arms["ARM"]))
@@ -394,10 +398,8 @@ def data_checks(datasets: dict[str, pd.DataFrame], findings: Findings) -> None:
                          a.fillna("") + " > " + b.fillna(""))
         if not death.empty and name not in ("DD", "DS", "SS", "SE", "SV"):
             dd = complete_date(df["USUBJID"].map(death))
-            latest = None
-            for c in _dtc_vars(df, name):
-                d = complete_date(df[c])
-                latest = d if latest is None else latest.where(latest >= d, d).fillna(d)
+            dates = [complete_date(df[c]) for c in _dtc_vars(df, name)]
+            latest = pd.concat(dates, axis=1).max(axis=1) if dates else None  # NaT-skipping maximum
             if latest is not None:
                 after = dd.notna() & latest.notna() & (latest > dd)
                 findings.add("SDTM.DATE.AFTERDEATH", "Warning", "record dated after the subject's death (DM.DTHDTC); record kept",

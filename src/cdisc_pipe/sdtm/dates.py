@@ -65,6 +65,8 @@ def _num_part(txt: np.ndarray, names: dict[str, int] | None) -> tuple[np.ndarray
 
 def _pad(num: np.ndarray, width: int, prefix: str = "") -> np.ndarray:
     """Whole numbers as zero-padded text (object array; NaN -> None), vectorised with numpy."""
+    if len(num) == 0:
+        return np.array([], dtype=object)
     ok = ~np.isnan(num)
     txt = np.char.zfill(np.where(ok, num, 0).astype("int64").astype(str), width).astype(object)
     return np.where(ok, prefix + txt, None)
