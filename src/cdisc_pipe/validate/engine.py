@@ -132,9 +132,8 @@ def hits_to_frame(rule: Rule, severity: str, dataset: str | None, df: pd.DataFra
         if isinstance(x, np.ndarray) and x.shape == (n,):
             return x.astype(object)
         return np.full(n, x, dtype=object)
-    detail = arr(hits.detail)
-    msg = np.where(pd.isna(detail), rule.message,
-                   np.char.add(np.char.add(rule.message + " (", detail.astype(str)), ")")).astype(object)
+    detail = pd.Series(arr(hits.detail), dtype="str")
+    msg = (rule.message + " (" + detail + ")").fillna(rule.message).to_numpy(dtype=object)
     value = arr(hits.value)
     value = np.where(pd.isna(value), None, value)
     sev = arr(hits.severity) if hits.severity is not None else severity

@@ -49,6 +49,16 @@ def run_python(ctx: CheckContext, p: PythonParams) -> Hits:
     return FUNCTIONS[p.function](ctx, dict(p.model_extra or {}))
 
 
+def utf8_lengths(s: pd.Series) -> np.ndarray:
+    """Byte length of each value in UTF-8 (0 for missing): character counts, re-measured in bytes only
+    for the non-ASCII values."""
+    n = s.str.len().fillna(0).to_numpy(dtype=np.int64).copy()
+    non_ascii = ~s.str.isascii().to_numpy(dtype=bool) & s.notna().to_numpy()
+    if non_ascii.any():
+        n[non_ascii] = s[non_ascii].str.encode("utf-8").str.len().to_numpy(dtype=np.int64)
+    return n
+
+
 # ===================================================================== structure vs spec
 def _spec_ds(ctx: CheckContext):
     spec = ctx.need_spec()
@@ -156,7 +166,7 @@ def spec_variable_length(ctx: CheckContext, params: dict[str, Any]) -> Hits:
         s = ctx.df[v.name]
         if not pd.api.types.is_string_dtype(s.dtype):
             continue
-        n = map_unique(s, lambda u: u.str.encode("utf-8").str.len().to_numpy(), 0).astype(np.int64)
+        n = utf8_lengths(s)
         parts.append(ctx.hits(n > v.length, v.name, s, f"spec length {v.length}"))
     return concat_hits(parts)
 
@@ -347,7 +357,7 @@ def xpt_length_actual(ctx: CheckContext, params: dict[str, Any]) -> Hits:
         s = ctx.df[c.name]
         if not pd.api.types.is_string_dtype(s.dtype):
             continue
-        n = map_unique(s, lambda u: u.str.encode("utf-8").str.len().to_numpy(), 0)
+        n = utf8_lengths(s)
         longest = max(int(np.max(n)) if len(n) else 0, 1)
         if c.length > longest:
             vars_.append(c.name); vals.append(str(c.length)); details.append(f"longest value {longest} bytes")

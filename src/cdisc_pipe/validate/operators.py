@@ -215,12 +215,8 @@ def max_bytes(ctx: CheckContext, p: MaxBytesParams) -> Hits:
         s = ctx.df[col]
         if not (pd.api.types.is_string_dtype(s.dtype) or s.dtype == object):
             continue
-        # characters first (fast); bytes only where a value could be too long (up to 4 bytes/char)
-        chars = s.str.len().fillna(0).to_numpy(dtype=np.int64)
-        n = chars.copy()
-        maybe = chars * 4 > p.max
-        if maybe.any():
-            n[maybe] = s[maybe].str.encode("utf-8").str.len().to_numpy(dtype=np.int64)
+        from cdisc_pipe.validate.functions import utf8_lengths
+        n = utf8_lengths(s)
         parts.append(ctx.hits(n > p.max, col, s, detail=n, detail_prefix="length "))
     return concat_hits(parts)
 
@@ -233,7 +229,7 @@ def ascii_only(ctx: CheckContext, p: MaxBytesParams) -> Hits:
         s = ctx.df[col]
         if not (pd.api.types.is_string_dtype(s.dtype) or s.dtype == object):
             continue
-        bad = ~map_unique(s, lambda u: u.str.isascii().to_numpy(dtype=bool), True).astype(bool)
+        bad = ~s.str.isascii().to_numpy(dtype=bool) & s.notna().to_numpy()  # missing -> False in pandas 3
         parts.append(ctx.hits(bad, col, s))
     return concat_hits(parts)
 
