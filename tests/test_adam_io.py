@@ -60,8 +60,13 @@ def test_read_sdtm_errors_name_the_file(tmp_path: Path) -> None:
     assert files == {"dm.xpt", "ae.json"}
 
 
-def test_build_adam_on_fixture_conforms_to_spec(core_spec) -> None:
-    res = build_adam(make_sdtm(), core_spec, SETTINGS)
+@pytest.fixture(scope="module")
+def fixture_result(core_spec):
+    return build_adam(make_sdtm(), core_spec, SETTINGS)
+
+
+def test_build_adam_on_fixture_conforms_to_spec(core_spec, fixture_result) -> None:
+    res = fixture_result
     assert sorted(res.datasets) == ["ADRS", "ADSL", "ADTTE"]
     for name, df in res.datasets.items():
         ds = core_spec.dataset(name)
@@ -106,10 +111,10 @@ def test_missing_rs_skips_adrs_and_adtte_with_findings(core_spec) -> None:
     assert "RS" in skipped["ADRS"] and "ADRS" in skipped["ADTTE"]
 
 
-def test_fixture_datasets_pass_the_transport_checks(core_spec) -> None:
+def test_fixture_datasets_pass_the_transport_checks(core_spec, fixture_result) -> None:
     from cdisc_pipe.xpt import check_frame, conform_frame
 
-    res = build_adam(make_sdtm(), core_spec, SETTINGS)
+    res = fixture_result
     for name, df in res.datasets.items():
         conformed, problems = conform_frame(df, core_spec.dataset(name), core_spec)
         assert problems == [], (name, [str(p) for p in problems][:5])
@@ -125,3 +130,35 @@ def test_cdisc_pilot_package_gives_clear_input_error(spec) -> None:
     problems = {p.entry: p.message for p in exc.value.problems}
     # the pilot's EX has no EXCAT (no CAR-T / lymphodepletion categories): ADSL cannot find the infusion
     assert problems == {"EX": "SDTM dataset EX lacks EXCAT; ADSL need(s) them"}
+
+
+@pytest.mark.parametrize("case", ["no response records", "nobody infused", "unparseable dates", "month-only dates"])
+def test_degenerate_inputs_build_without_tracebacks(core_spec, case: str) -> None:
+    sdtm = make_sdtm()
+    if case == "no response records":
+        sdtm["RS"] = sdtm["RS"][sdtm["RS"]["RSTESTCD"] == "ECOG101"]
+    elif case == "nobody infused":
+        sdtm["EX"] = sdtm["EX"][sdtm["EX"]["EXCAT"] != "CAR-T"]
+    elif case == "unparseable dates":
+        sdtm["RS"] = sdtm["RS"].assign(RSDTC="UNK")
+    else:
+        sdtm["RS"] = sdtm["RS"].assign(RSDTC=sdtm["RS"]["RSDTC"].str[:7])
+    res = build_adam(sdtm, core_spec, SETTINGS)
+    assert not [f for f in res.findings if f.rule == "ADAM.SPEC.NOTDERIVED"]
+    adsl, adrs, adtte = res.datasets["ADSL"], res.datasets["ADRS"], res.datasets["ADTTE"]
+    assert len(adsl) == 9
+    if case == "no response records":
+        # every infused subject still has CBOR NE and RSP N; PFS censored at infusion (CNSR 1)
+        cbor = adrs[adrs["PARAMCD"] == "CBOR"]
+        assert len(cbor) == 8 and (cbor["AVALC"] == "NE").all()
+        assert set(adtte.loc[adtte["PARAMCD"] == "PFS", "CNSR"]) == {1}
+    elif case == "nobody infused":
+        assert (adsl["SAFFL"] == "N").all() and adtte.empty
+        # response records are kept but not analysed
+        assert adrs["ANL01FL"].isna().all()
+    elif case == "unparseable dates":
+        assert any(f.rule == "ADRS.ADT.MISSING" for f in res.findings)
+        assert adrs.loc[adrs["PARAMCD"] == "OVR", "ADT"].isna().all()
+    else:
+        ovr = adrs[adrs["PARAMCD"] == "OVR"]
+        assert (ovr["ADTF"] == "D").all() and (ovr["ADT"].dt.is_month_end).all()

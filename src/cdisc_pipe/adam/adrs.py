@@ -278,7 +278,8 @@ def derive_mrd(rs: pd.DataFrame, adsl: pd.DataFrame, cbor_cr: pd.DataFrame, sett
     both = first_neg[first_neg.index.isin(cr_yes)]
     mrdnegcr = _yn_param(adsl, "MRDNEGCR", pd.Series(True, index=both.index), both["ADT"], both["SRCSEQ"], "RS", "RSSTRESC")
     # Sustained: negatives from the first negative up to the first positive after it.
-    a2 = a.merge(first_neg[["ADT"]].rename(columns={"ADT": "__f"}), left_on="USUBJID", right_index=True)
+    a2 = a.assign(__f=lookup(a["USUBJID"], first_neg["ADT"]))
+    a2 = a2[a2["__f"].notna()]
     pos_after = a2[(a2["AVALC"] == "POSITIVE") & (a2["ADT"] > a2["__f"])].groupby("USUBJID")["ADT"].min()
     a2["__p"] = lookup(a2["USUBJID"], pos_after)
     run = a2[(a2["CRIT1FL"] == "Y") & (a2["__p"].isna() | (a2["ADT"] < a2["__p"]))]
@@ -323,6 +324,13 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     parts = [ovr, covr, *subject, m3, *mrd, *events]
     parts = [p for p in parts if len(p)]
     out = pd.concat(parts, ignore_index=True) if parts else ovr.iloc[0:0]
+    # Columns only some parameters carry (absent when, e.g., RS has no OVRLRESP records).
+    for col in ("AVISIT", "ADTF", "CRIT1", "CRIT1FL", "SRCDOM", "SRCVAR"):
+        if col not in out.columns:
+            out[col] = None
+    for col in ("AVISITN", "SRCSEQ", "AVAL"):
+        if col not in out.columns:
+            out[col] = np.nan
     out["PARAM"] = out["PARAMCD"].map(PARAMS).astype(object)
     for flag in ("ANL01FL", "ANL02FL", "ANL03FL"):
         if flag not in out.columns:

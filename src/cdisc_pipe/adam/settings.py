@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cdisc_pipe.errors import InputError, Problem
@@ -203,6 +204,19 @@ class AdamSettings(_Model):
         raise KeyError(f"no tte parameter {paramcd}")
 
 
+def _read_settings_yaml(path: Path, problems: list[Problem]) -> Any:
+    """Safe YAML with the C loader when libyaml is present (the settings are read by every
+    builder); the pure-Python safe loader otherwise (``read_yaml``, which reports errors)."""
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None:
+        return read_yaml(path, problems)
+    try:
+        with path.open("r", encoding="utf-8") as fh:
+            return yaml.load(fh, Loader=loader)  # noqa: S506 - CSafeLoader is the safe loader
+    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+        return read_yaml(path, problems)  # re-read with the reporting reader for a located message
+
+
 def load_adam_settings(settings_dir: str | Path) -> AdamSettings:
     """Read ``<settings_dir>/adam.yaml`` (safe YAML); raise one InputError listing every problem.
 
@@ -212,7 +226,7 @@ def load_adam_settings(settings_dir: str | Path) -> AdamSettings:
     if not path.exists():
         return AdamSettings()
     problems: list[Problem] = []
-    data = read_yaml(path, problems)
+    data = _read_settings_yaml(path, problems)
     if problems:
         raise InputError(problems, stage="adam")
     settings = validate_model(AdamSettings, data or {}, str(path), problems)
