@@ -88,6 +88,10 @@ def test_dangling_references_are_caught(sdtm_define):
     assert validate_define(bad.encode(), references=False) == []  # the schema alone cannot see them
 
 
+def test_text_input_is_accepted(sdtm_define):
+    assert validate_define(sdtm_define.xml.decode("utf-8")) == []
+
+
 def test_not_well_formed_is_a_problem_not_a_traceback():
     problems = validate_define(b"<ODM>\n<Study></ODM>")
     assert len(problems) == 1 and "well-formed" in problems[0].message and problems[0].entry == "line 2"

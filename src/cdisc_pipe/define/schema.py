@@ -45,8 +45,10 @@ def _parser() -> etree.XMLParser:
     return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
-def parse_define(xml: bytes, file: str = "define.xml") -> tuple[etree._Element | None, list[Problem]]:
-    """Parse define.xml bytes safely; a well-formedness error becomes a Problem (root None)."""
+def parse_define(xml: bytes | str, file: str = "define.xml") -> tuple[etree._Element | None, list[Problem]]:
+    """Parse define.xml bytes (or text) safely; a well-formedness error becomes a Problem (root None)."""
+    if isinstance(xml, str):
+        xml = xml.encode("utf-8")  # lxml refuses text carrying an encoding declaration
     try:
         return etree.fromstring(xml, _parser()), []
     except etree.XMLSyntaxError as exc:
@@ -55,11 +57,11 @@ def parse_define(xml: bytes, file: str = "define.xml") -> tuple[etree._Element |
                               hint="The file is damaged or was not written by a Define-XML tool")]
 
 
-def validate_define(xml: bytes, file: str = "define.xml", references: bool = True) -> list[Problem]:
+def validate_define(xml: bytes | str, file: str = "define.xml", references: bool = True) -> list[Problem]:
     """Problems of ``xml`` against the Define-XML 2.1 schema (ARM 1.0 schema if the file uses ARM).
 
     Args:
-        xml: the define.xml bytes.
+        xml: the define.xml bytes (text is accepted and encoded as UTF-8).
         file: the name problems are reported against.
         references: also check that every OID reference resolves (:func:`check_references`).
 
