@@ -161,3 +161,10 @@ def test_bundled_export_reads_clean():
     assert raw.findings == []
     assert len(raw.forms) == 29
     assert all(df.drop(columns="__row").dtypes.map(lambda d: d == object or str(d) == "str").all() for df in raw.forms.values())
+
+
+def test_unreadable_form_file_is_a_problem_not_a_traceback(tmp_path):
+    _export(tmp_path, ae__csv=None)
+    (tmp_path / "ae.csv").mkdir()  # a folder where the file should be
+    problems = _problems(tmp_path)
+    assert any("ae.csv" in p and "cannot read the file" in p for p in problems)

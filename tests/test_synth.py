@@ -228,3 +228,31 @@ def test_text_formatting_by_hand():
     out = partial_date(np.full(200, day[0]), rng, 0.3, 0.2)
     assert set(out) == {"12 MAR 2024", "UN MAR 2024", "UN UNK 2024"}
     assert fmt_result(np.array([0.4, 2.0, 6000.0]), 1, 1.5, 5000.0).tolist() == ["<1.5", "2.0", ">5000.0"]
+
+
+def _parse(col: pd.Series) -> pd.Series:
+    return pd.to_datetime(col.str.title(), format="%d %b %Y", errors="coerce")
+
+
+def test_clean_export_has_no_record_after_death_or_cut_and_no_end_before_start(raw200):
+    """The faults catalogue mutates a clean export: the clean one must not already carry those faults."""
+    f = raw200.forms
+    dd = raw200.dictionary
+    death = _parse(f["death"].set_index("SUBJID")["DTHDAT"])
+    cut = pd.Timestamp("2025-03-11")
+    for _, row in dd[dd["type"] == "date"].iterrows():
+        df = f[row["form"]]
+        d = _parse(df[row["field"]])
+        assert (d.dropna() <= cut).all(), (row["form"], row["field"])
+        dth = df["SUBJID"].map(death)
+        after = d.notna() & dth.notna() & (d > dth)
+        assert not after.any(), (row["form"], row["field"], df.loc[after, ["SUBJID", row["field"]]].head())
+    for form, st, en in (("ae", "AESTDAT", "AEENDAT"), ("cm", "CMSTDAT", "CMENDAT"), ("priortx", "CMSTDAT", "CMENDAT"),
+                         ("bridge", "CMSTDAT", "CMENDAT"), ("subtx", "CMSTDAT", "CMENDAT")):
+        s, e = _parse(f[form][st]), _parse(f[form][en])
+        assert not (s.notna() & e.notna() & (e < s)).any(), form
+    # nothing happens before informed consent
+    consent = _parse(f["enrol"].set_index("SUBJID")["RFICDAT"])
+    for form, col in (("visit", "VISDAT"), ("aph", "PRSTDAT"), ("ld", "EXSTDAT"), ("pc", "PCDAT"), ("cbc", "LBDAT")):
+        d = _parse(f[form][col])
+        assert (d.dropna() >= f[form]["SUBJID"].map(consent)[d.notna()]).all(), form

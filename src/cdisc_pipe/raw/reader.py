@@ -101,7 +101,12 @@ def read_csv_form(path: Path, problems: list[Problem]) -> pd.DataFrame | None:
     Checks: empty file, encoding, unterminated quotes, records with too few/too many fields,
     duplicate column names.
     """
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        problems.append(Problem(str(path), f"cannot read the file: {exc.strerror or exc}",
+                                hint="check the file exists, is a regular file and is readable"))
+        return None
     if not data.strip(_BOM + b" \t\r\n"):
         problems.append(Problem(str(path), "empty file: no header row and no records", entry="row 1",
                                 hint="re-export the form; a form without records still needs its header row"))
@@ -137,8 +142,12 @@ def read_csv_form(path: Path, problems: list[Problem]) -> pd.DataFrame | None:
                                 hint="rename or remove the duplicate column"))
     if len(problems) > n_before:
         return None
-    df = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), dtype=str, keep_default_na=False, na_values=[""],
-                     skip_blank_lines=True, encoding="utf-8")
+    try:
+        df = pd.read_csv(io.StringIO(text.lstrip("\ufeff")), dtype=str, keep_default_na=False, na_values=[""],
+                         skip_blank_lines=True, encoding="utf-8")
+    except (pd.errors.ParserError, ValueError) as exc:  # pragma: no cover - the field counter catches these first
+        problems.append(Problem(str(path), f"not a readable CSV file: {exc}", hint="re-export the file as plain CSV"))
+        return None
     rows = counts.index[(counts > 0) & (counts.index > 0)].to_numpy() + 1
     if len(rows) != len(df):  # pragma: no cover - defensive: parser and counter disagree
         problems.append(Problem(str(path), f"could not align records ({len(df)} parsed, {len(rows)} counted)",

@@ -15,12 +15,22 @@ def _parts(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return ok, np.asarray(dt.year), np.asarray(dt.month), np.asarray(dt.day)
 
 
-def fmt_date(days: np.ndarray) -> np.ndarray:
-    """Day numbers (days since 1970-01-01, NaN = none) -> ``DD MON YYYY`` (None when missing)."""
+def _format_unique_days(days: np.ndarray) -> np.ndarray:
     ok, y, m, d = _parts(days)
-    out = (
+    return (
         pd.Series(d).astype(str).str.zfill(2) + " " + pd.Series(MONTHS[m - 1]) + " " + pd.Series(y).astype(str)
     ).to_numpy(dtype=object)
+
+
+def fmt_date(days: np.ndarray) -> np.ndarray:
+    """Day numbers (days since 1970-01-01, NaN = none) -> ``DD MON YYYY`` (None when missing).
+
+    A study has far fewer distinct dates than records: format each distinct day once.
+    """
+    d = np.asarray(days, dtype=float)
+    ok = np.isfinite(d)
+    uniq, inv = np.unique(np.where(ok, d, 0.0), return_inverse=True)
+    out = _format_unique_days(uniq)[inv.ravel()]
     out[~ok] = None
     return out
 
@@ -54,10 +64,15 @@ def fmt_time(minutes: np.ndarray) -> np.ndarray:
 def fmt_dtm(days: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     """Day number + seconds of day -> ``YYYY-MM-DD HH:MM:SS`` (EDC audit timestamp)."""
     d = np.asarray(days, dtype=float)
-    sec = np.asarray(seconds, dtype=float)
+    sec = np.where(np.isfinite(np.asarray(seconds, dtype=float)), seconds, 0).astype("int64") % 86400
     ok = np.isfinite(d)
-    ts = (np.where(ok, d, 0).astype("int64") * 86400 + np.where(ok, sec, 0).astype("int64")).astype("datetime64[s]")
-    out = pd.Series(pd.DatetimeIndex(ts).strftime("%Y-%m-%d %H:%M:%S")).to_numpy(dtype=object)
+    ud, di = np.unique(np.where(ok, d, 0).astype("int64"), return_inverse=True)
+    dates = pd.DatetimeIndex(ud.astype("datetime64[D]")).strftime("%Y-%m-%d").to_numpy(dtype=object)
+    us, si = np.unique(sec, return_inverse=True)
+    hh, mm, ss = us // 3600, us % 3600 // 60, us % 60
+    times = (pd.Series(hh).astype(str).str.zfill(2) + ":" + pd.Series(mm).astype(str).str.zfill(2) + ":"
+             + pd.Series(ss).astype(str).str.zfill(2)).to_numpy(dtype=object)
+    out = dates[di.ravel()] + " " + times[si.ravel()]
     out[~ok] = None
     return out
 
