@@ -176,3 +176,32 @@ def test_settings_and_table_errors_are_input_errors(tmp_path):
         read_toxicity_criteria(tmp_path / "t.yaml")
     assert "highest to the lowest" in str(exc.value)
     assert load_bds_settings(tmp_path / "absent").adlb.peak_params == ["INTLK6", "FERRITIN", "CRP"]
+
+
+def test_require_sdtm_names_what_is_missing_and_never_exposes_the_input():
+    from cdisc_pipe.adam.derive_bds import require_sdtm
+
+    ae = pd.DataFrame({"USUBJID": ["A"], "AESEQ": ["1"]})
+    with pytest.raises(InputError) as exc:
+        require_sdtm({"AE": ae}, "AE", ["USUBJID", "AESTDTC"], "ADAE")
+    assert "AESTDTC" in str(exc.value)
+    with pytest.raises(InputError) as exc:
+        require_sdtm({}, "LB", ["USUBJID"], "ADLB")
+    assert "LB" in str(exc.value)
+    got = require_sdtm({"AE": ae}, "AE", ["USUBJID"], "ADAE")
+    got["AESEQ"] = 1.0
+    got["NEW"] = "x"
+    assert ae["AESEQ"].tolist() == ["1"] and "NEW" not in ae.columns
+
+
+def test_derive_on_unique_matches_direct_derivation():
+    from cdisc_pipe.adam.derive import derive_vars_dtm
+    from cdisc_pipe.adam.derive_bds import derive_on_unique
+
+    df = pd.DataFrame({"LBDTC": ["2024-01-05T07:30", None, "2024-01-05", "2024-01-05T07:30", "2024-01", "x"]})
+    direct = derive_vars_dtm(df, "A", "LBDTC", highest_imputation="h", flag_imputation="time")
+    via = derive_on_unique(df, "LBDTC", lambda u: derive_vars_dtm(u, "A", "LBDTC", highest_imputation="h",
+                                                                 flag_imputation="time"))
+    assert via["ADTM"].tolist() == direct["ADTM"].tolist()
+    assert via["ATMF"].tolist() == direct["ATMF"].tolist()
+    assert via["ADTM"].iloc[2] == D("2024-01-05 00:00") and via["ATMF"].iloc[2] == "H"

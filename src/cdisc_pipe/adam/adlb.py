@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cdisc_pipe.adam.derive import derive_vars_dt, derive_vars_dtm, derive_vars_dy
+from cdisc_pipe.adam.derive import derive_vars_dtm, derive_vars_dtm_to_dt, derive_vars_dy
 from cdisc_pipe.adam.derive_bds import (
     AdlbSettings,
     before_reference,
@@ -38,6 +38,7 @@ from cdisc_pipe.adam.derive_bds import (
     derive_var_base,
     derive_var_chg,
     derive_var_pchg,
+    derive_on_unique,
     dtc_has_time,
     finalize,
     load_bds_settings,
@@ -208,8 +209,10 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     df["SRCDOM"], df["SRCVAR"] = "LB", np.where(df["AVAL"].notna(), "LBSTRESN", "LBSTRESC")
     df["SRCSEQ"] = pd.to_numeric(df["LBSEQ"], errors="coerce").astype("float64")
     df["__unit"] = df["LBSTRESU"]
-    df = derive_vars_dt(df, "A", "LBDTC", highest_imputation="n")
-    df = derive_vars_dtm(df, "A", "LBDTC", highest_imputation="h", flag_imputation="time")
+    # ADTM needs a complete date (time imputed to 00:00:00, ATMF "H"); ADT is its date part, which
+    # equals the un-imputed date of LBDTC, so the date strings are parsed once.
+    df = derive_on_unique(df, "LBDTC", lambda u: derive_vars_dtm_to_dt(
+        derive_vars_dtm(u, "A", "LBDTC", highest_imputation="h", flag_imputation="time"), ["ADTM"]))
     df, fnd = merge_adsl(df, adsl, ADSL_VARS, NAME)
     findings += fnd
     has_time = dtc_has_time(df["LBDTC"])

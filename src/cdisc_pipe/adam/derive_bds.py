@@ -13,7 +13,7 @@ The CTCAE v5.0 laboratory grading criteria are data: ``specs/settings/ctcae_v5_l
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,6 +48,7 @@ __all__ = [
     "finalize",
     "dtc_has_time",
     "before_reference",
+    "derive_on_unique",
 ]
 
 SETTINGS_FILE = "adam_bds.yaml"
@@ -715,9 +716,11 @@ def check_bds(dataset: pd.DataFrame, name: str, baseline_by: Sequence[str] | Non
 def require_sdtm(
     sdtm: Mapping[str, pd.DataFrame], name: str, variables: Sequence[str], for_dataset: str
 ) -> pd.DataFrame:
-    """Return SDTM dataset ``name`` with blanks turned to missing; InputError naming what is absent."""
-    from cdisc_pipe.adam.derive import convert_blanks_to_na
+    """Return SDTM dataset ``name``; InputError naming what is absent.
 
+    ``build_adam`` has already turned blanks into missing values (docs/ADAM.md).  A shallow copy is
+    returned (copy-on-write), so a builder adding or replacing columns never changes its input.
+    """
     if name not in sdtm or sdtm[name] is None:
         raise InputError(Problem(f"SDTM {name}", f"{for_dataset} needs SDTM dataset {name}, which is missing",
                                  hint=f"Provide {name.lower()}.xpt or remove the {for_dataset} spec"), stage="adam")
@@ -726,7 +729,7 @@ def require_sdtm(
     if missing:
         raise InputError([Problem(f"SDTM {name}", f"{for_dataset} needs variable {v}, which {name} lacks",
                                   column=v, hint=f"Add {v} to {name}") for v in missing], stage="adam")
-    return convert_blanks_to_na(df)
+    return df.copy(deep=False)
 
 
 def require_adsl(adsl: pd.DataFrame, variables: Sequence[str], for_dataset: str) -> pd.DataFrame:
@@ -772,6 +775,26 @@ def finalize(dataset: pd.DataFrame, columns: Sequence[str], sort_by: Sequence[st
             out[c] = s.astype("datetime64[ns]")
         elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_integer_dtype(s):
             out[c] = s.astype("float64")
+    return out
+
+
+def derive_on_unique(
+    dataset: pd.DataFrame, source_var: str, derive: Callable[[pd.DataFrame], pd.DataFrame]
+) -> pd.DataFrame:
+    """Run ``derive`` (a date verb such as ``derive_vars_dtm``) on the distinct values of ``source_var``
+    only and join the new columns back: many lab results share one collection date-time, and ISO 8601
+    parsing is the costly step.  Missing ``source_var`` values are derived like any other value."""
+    key = dataset[source_var].astype(object).where(dataset[source_var].notna(), None)
+    uniq = pd.DataFrame({source_var: pd.unique(key)})
+    derived = derive(uniq)
+    new = [c for c in derived.columns if c != source_var]
+    codes = pd.Index(uniq[source_var]).get_indexer(key)
+    out = dataset.copy()
+    for c in new:
+        values = derived[c].take(codes)
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            values = values.astype(object).where(values.notna(), None)
+        out[c] = pd.Series(values.to_numpy(), index=out.index, dtype=values.dtype)
     return out
 
 
