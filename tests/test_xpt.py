@@ -327,3 +327,14 @@ def test_short_records_carry_a_pandas_reader_warning(tmp_path: Path) -> None:
     n = int(warning.split()[3])
     assert n < 4 and len(pd.read_sas(str(tmp_path / "ae.xpt"), format="xport", encoding="utf-8")) == n
     assert len(read_xpt(tmp_path / "ae.xpt")) == 4
+
+
+def test_public_factorize_fallback_gives_identical_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cdisc_pipe.xpt import v5
+
+    spec = make_spec()
+    fast = _write_all(spec, tmp_path / "fast")
+    monkeypatch.setattr(v5, "_FAST_FACTORIZE", False)
+    slow = _write_all(spec, tmp_path / "slow")
+    assert [w.xpt_sha256 for w in fast] == [w.xpt_sha256 for w in slow]
+    assert [w.json_sha256 for w in fast] == [w.json_sha256 for w in slow]

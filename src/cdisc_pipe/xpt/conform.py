@@ -18,7 +18,7 @@ import pandas as pd
 
 from cdisc_pipe.errors import Problem, raise_if
 from cdisc_pipe.spec.model import Dataset, StudySpec, Variable
-from cdisc_pipe.xpt.v5 import low_cardinality, parse_format
+from cdisc_pipe.xpt.v5 import factorize_objects, low_cardinality, parse_format
 
 #: At most this many offending rows are listed per dataset, variable and rule; the rest are
 #: counted in one closing problem (a 1M-row dataset must not produce a 1M-line error report).
@@ -150,8 +150,7 @@ def factorized(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """
     if not low_cardinality(arr):
         return None
-    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
-    return codes, np.asarray(uniques, dtype=object)
+    return factorize_objects(arr)
 
 
 def _clean_text(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:

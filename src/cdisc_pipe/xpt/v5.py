@@ -180,6 +180,31 @@ def low_cardinality(values: np.ndarray, sample: int = 20_000, ratio: float = 0.3
     return len(pd.unique(probe)) < ratio * len(probe)
 
 
+def factorize_objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct values) of an object array in first-seen order; missing -> code -1.
+
+    Same result as ``pd.factorize(values, use_na_sentinel=True)``.  pandas' object hash table is
+    used directly when available: it hashes by the (cached) Python hash and compares by identity
+    first, 3-4x faster than the string table ``pd.factorize`` picks for all-``str`` arrays.
+    ``tests/test_xpt.py`` checks both paths give identical files.
+    """
+    if _FAST_FACTORIZE:
+        try:
+            from pandas._libs import hashtable
+
+            uniques, codes = hashtable.PyObjectHashTable(min(max(len(values), 1), 1 << 16)).factorize(
+                values, na_sentinel=-1)
+            return np.asarray(codes), np.asarray(uniques, dtype=object)
+        except (ImportError, AttributeError, TypeError, ValueError):
+            pass  # a pandas without this internal table: the public function gives the same result
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes), np.asarray(uniques, dtype=object)
+
+
+#: Module switch for tests: False forces the public ``pd.factorize`` path.
+_FAST_FACTORIZE = True
+
+
 def encode_text(values: np.ndarray) -> np.ndarray:
     """Fixed-width UTF-8 bytes (numpy ``S``) of an object array of ``str`` (no missing values)."""
     try:
@@ -235,8 +260,8 @@ def text_source(values: np.ndarray, width: int | None = None) -> ColumnBytes:
     values = np.asarray(values, dtype=object)
     codes = None
     if low_cardinality(values):
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)  # missing -> -1
-        enc = encode_text(np.append(np.asarray(uniques, dtype=object), ""))
+        codes, uniques = factorize_objects(values)  # missing -> -1
+        enc = encode_text(np.append(uniques, ""))
         codes = np.where(codes < 0, len(enc) - 1, codes)  # the blank value appended last
         codes = codes.astype(np.int32 if len(enc) > 32_000 else np.int16)
     else:
