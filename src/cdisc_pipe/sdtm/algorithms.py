@@ -64,7 +64,8 @@ class Findings:
                 rule=rule, severity=severity, message=message, dataset=dataset,
                 usubjid=subjects[0] if len(subjects) == 1 else None, variable=variable,
                 value=str(value) if value != "" else None,
-                source_file=", ".join(forms) or None, source_row=rows[0] if len(rows) == 1 else None,
+                # the first occurrence locates the finding; every row is in extra["rows"]
+                source_file=", ".join(forms) or None, source_row=rows[0] if rows else None,
                 extra={"count": int(len(part)), "subjects": subjects, "rows": rows}))
 
 
@@ -169,6 +170,18 @@ def to_number(raw: pd.Series, ctx: Context, frame: pd.DataFrame, variable: str) 
     return num.astype("float64")
 
 
+def located(frame: pd.DataFrame, field: str) -> pd.DataFrame:
+    """The frame whose source form/row columns point at ``field``'s own form: a field of a joined
+    form (``dm.SEX``) is located at that form's record, not at the main form's."""
+    form = field.split(".", 1)[0] if "." in field else None
+    if form is None or f"{form}.{ROW}" not in frame:
+        return frame
+    out = frame[[c for c in (SUBJ,) if c in frame]].copy()
+    out[FORM] = form
+    out[ROW] = frame[f"{form}.{ROW}"]
+    return out
+
+
 def apply_rule(rule: Rule, frame: pd.DataFrame, ctx: Context, variable: str) -> pd.Series:
     """Evaluate one rule on the whole frame (vectorised)."""
     kind = rule.kind
@@ -178,33 +191,40 @@ def apply_rule(rule: Rule, frame: pd.DataFrame, ctx: Context, variable: str) -> 
         v = rule.value
         out = pd.Series(v, index=frame.index, dtype="float64" if isinstance(v, float | int) else "str")
     elif kind == "assign":
-        out = assign_ct(frame[rule.assign.field], rule.assign, ctx, frame, variable)  # type: ignore[union-attr]
+        out = assign_ct(frame[rule.assign.field], rule.assign, ctx, located(frame, rule.assign.field), variable)  # type: ignore[union-attr]
     elif kind == "dtc":
         d = rule.dtc  # type: ignore[assignment]
         dtc, invalid, dropped = assemble_dtc(frame[d.date], frame[d.time] if d.time else None)
         raw = clean(frame[d.date])
         if d.time:
             raw = (raw + " " + clean(frame[d.time]).fillna("")).str.strip()
+        where = located(frame, d.date)
         ctx.findings.add("SDTM.DATE.INVALID", "Error", "not a valid date/time; --DTC left missing, record kept",
-                         ctx.dataset, variable, frame, invalid, raw)
+                         ctx.dataset, variable, where, invalid, raw)
         ctx.findings.add("SDTM.DATE.TIMEDROPPED", "Notice",
                          "a time collected with a partial date cannot be written in ISO 8601; time not written",
-                         ctx.dataset, variable, frame, dropped & ~invalid, raw)
+                         ctx.dataset, variable, where, dropped & ~invalid, raw)
         out = dtc
     elif kind == "number":
         fld = rule.number if isinstance(rule.number, str) else rule.number.field  # type: ignore[union-attr]
-        out = to_number(frame[fld], ctx, frame, variable)
+        out = to_number(frame[fld], ctx, located(frame, fld), variable)
     elif kind == "when":
-        out = apply_rule(rule.else_, frame, ctx, variable) if rule.else_ else pd.Series(np.nan, index=frame.index)
-        # later branches first so that the first matching branch wins
-        for case in reversed(rule.when or []):
-            hit = evaluate(frame, case.if_)
+        # each row takes the first branch whose conditions hold; rules run only on their own rows,
+        # so a branch not taken reports nothing
+        out = pd.Series(np.nan, index=frame.index, dtype="object")
+        taken = pd.Series(False, index=frame.index)
+        parts: list[pd.Series] = []
+        for case in rule.when or []:
+            hit = evaluate(frame, case.if_) & ~taken
             if hit.any():
-                val = apply_rule(case.then, frame.loc[hit], ctx, variable)
-                if out.dtype != val.dtype:
-                    out = out.astype("object")
-                out.loc[hit] = val
-        out = out if out.dtype != object else _settle(out)
+                parts.append(apply_rule(case.then, frame.loc[hit], ctx, variable))
+            taken |= hit
+        if rule.else_ is not None and (~taken).any():
+            parts.append(apply_rule(rule.else_, frame.loc[~taken], ctx, variable))
+        for part in parts:
+            out.loc[part.index] = part.astype("object")
+        numeric = bool(parts) and all(pd.api.types.is_float_dtype(p) for p in parts)
+        out = out.astype("float64") if numeric else out.where(out.notna()).astype("str")
     elif kind == "concat":
         sep = rule.concat.sep  # type: ignore[union-attr]
         parts = [clean(frame[f]) for f in rule.concat.fields]  # type: ignore[union-attr]
@@ -219,14 +239,6 @@ def apply_rule(rule: Rule, frame: pd.DataFrame, ctx: Context, variable: str) -> 
     if rule.upper and out.dtype != "float64":
         out = out.str.upper()
     return out
-
-
-def _settle(s: pd.Series) -> pd.Series:
-    """An object Series from mixed branches -> float64 if all numbers, else ``str``."""
-    num = pd.to_numeric(s, errors="coerce")
-    if (num.notna() | s.isna()).all():
-        return num.astype("float64")
-    return s.where(s.notna()).astype("str")
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -267,6 +279,11 @@ def standardise_results(orres: pd.Series, orresu: pd.Series, keys: pd.DataFrame,
     ctx.findings.add("SDTM.UNIT.MISSING", "Warning",
                      "numeric result without a unit (and the test is not unitless in mappings/units.yaml); standard result left missing",
                      ctx.dataset, f"{prefix}ORRESU", frame, no_unit, testcd + " " + res.fillna(""))
+    # text where the test and unit say number (e.g. SYSBP 'not done' in mmHg): kept in --ORRES/--STRESC, reported
+    expects_number = ~numeric & res.notna() & has_unit & look["to"].notna()
+    ctx.findings.add("SDTM.NUM.INVALID", "Warning",
+                     "text result for a numeric test (its unit has a conversion row); kept as collected, no --STRESN",
+                     ctx.dataset, f"{prefix}ORRES", frame, expects_number, res)
     factor = look["f"].astype("float64")
     conv = (num * factor).round(10)
     ok = numeric & ~unknown & ~no_unit

@@ -93,6 +93,14 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
         f = forms[src.form].copy()
         f[FORM] = src.form
         f[SUBJ] = _subject_ids(f, m, studyid, default_site)
+        # a record exported twice (every field equal): the copy is not a record; reported and traced
+        dup = f.drop(columns=[ROW]).duplicated(keep="first")
+        if dup.any():
+            first_row = f.groupby(list(f.columns.drop(ROW)), dropna=False, sort=False)[ROW].transform("first")
+            ctx.findings.add("SDTM.RAW.DUPLICATE", "Warning", "record identical to an earlier record of the form; the copy is not mapped",
+                             m.dataset, None, f, dup, "duplicate of row " + first_row.astype("str"))
+            trace.append(_trace_rows(f.loc[dup], m.dataset, "exact duplicate of an earlier record (SDTM.RAW.DUPLICATE)"))
+            f = f.loc[~dup]
         for j in src.join:  # one-record-per-subject forms joined by subject
             jf = forms[j.form].copy()
             jf[FORM] = j.form
@@ -385,8 +393,16 @@ def data_checks(datasets: dict[str, pd.DataFrame], findings: Findings) -> None:
     for name, df in datasets.items():
         if name == "DM" or df.empty or "USUBJID" not in df or name.startswith("SUPP") or name == "RELREC":
             continue
+        unknown = ~df["USUBJID"].isin(enrolled) & df["USUBJID"].notna()
+        # the subject number is enrolled but the site (or study) part differs: an inconsistent id
+        subj_of = dm.set_index(dm["USUBJID"].str.rsplit("-", n=1).str[-1])["USUBJID"]
+        number = df["USUBJID"].str.rsplit("-", n=1).str[-1]
+        inconsistent = unknown & number.isin(subj_of.index)
+        findings.add("SDTM.SUBJ.INCONSISTENT", "Error",
+                     "subject number enrolled under another site/study id (USUBJID differs from DM); record kept",
+                     name, "USUBJID", df, inconsistent, df["USUBJID"])
         findings.add("SDTM.SUBJ.NOTENROLLED", "Error", "subject not in DM (not enrolled); record kept",
-                     name, "USUBJID", df, ~df["USUBJID"].isin(enrolled) & df["USUBJID"].notna(), df["USUBJID"])
+                     name, "USUBJID", df, unknown & ~inconsistent, df["USUBJID"])
         st, en = f"{name}STDTC", f"{name}ENDTC"
         if st in df and en in df:
             a, b = df[st].astype("str"), df[en].astype("str")
