@@ -612,7 +612,8 @@ class _Builder:
         return out
 
     def leaves(self) -> tuple[list[LeafView], list[str], list[str]]:
-        docs = sorted(self.spec.documents.values(), key=lambda d: d.oid)
+        docs = sorted((d for d in self.spec.documents.values() if d.purpose in (None, self.purpose)),
+                      key=lambda d: d.oid)
         leaves = [LeafView(id=d.oid, href=self.safe_href(d.href, "specs/study.yaml", f"documents[{d.oid}]"),
                            title=d.title, kind=d.kind) for d in docs]
         acrf = [d.oid for d in docs if d.kind == "AnnotatedCRF"]

@@ -108,6 +108,8 @@ class Document(_Model):
     title: str
     href: str
     kind: Literal["AnnotatedCRF", "SupplementalDoc", "Other"]
+    # Which define.xml lists it: Tabulation (aCRF, SDRG), Analysis (ADRG), or None for both.
+    purpose: Literal["Tabulation", "Analysis"] | None = None
 
 
 class DocumentRef(_Model):

@@ -100,7 +100,7 @@ SHEETS: dict[str, list[str]] = {
     "Methods": ["ID", "Name", "Type", "Description", "Expression Context", "Expression", "Documents",
                 "Declared In"],
     "Comments": ["ID", "Description", "Documents", "Declared In"],
-    "Documents": ["ID", "Title", "Href", "Kind"],
+    "Documents": ["ID", "Title", "Href", "Kind", "Purpose"],
 }
 
 
@@ -153,7 +153,7 @@ def export_xlsx(spec: StudySpec, path: str | Path) -> None:
     for c in spec.comments.values():
         rows["Comments"].append([c.oid, c.description, _docs_str(c.documents), declared.get("C:" + c.oid)])
     for d in spec.documents.values():
-        rows["Documents"].append([d.oid, d.title, d.href, d.kind])
+        rows["Documents"].append([d.oid, d.title, d.href, d.kind, d.purpose])
 
     wb = Workbook()
     wb.remove(wb.active)
@@ -223,7 +223,8 @@ def import_xlsx(path: str | Path) -> StudySpec:
     standards = [val(Standard, {"oid": r["ID"], "name": r["Name"], "type": r["Type"], "version": str(r["Version"]),
                                 "publishing_set": _none(r["Publishing Set"]), "status": r["Status"] or "Final",
                                 "ct_file": _none(r["CT File"])}, "Standards", r["__row"]) for r in recs["Standards"]]
-    documents = [val(Document, {"oid": r["ID"], "title": r["Title"], "href": r["Href"], "kind": r["Kind"]},
+    documents = [val(Document, {"oid": r["ID"], "title": r["Title"], "href": r["Href"], "kind": r["Kind"],
+                               "purpose": _none(r["Purpose"])},
                      "Documents", r["__row"]) for r in recs["Documents"]]
     dictionaries = [val(Dictionary, {"oid": r["ID"], "name": r["Name"], "data_type": r["Data Type"] or "text",
                                      "dictionary": r["Dictionary"], "version": str(r["Version"]),
