@@ -767,7 +767,21 @@ def _traceability(final: dict[str, pd.DataFrame], forms: dict[str, pd.DataFrame]
         summary = pd.concat([summary, pd.DataFrame([{"form": form, "dataset": None, "records_in": len(f), "records_out": 0,
                                                       "source_row": np.nan, "usubjid": None, "reason": "form not mapped to SDTM"}])],
                             ignore_index=True)
-    out = pd.concat([summary] + [t for t in trace if not t.empty] + unused, ignore_index=True)
+    # every raw record of a mapped (form, dataset) pair is either behind an output record or listed
+    # with a reason; anything else would be a silent loss, so it is listed as such (tests assert none)
+    listed = pd.concat([t for t in trace if not t.empty], ignore_index=True) if trace else pd.DataFrame(columns=TRACE_COLUMNS)
+    lost = []
+    for name, m in mappings.datasets.items():
+        df = final.get(name)
+        for form in dict.fromkeys(src.form for src in m.sources):
+            rows_in = pd.to_numeric(forms[form][ROW], errors="coerce")
+            out_rows = pd.to_numeric(df.loc[df[FORM] == form, ROW], errors="coerce") if df is not None and FORM in df else pd.Series(dtype=float)
+            why = pd.to_numeric(listed.loc[(listed["form"] == form) & (listed["dataset"] == name), "source_row"], errors="coerce")
+            missing = ~rows_in.isin(out_rows) & ~rows_in.isin(why)
+            if missing.any():
+                f = forms[form].loc[missing].assign(**{FORM: form, SUBJ: None})
+                lost.append(_trace_rows(f, name, "UNACCOUNTED: not mapped and no reason recorded"))
+    out = pd.concat([summary] + [t for t in trace if not t.empty] + unused + lost, ignore_index=True)
     out = out.drop_duplicates(subset=["form", "dataset", "source_row", "reason"]).reset_index(drop=True)
     out["records_in"] = out["records_in"].astype("Int64")
     out["records_out"] = out["records_out"].astype("Int64")
