@@ -152,8 +152,14 @@ def stage_define(spec: StudySpec, folder: Path, written: list[Any] | None, purpo
     with log.step(f"rendering define.xml for {len(written)} {purpose} datasets"):
         result = build_define(spec, written, purpose, ct_dir=ct)
         schema = validate_define(result.xml)
-    for p in list(result.problems) + list(schema):
-        log.warning(f"define.xml ({purpose}): {p}")
+    # Spec gaps (a missing method, origin or SignificantDigits) go to the log one by one and to the
+    # terminal as one line: they are metadata to-dos, not failures.
+    for p in result.problems:
+        log.record("WARNING", f"define.xml ({purpose}): {p}")
+    if result.problems:
+        log.warning(f"define.xml ({purpose}): {len(result.problems)} metadata gap(s), listed in the log")
+    for p in schema:
+        log.record("ERROR", f"define.xml ({purpose}) schema: {p}")
     if schema:
         raise InputError(schema, stage=f"define ({purpose})")
     _atomic_write(folder / "define.xml", result.xml)
