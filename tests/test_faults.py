@@ -45,6 +45,7 @@ def _matches(p, exp: Expected) -> bool:
 @pytest.mark.parametrize("fault", RAW_FAULTS, ids=[f.id for f in RAW_FAULTS])
 def test_reader_fault(fault, tmp_path, capsys):
     exp = make_faulty(CLEAN, tmp_path / "raw", fault)
+    assert (exp.outcome, exp.stage) == (fault.outcome, fault.stage)
     if exp.outcome == "error":
         with pytest.raises(InputError) as err:
             read_export(tmp_path / "raw")
@@ -113,7 +114,7 @@ def sdtm_runs(tmp_path_factory):
 @pytest.mark.parametrize("fault", LATER_FAULTS, ids=[f.id for f in LATER_FAULTS])
 def test_value_fault_is_a_finding_and_the_record_is_kept(fault, sdtm_runs):
     code, findings, exp = sdtm_runs(fault.id)
-    assert exp.outcome == "finding"
+    assert exp.outcome == fault.outcome == "finding"
     assert code in (0, 1), f"sdtm exit code {code}"
     hits = [f for f in findings
             if str(f.get("rule", "")).startswith(exp.rule_prefixes)

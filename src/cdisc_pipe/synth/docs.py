@@ -44,6 +44,12 @@ def render_catalogue() -> str:
     for v in design.VISITS:
         day = {"scr": "screening", "aph": "apheresis"}.get(v.anchor, str(v.day))
         out.append(f"| {v.folder} | {v.name} | {day} | +/-{v.window} |")
+    from cdisc_pipe.synth.faults import FAULTS
+
+    out += ["", "### Faulty-export catalogue (`cdisc_pipe.synth.faults.FAULTS`)", "",
+            "| id | what it simulates | stage | expected outcome |", "|---|---|---|---|"]
+    for f in FAULTS:
+        out.append(f"| `{f.id}` | {_cell(f.description)} | {f.stage} | {f.outcome} |")
     out += ["", END]
     return "\n".join(out)
 

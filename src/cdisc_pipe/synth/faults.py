@@ -59,6 +59,7 @@ class Fault:
     id: str
     description: str
     stage: Stage
+    outcome: Outcome
     mutate: Callable[[Path], Expected]
 
 
@@ -321,32 +322,32 @@ def record_after_death(d: Path) -> Expected:
 
 
 FAULTS: tuple[Fault, ...] = (
-    Fault("missing_form_file", "a form file (ae.csv) is missing from the export", "raw", missing_form_file),
-    Fault("missing_required_column", "a required column (AESTDAT) was dropped", "raw", missing_required_column),
-    Fault("renamed_required_column", "a required column was renamed (AETERM -> AE_TERM)", "raw", renamed_required_column),
-    Fault("empty_file", "a form file is empty (0 bytes, no header)", "raw", empty_file),
-    Fault("utf8_bom", "a form file starts with a UTF-8 byte-order mark (accepted silently)", "raw", utf8_bom),
-    Fault("windows_1252_encoding", "a form saved as Windows-1252 with an accented verbatim", "raw", windows_1252_encoding),
-    Fault("gbk_encoding", "a form saved as GBK with Chinese free text", "raw", gbk_encoding),
-    Fault("truncated_row", "a CSV record cut mid-line (too few fields)", "raw", truncated_row),
-    Fault("unquoted_comma", "a comma typed into free text written without quotes (too many fields)", "raw", unquoted_comma),
-    Fault("duplicate_column_name", "two columns with the same name in a header", "raw", duplicate_column_name),
-    Fault("missing_dictionary", "data_dictionary.csv is missing", "raw", missing_dictionary),
-    Fault("unknown_column", "a column not described in the data dictionary", "raw", unknown_column),
-    Fault("missing_optional_column", "an optional column (AELLT) is missing", "raw", missing_optional_column),
-    Fault("unparseable_date", "a date typed in an unparseable form (2024/13/45)", "sdtm", unparseable_date),
-    Fault("impossible_date", "an impossible calendar date (31 FEB 2024)", "sdtm", impossible_date),
-    Fault("end_before_start", "an AE ending before it started", "sdtm", end_before_start),
-    Fault("unknown_coded_value", "a coded value not in the codelist (SEX = X)", "sdtm", unknown_coded_value),
-    Fault("subject_not_enrolled", "a subject on the AE form who was never enrolled", "sdtm", subject_not_enrolled),
-    Fault("duplicate_record", "a central-lab record transferred twice", "sdtm", duplicate_record),
-    Fault("non_ascii_text", "non-ASCII verbatim text (accents, Chinese)", "sdtm", non_ascii_text),
-    Fault("long_text", "a verbatim over 200 bytes", "sdtm", long_text),
-    Fault("unknown_lab_unit", "a lab unit nobody knows (umol/dL)", "sdtm", unknown_lab_unit),
-    Fault("wrong_lab_unit", "a real unit that is wrong for the test (ALT in g/L)", "sdtm", wrong_lab_unit),
-    Fault("text_in_numeric", "text in a numeric field (SYSBP = 'not done')", "sdtm", text_in_numeric),
-    Fault("inconsistent_subject_id", "a subject's site typed differently on one form", "sdtm", inconsistent_subject_id),
-    Fault("record_after_death", "an AE dated after the subject's death", "sdtm", record_after_death),
+    Fault("missing_form_file", "a form file (ae.csv) is missing from the export", "raw", "error", missing_form_file),
+    Fault("missing_required_column", "a required column (AESTDAT) was dropped", "raw", "error", missing_required_column),
+    Fault("renamed_required_column", "a required column was renamed (AETERM -> AE_TERM)", "raw", "error", renamed_required_column),
+    Fault("empty_file", "a form file is empty (0 bytes, no header)", "raw", "error", empty_file),
+    Fault("utf8_bom", "a form file starts with a UTF-8 byte-order mark (accepted silently)", "raw", "accepted", utf8_bom),
+    Fault("windows_1252_encoding", "a form saved as Windows-1252 with an accented verbatim", "raw", "error", windows_1252_encoding),
+    Fault("gbk_encoding", "a form saved as GBK with Chinese free text", "raw", "error", gbk_encoding),
+    Fault("truncated_row", "a CSV record cut mid-line (too few fields)", "raw", "error", truncated_row),
+    Fault("unquoted_comma", "a comma typed into free text written without quotes (too many fields)", "raw", "error", unquoted_comma),
+    Fault("duplicate_column_name", "two columns with the same name in a header", "raw", "error", duplicate_column_name),
+    Fault("missing_dictionary", "data_dictionary.csv is missing", "raw", "error", missing_dictionary),
+    Fault("unknown_column", "a column not described in the data dictionary", "raw", "finding", unknown_column),
+    Fault("missing_optional_column", "an optional column (AELLT) is missing", "raw", "finding", missing_optional_column),
+    Fault("unparseable_date", "a date typed in an unparseable form (2024/13/45)", "sdtm", "finding", unparseable_date),
+    Fault("impossible_date", "an impossible calendar date (31 FEB 2024)", "sdtm", "finding", impossible_date),
+    Fault("end_before_start", "an AE ending before it started", "sdtm", "finding", end_before_start),
+    Fault("unknown_coded_value", "a coded value not in the codelist (SEX = X)", "sdtm", "finding", unknown_coded_value),
+    Fault("subject_not_enrolled", "a subject on the AE form who was never enrolled", "sdtm", "finding", subject_not_enrolled),
+    Fault("duplicate_record", "a central-lab record transferred twice", "sdtm", "finding", duplicate_record),
+    Fault("non_ascii_text", "non-ASCII verbatim text (accents, Chinese)", "sdtm", "finding", non_ascii_text),
+    Fault("long_text", "a verbatim over 200 bytes", "sdtm", "finding", long_text),
+    Fault("unknown_lab_unit", "a lab unit nobody knows (umol/dL)", "sdtm", "finding", unknown_lab_unit),
+    Fault("wrong_lab_unit", "a real unit that is wrong for the test (ALT in g/L)", "sdtm", "finding", wrong_lab_unit),
+    Fault("text_in_numeric", "text in a numeric field (SYSBP = 'not done')", "sdtm", "finding", text_in_numeric),
+    Fault("inconsistent_subject_id", "a subject's site typed differently on one form", "sdtm", "finding", inconsistent_subject_id),
+    Fault("record_after_death", "an AE dated after the subject's death", "sdtm", "finding", record_after_death),
 )
 FAULT_BY_ID: dict[str, Fault] = {f.id: f for f in FAULTS}
 
