@@ -46,6 +46,7 @@ DATASET_JSON_VERSION = "1.1"
 DEFAULT_NDJSON_THRESHOLD = 100_000
 SAS_EPOCH = np.datetime64("1960-01-01T00:00:00", "ns")
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_ENCODE_STR = json.encoder.encode_basestring  # the C string encoder behind json.dumps(ensure_ascii=False)
 
 
 def item_oid(dataset: str, variable: str) -> str:
@@ -184,12 +185,45 @@ def dataset_json_metadata(
     return meta
 
 
+#: Rows turned into JSON text per block (bounds memory on large datasets).
+ROW_BLOCK = 100_000
+
+
+def _json_token(value: object) -> str:
+    """The JSON text of one value (str, int, float or None) as ``json.dumps`` would write it."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return _ENCODE_STR(value)
+    return _ENCODE(value)
+
+
+def column_tokens(values: np.ndarray, prefix: str = "", suffix: str = "") -> np.ndarray:
+    """JSON text of every value of a column (object array of ``str``), with prefix/suffix.
+
+    Each distinct value is encoded once (``factorize``) and gathered back by code, so the cost
+    per record is a pointer copy, not an encoder call.
+    """
+    # imported here: cdisc_pipe.xpt imports this module (XPT and JSON are written together)
+    from cdisc_pipe.xpt.v5 import factorize_objects
+
+    codes, uniques = factorize_objects(np.asarray(values, dtype=object))
+    table = np.array([prefix + _json_token(u) + suffix for u in uniques] + [prefix + "null" + suffix], dtype=object)
+    return table[np.where(codes < 0, len(table) - 1, codes)]
+
+
 def iter_row_lines(df: pd.DataFrame, dataset: Dataset) -> Iterator[str]:
-    """One compact JSON array per record, in frame order."""
-    cols = [column_values(df[name], dataset.variable(name)) for name in df.columns]
-    if not cols:
-        return iter(())
-    return map(_ENCODE, map(list, zip(*cols)))
+    """One compact JSON array per record, in frame order (``[v1,v2,...]``, no spaces)."""
+    names = list(df.columns)
+    if not names:
+        return
+    for start in range(0, len(df), ROW_BLOCK):
+        part = df.iloc[start : start + ROW_BLOCK]
+        cols = []
+        for i, name in enumerate(names):
+            values = column_values(part[name], dataset.variable(name))
+            cols.append(column_tokens(values, "[" if i == 0 else "", "]" if i == len(names) - 1 else ""))
+        yield from map(",".join, zip(*cols))
 
 
 def write_dataset_json(
