@@ -124,6 +124,15 @@ def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
+def _on_distinct(dtc: pd.Series, core: Callable[[pd.Series], tuple[pd.Series, ...]]) -> tuple[pd.Series, ...]:
+    """Run ``core`` once per distinct ``dtc`` value and spread the results back (dates repeat a lot
+    in lab-sized data); a missing ``dtc`` gives missing results."""
+    codes, uniques = pd.factorize(pd.Series(dtc.to_numpy(dtype=object), index=dtc.index), use_na_sentinel=True)
+    results = core(pd.Series(np.append(np.asarray(uniques, dtype=object), None), dtype=object))
+    # code -1 (missing) picks the appended None row, which every core maps to a missing result
+    return tuple(pd.Series(r.to_numpy()[codes], index=dtc.index, dtype=r.dtype) for r in results)
+
+
 def impute_dtc_dt(
     dtc: pd.Series,
     highest_imputation: str = "n",
@@ -137,6 +146,11 @@ def impute_dtc_dt(
     """
     _check_choice("highest_imputation", highest_imputation, ["n", "D", "M"])
     _check_choice("date_imputation", date_imputation, ["first", "mid", "last"])
+    dates, flags = _on_distinct(dtc, lambda u: _impute_dt_core(u, highest_imputation, date_imputation))
+    return dates.astype("datetime64[ns]"), flags
+
+
+def _impute_dt_core(dtc: pd.Series, highest_imputation: str, date_imputation: str) -> tuple[pd.Series, pd.Series]:
     p = parse_dtc(dtc)
     level = _DATE_LEVELS[highest_imputation]
     has_year = p["year"].notna()
@@ -176,9 +190,17 @@ def impute_dtc_dtm(
     missing but hour and minute present needs at least ``"s"``.
     """
     _check_choice("highest_imputation", highest_imputation, list(_DATE_LEVELS))
+    _check_choice("date_imputation", date_imputation, ["first", "mid", "last"])
     _check_choice("time_imputation", time_imputation, ["first", "last"])
+    dtm, dflags, tflags = _on_distinct(
+        dtc, lambda u: _impute_dtm_core(u, highest_imputation, date_imputation, time_imputation))
+    return dtm.astype("datetime64[ns]"), dflags, tflags
+
+
+def _impute_dtm_core(dtc: pd.Series, highest_imputation: str, date_imputation: str,
+                     time_imputation: str) -> tuple[pd.Series, pd.Series, pd.Series]:
     date_level = highest_imputation if highest_imputation in ("D", "M") else "n"
-    dates, dflags = impute_dtc_dt(dtc, date_level, date_imputation)
+    dates, dflags = _impute_dt_core(dtc, date_level, date_imputation)
     p = parse_dtc(dtc)
     level = _DATE_LEVELS[highest_imputation]
     miss_h, miss_m, miss_s = p["hour"].isna(), p["minute"].isna(), p["second"].isna()
