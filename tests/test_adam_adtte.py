@@ -152,3 +152,20 @@ def test_earliest_event_wins_and_latest_censor() -> None:
     assert (out.loc["A", "AVAL"], out.loc["A", "CNSR"], out.loc["A", "SRCVAR"]) == (40, 0, "E2")
     assert (out.loc["B", "AVAL"], out.loc["B", "CNSR"], out.loc["B", "SRCVAR"]) == (20, 2, "C2")
     assert findings == []
+
+
+def test_censoring_rules_are_data() -> None:
+    """Dropping the missed-assessment condition from the PFS PD event (settings, not code) turns
+    1004's PD after 3 missed assessments into an event on day 190."""
+    sdtm = make_sdtm()
+    adsl, _ = adsl_mod.build(sdtm, None, SETTINGS)
+    adrs, _ = adrs_mod.build(sdtm, adsl, SETTINGS)
+    settings = load_adam_settings(SETTINGS)
+    pfs = settings.tte_parameter("PFS")
+    pd_event = pfs.events[0]
+    relaxed = pfs.model_copy(update={"events": [pd_event.model_copy(update={
+        "where": [c for c in pd_event.where if c.variable != "NMISS"]})] + pfs.events[1:]})
+    frames = adtte_mod.prepare_sources(adsl, adrs, settings)
+    out, _ = derive_param_tte(adsl, frames, relaxed)
+    r = out.set_index("USUBJID").loc["BCMACART01-101-1004"]
+    assert (r["CNSR"], r["AVAL"]) == (0, 190)
