@@ -83,7 +83,7 @@ def test_type_problems_are_located() -> None:
     with pytest.raises(InputError) as exc:
         conform(df, spec.dataset("AE"), spec)
     found = {(p.entry, p.value, p.message) for p in problems_of(exc)}
-    assert ("row 2 (USUBJID=T1-101-1001, AESEQ=two)", "two", "integer variable holds a non-numeric value") in found
+    assert ("input row 2 (USUBJID=T1-101-1001, AESEQ=two)", "two", "integer variable holds a non-numeric value") in found
     assert any(p.message == "integer variable holds a non-integer value" and p.value == "1.5" for p in problems_of(exc))
 
 

@@ -82,7 +82,7 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def locate(df: pd.DataFrame, dataset: Dataset, rows: np.ndarray) -> list[str]:
+def locate(df: pd.DataFrame, dataset: Dataset, rows: np.ndarray, row_word: str = "row") -> list[str]:
     """``"row 12 (USUBJID=..., AESEQ=3)"`` for each 0-based position in ``rows``."""
     seq = seq_variable(df, dataset)
     usub = df["USUBJID"].to_numpy(dtype=object)[rows] if "USUBJID" in df.columns else None
@@ -94,7 +94,7 @@ def locate(df: pd.DataFrame, dataset: Dataset, rows: np.ndarray) -> list[str]:
             extra.append(f"USUBJID={_fmt(usub[i])}")
         if seqv is not None:
             extra.append(f"{seq}={_fmt(seqv[i])}")
-        out.append(f"row {int(r) + 1}" + (f" ({', '.join(extra)})" if extra else ""))
+        out.append(f"{row_word} {int(r) + 1}" + (f" ({', '.join(extra)})" if extra else ""))
     return out
 
 
@@ -106,8 +106,13 @@ def row_problems(
     message: str,
     hint: str | None = None,
     values: np.ndarray | None = None,
+    row_word: str = "row",
 ) -> list[Problem]:
-    """One problem per offending row (at most :data:`MAX_LISTED`, then a count of the rest)."""
+    """One problem per offending row (at most :data:`MAX_LISTED`, then a count of the rest).
+
+    ``row_word`` is ``"row"`` for positions after sorting (the FDA checks) and ``"input row"``
+    for positions in the frame as given (conform's type problems, found before sorting).
+    """
     rows = np.flatnonzero(mask)
     if len(rows) == 0:
         return []
@@ -115,7 +120,7 @@ def row_problems(
     vals = (values if values is not None else df[variable].to_numpy(dtype=object))[listed]
     problems = [
         Problem(file=dataset.name, entry=where, column=variable, value=_fmt(v), message=message, hint=hint)
-        for where, v in zip(locate(df, dataset, listed), vals)
+        for where, v in zip(locate(df, dataset, listed, row_word), vals)
     ]
     if len(rows) > MAX_LISTED:
         problems.append(
@@ -193,7 +198,7 @@ def _to_text(s: pd.Series, dataset: Dataset, var: Variable, frame: pd.DataFrame)
     problems = row_problems(
         frame, dataset, var.name, bad, f"{var.data_type} variable holds non-text values ({kind})",
         "give text values (ISO 8601 strings for dates); the writer does not guess a format",
-        values=arr,
+        values=arr, row_word="input row",
     )
     return pd.Series(out, index=s.index, dtype=object), problems
 
@@ -219,12 +224,13 @@ def _to_number(s: pd.Series, dataset: Dataset, var: Variable, frame: pd.DataFram
         out = pd.to_numeric(obj, errors="coerce").astype("float64")
         bad = (out.isna() & obj.notna()).to_numpy()
         problems += row_problems(frame, dataset, var.name, bad, f"{var.data_type} variable holds a non-numeric value",
-                                 "fix the value or the variable's data_type in the spec")
+                                 "fix the value or the variable's data_type in the spec", row_word="input row")
     if var.data_type == "integer":
         arr = out.to_numpy()
         frac = np.isfinite(arr) & (np.floor(arr) != arr)
         problems += row_problems(frame, dataset, var.name, frac, "integer variable holds a non-integer value",
-                                 "round deliberately or declare data_type float", values=arr.astype(object))
+                                 "round deliberately or declare data_type float", values=arr.astype(object),
+                                 row_word="input row")
     return out, problems
 
 
@@ -255,7 +261,8 @@ def _to_sas_date(s: pd.Series, dataset: Dataset, var: Variable, frame: pd.DataFr
             bad = s.notna().to_numpy()
             problems += row_problems(frame, dataset, var.name, bad,
                                      f"numeric {kind} variable ({var.display_format}) holds {inferred} values",
-                                     "give datetime64/timedelta64 values (or SAS numbers); text dates are not parsed")
+                                     "give datetime64/timedelta64 values (or SAS numbers); text dates are not parsed",
+                                     row_word="input row")
             return pd.Series(np.nan, index=s.index, dtype="float64"), problems
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         if getattr(values.dtype, "tz", None) is not None:
@@ -271,7 +278,7 @@ def _to_sas_date(s: pd.Series, dataset: Dataset, var: Variable, frame: pd.DataFr
             has_time = ~nat & (days * 86_400e9 != delta)
             problems += row_problems(frame, dataset, var.name, has_time, "date variable holds a time of day",
                                      "declare data_type datetime (DATETIME20.) or drop the time part",
-                                     values=ns.astype(object))
+                                     values=ns.astype(object), row_word="input row")
             out = days
         elif kind == "datetime":
             out = delta / 1e9
