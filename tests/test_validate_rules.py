@@ -601,6 +601,35 @@ BREAKS: list[tuple[str, Callable]] = [
 ]
 
 
+def test_mprotein_pd_after_undetectable_nadir_is_consistent(rules, ct):
+    """PD after M-protein became undetectable ("<0.10", nadir 0) is IMWG-consistent: no finding.
+
+    S1: baseline 2.0 g/dL, day 29 "<0.10" (CR), then 0.5 g/dL with PD reported (reappearance)."""
+    data, spec = clean_study()
+    lb = data.datasets["LB"]
+    cr = lb.iloc[[3]].assign(LBORRES="<0.10", LBSTRESC="<0.1", LBSTRESN=np.nan)
+    later = lb.iloc[[3]].assign(LBSEQ=9.0, VISITNUM=4.0, VISIT="MONTH 3", LBDTC="2023-04-07", LBDY=91.0,
+                                LBORRES="0.5", LBSTRESC="0.5", LBSTRESN=0.5)
+    data.datasets["LB"] = pd.concat([lb.drop(index=3), cr, later], ignore_index=True)
+    rs = data.datasets["RS"]
+    pd_row = rs.iloc[[1]].assign(RSSEQ=3.0, RSORRES="PD", RSSTRESC="PD", VISITNUM=4.0, VISIT="MONTH 3",
+                                 RSDTC="2023-04-07", RSDY=91.0)
+    data.datasets["RS"] = pd.concat([rs.assign(RSSTRESC=["0", "CR"], RSORRES=["0", "CR"]), pd_row], ignore_index=True)
+    res, findings = _run(rules["DQ.RS.MPROTEIN"], data, spec, ct)
+    assert res.status == "SUCCESS", findings.to_string()
+
+
+def test_missed_visits_stop_at_progression(rules, ct):
+    """After the first PD (day 10) the day-29 visit is no longer expected: no finding."""
+    data, spec = clean_study()
+    drop_rows("SV", lambda d: (d["USUBJID"] == S1) & (d["VISITNUM"] == 3.0))(data, spec)
+    rs = data.datasets["RS"]
+    data.datasets["RS"] = pd.concat([rs, rs.iloc[[1]].assign(RSSEQ=3.0, RSSTRESC="PD", RSORRES="PD",
+                                                             RSDTC="2023-01-16", RSDY=10.0)], ignore_index=True)
+    res, findings = _run(rules["DQ.SV.MISSED"], data, spec, ct)
+    assert res.status == "SUCCESS", findings.to_string()
+
+
 def _run(rule, data, spec, ct):
     results, findings = validate_data(data, spec, ct, None, ValidationSettings(), rules=[rule])
     return results[0], findings

@@ -82,6 +82,7 @@ class DefineDataset:
     purpose: str | None
     archive: str | None
     variables: dict[str, DefineVariable]
+    has_no_data: bool = False  # def:HasNoData="Yes": described but intentionally without a file
 
 
 @dataclass
@@ -238,7 +239,7 @@ def parse_define(path: Path) -> DefineInfo:
             name=name, label=_text(ig.find("odm:Description", NS)),
             klass=klass.get("Name") if klass is not None else ig.get("def:Class"),
             purpose=ig.get("Purpose"), archive=leaf.get(f"{{{NS['xlink']}}}href") if leaf is not None else None,
-            variables=variables)
+            variables=variables, has_no_data=ig.get(f"{{{NS['def']}}}HasNoData") == "Yes")
     codelists = {}
     for cl in mdv.findall("odm:CodeList", NS):
         alias = cl.find("odm:Alias[@Context='nci:ExtCodeID']", NS)

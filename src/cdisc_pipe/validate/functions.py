@@ -555,6 +555,16 @@ def missed_visits(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     end = complete_date(dm["RFPENDTC"]) if "RFPENDTC" in dm.columns else pd.Series(pd.NaT, index=dm.index)
     end = end.fillna(dm["USUBJID"].map(last_sv))
     subj["lastdy"] = study_day_from(end, dm["RFSTDTC"])
+    stop = params.get("stop_at_response")
+    rs = ctx.data.datasets.get("RS")
+    if stop and rs is not None and {"RSTESTCD", "RSSTRESC", "RSDTC", "USUBJID"} <= set(rs.columns):
+        # after progression subjects leave the assessment schedule (survival follow-up only)
+        sel = ((as_text(rs["RSTESTCD"]) == params.get("response_testcd", "OVRLRESP")) &
+               (as_text(rs["RSSTRESC"]) == stop)).fillna(False).to_numpy(dtype=bool)
+        first_pd = complete_date(rs.loc[sel, "RSDTC"]).groupby(rs.loc[sel, "USUBJID"]).min()
+        first = pd.Series(pd.to_datetime(first_pd.reindex(dm["USUBJID"].to_numpy()).to_numpy()), index=dm.index)
+        pd_day = study_day_from(first, dm["RFSTDTC"])
+        subj["lastdy"] = np.fmin(subj["lastdy"].to_numpy(dtype=float), pd_day.to_numpy(dtype=float))
     subj = subj[subj["lastdy"].notna()]
     planned = subj.merge(tvv, how="cross")
     planned = planned[pd.to_numeric(planned["VISITDY"]).to_numpy() <= planned["lastdy"].to_numpy()]
@@ -573,10 +583,10 @@ def missed_visits(ctx: CheckContext, params: dict[str, Any]) -> Hits:
 
 def study_day_from(dates: pd.Series, ref: pd.Series) -> pd.Series:
     """Study day (no day 0) of complete dates against complete reference dates; NaN otherwise."""
-    d = dates if pd.api.types.is_datetime64_any_dtype(dates.dtype) else complete_date(dates)
-    r = complete_date(ref)
-    diff = (d.to_numpy() - r.to_numpy()).astype("timedelta64[D]").astype(float)
-    diff[pd.isna(d.to_numpy()) | pd.isna(r.to_numpy())] = np.nan
+    d = dates if pd.api.types.is_datetime64_any_dtype(dates.dtype) else complete_date(dates.astype("str"))
+    d = pd.Series(pd.to_datetime(d.to_numpy(), errors="coerce"), index=dates.index).dt.normalize()
+    r = pd.Series(pd.to_datetime(complete_date(ref).to_numpy(), errors="coerce"), index=dates.index)
+    diff = (d - r).dt.days.to_numpy(dtype=float, na_value=np.nan)
     return pd.Series(np.where(diff >= 0, diff + 1, diff), index=dates.index)
 
 
@@ -604,10 +614,16 @@ def response_vs_mprotein(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     m = (as_text(lb["LBTESTCD"]) == st.mprotein_testcd).fillna(False).to_numpy(dtype=bool)
     if "LBSPEC" in lb.columns:
         m = m & ((as_text(lb["LBSPEC"]).fillna(st.mprotein_spec) == st.mprotein_spec).to_numpy(dtype=bool))
+    # quantitative records only (SPEP): a number, or "<x" below the quantification limit = 0 (not
+    # detectable); immunofixation records (POSITIVE/NEGATIVE) share the test code and are left out
+    stresc = as_text(lb["LBSTRESC"]) if "LBSTRESC" in lb.columns else pd.Series(None, index=lb.index, dtype="str")
+    num = pd.to_numeric(lb["LBSTRESN"], errors="coerce")
+    below = stresc.str.startswith("<").fillna(False).to_numpy(dtype=bool)
+    m = m & (num.notna().to_numpy() | below)
     mp = lb.loc[m]
     if mp.empty:
         raise RuleSkipped("no serum M-protein records in LB")
-    val = pd.to_numeric(mp["LBSTRESN"], errors="coerce")
+    val = num[m].where(~pd.Series(below[m], index=mp.index), 0.0)
     flag_col = "LBLOBXFL" if "LBLOBXFL" in mp.columns else ("LBBLFL" if "LBBLFL" in mp.columns else None)
     if flag_col is None:
         raise RuleSkipped("no baseline flag in LB")
@@ -714,7 +730,10 @@ def define_datasets(ctx: CheckContext, params: dict[str, Any]) -> Hits:
         for n in sorted(files - set(d.datasets)):
             v.append("(dataset)"); val.append(n); det.append("dataset not in define.xml")
         for n in sorted(set(d.datasets) - files):
-            v.append("(dataset)"); val.append(n); det.append("define.xml dataset has no file")
+            if not d.datasets[n].has_no_data:
+                v.append("(dataset)"); val.append(n); det.append("define.xml dataset has no file")
+        for n in sorted(files & {k for k, x in d.datasets.items() if x.has_no_data}):
+            v.append("(dataset)"); val.append(n); det.append("define.xml says HasNoData but the file exists")
     return ctx.dataset_hits(v, val, det)
 
 
