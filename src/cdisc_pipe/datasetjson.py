@@ -21,8 +21,9 @@ partial*/incomplete/duration/interval types   ``string``
 ============================================  =====================================================
 
 OIDs: ``itemOID`` ``IT.<DATASET>.<VARIABLE>``, ``itemGroupOID`` ``IG.<DATASET>``,
-``fileOID`` ``<study oid>.<DATASET>``, ``studyOID`` the study OID, ``metaDataVersionOID``
-``MDV.<study oid>`` unless given; ``metaDataRef`` ``define.xml``.
+``fileOID`` ``<study oid>.<DATASET>``, ``studyOID`` the study OID, ``metaDataVersionOID`` the
+define.xml MetaDataVersion OID (:func:`default_metadata_version_oid`) unless given;
+``metaDataRef`` ``define.xml``.
 """
 
 from __future__ import annotations
@@ -59,9 +60,21 @@ def item_group_oid(dataset: str) -> str:
     return f"IG.{dataset}"
 
 
-def default_metadata_version_oid(spec: StudySpec) -> str:
-    """The MetaDataVersion OID used when none is given: ``MDV.<study oid>``."""
-    return f"MDV.{spec.study.oid}"
+def default_metadata_version_oid(spec: StudySpec, datasets: list[Dataset] | None = None,
+                                 purpose: str | None = None) -> str:
+    """The MetaDataVersion OID of the define.xml describing ``datasets`` (written together).
+
+    Same rule as ``cdisc_pipe.define``: ``MDV.<study name>.<purpose>.<IG name>.<IG version>`` with
+    the IG the datasets declare (first by name, version, OID), or ``MDV.<study name>.<purpose>``
+    when they declare none.  ``tests/test_datasetjson.py`` checks it against define.xml.
+    """
+    datasets = datasets or []
+    purpose = purpose or (datasets[0].purpose if datasets else "Tabulation")
+    wanted = {d.standard for d in datasets if d.standard}
+    igs = sorted((s for s in spec.standards if s.oid in wanted and s.type == "IG"),
+                 key=lambda s: (s.name, s.publishing_set or "", s.version, s.oid))
+    base = f"MDV.{spec.study.name}.{purpose}"
+    return f"{base}.{igs[0].name}.{igs[0].version}" if igs else base
 
 
 def json_data_type(var: Variable) -> tuple[str, str | None]:
@@ -173,7 +186,7 @@ def dataset_json_metadata(
         {
             "sourceSystem": {"name": "cdisc-pipe", "version": __version__},
             "studyOID": spec.study.oid,
-            "metaDataVersionOID": metadata_version_oid or default_metadata_version_oid(spec),
+            "metaDataVersionOID": metadata_version_oid or default_metadata_version_oid(spec, [dataset]),
             "metaDataRef": "define.xml",
             "itemGroupOID": item_group_oid(dataset.name),
             "records": int(len(df)),

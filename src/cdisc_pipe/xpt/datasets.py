@@ -18,7 +18,12 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 
-from cdisc_pipe.datasetjson import DEFAULT_NDJSON_THRESHOLD, read_dataset_json, write_dataset_json
+from cdisc_pipe.datasetjson import (
+    DEFAULT_NDJSON_THRESHOLD,
+    default_metadata_version_oid,
+    read_dataset_json,
+    write_dataset_json,
+)
 from cdisc_pipe.errors import InputError, Problem, raise_if
 from cdisc_pipe.spec.model import Dataset, StudySpec
 from cdisc_pipe.written import WrittenColumn, WrittenDataset
@@ -199,7 +204,8 @@ def write_datasets(
         write_json: also write Dataset-JSON 1.1.
         ndjson_threshold: datasets with more records are written as ``.ndjson``; None = never.
         engine: ``"numpy"`` (fast writer) or ``"pyreadstat"`` (reference); same bytes.
-        metadata_version_oid: Dataset-JSON ``metaDataVersionOID`` (default ``MDV.<study oid>``).
+        metadata_version_oid: Dataset-JSON ``metaDataVersionOID`` (default: the define.xml
+            MetaDataVersion OID of these datasets, see ``default_metadata_version_oid``).
 
     Raises:
         InputError: every conform and FDA-rule problem of every dataset, before any file is written.
@@ -213,6 +219,7 @@ def write_datasets(
     out_dir.mkdir(parents=True, exist_ok=True)
     timestamp = format_timestamp(spec.study.metadata_datetime)
     folder = PURPOSE_FOLDER[purpose]
+    mdv_oid = metadata_version_oid or default_metadata_version_oid(spec, [d for d, _ in ready.values()], purpose)
     written: list[WrittenDataset] = []
     for name, (dataset, df) in ready.items():
         xpt_path = out_dir / f"{name.lower()}.xpt"
@@ -221,7 +228,7 @@ def write_datasets(
         json_rel, json_sha = None, None
         if write_json:
             res = write_dataset_json(df, dataset, spec, out_dir, lengths, ndjson_threshold=ndjson_threshold,
-                                     metadata_version_oid=metadata_version_oid)
+                                     metadata_version_oid=mdv_oid)
             json_rel, json_sha = f"{folder}/{res.path.name}", res.sha256
         columns = tuple(
             WrittenColumn(name=v.name, label=v.label, type=v.type, length=v.length, display_format=v.format, order=i)
