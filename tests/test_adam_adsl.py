@@ -97,6 +97,9 @@ def make_sdtm() -> dict[str, pd.DataFrame]:
         (STUDY, "CM", uid(1001), "CMSEQ", "1", "LINENUM", "Line Number", "1"),
         (STUDY, "CM", uid(1001), "CMSEQ", "2", "LINENUM", "Line Number", "2"),
         (STUDY, "CM", uid(1001), "CMSEQ", "3", "LINENUM", "Line Number", "2"),
+        (STUDY, "CM", uid(1001), "CMSEQ", "1", "REFRACT", "Refractory", "Y"),
+        (STUDY, "CM", uid(1001), "CMSEQ", "2", "REFRACT", "Refractory", "N"),
+        (STUDY, "CM", uid(1001), "CMSEQ", "3", "REFRACT", "Refractory", "Y"),
     ])
     mh = _frame("USUBJID MHSEQ MHTERM MHCAT MHSTDTC", [(uid(1001), 1.0, "MULTIPLE MYELOMA", "PRIMARY DIAGNOSIS", "2018-06")])
     suppmh = _frame("STUDYID RDOMAIN USUBJID IDVAR IDVARVAL QNAM QLABEL QVAL", [
@@ -211,6 +214,8 @@ def test_baseline_covariates(adsl: pd.DataFrame) -> None:
     assert (s["ISS"], s["RISS"], s["HRCYTOFL"], s["EMDFL"]) == ("II", "II", "Y", "N")
     assert s["DIAGDT"] == pd.Timestamp("2018-06-01")
     assert s["PRLINES"] == 2  # LINENUM 1, 2, 2 -> two lines
+    # last line (2): lenalidomide N, dexamethasone Y -> refractory to the last line
+    assert s["REFLSTFL"] == "Y" and adsl.loc["1002", "REFLSTFL"] is None
     assert adsl.loc["1002", "BRIDGFL"] == "Y" and s["BRIDGFL"] == "N"
     assert s["MDTYPE"] == "SERUM M-PROTEIN"
     # 1004: serum M 5 g/L (< 10) but kappa FLC 300 mg/L (>= 100) with ratio 10 (outside 0.26-1.65)

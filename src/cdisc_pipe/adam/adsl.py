@@ -34,7 +34,7 @@ CORE = True
 OPTIONAL: dict[str, tuple[list[str], str]] = {
     "PR": (["USUBJID", "PRTRT", "PRSTDTC"], "APHDT, ENRLDT, ENRLFL, NACTDT (subsequent ASCT)"),
     "DS": (["USUBJID", "DSCAT", "DSDECOD", "DSSTDTC"], "EOSSTT, EOSDT, DCSREAS"),
-    "CM": (["USUBJID", "CMCAT", "CMSTDTC"], "NACTDT, PRLINES, BRIDGFL"),
+    "CM": (["USUBJID", "CMCAT", "CMSTDTC"], "NACTDT, PRLINES, REFLSTFL, BRIDGFL"),
     "MH": (["USUBJID", "MHSEQ", "MHCAT"], "ISS, RISS, HRCYTOFL, EMDFL"),
     "RS": (["USUBJID", "RSTESTCD", "RSSTRESC", "RSDTC"], "BECOG, MRDEVLFL, LSTALVDT"),
     "LB": (["USUBJID", "LBTESTCD", "LBSTRESN", "LBSTRESU", "LBDTC"], "MDTYPE, EFFFL"),
@@ -272,28 +272,37 @@ def derive_disease_characteristics(adsl: pd.DataFrame, mh: pd.DataFrame, suppmh:
 
 def derive_prior_therapy(adsl: pd.DataFrame, cm: pd.DataFrame, suppcm: pd.DataFrame | None) -> pd.DataFrame:
     """PRLINES: number of prior lines (distinct SUPPCM LINENUM on prior anti-cancer therapy; records
-    without a line number count as one line each); BRIDGFL: bridging therapy given (Y/N)."""
+    without a line number count as one line each); REFLSTFL: refractory to the last prior line
+    (Y when a record of the highest LINENUM has SUPPCM REFRACT = Y, N when its records say N,
+    missing without line numbers or refractory status); BRIDGFL: bridging therapy given (Y/N)."""
     prior = cm[cm["CMCAT"] == "PRIOR ANTI-CANCER THERAPY"]
     if suppcm is not None and "CMSEQ" in prior.columns:
-        prior = suppqual_wide(prior, suppcm, ["LINENUM"])
+        prior = suppqual_wide(prior, suppcm, ["LINENUM", "REFRACT"])
     else:
-        prior = prior.assign(LINENUM=None)
+        prior = prior.assign(LINENUM=None, REFRACT=None)
+    num = pd.to_numeric(prior["LINENUM"], errors="coerce")
+    last_line = num.groupby(prior["USUBJID"]).transform("max")
+    on_last = prior[num.notna() & (num == last_line) & prior["REFRACT"].isin(["Y", "N"])]
+    refr = on_last.assign(__y=on_last["REFRACT"] == "Y").groupby("USUBJID")["__y"].any()
     line = prior["LINENUM"].astype(object).where(prior["LINENUM"].notna(), "rec" + prior.index.astype(str))
     counts = pd.DataFrame({"USUBJID": prior["USUBJID"], "L": line}).drop_duplicates().groupby("USUBJID").size()
     out = adsl.copy()
     out["PRLINES"] = out["USUBJID"].map(counts).fillna(0).astype("float64")
+    ref = out["USUBJID"].map(refr)
+    out["REFLSTFL"] = pd.Series(np.where(ref.isna(), None, np.where(ref.fillna(False).astype(bool), "Y", "N")),
+                                index=out.index, dtype=object)
     out = derive_var_merged_exist_flag(out, cm, ["USUBJID"], "BRIDGFL",
                                        condition=lambda d: d["CMCAT"] == "BRIDGING THERAPY", missing_value="N")
     return out
 
 
 def derive_measurable_disease(adsl: pd.DataFrame, lb: pd.DataFrame, rules: list[MeasurableRule]) -> pd.DataFrame:
-    # Values in a unit neither ``unit`` nor listed in ``unit_factors`` are not used (see
-    # measurable_unit_findings, which reports them).
     """MDTYPE: the first IMWG measurable-disease rule met at baseline (settings ``measurable_disease``).
 
     Baseline = LB records flagged LBLOBXFL = "Y" (disease markers: last value before infusion), or,
-    without that flag, the last complete-dated value on or before the infusion date.
+    without that flag, the last complete-dated value on or before the infusion date.  Values in a
+    unit that is neither the rule's ``unit`` nor in its ``unit_factors`` are not used (see
+    :func:`measurable_unit_findings`, which reports them).
     """
     out = adsl.copy()
     out["MDTYPE"] = None
@@ -433,7 +442,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame | None, settings_dir
     if cm is not None:
         out = derive_prior_therapy(out, cm, sdtm.get("SUPPCM"))
     else:
-        out = out.assign(PRLINES=np.nan, BRIDGFL=None)
+        out = out.assign(PRLINES=np.nan, REFLSTFL=None, BRIDGFL=None)
     if _has(sdtm, "LB"):
         out = derive_measurable_disease(out, sdtm["LB"], settings.measurable_disease)
         findings += measurable_unit_findings(sdtm["LB"], settings.measurable_disease)
