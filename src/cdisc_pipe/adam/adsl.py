@@ -210,13 +210,12 @@ def derive_lstalvdt(adsl: pd.DataFrame, sdtm: dict[str, pd.DataFrame]) -> pd.Dat
     """LSTALVDT: the latest complete date the subject is known alive, over DM (RFICDTC, RFPENDTC
     unless dead), EX, RS, LB, AE, PC, VS, DS (non-death), SS (ALIVE), PR and CM start dates.
     For a subject who died, LSTALVDT is the death date (the last day known alive)."""
-    sources: list[tuple[str, str, pd.Series | None]] = [
-        ("EX", "EXSTDTC", None), ("EX", "EXENDTC", None), ("RS", "RSDTC", None), ("LB", "LBDTC", None),
-        ("AE", "AESTDTC", None), ("AE", "AEENDTC", None), ("PC", "PCDTC", None), ("VS", "VSDTC", None),
-        ("PR", "PRSTDTC", None), ("CM", "CMSTDTC", None),
+    sources: list[tuple[str, str]] = [
+        ("EX", "EXSTDTC"), ("EX", "EXENDTC"), ("RS", "RSDTC"), ("LB", "LBDTC"), ("AE", "AESTDTC"),
+        ("AE", "AEENDTC"), ("PC", "PCDTC"), ("VS", "VSDTC"), ("PR", "PRSTDTC"), ("CM", "CMSTDTC"),
     ]
     frames = []
-    for dom, var, _ in sources:
+    for dom, var in sources:
         if dom in sdtm and var in sdtm[dom].columns:
             frames.append(pd.DataFrame({"USUBJID": sdtm[dom]["USUBJID"], "DTC": sdtm[dom][var]}))
     if "SS" in sdtm and {"SSDTC", "SSSTRESC"} <= set(sdtm["SS"].columns):
