@@ -247,6 +247,8 @@ def explain(findings: pd.DataFrame, settings: ValidationSettings) -> pd.Series:
         m = findings["rule"] == e.rule
         if e.dataset is not None:
             m = m & (findings["dataset"] == e.dataset)
+        if e.usubjid is not None:
+            m = m & (findings["usubjid"].astype("str") == e.usubjid)
         if e.variable is not None:
             m = m & (findings["variable"].astype("str") == e.variable)
         if e.value is not None:

@@ -90,6 +90,7 @@ class ExpectedFinding(_Model):
 
     rule: str
     dataset: str | None = None
+    usubjid: str | None = None
     variable: str | None = None
     value: str | None = None
     explanation: str
