@@ -225,8 +225,8 @@ def column_tokens(values: np.ndarray, prefix: str = "", suffix: str = "") -> np.
     return table[np.where(codes < 0, len(table) - 1, codes)]
 
 
-def iter_row_lines(df: pd.DataFrame, dataset: Dataset) -> Iterator[str]:
-    """One compact JSON array per record, in frame order (``[v1,v2,...]``, no spaces)."""
+def iter_row_blocks(df: pd.DataFrame, dataset: Dataset) -> Iterator[list[str]]:
+    """Blocks of up to :data:`ROW_BLOCK` records, each record one compact JSON array (``[v1,v2]``)."""
     names = list(df.columns)
     if not names:
         return
@@ -236,7 +236,13 @@ def iter_row_lines(df: pd.DataFrame, dataset: Dataset) -> Iterator[str]:
         for i, name in enumerate(names):
             values = column_values(part[name], dataset.variable(name))
             cols.append(column_tokens(values, "[" if i == 0 else "", "]" if i == len(names) - 1 else ""))
-        yield from map(",".join, zip(*cols))
+        yield list(map(",".join, zip(*cols)))
+
+
+def iter_row_lines(df: pd.DataFrame, dataset: Dataset) -> Iterator[str]:
+    """One compact JSON array per record, in frame order."""
+    for block in iter_row_blocks(df, dataset):
+        yield from block
 
 
 def write_dataset_json(
@@ -267,17 +273,16 @@ def write_dataset_json(
             fh.write(text)
             digest.update(text.encode("utf-8"))
 
-        rows = iter_row_lines(df, dataset)
         if ndjson:
             put(head + "\n")
-            for line in rows:
-                put(line + "\n")
+            for block in iter_row_blocks(df, dataset):
+                put("\n".join(block) + "\n")
         else:
             put(head[:-1] + ',"rows":[')
-            first = True
-            for line in rows:
-                put(("\n" if first else ",\n") + line)
-                first = False
+            sep = "\n"
+            for block in iter_row_blocks(df, dataset):
+                put(sep + ",\n".join(block))
+                sep = ",\n"
             put("\n]}\n")
     os.replace(tmp, path)
     return DatasetJsonResult(path=path, sha256=digest.hexdigest(), records=len(df), ndjson=ndjson)

@@ -206,10 +206,8 @@ def _to_text(s: pd.Series, dataset: Dataset, var: Variable, frame: pd.DataFrame)
 def _to_number(s: pd.Series, dataset: Dataset, var: Variable, frame: pd.DataFrame) -> tuple[pd.Series, list[Problem]]:
     """integer/float variable: float64 with NaN for missing."""
     problems: list[Problem] = []
-    if pd.api.types.is_bool_dtype(s.dtype):
-        out = s.astype("float64")
-    elif pd.api.types.is_numeric_dtype(s.dtype):
-        out = s.astype("float64")
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        out = pd.Series(s.to_numpy(dtype=np.float64, na_value=np.nan), index=s.index)
     elif pd.api.types.is_datetime64_any_dtype(s.dtype) or pd.api.types.is_timedelta64_dtype(s.dtype):
         problems.append(
             Problem(file=dataset.name, column=var.name, value=str(s.dtype),
