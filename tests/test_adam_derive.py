@@ -126,3 +126,17 @@ def test_suppqual_wide_links_by_seq() -> None:
     out = suppqual_wide(parent, supp, ["AEDLT", "OTHER"])
     assert out["AEDLT"].tolist() == [None, "Y", "N"] or out["AEDLT"].isna().tolist() == [True, False, False]
     assert out["AEDLT"].iloc[1:].tolist() == ["Y", "N"] and out["OTHER"].isna().all()
+
+
+def test_dtm_to_dt_and_treatment_window_flag() -> None:
+    from cdisc_pipe.adam.derive import derive_var_trtemfl_window, derive_vars_dtm_to_dt
+
+    df = pd.DataFrame({"ASTDTM": [T("2023-01-09 23:00"), T("2023-01-10 08:00"), T("2023-02-20"), pd.NaT],
+                       "TRTSDT": [T("2023-01-10")] * 4, "WEND": [T("2023-02-07")] * 4})
+    out = derive_vars_dtm_to_dt(df, ["ASTDTM"])
+    assert out["ASTDT"].tolist()[:3] == [T("2023-01-09"), T("2023-01-10"), T("2023-02-20")]
+    # on/after TRTSDT and on/before the window end: only the day-1 record
+    flag = derive_var_trtemfl_window(out, "TRTEMFL", "ASTDT", "TRTSDT", window_end="WEND")
+    assert flag["TRTEMFL"].tolist() == [None, "Y", None, None]
+    with pytest.raises(ValueError, match="not a --DTM"):
+        derive_vars_dtm_to_dt(df, ["TRTSDT"])
