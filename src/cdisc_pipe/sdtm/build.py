@@ -723,8 +723,13 @@ def _add_pp(datasets: dict[str, pd.DataFrame], spec: StudySpec, mappings_dir: Pa
         key = pd.MultiIndex.from_frame(datasets["PC"][["USUBJID", "PCSEQ"]])
         datasets["PC"] = datasets["PC"].assign(PCGRPID=grp.reindex(key).to_numpy())
     supppc = getattr(res, "supppc", None)
-    if supppc is not None and not supppc.empty and "SUPPPC" in spec.datasets:
-        datasets["SUPPPC"] = pd.concat([datasets.get("SUPPPC", pd.DataFrame()), supppc], ignore_index=True)
+    if supppc is not None and not supppc.empty:
+        if "SUPPPC" in spec.datasets:
+            datasets["SUPPPC"] = pd.concat([datasets.get("SUPPPC", pd.DataFrame()), supppc], ignore_index=True)
+        else:  # the NCA excluded PC records but the study has no SUPPPC spec: say so, never drop silently
+            findings.items.append(Finding("SDTM.PP.SUPPPC", "Error",
+                                          f"the NCA flagged {len(supppc)} PC exclusion qualifier(s) but there is no "
+                                          "specs/sdtm/supppc.yaml; add it to keep them", dataset="SUPPPC"))
     rel = getattr(res, "relrec", None)
     if rel is not None and not rel.empty:
         datasets["RELREC"] = pd.concat([datasets.get("RELREC", pd.DataFrame()), rel], ignore_index=True)
