@@ -44,7 +44,6 @@ def dictionary_frame() -> pd.DataFrame:
 
 def finish_form(df: pd.DataFrame, form: design.Form, s: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """Add the EDC metadata columns (ids, audit timestamps) and put the columns in dictionary order."""
-    loc = df["loc"].to_numpy()
     n = len(df)
     out = df.sort_values(["loc", "_order", "_day", "RECPOS"], kind="stable").reset_index(drop=True) if n else df
     loc = out["loc"].to_numpy()

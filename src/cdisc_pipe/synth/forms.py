@@ -408,7 +408,7 @@ def form_ld(ctx: Context) -> pd.DataFrame:
                        "FORMINST": 1, "_day": day})
     bsa = s["bsa"].to_numpy()[loc]
     # renal dose reduction of fludarabine for some subjects (creatinine clearance 30-70 mL/min)
-    reduced = (s["creat_red"].to_numpy()[loc] if "creat_red" in s else np.zeros(n, bool)) & (df0["EXTRT"].to_numpy() == "FLU")
+    reduced = s["creat_red"].to_numpy()[loc] & (df0["EXTRT"].to_numpy() == "FLU")
     dose = np.where(reduced, 24.0, df0["_dose"].to_numpy())
     df["LDDAY"] = df0["LDDAY"].astype(str).to_numpy()
     df["EXTRT"] = df0["EXTRT"].to_numpy()
@@ -583,6 +583,10 @@ def build_ae_table(ctx: Context) -> pd.DataFrame:
     dlt = s["dlt"].to_numpy()[ae["loc"]]
     ae["dlt"] = dlt & (((ae["kind"] == "CRS") & (ae["grade"] >= 3)) |
                        ((ae["kind"] == "Thrombocytopenia") & (ae["grade"] >= 4) & (s["crs"].to_numpy()[ae["loc"]] < 3)))
+    # the DLT window runs from the infusion to Day 28: an adjudicated DLT starts on or after Day 1
+    early_dlt = ae["dlt"].to_numpy() & (ae["on"].to_numpy() < 1)
+    ae.loc[early_dlt, "on"] = 1.0
+    ae["st"] = s["inf"].to_numpy()[ae["loc"].to_numpy()] + ae["on"].to_numpy()
     ae = ae.sort_values(["loc", "st", "pt"], kind="stable").reset_index(drop=True)
     ae["aespid"] = ae.groupby("loc").cumcount().to_numpy() + 1
     return ae
@@ -856,7 +860,6 @@ def form_chem(ctx: Context) -> pd.DataFrame:
         x = base[code] * r.lognormal(0, sd[code], len(v))
         u = np.full(len(v), unit, dtype=object)
         lo_v, hi_v = np.full(len(v), lo), np.full(len(v), hi)
-        d = np.full(len(v), dec)
         if code in ("CREAT", "TBIL"):  # the outside laboratory reports in conventional units
             conv = 88.4 if code == "CREAT" else 17.1
             x, lo_v, hi_v = np.where(outside, x / conv, x), np.where(outside, lo / conv, lo_v), np.where(outside, hi / conv, hi_v)
@@ -869,7 +872,6 @@ def form_chem(ctx: Context) -> pd.DataFrame:
             lo_t, hi_t = fmt_num(lo_v, dec), fmt_num(hi_v, dec)
         else:
             res, lo_t, hi_t = fmt_num(x, dec), fmt_num(lo_v, dec), fmt_num(hi_v, dec)
-        del d
         df["LBDAT"] = fmt_date(v["_day"].to_numpy())
         df["LBTIM"] = tim
         df["LBNAM"] = np.where(outside, OUTSIDE_LAB, HOSPITAL_LAB)
