@@ -211,16 +211,22 @@ def _json_token(value: object) -> str:
     return _ENCODE(value)
 
 
-def column_tokens(values: np.ndarray, prefix: str = "", suffix: str = "") -> np.ndarray:
-    """JSON text of every value of a column (object array of ``str``), with prefix/suffix.
+def column_tokens(series: pd.Series, var: Variable, prefix: str = "", suffix: str = "") -> np.ndarray:
+    """JSON text of every value of a conformed column (object array of ``str``), with prefix/suffix.
 
-    Each distinct value is encoded once (``factorize``) and gathered back by code, so the cost
-    per record is a pointer copy, not an encoder call.
+    Each distinct value is encoded once (factorized: numbers by numpy/pandas hash tables, text by
+    object identity) and gathered back by code, so the cost per record is a pointer copy, not an
+    encoder call.  Values are those of :func:`column_values`.
     """
     # imported here: cdisc_pipe.xpt imports this module (XPT and JSON are written together)
     from cdisc_pipe.xpt.v5 import factorize_objects
 
-    codes, uniques = factorize_objects(np.asarray(values, dtype=object))
+    if var.is_numeric:
+        arr = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        codes, uniq = pd.factorize(arr, use_na_sentinel=True)  # NaN -> -1
+        uniques = column_values(pd.Series(np.asarray(uniq, dtype=np.float64)), var)
+    else:
+        codes, uniques = factorize_objects(series.to_numpy(dtype=object))
     table = np.array([prefix + _json_token(u) + suffix for u in uniques] + [prefix + "null" + suffix], dtype=object)
     return table[np.where(codes < 0, len(table) - 1, codes)]
 
@@ -234,8 +240,8 @@ def iter_row_blocks(df: pd.DataFrame, dataset: Dataset) -> Iterator[list[str]]:
         part = df.iloc[start : start + ROW_BLOCK]
         cols = []
         for i, name in enumerate(names):
-            values = column_values(part[name], dataset.variable(name))
-            cols.append(column_tokens(values, "[" if i == 0 else "", "]" if i == len(names) - 1 else ""))
+            cols.append(column_tokens(part[name], dataset.variable(name), "[" if i == 0 else "",
+                                      "]" if i == len(names) - 1 else ""))
         yield list(map(",".join, zip(*cols)))
 
 
