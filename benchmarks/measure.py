@@ -59,15 +59,36 @@ class Measure:
         self.peak_rss = max(self.peak_rss, current_rss())
 
 
+def _vm_hwm(pid: int) -> int | None:
+    """Peak resident set (VmHWM, bytes) of a live process, from /proc; None if unavailable."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def run_child(cmd: Sequence[str], cwd: str | None = None, timeout: float | None = None) -> dict:
-    """Run a command; return its wall time, exit code, peak RSS (its own, via wait4) and output tail."""
+    """Run a command; return its wall time, exit code, peak RSS and the tail of its output.
+
+    Peak RSS is the child's own VmHWM, polled every 10 ms until it exits (the memory of the
+    program after exec; ``ru_maxrss`` of a child would include the parent's RSS at fork time).
+    It can miss growth in the last 10 ms of the child's life.
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out_chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
     reader.start()
     deadline = None if timeout is None else t0 + timeout
+    peak = 0
     while True:
+        hwm = _vm_hwm(proc.pid)
+        if hwm:
+            peak = max(peak, hwm)
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
@@ -80,5 +101,5 @@ def run_child(cmd: Sequence[str], cwd: str | None = None, timeout: float | None 
     proc.returncode = os.waitstatus_to_exitcode(status)
     reader.join(timeout=5)
     text = b"".join(out_chunks).decode("utf-8", "replace")
-    return {"wall_s": wall, "returncode": proc.returncode, "peak_rss_mb": usage.ru_maxrss / 1024,
+    return {"wall_s": wall, "returncode": proc.returncode, "peak_rss_mb": round(peak / 2**20, 1),
             "output_tail": text[-2000:]}
