@@ -55,6 +55,12 @@ class SdtmResult:
     traceability: pd.DataFrame
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def nca(self) -> dict[str, Any] | None:
+        """What the NCA stage reported (method text, parameter methods, PC records not used), as
+        JSON-ready data for ``outputs/sdtm/_stage/nca.json``; None when PP was not built."""
+        return self.extra.get("nca")
+
 
 # ------------------------------------------------------------------------------------------------
 # mapping one dataset
@@ -733,8 +739,10 @@ def _add_pp(datasets: dict[str, pd.DataFrame], spec: StudySpec, mappings_dir: Pa
     rel = getattr(res, "relrec", None)
     if rel is not None and not rel.empty:
         datasets["RELREC"] = pd.concat([datasets.get("RELREC", pd.DataFrame()), rel], ignore_index=True)
+    excl = getattr(res, "exclusions", None)
     extra["nca"] = {"method_description": getattr(res, "method_description", None),
-                    "exclusions": getattr(res, "exclusions", None)}
+                    "parameter_methods": dict(getattr(res, "parameter_methods", {}) or {}),
+                    "exclusions": [] if excl is None else excl.astype("object").where(excl.notna(), None).to_dict("records")}
 
 
 def _traceability(final: dict[str, pd.DataFrame], forms: dict[str, pd.DataFrame], mappings: Mappings,
