@@ -110,7 +110,8 @@ class ValidationSettings(_Model):
                                  "AGEMAX", "SEXPOP", "HLTSUBJI", "FCNTRY", "SPONSOR", "OBJPRIM"])
     # Findings per rule and dataset written into xlsx/html/json (counts are always complete).
     report_limit_per_rule: int = Field(default=2000, ge=1)
-    # Rule run times make reports differ between runs; switch off for byte-identical reports.
+    # Rule run times make reports differ between runs; switch off for byte-identical reports (the
+    # times are then only in reports/_previous/rule_times.csv).
     record_run_times: bool = True
     # Data-quality checks of the bundled study.
     imwg_measurable_serum_mprotein: float = 1.0  # g/dL: serum M-protein measurable at baseline

@@ -9,8 +9,11 @@ are replaced.  Files are written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
 import os
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +115,26 @@ def write_xlsx(path: Path, sheets: dict[str, pd.DataFrame]) -> None:
     widths = {"message": 70, "value": 30, "rule": 22, "usubjid": 20, "explanation": 60, "reason": 50}
     for title, df in sheets.items():
         _sheet(wb, title[:31], df, widths)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    wb.save(tmp)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    wb.save(buf)
+    _atomic_write_bytes(path, _fixed_zip_times(buf.getvalue()))
+
+
+def _fixed_zip_times(data: bytes) -> bytes:
+    """The same zip with every member dated 1980-01-01 (openpyxl stamps the wall clock)."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = info.external_attr
+            content = src.read(info.filename)
+            if info.filename == "docProps/core.xml":  # openpyxl sets "modified" to now on save
+                content = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)",
+                                 rb"\g<1>2000-01-01T00:00:00Z\g<2>", content)
+            dst.writestr(fixed, content)
+    return out.getvalue()
 
 
 # ------------------------------------------------------------------ html
