@@ -13,7 +13,7 @@ from cdisc_pipe.errors import InputError
 from cdisc_pipe.xpt import check_frame, conform, read_folder, read_xpt, write_datasets
 from cdisc_pipe.xpt.conform import MAX_LISTED, format_kind
 from tests.test_xpt_equivalence import read_sas_pandas
-from tests.test_xpt_support import adsl_dataset, adsl_frame, ae_dataset, ae_frame, make_spec
+from tests.test_xpt_support import adsl_frame, ae_dataset, ae_frame, make_spec
 
 
 def problems_of(exc: pytest.ExceptionInfo) -> list:
