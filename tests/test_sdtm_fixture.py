@@ -69,12 +69,23 @@ SUBJID|FOLDER|LBDAT      |LBTIM|LBCAT|LBTESTCD|LBTEST    |LBORRES|LBORRESU|LBORN
 SUBJID|FOLDER|PCREFID|PCSPEC|PCTPT|PCDAT      |PCTIM|PCORRES|PCORRESU      |PCLLOQ
 1001  |D0    |P1     |PB    |PRE  |15 MAR 2024|07:00|<50    |copies/ug gDNA|50
 1001  |D7    |P2     |PB    |D7   |22 MAR 2024|08:00|1234   |copies/ug gDNA|50
+1001  |D7    |P2     |PB    |D7   |22 MAR 2024|08:00|1234   |copies/ug gDNA|50
 """,
     "ae": """
 SUBJID|FOLDER|AESPID|AETERM                  |AEDECOD                  |AESOC                               |AESTDAT    |AEENDAT    |AETOXGR|AEGRSCL|AESER|AERELCAR|AEOUT |AEDLT|AEACN
 1001  |AELOG |1     |Nausea                  |Nausea                   |Gastrointestinal disorders          |UN MAR 2024|           |1      |CTCAE  |N    |1       |NOTREC|N    |NA
 1001  |AELOG |2     |cytokine release syndrome|Cytokine release syndrome|Immune system disorders             |16 MAR 2024|14 MAR 2024|2      |ASTCT  |N    |5       |REC   |N    |NONE
 1001  |AELOG |3     |Pneumonia               |Pneumonia                |Infections and infestations         |05 JUN 2024|           |5      |CTCAE  |Y    |3       |FATAL |N    |NA
+9999  |AELOG |1     |Headache                |Headache                 |Nervous system disorders            |16 MAR 2024|           |1      |CTCAE  |N    |1       |REC   |N    |NA
+""",
+    "mh": """
+SUBJID|FOLDER|MHTERM|MHSTDAT|MHONGO
+1001  |MHLOG |LONGTEXT|UN UNK 2015|Y
+1001  |MHLOG |Fi\u00e8vre \u53d1\u70ed|12 JAN 2024|N
+""",
+    "vs": """
+SUBJID|FOLDER|VSDAT      |VSTIM|SYSBP   |DIABP
+1001  |SCR   |01 MAR 2024|08:30|not done|80
 """,
     "crs": """
 SUBJID|FOLDER|AESPID|CRSSTDAT   |MAXTEMP|HYPOTEN|VASOPRES|OXYSUPP
@@ -92,7 +103,12 @@ SUBJID|FOLDER|EOSDAT     |EOSSTAT|DCSREAS|DCSREASO
 }
 
 
+#: a medical-history verbatim of 46 x 6 - 1 = 275 bytes, split after 200 bytes at a word boundary
+LONG = " ".join(["Hypertension treated with amlodipine since 2015"] * 6)
+
+
 def _table(text: str) -> pd.DataFrame:
+    text = text.replace("LONGTEXT", LONG)
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     head = [h.strip() for h in lines[0].split("|")]
     rows = [[c.strip() for c in ln.split("|")] for ln in lines[1:]]
@@ -300,6 +316,7 @@ def test_traceability_accounts_for_every_raw_record(result):
                 assert produced >= len(df) - len(not_mapped), (form, ds)
     cart = t[(t["form"] == "cart") & (t["dataset"] == "EX") & t["source_row"].notna()]
     assert cart["source_row"].tolist() == [3] and "not infused" in cart["reason"].iloc[0]
+    assert not t["reason"].fillna("").str.startswith("UNACCOUNTED").any()
 
 
 def test_every_dataset_conforms_to_its_spec(result):
@@ -312,3 +329,37 @@ def test_every_dataset_conforms_to_its_spec(result):
                 assert df[v.name].notna().all(), (name, v.name)
             if v.is_numeric:
                 assert df[v.name].dtype == "float64", (name, v.name)
+
+
+def test_bad_records_kept_and_reported(result):
+    # AE of a subject never enrolled: kept with its own USUBJID, reported
+    ae = result.datasets["AE"]
+    assert one(ae, AETERM="Headache")["USUBJID"] == "BCMACART01-101-9999"
+    [f] = rules(result, "SDTM.SUBJ.NOTENROLLED")
+    assert (f.dataset, f.value, f.source_file, f.source_row) == ("AE", "BCMACART01-101-9999", "ae", 5)
+    # the PC record exported twice: mapped once, the copy listed in traceability and reported
+    assert (result.datasets["PC"]["PCREFID"] == "P2").sum() == 1
+    [dup] = rules(result, "SDTM.RAW.DUPLICATE")
+    assert (dup.source_file, dup.source_row, dup.value) == ("pc", 4, "duplicate of row 3")
+    t = result.traceability
+    assert t.loc[(t["form"] == "pc") & t["source_row"].notna(), "source_row"].tolist() == [4]
+    # text in a numeric vital sign: kept as collected, no number, reported
+    vs = result.datasets["VS"]
+    sbp = one(vs, VSTESTCD="SYSBP")
+    assert sbp["VSORRES"] == "not done" and np.isnan(sbp["VSSTRESN"])
+    assert one(vs, VSTESTCD="DIABP")["VSSTRESN"] == 80.0
+    assert [(f.dataset, f.value) for f in rules(result, "SDTM.NUM.INVALID")] == [("VS", "not done")]
+
+
+def test_long_and_non_ascii_text(result):
+    mh = result.datasets["MH"]
+    long = mh[mh["MHTERM"].str.startswith("Hypertension")].iloc[0]
+    assert len(long["MHTERM"]) <= 200 and long["MHSTDTC"] == "2015"
+    supp = result.datasets["SUPPMH"]
+    rest = one(supp, QNAM="MHTERM1")
+    assert rest["IDVARVAL"] == str(int(long["MHSEQ"])) and rest["QLABEL"].endswith(" 1")
+    assert long["MHTERM"] + " " + rest["QVAL"] == LONG                       # nothing lost
+    assert one(mh, MHSTDTC="2024-01-12")["MHTERM"] == "Fievre ??"            # transliterated, reported
+    [f] = [f for f in rules(result, "SDTM.TEXT.NONASCII") if f.dataset == "MH"]
+    assert f.value == "Fi\u00e8vre \u53d1\u70ed" and f.source_row == 3
+    assert rules(result, "SDTM.TEXT.SPLIT", "MH")
