@@ -89,13 +89,14 @@ def test_content_metadata_and_determinism(tmp_path: Path) -> None:
     for c in ae.columns:  # same lengths as the XPT
         if c.type == "text":
             assert cols[c.name]["length"] == c.length
-    assert doc["rows"][0] == ["T1", "AE", "T1-101-1001", 1, None, None, "3", None]
+    assert doc["rows"][0] == ["T1", "AE", "T1-101-1001", 1, None, None, None, "3", None]
     adoc = json.loads((tmp_path / "a" / adsl.json_path).read_text())
     acols = {c["name"]: c for c in adoc["columns"]}
     assert acols["TRTSDT"] == {"itemOID": "IT.ADSL.TRTSDT", "name": "TRTSDT", "label": "Date of First Exposure to Treatment",
                                "dataType": "date", "targetDataType": "integer", "displayFormat": "DATE9."}
     assert acols["WEIGHTBL"]["dataType"] == "double"
-    assert adoc["rows"][1] == ["T1", "T1-101-1002", 61, 72.5, "2024-01-03", "2024-01-03T10:30:00", "10:30:00"]
+    assert adoc["rows"][1] == ["T1", "T1-101-1002", 61, "DL2: 3.0x10^6 CAR-T cells/kg", 72.5, "2024-01-03",
+                               "2024-01-03T10:30:00", "10:30:00"]
 
 
 def test_ndjson_reads_like_json_and_like_xpt(tmp_path: Path) -> None:

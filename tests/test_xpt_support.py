@@ -27,6 +27,7 @@ def ae_dataset() -> Dataset:
             var("AESEQ", "Sequence Number", "integer", length=8),
             var("AETERM", "Reported Term for the Adverse Event", length=200),
             var("AEDECOD", "Dictionary-Derived Term", length=200, core="Exp"),
+            var("AEBODSYS", "Body System or Organ Class", length=200, core="Exp"),
             var("AETOXGR", "Standard Toxicity Grade", length=1, core="Exp"),
             var("AESTDTC", "Start Date/Time of Adverse Event", "datetime", length=19, core="Exp"),
             var("AEENDY", "Study Day of End of Adverse Event", "integer", length=8, core="Perm"),
@@ -42,6 +43,7 @@ def adsl_dataset() -> Dataset:
             var("STUDYID", "Study Identifier", length=10),
             var("USUBJID", "Unique Subject Identifier", length=40),
             var("AGE", "Age", "integer"),
+            var("ARM", "Description of Planned Arm", length=200),
             var("WEIGHTBL", "Baseline Weight (kg)", "float", core="Perm"),
             var("TRTSDT", "Date of First Exposure to Treatment", "date", display_format="DATE9."),
             var("TRTSDTM", "Datetime of First Exposure to Treatment", "datetime", display_format="DATETIME20."),
@@ -60,7 +62,8 @@ def make_spec(*datasets: Dataset) -> StudySpec:
 
 
 def ae_frame() -> pd.DataFrame:
-    # Deliberately unsorted, with a missing Exp variable (AEDECOD) and a trailing blank to drop.
+    # Deliberately unsorted, with a missing Exp variable (AEBODSYS) and a trailing blank to drop.
+    # Rows are longer than 80 bytes (94), so pandas.read_sas counts the records right.
     return pd.DataFrame(
         {
             "USUBJID": ["T1-101-1002", "T1-101-1001", "T1-101-1001"],
@@ -68,6 +71,7 @@ def ae_frame() -> pd.DataFrame:
             "STUDYID": ["T1"] * 3,
             "DOMAIN": ["AE"] * 3,
             "AETERM": ["HEADACHE  ", "CYTOKINE RELEASE SYNDROME", ""],
+            "AEDECOD": ["Headache", "Cytokine release syndrome", None],
             "AETOXGR": [1, 2, 3],
             "AESTDTC": ["2024-01-05", "2024-01", None],
         }
@@ -80,6 +84,7 @@ def adsl_frame() -> pd.DataFrame:
             "STUDYID": ["T1", "T1"],
             "USUBJID": ["T1-101-1002", "T1-101-1001"],
             "AGE": pd.array([61, None], dtype="Int64"),
+            "ARM": ["DL2: 3.0x10^6 CAR-T cells/kg", "DL1: 1.0x10^6 CAR-T cells/kg"],
             "TRTSDT": pd.to_datetime(["2024-01-03", "1959-12-31"]),
             "TRTSDTM": pd.to_datetime(["2024-01-03 10:30:00", None]),
             "TRTSTM": pd.to_timedelta(["10:30:00", "00:00:01"]),
