@@ -100,8 +100,14 @@ def test_mrd_negative_then_positive(adtte: pd.DataFrame) -> None:
     assert (r["CNSR"], r["AVAL"]) == (1, 366)
 
 
-def test_never_infused_not_in_adtte(adtte: pd.DataFrame) -> None:
-    assert "1008" not in set(adtte["SUBJID"])
+def test_never_infused_only_in_the_apheresis_sensitivity_pfs(adtte: pd.DataFrame) -> None:
+    assert set(adtte.loc[adtte["SUBJID"] == "1008", "PARAMCD"]) == {"PFSAPH"}
+    # never infused, alive: censored at apheresis (2022-12-20), day 1
+    r = rec(adtte, "1008", "PFSAPH")
+    assert (r["STARTDT"], r["CNSR"], r["AVAL"], r["CNSDTDSC"]) == (pd.Timestamp("2022-12-20"), 1, 1, "APHERESIS DATE")
+    # 1002: PD on 2023-05-09, apheresis 2022-12-20: 11 (rest of Dec) + 31 + 28 + 31 + 30 + 9 = 140 days -> AVAL 141
+    r = rec(adtte, "1002", "PFSAPH")
+    assert (r["CNSR"], r["AVAL"]) == (0, 141)
     assert (adtte["AVALU"] == "DAYS").all()
     assert ((adtte["CNSR"] == 0) == adtte["CNSDTDSC"].isna()).all()
     assert (adtte["ADT"] >= adtte["STARTDT"]).all()
