@@ -78,6 +78,41 @@ SUBJID|FOLDER|AESPID|AETERM                  |AEDECOD                  |AESOC   
 1001  |AELOG |3     |Pneumonia               |Pneumonia                |Infections and infestations         |05 JUN 2024|           |5      |CTCAE  |Y    |3       |FATAL |N    |NA
 9999  |AELOG |1     |Headache                |Headache                 |Nervous system disorders            |16 MAR 2024|           |1      |CTCAE  |N    |1       |REC   |N    |NA
 """,
+    "rs": """
+SUBJID|FOLDER|RSDAT      |RSORRES
+1001  |D28   |12 APR 2024|SCR
+1001  |UNS01 |20 MAR 2024|UNK
+""",
+    "ecog": """
+SUBJID|FOLDER|ECOGDAT    |ECOG
+1001  |SCR   |01 MAR 2024|1
+1001  |LD    |10 MAR 2024|0
+1001  |D28   |12 APR 2024|2
+""",
+    "mrd": """
+SUBJID|FOLDER|MRDDAT     |MRDMETH|MRDRES|MRDVAL  |MRDSENS
+1001  |SCR   |01 MAR 2024|NGS    |POS   |2.4E-01 |1E-05
+1001  |D28   |12 APR 2024|NGS    |NEG   |<1.0E-05|1E-05
+""",
+    "priortx": """
+SUBJID|FOLDER|LINENUM|CMTRT                      |CMSTDAT    |CMENDAT    |BESTRESP|REFRACT
+1001  |PTXLOG|1      |Bortezomib + dexamethasone |UN UNK 2016|15 JAN 2017|VGPR    |N
+1001  |PTXLOG|2      |Daratumumab + pomalidomide |UN FEB 2018|20 DEC 2023|PD      |Y
+""",
+    "cm": """
+SUBJID|FOLDER|CMTRT      |CMDECOD    |CMINDC                   |CMAENO|CMDSTXT|CMDOSU|CMDOSUO |CMROUTE|CMFRQ|CMFRQO            |CMSTDAT    |CMENDAT    |CMONGO
+1001  |CMLOG |Tocilizumab|TOCILIZUMAB|Cytokine release syndrome|2     |8      |mg/kg |        |IV     |ONCE |                  |16 MAR 2024|16 MAR 2024|N
+1001  |CMLOG |Entecavir  |ENTECAVIR  |Hepatitis B prophylaxis  |      |0.5    |mg    |        |PO     |OTHER|Every other Tuesday|01 MAR 2024|           |Y
+""",
+    "pe": """
+SUBJID|FOLDER|PEPERF|PEDAT      |PERES|PEABN
+1001  |SCR   |Y     |01 MAR 2024|A    |Hepatomegaly
+1001  |D28   |N     |           |     |
+""",
+    "surv": """
+SUBJID|FOLDER|SSDAT      |SSSTAT|CONTMETH
+1001  |SFU01 |20 MAY 2024|ALIVE |PHONE
+""",
     "mh": """
 SUBJID|FOLDER|MHTERM|MHSTDAT|MHONGO
 1001  |MHLOG |LONGTEXT|UN UNK 2015|Y
@@ -212,7 +247,7 @@ def test_fa_and_relrec_link_crs_detail_to_the_ae(result):
     assert temp["FAOBJ"] == "Cytokine release syndrome" and temp["FASTRESN"] == 39.1 and temp["FASTRESU"] == "C"
     rel = result.datasets["RELREC"]
     ae_seq = str(int(one(result.datasets["AE"], AESPID="2")["AESEQ"]))
-    relid = one(rel[rel["RDOMAIN"] == "AE"], IDVARVAL=ae_seq)["RELID"]
+    relid = one(rel[(rel["RDOMAIN"] == "AE") & rel["RELID"].str.startswith("AEFA")], IDVARVAL=ae_seq)["RELID"]
     assert set(rel.loc[rel["RELID"] == relid, "RDOMAIN"]) == {"AE", "FA"}
     assert (rel.loc[(rel["RELID"] == relid) & (rel["RDOMAIN"] == "FA")].shape[0]) == 4  # 4 CRS tests with a result
 
@@ -363,3 +398,63 @@ def test_long_and_non_ascii_text(result):
     [f] = [f for f in rules(result, "SDTM.TEXT.NONASCII") if f.dataset == "MH"]
     assert f.value == "Fi\u00e8vre \u53d1\u70ed" and f.source_row == 3
     assert rules(result, "SDTM.TEXT.SPLIT", "MH")
+
+
+def test_rs_imwg_mrd_and_ecog(result):
+    rs = result.datasets["RS"]
+    imwg = rs[rs["RSTESTCD"] == "OVRLRESP"]
+    d28 = one(imwg, VISITNUM=11.0)
+    assert (d28["RSORRES"], d28["RSSTRESC"], d28["RSCAT"], d28["RSEVAL"]) == ("SCR", "sCR", "KUMAR IMWG 2016", "INVESTIGATOR")
+    assert d28["RSDY"] == 29.0 and d28["EPOCH"] == "FOLLOW-UP"                 # 12 APR = day 29 = FU start
+    assert one(imwg, RSORRES="UNK")["RSSTRESC"] == "NE"                        # study synonym: unknown = NE
+    mrd = rs[rs["RSTESTCD"] == "MRDIND"]
+    assert mrd.sort_values("RSDTC")["RSSTRESC"].tolist() == ["POSITIVE", "NEGATIVE"]
+    assert mrd["RSLLOQ"].tolist() == [1e-05, 1e-05]
+    assert one(mrd, RSSTRESC="POSITIVE")["RSLOBXFL"] == "Y"                    # disease marker: before infusion
+    ecog = rs[rs["RSTESTCD"] == "ECOG101"]
+    assert ecog.sort_values("RSDTC")["RSSTRESN"].tolist() == [1.0, 0.0, 2.0]
+    # ECOG baseline: last before the first LD dose (10 MAR 09:00); the LD-day record has no time -> counts
+    assert one(ecog, RSSTRESN=0.0)["RSLOBXFL"] == "Y" and pd.isna(one(ecog, RSSTRESN=1.0)["RSLOBXFL"])
+    lb = result.datasets["LB"]
+    neg = one(lb, LBTESTCD="MRDFRAC", VISITNUM=11.0)
+    assert neg["LBSTRESC"] == "<1e-05" and np.isnan(neg["LBSTRESN"]) and neg["LBLLOQ"] == 1e-05
+    assert neg["LBMETHOD"] == "NEXT GENERATION SEQUENCING" and neg["LBSPEC"] == "BONE MARROW"
+    assert one(lb, LBTESTCD="MRDFRAC", VISITNUM=1.0)["LBSTRESN"] == 0.24
+
+
+def test_cm_supp_and_relrec_to_ae(result):
+    cm = result.datasets["CM"]
+    prior = cm[cm["CMCAT"] == "PRIOR ANTI-CANCER THERAPY"].sort_values("CMSEQ")
+    assert prior["CMSTDTC"].tolist() == ["2016", "2018-02"] and prior["CMSPID"].tolist() == ["1", "2"]
+    supp = result.datasets["SUPPCM"]
+    line2 = str(int(one(prior, CMSPID="2")["CMSEQ"]))
+    assert one(supp, IDVARVAL=line2, QNAM="REFRACT")["QVAL"] == "Y"
+    assert one(supp, IDVARVAL=line2, QNAM="BESTRESP")["QVAL"] == "PD"
+    toci = one(cm, CMTRT="Tocilizumab")
+    assert (toci["CMDOSE"], toci["CMDOSU"], toci["CMROUTE"], toci["CMDOSFRQ"]) == (8.0, "mg/kg", "INTRAVENOUS", "ONCE")
+    assert toci["CMSTDY"] == 2.0
+    ent = one(cm, CMTRT="Entecavir")
+    assert ent["CMDOSFRQ"] == "Every other Tuesday" and ent["CMENRF"] == "ONGOING"     # 'other' kept as collected
+    assert [f.value for f in rules(result, "SDTM.CT.UNMAPPED", "CM")] == ["Every other Tuesday"]
+    rel = result.datasets["RELREC"]
+    cm_rel = one(rel, RDOMAIN="CM", IDVARVAL=str(int(toci["CMSEQ"])))
+    ae_seq = str(int(one(result.datasets["AE"], AESPID="2")["AESEQ"]))
+    assert one(rel[rel["RELID"] == cm_rel["RELID"]], RDOMAIN="AE")["IDVARVAL"] == ae_seq
+
+
+def test_pr_pe_ss_and_supp(result):
+    pr = result.datasets["PR"]
+    aph = one(pr, USUBJID="BCMACART01-101-1002")
+    assert (aph["PRTRT"], aph["PRSTDTC"], aph["PRENDTC"]) == ("LEUKAPHERESIS", "2024-03-06T08:30", "2024-03-06T11:30")
+    supp = result.datasets["SUPPPR"]
+    assert one(supp, USUBJID="BCMACART01-101-1002", QNAM="MANUFOUT")["QVAL"] == "MANUFACTURING FAILURE"
+    pe = result.datasets["PE"]
+    assert len(pe) == 1 and pe["PEORRES"].iloc[0] == "Hepatomegaly" and pe["PESTRESC"].iloc[0] == "ABNORMAL"
+    t = result.traceability
+    assert t.loc[(t["form"] == "pe") & t["source_row"].notna(), "reason"].tolist() == ["physical examination not done (PEPERF = N)"]
+    ss = one(result.datasets["SS"], SSTESTCD="SURVSTAT")
+    assert ss["SSSTRESC"] == "ALIVE" and ss["SSDY"] == 67.0   # 15 MAR -> 20 MAY = 31 + 30 + 5 = 66 days, + 1
+    suppdm = result.datasets["SUPPDM"]
+    assert one(suppdm, USUBJID="BCMACART01-101-1001", QNAM="COHORT")["QVAL"] == "DOSE ESCALATION"
+    assert pd.isna(one(suppdm, USUBJID="BCMACART01-101-1001", QNAM="COHORT")["IDVAR"])
+    assert len(result.datasets["TE"]) == 6 and len(result.datasets["TI"]) == 9
