@@ -219,7 +219,8 @@ def test_run_validation_end_to_end_reports_and_diff(study_out, tmp_path):
     pd.DataFrame({"form": ["ae"], "dataset": ["AE"], "records_in": [2], "records_out": [2]}).to_csv(
         stage / "traceability.csv", index=False)
     settings = tmp_path / "validation.yaml"
-    settings.write_text("expected:\n  - rule: SDTM.CT.UNMAPPED\n    explanation: the site wrote free text\n")
+    settings.write_text("expected:\n  - rule: SDTM.CT.UNMAPPED\n    explanation: the site wrote free text\n"
+                        "  - rule: DQ.PC.LLOQ\n    explanation: stale entry\n")
 
     r1 = run_validation(out, sdtm_only, ct, settings_path=settings)
     s = r1.summary
@@ -229,6 +230,7 @@ def test_run_validation_end_to_end_reports_and_diff(study_out, tmp_path):
     assert s["warnings"] == 1 and s["expected"] == 1 and s["unexplained_warnings"] == 0
     assert s["rules_execution_error"] == 0 and s["rules_run"] >= 80
     assert s["previous_run"] is False
+    assert s["unused_expected"] == ["rule=DQ.PC.LLOQ"]
     stage_row = r1.findings[r1.findings["source"] == "stage:sdtm"].iloc[0]
     assert "raw/ae.csv:3" in stage_row["message"] and stage_row["explanation"] == "the site wrote free text"
     js = json.loads((out / "reports" / "validation.json").read_text())

@@ -179,7 +179,10 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
         if io_problems else pd.DataFrame(columns=FINDING_COLUMNS)
     parts = [f for f in (findings, stage, extra) if len(f)]
     allf = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=FINDING_COLUMNS)
-    allf["explanation"] = explain(allf, settings) if len(allf) else pd.Series(dtype="str")
+    unused_expected: list[str] = []
+    allf["explanation"] = explain(allf, settings, unused_expected) if len(allf) else pd.Series(dtype="str")
+    if not len(allf):
+        unused_expected = [e.rule for e in settings.expected]
     allf = allf.assign(__o=allf["severity"].map(SEVERITY_ORDER).fillna(9)).sort_values(
         ["__o", "rule", "dataset", "usubjid", "seq", "variable"], kind="stable", na_position="first"
     ).drop(columns="__o").reset_index(drop=True)
@@ -199,6 +202,7 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
     summary["resolved_findings"] = int((fnd_changes["change"] == "resolved").sum()) if had_previous else None
     summary["ct"] = {k: Path(v.path).name for k, v in ct.items()}
     summary["ct_reason"] = ct_reason
+    summary["unused_expected"] = unused_expected
 
     trace_path = Path(sdtm_dir or out_dir / "sdtm") / "_stage" / "traceability.csv"
     traceability = pd.read_csv(trace_path, dtype=str, keep_default_na=False) if trace_path.is_file() else \
@@ -210,7 +214,8 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
     by_rule = (allf.groupby(["severity", "rule", "dataset"], dropna=False).size().rename("findings").reset_index()
                .assign(__o=lambda d: d["severity"].map(SEVERITY_ORDER)).sort_values(["__o", "rule", "dataset"])
                .drop(columns="__o"))
-    msg = allf.drop_duplicates("rule").set_index("rule")["message"]
+    msg = allf.drop_duplicates("rule").set_index("rule")["message"].to_dict()
+    msg.update({r.rule.id: r.rule.message for r in results})  # the rule's own words, not a finding's
     by_rule["message"] = by_rule["rule"].map(msg)
     expl = allf.groupby(["rule", "dataset"], dropna=False)["explanation"].first().rename("explanation")
     by_rule = by_rule.merge(expl.reset_index(), on=["rule", "dataset"], how="left")

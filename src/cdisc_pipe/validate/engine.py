@@ -240,8 +240,9 @@ def stage_findings(out_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINDING_COLUMNS)), problems
 
 
-def explain(findings: pd.DataFrame, settings: ValidationSettings) -> pd.Series:
-    """The expected-finding explanation of each finding (None when not expected)."""
+def explain(findings: pd.DataFrame, settings: ValidationSettings, unused: list[str] | None = None) -> pd.Series:
+    """The expected-finding explanation of each finding (None when not expected); entries matching
+    no finding are appended to ``unused`` (stale settings are worth removing)."""
     out = pd.Series(None, index=findings.index, dtype="str")
     for e in settings.expected:
         m = findings["rule"] == e.rule
@@ -253,6 +254,8 @@ def explain(findings: pd.DataFrame, settings: ValidationSettings) -> pd.Series:
             m = m & (findings["variable"].astype("str") == e.variable)
         if e.value is not None:
             m = m & (findings["value"].astype("str") == e.value)
-        m = m & (out.isna())
-        out[m.fillna(False)] = e.explanation
+        m = (m & out.isna()).fillna(False)
+        if unused is not None and not m.any():
+            unused.append(" ".join(f"{k}={v}" for k, v in e.model_dump().items() if v is not None and k != "explanation"))
+        out[m] = e.explanation
     return out
