@@ -140,3 +140,14 @@ def test_dtm_to_dt_and_treatment_window_flag() -> None:
     assert flag["TRTEMFL"].tolist() == [None, "Y", None, None]
     with pytest.raises(ValueError, match="not a --DTM"):
         derive_vars_dtm_to_dt(df, ["TRTSDT"])
+
+
+def test_suppqual_wide_subject_level_text_keys_and_unknown_idvar() -> None:
+    parent = pd.DataFrame({"USUBJID": ["A", "B"], "MHSEQ": [1.0, 1.0], "MHGRPID": ["G1 ", None]})
+    supp = pd.DataFrame({"USUBJID": ["A", "B", "A", "A"], "IDVAR": [None, "", "MHGRPID", "XXSEQ"],
+                         "IDVARVAL": [None, None, "G1", "1"], "QNAM": ["COHORT", "COHORT", "GRPQ", "LOST"],
+                         "QVAL": ["C1", "C2", "q", "x"]})
+    out = suppqual_wide(parent, supp)
+    assert out["COHORT"].tolist() == ["C1", "C2"]  # blank IDVAR: subject level
+    assert out["GRPQ"].tolist() == ["q", None]     # text key compared stripped
+    assert "LOST" not in out.columns               # parent has no XXSEQ: nothing to link to

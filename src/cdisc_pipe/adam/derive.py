@@ -550,29 +550,27 @@ def suppqual_wide(parent: pd.DataFrame, supp: pd.DataFrame | None, qnams: Sequen
             out[q] = None
         return out
     for idvar, grp in s.groupby(s["IDVAR"].fillna(""), sort=True):
-        wide = grp.pivot_table(index=["USUBJID", "IDVARVAL"] if idvar else ["USUBJID"], columns="QNAM",
-                               values="QVAL", aggfunc="first").reset_index() if idvar else (
-            grp.pivot_table(index=["USUBJID"], columns="QNAM", values="QVAL", aggfunc="first").reset_index())
+        if idvar and idvar not in out.columns:
+            continue  # qualifiers of a parent variable this frame does not carry
+        index = ["USUBJID", "IDVARVAL"] if idvar else ["USUBJID"]
+        wide = grp.pivot_table(index=index, columns="QNAM", values="QVAL", aggfunc="first").reset_index()
         wide.columns.name = None
         if idvar:
-            key = out[idvar]
-            if pd.api.types.is_numeric_dtype(key):
+            if pd.api.types.is_numeric_dtype(out[idvar]):
                 wide["__k"] = pd.to_numeric(wide["IDVARVAL"], errors="coerce")
+                keys = out[["USUBJID", idvar]].rename(columns={idvar: "__k"})
             else:
                 wide["__k"] = wide["IDVARVAL"].astype(str).str.strip()
+                keys = pd.DataFrame({"USUBJID": out["USUBJID"], "__k": out[idvar].astype(object).where(
+                    out[idvar].isna(), out[idvar].astype(str).str.strip())})
             wide = wide.drop(columns=["IDVARVAL"])
-            new = [c for c in wide.columns if c not in ("USUBJID", "__k")]
-            tmp = out[["USUBJID", idvar]].rename(columns={idvar: "__k"})
-            merged = tmp.merge(wide, how="left", on=["USUBJID", "__k"])
+            merged = keys.merge(wide, how="left", on=["USUBJID", "__k"])
         else:
-            new = [c for c in wide.columns if c != "USUBJID"]
             merged = out[["USUBJID"]].merge(wide, how="left", on="USUBJID")
-        for q in new:
-            vals = merged[q].to_numpy()
-            if q in out.columns:
-                out[q] = out[q].where(out[q].notna(), pd.Series(vals, index=out.index))
-            else:
-                out[q] = pd.Series(vals, index=out.index, dtype=object)
+        for q in [c for c in wide.columns if c not in ("USUBJID", "__k")]:
+            raw = merged[q].to_numpy(dtype=object)
+            vals = pd.Series(np.where(pd.isna(raw), None, raw), index=out.index, dtype=object)
+            out[q] = out[q].where(out[q].notna(), vals) if q in out.columns else vals
     for q in wanted:
         if q not in out.columns:
             out[q] = None
