@@ -39,9 +39,15 @@ def test_read_sdtm_xpt_and_json(tmp_path: Path) -> None:
         {"itemOID": "IT.AE.AESEQ", "name": "AESEQ", "label": "x", "dataType": "integer"}],
         "rows": [["S-1", 1], ["S-2", 2]]}
     (tmp_path / "ae.json").write_text(json.dumps(ae))
+    # NDJSON: the metadata object on the first line, one row array per line after it
+    ex_meta = {"datasetJSONVersion": "1.1.0", "name": "EX", "columns": [
+        {"itemOID": "IT.EX.USUBJID", "name": "USUBJID", "label": "x", "dataType": "string"},
+        {"itemOID": "IT.EX.EXDOSE", "name": "EXDOSE", "label": "x", "dataType": "float"}]}
+    (tmp_path / "ex.ndjson").write_text("\n".join([json.dumps(ex_meta), json.dumps(["S-1", 3.0]), json.dumps(["S-2", None])]))
     (tmp_path / "notes.txt").write_text("ignored")
     out = read_sdtm(tmp_path)
-    assert sorted(out) == ["AE", "DM"]
+    assert sorted(out) == ["AE", "DM", "EX"]
+    assert out["EX"]["EXDOSE"].tolist()[0] == 3.0 and pd.isna(out["EX"]["EXDOSE"].iloc[1])
     assert out["DM"]["ARMNRS"].tolist() == [None, "X"]  # XPT blank -> missing
     assert str(out["DM"]["AGE"].dtype) == "float64" and pd.isna(out["DM"]["AGE"].iloc[1])
     assert out["AE"]["AESEQ"].tolist() == [1.0, 2.0]
