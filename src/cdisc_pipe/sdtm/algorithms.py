@@ -86,10 +86,10 @@ def blank(s: pd.Series) -> pd.Series:
 
 def clean(s: pd.Series) -> pd.Series:
     """Trimmed text, blank -> missing, dtype ``str`` (computed once per distinct value)."""
-    codes, uniq = pd.factorize(s, use_na_sentinel=True)
-    u = pd.Series(uniq, dtype="object").astype("str").str.strip()
-    u = u.where(u != "")
-    vals = np.append(u.to_numpy(dtype=object), None)  # code -1 (missing) -> None
+    arr = s.to_numpy(dtype=object, na_value=None) if s.dtype != object else s.to_numpy()
+    codes, uniq = pd.factorize(arr, use_na_sentinel=True)
+    stripped = [str(u).strip() or None for u in uniq]  # once per distinct value
+    vals = np.array(stripped + [None], dtype=object)    # code -1 (missing) -> None
     return pd.Series(vals[codes], index=s.index, dtype="str")
 
 
