@@ -175,3 +175,34 @@ def test_censoring_rules_are_data() -> None:
     out, _ = derive_param_tte(adsl, frames, relaxed)
     r = out.set_index("USUBJID").loc["BCMACART01-101-1004"]
     assert (r["CNSR"], r["AVAL"]) == (0, 190)
+
+
+def test_bad_source_in_settings_is_an_input_error() -> None:
+    from cdisc_pipe.errors import InputError
+
+    adsl = pd.DataFrame({"USUBJID": ["A"], "SAFFL": ["Y"], "TRTSDT": [ts(1)], "DTHDT": [pd.NaT]})
+    param = TteParameter.model_validate({
+        "paramcd": "X", "param": "X", "start_date": "TRTSDT",
+        "events": [{"id": "E", "dataset": "ADSL", "date": "DTHDT", "cnsr": 0, "evntdesc": "E", "srcdom": "ADSL",
+                    "srcvar": "DTHDT", "where": [{"variable": "NOPE", "comparator": "NOTNULL"}]}],
+        "censors": [{"id": "C", "dataset": "ADXX", "date": "TRTSDT", "cnsr": 1, "evntdesc": "C", "srcdom": "ADSL",
+                     "srcvar": "TRTSDT"}],
+    })
+    with pytest.raises(InputError, match="NOPE"):
+        derive_param_tte(adsl, {"ADSL": adsl}, param)
+    ok_events = param.model_copy(update={"events": [param.events[0].model_copy(update={"where": []})]})
+    with pytest.raises(InputError, match="ADXX"):
+        derive_param_tte(adsl, {"ADSL": adsl}, ok_events)
+
+
+def test_settings_model_rejects_inconsistent_codes() -> None:
+    from pydantic import ValidationError
+
+    base = {"paramcd": "X", "param": "X", "start_date": "TRTSDT",
+            "events": [{"id": "E", "dataset": "ADSL", "date": "D", "cnsr": 0, "evntdesc": "E", "srcdom": "ADSL", "srcvar": "D"}]}
+    two_reasons_one_code = [{"id": c, "dataset": "ADSL", "date": "D", "cnsr": 1, "evntdesc": c, "cnsdtdsc": c,
+                             "srcdom": "ADSL", "srcvar": "D"} for c in ("C1", "C2")]
+    with pytest.raises(ValidationError, match="two different censoring reasons"):
+        TteParameter.model_validate({**base, "censors": two_reasons_one_code})
+    with pytest.raises(ValidationError, match="positive cnsr"):
+        TteParameter.model_validate({**base, "censors": [{**two_reasons_one_code[0], "cnsr": 0}]})
