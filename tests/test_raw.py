@@ -168,3 +168,26 @@ def test_unreadable_form_file_is_a_problem_not_a_traceback(tmp_path):
     (tmp_path / "ae.csv").mkdir()  # a folder where the file should be
     problems = _problems(tmp_path)
     assert any("ae.csv" in p and "cannot read the file" in p for p in problems)
+
+
+def test_xlsx_cell_types_are_read_as_stored_text(tmp_path):
+    """Shared strings, numbers, booleans, line breaks and a text starting with '=' (never a formula)."""
+    from openpyxl import Workbook
+
+    from cdisc_pipe.raw.xlsx import read_workbook_text
+
+    wb = Workbook()  # normal mode writes shared strings
+    ws = wb.active
+    ws.title = "s"
+    ws.append(["A", "B", "C", "D", "E"])
+    ws.append(["line1\nline2\tx", 1.5, 1001, True, "NA"])
+    ws.append([None, -2.25, 0, False, "=1+1 (typed)"])
+    ws["E3"].data_type = "s"
+    ws["AB5"] = "far"
+    wb.save(tmp_path / "t.xlsx")
+    grid = read_workbook_text(tmp_path / "t.xlsx")["s"]
+    assert grid.shape == (5, 28)
+    assert grid.iloc[1, :5].tolist() == ["line1\nline2\tx", "1.5", "1001", "TRUE", "NA"]
+    assert pd.isna(grid.iloc[2, 0])
+    assert grid.iloc[2, 1:5].tolist() == ["-2.25", "0", "FALSE", "=1+1 (typed)"]
+    assert grid.iloc[4, 27] == "far" and grid.iloc[3].isna().all()

@@ -256,3 +256,12 @@ def test_clean_export_has_no_record_after_death_or_cut_and_no_end_before_start(r
     for form, col in (("visit", "VISDAT"), ("aph", "PRSTDAT"), ("ld", "EXSTDAT"), ("pc", "PCDAT"), ("cbc", "LBDAT")):
         d = _parse(f[form][col])
         assert (d.dropna() >= f[form]["SUBJID"].map(consent)[d.notna()]).all(), form
+
+
+def test_adjudicated_dlts_are_inside_the_dlt_window(raw200):
+    ae = raw200.forms["ae"]
+    cart = raw200.forms["cart"].set_index("SUBJID")
+    dlt = ae[ae["AEDLT"] == "Y"]
+    assert len(dlt) > 0
+    day = (_parse(dlt["AESTDAT"]) - _parse(dlt["SUBJID"].map(cart["EXSTDAT"]))).dt.days
+    assert day.between(0, 28).all()

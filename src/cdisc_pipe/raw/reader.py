@@ -165,29 +165,42 @@ def _record_text(text: str, idx: int) -> str:
 
 # ------------------------------------------------------------------------------------------------
 # xlsx
+def _grid_to_form(grid: pd.DataFrame) -> pd.DataFrame:
+    """A sheet grid (row 0 = header) -> form frame with ``__row`` = sheet row; blank rows dropped."""
+    header = grid.iloc[0].tolist()
+    data = grid.iloc[1:]
+    used = [j for j, h in enumerate(header) if h is not None or data[j].notna().any()]
+    names = [str(header[j]) if header[j] is not None else f"Unnamed: {j}" for j in used]
+    df = data[used].copy()
+    df.columns = names
+    df = df[df.notna().any(axis=1)]
+    out = df.astype("str").where(df.notna(), None) if len(df) else df.astype(object)
+    out = pd.DataFrame({c: pd.Series(out[c].to_numpy(dtype=object), dtype="str") for c in out.columns})
+    out[ROW] = (df.index.to_numpy() + 1).astype("int64")
+    return out
+
+
 def _read_workbook(path: Path, problems: list[Problem]) -> dict[str, pd.DataFrame] | None:
+    from cdisc_pipe.raw.xlsx import read_workbook_text
+
     try:
-        sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False, na_values=[""],
-                               engine="openpyxl")
-    except Exception as exc:  # openpyxl raises many types for a damaged workbook
+        grids = read_workbook_text(path)
+    except Exception as exc:  # zipfile/lxml raise many types for a damaged workbook
         problems.append(Problem(str(path), f"cannot read the workbook: {exc}",
                                 hint="save it again as .xlsx (Excel 2007+) or export CSV files"))
         return None
     out = {}
-    for name, df in sheets.items():
+    for name, grid in grids.items():
         label = f"{path}[{name}]"
-        if df.shape[1] == 0:
+        if grid.empty or grid.iloc[0].isna().all():
             problems.append(Problem(label, "empty sheet: no header row", entry="row 1",
                                     hint="a form without records still needs its header row"))
             continue
-        mangled = [c for c in df.columns if re.search(r"\.\d+$", str(c)) and str(c).rsplit(".", 1)[0] in df.columns]
-        for c in mangled:
+        header = [h for h in grid.iloc[0].tolist() if h is not None]
+        for d in sorted({h for h in header if header.count(h) > 1}):
             problems.append(Problem(label, "column name appears more than once in the header", entry="row 1",
-                                    column=str(c).rsplit(".", 1)[0], hint="rename or remove the duplicate column"))
-        df = df.copy()
-        df.columns = [str(c) for c in df.columns]
-        df[ROW] = (df.index.to_numpy() + 2).astype("int64")
-        out[name] = df
+                                    column=d, hint="rename or remove the duplicate column"))
+        out[name] = _grid_to_form(grid)
     return out
 
 
