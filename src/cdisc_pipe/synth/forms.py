@@ -172,6 +172,7 @@ def imwg_response(ctx: Context, loc: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- forms
 def form_enrol(ctx: Context) -> pd.DataFrame:
+    """Form ``enrol``: Enrolment and informed consent (fields in docs/RAW.md)."""
     v = ctx.sched[ctx.sched["FOLDER"].eq("SCR").to_numpy()].reset_index(drop=True)
     df = _base(v, _at(ctx, v, "consent"))
     df["RFICDAT"] = fmt_date(_at(ctx, v, "consent"))
@@ -184,6 +185,7 @@ def form_enrol(ctx: Context) -> pd.DataFrame:
 
 
 def form_dm(ctx: Context) -> pd.DataFrame:
+    """Form ``dm``: Demography (fields in docs/RAW.md)."""
     v = ctx.sched[ctx.sched["FOLDER"].eq("SCR").to_numpy()].reset_index(drop=True)
     df = _base(v)
     birth = _at(ctx, v, "birth")
@@ -203,6 +205,7 @@ def form_dm(ctx: Context) -> pd.DataFrame:
 
 
 def form_mmhist(ctx: Context) -> pd.DataFrame:
+    """Form ``mmhist``: Multiple myeloma history (fields in docs/RAW.md)."""
     v = ctx.sched[ctx.sched["FOLDER"].eq("SCR").to_numpy()].reset_index(drop=True)
     df = _base(v)
     n = len(v)
@@ -238,6 +241,7 @@ REGIMENS = (
 
 
 def form_priortx(ctx: Context) -> pd.DataFrame:
+    """Form ``priortx``: Prior anti-myeloma therapy (fields in docs/RAW.md)."""
     s = ctx.s
     loc = np.repeat(np.arange(len(s)), s["prlines"].to_numpy())
     line = pd.Series(loc).groupby(loc).cumcount().to_numpy() + 1
@@ -264,6 +268,7 @@ MH_TERMS = ("Hypertension", "Type 2 diabetes mellitus", "Chronic hepatitis B (in
 
 
 def form_mh(ctx: Context) -> pd.DataFrame:
+    """Form ``mh``: Medical history (fields in docs/RAW.md)."""
     s = ctx.s
     k = np.minimum(ctx.rng.poisson(1.6, len(s)), 5)
     loc = np.repeat(np.arange(len(s)), k)
@@ -278,6 +283,7 @@ def form_mh(ctx: Context) -> pd.DataFrame:
 
 
 def form_visit(ctx: Context) -> pd.DataFrame:
+    """Form ``visit``: Visit date (fields in docs/RAW.md)."""
     v = ctx.sched
     df = _base(v)
     occ = v["occur"].to_numpy()
@@ -290,6 +296,7 @@ def form_visit(ctx: Context) -> pd.DataFrame:
 
 
 def form_ecog(ctx: Context) -> pd.DataFrame:
+    """Form ``ecog``: ECOG performance status (fields in docs/RAW.md)."""
     v = _visits(ctx, "ecog")
     df = _base(v)
     e0 = _at(ctx, v, "ecog0")
@@ -308,6 +315,7 @@ def crs_window(ctx: Context, loc: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def form_vs(ctx: Context) -> pd.DataFrame:
+    """Form ``vs``: Vital signs (wide: one column per measurement) (fields in docs/RAW.md)."""
     v = _visits(ctx, "vs", unscheduled=True)
     n = len(v)
     loc = v["loc"].to_numpy()
@@ -338,6 +346,7 @@ PE_ABN = ("Bone pain, lumbar spine", "Pallor", "Hepatomegaly (2 cm below costal 
 
 
 def form_pe(ctx: Context) -> pd.DataFrame:
+    """Form ``pe``: Physical examination (fields in docs/RAW.md)."""
     v = _visits(ctx, "pe")
     n = len(v)
     df = _base(v)
@@ -351,6 +360,7 @@ def form_pe(ctx: Context) -> pd.DataFrame:
 
 
 def form_aph(ctx: Context) -> pd.DataFrame:
+    """Form ``aph``: Leukapheresis (fields in docs/RAW.md)."""
     v = ctx.sched[ctx.sched["FOLDER"].eq("APH").to_numpy()].reset_index(drop=True)
     n = len(v)
     df = _base(v)
@@ -371,6 +381,7 @@ BRIDGE = (("Dexamethasone", 20.0, "mg", "PO"), ("Cyclophosphamide", 300.0, "mg/m
 
 
 def form_bridge(ctx: Context) -> pd.DataFrame:
+    """Form ``bridge``: Bridging therapy (fields in docs/RAW.md)."""
     s = ctx.s
     gets = s["bridging"].to_numpy() & np.isfinite(s["inf"].to_numpy())
     k = np.where(gets, ctx.rng.integers(1, 3, len(s)), 0)
@@ -394,6 +405,7 @@ def form_bridge(ctx: Context) -> pd.DataFrame:
 
 
 def form_ld(ctx: Context) -> pd.DataFrame:
+    """Form ``ld``: Lymphodepleting chemotherapy (fields in docs/RAW.md)."""
     s = ctx.s
     loc0 = np.flatnonzero(np.isfinite(s["inf"].to_numpy()))
     parts = []
@@ -426,6 +438,7 @@ def form_ld(ctx: Context) -> pd.DataFrame:
 
 
 def form_cart(ctx: Context) -> pd.DataFrame:
+    """Form ``cart``: CAR-T cell infusion (fields in docs/RAW.md)."""
     s = ctx.s
     # infused subjects: Day 0 folder; never-infused subjects: the record is in the APH folder
     v_inf = ctx.sched[ctx.sched["FOLDER"].eq("D0").to_numpy()]
@@ -593,6 +606,7 @@ def build_ae_table(ctx: Context) -> pd.DataFrame:
 
 
 def form_ae(ctx: Context, ae: pd.DataFrame) -> pd.DataFrame:
+    """Form ``ae``: Adverse events (fields in docs/RAW.md)."""
     r = ctx.rng
     n = len(ae)
     df = _logbase(ae["loc"].to_numpy(), ae["st"].to_numpy(), "AELOG")
@@ -632,6 +646,7 @@ def form_ae(ctx: Context, ae: pd.DataFrame) -> pd.DataFrame:
 
 
 def form_crs(ctx: Context, ae: pd.DataFrame) -> pd.DataFrame:
+    """Form ``crs``: Cytokine release syndrome detail (fields in docs/RAW.md)."""
     a = ae[ae["kind"].eq("CRS").to_numpy()].reset_index(drop=True)
     r = ctx.rng
     n = len(a)
@@ -654,6 +669,7 @@ def form_crs(ctx: Context, ae: pd.DataFrame) -> pd.DataFrame:
 
 
 def form_icans(ctx: Context, ae: pd.DataFrame) -> pd.DataFrame:
+    """Form ``icans``: ICANS detail (fields in docs/RAW.md)."""
     a = ae[ae["kind"].eq("ICANS").to_numpy()].reset_index(drop=True)
     r = ctx.rng
     n = len(a)
@@ -672,6 +688,7 @@ def form_icans(ctx: Context, ae: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- concomitant medications
 def form_cm(ctx: Context, ae: pd.DataFrame) -> pd.DataFrame:
+    """Form ``cm``: Concomitant medications (fields in docs/RAW.md)."""
     s = ctx.s
     r = ctx.rng
     n = len(s)
@@ -784,6 +801,7 @@ def ck_conc(ctx: Context, loc: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def form_cbc(ctx: Context) -> pd.DataFrame:
+    """Form ``cbc``: Local haematology (wide: one column group per test) (fields in docs/RAW.md)."""
     v = _visits(ctx, "cbc", unscheduled=True, pd_visit=True)
     r = ctx.rng
     n = len(v)
@@ -832,6 +850,7 @@ def form_cbc(ctx: Context) -> pd.DataFrame:
 
 
 def form_chem(ctx: Context) -> pd.DataFrame:
+    """Form ``chem``: Local chemistry and coagulation (long) (fields in docs/RAW.md)."""
     v = _visits(ctx, "chem", unscheduled=True, pd_visit=True)
     r = ctx.rng
     s = ctx.s
@@ -907,6 +926,7 @@ def _lab_rows(v: pd.DataFrame, code: str, cat: str, spec: str, meth: str | None,
 
 
 def form_lbcent(ctx: Context) -> pd.DataFrame:
+    """Form ``lbcent``: Central laboratory transfer: cytokines and disease markers (long) (fields in docs/RAW.md)."""
     s = ctx.s
     r = ctx.rng
     parts = []
@@ -996,6 +1016,7 @@ def form_lbcent(ctx: Context) -> pd.DataFrame:
 
 
 def form_bm(ctx: Context) -> pd.DataFrame:
+    """Form ``bm``: Bone marrow assessment (fields in docs/RAW.md)."""
     v = _visits(ctx, "bm")
     s = ctx.s
     r = ctx.rng
@@ -1015,6 +1036,7 @@ def form_bm(ctx: Context) -> pd.DataFrame:
 
 
 def form_mrd(ctx: Context) -> pd.DataFrame:
+    """Form ``mrd``: Minimal residual disease (bone marrow) (fields in docs/RAW.md)."""
     v = _visits(ctx, "mrd")
     s = ctx.s
     r = ctx.rng
@@ -1036,6 +1058,7 @@ def form_mrd(ctx: Context) -> pd.DataFrame:
 
 
 def form_pc(ctx: Context) -> pd.DataFrame:
+    """Form ``pc``: CAR transgene by qPCR (fields in docs/RAW.md)."""
     s = ctx.s
     r = ctx.rng
     parts = []
@@ -1068,6 +1091,7 @@ def form_pc(ctx: Context) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- efficacy and disposition
 def form_rs(ctx: Context) -> pd.DataFrame:
+    """Form ``rs``: Investigator response assessment (IMWG 2016) (fields in docs/RAW.md)."""
     sc = ctx.sched
     m = (sc["occur"].to_numpy() & sc["FOLDER"].isin(RS_FOLDERS).to_numpy()) | sc["kind"].eq("PDUNS").to_numpy()
     v = sc[m].reset_index(drop=True)
@@ -1087,6 +1111,7 @@ def _pd_visits(ctx: Context) -> pd.DataFrame:
 
 
 def form_prog(ctx: Context) -> pd.DataFrame:
+    """Form ``prog``: Disease progression (fields in docs/RAW.md)."""
     v = _pd_visits(ctx)
     s = ctx.s
     r = ctx.rng
@@ -1110,6 +1135,7 @@ SUBSEQUENT = ("Daratumumab + pomalidomide + dexamethasone", "Selinexor + dexamet
 
 
 def form_subtx(ctx: Context) -> pd.DataFrame:
+    """Form ``subtx``: Subsequent anticancer therapy (fields in docs/RAW.md)."""
     s = ctx.s
     r = ctx.rng
     n = len(s)
@@ -1145,6 +1171,7 @@ def death_day(s: pd.DataFrame) -> np.ndarray:
 
 
 def form_death(ctx: Context) -> pd.DataFrame:
+    """Form ``death``: Death (fields in docs/RAW.md)."""
     s = ctx.s
     r = ctx.rng
     dd = death_day(s)
@@ -1176,6 +1203,7 @@ def eos_table(s: pd.DataFrame) -> pd.DataFrame:
 
 
 def form_eos(ctx: Context) -> pd.DataFrame:
+    """Form ``eos``: End of study (fields in docs/RAW.md)."""
     e = eos_table(ctx.s)
     e = e[np.isfinite(e["date"].to_numpy()) & (e["date"].to_numpy() <= ctx.s["cut"].to_numpy()[e["loc"]])]
     loc = e["loc"].to_numpy()
@@ -1190,6 +1218,7 @@ def form_eos(ctx: Context) -> pd.DataFrame:
 
 
 def form_surv(ctx: Context) -> pd.DataFrame:
+    """Form ``surv``: Survival follow-up contact (fields in docs/RAW.md)."""
     s = ctx.s
     r = ctx.rng
     n = len(s)
