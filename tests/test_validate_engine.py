@@ -306,3 +306,54 @@ def test_cdisc_pilot_package_without_spec(tmp_path):
     # a known property of the sample package: AEDECOD is blank (no MedDRA coding shipped)
     assert by["AE.DECOD.NULL"].status == "ISSUE"
     assert (tmp_path / "out" / "reports" / "validation.json").is_file()
+
+
+# ---------------------------------------------------------------- operator edge cases
+def _ae(data, **cols):
+    ae = data.datasets["AE"]
+    n = max(len(v) for v in cols.values())
+    base = pd.concat([ae.iloc[[0]]] * n, ignore_index=True).assign(AESEQ=[float(i + 1) for i in range(n)])
+    data.datasets["AE"] = base.assign(**{k: pd.Series(v, dtype="str") for k, v in cols.items()})
+
+
+def test_date_order_uses_the_precision_both_dates_have():
+    data, _ = clean_study()
+    # 1: same day, end time earlier -> fires; 2: partial end date -> not compared; 3: date vs datetime same day
+    # -> fine; 4: end day before -> fires
+    _ae(data, AESTDTC=["2023-01-08T10:00", "2023-01-08", "2023-01-08T10:00", "2023-01-09"],
+        AEENDTC=["2023-01-08T09:00", "2023-01", "2023-01-08", "2023-01-08T23:00"])
+    rule = _rule(check={"operator": "date_order", "start": "AESTDTC", "end": "AEENDTC"})
+    _, f = validate_data(data, None, {}, None, ValidationSettings(), [rule])
+    assert sorted(f["seq"]) == [1.0, 4.0]
+
+
+def test_study_day_has_no_day_zero_and_ignores_partial_dates():
+    data, _ = clean_study()
+    # S1 RFSTDTC 2023-01-07: 01-06 -> -1, 01-07 -> 1, 01-08 -> 2; partial -> no expectation
+    _ae(data, AESTDTC=["2023-01-06", "2023-01-07T23:59", "2023-01-08", "2023-01"])
+    data.datasets["AE"]["AESTDY"] = [-1.0, 1.0, 1.0, np.nan]
+    rule = _rule(check={"operator": "study_day", "dtc": "--STDTC", "dy": "--STDY"})
+    _, f = validate_data(data, None, {}, None, ValidationSettings(), [rule])
+    assert list(f["seq"]) == [3.0] and "expected 2" in f["message"].iloc[0]
+
+
+def test_iso_durations():
+    data, _ = clean_study()
+    good = ["P28D", "-PT2H", "PT0H", "P1Y2M", "PT1.5H", "P2W"]
+    bad = ["28D", "P", "PT", "P1H", "7 days"]
+    pc = data.datasets["PC"]
+    vals = good + bad
+    data.datasets["PC"] = pd.concat([pc.iloc[[0]]] * len(vals), ignore_index=True).assign(
+        PCELTM=pd.Series(vals, dtype="str"))
+    rule = [r for r in load_rules() if r.id == "DT.ISO8601.DUR"]
+    _, f = validate_data(data, None, {}, None, ValidationSettings(), rule)
+    assert sorted(f["value"]) == sorted(bad)
+
+
+def test_when_filter_keeps_subject_and_seq_of_filtered_records():
+    data, _ = clean_study()
+    rule = _rule(scope={"datasets": ["LB"]}, when=[{"variable": "LBTESTCD", "op": "eq", "values": ["MCPROT"]}],
+                 check={"operator": "compare", "left": "LBSTRESN", "op": "gt", "value": 1.0})
+    _, f = validate_data(data, None, {}, None, ValidationSettings(), [rule])
+    # MCPROT records: S1 seq 3 (2.0) and 4 (0.8), S2 seq 3 (1.5): only 0.8 is not > 1.0
+    assert f[["usubjid", "seq", "value"]].values.tolist() == [[S1, 4.0, "0.8"]]

@@ -598,6 +598,7 @@ BREAKS: list[tuple[str, Callable]] = [
     ("DQ.SV.MISSED", drop_rows("SV", lambda d: (d["USUBJID"] == S1) & (d["VISITNUM"] == 3.0))),
     ("DQ.EX.CART.TIME", setv("EX", 1, "EXSTDTC", "2023-01-07")),
     ("DQ.LB.MRD.LLOQ", setv("LB", 4, "LBLLOQ", NaN)),
+    ("DQ.DM.RFSTDTC.CART", setv("DM", 0, "RFSTDTC", "2023-01-02")),
 ]
 
 

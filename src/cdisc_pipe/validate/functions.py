@@ -365,10 +365,15 @@ def xpt_length_actual(ctx: CheckContext, params: dict[str, Any]) -> Hits:
 
 
 # ===================================================================== DM vs EX
-def _ex_by_subject(ctx: CheckContext) -> pd.DataFrame:
+def _ex_by_subject(ctx: CheckContext, ex_when: dict[str, Any] | None = None) -> pd.DataFrame:
+    """First/last exposure date per subject (``ex_when``: {variable: value} restricting EX records)."""
     ex = ctx.other("EX")
     if "EXSTDTC" not in ex.columns:
         raise RuleSkipped("EX.EXSTDTC absent")
+    for var, val in (ex_when or {}).items():
+        if var not in ex.columns:
+            raise RuleSkipped(f"EX.{var} absent")
+        ex = ex[(as_text(ex[var]) == str(val)).fillna(False).to_numpy(dtype=bool)]
     start = ex["EXSTDTC"].astype("str")
     end = ex["EXENDTC"].astype("str") if "EXENDTC" in ex.columns else start
     end = end.where(end.notna(), start)
@@ -382,11 +387,14 @@ def _ex_by_subject(ctx: CheckContext) -> pd.DataFrame:
 
 @rule_function("dm_rfx_vs_ex")
 def dm_rfx_vs_ex(ctx: CheckContext, params: dict[str, Any]) -> Hits:
-    """DM.RFXSTDTC (``which: start``) equals the first EX date; RFXENDTC (``which: end``) the last one."""
+    """DM.RFXSTDTC (``which: start``) equals the first EX date; RFXENDTC (``which: end``) the last one.
+
+    ``variable`` and ``ex_when`` adapt it to a study convention, e.g. RFSTDTC = first EX record with
+    EXCAT CAR-T (the infusion)."""
     which = params.get("which", "start")
-    var = "RFXSTDTC" if which == "start" else "RFXENDTC"
+    var = params.get("variable") or ("RFXSTDTC" if which == "start" else "RFXENDTC")
     col = ctx.one(var)
-    ex = _ex_by_subject(ctx)
+    ex = _ex_by_subject(ctx, params.get("ex_when"))
     exp = ctx.df["USUBJID"].map(ex["first" if which == "start" else "last"])
     got = complete_date(ctx.df[col])
     bad = (exp.notna() & got.notna() & (exp != got)).to_numpy(dtype=bool)
