@@ -213,6 +213,8 @@ def stage_findings(out_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     frames, problems = [], []
     for path in sorted(out_dir.glob("*/_stage/findings.json")):
         stage = path.parent.parent.name
+        if stage.startswith("."):  # a stage still being written (.tmp-<stage>-<pid>)
+            continue
         try:
             items = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(items, dict):
