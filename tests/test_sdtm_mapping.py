@@ -78,3 +78,18 @@ def test_no_python_expressions_accepted(spec, tmp_path):
     with pytest.raises(InputError) as exc:
         load_mappings(tmp_path, spec)
     assert any("unknown key" in p.message or "exactly one" in p.message for p in exc.value.problems)
+
+
+def test_raw_forms_and_fields_checked_before_mapping(spec):
+    """A mapping naming a form or field the export lacks: one InputError naming file, entry, field."""
+    from cdisc_pipe.raw import RawExport
+    from cdisc_pipe.sdtm import build_sdtm
+    import pandas as pd
+
+    forms = {"enrol": pd.DataFrame({"SUBJID": ["1"], "__row": ["2"]}, dtype="str")}
+    with pytest.raises(InputError) as exc:
+        build_sdtm(RawExport(forms=forms, dictionary=pd.DataFrame(), source={}), spec, default_mappings())
+    text = "\n".join(str(p) for p in exc.value.problems)
+    assert "dm.yaml, sources[0].join" in text and "no such form" in text           # the joined dm form
+    assert "dm.yaml, variables.RFICDTC, column RFICDAT: form enrol has no field RFICDAT" in text
+    assert "ae.yaml, sources[0].form" in text                                     # a missing form
