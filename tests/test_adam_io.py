@@ -88,12 +88,25 @@ def test_build_adam_on_fixture_conforms_to_spec(core_spec, fixture_result) -> No
                 assert used <= allowed, (name, var.name, used - allowed)
             if var.length and var.data_type == "text":
                 assert df[var.name].dropna().str.len().max(skipna=True) <= var.length if df[var.name].notna().any() else True
-        assert not [f for f in res.findings if f.rule == "ADAM.SPEC.NOTDERIVED"]
+        assert not [f for f in res.findings if f.rule in ("ADAM.SPEC.NOTDERIVED", "ADAM.SPEC.EXTRA")]
     adsl = res.datasets["ADSL"]
     assert adsl["USUBJID"].is_unique
     # every BDS subject is in ADSL
     for name in ("ADRS", "ADTTE"):
         assert set(res.datasets[name]["USUBJID"]) <= set(adsl["USUBJID"])
+
+
+def test_conform_to_spec_reports_missing_and_extra(core_spec) -> None:
+    from cdisc_pipe.adam import conform_to_spec
+
+    ds = core_spec.dataset("ADTTE")
+    df = pd.DataFrame({"USUBJID": ["A"], "AVAL": ["3"], "ADT": ["2023-01-02"], "MYVAR": [1], "__tmp": [0]})
+    out, findings = conform_to_spec(df, ds)
+    assert list(out.columns) == ds.variable_names
+    assert out["AVAL"].iloc[0] == 3.0 and out["ADT"].iloc[0] == pd.Timestamp("2023-01-02")
+    rules = {f.rule: f for f in findings}
+    assert rules["ADAM.SPEC.EXTRA"].value == "MYVAR"
+    assert sum(f.rule == "ADAM.SPEC.NOTDERIVED" for f in findings) == len(ds.variables) - 3
 
 
 def test_missing_required_inputs_one_error_naming_all(core_spec) -> None:

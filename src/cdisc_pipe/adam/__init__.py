@@ -137,12 +137,19 @@ def _build_order(runnable: dict[str, ModuleType]) -> list[str]:
 
 
 def conform_to_spec(df: pd.DataFrame, dataset: Dataset) -> tuple[pd.DataFrame, list[Finding]]:
-    """Keep exactly the spec's variables in spec order (working columns are dropped).
+    """Keep exactly the spec's variables in spec order.
 
     A spec variable the builder did not produce is added empty with a Warning finding (the writer
-    and validation then report it); numeric variables become float64, numeric dates datetime64.
+    and validation then report it); a column the builder produced that the spec does not have is
+    not output and is named in a Notice (``__``-prefixed working columns silently); numeric
+    variables become float64, numeric dates datetime64.
     """
     findings: list[Finding] = []
+    extra = [c for c in df.columns if c not in dataset.variable_names and not str(c).startswith("__")]
+    if extra:
+        findings.append(Finding("ADAM.SPEC.EXTRA", "Notice",
+                                f"{dataset.name}: derived column(s) not in the spec, not output: {', '.join(map(str, extra))}",
+                                dataset=dataset.name, value=", ".join(map(str, extra))))
     out = pd.DataFrame(index=df.index)
     for var in sorted(dataset.variables, key=lambda v: v.order or 0):
         if var.name in df.columns:

@@ -457,4 +457,6 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame | None, settings_dir
         out[col] = pd.to_datetime(out[col]).astype("datetime64[ns]")
     for col in ["AGE", "TRT01PN", "TRT01AN", "DOSE01P", "DOSE01A", "BECOG", "PRLINES"]:
         out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
+    # the DM character dates were inputs only (ADSL carries the numeric dates)
+    out = out.drop(columns=[c for c in ("RFSTDTC", "RFICDTC", "RFPENDTC", "DTHDTC") if c in out.columns])
     return out, findings
