@@ -148,6 +148,20 @@ def test_response_agrees_with_the_disease_markers(raw200):
     assert len(mm) > 50
     assert (ratio[mm["RSORRES"] == "PR"] <= 0.5 + 0.05).all()
     assert (ratio[mm["RSORRES"] == "VGPR"] <= 0.5).all()
+    # a PR also needs urine M-protein down >= 90% or < 200 mg/24 h
+    ump = lb[lb["LBTESTCD"] == "UMPROT"][["SUBJID", "FOLDER", "LBORRES"]].rename(columns={"LBORRES": "UMP"})
+    ub = ump[ump["FOLDER"] == "D0"][["SUBJID", "UMP"]].rename(columns={"UMP": "UBASE"})
+    mu = rs.merge(ump, on=["SUBJID", "FOLDER"]).merge(ub, on="SUBJID")
+    mu = mu[mu["RSORRES"].isin(["PR", "VGPR", "CR", "SCR"]) & ~mu["UBASE"].str.startswith("<")]
+    u_now = pd.to_numeric(mu["UMP"].str.lstrip("<"), errors="coerce")
+    u_base = mu["UBASE"].astype(float)
+    measurable = u_base >= 200
+    assert measurable.sum() > 20
+    assert ((u_now <= 0.1 * u_base) | (u_now < 200))[measurable].all()
+    # sCR needs a normal FLC ratio
+    flcr = lb[lb["LBTESTCD"] == "FLCR"][["SUBJID", "FOLDER", "LBORRES"]].rename(columns={"LBORRES": "FLCR"})
+    sc = rs[rs["RSORRES"] == "SCR"].merge(flcr, on=["SUBJID", "FOLDER"])
+    assert len(sc) > 20 and sc["FLCR"].astype(float).between(0.26, 1.65).all()
     # sCR needs a normal FLC ratio and no clonal marrow plasma cells at the confirming marrow
     bm = f["bm"].merge(rs, on=["SUBJID", "FOLDER"])
     assert (bm.loc[bm["RSORRES"] == "SCR", "BMCLON"] == "NEG").all()

@@ -976,9 +976,12 @@ def form_lbcent(ctx: Context) -> pd.DataFrame:
     smp = (m0 * f + ramp * np.maximum(0.6, 0.3 * m0) * ~lc) * noise
     ifeneg = (t >= s["t_ifeneg"].to_numpy()[loc]) & (ramp == 0)
     smp = np.where(ifeneg | lc, 0.0, smp)
-    ump = np.where(u0 >= 200, u0 * f**1.2 + ramp * np.maximum(250, 0.3 * u0), u0 * f) * noise
+    # urine M-protein clears faster than serum (a PR needs >= 90% reduction or < 200 mg/24 h)
+    ump = np.where(u0 >= 200, u0 * f**3.5 + ramp * np.maximum(250, 0.3 * u0), u0 * f) * noise
     ump = np.where(ifeneg, 0.0, ump)
     iflc = (uf + (if0 - uf) * f + ramp * np.where(lc, np.maximum(150, 0.3 * if0), 0.3 * (if0 - uf))) * noise
+    # once immunofixation is negative the involved light chain is back to normal (CR/sCR need it)
+    iflc = np.where(ifeneg, uf * r.uniform(0.9, 1.3, n), iflc)
     kappa = s["mmlc"].to_numpy()[loc] == "K"
     kflc = np.where(kappa, iflc, uf * r.lognormal(0, 0.05, n))
     lflc = np.where(kappa, uf * 1.6 * r.lognormal(0, 0.05, n), iflc)
