@@ -160,10 +160,10 @@ def _subject_param(adsl: pd.DataFrame, paramcd: str, avalc: pd.Series, adt: pd.S
     subj["AVALC"] = lookup(subj["USUBJID"], avalc).astype(object)
     subj["ADT"] = lookup(subj["USUBJID"], adt).astype("datetime64[ns]") if adt is not None else pd.NaT
     subj["SRCSEQ"] = lookup(subj["USUBJID"], seq).astype("float64") if seq is not None else np.nan
-    subj["SRCDOM"] = srcdom if (srcdom and srcvar) else None
-    subj["SRCVAR"] = srcvar
-    subj["SRCDOM"] = np.where(subj["SRCSEQ"].notna() | subj["ADT"].notna(), subj["SRCDOM"], None)
-    subj["SRCVAR"] = np.where(subj["SRCDOM"].notna(), subj["SRCVAR"], None)
+    # traced only when the value comes from a source record (a date or a sequence number)
+    traced = (subj["SRCSEQ"].notna() | subj["ADT"].notna()) & bool(srcdom and srcvar)
+    subj["SRCDOM"] = pd.Series(np.where(traced, srcdom, None), index=subj.index, dtype=object)
+    subj["SRCVAR"] = pd.Series(np.where(traced, srcvar, None), index=subj.index, dtype=object)
     return subj
 
 
