@@ -341,3 +341,14 @@ def test_public_factorize_fallback_gives_identical_files(tmp_path: Path, monkeyp
     slow = _write_all(spec, tmp_path / "slow")
     assert [w.xpt_sha256 for w in fast] == [w.xpt_sha256 for w in slow]
     assert [w.json_sha256 for w in fast] == [w.json_sha256 for w in slow]
+
+
+def test_fractional_sas_date_is_refused() -> None:
+    spec = make_spec()
+    ds = spec.dataset("ADSL")
+    df = adsl_frame()
+    df["TRTSDT"] = [23378.0, 23378.5]  # numbers already on the SAS scale: the second is not a day
+    out = conform(df, ds, spec)
+    probs = check_frame(out, ds)
+    assert [(p.column, p.message, p.value) for p in probs] == [
+        ("TRTSDT", "numeric date is not a whole SAS day number", "23378.5")]

@@ -473,6 +473,10 @@ def check_frame(df: pd.DataFrame, dataset: Dataset) -> list[Problem]:
                                      "numeric value is outside the IBM 370 range of XPT v5 (it would change on writing)",
                                      "values must be finite with magnitude between 2**-260 and 2**249",
                                      values=arr.astype(object))
+            if is_numeric_date(var) and var.data_type == "date":
+                part = np.isfinite(arr) & (np.floor(arr) != arr)
+                problems += row_problems(df, dataset, name, part, "numeric date is not a whole SAS day number",
+                                         "a DATE value counts whole days since 1960-01-01", values=arr.astype(object))
             continue
         text_cols.append(name)
         nbytes, ascii_ = text_byte_lengths(s)
