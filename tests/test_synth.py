@@ -279,3 +279,20 @@ def test_adjudicated_dlts_are_inside_the_dlt_window(raw200):
     assert len(dlt) > 0
     day = (_parse(dlt["AESTDAT"]) - _parse(dlt["SUBJID"].map(cart["EXSTDAT"]))).dt.days
     assert day.between(0, 28).all()
+
+
+def test_xlsx_export_is_reproducible_and_escapes_formulas(tmp_path):
+    from openpyxl import load_workbook
+
+    from cdisc_pipe.synth.export import csv_to_xlsx
+
+    generate(4, 5, tmp_path / "a", fmt="xlsx")
+    generate(4, 5, tmp_path / "b", fmt="xlsx")
+    assert (tmp_path / "a" / "export.xlsx").read_bytes() == (tmp_path / "b" / "export.xlsx").read_bytes()
+    generate(3, 5, tmp_path / "c")
+    mh = pd.read_csv(tmp_path / "c" / "mh.csv", dtype=str, keep_default_na=False)
+    mh.loc[0, "MHTERM"] = "=HYPERLINK(\"http://x\")"
+    mh.to_csv(tmp_path / "c" / "mh.csv", index=False, lineterminator="\n")
+    csv_to_xlsx(tmp_path / "c", tmp_path / "c.xlsx")
+    cell = load_workbook(tmp_path / "c.xlsx")["mh"]["J2"]
+    assert cell.value == "=HYPERLINK(\"http://x\")" and cell.data_type == "s"

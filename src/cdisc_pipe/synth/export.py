@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as _dt
+import io
+import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +86,8 @@ def csv_to_xlsx(csv_dir: Path, xlsx_path: Path) -> None:
     """Convert a CSV export folder into one workbook (one sheet per form + the dictionary).
 
     Every cell is written as text (a value starting with ``=`` stays text, never a formula).  The
-    workbook's document properties carry a fixed timestamp so they never show the wall clock.
+    workbook's document properties and zip entries carry a fixed timestamp, so the same export gives
+    the same bytes and never shows the wall clock.
     """
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
@@ -108,4 +112,20 @@ def csv_to_xlsx(csv_dir: Path, xlsx_path: Path) -> None:
 
         for rec in frame.itertuples(index=False, name=None):  # openpyxl writes row by row
             ws.append([cell(v) if v.startswith("=") else (v if v != "" else None) for v in rec])
-    wb.save(xlsx_path)
+    buf = io.BytesIO()
+    wb.save(buf)
+    _rezip_fixed_time(buf.getvalue(), xlsx_path)
+
+
+def _rezip_fixed_time(data: bytes, target: Path) -> None:
+    """Rewrite a zip package with a fixed entry timestamp so the same export gives the same bytes."""
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            info = zipfile.ZipInfo(item.filename, date_time=(2000, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = item.external_attr
+            body = src.read(item.filename)
+            if item.filename == "docProps/core.xml":  # openpyxl stamps the save time here
+                body = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)", rb"\g<1>2000-01-01T00:00:00Z\g<2>",
+                              body)
+            dst.writestr(info, body)
