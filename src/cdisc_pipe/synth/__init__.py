@@ -1,7 +1,7 @@
 """Synthetic raw EDC export of the bundled anti-BCMA CAR-T study, at any size.
 
 ``generate(subjects, seed, out_dir, fmt)`` writes one CSV per eCRF form plus ``data_dictionary.csv``
-(or one xlsx workbook).  Same ``subjects`` and ``seed`` -> byte-identical CSV files.  Subjects are
+(or one xlsx workbook).  Same ``subjects`` and ``seed`` -> byte-identical files.  Subjects are
 simulated together (the 3+3 escalation and outcome quotas are study-level), then their records are
 built and appended to the files in chunks of :data:`CHUNK` subjects, so memory stays bounded.
 """
@@ -69,7 +69,7 @@ def generate(subjects: int, seed: int, out_dir: Path, fmt: Literal["csv", "xlsx"
 
     Args:
         subjects: number of subjects (>= 1).  18 with :data:`BUNDLED_SEED` is the bundled study.
-        seed: random seed; the same (subjects, seed) gives byte-identical CSV files.
+        seed: random seed; the same (subjects, seed) gives byte-identical files (CSV and xlsx).
         out_dir: folder to write into (created if needed).  Existing form files are overwritten.
         fmt: ``"csv"`` (one CSV per form + ``data_dictionary.csv``) or ``"xlsx"`` (one workbook
             ``export.xlsx``: one sheet per form + a ``data_dictionary`` sheet; limited to sheets of
