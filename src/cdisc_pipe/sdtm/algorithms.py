@@ -79,9 +79,20 @@ class Context:
     findings: Findings
 
 
+def per_value(s: pd.Series, fn) -> pd.Series:
+    """``fn`` (Series -> Series of the same length) applied once per distinct value of ``s`` and
+    spread back to every row: EDC columns repeat few values, and pandas string methods are
+    per-element Python, so this is where vectorised text work pays off.  Missing stays missing."""
+    arr = s.to_numpy(dtype=object, na_value=None) if s.dtype != object else s.to_numpy()
+    codes, uniq = pd.factorize(arr, use_na_sentinel=True)
+    res = fn(pd.Series(uniq, dtype="object"))
+    vals = np.append(res.to_numpy(dtype=object), None)
+    return pd.Series(vals[codes], index=s.index)
+
+
 def blank(s: pd.Series) -> pd.Series:
     """True where a value is missing or only spaces."""
-    return s.isna() | (s.astype("str").str.strip() == "")
+    return s.isna() | per_value(s, lambda u: u.str.strip() == "").fillna(True).astype(bool)
 
 
 def clean(s: pd.Series) -> pd.Series:
@@ -98,7 +109,7 @@ def evaluate(frame: pd.DataFrame, conditions: list[Condition]) -> pd.Series:
     out = pd.Series(True, index=frame.index)
     for c in conditions:
         col = frame[c.field] if c.field in frame else pd.Series(np.nan, index=frame.index)
-        txt = clean(col).str.upper()
+        txt = per_value(clean(col), lambda u: u.str.upper())
         if c.op == "blank":
             hit = blank(col)
         elif c.op == "notblank":
@@ -146,8 +157,7 @@ def assign_ct(raw: pd.Series, spec: AssignSpec, ctx: Context, frame: pd.DataFram
     syn.update(spec.map)
     look = codelist_lookup(cl, syn)
     value = clean(raw)
-    key = value.str.upper()
-    out = key.map(look)
+    out = per_value(value, lambda u: u.str.upper().map(look)).astype("str")
     unmapped = value.notna() & out.isna()
     ctx.findings.add("SDTM.CT.UNMAPPED", "Warning",
                      f"value not in codelist {spec.codelist or '(sponsor map)'} nor in its synonyms; kept as collected",

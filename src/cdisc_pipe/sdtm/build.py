@@ -25,7 +25,7 @@ import pandas as pd
 from cdisc_pipe.errors import Finding, InputError, Problem
 from cdisc_pipe.sdtm.algorithms import (
     FORM, MAX_BYTES, ROW, SUBJ, Context, Findings, apply_rule, ascii_policy, blank, byte_len, clean, evaluate,
-    split_text, standardise_results,
+    per_value, split_text, standardise_results,
 )
 from cdisc_pipe.sdtm.dates import complete_date
 from cdisc_pipe.sdtm.derive import (
@@ -75,7 +75,7 @@ def _subject_ids(frame: pd.DataFrame, m: DatasetMapping, studyid: str, default_s
     else:
         site = pd.Series(default_site, index=frame.index, dtype="str")
     # subject numbers collected as "101-1001" already carry the site
-    has_site = subj.str.contains("-", regex=False).fillna(False).astype(bool)
+    has_site = per_value(subj, lambda u: u.str.contains("-", regex=False)).fillna(False).astype(bool)
     usubjid = derive_var_usubjid(studyid, site, subj).where(~has_site, studyid + "-" + subj)
     return usubjid.where(subj.notna()).astype("str")
 
@@ -402,7 +402,7 @@ def data_checks(datasets: dict[str, pd.DataFrame], findings: Findings) -> None:
         unknown = ~df["USUBJID"].isin(enrolled) & df["USUBJID"].notna()
         # the subject number is enrolled but the site (or study) part differs: an inconsistent id
         subj_of = dm.set_index(dm["USUBJID"].str.rsplit("-", n=1).str[-1])["USUBJID"]
-        number = df["USUBJID"].str.rsplit("-", n=1).str[-1]
+        number = per_value(df["USUBJID"], lambda u: u.str.rsplit("-", n=1).str[-1])
         inconsistent = unknown & number.isin(subj_of.index)
         findings.add("SDTM.SUBJ.INCONSISTENT", "Error",
                      "subject number enrolled under another site/study id (USUBJID differs from DM); record kept",

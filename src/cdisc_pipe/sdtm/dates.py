@@ -31,7 +31,7 @@ def _zpad(num: pd.Series, width: int, prefix: str = "") -> pd.Series:
 
 
 def _blank(s: pd.Series) -> pd.Series:
-    return s.isna() | (s.astype("str").str.strip() == "")
+    return s.isna() | (s.astype("object").fillna("").astype("str").str.strip() == "")
 
 
 def assemble_dtc(date: pd.Series, time: pd.Series | None = None) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -135,10 +135,15 @@ def _assemble(date: pd.Series, time: pd.Series | None = None) -> tuple[pd.Series
 
 
 def complete_date(dtc: pd.Series) -> pd.Series:
-    """The date part of a --DTC as datetime64 where the date is complete, NaT otherwise."""
-    s = dtc.astype("str")
-    ok = s.str.match(r"^\d{4}-\d{2}-\d{2}").fillna(False).astype(bool)
-    return pd.to_datetime(s.str.slice(0, 10).where(ok), format="%Y-%m-%d", errors="coerce")
+    """The date part of a --DTC as datetime64 where the date is complete, NaT otherwise
+    (parsed once per distinct value)."""
+    arr = dtc.to_numpy(dtype=object, na_value=None) if dtc.dtype != object else dtc.to_numpy()
+    codes, uniq = pd.factorize(arr, use_na_sentinel=True)
+    u = pd.Series(uniq, dtype="object").astype("str")
+    ok = u.str.match(r"^\d{4}-\d{2}-\d{2}").fillna(False).astype(bool)
+    parsed = pd.to_datetime(u.str.slice(0, 10).where(ok), format="%Y-%m-%d", errors="coerce").to_numpy()
+    vals = np.append(parsed, np.datetime64("NaT")).astype(parsed.dtype if len(parsed) else "datetime64[ns]")
+    return pd.Series(vals[codes], index=dtc.index)
 
 
 def study_day(dtc: pd.Series, rfstdtc: pd.Series) -> pd.Series:

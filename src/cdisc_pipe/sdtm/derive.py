@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cdisc_pipe.sdtm.algorithms import SUBJ, Context, Findings, evaluate
+from cdisc_pipe.sdtm.algorithms import SUBJ, Context, Findings, evaluate, per_value
 from cdisc_pipe.sdtm.dates import complete_date, study_day
 from cdisc_pipe.sdtm.mapping import Baseline
 
@@ -90,10 +90,10 @@ def derive_var_visitnum(frames: dict[str, tuple[pd.DataFrame, str, str, str]], t
     tvmap = tv.drop_duplicates("VISIT").set_index("VISIT")["VISITNUM"]
     stacked = []
     for name, (df, vcol, dtc, uprefix) in frames.items():
-        raw = df[vcol].astype("str").str.strip().str.upper()
+        raw = per_value(df[vcol], lambda u: u.astype("str").str.strip().str.upper())
         visit = raw.map(aliases)
         num = visit.map(tvmap)
-        uns = raw.str.startswith(uprefix.upper()).fillna(False).astype(bool) & num.isna()
+        uns = per_value(raw, lambda u: u.str.startswith(uprefix.upper())).fillna(False).astype(bool) & num.isna()
         stacked.append(pd.DataFrame({"ds": name, "pos": np.arange(len(df)), "USUBJID": df["USUBJID"].astype("str").to_numpy(),
                                      "raw": df[vcol].to_numpy(), "VISIT": visit.to_numpy(), "VISITNUM": num.to_numpy(),
                                      "uns": uns.to_numpy(), "d": complete_date(df[dtc]).to_numpy()}))
