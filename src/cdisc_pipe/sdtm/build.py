@@ -714,8 +714,12 @@ def _add_pp(datasets: dict[str, pd.DataFrame], spec: StudySpec, mappings_dir: Pa
     except ImportError as exc:
         findings.items.append(Finding("SDTM.PP.UNAVAILABLE", "Error", f"NCA module not importable, PP not built: {exc}", dataset="PP"))
         return
-    path = settings_path or (Path(mappings_dir).parent / "specs" / "settings" / "nca.yaml")
-    settings = nca.load_nca_settings(path)
+    if settings_path is None:
+        from cdisc_pipe.paths import default_specs  # noqa: PLC0415
+
+        beside = Path(mappings_dir).parent / "specs" / "settings" / "nca.yaml"
+        settings_path = beside if beside.exists() else default_specs() / "settings" / "nca.yaml"
+    settings = nca.load_nca_settings(settings_path)  # InputError naming the file when missing or invalid
     pc = conform(datasets["PC"], spec.datasets["PC"], Findings(), keys_check=False)
     res = nca.build_pp(pc, datasets["DM"], settings)
     findings.items.extend(getattr(res, "findings", []) or [])
