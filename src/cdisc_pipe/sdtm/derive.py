@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cdisc_pipe.sdtm.algorithms import SUBJ, Context, Findings, evaluate, per_value
+from cdisc_pipe.sdtm.algorithms import Findings, evaluate, per_value
 from cdisc_pipe.sdtm.dates import complete_date, study_day
 from cdisc_pipe.sdtm.mapping import Baseline
 
@@ -209,4 +209,4 @@ def first_last(df: pd.DataFrame, value: str, pick: str) -> pd.Series:
 
 
 __all__ = ["derive_var_usubjid", "derive_var_seq", "derive_var_dy", "derive_var_epoch", "derive_var_visitnum",
-           "derive_var_lobxfl", "derive_var_nrind", "first_last", "Context"]
+           "derive_var_lobxfl", "derive_var_nrind", "first_last"]
