@@ -517,9 +517,7 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
     studyid = spec.study.name
     findings = Findings()
     trace: list[pd.DataFrame] = []
-    default_site = None
-    if td is not None:
-        default_site = next((p.tsval for p in td.ts if p.tsparmcd == "SITEID"), None)
+    default_site = None  # every form of an EDC export carries SITEID (mapping key site_field)
     datasets: dict[str, pd.DataFrame] = {}
     joined_used: list[tuple[str, str, int]] = []
 
@@ -617,7 +615,6 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         if not (m.supp or any(sp.into == "supp" for sp in m.split)) or name not in datasets:
             continue
         parent = datasets[name]
-        ctx = Context(f"SUPP{name}", spec.codelists, mappings.synonyms, findings)
         qvals = {}
         for s in m.supp:
             qvals[s.qnam] = (s.qlabel, s.qorig, s.qeval, _supp_values(parent, s.qnam))
