@@ -255,7 +255,8 @@ def _define(purpose: str, spec: StudySpec, meta: dict[str, DatasetMeta]) -> Defi
         variables = {v.name: DefineVariable(
             name=v.name, label=v.label, data_type=v.data_type, length=meta[name].columns[v.name].length,
             order=v.order, key_sequence=ds.key_sequence(v.name), mandatory=v.is_mandatory, codelist=v.codelist,
-            origin=v.origin.type, method=None) for v in ds.variables}
+            origin=v.origin.type, method=None, has_value_level=v.name.endswith(("ORRES", "STRESN")))
+            for v in ds.variables}
         datasets[name] = DefineDataset(name, ds.label, ds.dataset_class, purpose, f"{name.lower()}.xpt", variables)
     codelists = {oid: DefineCodelist(oid, cl.nci_code, cl.extensible, cl.values(),
                                      [t.submission_value for t in cl.terms if t.extended], False)
@@ -580,6 +581,10 @@ BREAKS: list[tuple[str, Callable]] = [
     ("DEF.LENGTH", define_var("LB", "LBTEST", length=200)),
     ("DEF.ORDER", define_var("LB", "LBTEST", order=99)),
     ("DEF.ORIGIN", define_var("LB", "LBTEST", origin=None)),
+    ("DEF.TYPE", define_var("LB", "LBSTRESN", data_type="text")),
+    ("DEF.TYPE", define_var("LB", "LBORRES", data_type="float")),
+    ("DEF.DS.LABEL", _meta_label("Laboratory")),
+    ("DEF.VLM.RESULTS", define_var("LB", "LBORRES", has_value_level=False)),
     # study data quality
     ("DQ.AE.GRADE.MISSING", setv("AE", 0, "AETOXGR", None)),
     ("DQ.AE.GRADE.RANGE", setv("AE", 0, "AETOXGR", "Grade 2")),

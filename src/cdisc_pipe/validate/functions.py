@@ -780,6 +780,11 @@ def define_attributes(ctx: CheckContext, params: dict[str, Any]) -> Hits:
             v.append(name); val.append(str(cm.length)); det.append(f"define.xml Length {dv.length}")
         elif attr == "order" and dv.order is not None and dv.order != order[name]:
             v.append(name); val.append(str(order[name])); det.append(f"define.xml OrderNumber {dv.order}")
+        elif attr == "type" and dv.data_type:
+            define_numeric = dv.data_type in ("integer", "float") or (
+                dv.data_type in ("date", "datetime", "time") and cm.format is not None)
+            if define_numeric != (cm.type == "numeric"):
+                v.append(name); val.append(cm.type); det.append(f"define.xml DataType {dv.data_type}")
     return ctx.dataset_hits(v, val, det)
 
 
@@ -895,3 +900,22 @@ def adsl_copies(ctx: CheckContext, params: dict[str, Any]) -> Hits:
         first = ~pd.DataFrame({"u": ctx.df["USUBJID"], "d": differ}).duplicated().to_numpy()
         parts.append(ctx.hits(differ & first, c, mine, ("ADSL value " + exp.fillna("(null)")).to_numpy(dtype=object)))
     return concat_hits(parts)
+
+
+@rule_function("define_dataset_label")
+def define_dataset_label(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """The dataset label in define.xml (Description) equals the XPT dataset label."""
+    dd = _define_vars(ctx)
+    meta = _meta(ctx)
+    if (dd.label or "") == (meta.label or ""):
+        return empty_hits()
+    return ctx.dataset_hits(["(dataset label)"], [meta.label], [f"define.xml label: {dd.label}"])
+
+
+@rule_function("define_results_vlm")
+def define_results_vlm(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Result variables (``variables``, e.g. --ORRES, --STRESN) have value-level metadata in define.xml."""
+    dd = _define_vars(ctx)
+    cols = ctx.resolve_many(params.get("variables", ["--ORRES", "--STRESN"]))
+    missing = [c for c in cols if c in dd.variables and not dd.variables[c].has_value_level]
+    return ctx.dataset_hits(missing, [None] * len(missing), ["no def:ValueListRef"] * len(missing))
