@@ -27,6 +27,8 @@ class _M(BaseModel):
 
 
 class Arm(_M):
+    """A planned arm (TA/DM ARMCD, ARM) and its planned CAR-T dose."""
+
     armcd: str
     arm: str
     dose: float  # planned CAR-T dose (10^6 cells/kg) of the arm; used to derive ACTARMCD
@@ -43,6 +45,8 @@ class ElementStart(_M):
 
 
 class Element(_M):
+    """A trial element (TE) with its epoch (TA) and the rule giving its start per subject (SE)."""
+
     etcd: str
     element: str
     epoch: str
@@ -53,6 +57,8 @@ class Element(_M):
 
 
 class VisitDef(_M):
+    """A planned visit (TV): VISITDY on the SDTM convention; aliases = collected folder names."""
+
     visitnum: float
     visit: str
     visitdy: int | None = None
@@ -62,6 +68,8 @@ class VisitDef(_M):
 
 
 class Criterion(_M):
+    """An inclusion or exclusion criterion (TI)."""
+
     ietestcd: str
     ietest: str
     iecat: Literal["INCLUSION", "EXCLUSION"]
@@ -83,6 +91,8 @@ class TsParam(_M):
 
 
 class TrialDesign(_M):
+    """``mappings/trial_design.yaml``."""
+
     arms: list[Arm]
     elements: list[Element]
     visits: list[VisitDef]

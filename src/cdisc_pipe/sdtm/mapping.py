@@ -149,6 +149,7 @@ class Rule(_M):
 
     @property
     def kind(self) -> str:
+        """The algorithm's name (``copy``, ``value``, ``assign`` ...)."""
         for k, attr in (("copy", "copy_"), ("value", "value"), ("assign", "assign"), ("dtc", "dtc"),
                         ("number", "number"), ("when", "when"), ("concat", "concat"),
                         ("duration_days", "duration_days")):
@@ -262,6 +263,8 @@ class Baseline(_M):
 
 
 class BaselineGroup(_M):
+    """Records matching ``where`` take another reference date (e.g. disease markers: RFSTDTC)."""
+
     where: list[Condition]
     reference: Literal["RFSTDTC", "RFXSTDTC"]
 
