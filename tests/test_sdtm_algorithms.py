@@ -223,3 +223,26 @@ def test_ascii_policy_transliterates_and_reports():
 
 def test_byte_len_counts_utf8_bytes():
     assert byte_len(pd.Series(["ab", "\u00e9", None], dtype="str")).tolist() == [2, 2, 0]
+
+
+def test_duration_days_rule():
+    out = apply_rule(Rule.model_validate({"duration_days": "D"}), frame(D=["7", "-1", None]), ctx(), "XXELTM")
+    assert out.tolist()[:2] == ["P7D", "-P1D"] and pd.isna(out.iloc[2])
+
+
+def test_split_into_numbered_variables_and_into_supp_columns():
+    from types import SimpleNamespace
+
+    from cdisc_pipe.sdtm.build import _split
+    from cdisc_pipe.sdtm.mapping import Split
+
+    text = " ".join(["comment%02d" % i for i in range(45)])  # 45 x 10 - 1 = 449 characters
+    f = frame(COVAL=[text, "short"])
+    fnd = Findings()
+    out = _split(f, Split(variable="COVAL", into="variables"), SimpleNamespace(name="CO"), None, fnd)
+    assert [c for c in out.columns if c.startswith("COVAL")] == ["COVAL", "COVAL1", "COVAL2"]
+    assert " ".join(out.loc[0, ["COVAL", "COVAL1", "COVAL2"]]) == text
+    assert out.loc[1, "COVAL"] == "short" and pd.isna(out.loc[1, "COVAL1"])
+    assert [x.rule for x in fnd.items] == ["SDTM.TEXT.SPLIT"]
+    out = _split(f, Split(variable="COVAL", into="supp"), SimpleNamespace(name="CO"), None, Findings())
+    assert "__split_COVAL1" in out and "COVAL1" not in out
