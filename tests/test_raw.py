@@ -191,3 +191,10 @@ def test_xlsx_cell_types_are_read_as_stored_text(tmp_path):
     assert pd.isna(grid.iloc[2, 0])
     assert grid.iloc[2, 1:5].tolist() == ["-2.25", "0", "FALSE", "=1+1 (typed)"]
     assert grid.iloc[4, 27] == "far" and grid.iloc[3].isna().all()
+
+
+def test_blank_lines_are_skipped_and_rows_keep_their_line_numbers(tmp_path):
+    raw = read_export(_export(tmp_path, dm__csv="SUBJID,SEX,AGE\n\n007,M,61\n\n1002,F,\n"))
+    assert raw.forms["dm"]["__row"].tolist() == [3, 5]
+    problems = _problems(_export(tmp_path, dm__csv="SUBJID,SEX,AGE\n007,M,61\n   \n"))
+    assert any("dm.csv, row 3" in p and "1 fields but the header has 3" in p for p in problems)

@@ -91,7 +91,7 @@ def _field_counts(text: str) -> tuple[pd.Series, bool]:
     unterminated = '"' in stripped
     lines = pd.Series(stripped.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
     counts = lines.str.count(",") + 1
-    counts[lines.str.strip().eq("")] = 0
+    counts[lines.eq("")] = 0  # empty lines are not records; a line of spaces is (and has too few fields)
     return counts, unterminated
 
 
