@@ -581,6 +581,7 @@ BREAKS: list[tuple[str, Callable]] = [
     ("DEF.LENGTH", define_var("LB", "LBTEST", length=200)),
     ("DEF.ORDER", define_var("LB", "LBTEST", order=99)),
     ("DEF.ORIGIN", define_var("LB", "LBTEST", origin=None)),
+    ("DEF.METHOD.SDTM", define_var("LB", "LBDY", origin="Derived")),
     ("DEF.TYPE", define_var("LB", "LBSTRESN", data_type="text")),
     ("DEF.TYPE", define_var("LB", "LBORRES", data_type="float")),
     ("DEF.DS.LABEL", _meta_label("Laboratory")),

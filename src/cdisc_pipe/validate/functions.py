@@ -790,13 +790,17 @@ def define_attributes(ctx: CheckContext, params: dict[str, Any]) -> Hits:
 
 @rule_function("define_origin")
 def define_origin(ctx: CheckContext, params: dict[str, Any]) -> Hits:
-    """Every variable has a def:Origin; Derived ones a MethodDef (Define-XML 2.1 / FDA TCG)."""
+    """Every variable has a def:Origin (``origin: false`` skips that part); Derived ones of the
+    ``method_purposes`` datasets a MethodDef (Define-XML 2.1 / FDA TCG)."""
     dd = _define_vars(ctx)
+    purposes = params.get("method_purposes", ["Analysis"])
+    check_origin = params.get("origin", True)
     v, det = [], []
     for name, dv in dd.variables.items():
         if not dv.origin and not dv.has_value_level:  # value-level origins are allowed instead
-            v.append(name); det.append("no def:Origin")
-        elif dv.origin == "Derived" and not dv.method and dd.purpose == "Analysis":
+            if check_origin:
+                v.append(name); det.append("no def:Origin")
+        elif dv.origin == "Derived" and not dv.method and not dv.has_value_level and dd.purpose in purposes:
             v.append(name); det.append("Derived without MethodOID")
     return ctx.dataset_hits(v, [None] * len(v), det)
 
