@@ -129,3 +129,12 @@ def test_value_fault_is_a_finding_and_the_record_is_kept(fault, sdtm_runs):
             and Path(str(f.get("source_file") or "")).stem == Path(exp.file).stem  # form name or file name
             and (exp.row is None or f.get("source_row") == exp.row)]
     assert hits, f"no {exp.rule_prefixes} finding at {exp.file} row {exp.row}"
+
+
+def test_faults_command_writes_every_faulty_export(tmp_path):
+    from cdisc_pipe.synth.faults import main
+
+    assert main([str(tmp_path)]) == 0
+    for f in FAULTS:
+        exp = json.loads((tmp_path / f"{f.id}.EXPECTED.json").read_text())
+        assert exp["outcome"] == f.outcome and (tmp_path / f.id).is_dir()

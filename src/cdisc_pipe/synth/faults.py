@@ -303,8 +303,11 @@ def inconsistent_subject_id(d: Path) -> Expected:
 def record_after_death(d: Path) -> Expected:
     death = _read(d, "death")
     ae = _read(d, "ae")
-    dead = death["SUBJID"].iloc[0]
-    dth = _dates(death["DTHDAT"]).iloc[0]
+    with_ae = death[death["SUBJID"].isin(ae["SUBJID"])]
+    if with_ae.empty:
+        raise ValueError("record_after_death needs an export with a subject who died and has AEs (e.g. the bundled one)")
+    dead = with_ae["SUBJID"].iloc[0]
+    dth = _dates(with_ae["DTHDAT"]).iloc[0]
     base = ae[ae["SUBJID"].eq(dead)].iloc[[-1]].copy()
     base["AESPID"] = str(int(ae.loc[ae["SUBJID"].eq(dead), "AESPID"].astype(int).max()) + 1)
     base["AETERM"] = "Fatigue"

@@ -27,10 +27,6 @@ class Context:
     sched: pd.DataFrame
     rng: np.random.Generator
 
-    def col(self, name: str, sid: np.ndarray) -> np.ndarray:
-        """Subject-level column ``name`` aligned to the subject indices ``sid``."""
-        return self.s[name].to_numpy()[sid]
-
 
 # --------------------------------------------------------------------------- schedule
 def build_schedule(s: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
