@@ -296,3 +296,11 @@ def test_xlsx_export_is_reproducible_and_escapes_formulas(tmp_path):
     csv_to_xlsx(tmp_path / "c", tmp_path / "c.xlsx")
     cell = load_workbook(tmp_path / "c.xlsx")["mh"]["J2"]
     assert cell.value == "=HYPERLINK(\"http://x\")" and cell.data_type == "s"
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_tiny_studies_are_complete_exports(tmp_path, n):
+    generate(n, 11, tmp_path)
+    raw = read_export(tmp_path)
+    assert len(raw.forms["enrol"]) == n and len(raw.forms) == len(design.FORMS)
+    assert (raw.forms["enrol"]["DOSELVL"] == "DL1").all()  # the first cohort starts at the lowest level
