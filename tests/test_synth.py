@@ -303,4 +303,4 @@ def test_tiny_studies_are_complete_exports(tmp_path, n):
     generate(n, 11, tmp_path)
     raw = read_export(tmp_path)
     assert len(raw.forms["enrol"]) == n and len(raw.forms) == len(design.FORMS)
-    assert (raw.forms["enrol"]["DOSELVL"] == "DL1").all()  # the first cohort starts at the lowest level
+    assert (raw.forms["enrol"]["DOSELVL"].head(3) == "DL1").all()  # the first cohort starts at the lowest level
