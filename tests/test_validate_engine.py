@@ -357,3 +357,30 @@ def test_when_filter_keeps_subject_and_seq_of_filtered_records():
     _, f = validate_data(data, None, {}, None, ValidationSettings(), [rule])
     # MCPROT records: S1 seq 3 (2.0) and 4 (0.8), S2 seq 3 (1.5): only 0.8 is not > 1.0
     assert f[["usubjid", "seq", "value"]].values.tolist() == [[S1, 4.0, "0.8"]]
+
+
+def test_dataset_json_folder_is_validated_when_there_is_no_xpt(tmp_path):
+    """A folder of Dataset-JSON 1.1 files: data and column metadata are read, rules run."""
+    doc = {
+        "datasetJSONCreationDateTime": "2025-01-01T00:00:00", "datasetJSONVersion": "1.1.0",
+        "itemGroupOID": "IG.DM", "records": 2, "name": "DM", "label": "Demographics",
+        "columns": [
+            {"itemOID": "IT.DM.STUDYID", "name": "STUDYID", "label": "Study Identifier", "dataType": "string", "length": 10},
+            {"itemOID": "IT.DM.USUBJID", "name": "USUBJID", "label": "Unique Subject Identifier", "dataType": "string",
+             "length": 30},
+            {"itemOID": "IT.DM.AGE", "name": "AGE", "label": "Age", "dataType": "integer"},
+            {"itemOID": "IT.DM.AGEU", "name": "AGEU", "label": "Age Units", "dataType": "string", "length": 5},
+            {"itemOID": "IT.DM.RFSTDTC", "name": "RFSTDTC", "label": "Subject Reference Start Date/Time",
+             "dataType": "datetime", "length": 16},
+        ],
+        "rows": [["BCMACART01", "S1", 60, "YEARS", "2023-01-07T10:00"], ["BCMACART01", "S2", 61, None, "2023/01/08"]],
+    }
+    sdtm = tmp_path / "sdtm"
+    sdtm.mkdir()
+    (sdtm / "dm.json").write_text(json.dumps(doc))
+    r = run_validation(tmp_path / "out", None, None, sdtm_dir=sdtm)
+    by = {x.rule.id: x for x in r.rules}
+    assert r.summary["datasets"] == 1
+    assert by["DM.AGEU.MISSING"].status == "ISSUE" and by["DT.ISO8601.DTC"].status == "ISSUE"
+    assert by["XPT.LENGTH.ACTUAL"].status == "ISSUE"  # USUBJID declared 30 for 2-byte values; the rest fit
+    assert set(r.findings.loc[r.findings["rule"] == "XPT.LENGTH.ACTUAL", "variable"]) == {"USUBJID"}

@@ -1,6 +1,7 @@
 """What validation looks at: datasets, their file metadata and the define.xml beside them.
 
-I/O lives here and only here.  XPT files are read through :func:`read_xpt_with_meta`: data via
+I/O lives here and only here.  XPT files are read through :func:`read_xpt_with_meta` (Dataset-JSON
+through :func:`read_dataset_json_with_meta` when a folder has no XPT): data via
 ``cdisc_pipe.xpt.read_xpt`` when the writer module provides it, file metadata (labels, storage
 lengths, formats) via pyreadstat; blanks become missing values.  ``define.xml`` is parsed with lxml
 (no network, no DTD) into :class:`DefineInfo`.
@@ -257,14 +258,40 @@ def parse_define(path: Path) -> DefineInfo:
     return DefineInfo(path=str(path), xml=xml, datasets=datasets, codelists=codelists, ct_standards=ct)
 
 
+def read_dataset_json_with_meta(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
+    """Read one Dataset-JSON 1.1 file (``cdisc_pipe.datasetjson``) and its column metadata."""
+    import json
+
+    from cdisc_pipe.datasetjson import read_dataset_json
+
+    df = read_dataset_json(path)
+    text = path.read_text(encoding="utf-8")
+    head = json.loads(text.splitlines()[0] if path.suffix.lower() == ".ndjson" else text)
+    cols = {}
+    for c in head.get("columns", []):
+        numeric = c.get("dataType") in ("integer", "float", "double", "decimal") or c.get("targetDataType") == "integer"
+        cols[c["name"]] = ColumnMeta(name=c["name"], label=c.get("label"), type="numeric" if numeric else "text",
+                                     length=c.get("length") if not numeric else 8, format=c.get("displayFormat"))
+    df = _normalise(df, {k: v.format for k, v in cols.items()}, trimmed=True)
+    name = str(head.get("name") or path.stem).upper()
+    return df, DatasetMeta(name=name, label=head.get("label"), path=str(path), columns=cols)
+
+
 def load_folder(folder: Path, purpose: str, data: StudyData, problems: list[str]) -> None:
-    """Add every ``*.xpt`` of ``folder`` (and its define.xml) to ``data``; unreadable files -> problems."""
+    """Add every ``*.xpt`` of ``folder`` (Dataset-JSON ``*.json``/``*.ndjson`` when there is no XPT)
+    and its define.xml to ``data``; unreadable files -> problems."""
     data.folders[purpose] = str(folder)
-    for path in sorted(folder.glob("*.xpt")):
+    paths = sorted(folder.glob("*.xpt"))
+    reader = read_xpt_with_meta
+    if not paths:
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".json", ".ndjson")
+                       and p.stem.lower() not in ("manifest", "define"))
+        reader = read_dataset_json_with_meta
+    for path in paths:
         try:
-            df, meta = read_xpt_with_meta(path)
+            df, meta = reader(path)
         except Exception as exc:  # a broken file is reported, the run continues
-            problems.append(f"{path}: cannot read XPT file: {exc}")
+            problems.append(f"{path}: cannot read dataset file: {exc}")
             continue
         name = path.stem.upper()
         data.datasets[name] = df
