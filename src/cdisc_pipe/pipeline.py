@@ -171,7 +171,8 @@ def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog) -> Any:
 
     with log.step("validating"):
         result = run_validation(paths.out, spec, paths.ct, sdtm_dir=paths.sdtm_in, adam_dir=paths.adam_in,
-                                settings_path=(Path(paths.specs) / "settings" / "validation.yaml") if paths.specs else None)
+                                settings_path=(Path(paths.specs) / "settings" / "validation.yaml")
+                                if paths.specs and spec is not None else None)
     summary = getattr(result, "summary", {}) or {}
     log.note(f"validation: {summary}")
     return result
