@@ -304,3 +304,12 @@ def test_tiny_studies_are_complete_exports(tmp_path, n):
     raw = read_export(tmp_path)
     assert len(raw.forms["enrol"]) == n and len(raw.forms) == len(design.FORMS)
     assert (raw.forms["enrol"]["DOSELVL"].head(3) == "DL1").all()  # the first cohort starts at the lowest level
+
+
+def test_ld_visit_samples_precede_the_first_lymphodepletion_dose(raw200):
+    f = raw200.forms
+    ld = f["ld"]
+    first = ld[ld["LDDAY"] == "-5"].groupby("SUBJID")["EXSTTIM"].min()
+    for form, col in (("vs", "VSTIM"), ("cbc", "LBTIM"), ("chem", "LBTIM")):
+        at = f[form][f[form]["FOLDER"] == "LD"]
+        assert len(at) > 100 and (at[col] < at["SUBJID"].map(first)).all(), form

@@ -319,7 +319,9 @@ def form_vs(ctx: Context) -> pd.DataFrame:
     r = ctx.rng
     df = _base(v)
     df["VSDAT"] = fmt_date(v["_day"].to_numpy())
-    df["VSTIM"] = fmt_time(r.integers(7 * 60, 11 * 60, n))
+    # at the LD visit the vitals are taken before the first lymphodepletion dose (the safety baseline)
+    df["VSTIM"] = fmt_time(np.where(v["FOLDER"].eq("LD").to_numpy(), r.integers(7 * 60, 8 * 60 + 45, n),
+                                    r.integers(7 * 60, 11 * 60, n)))
     incrs = crs_window(ctx, loc, np.nan_to_num(t, nan=-99))
     grade = ctx.s["crs"].to_numpy()[loc]
     temp = r.normal(36.6, 0.25, n) + np.where(incrs, r.uniform(1.6, 2.8, n), 0)
