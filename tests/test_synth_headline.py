@@ -106,3 +106,9 @@ def test_one_year_pfs_kaplan_meier(forms, infused):
         d = (e & (t == time)).sum()
         surv *= 1 - d / at_risk
     assert 0.40 <= surv <= 0.75  # target ~58%
+
+
+def test_bundled_export_has_both_qualifiers_and_blq(forms):
+    lb = forms["lbcent"]["LBORRES"]
+    assert lb.str.startswith("<").any() and lb.str.startswith(">").any()
+    assert (forms["pc"]["PCORRES"] == "<50").any()

@@ -948,7 +948,7 @@ def form_lbcent(ctx: Context) -> pd.DataFrame:
     crp = r.lognormal(np.log(5), 0.6, n) * (1 + peak(3 + 12 * g, 3.0))
     specs = (("IL6", il6, "pg/mL", "0", "7.0", 1.5, 5000.0, "ELISA"), ("IL10", il10, "pg/mL", "0", "9.1", 1.0, 5000.0, "ELISA"),
              ("IFNG", ifng, "pg/mL", "0", "7.5", 1.0, 5000.0, "ELISA"), ("TNFA", tnfa, "pg/mL", "0", "8.1", 2.0, 5000.0, "ELISA"),
-             ("FERR", ferr, "ng/mL", "23.9", "336.2", None, None, "IMMUNO"), ("CRP", crp, "mg/L", "0", "8", 0.5, None, "IMMUNO"))
+             ("FERR", ferr, "ng/mL", "23.9", "336.2", None, 2000.0, "IMMUNO"), ("CRP", crp, "mg/L", "0", "8", 0.5, None, "IMMUNO"))
     for rank, (code, x, unit, lo, hi, lloq, uloq, meth) in enumerate(specs):
         res = fmt_result(x, 1, lloq, uloq)
         parts.append(_lab_rows(v, code, "CYTO", "SERUM", meth, res, unit, lo, hi, lloq, rank))
