@@ -378,8 +378,6 @@ def ascii_policy(frame: pd.DataFrame, dataset: str, findings: Findings) -> pd.Da
     Chinese text) is replaced by ``?`` per character.  Each changed value is reported with the
     original text, so the change is explicit and reviewable; the record is kept.
     """
-    import unicodedata
-
     out = frame
     for col in frame.columns:
         if col.startswith("__") or frame[col].dtype == "float64":
@@ -391,12 +389,13 @@ def ascii_policy(frame: pd.DataFrame, dataset: str, findings: Findings) -> pd.Da
         bad = ~txt.fillna("").str.isascii()
         if not bad.any():
             continue
-        fixed = txt.loc[bad]
-        for k, v in ASCII_REPLACEMENTS.items():
-            fixed = fixed.str.replace(k, v, regex=False)
-        fixed = fixed.map(lambda t: unicodedata.normalize("NFKD", t))  # few values: only the non-ASCII ones
-        fixed = fixed.str.replace(r"[\u0300-\u036f]", "", regex=True)
-        fixed = fixed.str.replace(r"[^\x00-\x7f]", "?", regex=True).str.replace(r"\s+", " ", regex=True).str.strip()
+        def transliterate(u: pd.Series) -> pd.Series:
+            for k, v in ASCII_REPLACEMENTS.items():
+                u = u.str.replace(k, v, regex=False)
+            u = u.str.normalize("NFKD").str.replace(r"[\u0300-\u036f]", "", regex=True)
+            return u.str.replace(r"[^\x00-\x7f]", "?", regex=True).str.replace(r"\s+", " ", regex=True).str.strip()
+
+        fixed = per_value(txt.loc[bad], transliterate)  # once per distinct non-ASCII value
         findings.add("SDTM.TEXT.NONASCII", "Warning",
                      "non-ASCII text transliterated for transport (unmappable characters became '?'); original in value",
                      dataset, col, frame, bad, txt)
