@@ -264,3 +264,43 @@ def test_missing_optional_domains_give_notices() -> None:
 
 def test_settings_path_exists() -> None:
     assert (Path(SETTINGS) / "adam.yaml").exists()
+
+
+def test_partial_date_dlt_same_in_adsl_and_adae() -> None:
+    """One rule for DLT onset dates: ADSL.DLTFL and ADAE.ADLTFL both use derive_vars_ae_dt.
+
+    1003 gets an adjudicated DLT with AESTDTC "2023-01" (infusion 2023-01-10, LD 2023-01-05..07).
+    Imputation: first of the month 2023-01-01; LDSDT 2023-01-05 and TRTSDT 2023-01-10 both lie in
+    January and after the 1st -> the later bound, TRTSDT 2023-01-10 = protocol day 0 -> inside the
+    0..28 window.  (The old ADSL rule, "missing day -> 1st", gave 2023-01-01 = day -9 -> DLTFL N.)
+    1004 gets one with AESTDTC "2023-02" ending "2023-02-10": 2023-02-01 (no bound in February:
+    TRTSDT is in January) = 2023-02-01 - 2023-01-10 = 22 days -> inside the window in both.
+    1005 gets one with AESTDTC "2023-02-20": 41 days after infusion -> outside in both.
+    """
+    from cdisc_pipe.adam import adae as adae_mod
+
+    sdtm = make_sdtm()
+    extra = _frame("USUBJID AESEQ AEDECOD AESTDTC", [
+        (uid(1003), 1.0, "Neutropenia", "2023-01"),
+        (uid(1004), 1.0, "Thrombocytopenia", "2023-02"),
+        (uid(1005), 1.0, "Anaemia", "2023-02-20"),
+    ])
+    extra["AEENDTC"] = [None, "2023-02-10", None]
+    ae = pd.concat([sdtm["AE"], extra], ignore_index=True)
+    ae["STUDYID"], ae["AETERM"] = STUDY, ae["AEDECOD"].str.upper()
+    sdtm["AE"] = ae
+    sdtm["SUPPAE"] = pd.concat([sdtm["SUPPAE"], _frame("STUDYID RDOMAIN USUBJID IDVAR IDVARVAL QNAM QLABEL QVAL", [
+        (STUDY, "AE", uid(s), "AESEQ", "1", "AEDLT", "Dose Limiting Toxicity", "Y") for s in (1003, 1004, 1005)])],
+        ignore_index=True)
+    adsl_df, _ = adsl_mod.build(sdtm, None, SETTINGS)
+    adae_df, findings = adae_mod.build(sdtm, adsl_df, SETTINGS)
+    a = adsl_df.set_index("SUBJID")
+    assert a.loc["1003", "DLTFL"] == "Y" and a.loc["1004", "DLTFL"] == "Y" and a.loc["1005", "DLTFL"] == "N"
+    r3 = adae_df[adae_df["USUBJID"] == uid(1003)].iloc[0]
+    assert r3["ASTDT"] == pd.Timestamp("2023-01-10") and r3["ASTDTF"] == "D" and r3["ADLTFL"] == "Y"
+    r4 = adae_df[adae_df["USUBJID"] == uid(1004)].iloc[0]
+    assert r4["ASTDT"] == pd.Timestamp("2023-02-01") and r4["ADLTFL"] == "Y"
+    # Same subjects flagged in both (and no ADSL/ADAE disagreement finding)
+    in_adae = set(adae_df.loc[adae_df["ADLTFL"] == "Y", "USUBJID"])
+    assert in_adae == set(adsl_df.loc[adsl_df["DLTFL"] == "Y", "USUBJID"]) == {uid(1002), uid(1003), uid(1004)}
+    assert not [f for f in findings if f.rule == "ADAM.ADAE.DLTADSL"]

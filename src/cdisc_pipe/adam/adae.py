@@ -28,7 +28,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cdisc_pipe.adam.derive import derive_vars_dt, derive_vars_duration, derive_vars_dy, suppqual_wide
+from cdisc_pipe.adam.derive import (
+    derive_vars_ae_dt,
+    derive_vars_duration,
+    derive_vars_dy,
+    dlt_window_mask,
+    suppqual_wide,
+)
 from cdisc_pipe.adam.derive_bds import (
     AdaeSettings,
     derive_var_aoccfl,
@@ -69,8 +75,8 @@ def _dlt(df: pd.DataFrame, window_days: int, findings: list[Finding]) -> pd.Seri
     """ADLTFL mask: adjudicated DLT with onset in [TRTSDT, TRTSDT + window_days]; reports the others."""
     adjudicated = df["AEDLT"].eq("Y").fillna(False).astype(bool)
     days = (pd.to_datetime(df["ASTDT"]) - pd.to_datetime(df["TRTSDT"])).dt.days
-    inside = days.between(0, window_days).fillna(False).astype(bool)
-    outside = adjudicated & ~inside
+    dlt = dlt_window_mask(df, window_days)  # the rule shared with ADSL.DLTFL
+    outside = adjudicated & ~dlt
     bad = df.loc[outside]
     why = np.where(bad["TRTSDT"].isna(), "the subject was not infused",
                    np.where(bad["ASTDT"].isna(), "onset date unknown",
@@ -83,11 +89,12 @@ def _dlt(df: pd.DataFrame, window_days: int, findings: list[Finding]) -> pd.Seri
                         f"window ({w}); ADLTFL not set")
         for u, seq, term, w in zip(bad["USUBJID"], bad["AESEQ"], bad["AEDECOD"], why)
     )
-    return adjudicated & inside
+    return dlt
 
 
 def _check_adsl_dltfl(df: pd.DataFrame, adsl: pd.DataFrame) -> list[Finding]:
-    """Subjects whose ADSL.DLTFL disagrees with their ADAE ADLTFL records (ADSL derives it separately)."""
+    """Subjects whose ADSL.DLTFL disagrees with their ADAE ADLTFL records (both use
+    derive_vars_ae_dt + dlt_window_mask, so this is a guard against an ADSL from elsewhere)."""
     if "DLTFL" not in adsl.columns:
         return []
     in_adae = set(df.loc[df["ADLTFL"].eq("Y").fillna(False), "USUBJID"])
@@ -95,7 +102,7 @@ def _check_adsl_dltfl(df: pd.DataFrame, adsl: pd.DataFrame) -> list[Finding]:
     return [
         Finding(rule="ADAM.ADAE.DLTADSL", severity="Warning", dataset=NAME, usubjid=u, variable="ADLTFL",
                 message=("ADAE has an ADLTFL record but ADSL.DLTFL is not Y" if u in in_adae else
-                         "ADSL.DLTFL is Y but no ADAE record has ADLTFL = Y") + " (partial-date imputation differs?)")
+                         "ADSL.DLTFL is Y but no ADAE record has ADLTFL = Y") + " (ADSL built from other data?)")
         for u in sorted(in_adae ^ in_adsl)
     ]
 
@@ -115,9 +122,8 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     findings += fnd
     df["TRTA"], df["TRTAN"] = df["TRT01A"], df["TRT01AN"]
 
-    df = derive_vars_dt(df, "AEN", "AEENDTC", highest_imputation="M", date_imputation="last", max_dates=["DTHDT"])
-    df = derive_vars_dt(df, "AST", "AESTDTC", highest_imputation="M", date_imputation="first",
-                        min_dates=["LDSDT", "TRTSDT"], max_dates=["AENDT", "DTHDT"])
+    # one rule for AE dates, shared with ADSL.DLTFL (cdisc_pipe.adam.derive.derive_vars_ae_dt)
+    df = derive_vars_ae_dt(df)
     bad_start = df["AESTDTC"].notna() & df["ASTDT"].isna()
     findings.extend(
         Finding(rule="ADAM.ADAE.ASTDT", severity="Warning", dataset=NAME, usubjid=u, seq=float(seq),

@@ -14,9 +14,11 @@ import pandas as pd
 
 from cdisc_pipe.adam.derive import (
     derive_var_merged_exist_flag,
+    derive_vars_ae_dt,
     derive_vars_dt,
     derive_vars_dtm,
     derive_vars_merged,
+    dlt_window_mask,
     impute_dtc_dt,
     suppqual_wide,
 )
@@ -357,12 +359,16 @@ def measurable_unit_findings(lb: pd.DataFrame, rules: list[MeasurableRule]) -> l
 
 def derive_dlt(adsl: pd.DataFrame, ae: pd.DataFrame, suppae: pd.DataFrame | None, window_days: int) -> pd.DataFrame:
     """DLTFL: an investigator-adjudicated DLT (SUPPAE AEDLT = Y) starting from infusion to day
-    ``window_days`` after it (protocol day 0..28 = TRTSDT..TRTSDT+28)."""
+    ``window_days`` after it (protocol day 0..28 = TRTSDT..TRTSDT+28).
+
+    The onset date is ADAE's ASTDT (:func:`cdisc_pipe.adam.derive.derive_vars_ae_dt`: partial
+    dates imputed admiral-style with the LD/infusion-date adjustment, never after the end date or
+    death) and the window test is :func:`dlt_window_mask`, so DLTFL = Y exactly when the subject
+    has an ADAE record with ADLTFL = Y.  Needs TRTSDT, LDSDT and DTHDT on ``adsl``."""
     a = suppqual_wide(ae, suppae, ["AEDLT"]) if suppae is not None else ae.assign(AEDLT=None)
-    a = derive_vars_dt(a, "AST", "AESTDTC", highest_imputation="D", date_imputation="first")
-    a = a.merge(adsl[["USUBJID", "TRTSDT"]], on="USUBJID", how="inner")
-    end = a["TRTSDT"] + pd.Timedelta(days=window_days)
-    dlt = a[(a["AEDLT"] == "Y") & a["ASTDT"].notna() & (a["ASTDT"] >= a["TRTSDT"]) & (a["ASTDT"] <= end)]
+    a = a.merge(adsl[["USUBJID", "TRTSDT", "LDSDT", "DTHDT"]], on="USUBJID", how="inner")
+    a = derive_vars_ae_dt(a)
+    dlt = a[dlt_window_mask(a, window_days).to_numpy()]
     out = adsl.copy()
     out["DLTFL"] = _yn(out["USUBJID"].isin(dlt["USUBJID"]))
     out.loc[out["TRTSDT"].isna(), "DLTFL"] = None

@@ -39,6 +39,8 @@ __all__ = [
     "filter_extreme",
     "derive_vars_duration",
     "derive_var_trtemfl_window",
+    "derive_vars_ae_dt",
+    "dlt_window_mask",
     "convert_blanks_to_na",
     "suppqual_wide",
     "lookup",
@@ -528,6 +530,54 @@ def derive_var_trtemfl_window(
         ok &= end.isna() | (start <= end)
     out[new_var] = pd.Series(np.where(ok, "Y", None), index=out.index, dtype=object)
     return out
+
+
+def derive_vars_ae_dt(
+    dataset: pd.DataFrame,
+    start_dtc: str = "AESTDTC",
+    end_dtc: str = "AEENDTC",
+    min_dates: Sequence[str] = ("LDSDT", "TRTSDT"),
+    death_date: str = "DTHDT",
+) -> pd.DataFrame:
+    """The study's one rule for AE dates: ASTDT/ASTDTF and AENDT/AENDTF (used by ADAE and by
+    ADSL.DLTFL, so both flags see the same onset date).
+
+    - AENDT: a partial end date is imputed to the last day of the month (or year), never after
+      death (``death_date``); AENDTF "D"/"M".
+    - ASTDT: a partial start date is imputed to the first day of the month (or year); when one of
+      ``min_dates`` (first lymphodepletion dose, CAR-T infusion) lies inside the partial date's
+      period and after that day, the latest such date is used (admiral ``min_dates``: the worst
+      case, emergent rather than not); never after AENDT nor after death (``max_dates``).
+
+    Example: AESTDTC "2023-01", TRTSDT 2023-01-10 -> ASTDT 2023-01-10, ASTDTF "D".
+    ``dataset`` must carry ``start_dtc`` and the date columns named; a missing ``end_dtc``
+    column means no end dates.  ``min_dates``/``death_date`` columns absent from ``dataset`` are
+    not used.
+    """
+    out = dataset.copy()
+    if end_dtc not in out.columns:
+        out[end_dtc] = None
+    death = [death_date] if death_date in out.columns else []
+    out = derive_vars_dt(out, "AEN", end_dtc, highest_imputation="M", date_imputation="last", max_dates=death)
+    out = derive_vars_dt(out, "AST", start_dtc, highest_imputation="M", date_imputation="first",
+                         min_dates=[c for c in min_dates if c in out.columns], max_dates=["AENDT", *death])
+    return out
+
+
+def dlt_window_mask(
+    dataset: pd.DataFrame,
+    window_days: int,
+    dlt_flag: str = "AEDLT",
+    start_date: str = "ASTDT",
+    trt_start: str = "TRTSDT",
+) -> pd.Series:
+    """True where an AE is an adjudicated DLT (``dlt_flag`` = "Y") with onset ``start_date`` from
+    ``trt_start`` to ``window_days`` days after it (protocol day 0..window_days).  The one DLT rule
+    behind ADAE.ADLTFL and ADSL.DLTFL; ``start_date`` should come from :func:`derive_vars_ae_dt`."""
+    adjudicated = dataset[dlt_flag].eq("Y").fillna(False).astype(bool)
+    days = (pd.to_datetime(dataset[start_date]).dt.normalize() - pd.to_datetime(dataset[trt_start]).dt.normalize()).dt.days
+    inside = days.between(0, window_days).fillna(False).astype(bool)
+    return adjudicated & inside
 
 
 def suppqual_wide(parent: pd.DataFrame, supp: pd.DataFrame | None, qnams: Sequence[str] | None = None) -> pd.DataFrame:
