@@ -9,6 +9,7 @@ export layer: ``sid`` (subject index), ``FOLDER``, ``FOLDERNAME``, ``_order`` (v
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -474,26 +475,77 @@ SOC_GEN = "General disorders and administration site conditions"
 SOC_INV = "Investigations"
 SOC_GI = "Gastrointestinal disorders"
 
-#: PT, SOC, LLT, verbatims, probability, grade probabilities 1..4, onset (days), duration (days), rel CAR-T, rel LD
-AE_TERMS: tuple[tuple, ...] = (
-    ("Fatigue", SOC_GEN, "Fatigue", ("Fatigue", "tiredness", "FATIGUE"), 0.30, (0.6, 0.4, 0, 0), (1, 30), (5, 40), "3", "3"),
-    ("Hypokalaemia", SOC_META, "Hypokalaemia", ("Hypokalemia", "Low potassium", "hypokalaemia"), 0.25, (0.5, 0.3, 0.2, 0), (2, 20), (3, 15), "3", "2"),
-    ("Hypoalbuminaemia", SOC_META, "Hypoalbuminaemia", ("Hypoalbuminemia", "Low albumin"), 0.20, (0.5, 0.5, 0, 0), (5, 25), (10, 40), "3", "2"),
-    ("Alanine aminotransferase increased", SOC_INV, "ALT increased", ("ALT increased", "Elevated ALT", "Raised transaminases"), 0.15, (0.6, 0.25, 0.15, 0), (3, 20), (5, 25), "3", "2"),
-    ("Hypogammaglobulinaemia", "Immune system disorders", "Hypogammaglobulinaemia", ("Hypogammaglobulinemia", "Low IgG"), 0.30, (0.2, 0.8, 0, 0), (20, 120), (60, 400), "4", "1"),
-    ("Upper respiratory tract infection", SOC_INF, "Upper respiratory tract infection", ("URTI", "Upper respiratory infection", "Common cold"), 0.15, (0.5, 0.5, 0, 0), (20, 365), (5, 14), "2", "1"),
-    ("Pneumonia", SOC_INF, "Pneumonia", ("Pneumonia", "Lung infection", "Pulmonary infection"), 0.10, (0, 0.3, 0.7, 0), (15, 300), (7, 21), "3", "2"),
-    ("COVID-19", SOC_INF, "COVID-19", ("COVID-19", "SARS-CoV-2 infection", "Covid 19 infection"), 0.12, (0.5, 0.3, 0.2, 0), (30, 500), (7, 20), "2", "1"),
-    ("Herpes zoster", SOC_INF, "Herpes zoster", ("Herpes zoster", "Shingles"), 0.04, (0, 1, 0, 0), (60, 400), (10, 30), "2", "1"),
-    ("Nausea", SOC_GI, "Nausea", ("Nausea", "nausea"), 0.15, (0.8, 0.2, 0, 0), (-5, 5), (1, 5), "2", "4"),
-    ("Diarrhoea", SOC_GI, "Diarrhoea", ("Diarrhea", "Loose stools"), 0.10, (0.8, 0.2, 0, 0), (0, 20), (1, 5), "2", "2"),
-    ("Decreased appetite", SOC_META, "Anorexia", ("Poor appetite", "Anorexia"), 0.15, (0.7, 0.3, 0, 0), (0, 20), (3, 20), "3", "3"),
-    ("Headache", "Nervous system disorders", "Headache", ("Headache",), 0.10, (0.9, 0.1, 0, 0), (0, 14), (1, 4), "3", "1"),
-    ("Cough", "Respiratory, thoracic and mediastinal disorders", "Cough", ("Cough", "Dry cough"), 0.10, (0.8, 0.2, 0, 0), (5, 200), (5, 20), "1", "1"),
-    ("Sinus tachycardia", "Cardiac disorders", "Sinus tachycardia", ("Sinus tachycardia", "Tachycardia"), 0.10, (0.8, 0.2, 0, 0), (2, 10), (1, 5), "3", "1"),
-    ("Insomnia", "Psychiatric disorders", "Insomnia", ("Insomnia", "Difficulty sleeping"), 0.08, (0.9, 0.1, 0, 0), (0, 60), (5, 30), "1", "1"),
-    ("Fibrinogen decreased", SOC_INV, "Fibrinogen decreased", ("Low fibrinogen", "Hypofibrinogenemia"), 0.10, (0.5, 0.3, 0.2, 0), (5, 15), (3, 10), "3", "1"),
-    ("Rash", "Skin and subcutaneous tissue disorders", "Rash", ("Rash", "Skin rash"), 0.05, (0.8, 0.2, 0, 0), (0, 30), (3, 14), "2", "2"),
+class AeTerm(NamedTuple):
+    """One non-syndrome AE the generator can draw: coding, verbatims, incidence, grade, timing, causality."""
+
+    pt: str
+    soc: str
+    llt: str
+    verbatims: tuple[str, ...]
+    incidence: float
+    grade_p: tuple[float, float, float, float]
+    onset: tuple[int, int]
+    duration: tuple[int, int]
+    rel_cart: str
+    rel_ld: str
+
+
+#: Per infused subject; onset in days after infusion, duration in days, relationship codes 1..5.
+AE_TERMS: tuple[AeTerm, ...] = (
+    AeTerm("Fatigue", SOC_GEN, "Fatigue",
+           ("Fatigue", "tiredness", "FATIGUE"),
+           0.3, (0.6, 0.4, 0, 0), (1, 30), (5, 40), "3", "3"),
+    AeTerm("Hypokalaemia", SOC_META, "Hypokalaemia",
+           ("Hypokalemia", "Low potassium", "hypokalaemia"),
+           0.25, (0.5, 0.3, 0.2, 0), (2, 20), (3, 15), "3", "2"),
+    AeTerm("Hypoalbuminaemia", SOC_META, "Hypoalbuminaemia",
+           ("Hypoalbuminemia", "Low albumin"),
+           0.2, (0.5, 0.5, 0, 0), (5, 25), (10, 40), "3", "2"),
+    AeTerm("Alanine aminotransferase increased", SOC_INV, "ALT increased",
+           ("ALT increased", "Elevated ALT", "Raised transaminases"),
+           0.15, (0.6, 0.25, 0.15, 0), (3, 20), (5, 25), "3", "2"),
+    AeTerm("Hypogammaglobulinaemia", "Immune system disorders", "Hypogammaglobulinaemia",
+           ("Hypogammaglobulinemia", "Low IgG"),
+           0.3, (0.2, 0.8, 0, 0), (20, 120), (60, 400), "4", "1"),
+    AeTerm("Upper respiratory tract infection", SOC_INF, "Upper respiratory tract infection",
+           ("URTI", "Upper respiratory infection", "Common cold"),
+           0.15, (0.5, 0.5, 0, 0), (20, 365), (5, 14), "2", "1"),
+    AeTerm("Pneumonia", SOC_INF, "Pneumonia",
+           ("Pneumonia", "Lung infection", "Pulmonary infection"),
+           0.1, (0, 0.3, 0.7, 0), (15, 300), (7, 21), "3", "2"),
+    AeTerm("COVID-19", SOC_INF, "COVID-19",
+           ("COVID-19", "SARS-CoV-2 infection", "Covid 19 infection"),
+           0.12, (0.5, 0.3, 0.2, 0), (30, 500), (7, 20), "2", "1"),
+    AeTerm("Herpes zoster", SOC_INF, "Herpes zoster",
+           ("Herpes zoster", "Shingles"),
+           0.04, (0, 1, 0, 0), (60, 400), (10, 30), "2", "1"),
+    AeTerm("Nausea", SOC_GI, "Nausea",
+           ("Nausea", "nausea"),
+           0.15, (0.8, 0.2, 0, 0), (-5, 5), (1, 5), "2", "4"),
+    AeTerm("Diarrhoea", SOC_GI, "Diarrhoea",
+           ("Diarrhea", "Loose stools"),
+           0.1, (0.8, 0.2, 0, 0), (0, 20), (1, 5), "2", "2"),
+    AeTerm("Decreased appetite", SOC_META, "Anorexia",
+           ("Poor appetite", "Anorexia"),
+           0.15, (0.7, 0.3, 0, 0), (0, 20), (3, 20), "3", "3"),
+    AeTerm("Headache", "Nervous system disorders", "Headache",
+           ("Headache",),
+           0.1, (0.9, 0.1, 0, 0), (0, 14), (1, 4), "3", "1"),
+    AeTerm("Cough", "Respiratory, thoracic and mediastinal disorders", "Cough",
+           ("Cough", "Dry cough"),
+           0.1, (0.8, 0.2, 0, 0), (5, 200), (5, 20), "1", "1"),
+    AeTerm("Sinus tachycardia", "Cardiac disorders", "Sinus tachycardia",
+           ("Sinus tachycardia", "Tachycardia"),
+           0.1, (0.8, 0.2, 0, 0), (2, 10), (1, 5), "3", "1"),
+    AeTerm("Insomnia", "Psychiatric disorders", "Insomnia",
+           ("Insomnia", "Difficulty sleeping"),
+           0.08, (0.9, 0.1, 0, 0), (0, 60), (5, 30), "1", "1"),
+    AeTerm("Fibrinogen decreased", SOC_INV, "Fibrinogen decreased",
+           ("Low fibrinogen", "Hypofibrinogenemia"),
+           0.1, (0.5, 0.3, 0.2, 0), (5, 15), (3, 10), "3", "1"),
+    AeTerm("Rash", "Skin and subcutaneous tissue disorders", "Rash",
+           ("Rash", "Skin rash"),
+           0.05, (0.8, 0.2, 0, 0), (0, 30), (3, 14), "2", "2"),
 )
 
 
