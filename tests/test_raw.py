@@ -198,3 +198,10 @@ def test_blank_lines_are_skipped_and_rows_keep_their_line_numbers(tmp_path):
     assert raw.forms["dm"]["__row"].tolist() == [3, 5]
     problems = _problems(_export(tmp_path, dm__csv="SUBJID,SEX,AGE\n007,M,61\n   \n"))
     assert any("dm.csv, row 3" in p and "1 fields but the header has 3" in p for p in problems)
+
+
+def test_form_file_with_other_case_gets_a_rename_hint(tmp_path):
+    _export(tmp_path, ae__csv=None)
+    (tmp_path / "AE.csv").write_text(AE, encoding="utf-8")
+    problems = _problems(tmp_path)
+    assert any("form file is missing" in p and "rename AE.csv to ae.csv" in p for p in problems), problems

@@ -330,8 +330,10 @@ def read_export(raw_dir: Path) -> RawExport:
         spec = dd[dd["form"] == form]
         if workbook is not None:
             if form not in frames:
+                near = [n for n in frames if n.lower() == form.lower()]
                 problems.append(Problem(str(workbook), f"form sheet '{form}' is missing", entry=form,
-                                        hint=f"add the sheet '{form}' (the data dictionary describes it)"))
+                                        hint=(f"rename the sheet '{near[0]}' to '{form}'" if near else
+                                              f"add the sheet '{form}' (the data dictionary describes it)")))
                 continue
             df, label = frames[form]
             source[form] = workbook
@@ -339,8 +341,10 @@ def read_export(raw_dir: Path) -> RawExport:
             path = raw_dir / f"{form}.csv"
             label = str(path)
             if not path.exists():
+                near = [n for n in present if n.lower() == form.lower()]
                 problems.append(Problem(label, "form file is missing", entry=form,
-                                        hint=f"add {form}.csv to the export (the data dictionary describes it)"))
+                                        hint=(f"rename {near[0]}.csv to {form}.csv (names are case-sensitive)" if near
+                                              else f"add {form}.csv to the export (the data dictionary describes it)")))
                 continue
             df = read_csv_form(path, problems)
             if df is None:
