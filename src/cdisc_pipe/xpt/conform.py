@@ -18,7 +18,7 @@ import pandas as pd
 
 from cdisc_pipe.errors import Problem, raise_if
 from cdisc_pipe.spec.model import Dataset, StudySpec, Variable
-from cdisc_pipe.xpt.v5 import factorize_objects, low_cardinality, parse_format
+from cdisc_pipe.xpt.v5 import factorize_objects, factorize_values, low_cardinality, parse_format
 
 #: At most this many offending rows are listed per dataset, variable and rule; the rest are
 #: counted in one closing problem (a 1M-row dataset must not produce a 1M-line error report).
@@ -147,15 +147,17 @@ def _strip_trailing_blanks(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def factorized(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def factorized(arr: np.ndarray, *, by_value: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
     """(codes, distinct values) of a low-cardinality object array (missing -> code -1), else None.
 
     Per-value work (type checks, trailing blanks, byte lengths) is then done once per distinct
-    value and broadcast back by code; only speed depends on which path is taken.
+    value and broadcast back by code; only speed depends on which path is taken.  ``by_value``
+    for incoming data (equal strings may be distinct objects); by object identity for conformed
+    frames, which hold one object per distinct value.
     """
     if not low_cardinality(arr):
         return None
-    return factorize_objects(arr)
+    return factorize_values(arr) if by_value else factorize_objects(arr)
 
 
 def _clean_text(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
@@ -182,7 +184,7 @@ def _to_text(s: pd.Series, dataset: Dataset, var: Variable, frame: pd.DataFrame)
     """Character variable: Python ``str`` or ``None``; trailing blanks dropped ('' -> None)."""
     n = len(s)
     arr = s.to_numpy(dtype=object)
-    f = factorized(arr)
+    f = factorized(arr, by_value=True)
     if f is not None:
         codes, uniques = f
         clean, bad_u, kind = _clean_text(uniques)

@@ -26,6 +26,7 @@ with ``user_missing=True``).
 
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
 import os
 import re
@@ -180,14 +181,16 @@ def low_cardinality(values: np.ndarray, sample: int = 20_000, ratio: float = 0.3
     return len(pd.unique(probe)) < ratio * len(probe)
 
 
-def factorize_objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, distinct values) of an object array in first-seen order; missing -> code -1.
+def factorize_values(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct values) of an object array **by value**; missing -> code -1.
 
     Same result as ``pd.factorize(values, use_na_sentinel=True)``.  pandas' object hash table is
-    used directly when available: it hashes by the (cached) Python hash and compares by identity
-    first, 3-4x faster than the string table ``pd.factorize`` picks for all-``str`` arrays.
-    ``tests/test_xpt.py`` checks both paths give identical files.
+    used directly when available (it hashes by the cached Python hash and compares identity
+    first: 3-4x faster than the string table ``pd.factorize`` picks for all-``str`` arrays).
+    ``conform`` uses this on incoming data so that its output holds one object per distinct
+    value; later passes can then use the faster :func:`factorize_objects`.
     """
+    values = np.ascontiguousarray(values, dtype=object)
     if _FAST_FACTORIZE:
         try:
             from pandas._libs import hashtable
@@ -201,7 +204,43 @@ def factorize_objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(codes), np.asarray(uniques, dtype=object)
 
 
-#: Module switch for tests: False forces the public ``pd.factorize`` path.
+def factorize_objects(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct values) of an object array; missing (None, NaN, NA, NaT) -> code -1.
+
+    Objects are told apart by **identity**: the array's object pointers are read as integers
+    (through ``ndarray.ctypes``) and factorized by pandas' integer hash table, which is several
+    times faster than hashing strings.  Equal values held by different objects get different
+    codes, so ``uniques`` may repeat a value: harmless for every caller (each code still maps to
+    its own value), only the table is longer.  Conformed frames hold one object per distinct value
+    (``conform`` builds text columns by gathering from a table), so there the codes are exact.
+    Falls back to :func:`factorize_values` if the pointers cannot be read.
+    """
+    values = np.ascontiguousarray(values, dtype=object)
+    n = len(values)
+    if n == 0:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=object)
+    if _FAST_FACTORIZE:
+        try:
+            # The pointers stay valid while ``values`` (which holds the objects) is alive here.
+            ptrs = np.ctypeslib.as_array((ctypes.c_ssize_t * n).from_address(values.ctypes.data))
+            codes, ptr_uniques = pd.factorize(ptrs)
+            # one row per code: every row of a code holds the very same object, so any will do
+            row_of = np.empty(len(ptr_uniques), dtype=np.intp)
+            row_of[codes] = np.arange(n, dtype=np.intp)
+            uniques = values[row_of]
+            missing = pd.isna(uniques)
+            if missing.any():
+                remap = np.cumsum(~missing) - 1
+                remap[missing] = -1
+                codes = remap[codes]
+                uniques = uniques[~missing]
+            return np.asarray(codes), uniques
+        except (AttributeError, TypeError, ValueError, OSError):
+            pass  # no ctypes access: factorize by value
+    return factorize_values(values)
+
+
+#: Module switch for tests: False forces the plain ``pd.factorize`` path everywhere.
 _FAST_FACTORIZE = True
 
 
