@@ -797,6 +797,10 @@ def _traceability(final: dict[str, pd.DataFrame], forms: dict[str, pd.DataFrame]
                 lost.append(_trace_rows(f, name, "UNACCOUNTED: not mapped and no reason recorded"))
     out = pd.concat([summary] + [t for t in trace if not t.empty] + unused + lost, ignore_index=True)
     out = out.drop_duplicates(subset=["form", "dataset", "source_row", "reason"]).reset_index(drop=True)
+    # summary rows first, then the records not mapped; each by form, dataset, row
+    out = out.assign(__detail=out["source_row"].notna(), __ds=out["dataset"].fillna(""))
+    out = out.sort_values(["__detail", "form", "__ds", "source_row"], kind="mergesort").drop(columns=["__detail", "__ds"])
+    out = out.reset_index(drop=True)
     out["records_in"] = out["records_in"].astype("Int64")
     out["records_out"] = out["records_out"].astype("Int64")
     out["source_row"] = out["source_row"].astype("Int64")
