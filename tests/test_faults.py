@@ -3,9 +3,10 @@
 * reader faults (stage ``raw``) are checked now: the InputError names file, row, column and value,
   and the CLI exits 2 naming the file; reader findings are in ``RawExport.findings``;
 * value-level faults (stage ``sdtm``) are applied together to ONE copy of the bundled export (they
-  touch different records) and checked against ONE ``cdisc-pipe sdtm`` run: exit code 0/1 and a
+  touch different records) and checked against ONE ``cdisc-pipe sdtm`` run: exit code 0/1, a
   finding with the declared rule prefix at the mutated file and row in
-  ``<out>/sdtm/_stage/findings.json`` (or ``<out>/reports/validation.json``).
+  ``<out>/sdtm/_stage/findings.json`` (or ``<out>/reports/validation.json``), and the record kept
+  (``sdtm/_stage/traceability.csv`` does not list it as not reaching its dataset).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from cdisc_pipe.errors import InputError
@@ -104,15 +106,17 @@ def sdtm_runs(tmp_path_factory):
                     data = json.loads(path.read_text(encoding="utf-8"))
                     items = data.get("findings", data) if isinstance(data, dict) else data
                     findings += [f for f in items if isinstance(f, dict)]
-            cache[key] = (code, findings, expected)
+            trace_path = base / "out" / "sdtm" / "_stage" / "traceability.csv"
+            trace = pd.read_csv(trace_path, dtype=str, keep_default_na=False) if trace_path.exists() else None
+            cache[key] = (code, findings, expected, trace)
         return cache[key]
 
     def get(fault_id: str) -> tuple:
         if fault_id in ISOLATED:
-            code, findings, expected = run(fault_id, tuple(f for f in LATER_FAULTS if f.id == fault_id))
+            code, findings, expected, trace = run(fault_id, tuple(f for f in LATER_FAULTS if f.id == fault_id))
         else:
-            code, findings, expected = run("combined", tuple(f for f in LATER_FAULTS if f.id not in ISOLATED))
-        return code, findings, expected[fault_id]
+            code, findings, expected, trace = run("combined", tuple(f for f in LATER_FAULTS if f.id not in ISOLATED))
+        return code, findings, expected[fault_id], trace
 
     return get
 
@@ -121,9 +125,18 @@ def sdtm_runs(tmp_path_factory):
                    "parallel; the lead tightens these at integration")
 @pytest.mark.parametrize("fault", LATER_FAULTS, ids=[f.id for f in LATER_FAULTS])
 def test_value_fault_is_a_finding_and_the_record_is_kept(fault, sdtm_runs):
-    code, findings, exp = sdtm_runs(fault.id)
+    code, findings, exp, trace = sdtm_runs(fault.id)
     assert exp.outcome == fault.outcome == "finding"
     assert code in (0, 1), f"sdtm exit code {code}"
+    # kept: the traceability does not list the record as one that did not reach its dataset
+    # (an exact duplicate may be listed there instead, with its reason)
+    assert trace is not None, "no sdtm/_stage/traceability.csv"
+    dropped = trace[(trace["form"] == Path(exp.file).stem) & (trace["dataset"] == exp.dataset)
+                    & (trace["source_row"] == str(exp.row))]
+    if exp.traced_ok:
+        assert (dropped["reason"] != "").all()
+    else:
+        assert dropped.empty, dropped.to_dict("records")
     hits = [f for f in findings
             if str(f.get("rule", "")).startswith(exp.rule_prefixes)
             and Path(str(f.get("source_file") or "")).stem == Path(exp.file).stem  # form name or file name

@@ -41,6 +41,9 @@ class Expected:
         column: column the message/finding must name, when there is one.
         value: (part of) the offending value the message must show, when there is one.
         rule_prefixes: for findings: accepted rule-id prefixes (any one matches).
+        dataset: for findings: the SDTM dataset the mutated record must still reach (record kept).
+        traced_ok: the record may instead be left out of ``dataset`` if the SDTM traceability lists it
+            with a reason (an exact duplicate transfer is one record, not two).
     """
 
     outcome: Outcome
@@ -50,6 +53,8 @@ class Expected:
     column: str | None = None
     value: str | None = None
     rule_prefixes: tuple[str, ...] = ()
+    dataset: str | None = None
+    traced_ok: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,7 +199,7 @@ def unparseable_date(d: Path) -> Expected:
     df.loc[i, "AESTDAT"] = "2024/13/45"
     _write(df, d, "ae")
     return Expected("finding", "sdtm", file="ae.csv", row=_row(i), column="AESTDAT", value="2024/13/45",
-                    rule_prefixes=("SDTM.DATE.INVALID",))
+                    dataset="AE", rule_prefixes=("SDTM.DATE.INVALID",))
 
 
 def impossible_date(d: Path) -> Expected:
@@ -203,7 +208,7 @@ def impossible_date(d: Path) -> Expected:
     df.loc[i, "CMSTDAT"] = "31 FEB 2024"
     _write(df, d, "cm")
     return Expected("finding", "sdtm", file="cm.csv", row=_row(i), column="CMSTDAT", value="31 FEB 2024",
-                    rule_prefixes=("SDTM.DATE.INVALID",))
+                    dataset="CM", rule_prefixes=("SDTM.DATE.INVALID",))
 
 
 def end_before_start(d: Path) -> Expected:
@@ -213,7 +218,7 @@ def end_before_start(d: Path) -> Expected:
     df.loc[i, "AEENDAT"] = _fmt(st[i] - pd.Timedelta(days=5))
     _write(df, d, "ae")
     return Expected("finding", "sdtm", file="ae.csv", row=_row(i), column="AEENDAT", value=df.loc[i, "AEENDAT"],
-                    rule_prefixes=("SDTM.DATE.ENDBEFORESTART",))
+                    dataset="AE", rule_prefixes=("SDTM.DATE.ENDBEFORESTART",))
 
 
 def unknown_coded_value(d: Path) -> Expected:
@@ -222,7 +227,7 @@ def unknown_coded_value(d: Path) -> Expected:
     df.loc[i, "SEX"] = "X"
     _write(df, d, "dm")
     return Expected("finding", "sdtm", file="dm.csv", row=_row(i), column="SEX", value="X",
-                    rule_prefixes=("SDTM.CT.UNMAPPED",))
+                    dataset="DM", rule_prefixes=("SDTM.CT.UNMAPPED",))
 
 
 def subject_not_enrolled(d: Path) -> Expected:
@@ -233,7 +238,7 @@ def subject_not_enrolled(d: Path) -> Expected:
     out = pd.concat([df, extra], ignore_index=True)
     _write(out, d, "ae")
     return Expected("finding", "sdtm", file="ae.csv", row=_row(len(out) - 1), column="SUBJID", value="9999",
-                    rule_prefixes=("SDTM.SUBJ.NOTENROLLED",))
+                    dataset="AE", rule_prefixes=("SDTM.SUBJ.NOTENROLLED",))
 
 
 def duplicate_record(d: Path) -> Expected:
@@ -241,7 +246,7 @@ def duplicate_record(d: Path) -> Expected:
     i = 10
     out = pd.concat([df.iloc[: i + 1], df.iloc[[i]], df.iloc[i + 1:]], ignore_index=True)
     _write(out, d, "lbcent")
-    return Expected("finding", "sdtm", file="lbcent.csv", row=_row(i + 1),
+    return Expected("finding", "sdtm", file="lbcent.csv", row=_row(i + 1), dataset="LB", traced_ok=True,
                     rule_prefixes=("SDTM.KEY.DUPLICATE", "SDTM.RAW.DUPLICATE"))
 
 
@@ -251,7 +256,7 @@ def non_ascii_text(d: Path) -> Expected:
     df.loc[i, "AETERM"] = "Fi\u00e8vre \u53d1\u70ed"
     _write(df, d, "ae")
     return Expected("finding", "sdtm", file="ae.csv", row=_row(i), column="AETERM", value=df.loc[i, "AETERM"],
-                    rule_prefixes=("SDTM.TEXT.NONASCII",))
+                    dataset="AE", rule_prefixes=("SDTM.TEXT.NONASCII",))
 
 
 def long_text(d: Path) -> Expected:
@@ -260,7 +265,7 @@ def long_text(d: Path) -> Expected:
     df.loc[i, "AETERM"] = ("Persistent fatigue with reduced exercise tolerance " * 6).strip()  # ~300 bytes
     _write(df, d, "ae")
     return Expected("finding", "sdtm", file="ae.csv", row=_row(i), column="AETERM",
-                    rule_prefixes=("SDTM.TEXT.SPLIT", "SDTM.LENGTH"))
+                    dataset="AE", rule_prefixes=("SDTM.TEXT.SPLIT", "SDTM.LENGTH"))
 
 
 def unknown_lab_unit(d: Path) -> Expected:
@@ -269,7 +274,7 @@ def unknown_lab_unit(d: Path) -> Expected:
     df.loc[i, "LBORRESU"] = "umol/dL"
     _write(df, d, "chem")
     return Expected("finding", "sdtm", file="chem.csv", row=_row(i), column="LBORRESU",
-                    rule_prefixes=("SDTM.UNIT.UNKNOWN",))
+                    dataset="LB", rule_prefixes=("SDTM.UNIT.UNKNOWN",))
 
 
 def wrong_lab_unit(d: Path) -> Expected:
@@ -278,7 +283,7 @@ def wrong_lab_unit(d: Path) -> Expected:
     df.loc[i, "LBORRESU"] = "g/L"  # a real unit, but not one for ALT
     _write(df, d, "chem")
     return Expected("finding", "sdtm", file="chem.csv", row=_row(i), column="LBORRESU",
-                    rule_prefixes=("SDTM.UNIT.UNKNOWN",))
+                    dataset="LB", rule_prefixes=("SDTM.UNIT.UNKNOWN",))
 
 
 def text_in_numeric(d: Path) -> Expected:
@@ -287,7 +292,7 @@ def text_in_numeric(d: Path) -> Expected:
     df.loc[i, "SYSBP"] = "not done"
     _write(df, d, "vs")
     return Expected("finding", "sdtm", file="vs.csv", row=_row(i), column="SYSBP", value="not done",
-                    rule_prefixes=("SDTM.NUM.INVALID",))
+                    dataset="VS", rule_prefixes=("SDTM.NUM.INVALID",))
 
 
 def inconsistent_subject_id(d: Path) -> Expected:
@@ -297,7 +302,7 @@ def inconsistent_subject_id(d: Path) -> Expected:
     df.loc[rows, "SITEID"] = "01"  # the site typed without its leading digit on one form
     _write(df, d, "cm")
     return Expected("finding", "sdtm", file="cm.csv", row=_row(int(rows[0])), column="SITEID", value="01",
-                    rule_prefixes=("SDTM.SUBJ",))
+                    dataset="CM", rule_prefixes=("SDTM.SUBJ",))
 
 
 def record_after_death(d: Path) -> Expected:
@@ -321,7 +326,7 @@ def record_after_death(d: Path) -> Expected:
     out = pd.concat([ae, base], ignore_index=True)
     _write(out, d, "ae")
     return Expected("finding", "sdtm", file="ae.csv", row=_row(len(out) - 1), column="AESTDAT",
-                    value=base["AESTDAT"].iloc[0], rule_prefixes=("SDTM.DATE.AFTERDEATH",))
+                    value=base["AESTDAT"].iloc[0], dataset="AE", rule_prefixes=("SDTM.DATE.AFTERDEATH",))
 
 
 FAULTS: tuple[Fault, ...] = (
