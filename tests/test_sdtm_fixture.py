@@ -417,7 +417,7 @@ def test_rs_imwg_mrd_and_ecog(result):
     assert one(ecog, RSSTRESN=0.0)["RSLOBXFL"] == "Y" and pd.isna(one(ecog, RSSTRESN=1.0)["RSLOBXFL"])
     lb = result.datasets["LB"]
     neg = one(lb, LBTESTCD="MRDFRAC", VISITNUM=11.0)
-    assert neg["LBSTRESC"] == "<1e-05" and np.isnan(neg["LBSTRESN"]) and neg["LBLLOQ"] == 1e-05
+    assert neg["LBSTRESC"] == "<1.0E-05" and np.isnan(neg["LBSTRESN"]) and neg["LBLLOQ"] == 1e-05
     assert neg["LBMETHOD"] == "NEXT GENERATION SEQUENCING" and neg["LBSPEC"] == "BONE MARROW"
     assert one(lb, LBTESTCD="MRDFRAC", VISITNUM=1.0)["LBSTRESN"] == 0.24
 

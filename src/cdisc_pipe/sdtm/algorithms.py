@@ -301,6 +301,8 @@ def standardise_results(orres: pd.Series, orresu: pd.Series, keys: pd.DataFrame,
     stresn = conv.where(plain)
     # text of a converted number: no trailing zeros, no float noise
     conv_txt = conv.astype("str").str.replace(r"\.0$", "", regex=True).where(conv.notna())
+    # no conversion (factor 1): the number as collected (2.20 stays 2.20, 1.0E-05 stays 1.0E-05)
+    conv_txt = conv_txt.mask(ok & (factor == 1), m["n"].str.lstrip("+"))
     stresc = res.where(~numeric)  # character results: as collected
     stresc = stresc.mask(ok, (qual + conv_txt.fillna("")).where(ok))
     stresu = look["to"].where(ok)
