@@ -102,9 +102,13 @@ def test_mrd_negative_then_positive(adtte: pd.DataFrame) -> None:
 
 def test_never_infused_only_in_the_apheresis_sensitivity_pfs(adtte: pd.DataFrame) -> None:
     assert set(adtte.loc[adtte["SUBJID"] == "1008", "PARAMCD"]) == {"PFSAPH"}
-    # never infused, alive: censored at apheresis (2022-12-20), day 1
+    # never infused, alive: censored at apheresis (2022-12-20), day 1, with its own code 7
     r = rec(adtte, "1008", "PFSAPH")
-    assert (r["STARTDT"], r["CNSR"], r["AVAL"], r["CNSDTDSC"]) == (pd.Timestamp("2022-12-20"), 1, 1, "APHERESIS DATE")
+    assert (r["STARTDT"], r["CNSR"], r["AVAL"], r["CNSDTDSC"]) == (pd.Timestamp("2022-12-20"), 7, 1, "APHERESIS DATE")
+    assert r["EVNTDESC"] == "NOT INFUSED AND ALIVE"
+    # 1007: infused, no response assessment: code 1 at apheresis in PFSAPH (not the never-infused code)
+    r = rec(adtte, "1007", "PFSAPH")
+    assert (r["CNSR"], r["AVAL"], r["EVNTDESC"]) == (1, 1, "NO ADEQUATE POST-BASELINE ASSESSMENT")
     # 1002: PD on 2023-05-09, apheresis 2022-12-20: 11 (rest of Dec) + 31 + 28 + 31 + 30 + 9 = 140 days -> AVAL 141
     r = rec(adtte, "1002", "PFSAPH")
     assert (r["CNSR"], r["AVAL"]) == (0, 141)
@@ -114,12 +118,65 @@ def test_never_infused_only_in_the_apheresis_sensitivity_pfs(adtte: pd.DataFrame
 
 
 def test_distinct_cnsr_per_reason() -> None:
+    """Within a parameter a code is one reason and a reason one code; across parameters a reason
+    keeps its code (PFS, PFSAPH and DOR share 2-5)."""
     settings = load_adam_settings(SETTINGS)
+    code_of_reason: dict[str, int] = {}
     for p in settings.tte:
-        codes: dict[int, str | None] = {}
+        reason_of_code: dict[int, str] = {}
         for c in p.censors:
-            assert codes.setdefault(c.cnsr, c.cnsdtdsc) == c.cnsdtdsc
-            assert c.cnsr > 0
+            assert c.cnsr > 0 and c.cnsdtdsc
+            assert reason_of_code.setdefault(c.cnsr, c.evntdesc) == c.evntdesc, (p.paramcd, c.cnsr)
+            assert code_of_reason.setdefault(c.evntdesc, c.cnsr) == c.cnsr, (p.paramcd, c.evntdesc)
+    pfs = {c.cnsr: c.evntdesc for c in settings.tte_parameter("PFS").censors}
+    # "no baseline" and "no adequate post-baseline assessment" no longer share CNSR 1
+    assert pfs[1] == "NO ADEQUATE POST-BASELINE ASSESSMENT" and pfs[6] == "NO BASELINE DISEASE ASSESSMENT"
+    assert sorted(pfs) == [1, 2, 3, 4, 5, 6]
+
+
+def test_no_baseline_assessment_overrides_pd() -> None:
+    """1002 without its baseline M-protein (LBLOBXFL = Y record removed): BLDISFL N, so PFS is
+    censored at the infusion (CNSR 6, AVAL 1) although a confirmed PD on day 120 follows; PFSAPH is
+    censored at apheresis 2022-12-20 (CNSR 6, AVAL 1).  OS is not affected (alive: censored at
+    LSTALVDT = RFPENDTC day 460 -> AVAL 460).  1007 has a baseline (5 g/L, not measurable): BLDISFL Y,
+    still CNSR 1 (no adequate post-baseline assessment)."""
+    sdtm = make_sdtm()
+    lb = sdtm["LB"]
+    sdtm["LB"] = lb[~((lb["USUBJID"] == "BCMACART01-101-1002") & (lb["LBLOBXFL"] == "Y"))]
+    adsl, _ = adsl_mod.build(sdtm, None, SETTINGS)
+    a = adsl.set_index("SUBJID")
+    assert a.loc["1002", "BLDISFL"] == "N" and a.loc["1007", "BLDISFL"] == "Y" and a.loc["1002", "MDTYPE"] is None
+    adrs, _ = adrs_mod.build(sdtm, adsl, SETTINGS)
+    df, findings = adtte_mod.build({**sdtm, "ADRS": adrs}, adsl, SETTINGS)
+    assert findings == []
+    r = rec(df, "1002", "PFS")
+    assert (r["CNSR"], r["AVAL"], r["ADT"], r["EVNTDESC"], r["CNSDTDSC"], r["SRCVAR"]) == (
+        6, 1, ts(1), "NO BASELINE DISEASE ASSESSMENT", "CAR-T INFUSION DATE", "TRTSDT")
+    r = rec(df, "1002", "PFSAPH")
+    assert (r["CNSR"], r["AVAL"], r["ADT"], r["CNSDTDSC"]) == (6, 1, pd.Timestamp("2022-12-20"), "APHERESIS DATE")
+    assert (rec(df, "1002", "OS")["CNSR"], rec(df, "1002", "OS")["AVAL"]) == (1, 460)
+    assert rec(df, "1007", "PFS")["CNSR"] == 1
+
+
+def test_overriding_censor_beats_events_and_later_censors() -> None:
+    """Engine level: A has an event on day 40 and a censoring on day 30, B only a censoring on day
+    20; the overriding source (date day 1) matches A only -> A CNSR 9 AVAL 1, B CNSR 2 AVAL 20."""
+    adsl = pd.DataFrame({"USUBJID": ["A", "B"], "SAFFL": ["Y", "Y"], "TRTSDT": [ts(1), ts(1)], "BL": ["N", "Y"],
+                         "E1": [ts(40), pd.NaT], "C2": [ts(30), ts(20)]})
+    param = TteParameter.model_validate({
+        "paramcd": "X", "param": "X", "start_date": "TRTSDT",
+        "events": [{"id": "E1", "dataset": "ADSL", "date": "E1", "cnsr": 0, "evntdesc": "E", "srcdom": "ADSL",
+                    "srcvar": "E1"}],
+        "censors": [{"id": "C2", "dataset": "ADSL", "date": "C2", "cnsr": 2, "evntdesc": "C2", "cnsdtdsc": "C2",
+                     "srcdom": "ADSL", "srcvar": "C2"},
+                    {"id": "NB", "dataset": "ADSL", "date": "TRTSDT", "cnsr": 9, "evntdesc": "NB", "cnsdtdsc": "START",
+                     "srcdom": "ADSL", "srcvar": "TRTSDT", "overrides": True,
+                     "where": [{"variable": "BL", "values": ["N"]}]}],
+    })
+    out, _ = derive_param_tte(adsl, {"ADSL": adsl}, param)
+    out = out.set_index("USUBJID")
+    assert (out.loc["A", "CNSR"], out.loc["A", "AVAL"], out.loc["A", "CNSDTDSC"]) == (9, 1, "START")
+    assert (out.loc["B", "CNSR"], out.loc["B", "AVAL"]) == (2, 20)
 
 
 def test_missed_assessment_count() -> None:
@@ -185,8 +242,8 @@ def test_bad_source_in_settings_is_an_input_error() -> None:
         "paramcd": "X", "param": "X", "start_date": "TRTSDT",
         "events": [{"id": "E", "dataset": "ADSL", "date": "DTHDT", "cnsr": 0, "evntdesc": "E", "srcdom": "ADSL",
                     "srcvar": "DTHDT", "where": [{"variable": "NOPE", "comparator": "NOTNULL"}]}],
-        "censors": [{"id": "C", "dataset": "ADXX", "date": "TRTSDT", "cnsr": 1, "evntdesc": "C", "srcdom": "ADSL",
-                     "srcvar": "TRTSDT"}],
+        "censors": [{"id": "C", "dataset": "ADXX", "date": "TRTSDT", "cnsr": 1, "evntdesc": "C", "cnsdtdsc": "C",
+                     "srcdom": "ADSL", "srcvar": "TRTSDT"}],
     })
     with pytest.raises(InputError, match="NOPE"):
         derive_param_tte(adsl, {"ADSL": adsl}, param)
@@ -206,3 +263,29 @@ def test_settings_model_rejects_inconsistent_codes() -> None:
         TteParameter.model_validate({**base, "censors": two_reasons_one_code})
     with pytest.raises(ValidationError, match="positive cnsr"):
         TteParameter.model_validate({**base, "censors": [{**two_reasons_one_code[0], "cnsr": 0}]})
+    one_reason_two_codes = [{**two_reasons_one_code[0], "id": "A"}, {**two_reasons_one_code[0], "id": "B", "cnsr": 2}]
+    with pytest.raises(ValidationError, match="has two codes"):
+        TteParameter.model_validate({**base, "censors": one_reason_two_codes})
+    with pytest.raises(ValidationError, match="needs cnsdtdsc"):
+        TteParameter.model_validate({**base, "censors": [{**two_reasons_one_code[0], "cnsdtdsc": None}]})
+    overriding_event = [{**base["events"][0], "overrides": True}]
+    with pytest.raises(ValidationError, match="censor sources only"):
+        TteParameter.model_validate({**base, "events": overriding_event, "censors": two_reasons_one_code[:1]})
+
+
+def test_cnsr_value_level_codelists_match_the_settings() -> None:
+    """Each PARAMCD's CNSR value-level codelist = {0: EVENT} plus its censoring codes with EVNTDESC as decode."""
+    from cdisc_pipe.paths import project_root
+    from cdisc_pipe.spec.load import load_specs
+
+    spec = load_specs(project_root() / "specs")
+    vlm = {spec.where_clauses[vl.where].conditions[0].values[0] if isinstance(vl.where, str) else vl.where[0].values[0]:
+           vl.codelist for vl in spec.datasets["ADTTE"].value_level if vl.variable == "CNSR"}
+    settings = load_adam_settings(SETTINGS)
+    assert set(vlm) == {p.paramcd for p in settings.tte}
+    union = {t.submission_value for t in spec.codelists["CL.ADTTE.CNSR"].terms}
+    for p in settings.tte:
+        terms = {t.submission_value: t.decode for t in spec.codelists[vlm[p.paramcd]].terms}
+        want = {"0": "EVENT", **{str(c.cnsr): c.evntdesc for c in p.censors}}
+        assert terms == want, p.paramcd
+        assert set(terms) <= union

@@ -39,7 +39,7 @@ OPTIONAL: dict[str, tuple[list[str], str]] = {
     "CM": (["USUBJID", "CMCAT", "CMSTDTC"], "NACTDT, PRLINES, REFLSTFL, BRIDGFL"),
     "MH": (["USUBJID", "MHSEQ", "MHCAT"], "ISS, RISS, HRCYTOFL, EMDFL"),
     "RS": (["USUBJID", "RSTESTCD", "RSSTRESC", "RSDTC"], "BECOG, MRDEVLFL, LSTALVDT"),
-    "LB": (["USUBJID", "LBTESTCD", "LBSTRESN", "LBSTRESU", "LBDTC"], "MDTYPE, EFFFL"),
+    "LB": (["USUBJID", "LBTESTCD", "LBSTRESN", "LBSTRESU", "LBDTC"], "MDTYPE, BLDISFL, EFFFL"),
     "AE": (["USUBJID", "AESEQ", "AESTDTC"], "DLTFL, DLTEVLFL"),
     "DD": (["USUBJID", "DDSTRESC"], "DTHCAUS"),
     "PC": (["USUBJID", "PCSTRESN", "PCDTC"], "PKFL"),
@@ -297,33 +297,61 @@ def derive_prior_therapy(adsl: pd.DataFrame, cm: pd.DataFrame, suppcm: pd.DataFr
     return out
 
 
+def baseline_disease_markers(adsl: pd.DataFrame, lb: pd.DataFrame) -> pd.DataFrame:
+    """The baseline LB records of every subject: records flagged LBLOBXFL = "Y" (disease markers:
+    last value before infusion) or, when LB has no LBLOBXFL, the last complete-dated value per test
+    (and specimen) on or before the infusion date."""
+    base = lb.copy()
+    if "LBLOBXFL" in base.columns:
+        return base[base["LBLOBXFL"] == "Y"]
+    base = derive_vars_dt(base, "A", "LBDTC")
+    base = base.merge(adsl[["USUBJID", "TRTSDT"]], on="USUBJID")
+    base = base[base["ADT"].notna() & (base["ADT"] <= base["TRTSDT"])]
+    keys = ["USUBJID", "LBTESTCD"] + (["LBSPEC"] if "LBSPEC" in base.columns else [])
+    return base.sort_values("ADT", kind="mergesort").drop_duplicates(keys, keep="last")
+
+
+def _rule_records(base: pd.DataFrame, rule: MeasurableRule, tests: list[str]) -> pd.DataFrame:
+    sel = base[base["LBTESTCD"].isin(tests)]
+    if rule.lbspec is not None and "LBSPEC" in sel.columns:
+        sel = sel[sel["LBSPEC"] == rule.lbspec]
+    return sel
+
+
+def derive_baseline_assessment(adsl: pd.DataFrame, lb: pd.DataFrame, rules: list[MeasurableRule]) -> pd.DataFrame:
+    """BLDISFL: Y when the subject has a baseline result (non-missing LBSTRESN) of any disease
+    marker named by the measurable-disease rules (serum/urine M-protein, FLC and FLC ratio, with the
+    rule's specimen), else N.  "No baseline disease assessment" is its own PFS censoring reason
+    (STUDY.md 3.3); not measurable (MDTYPE missing) is a different thing."""
+    out = adsl.copy()
+    if not rules:
+        out["BLDISFL"] = None
+        return out
+    base = baseline_disease_markers(adsl, lb)
+    base = base[pd.to_numeric(base["LBSTRESN"], errors="coerce").notna()]
+    parts = [_rule_records(base, r, list(r.lbtestcd)) for r in rules]
+    parts += [base[base["LBTESTCD"] == r.ratio_testcd] for r in rules if r.ratio_testcd]
+    assessed = pd.concat(parts, ignore_index=True)["USUBJID"]
+    out["BLDISFL"] = _yn(out["USUBJID"].isin(assessed))
+    return out
+
+
 def derive_measurable_disease(adsl: pd.DataFrame, lb: pd.DataFrame, rules: list[MeasurableRule]) -> pd.DataFrame:
     """MDTYPE: the first IMWG measurable-disease rule met at baseline (settings ``measurable_disease``).
 
-    Baseline = LB records flagged LBLOBXFL = "Y" (disease markers: last value before infusion), or,
-    without that flag, the last complete-dated value on or before the infusion date.  Values in a
-    unit that is neither the rule's ``unit`` nor in its ``unit_factors`` are not used (see
-    :func:`measurable_unit_findings`, which reports them).
+    Baseline = :func:`baseline_disease_markers`.  Values in a unit that is neither the rule's
+    ``unit`` nor in its ``unit_factors`` are not used (see :func:`measurable_unit_findings`, which
+    reports them).
     """
     out = adsl.copy()
     out["MDTYPE"] = None
     if not rules:
         return out
-    base = lb.copy()
-    if "LBLOBXFL" in base.columns:
-        base = base[base["LBLOBXFL"] == "Y"]
-    else:
-        base = derive_vars_dt(base, "A", "LBDTC")
-        base = base.merge(adsl[["USUBJID", "TRTSDT"]], on="USUBJID")
-        base = base[base["ADT"].notna() & (base["ADT"] <= base["TRTSDT"])]
-        keys = ["USUBJID", "LBTESTCD"] + (["LBSPEC"] if "LBSPEC" in base.columns else [])
-        base = base.sort_values("ADT", kind="mergesort").drop_duplicates(keys, keep="last")
+    base = baseline_disease_markers(adsl, lb)
     base = base.assign(__v=pd.to_numeric(base["LBSTRESN"], errors="coerce"))
     met_type = pd.Series(None, index=out.index, dtype=object)
     for rule in rules:
-        sel = base[base["LBTESTCD"].isin(rule.lbtestcd)]
-        if rule.lbspec is not None and "LBSPEC" in sel.columns:
-            sel = sel[sel["LBSPEC"] == rule.lbspec]
+        sel = _rule_records(base, rule, list(rule.lbtestcd))
         factors = {rule.unit: 1.0, **rule.unit_factors}
         factor = sel["LBSTRESU"].map(factors)
         sel = sel.assign(__v=sel["__v"] * factor)[factor.notna()]
@@ -450,9 +478,10 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame | None, settings_dir
         out = out.assign(PRLINES=np.nan, REFLSTFL=None, BRIDGFL=None)
     if _has(sdtm, "LB"):
         out = derive_measurable_disease(out, sdtm["LB"], settings.measurable_disease)
+        out = derive_baseline_assessment(out, sdtm["LB"], settings.measurable_disease)
         findings += measurable_unit_findings(sdtm["LB"], settings.measurable_disease)
     else:
-        out = out.assign(MDTYPE=None)
+        out = out.assign(MDTYPE=None, BLDISFL=None)
     if _has(sdtm, "AE"):
         out = derive_dlt(out, sdtm["AE"], sdtm.get("SUPPAE"), settings.dlt_window_days)
     else:

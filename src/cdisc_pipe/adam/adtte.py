@@ -3,6 +3,7 @@
 Each parameter is built by :func:`derive_param_tte` from event sources (CNSR 0) and censoring
 sources (CNSR > 0, one code per reason), as in admiral's ``derive_param_tte``: per subject the
 earliest event wins; without an event, the latest censoring date (ties: the source listed first).
+A censoring source marked ``overrides`` (no baseline disease assessment) wins over everything.
 AVAL = ADT - STARTDT + 1 in days (the start day counts as day 1).
 """
 
@@ -103,7 +104,7 @@ def derive_vars_missed(events: pd.DataFrame, assessments: pd.DataFrame, schedule
 def _candidates(sources: Sequence[TteSource], frames: dict[str, pd.DataFrame], start: pd.DataFrame,
                 adsl: pd.DataFrame, paramcd: str) -> pd.DataFrame:
     """Records of every source meeting its conditions, as (USUBJID, ADT, CNSR, EVNTDESC, CNSDTDSC,
-    SRCDOM, SRCVAR, SRCSEQ, __prio)."""
+    SRCDOM, SRCVAR, SRCSEQ, __prio, __ov)."""
     parts = []
     for prio, src in enumerate(sources):
         if src.dataset not in frames:
@@ -124,11 +125,12 @@ def _candidates(sources: Sequence[TteSource], frames: dict[str, pd.DataFrame], s
         part = pd.DataFrame({
             "USUBJID": sel["USUBJID"].to_numpy(), "ADT": date.to_numpy(), "CNSR": float(src.cnsr),
             "EVNTDESC": src.evntdesc, "CNSDTDSC": src.cnsdtdsc, "SRCDOM": src.srcdom, "SRCVAR": src.srcvar,
-            "SRCSEQ": seq.to_numpy(), "__prio": prio,
+            "SRCSEQ": seq.to_numpy(), "__prio": prio, "__ov": src.overrides,
         })
         parts.append(part[part["ADT"].notna()])
     if not parts:
-        return pd.DataFrame(columns=["USUBJID", "ADT", "CNSR", "EVNTDESC", "CNSDTDSC", "SRCDOM", "SRCVAR", "SRCSEQ", "__prio"])
+        return pd.DataFrame(columns=["USUBJID", "ADT", "CNSR", "EVNTDESC", "CNSDTDSC", "SRCDOM", "SRCVAR", "SRCSEQ", "__prio",
+                                     "__ov"])
     return pd.concat(parts, ignore_index=True)
 
 
@@ -153,11 +155,20 @@ def derive_param_tte(adsl: pd.DataFrame, frames: dict[str, pd.DataFrame], parame
     start = start.drop_duplicates("USUBJID")
     ev = _candidates(parameter.events, frames, start, adsl, parameter.paramcd)
     cn = _candidates(parameter.censors, frames, start, adsl, parameter.paramcd)
+    # An overriding censoring (e.g. no baseline assessment) beats every event and other censoring.
+    ov = cn[cn["__ov"].astype(bool)]
+    ov = ov.sort_values(["USUBJID", "__prio", "ADT"], ascending=[True, True, False], kind="mergesort")
+    ov = ov.drop_duplicates("USUBJID", keep="first")
+    ev = ev[~ev["USUBJID"].isin(ov["USUBJID"])]
+    cn = cn[~cn["__ov"].astype(bool)]
     first_ev = ev.sort_values(["USUBJID", "ADT", "__prio"], kind="mergesort").drop_duplicates("USUBJID", keep="first")
-    cn = cn[~cn["USUBJID"].isin(first_ev["USUBJID"])]
+    cn = cn[~cn["USUBJID"].isin(first_ev["USUBJID"]) & ~cn["USUBJID"].isin(ov["USUBJID"])]
     last_cn = cn.sort_values(["USUBJID", "ADT", "__prio"], ascending=[True, False, True], kind="mergesort")
     last_cn = last_cn.drop_duplicates("USUBJID", keep="first")
-    chosen = pd.concat([first_ev, last_cn], ignore_index=True).drop(columns="__prio")
+    chosen = pd.concat([x for x in (ov, first_ev, last_cn) if len(x)], ignore_index=True)
+    if chosen.empty:
+        chosen = ov.iloc[:0]
+    chosen = chosen.drop(columns=["__prio", "__ov"])
     out = start.merge(chosen, on="USUBJID", how="inner")
     for u in sorted(set(start["USUBJID"]) - set(out["USUBJID"])):
         findings.append(Finding("ADTTE.NO.DATE", "Warning",

@@ -87,6 +87,9 @@ class TteSource(_Model):
     srcdom: str
     srcvar: str
     srcseq: str | None = None  # variable of ``dataset`` holding the sequence number, if any
+    # Censoring only: a subject matching this source is censored here whatever else happened
+    # (FDA: "no baseline assessment -> censored at the start date", even with a later PD or death).
+    overrides: bool = False
 
 
 class TteParameter(_Model):
@@ -109,11 +112,19 @@ class TteParameter(_Model):
             raise ValueError("event sources must have cnsr 0")
         if any(c.cnsr <= 0 for c in self.censors):
             raise ValueError("censor sources need a positive cnsr")
-        descs: dict[int, str | None] = {}
+        if any(e.overrides for e in self.events):
+            raise ValueError("overrides is for censor sources only")
+        # One code per censoring reason: a code names one (EVNTDESC, CNSDTDSC) pair and a reason
+        # (EVNTDESC) has one code.
+        reason_of: dict[int, tuple[str, str | None]] = {}
+        code_of: dict[str, int] = {}
         for c in self.censors:
-            if c.cnsr in descs and descs[c.cnsr] != c.cnsdtdsc:
+            if not c.cnsdtdsc:
+                raise ValueError(f"censor source {c.id} needs cnsdtdsc (the censoring date description)")
+            if reason_of.setdefault(c.cnsr, (c.evntdesc, c.cnsdtdsc)) != (c.evntdesc, c.cnsdtdsc):
                 raise ValueError(f"cnsr {c.cnsr} is used for two different censoring reasons")
-            descs[c.cnsr] = c.cnsdtdsc
+            if code_of.setdefault(c.evntdesc, c.cnsr) != c.cnsr:
+                raise ValueError(f"censoring reason {c.evntdesc!r} has two codes ({code_of[c.evntdesc]}, {c.cnsr})")
         if not self.censors:
             raise ValueError("a time-to-event parameter needs at least one censor source")
         return self
