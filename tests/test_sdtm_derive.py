@@ -34,10 +34,12 @@ SE = pd.DataFrame({"USUBJID": t("A", "A", "A"), "SESTDTC": t("2024-03-01", "2024
 def test_epoch_from_se_by_date():
     df = pd.DataFrame({"USUBJID": t("A", "A", "A", "A", "A", "B"),
                        "XXDTC": t("2024-02-28", "2024-03-09", "2024-03-10T08:00", "2024-03", "2025-01-01", "2024-03-12")})
-    # before the first element: none; the day LD starts: TREATMENT (element start date wins);
-    # partial date: none; after the last start: last epoch; subject without SE: none
+    # before the first element: none; 08:00 on the LD day, before the 09:00 first dose: still
+    # SCREENING; partial date: none; after the last start: last epoch; subject without SE: none
     out = derive_var_epoch(df, SE, "XXDTC")
-    assert pd.isna(out.iloc[0]) and out.iloc[1] == "SCREENING" and out.iloc[2] == "TREATMENT"
+    assert pd.isna(out.iloc[0]) and out.iloc[1] == "SCREENING" and out.iloc[2] == "SCREENING"
+    # without a time, a record on the day an element starts belongs to the new element
+    assert derive_var_epoch(df.assign(XXDTC=t(*["2024-03-10"] * 6)), SE, "XXDTC").iloc[0] == "TREATMENT"
     assert pd.isna(out.iloc[3]) and out.iloc[4] == "TREATMENT" and pd.isna(out.iloc[5])
 
 

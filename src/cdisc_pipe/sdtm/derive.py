@@ -50,20 +50,33 @@ def derive_var_dy(df: pd.DataFrame, dm: pd.DataFrame, pairs: list[tuple[str, str
     return out
 
 
-def derive_var_epoch(df: pd.DataFrame, se: pd.DataFrame, dtc: str) -> pd.Series:
-    """EPOCH of each record from SE: the element whose start is the latest on or before the record date.
+def _moment(dtc: pd.Series, date_only_at_end: bool) -> pd.Series:
+    """A --DTC as a point in time: the date-time when a time is present, otherwise the date at the
+    start (``00:00``) or, with ``date_only_at_end``, the end of the day; NaT for partial dates."""
+    d = complete_date(dtc)
+    txt = dtc.astype("object").where(dtc.notna(), "").astype("str")
+    has_t = per_value(txt, lambda u: u.str.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")).fillna(False).astype(bool)
+    t = pd.to_datetime(txt.where(has_t).str.slice(0, 16), format="%Y-%m-%dT%H:%M", errors="coerce")
+    day_end = d + pd.Timedelta(hours=23, minutes=59, seconds=59) if date_only_at_end else d
+    return t.where(has_t, day_end)
 
-    Records with a partial or missing date, or dated before the subject's first element, get no EPOCH.
-    The last element is open-ended (records after it keep its epoch).
+
+def derive_var_epoch(df: pd.DataFrame, se: pd.DataFrame, dtc: str) -> pd.Series:
+    """EPOCH of each record from SE: the element whose start is the latest on or before the record.
+
+    Date-times are compared when both have a time (a lab at 08:00 before the 09:30 first LD dose is
+    still in the screening epoch); a record without a time on an element's start day belongs to the
+    new element.  Records with a partial or missing date, or before the subject's first element,
+    get no EPOCH.  The last element is open-ended.
     """
-    date = complete_date(df[dtc]).reset_index(drop=True)
-    rec = pd.DataFrame({"USUBJID": df["USUBJID"].astype("str").to_numpy(), "d": date, "pos": np.arange(len(df))})
-    starts = se.assign(d=complete_date(se["SESTDTC"]))[["USUBJID", "d", "EPOCH"]].dropna(subset=["d"])
+    when = _moment(df[dtc], date_only_at_end=True).reset_index(drop=True)
+    rec = pd.DataFrame({"USUBJID": df["USUBJID"].astype("str").to_numpy(), "d": when.to_numpy(), "pos": np.arange(len(df))})
+    starts = se.assign(d=_moment(se["SESTDTC"], date_only_at_end=False))[["USUBJID", "d", "EPOCH"]].dropna(subset=["d"])
     starts = starts.astype({"USUBJID": "str"}).sort_values("d", kind="mergesort")
-    has = rec["d"].notna()
-    left = rec.loc[has].sort_values("d", kind="mergesort")
+    left = rec.loc[rec["d"].notna()].sort_values("d", kind="mergesort")
     if left.empty or starts.empty:
         return pd.Series(np.nan, index=df.index, dtype="str")
+    left["d"] = left["d"].astype(starts["d"].dtype)
     merged = pd.merge_asof(left, starts, on="d", by="USUBJID", direction="backward")
     out = pd.Series(np.nan, index=np.arange(len(df)), dtype="object")
     out.loc[merged["pos"].to_numpy()] = merged["EPOCH"].to_numpy()
