@@ -304,3 +304,34 @@ def test_partial_date_dlt_same_in_adsl_and_adae() -> None:
     in_adae = set(adae_df.loc[adae_df["ADLTFL"] == "Y", "USUBJID"])
     assert in_adae == set(adsl_df.loc[adsl_df["DLTFL"] == "Y", "USUBJID"]) == {uid(1002), uid(1003), uid(1004)}
     assert not [f for f in findings if f.rule == "ADAM.ADAE.DLTADSL"]
+
+
+def test_never_infused_arm_variables_follow_adamig(adsl: pd.DataFrame) -> None:
+    """1008 was assigned DL2 and never infused: ARM/ARMCD planned, ACTARM/ACTARMCD null with
+    ARMNRS "ASSIGNED, NOT TREATED" (SDTMIG 3.4 DM, carried to ADSL); so ACTARM (and ARM, null for a
+    screen failure) cannot be Req in the ADSL spec: Cond, as ARMNRS and ACTARMUD."""
+    from cdisc_pipe.adam import build_adam
+    from cdisc_pipe.spec.load import load_specs
+
+    never = adsl.loc["1008"]
+    assert never["ARMCD"] == "DL2" and pd.isna(never["ACTARMCD"]) and pd.isna(never["ACTARM"])
+    assert never["ARMNRS"] == "ASSIGNED, NOT TREATED" and pd.isna(never["ACTARMUD"])
+    assert pd.isna(adsl.loc["1001", "ARMNRS"]) and adsl.loc["1001", "ACTARM"] == "DL1: 1.0x10^6 CAR-T cells/kg"
+    spec = load_specs(project_root() / "specs")
+    core = {v.name: v.core for v in spec.datasets["ADSL"].variables}
+    assert {k: core[k] for k in ("ARM", "ACTARM", "ARMNRS", "ACTARMUD")} == dict.fromkeys(
+        ("ARM", "ACTARM", "ARMNRS", "ACTARMUD"), "Cond")
+    # Every Req variable of the ADSL spec is populated on every record, the never-infused one included.
+    result = build_adam(make_sdtm(), spec, SETTINGS)
+    out = result.datasets["ADSL"]
+    req = [v for v, c in core.items() if c == "Req"]
+    assert not out[req].isna().any().any(), out[req].isna().sum()
+    assert "ACTARMUD" in out.columns and "ARMNRS" in out.columns
+
+
+def test_null_actual_arm_without_reason_is_reported() -> None:
+    sdtm = make_sdtm()
+    sdtm["DM"] = sdtm["DM"].assign(ARMNRS=None)
+    _, findings = adsl_mod.build(sdtm, None, SETTINGS)
+    miss = [f for f in findings if f.rule == "ADSL.ARMNRS.MISSING"]
+    assert [f.usubjid for f in miss] == [uid(1008)]

@@ -444,9 +444,19 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame | None, settings_dir
                                     dataset="ADSL"))
     dm = sdtm["DM"]
     keep = [c for c in ["STUDYID", "USUBJID", "SUBJID", "SITEID", "AGE", "AGEU", "SEX", "RACE", "ETHNIC", "COUNTRY",
-                        "ARMCD", "ARM", "ACTARMCD", "ACTARM", "ARMNRS", "RFSTDTC", "RFICDTC", "RFPENDTC",
+                        "ARMCD", "ARM", "ACTARMCD", "ACTARM", "ARMNRS", "ACTARMUD", "RFSTDTC", "RFICDTC", "RFPENDTC",
                         "DTHFL", "DTHDTC"] if c in dm.columns]
     out = dm[keep].copy().reset_index(drop=True)
+    # ADaMIG 1.3 (SDTMIG 3.4 DM): ARM/ACTARM may be null (never infused: ACTARM null with ARMNRS
+    # "ASSIGNED, NOT TREATED"); ARMNRS and ACTARMUD are carried from DM (Cond), missing when DM lacks them.
+    for c in ("ARMNRS", "ACTARMUD"):
+        if c not in out.columns:
+            out[c] = None
+    no_reason = out[(out["ARM"].isna() | out["ACTARM"].isna()) & out["ARMNRS"].isna()]
+    for u in no_reason["USUBJID"]:  # findings only: one per problem subject
+        findings.append(Finding("ADSL.ARMNRS.MISSING", "Warning",
+                                "ARM or ACTARM is null but DM.ARMNRS gives no reason (SDTMIG 3.4 DM)",
+                                dataset="DM", usubjid=u, variable="ARMNRS"))
     dup = out["USUBJID"].duplicated(keep="first")
     for u in out.loc[dup, "USUBJID"]:
         findings.append(Finding("ADSL.DM.DUPLICATE", "Error", "USUBJID occurs more than once in DM; first record used",
