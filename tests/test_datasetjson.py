@@ -142,3 +142,18 @@ def test_oids_match_define_xml(tmp_path: Path) -> None:
     assert doc["metaDataVersionOID"] == mdv
     assert doc["itemGroupOID"] in groups
     assert {c["itemOID"] for c in doc["columns"]} <= items
+
+
+def test_row_lines_are_exactly_json_dumps(tmp_path: Path) -> None:
+    """The per-distinct-value encoder writes what json.dumps would, one record per line."""
+    spec = make_spec()
+    df = adsl_frame()
+    df["WEIGHTBL"] = [0.1 + 0.2, -0.0]  # repr-sensitive floats
+    df["ARM"] = ['He said "x"\\y', "tab\there"]  # escapes
+    (w,) = write_datasets({"ADSL": df}, spec, tmp_path, purpose="Analysis")
+    text = (tmp_path / "adsl.json").read_text(encoding="utf-8")
+    doc = json.loads(text)
+    lines = text.split("\n")[1: 1 + doc["records"]]
+    for row, line in zip(doc["rows"], lines):
+        assert line.rstrip(",") == json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+    assert doc["rows"][0][4] == -0.0 and doc["rows"][1][4] == 0.1 + 0.2
