@@ -89,7 +89,7 @@ def print_size(r: dict) -> None:
     if "status" in r:
         print(r["status"])
         return
-    stages = [{**s, "rows_per_s": s.get("rows_per_s"), "note": s.get("reason", "")[:70]} for s in r.get("stages", [])]
+    stages = [{**s, "note": " ".join(s.get("reason", "").split())[:90]} for s in r.get("stages", [])]
     print(table(stages, [("stage", "stage"), ("status", "status"), ("wall_s", "wall s"), ("rows", "rows"),
                          ("rows_per_s", "rows/s"), ("peak_rss_mb", "peak RSS MB"), ("note", "note")]))
     print(f"stages total: {r.get('stages_total_s')} s; cdisc-pipe run: {r['cli_run']['wall_s']} s "
