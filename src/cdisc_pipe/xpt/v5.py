@@ -142,7 +142,11 @@ def ibm_to_ieee(raw: np.ndarray) -> np.ndarray:
 
 
 def _numeric_block(col: np.ndarray) -> np.ndarray:
-    """(n, 8) IBM bytes for a numeric column: floats, or objects mixing floats and missing tags."""
+    """(n, 8) IBM bytes for a numeric column: floats, or objects mixing floats and missing tags.
+
+    Object columns (the special-missing representation) get a per-value type test; float
+    columns, the normal case, are converted in one vectorised pass.
+    """
     if col.dtype != object:
         return ieee_to_ibm(col.astype(np.float64, copy=False))
     is_tag = np.fromiter((isinstance(v, str) for v in col), dtype=bool, count=len(col))
@@ -164,7 +168,7 @@ def _numeric_block(col: np.ndarray) -> np.ndarray:
 
 
 def text_values(series: pd.Series) -> np.ndarray:
-    """The column as an object array (missing values as they are; :func:`text_matrix` blanks them)."""
+    """The column as an object array (missing values as they are; :func:`text_source` blanks them)."""
     return series.to_numpy(dtype=object)
 
 
