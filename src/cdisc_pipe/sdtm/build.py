@@ -33,11 +33,11 @@ from cdisc_pipe.sdtm.derive import (
     derive_var_visitnum, first_last,
 )
 from cdisc_pipe.sdtm.design import TrialDesign, build_se, build_ta, build_te, build_ti, build_ts, build_tv, load_design
+from cdisc_pipe.sdtm.checks import conform, data_checks
 from cdisc_pipe.sdtm.mapping import DatasetMapping, Mappings, Rule, load_mappings
+from cdisc_pipe.sdtm.relations import build_relrec, build_supp, build_sv
+from cdisc_pipe.sdtm.trace import trace_rows, traceability
 from cdisc_pipe.spec.model import Dataset, StudySpec
-
-TRACE_COLUMNS = ["form", "dataset", "records_in", "records_out", "source_row", "usubjid", "reason"]
-
 
 @dataclass
 class SdtmResult:
@@ -105,7 +105,7 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
             first_row = f.groupby(list(f.columns.drop(ROW)), dropna=False, sort=False)[ROW].transform("first")
             ctx.findings.add("SDTM.RAW.DUPLICATE", "Warning", "record identical to an earlier record of the form; the copy is not mapped",
                              m.dataset, None, f, dup, "duplicate of row " + first_row.astype("str"))
-            trace.append(_trace_rows(f.loc[dup], m.dataset, "exact duplicate of an earlier record (SDTM.RAW.DUPLICATE)"))
+            trace.append(trace_rows(f.loc[dup], m.dataset, "exact duplicate of an earlier record (SDTM.RAW.DUPLICATE)"))
             f = f.loc[~dup]
         for j in src.join:  # one-record-per-subject forms joined by subject
             jf = forms[j.form].copy()
@@ -116,9 +116,9 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
                              f"more than one {j.form} record for the subject; the first is used", m.dataset, None, jf, dup, jf[SUBJ])
             unmatched = ~jf[SUBJ].isin(f[SUBJ])
             if unmatched.any():
-                trace.append(_trace_rows(jf.loc[unmatched], m.dataset, j.reason))
+                trace.append(trace_rows(jf.loc[unmatched], m.dataset, j.reason))
             if dup.any():
-                trace.append(_trace_rows(jf.loc[dup], m.dataset, f"duplicate {j.form} record for the subject (first used)"))
+                trace.append(trace_rows(jf.loc[dup], m.dataset, f"duplicate {j.form} record for the subject (first used)"))
             jf = jf.loc[~dup]
             joined_used.append((j.form, m.dataset, int((~unmatched & ~dup).sum())))
             cols = {c: f"{j.form}.{c}" for c in jf.columns if not c.startswith("__") or c == ROW}
@@ -127,7 +127,7 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
             f.index = forms[src.form].index
         keep = evaluate(f, src.where) if src.where else pd.Series(True, index=f.index)
         if (~keep).any():
-            trace.append(_trace_rows(f.loc[~keep], m.dataset, src.reason or "filtered"))
+            trace.append(trace_rows(f.loc[~keep], m.dataset, src.reason or "filtered"))
         f = f.loc[keep]
         rules = dict(m.variables)
         rules.update(src.variables)
@@ -158,22 +158,16 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
             out[FORM], out[ROW], out[SUBJ] = f.loc[exists, FORM], f.loc[exists, ROW], f.loc[exists, SUBJ]
             pieces.append(out)
         if (~produced).any():
-            trace.append(_trace_rows(f.loc[~produced], m.dataset, "no result for any test on the form row"))
+            trace.append(trace_rows(f.loc[~produced], m.dataset, "no result for any test on the form row"))
     frame = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame(columns=[FORM, ROW, SUBJ])
     if m.drop_blank and not frame.empty:
         cols = [c for c in m.drop_blank if c in frame]
         empty = pd.concat([blank(frame[c]) for c in cols], axis=1).all(axis=1) if cols else pd.Series(False, index=frame.index)
         if empty.any():
-            trace.append(_trace_rows(frame.loc[empty], m.dataset, m.drop_reason or "empty"))
+            trace.append(trace_rows(frame.loc[empty], m.dataset, m.drop_reason or "empty"))
             frame = frame.loc[~empty].reset_index(drop=True)
     frame["USUBJID"] = frame[SUBJ]
     return frame, trace
-
-
-def _trace_rows(f: pd.DataFrame, dataset: str, reason: str) -> pd.DataFrame:
-    return pd.DataFrame({"form": f[FORM].to_numpy(), "dataset": dataset, "records_in": np.nan, "records_out": np.nan,
-                         "source_row": pd.to_numeric(f[ROW], errors="coerce").to_numpy(),
-                         "usubjid": f[SUBJ].to_numpy(), "reason": reason})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -294,178 +288,6 @@ def derive_dm(dm: pd.DataFrame, m: DatasetMapping, datasets: dict[str, pd.DataFr
                          "DM", "ARMCD", out, unknown_arm, out["ARMCD"])
         ctx.findings.add("SDTM.ARM.UNPLANNED", "Warning", "CAR-T dose matches no planned dose level",
                          "DM", "ACTARMCD", out, treated & ~pd.Series(match, index=out.index), given.astype("str"))
-    return out
-
-
-# ------------------------------------------------------------------------------------------------
-# SUPP, SV, RELREC
-
-
-def build_supp(parent: pd.DataFrame, domain: str, qvals: dict[str, tuple[str, str, str | None, pd.Series]],
-               studyid: str) -> pd.DataFrame:
-    """SUPP-- rows: one per parent record and QNAM with a value; IDVAR = --SEQ (blank for DM)."""
-    rows = []
-    seq_var = f"{domain}SEQ"
-    for qnam, (qlabel, qorig, qeval, values) in qvals.items():  # loop over QNAMs
-        has = values.notna() & (values.astype("str").str.strip() != "")
-        if not has.any():
-            continue
-        p = parent.loc[has]
-        rows.append(pd.DataFrame({
-            "STUDYID": studyid, "RDOMAIN": domain, "USUBJID": p["USUBJID"].to_numpy(),
-            "IDVAR": None if domain == "DM" else seq_var,
-            "IDVARVAL": None if domain == "DM" else p[seq_var].astype("Int64").astype("str").to_numpy(),
-            "QNAM": qnam, "QLABEL": qlabel, "QVAL": values.loc[has].astype("str").to_numpy(), "QORIG": qorig,
-            "QEVAL": qeval, FORM: p[FORM].to_numpy() if FORM in p else None, ROW: p[ROW].to_numpy() if ROW in p else None}))
-    if not rows:
-        return pd.DataFrame(columns=["STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM", "QLABEL", "QVAL", "QORIG", "QEVAL"])
-    out = pd.concat(rows, ignore_index=True)
-    key = pd.to_numeric(out["IDVARVAL"], errors="coerce")
-    order = np.lexsort((out["QNAM"].astype("str").to_numpy(), key.fillna(-1).to_numpy(), out["USUBJID"].astype("str").to_numpy()))
-    return out.iloc[order].reset_index(drop=True)
-
-
-def build_sv(datasets: dict[str, pd.DataFrame], tv: pd.DataFrame, studyid: str, se: pd.DataFrame) -> pd.DataFrame:
-    """SV: one record per subject visit seen in any dataset; start/end = earliest/latest date there."""
-    parts = []
-    for name, df in datasets.items():
-        if "VISITNUM" not in df or df.empty:
-            continue
-        dom = name
-        dtc = next((c for c in (f"{dom}DTC", f"{dom}STDTC") if c in df), None)
-        if dtc is None:
-            continue
-        parts.append(pd.DataFrame({"USUBJID": df["USUBJID"], "VISITNUM": df["VISITNUM"], "VISIT": df["VISIT"],
-                                   "d": df[dtc].astype("str").str.slice(0, 10)}))
-    if not parts:
-        return pd.DataFrame()
-    a = pd.concat(parts, ignore_index=True).dropna(subset=["VISITNUM"])
-    a = a[a["d"].str.match(r"^\d{4}-\d{2}-\d{2}$").fillna(False).astype(bool)]
-    g = a.groupby(["USUBJID", "VISITNUM"], as_index=False).agg(VISIT=("VISIT", "first"), SVSTDTC=("d", "min"), SVENDTC=("d", "max"))
-    g = g.merge(tv[["VISITNUM", "VISITDY"]].drop_duplicates("VISITNUM"), on="VISITNUM", how="left")
-    g["STUDYID"], g["DOMAIN"] = studyid, "SV"
-    g["SVUPDES"] = pd.Series(np.where(g["VISITDY"].isna(), "Unscheduled assessment", None), index=g.index).astype("str")
-    g["EPOCH"] = derive_var_epoch(g, se, "SVSTDTC") if not se.empty else np.nan
-    return g
-
-
-def build_relrec(datasets: dict[str, pd.DataFrame], mappings: Mappings, studyid: str) -> pd.DataFrame:
-    """RELREC rows for record-level relations declared in the mappings (``relrec:``)."""
-    parts = []
-    for m in mappings.datasets.values():
-        for r in m.relrec:
-            a, b = datasets.get(r.left), datasets.get(r.right)
-            if a is None or b is None or a.empty or b.empty:
-                continue
-            rl = r.right_link or r.link
-            if r.link not in a or rl not in b:
-                continue
-            la = a[["USUBJID", r.link, f"{r.left}SEQ"]].dropna(subset=[r.link])
-            lb = b[["USUBJID", rl, f"{r.right}SEQ"]].dropna(subset=[rl])
-            pairs = la.merge(lb, left_on=["USUBJID", r.link], right_on=["USUBJID", rl])
-            if pairs.empty:
-                continue
-            pairs = pairs.sort_values(["USUBJID", f"{r.left}SEQ"], kind="mergesort")
-            relid = r.relid + pairs.groupby(["USUBJID", f"{r.left}SEQ"], sort=False).ngroup().add(1).astype("str")
-            left_rows = pairs.drop_duplicates(["USUBJID", f"{r.left}SEQ"])
-            parts.append(pd.DataFrame({"USUBJID": left_rows["USUBJID"].to_numpy(), "RDOMAIN": r.left, "IDVAR": f"{r.left}SEQ",
-                                       "IDVARVAL": left_rows[f"{r.left}SEQ"].astype("Int64").astype("str").to_numpy(),
-                                       "RELTYPE": None, "RELID": relid.loc[left_rows.index].to_numpy()}))
-            parts.append(pd.DataFrame({"USUBJID": pairs["USUBJID"].to_numpy(), "RDOMAIN": r.right, "IDVAR": f"{r.right}SEQ",
-                                       "IDVARVAL": pairs[f"{r.right}SEQ"].astype("Int64").astype("str").to_numpy(),
-                                       "RELTYPE": None, "RELID": relid.to_numpy()}))
-    if not parts:
-        return pd.DataFrame(columns=["STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "RELTYPE", "RELID"])
-    out = pd.concat(parts, ignore_index=True)
-    out["STUDYID"] = studyid
-    return out
-
-
-# ------------------------------------------------------------------------------------------------
-# checks and conformance
-
-
-def _dtc_vars(df: pd.DataFrame, dom: str) -> list[str]:
-    return [c for c in df.columns if c.startswith(dom) and c.endswith("DTC")]
-
-
-def data_checks(datasets: dict[str, pd.DataFrame], findings: Findings) -> None:
-    """Record-keeping checks: subject not enrolled, end before start, records after death."""
-    dm = datasets.get("DM")
-    if dm is None:
-        return
-    enrolled = set(dm["USUBJID"].dropna())
-    death = dm.set_index("USUBJID")["DTHDTC"] if "DTHDTC" in dm else pd.Series(dtype="str")
-    for name, df in datasets.items():
-        if name == "DM" or df.empty or "USUBJID" not in df or name.startswith("SUPP") or name == "RELREC":
-            continue
-        unknown = ~df["USUBJID"].isin(enrolled) & df["USUBJID"].notna()
-        # the subject number is enrolled but the site (or study) part differs: an inconsistent id
-        subj_of = dm.set_index(dm["USUBJID"].str.rsplit("-", n=1).str[-1])["USUBJID"]
-        number = per_value(df["USUBJID"], lambda u: u.str.rsplit("-", n=1).str[-1])
-        inconsistent = unknown & number.isin(subj_of.index)
-        findings.add("SDTM.SUBJ.INCONSISTENT", "Error",
-                     "subject number enrolled under another site/study id (USUBJID differs from DM); record kept",
-                     name, "USUBJID", df, inconsistent, df["USUBJID"])
-        findings.add("SDTM.SUBJ.NOTENROLLED", "Error", "subject not in DM (not enrolled); record kept",
-                     name, "USUBJID", df, unknown & ~inconsistent, df["USUBJID"])
-        st, en = f"{name}STDTC", f"{name}ENDTC"
-        if st in df and en in df:
-            a, b = df[st].astype("str"), df[en].astype("str")
-            n = np.minimum(a.str.len().fillna(0), b.str.len().fillna(0)).clip(upper=10).astype(int)
-            comparable = a.notna() & b.notna()
-            # compare at the common precision (date part): '2024-03' vs '2024-02-10' -> 2024-03 > 2024-02
-            bad = comparable & (_prefix(a, n) > _prefix(b, n))
-            findings.add("SDTM.DATE.ENDBEFORESTART", "Error", f"{en} before {st}; record kept", name, en, df, bad,
-                         a.fillna("") + " > " + b.fillna(""))
-        if not death.empty and name not in ("DD", "DS", "SS", "SE", "SV"):
-            dd = complete_date(df["USUBJID"].map(death))
-            dates = [complete_date(df[c]) for c in _dtc_vars(df, name)]
-            latest = pd.concat(dates, axis=1).max(axis=1) if dates else None  # NaT-skipping maximum
-            if latest is not None:
-                after = dd.notna() & latest.notna() & (latest > dd)
-                findings.add("SDTM.DATE.AFTERDEATH", "Warning", "record dated after the subject's death (DM.DTHDTC); record kept",
-                             name, None, df, after, latest.dt.strftime("%Y-%m-%d"))
-
-
-def _prefix(s: pd.Series, n: pd.Series) -> pd.Series:
-    out = s.copy()
-    for k in n.unique():  # a few precisions
-        hit = n == k
-        out.loc[hit] = s.loc[hit].str.slice(0, int(k))
-    return out
-
-
-def conform(df: pd.DataFrame, ds: Dataset, findings: Findings, keys_check: bool = True) -> pd.DataFrame:
-    """The frame with exactly the spec's variables in spec order and types; problems as findings.
-
-    Text: ``str`` dtype (missing = NA); numbers: float64.  Findings: Req variable null
-    (``SDTM.REQ.NULL``), value longer than the spec length (``SDTM.LENGTH``), duplicate keys
-    (``SDTM.KEY.DUPLICATE``).  Records are kept.
-    """
-    out = pd.DataFrame(index=df.index)
-    for v in sorted(ds.variables, key=lambda v: v.order or 0):
-        col = df[v.name] if v.name in df else pd.Series(np.nan, index=df.index)
-        if v.is_numeric:
-            out[v.name] = pd.to_numeric(col, errors="coerce").astype("float64")
-        else:
-            if pd.api.types.is_numeric_dtype(col):  # a number in a text variable (e.g. IDVARVAL): 3.0 -> "3"
-                col = col.astype("float64").astype("str").str.replace(r"\.0$", "", regex=True).where(col.notna())
-            out[v.name] = clean(col)
-    for extra in (FORM, ROW, SUBJ):
-        if extra in df:
-            out[extra] = df[extra]
-    for v in ds.variables:
-        if v.is_mandatory:
-            findings.add("SDTM.REQ.NULL", "Error", f"required variable {v.name} is null", ds.name, v.name, out,
-                         out[v.name].isna(), None)
-        if not v.is_numeric and v.length:
-            findings.add("SDTM.LENGTH", "Error", f"value longer than the spec length {v.length}", ds.name, v.name, out,
-                         byte_len(out[v.name]) > v.length, out[v.name].str.slice(0, 40))
-    if keys_check and ds.keys and not out.empty:
-        dup = out.duplicated(subset=ds.keys, keep=False)
-        findings.add("SDTM.KEY.DUPLICATE", "Warning", f"records not unique by the keys {', '.join(ds.keys)}; kept",
-                     ds.name, None, out, dup, out[ds.keys[-1]].astype("str"))
     return out
 
 
@@ -666,10 +488,10 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         ds = spec.datasets[name]
         df = ascii_policy(df.reset_index(drop=True), name, findings)
         final[name] = conform(df, ds, findings)
-    traceability = _traceability(final, forms, mappings, trace, joined_used)
+    trace_table = traceability(final, forms, mappings, trace, joined_used)
     for name in list(final):
         final[name] = final[name].drop(columns=[c for c in (FORM, ROW, SUBJ) if c in final[name]])
-    return SdtmResult(datasets=final, findings=findings.items, traceability=traceability, extra=extra)
+    return SdtmResult(datasets=final, findings=findings.items, traceability=trace_table, extra=extra)
 
 
 def _supp_values(parent: pd.DataFrame, qnam: str) -> pd.Series:
@@ -744,64 +566,3 @@ def _add_pp(datasets: dict[str, pd.DataFrame], spec: StudySpec, mappings_dir: Pa
     extra["nca"] = {"method_description": getattr(res, "method_description", None),
                     "parameter_methods": dict(getattr(res, "parameter_methods", {}) or {}),
                     "exclusions": [] if excl is None else excl.astype("object").where(excl.notna(), None).to_dict("records")}
-
-
-def _traceability(final: dict[str, pd.DataFrame], forms: dict[str, pd.DataFrame], mappings: Mappings,
-                  trace: list[pd.DataFrame], joined_used: list[tuple[str, str, int]]) -> pd.DataFrame:
-    """Per (form, dataset): records in/out; then every raw record not mapped, with its reason.
-
-    A form no mapping reads is listed record by record with reason 'form not mapped to SDTM'.
-    """
-    rows = []
-    used: set[str] = set()
-    for name, m in mappings.datasets.items():
-        for src in m.sources:
-            used.add(src.form)
-            df = final.get(name)
-            n_out = int((df[FORM] == src.form).sum()) if df is not None and FORM in df else 0
-            rows.append({"form": src.form, "dataset": name, "records_in": len(forms[src.form]), "records_out": n_out,
-                         "source_row": np.nan, "usubjid": None, "reason": None})
-    for form, name, n in joined_used:
-        used.add(form)
-        rows.append({"form": form, "dataset": name, "records_in": len(forms[form]), "records_out": n,
-                     "source_row": np.nan, "usubjid": None, "reason": "joined by subject"})
-    for name, df in final.items():
-        if name.startswith("SUPP") and FORM in df and not df.empty:
-            for form, n in df[FORM].value_counts().items():
-                rows.append({"form": form, "dataset": name, "records_in": len(forms[form]), "records_out": int(n),
-                             "source_row": np.nan, "usubjid": None, "reason": None})
-    summary = pd.DataFrame(rows, columns=TRACE_COLUMNS)
-    unused = []
-    for form, f in forms.items():
-        if form in used:
-            continue
-        unused.append(pd.DataFrame({"form": form, "dataset": None, "records_in": np.nan, "records_out": np.nan,
-                                    "source_row": pd.to_numeric(f[ROW], errors="coerce").to_numpy(), "usubjid": None,
-                                    "reason": "form not mapped to SDTM"}))
-        summary = pd.concat([summary, pd.DataFrame([{"form": form, "dataset": None, "records_in": len(f), "records_out": 0,
-                                                      "source_row": np.nan, "usubjid": None, "reason": "form not mapped to SDTM"}])],
-                            ignore_index=True)
-    # every raw record of a mapped (form, dataset) pair is either behind an output record or listed
-    # with a reason; anything else would be a silent loss, so it is listed as such (tests assert none)
-    listed = pd.concat([t for t in trace if not t.empty], ignore_index=True) if trace else pd.DataFrame(columns=TRACE_COLUMNS)
-    lost = []
-    for name, m in mappings.datasets.items():
-        df = final.get(name)
-        for form in dict.fromkeys(src.form for src in m.sources):
-            rows_in = pd.to_numeric(forms[form][ROW], errors="coerce")
-            out_rows = pd.to_numeric(df.loc[df[FORM] == form, ROW], errors="coerce") if df is not None and FORM in df else pd.Series(dtype=float)
-            why = pd.to_numeric(listed.loc[(listed["form"] == form) & (listed["dataset"] == name), "source_row"], errors="coerce")
-            missing = ~rows_in.isin(out_rows) & ~rows_in.isin(why)
-            if missing.any():
-                f = forms[form].loc[missing].assign(**{FORM: form, SUBJ: None})
-                lost.append(_trace_rows(f, name, "UNACCOUNTED: not mapped and no reason recorded"))
-    out = pd.concat([summary] + [t for t in trace if not t.empty] + unused + lost, ignore_index=True)
-    out = out.drop_duplicates(subset=["form", "dataset", "source_row", "reason"]).reset_index(drop=True)
-    # summary rows first, then the records not mapped; each by form, dataset, row
-    out = out.assign(__detail=out["source_row"].notna(), __ds=out["dataset"].fillna(""))
-    out = out.sort_values(["__detail", "form", "__ds", "source_row"], kind="mergesort").drop(columns=["__detail", "__ds"])
-    out = out.reset_index(drop=True)
-    out["records_in"] = out["records_in"].astype("Int64")
-    out["records_out"] = out["records_out"].astype("Int64")
-    out["source_row"] = out["source_row"].astype("Int64")
-    return out[TRACE_COLUMNS]
