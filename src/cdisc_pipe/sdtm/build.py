@@ -333,7 +333,9 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
     mappings = load_mappings(mappings_dir, spec)
     td_file = str(Path(mappings_dir) / "trial_design.yaml")
     td = load_design(mappings.design, td_file) if mappings.design else None
-    forms: dict[str, pd.DataFrame] = {k: v for k, v in raw.forms.items()}
+    forms: dict[str, pd.DataFrame] = {}
+    for k, v in raw.forms.items():  # the reader's contract gives __row; a frame built by hand may not
+        forms[k] = v if ROW in v else v.assign(**{ROW: (np.arange(len(v)) + 2).astype(str)})
     check_raw_fields(mappings, forms)
 
     studyid = spec.study.name
