@@ -335,3 +335,22 @@ def test_null_actual_arm_without_reason_is_reported() -> None:
     _, findings = adsl_mod.build(sdtm, None, SETTINGS)
     miss = [f for f in findings if f.rule == "ADSL.ARMNRS.MISSING"]
     assert [f.usubjid for f in miss] == [uid(1008)]
+
+
+def test_becog_is_the_adecog_baseline() -> None:
+    """ECOG 3 recorded on the first LD day (day -5, untimed) is the pre-dose baseline in both ADSL
+    and ADECOG (the old ADSL rule took only values strictly before LDSDT: day -9 value 1)."""
+    from cdisc_pipe.adam import adecog as adecog_mod
+
+    sdtm = make_sdtm()
+    rs = sdtm["RS"]
+    extra = _frame("USUBJID RSSEQ RSTESTCD RSCAT RSSTRESC RSSTRESN VISIT RSDTC RSEVAL",
+                   [(uid(1001), 99.0, "ECOG101", "ECOG", "3", 3.0, "LYMPHODEPLETION", day(-5), None)])
+    sdtm["RS"] = pd.concat([rs, extra], ignore_index=True).assign(STUDYID=STUDY, RSTEST="ECOG Performance Status")
+    adsl_df, _ = adsl_mod.build(sdtm, None, SETTINGS)
+    a = adsl_df.set_index("SUBJID")
+    assert a.loc["1001", "BECOG"] == 3 and a.loc["1002", "BECOG"] == 1  # 1002: day -9 (1); day -4 (2) is after LD
+    ecog, _ = adecog_mod.build(sdtm, adsl_df, SETTINGS)
+    base = ecog[ecog["ABLFL"] == "Y"].set_index("USUBJID")["AVAL"]
+    assert base.to_dict() == adsl_df.set_index("USUBJID")["BECOG"].dropna().reindex(base.index).to_dict()
+    assert base[uid(1001)] == 3

@@ -22,6 +22,7 @@ from cdisc_pipe.adam.derive import (
     impute_dtc_dt,
     suppqual_wide,
 )
+from cdisc_pipe.adam.derive_bds import before_reference
 from cdisc_pipe.adam.settings import AdamSettings, MeasurableRule, load_adam_settings
 from cdisc_pipe.errors import Finding
 
@@ -241,18 +242,22 @@ def derive_lstalvdt(adsl: pd.DataFrame, sdtm: dict[str, pd.DataFrame]) -> pd.Dat
 
 
 def derive_baseline_ecog(adsl: pd.DataFrame, rs: pd.DataFrame) -> pd.DataFrame:
-    """BECOG: last non-missing ECOG (RS ECOG101) before the first lymphodepletion dose (before
-    infusion when there was no lymphodepletion; before consent+ when never treated: last value)."""
+    """BECOG: last non-missing ECOG (RS ECOG101) on or before the first lymphodepletion dose date
+    (an untimed assessment on the LD day is pre-dose, the protocol's schedule) - the rule of the
+    ADECOG baseline (:func:`cdisc_pipe.adam.derive_bds.before_reference`), so BECOG = ADECOG BASE.
+    Without lymphodepletion the infusion date is the reference; never treated: the last value."""
     e = rs[(rs["RSTESTCD"] == "ECOG101")].copy()
     if "RSSTRESN" in e.columns:
         e["__v"] = pd.to_numeric(e["RSSTRESN"], errors="coerce")
     else:
         e["__v"] = pd.to_numeric(e["RSSTRESC"], errors="coerce")
+    e["__seq"] = pd.to_numeric(e["RSSEQ"], errors="coerce") if "RSSEQ" in e.columns else np.nan
     e = derive_vars_dt(e[e["__v"].notna()], "A", "RSDTC")
     e = e.merge(adsl[["USUBJID", "LDSDT", "TRTSDT"]], on="USUBJID", how="inner")
     ref = e["LDSDT"].fillna(e["TRTSDT"])
-    e = e[e["ADT"].notna() & (ref.isna() | (e["ADT"] < ref))]
-    return derive_vars_merged(adsl, e, ["USUBJID"], {"BECOG": "__v"}, order=["ADT"], mode="last")
+    pre = before_reference(e["ADT"], e["ADT"], pd.Series(False, index=e.index), ref, None)
+    e = e[e["ADT"].notna() & (ref.isna() | pre)]
+    return derive_vars_merged(adsl, e, ["USUBJID"], {"BECOG": "__v"}, order=["ADT", "__seq"], mode="last")
 
 
 def derive_disease_characteristics(adsl: pd.DataFrame, mh: pd.DataFrame, suppmh: pd.DataFrame | None,
