@@ -150,3 +150,23 @@ def test_ne_is_skipped_for_confirmation() -> None:
     covr = derive_confirmed(ovr, settings)
     # VGPR d29 confirmed by the next *evaluable* assessment (VGPR d91); NE d57 carries VGPR
     assert list(covr["AVALC"]) == ["VGPR", "VGPR", "VGPR"]
+
+
+def test_mrd_negative_cr_dates_from_the_cr() -> None:
+    """1001 reaches CR on day 181 (CR d181 confirmed by CR d270) instead of VGPR.  MRD negatives:
+    d91 (1e-5, still VGPR -> not an MRD-negative CR), d181 (only 1e-4 -> CRIT1FL N), d456 (1e-5).
+    MRDNEGCR = Y dated d456, the first adequate negative on or after the CR date; MRDNEG stays d91."""
+    sdtm = make_sdtm()
+    rs = sdtm["RS"].copy()
+    ovr = (rs["USUBJID"] == "BCMACART01-101-1001") & (rs["RSTESTCD"] == "OVRLRESP")
+    rs.loc[ovr & (rs["RSDTC"] == ts(181).date().isoformat()), "RSSTRESC"] = "CR"
+    add = rs[ovr & (rs["RSDTC"] == ts(181).date().isoformat())].assign(
+        RSSEQ=50.0, RSDTC=ts(270).date().isoformat(), VISIT="DAY 270")
+    sdtm["RS"] = pd.concat([rs, add], ignore_index=True)
+    adsl, _ = adsl_mod.build(sdtm, None, SETTINGS)
+    df, _ = adrs_mod.build(sdtm, adsl, SETTINGS)
+    assert val(df, "1001", "CRRSP") == "Y" and val(df, "1001", "CRRSP", "ADT") == ts(181)
+    assert val(df, "1001", "MRDNEG", "ADT") == ts(91)
+    assert val(df, "1001", "MRDNEGCR") == "Y" and val(df, "1001", "MRDNEGCR", "ADT") == ts(456)
+    # 1009: CR d29, negative d91 -> unchanged
+    assert val(df, "1009", "MRDNEGCR", "ADT") == ts(91)

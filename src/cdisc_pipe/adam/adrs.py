@@ -250,7 +250,8 @@ def derive_mrd(rs: pd.DataFrame, adsl: pd.DataFrame, cbor_cr: pd.DataFrame, sett
                lb: pd.DataFrame | None = None) -> tuple[list[pd.DataFrame], list[Finding]]:
     """MRD per assessment (RS MRDIND; ANL01FL post-infusion, ANL02FL before new therapy; CRIT1FL =
     negative at the required sensitivity) and the subject parameters MRDNEG (any analysed CRIT1FL
-    negative), MRDNEGCR (MRDNEG and CR or better), SMRDNEG (two such negatives >=
+    negative), MRDNEGCR (the first such negative on or after CR or better was reached, CRRSP ADT),
+    SMRDNEG (two such negatives >=
     ``sustained_mrd_days`` apart with no positive between them)."""
     src = rs[rs["RSTESTCD"] == MRDIND].merge(adsl[["USUBJID", "TRTSDT", "NACTDT"]], on="USUBJID", how="inner")
     src = derive_vars_dt(src, "A", "RSDTC", highest_imputation="D", date_imputation="last")
@@ -274,8 +275,11 @@ def derive_mrd(rs: pd.DataFrame, adsl: pd.DataFrame, cbor_cr: pd.DataFrame, sett
     first_neg = neg.drop_duplicates("USUBJID").set_index("USUBJID")
     mrdneg = _yn_param(adsl, "MRDNEG", pd.Series(True, index=first_neg.index), first_neg["ADT"], first_neg["SRCSEQ"],
                        "RS", "RSSTRESC")
-    cr_yes = set(cbor_cr.loc[cbor_cr["AVALC"] == "Y", "USUBJID"])
-    both = first_neg[first_neg.index.isin(cr_yes)]
+    # MRD-negative CR: the first analysed negative on or after the date CR or better was first
+    # reached (CRRSP ADT) - a negative marrow while still in VGPR is not an MRD-negative CR.
+    cr_date = cbor_cr.loc[cbor_cr["AVALC"] == "Y"].set_index("USUBJID")["ADT"]
+    in_cr = neg[lookup(neg["USUBJID"], cr_date).notna() & (neg["ADT"] >= lookup(neg["USUBJID"], cr_date))]
+    both = in_cr.drop_duplicates("USUBJID").set_index("USUBJID")
     mrdnegcr = _yn_param(adsl, "MRDNEGCR", pd.Series(True, index=both.index), both["ADT"], both["SRCSEQ"], "RS", "RSSTRESC")
     # Sustained: negatives from the first negative up to the first positive after it.
     a2 = a.assign(__f=lookup(a["USUBJID"], first_neg["ADT"]))
