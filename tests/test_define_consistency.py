@@ -158,20 +158,19 @@ def test_damaged_inputs(study, tmp_path):
     assert ("DEFINE.DATA.UNREADABLE", "DM", None) in found
 
 
-def test_bundled_study_outputs(root):
-    """When the bundled study has been run (outputs/), every dataset and variable of its XPTs agrees
+def test_bundled_study_outputs(bundled_run):
+    """On the bundled study's run, every dataset and variable of its XPTs agrees
     with define.xml (names, labels, types, lengths, order, files).  Codelist values used but not in
     the codelists (DEFINE.DATA.CTVALUE) are data/spec findings for the validation report, not
     define/XPT disagreements, so they are not asserted here."""
     found = []
     ran = False
     for sub in ("sdtm", "adam"):
-        folder = root / "outputs" / sub
-        if (folder / "define.xml").is_file():
-            ran = True
-            found += check_define_against_data(folder / "define.xml", folder, check_values=False)
-    if not ran:
-        pytest.skip("outputs/ has no define.xml (run 'cdisc-pipe run' first)")
+        folder = bundled_run / sub
+        assert (folder / "define.xml").is_file()
+        ran = True
+        found += check_define_against_data(folder / "define.xml", folder, check_values=False)
+    assert ran
     assert [f"{f.rule} {f.dataset}.{f.variable}: {f.message}" for f in found if f.severity == "Error"] == []
 
 

@@ -121,8 +121,6 @@ def sdtm_runs(tmp_path_factory):
     return get
 
 
-@pytest.mark.xfail(strict=False, reason="SDTM stage (cdisc_pipe.sdtm.build_sdtm + mappings/) is being built in "
-                   "parallel; the lead tightens these at integration")
 @pytest.mark.parametrize("fault", LATER_FAULTS, ids=[f.id for f in LATER_FAULTS])
 def test_value_fault_is_a_finding_and_the_record_is_kept(fault, sdtm_runs):
     code, findings, exp, trace = sdtm_runs(fault.id)

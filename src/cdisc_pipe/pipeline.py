@@ -100,7 +100,7 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog) -> 
         raw = read_export(paths.raw)
     log.note(f"raw export: {len(raw.forms)} forms, {sum(len(f) for f in raw.forms.values())} records")
     with log.step("mapping to SDTM"):
-        result = build_sdtm(raw, spec, paths.mappings)
+        result = build_sdtm(raw, spec, paths.mappings, nca_settings_path=Path(paths.specs) / "settings" / "nca.yaml")
     findings = list(getattr(raw, "findings", []) or []) + list(result.findings)
     folder = staging.folder("sdtm")
     with log.step(f"writing {len(result.datasets)} SDTM datasets"):

@@ -120,6 +120,18 @@ class SupppcQnams(_Model):
     reason_label: str = Field(default="Reason Excluded from NCA", max_length=40)
 
 
+class CutoffEvent(_Model):
+    """SDTM records that end a subject's NCA window: PC samples on or after the earliest such date
+    are excluded (e.g. the start of a subsequent anti-cancer therapy, which the CAR-T kinetics no
+    longer describe).  ``variable``/``values`` select the records; ``dtc`` is their date variable."""
+
+    dataset: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")
+    variable: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")
+    values: list[str] = Field(min_length=1)
+    dtc: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")
+    reason: str = Field(default="taken on or after the start of a new anti-cancer therapy", max_length=200)
+
+
 class NcaSettings(_Model):
     """All NCA settings of a study.  Every field has the documented default."""
 
@@ -156,6 +168,7 @@ class NcaSettings(_Model):
     # unit throughout (validation rule FND.STRESU.CONSISTENT; ADPP PARAM carries the unit).
     units_when_not_done: bool = True
     supppc: SupppcQnams = Field(default_factory=SupppcQnams)
+    cutoff_events: list[CutoffEvent] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> "NcaSettings":

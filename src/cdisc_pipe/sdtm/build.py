@@ -527,6 +527,19 @@ def _split(frame: pd.DataFrame, sp: Any, ds: Dataset, spec: StudySpec, findings:
     return out
 
 
+def _cutoff_events(datasets: dict[str, pd.DataFrame], settings: Any) -> pd.DataFrame | None:
+    """The NCA cut-off events the settings declare (``cutoff_events``), as USUBJID, DTC, REASON."""
+    parts = []
+    for ev in getattr(settings, "cutoff_events", []) or []:
+        df = datasets.get(ev.dataset)
+        if df is None or ev.variable not in df or ev.dtc not in df:
+            continue
+        hit = df[df[ev.variable].isin(ev.values)]
+        parts.append(pd.DataFrame({"USUBJID": hit["USUBJID"].to_numpy(), "DTC": hit[ev.dtc].to_numpy(),
+                                   "REASON": ev.reason}))
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
 def _add_pp(datasets: dict[str, pd.DataFrame], spec: StudySpec, mappings_dir: Path, settings_path: Path | None,
             findings: Findings, extra: dict[str, Any]) -> None:
     """PP, RELREC PC<->PP and PCGRPID from ``cdisc_pipe.nca.build_pp`` (the NCA stage's contract)."""
@@ -542,7 +555,7 @@ def _add_pp(datasets: dict[str, pd.DataFrame], spec: StudySpec, mappings_dir: Pa
         settings_path = beside if beside.exists() else default_specs() / "settings" / "nca.yaml"
     settings = nca.load_nca_settings(settings_path)  # InputError naming the file when missing or invalid
     pc = conform(datasets["PC"], spec.datasets["PC"], Findings(), keys_check=False)
-    res = nca.build_pp(pc, datasets["DM"], settings)
+    res = nca.build_pp(pc, datasets["DM"], settings, exclude_after=_cutoff_events(datasets, settings))
     findings.items.extend(getattr(res, "findings", []) or [])
     pp = res.pp.copy()
     if "PPSEQ" in spec.datasets["PP"].variable_names:
