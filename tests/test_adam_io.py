@@ -172,13 +172,14 @@ def test_degenerate_inputs_build_without_tracebacks(core_spec, case: str) -> Non
         assert len(cbor) == 8 and (cbor["AVALC"] == "NE").all()
         assert set(adtte.loc[adtte["PARAMCD"] == "PFS", "CNSR"]) == {1}
     elif case == "nobody infused":
-        # only the apheresis-based PFS remains: censored at apheresis (CNSR 1, day 1) except 1006,
+        # only the apheresis-based PFS remains: censored at apheresis (CNSR 7 "not infused and
+        # alive", day 1) except 1006,
         # who died on 2023-03-30: 11 + 31 + 28 + 30 = 100 days after apheresis -> event, AVAL 101
         assert (adsl["SAFFL"] == "N").all() and set(adtte["PARAMCD"]) == {"PFSAPH"}
         t = adtte.set_index("SUBJID")
         assert (t.loc["1006", "CNSR"], t.loc["1006", "AVAL"]) == (0, 101)
         others = t.drop(index="1006")
-        assert (others["CNSR"] == 1).all() and (others["AVAL"] == 1).all()
+        assert (others["CNSR"] == 7).all() and (others["AVAL"] == 1).all()
         # response records are kept but not analysed
         assert adrs["ANL01FL"].isna().all()
     elif case == "unparseable dates":

@@ -165,9 +165,8 @@ def derive_param_tte(adsl: pd.DataFrame, frames: dict[str, pd.DataFrame], parame
     cn = cn[~cn["USUBJID"].isin(first_ev["USUBJID"]) & ~cn["USUBJID"].isin(ov["USUBJID"])]
     last_cn = cn.sort_values(["USUBJID", "ADT", "__prio"], ascending=[True, False, True], kind="mergesort")
     last_cn = last_cn.drop_duplicates("USUBJID", keep="first")
-    chosen = pd.concat([x for x in (ov, first_ev, last_cn) if len(x)], ignore_index=True)
-    if chosen.empty:
-        chosen = ov.iloc[:0]
+    parts = [x for x in (ov, first_ev, last_cn) if len(x)]
+    chosen = pd.concat(parts, ignore_index=True) if parts else last_cn.iloc[:0]
     chosen = chosen.drop(columns=["__prio", "__ov"])
     out = start.merge(chosen, on="USUBJID", how="inner")
     for u in sorted(set(start["USUBJID"]) - set(out["USUBJID"])):
