@@ -96,9 +96,10 @@ def print_size(r: dict) -> None:
           f"(exit {r['cli_run']['returncode']}, peak RSS {r['cli_run']['peak_rss_mb']} MB)")
     f = r.get("io_floor")
     if f:
+        cli_ratio = r.get("pipeline_over_floor_cli")
         print(f"I/O floor: read raw {f['read_raw_s']} s ({f['raw_rows']} rows) + write {f['output_bytes']} bytes "
               f"{f['write_outputs_s']} s = {f['floor_s']} s; pipeline/floor: stages {r.get('pipeline_over_floor_stages')}x, "
-              f"CLI {r.get('pipeline_over_floor_cli')}x")
+              f"CLI {f'{cli_ratio}x' if cli_ratio is not None else 'n/a (run did not complete)'}")
 
 
 def main(argv: list[str] | None = None) -> int:
