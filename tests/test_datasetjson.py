@@ -12,8 +12,6 @@ from cdisc_pipe.datasetjson import json_data_type, read_dataset_json
 from cdisc_pipe.xpt import read_xpt, write_datasets
 from tests.test_xpt_support import adsl_frame, ae_frame, make_spec
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _schemas(shared: Path):
     jsonschema = pytest.importorskip("jsonschema")

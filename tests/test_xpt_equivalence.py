@@ -19,7 +19,6 @@ from cdisc_pipe.xpt.datasets import TIMESTAMP_SPANS
 from cdisc_pipe.xpt.v5 import format_timestamp, ibm_to_ieee, ieee_to_ibm, pandas_row_count, xpt_v5_bytes
 
 STAMP = format_timestamp("2025-06-30T08:15:42")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def reference_bytes(df: pd.DataFrame, path: Path, **kw) -> bytes:
