@@ -354,3 +354,22 @@ def test_becog_is_the_adecog_baseline() -> None:
     base = ecog[ecog["ABLFL"] == "Y"].set_index("USUBJID")["AVAL"]
     assert base.to_dict() == adsl_df.set_index("USUBJID")["BECOG"].dropna().reindex(base.index).to_dict()
     assert base[uid(1001)] == 3
+
+
+def test_baseline_disease_assessment_flag() -> None:
+    """BLDISFL: 1002's only baseline disease marker (serum M-protein) reported "<1.0" (LBSTRESN
+    null) is still a baseline assessment -> Y (MDTYPE missing: nothing measurable); 1003's baseline
+    record with no result at all (not done) -> N; others keep Y (1007: 5 g/L, not measurable)."""
+    sdtm = make_sdtm()
+    lb = sdtm["LB"].copy()
+    lb["LBSTRESC"] = lb["LBSTRESN"].map(lambda v: None if pd.isna(v) else str(v))
+    b2 = (lb["USUBJID"] == uid(1002)) & (lb["LBLOBXFL"] == "Y")
+    b3 = (lb["USUBJID"] == uid(1003)) & (lb["LBLOBXFL"] == "Y")
+    lb.loc[b2, ["LBSTRESN", "LBSTRESC"]] = [None, "<1.0"]
+    lb.loc[b3, ["LBSTRESN", "LBSTRESC"]] = [None, None]
+    sdtm["LB"] = lb
+    df, _ = adsl_mod.build(sdtm, None, SETTINGS)
+    a = df.set_index("SUBJID")
+    assert (a.loc["1002", "BLDISFL"], a.loc["1002", "MDTYPE"]) == ("Y", None)
+    assert (a.loc["1003", "BLDISFL"], a.loc["1003", "MDTYPE"]) == ("N", None)
+    assert a.loc["1007", "BLDISFL"] == "Y" and a.loc["1001", "BLDISFL"] == "Y"

@@ -324,7 +324,7 @@ def _rule_records(base: pd.DataFrame, rule: MeasurableRule, tests: list[str]) ->
 
 
 def derive_baseline_assessment(adsl: pd.DataFrame, lb: pd.DataFrame, rules: list[MeasurableRule]) -> pd.DataFrame:
-    """BLDISFL: Y when the subject has a baseline result (non-missing LBSTRESN) of any disease
+    """BLDISFL: Y when the subject has a baseline result (LBSTRESN or LBSTRESC, e.g. "<0.10") of any disease
     marker named by the measurable-disease rules (serum/urine M-protein, FLC and FLC ratio, with the
     rule's specimen), else N.  "No baseline disease assessment" is its own PFS censoring reason
     (STUDY.md 3.3); not measurable (MDTYPE missing) is a different thing."""
@@ -333,7 +333,11 @@ def derive_baseline_assessment(adsl: pd.DataFrame, lb: pd.DataFrame, rules: list
         out["BLDISFL"] = None
         return out
     base = baseline_disease_markers(adsl, lb)
-    base = base[pd.to_numeric(base["LBSTRESN"], errors="coerce").notna()]
+    # a result below the quantification limit ("<0.10", LBSTRESN null) is an assessment too
+    has = pd.to_numeric(base["LBSTRESN"], errors="coerce").notna()
+    if "LBSTRESC" in base.columns:
+        has |= base["LBSTRESC"].notna() & base["LBSTRESC"].astype(str).str.strip().ne("")
+    base = base[has]
     parts = [_rule_records(base, r, list(r.lbtestcd)) for r in rules]
     parts += [base[base["LBTESTCD"] == r.ratio_testcd] for r in rules if r.ratio_testcd]
     assessed = pd.concat(parts, ignore_index=True)["USUBJID"]
