@@ -47,7 +47,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     """Build ADECOG from SDTM RS (ECOG101) and ADSL (builder contract: ``docs/ADAM.md``)."""
     rs = require_sdtm(sdtm, "RS", RS_VARS, NAME)
     findings: list[Finding] = []
-    df = rs[rs["RSTESTCD"].eq(TESTCD).fillna(False)].copy()
+    df = rs[rs["RSTESTCD"].eq(TESTCD).fillna(False)].copy(deep=False)
     for v in ("RSCAT", "VISIT", "VISITNUM"):
         if v not in df.columns:
             df[v] = None

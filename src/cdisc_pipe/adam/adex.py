@@ -104,7 +104,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
                                 message=f"{int(bad_unit.sum())} lymphodepletion record(s) not in mg/m2 summed as mg/m2"))
 
     require_adsl(adsl, ["DOSE01P"], NAME)
-    planned = adsl[["USUBJID", "STUDYID"]].copy()
+    planned = adsl[["USUBJID", "STUDYID"]].copy(deep=False)
     planned["AVAL"] = pd.to_numeric(adsl["DOSE01P"], errors="coerce").astype("float64")
     planned = planned[planned["AVAL"].notna()]
     planned["PARAMCD"] = "CARTPDOS"

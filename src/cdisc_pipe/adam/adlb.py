@@ -67,7 +67,7 @@ BASELINE_BY = ["USUBJID", "PARAMCD", "BASETYPE"]
 
 def _parameters(lb: pd.DataFrame, settings: AdlbSettings) -> pd.DataFrame:
     """PARAMCD/PARAM/PARCAT1 from test, specimen, method and unit (``param_rules`` rename)."""
-    out = lb.copy()
+    out = lb.copy(deep=False)
     unit = out["LBSTRESU"]
     out["PARAMCD"] = out["LBTESTCD"]
     test = out["LBTEST"].astype(object)
@@ -124,7 +124,7 @@ def _dflc(adlb: pd.DataFrame, settings: AdlbSettings, findings: list[Finding]) -
     pairs = pairs.merge(ref, on="USUBJID")
     inv = np.where(pairs["__kappa_inv"], pairs["__k"], pairs["__l"])
     uninv = np.where(pairs["__kappa_inv"], pairs["__l"], pairs["__k"])
-    out = pairs[["STUDYID", "USUBJID", "ADT", "ADTM", "ATMF", "AVISIT", "AVISITN", "__pre_inf"]].copy()
+    out = pairs[["STUDYID", "USUBJID", "ADT", "ADTM", "ATMF", "AVISIT", "AVISITN", "__pre_inf"]].copy(deep=False)
     out["AVAL"] = (inv - uninv).astype("float64")
     out["PARAMCD"] = cfg.paramcd
     out["PARAM"] = cfg.param
@@ -159,7 +159,7 @@ def _prolonged_cytopenia(df: pd.DataFrame, settings: AdlbSettings) -> pd.DataFra
         return df.iloc[0:0]
     keep = ["STUDYID", "USUBJID", "TRT01P", "TRT01PN", "TRT01A", "TRT01AN", "SAFFL", "TRTSDT", "LDSDT",
             "AVISIT", "AVISITN", "ADT", "ADTM", "ATMF", "BASETYPE", "SRCSEQ"]
-    out = pick[keep].copy()
+    out = pick[keep].copy(deep=False)
     out["PARAMCD"] = pick["PARAMCD"].map({k: v.paramcd for k, v in source.items()})
     out["PARAM"] = pick["PARAMCD"].map({k: v.param for k, v in source.items()})
     out["AVALC"] = np.where(pick["__hit"], "Y", "N")

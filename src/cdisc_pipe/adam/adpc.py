@@ -161,7 +161,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     df["ANL02FL"] = y_flag(in_summary & df["AVAL"].notna())
 
     if settings.blq_imputation != "none":
-        imp = df[blq & in_summary & df["PCLLOQ"].notna()].copy()
+        imp = df[blq & in_summary & df["PCLLOQ"].notna()].copy(deep=False)
         factor = 0.5 if settings.blq_imputation == "HALFLLOQ" else 1.0
         imp["AVAL"] = imp["PCLLOQ"] * factor
         imp["AVALC"] = None

@@ -53,7 +53,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     bds = load_bds_settings(settings_dir)
     pp = require_sdtm(sdtm, "PP", PP_VARS, NAME)
     findings: list[Finding] = []
-    df = pp.copy()
+    df = pp.copy(deep=False)
     for v in ("PPCAT", "PPSTINT", "PPENINT", "PPSEQ"):
         if v not in df.columns:
             df[v] = None

@@ -116,7 +116,7 @@ def derive_confirmed(ovr: pd.DataFrame, settings: AdamSettings) -> pd.DataFrame:
     pd_rank, sd_rank = ranks[settings.pd_response], ranks.get("SD")
     ne = set(settings.not_evaluable)
     conf_ranks = {ranks[r] for r in settings.confirm_responses}
-    a = ovr[ovr["ANL02FL"] == "Y"].sort_values(["USUBJID", "ADT"], kind="mergesort").copy()
+    a = ovr[ovr["ANL02FL"] == "Y"].sort_values(["USUBJID", "ADT"], kind="mergesort").copy(deep=False)
     evaluable = ~a["AVALC"].isin(ne)
     ev = a[evaluable]
     nxt = ev.groupby("USUBJID")["AVAL"].shift(-1)
@@ -139,7 +139,7 @@ def derive_confirmed(ovr: pd.DataFrame, settings: AdamSettings) -> pd.DataFrame:
     a["__pdcum"] = a.groupby("USUBJID")["__pd"].cummax().astype(bool)
     aval = np.where(a["__pdcum"], pd_rank, a["__best"])
     aval = np.where(np.isnan(aval.astype("float64")), ranks[settings.not_evaluable[0]], aval)
-    out = a.drop(columns=["__level", "__best", "__pdcum"]).copy()
+    out = a.drop(columns=["__level", "__best", "__pdcum"]).copy(deep=False)
     out["PARAMCD"] = "COVR"
     out["AVAL"] = aval.astype("float64")
     out["AVALC"] = out["AVAL"].map(cats).astype(object)
@@ -155,7 +155,7 @@ def derive_confirmed(ovr: pd.DataFrame, settings: AdamSettings) -> pd.DataFrame:
 def _subject_param(adsl: pd.DataFrame, paramcd: str, avalc: pd.Series, adt: pd.Series | None = None,
                    seq: pd.Series | None = None, srcdom: str | None = "ADRS", srcvar: str | None = None) -> pd.DataFrame:
     """One record per infused subject for a subject-level parameter (avalc etc. indexed by USUBJID)."""
-    subj = adsl.loc[adsl["SAFFL"] == "Y", ["USUBJID", "TRTSDT", "NACTDT"]].copy()
+    subj = adsl.loc[adsl["SAFFL"] == "Y", ["USUBJID", "TRTSDT", "NACTDT"]].copy(deep=False)
     subj["PARAMCD"] = paramcd
     subj["AVALC"] = lookup(subj["USUBJID"], avalc).astype(object)
     subj["ADT"] = lookup(subj["USUBJID"], adt).astype("datetime64[ns]") if adt is not None else pd.NaT
@@ -205,7 +205,7 @@ def derive_month3_response(ovr: pd.DataFrame, adsl: pd.DataFrame, settings: Adam
     """RSPM3: the analysed OVR assessment (ANL02FL) with study day in [lower, upper] closest to
     ``target_day`` (ties -> earlier, per settings); Y when PR or better; none in window -> N."""
     w = settings.orr_month3
-    cand = ovr[(ovr["ANL02FL"] == "Y") & ovr["ADY"].between(w.lower_day, w.upper_day)].copy()
+    cand = ovr[(ovr["ANL02FL"] == "Y") & ovr["ADY"].between(w.lower_day, w.upper_day)].copy(deep=False)
     cand["__dist"] = (cand["ADY"] - w.target_day).abs()
     cand["__tie"] = cand["ADY"] if w.tie == "earlier" else -cand["ADY"]
     chosen = cand.sort_values(["USUBJID", "__dist", "__tie"], kind="mergesort").drop_duplicates("USUBJID").set_index("USUBJID")
@@ -225,7 +225,7 @@ def derive_mrd_sensitivity(mrd: pd.DataFrame, lb: pd.DataFrame | None, sensitivi
     LBSPEC BONE MARROW, LBMETHOD NEXT GENERATION SEQUENCING) has LBLLOQ <= ``sensitivity``; a
     negative without a same-day NGS record keeps the investigator's status (Y).  A negative at a
     coarser sensitivity is N and reported (Notice)."""
-    out = mrd.copy()
+    out = mrd.copy(deep=False)
     out["CRIT1"] = f"MRD NEGATIVE AT SENSITIVITY {sensitivity:.0E} OR BETTER"
     llod = pd.Series(np.nan, index=out.index)
     if lb is not None and {"LBSPEC", "LBMETHOD", "LBLLOQ", "LBDTC"} <= set(lb.columns):

@@ -104,7 +104,7 @@ def derive_treatment_vars(adsl: pd.DataFrame, settings: AdamSettings, ta: pd.Dat
     whose infused dose matches no level keeps TRT01A missing and gets a Warning.
     """
     findings: list[Finding] = []
-    out = adsl.copy()
+    out = adsl.copy(deep=False)
     levels = list(settings.planned_dose)
     number = {cd: float(i + 1) for i, cd in enumerate(levels)}
     arm_label = arm_labels(out, ta)
@@ -174,7 +174,7 @@ def derive_death(adsl: pd.DataFrame, dd: pd.DataFrame | None) -> pd.DataFrame:
     out = derive_vars_dt(adsl, "DTH", "DTHDTC", highest_imputation="D", date_imputation="first")
     out["DTHFL"] = _text(out["DTHFL"])
     if dd is not None:
-        src = dd.copy()
+        src = dd.copy(deep=False)
         if "DDTESTCD" in src.columns:
             # the primary cause first
             src["__ord"] = np.where(src["DDTESTCD"] == "PRCDTH", 0, 1)
@@ -199,7 +199,7 @@ def derive_nact(adsl: pd.DataFrame, cm: pd.DataFrame | None, pr: pd.DataFrame | 
         p = pr[pr["PRCAT"] == "SUBSEQUENT THERAPY"]
         parts.append(derive_vars_dt(p, "N", "PRSTDTC", highest_imputation="D", date_imputation="first")[["USUBJID", "NDT", "NDTF"]])
     if not parts:
-        out = adsl.copy()
+        out = adsl.copy(deep=False)
         out["NACTDT"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns]")
         out["NACTDTF"] = None
         return out
@@ -246,7 +246,7 @@ def derive_baseline_ecog(adsl: pd.DataFrame, rs: pd.DataFrame) -> pd.DataFrame:
     (an untimed assessment on the LD day is pre-dose, the protocol's schedule) - the rule of the
     ADECOG baseline (:func:`cdisc_pipe.adam.derive_bds.before_reference`), so BECOG = ADECOG BASE.
     Without lymphodepletion the infusion date is the reference; never treated: the last value."""
-    e = rs[(rs["RSTESTCD"] == "ECOG101")].copy()
+    e = rs[(rs["RSTESTCD"] == "ECOG101")].copy(deep=False)
     if "RSSTRESN" in e.columns:
         e["__v"] = pd.to_numeric(e["RSSTRESN"], errors="coerce")
     else:
@@ -292,7 +292,7 @@ def derive_prior_therapy(adsl: pd.DataFrame, cm: pd.DataFrame, suppcm: pd.DataFr
     refr = on_last.assign(__y=on_last["REFRACT"] == "Y").groupby("USUBJID")["__y"].any()
     line = prior["LINENUM"].astype(object).where(prior["LINENUM"].notna(), "rec" + prior.index.astype(str))
     counts = pd.DataFrame({"USUBJID": prior["USUBJID"], "L": line}).drop_duplicates().groupby("USUBJID").size()
-    out = adsl.copy()
+    out = adsl.copy(deep=False)
     out["PRLINES"] = out["USUBJID"].map(counts).fillna(0).astype("float64")
     ref = out["USUBJID"].map(refr)
     out["REFLSTFL"] = pd.Series(np.where(ref.isna(), None, np.where(ref.fillna(False).astype(bool), "Y", "N")),
@@ -306,7 +306,7 @@ def baseline_disease_markers(adsl: pd.DataFrame, lb: pd.DataFrame) -> pd.DataFra
     """The baseline LB records of every subject: records flagged LBLOBXFL = "Y" (disease markers:
     last value before infusion) or, when LB has no LBLOBXFL, the last complete-dated value per test
     (and specimen) on or before the infusion date."""
-    base = lb.copy()
+    base = lb.copy(deep=False)
     if "LBLOBXFL" in base.columns:
         return base[base["LBLOBXFL"] == "Y"]
     base = derive_vars_dt(base, "A", "LBDTC")
@@ -328,7 +328,7 @@ def derive_baseline_assessment(adsl: pd.DataFrame, lb: pd.DataFrame, rules: list
     marker named by the measurable-disease rules (serum/urine M-protein, FLC and FLC ratio, with the
     rule's specimen), else N.  "No baseline disease assessment" is its own PFS censoring reason
     (STUDY.md 3.3); not measurable (MDTYPE missing) is a different thing."""
-    out = adsl.copy()
+    out = adsl.copy(deep=False)
     if not rules:
         out["BLDISFL"] = None
         return out
@@ -352,7 +352,7 @@ def derive_measurable_disease(adsl: pd.DataFrame, lb: pd.DataFrame, rules: list[
     ``unit`` nor in its ``unit_factors`` are not used (see :func:`measurable_unit_findings`, which
     reports them).
     """
-    out = adsl.copy()
+    out = adsl.copy(deep=False)
     out["MDTYPE"] = None
     if not rules:
         return out
@@ -406,7 +406,7 @@ def derive_dlt(adsl: pd.DataFrame, ae: pd.DataFrame, suppae: pd.DataFrame | None
     a = a.merge(adsl[["USUBJID", "TRTSDT", "LDSDT", "DTHDT"]], on="USUBJID", how="inner")
     a = derive_vars_ae_dt(a)
     dlt = a[dlt_window_mask(a, window_days).to_numpy()]
-    out = adsl.copy()
+    out = adsl.copy(deep=False)
     out["DLTFL"] = _yn(out["USUBJID"].isin(dlt["USUBJID"]))
     out.loc[out["TRTSDT"].isna(), "DLTFL"] = None
     return out
@@ -417,7 +417,7 @@ def derive_population_flags(adsl: pd.DataFrame, sdtm: dict[str, pd.DataFrame], s
     through day ``dlt_window_days``), EFFFL (infused and measurable disease at baseline), PKFL
     (a quantifiable post-infusion CAR transgene sample), MRDEVLFL (infused and an evaluable
     post-infusion MRD result)."""
-    out = adsl.copy()
+    out = adsl.copy(deep=False)
     out["ENRLFL"] = _yn(out["APHDT"].notna())
     infused = out["TRTSDT"].notna()
     out["SAFFL"] = _yn(infused)
@@ -455,7 +455,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame | None, settings_dir
     keep = [c for c in ["STUDYID", "USUBJID", "SUBJID", "SITEID", "AGE", "AGEU", "SEX", "RACE", "ETHNIC", "COUNTRY",
                         "ARMCD", "ARM", "ACTARMCD", "ACTARM", "ARMNRS", "ACTARMUD", "RFSTDTC", "RFICDTC", "RFPENDTC",
                         "DTHFL", "DTHDTC"] if c in dm.columns]
-    out = dm[keep].copy().reset_index(drop=True)
+    out = dm[keep].copy(deep=False).reset_index(drop=True)
     # ADaMIG 1.3 (SDTMIG 3.4 DM): ARM/ACTARM may be null (never infused: ACTARM null with ARMNRS
     # "ASSIGNED, NOT TREATED"); ARMNRS and ACTARMUD are carried from DM (Cond), missing when DM lacks them.
     for c in ("ARMNRS", "ACTARMUD"):

@@ -84,7 +84,7 @@ def derive_vars_missed(events: pd.DataFrame, assessments: pd.DataFrame, schedule
         assessments[["USUBJID", "ADT", "ASEQ"]].rename(columns={"ADT": "__adt", "ASEQ": "__seq"}), on="USUBJID")
     cand = cand[cand["__adt"] < cand["ADT"]].sort_values(["__row", "__adt", "__seq"], kind="mergesort")
     last = cand.drop_duplicates("__row", keep="last").set_index("__row")
-    out = events.copy()
+    out = events.copy(deep=False)
     rows = pd.Series(np.arange(len(out)), index=out.index)
     out["LADT"] = lookup(rows, last["__adt"]).astype("datetime64[ns]").to_numpy()
     out["LASEQ"] = lookup(rows, last["__seq"]).astype("float64").to_numpy()
@@ -191,7 +191,7 @@ def derive_param_tte(adsl: pd.DataFrame, frames: dict[str, pd.DataFrame], parame
 def prepare_sources(adsl: pd.DataFrame, adrs: pd.DataFrame, settings: AdamSettings) -> dict[str, pd.DataFrame]:
     """Source frames for the TTE engine: ADSL, and ADRS with NMISS/LADT/LASEQ on PD and DEATH
     records (from the adequate OVR assessments: ANL02FL, not NE)."""
-    adrs = adrs.copy()
+    adrs = adrs.copy(deep=False)
     adequate = adrs[(adrs["PARAMCD"] == "OVR") & (adrs["ANL02FL"] == "Y") & ~adrs["AVALC"].isin(settings.not_evaluable)]
     is_ev = adrs["PARAMCD"].isin(["PD", "DEATH"]) & adrs["ADT"].notna()
     ev = adrs.loc[is_ev, ["USUBJID", "ADT", "TRTSDT"]]

@@ -71,16 +71,26 @@ def convert_blanks_to_na(df: pd.DataFrame) -> pd.DataFrame:
     """Return a copy of ``df`` where empty or all-blank strings in text columns are missing (NA).
 
     XPT files store missing character values as blanks; ADaM derivations test for missing values.
+    Each distinct value is tested once (text columns repeat a lot); a column without blanks is
+    left as it is (copy-on-write: the copy shares it with ``df``).
     """
-    out = df.copy()
+    out = df.copy(deep=False)
     for col in out.columns:
         s = out[col]
         if s.dtype == object or pd.api.types.is_string_dtype(s):
-            text = s.astype("string")
-            blank = text.str.strip().eq("").fillna(False).astype(bool)
-            if blank.any():
-                out[col] = s.mask(blank, None)
+            uniques = pd.unique(s.to_numpy(dtype=object))
+            blanks = [u for u in uniques if not _is_missing(u) and str(u).strip() == ""]
+            if blanks:
+                out[col] = s.mask(s.isin(blanks).to_numpy(), None)
     return out
+
+
+def _is_missing(value: object) -> bool:
+    """Scalar missing test matching ``astype("string")`` (None, NaN, NA, NaT)."""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or array value is not a missing scalar
+        return False
 
 
 def parse_dtc(dtc: pd.Series) -> pd.DataFrame:
@@ -243,7 +253,7 @@ def _clip_to_bounds(
     lo, _ = impute_dtc_dt(dtc, "M", "first")
     hi, _ = impute_dtc_dt(dtc, "M", "last")
     imputed = flags.notna()
-    out = dates.copy()
+    out = dates.copy(deep=False)
     for col in min_dates or []:
         bound = pd.to_datetime(df[col]).dt.normalize()
         inside = imputed & bound.notna() & (bound >= lo) & (bound <= hi)
@@ -281,7 +291,7 @@ def derive_vars_dt(
     ADT 2023-05-31 and ADTF ``"D"``; ``"2023"`` with ``highest_imputation="D"`` gives NaT.
     """
     _check_choice("flag_imputation", flag_imputation, ["auto", "date", "none"])
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     dates, flags = impute_dtc_dt(out[dtc], highest_imputation, date_imputation)
     dates = _clip_to_bounds(out, dates, flags, out[dtc], min_dates, max_dates)
     out[f"{new_vars_prefix}DT"] = dates
@@ -312,7 +322,7 @@ def derive_vars_dtm(
     ``"M"``; with ``highest_imputation="n"`` it gives NaT.
     """
     _check_choice("flag_imputation", flag_imputation, ["auto", "both", "date", "time", "none"])
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     dtm, dflags, tflags = impute_dtc_dtm(out[dtc], highest_imputation, date_imputation, time_imputation)
     out[f"{new_vars_prefix}DTM"] = dtm
     if ignore_seconds_flag:
@@ -328,7 +338,7 @@ def derive_vars_dtm(
 
 def derive_vars_dtm_to_dt(dataset: pd.DataFrame, source_vars: Sequence[str]) -> pd.DataFrame:
     """For each ``xxDTM`` in ``source_vars`` add ``xxDT`` = its date part (datetime64 at midnight)."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     for var in source_vars:
         if not var.endswith("DTM"):
             raise ValueError(f"{var} is not a --DTM variable")
@@ -352,7 +362,7 @@ def derive_vars_dy(
     ``dy = date - ref + 1`` when ``date >= ref``, else ``date - ref`` (both dates' date parts).
     ``source_vars`` is a list (``ADT -> ADY``, ``ASTDTM -> ASTDY``) or a mapping new -> source.
     """
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     pairs = dict(source_vars) if isinstance(source_vars, Mapping) else {_dy_name(v): v for v in source_vars}
     ref = pd.to_datetime(out[reference_date]).dt.normalize()
     for new, src in pairs.items():
@@ -456,7 +466,7 @@ def derive_var_merged_exist_flag(
     A group present in ``dataset_add`` with no record meeting the condition gets ``false_value``;
     a group absent from ``dataset_add`` gets ``missing_value``.
     """
-    add = dataset_add[list(by_vars)].copy()
+    add = dataset_add[list(by_vars)].copy(deep=False)
     add["__hit"] = True if condition is None else condition(dataset_add).fillna(False).astype(bool).to_numpy()
     agg = add.groupby(list(by_vars), as_index=False)["__hit"].any()
     out = dataset.merge(agg, how="left", on=list(by_vars))
@@ -483,7 +493,7 @@ def derive_var_extreme_flag(
     Example: the baseline record is the last pre-treatment record per USUBJID/PARAMCD.
     """
     _check_choice("mode", mode, ["first", "last"])
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     cand = out if filter_mask is None else out[filter_mask.reindex(out.index).fillna(False).astype(bool)]
     chosen = _sort(cand, order).drop_duplicates(list(by_vars), keep=mode).index
     hit = out.index.isin(chosen)
@@ -506,7 +516,7 @@ def derive_vars_duration(
     """
     divisors = {"days": 1.0, "weeks": 7.0, "months": 30.4375, "years": 365.25}
     _check_choice("out_unit", out_unit, list(divisors))
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     start = pd.to_datetime(out[start_date]).dt.normalize()
     end = pd.to_datetime(out[end_date]).dt.normalize()
     days = (end - start).dt.days.astype("float64") + (1.0 if add_one else 0.0)
@@ -522,7 +532,7 @@ def derive_var_trtemfl_window(
     window_end: str | None = None,
 ) -> pd.DataFrame:
     """Flag ``"Y"`` records starting on/after ``trt_start`` and (when given) on/before ``window_end``."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     start = pd.to_datetime(out[start_date])
     ok = start.notna() & (start >= pd.to_datetime(out[trt_start]))
     if window_end is not None:
@@ -554,7 +564,7 @@ def derive_vars_ae_dt(
     column means no end dates.  ``min_dates``/``death_date`` columns absent from ``dataset`` are
     not used.
     """
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     if end_dtc not in out.columns:
         out[end_dtc] = None
     death = [death_date] if death_date in out.columns else []
@@ -586,7 +596,7 @@ def suppqual_wide(parent: pd.DataFrame, supp: pd.DataFrame | None, qnams: Sequen
     ``IDVAR``/``IDVARVAL`` link to the parent (``--SEQ`` compared numerically, other variables as
     text); a blank IDVAR links at subject level.  Unknown QNAMs in ``qnams`` become empty columns.
     """
-    out = parent.copy()
+    out = parent.copy(deep=False)
     wanted = list(qnams or [])
     if supp is None or supp.empty:
         for q in wanted:

@@ -435,7 +435,7 @@ def derive_var_base(
 
 def derive_var_chg(dataset: pd.DataFrame, post_baseline: pd.Series | None = None, new_var: str = "CHG") -> pd.DataFrame:
     """CHG = AVAL - BASE on post-baseline records (``post_baseline`` mask; all records when None)."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     chg = _num(out, "AVAL") - _num(out, "BASE")
     if post_baseline is not None:
         chg = chg.where(post_baseline.reindex(out.index).fillna(False).astype(bool))
@@ -445,7 +445,7 @@ def derive_var_chg(dataset: pd.DataFrame, post_baseline: pd.Series | None = None
 
 def derive_var_pchg(dataset: pd.DataFrame, post_baseline: pd.Series | None = None, new_var: str = "PCHG") -> pd.DataFrame:
     """PCHG = (AVAL - BASE) / |BASE| * 100; missing when BASE is 0 or missing."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     base = _num(out, "BASE")
     pchg = (_num(out, "AVAL") - base) / base.abs() * 100.0
     pchg = pchg.where(base.ne(0) & base.notna())
@@ -467,7 +467,7 @@ def derive_var_anrind(
     Missing when AVAL is missing or no limit is known; with only one limit known, a value on the
     other side of it is NORMAL only when that side has no limit (e.g. CRP with only an upper limit).
     """
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     aval, lo, hi = _num(out, source_var), _num(out, low_var), _num(out, high_var)
     low = aval.notna() & lo.notna() & (aval < lo)
     high = aval.notna() & hi.notna() & (aval > hi)
@@ -501,7 +501,7 @@ def derive_var_atoxgr_dir(
     """
     suffix = direction
     dsc_var, grd_var = f"ATOXDSC{suffix}", f"ATOXGR{suffix}"
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     dsc = pd.Series(None, index=out.index, dtype=object)
     grade = pd.Series(None, index=out.index, dtype=object)
     findings: list[Finding] = []
@@ -573,7 +573,7 @@ def derive_param_extreme_record(
     """
     mask = filter_mask.reindex(dataset.index).fillna(False).astype(bool)
     picked = filter_extreme(dataset[mask], list(by_vars), list(order), mode=mode)
-    new = picked.copy()
+    new = picked.copy(deep=False)
     if keep_vars is not None:
         for col in new.columns:
             if col not in keep_vars and col not in by_vars:
@@ -600,7 +600,7 @@ def derive_var_trtemfl(
       ``trt_end + window_days``; with ``stop_date`` e.g. NACTDT, before it), or
     - its start is unknown and its end is on/after ``trt_start`` or unknown (worst case).
     """
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     start = pd.to_datetime(out[start_date])
     trt = pd.to_datetime(out[trt_start])
     end = pd.to_datetime(out[end_date]) if end_date else pd.Series(pd.NaT, index=out.index)
@@ -623,7 +623,7 @@ def derive_var_period_flag(
     """``"Y"`` when ``from_var <= date_var < to_var`` (``<=`` with ``to_inclusive``); a missing
     ``to_var`` leaves the period open.  E.g. the lymphodepletion-emergent flag: LDSDT <= ASTDT < TRTSDT.
     """
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     d, lo, hi = (pd.to_datetime(out[v]) for v in (date_var, from_var, to_var))
     before_end = hi.isna() | ((d <= hi) if to_inclusive else (d < hi))
     out[new_var] = y_flag(d.notna() & lo.notna() & (d >= lo) & before_end)
@@ -761,7 +761,7 @@ def merge_adsl(
 def finalize(dataset: pd.DataFrame, columns: Sequence[str], sort_by: Sequence[str]) -> pd.DataFrame:
     """Keep ``columns`` in order (adding absent ones as missing), sort by ``sort_by``, reset the index,
     and store missing text as None (ARCHITECTURE data conventions)."""
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     for c in columns:
         if c not in out.columns:
             out[c] = None
@@ -789,7 +789,7 @@ def derive_on_unique(
     derived = derive(uniq)
     new = [c for c in derived.columns if c != source_var]
     codes = pd.Index(uniq[source_var]).get_indexer(key)
-    out = dataset.copy()
+    out = dataset.copy(deep=False)
     for c in new:
         values = derived[c].take(codes)
         if values.dtype == object or pd.api.types.is_string_dtype(values):

@@ -24,7 +24,7 @@ __all__ = ["read_sdtm", "read_sdtm_file"]
 
 def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     """Upper-case names; text columns as object with None for blank; numerics float64."""
-    out = df.copy()
+    out = df.copy(deep=False)
     out.columns = [str(c).upper() for c in out.columns]
     for col in out.columns:
         s = out[col]
