@@ -22,6 +22,7 @@ records are kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,11 +46,17 @@ class Findings:
     items: list[Finding] = field(default_factory=list)
 
     def add(self, rule: str, severity: Severity, message: str, dataset: str, variable: str | None,
-            frame: pd.DataFrame, mask: pd.Series, values: pd.Series | None = None) -> None:
-        """Report the rows of ``frame`` selected by ``mask`` (grouped by their ``values``)."""
+            frame: pd.DataFrame, mask: pd.Series,
+            values: pd.Series | Callable[[], pd.Series] | None = None) -> None:
+        """Report the rows of ``frame`` selected by ``mask`` (grouped by their ``values``).
+
+        ``values`` may be a callable returning the Series: it is only evaluated when some row is
+        selected, so a check that usually finds nothing costs no text work."""
         mask = mask.fillna(False).astype(bool)
         if not mask.any():
             return
+        if callable(values):
+            values = values()
         sel = frame.loc[mask]
         vals = (values.loc[mask] if values is not None else pd.Series("", index=sel.index)).astype("str").fillna("")
         subj = sel[SUBJ].astype("str") if SUBJ in sel else pd.Series("", index=sel.index)
@@ -79,12 +86,45 @@ class Context:
     findings: Findings
 
 
+def factorize_text(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct values) of a text column; missing -> code -1.  ``str`` columns are
+    factorized on their backing object array (no copy), the cheapest hashing pandas offers."""
+    if s.dtype == object or s.dtype == "str":
+        arr = s.to_numpy()
+    else:
+        arr = s.to_numpy(dtype=object, na_value=None)
+    return pd.factorize(arr, use_na_sentinel=True)
+
+
+def text_from_codes(values: list | np.ndarray, codes: np.ndarray, index: pd.Index) -> pd.Series:
+    """A ``str`` Series with ``values[codes]`` (code -1 or a None value = missing): the values are
+    validated once each and spread with ``take``, never one Python object per row."""
+    arr = pd.array(list(values) + [None], dtype="str")
+    return pd.Series(arr.take(codes), index=index, copy=False)
+
+
+def distinct_rows(*cols: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """For aligned columns: (codes, rep) with ``codes`` the distinct combination of each row and
+    ``rep`` the position of one row per combination (missing is a value of its own).  Work done
+    on ``frame.iloc[rep]`` and spread back with ``[codes]`` is done once per distinct combination."""
+    key: np.ndarray | None = None
+    for s in cols:
+        c, u = factorize_text(s) if (s.dtype == object or s.dtype == "str") else pd.factorize(s.to_numpy(), use_na_sentinel=True)
+        c = c.astype(np.int64) + 1
+        # re-factorized after each column, so the combined key stays below len(rows)**2
+        key = c if key is None else pd.factorize(key * (len(u) + 1) + c)[0].astype(np.int64)
+    n = len(cols[0]) if cols else 0
+    codes, uniq = pd.factorize(key if key is not None else np.zeros(n, np.int64))
+    rep = np.empty(len(uniq), dtype=np.intp)
+    rep[codes] = np.arange(len(codes))
+    return codes, rep
+
+
 def per_value(s: pd.Series, fn) -> pd.Series:
     """``fn`` (Series -> Series of the same length) applied once per distinct value of ``s`` and
     spread back to every row: EDC columns repeat few values, and pandas string methods are
     per-element Python, so this is where vectorised text work pays off.  Missing stays missing."""
-    arr = s.to_numpy(dtype=object, na_value=None) if s.dtype != object else s.to_numpy()
-    codes, uniq = pd.factorize(arr, use_na_sentinel=True)
+    codes, uniq = factorize_text(s)
     res = fn(pd.Series(uniq, dtype="object"))
     vals = np.append(res.to_numpy(dtype=object), None)
     return pd.Series(vals[codes], index=s.index)
@@ -92,16 +132,20 @@ def per_value(s: pd.Series, fn) -> pd.Series:
 
 def blank(s: pd.Series) -> pd.Series:
     """True where a value is missing or only spaces."""
-    return s.isna() | per_value(s, lambda u: u.str.strip() == "").fillna(True).astype(bool)
+    codes, uniq = factorize_text(s)
+    empty = np.fromiter((str(u).strip() == "" for u in uniq), dtype=bool, count=len(uniq))
+    return pd.Series(np.append(empty, True)[codes], index=s.index)
+
+
+def clean_uniques(uniq: np.ndarray) -> list[str | None]:
+    """:func:`clean` of distinct values: trimmed, blank -> None."""
+    return [str(u).strip() or None for u in uniq]
 
 
 def clean(s: pd.Series) -> pd.Series:
     """Trimmed text, blank -> missing, dtype ``str`` (computed once per distinct value)."""
-    arr = s.to_numpy(dtype=object, na_value=None) if s.dtype != object else s.to_numpy()
-    codes, uniq = pd.factorize(arr, use_na_sentinel=True)
-    stripped = [str(u).strip() or None for u in uniq]  # once per distinct value
-    vals = np.array(stripped + [None], dtype=object)    # code -1 (missing) -> None
-    return pd.Series(vals[codes], index=s.index, dtype="str")
+    codes, uniq = factorize_text(s)
+    return text_from_codes(clean_uniques(uniq), codes, s.index)
 
 
 def evaluate(frame: pd.DataFrame, conditions: list[Condition]) -> pd.Series:
@@ -314,10 +358,15 @@ def standardise_results(orres: pd.Series, orresu: pd.Series, keys: pd.DataFrame,
 
 # --- text over 200 bytes ---------------------------------------------------------------------
 
+def byte_len_uniques(uniq: np.ndarray | list) -> np.ndarray:
+    """UTF-8 byte lengths of distinct values (None -> 0)."""
+    return np.fromiter((0 if u is None else len(str(u).encode("utf-8")) for u in uniq), dtype="int64", count=len(uniq))
+
+
 def byte_len(s: pd.Series) -> pd.Series:
     """UTF-8 byte length of each value (0 for missing)."""
-    codes, uniq = pd.factorize(s, use_na_sentinel=True)
-    lens = np.fromiter((len(str(u).encode("utf-8")) for u in uniq), dtype="int64", count=len(uniq))  # per distinct value
+    codes, uniq = factorize_text(s) if (s.dtype == object or s.dtype == "str") else pd.factorize(s, use_na_sentinel=True)
+    lens = byte_len_uniques(uniq)  # per distinct value
     return pd.Series(np.append(lens, 0)[codes], index=s.index, dtype="int64")
 
 

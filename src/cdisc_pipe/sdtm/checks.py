@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cdisc_pipe.sdtm.algorithms import FORM, ROW, SUBJ, Findings, byte_len, clean, per_value
+from cdisc_pipe.sdtm.algorithms import (
+    FORM, ROW, SUBJ, Findings, byte_len_uniques, clean_uniques, factorize_text, per_value, text_from_codes,
+)
 from cdisc_pipe.sdtm.dates import complete_date
 from cdisc_pipe.spec.model import Dataset
 
@@ -67,8 +69,12 @@ def conform(df: pd.DataFrame, ds: Dataset, findings: Findings, keys_check: bool 
     Text: ``str`` dtype (missing = NA); numbers: float64.  Findings: Req variable null
     (``SDTM.REQ.NULL``), value longer than the spec length (``SDTM.LENGTH``), duplicate keys
     (``SDTM.KEY.DUPLICATE``).  Records are kept.
+
+    Each text column is factorized once: trimming, byte lengths and the null check work on its
+    distinct values, and the key check reuses the codes.
     """
     out = pd.DataFrame(index=df.index)
+    coded: dict[str, tuple[np.ndarray, list[str | None]]] = {}
     for v in sorted(ds.variables, key=lambda v: v.order or 0):
         col = df[v.name] if v.name in df else pd.Series(np.nan, index=df.index)
         if v.is_numeric:
@@ -76,19 +82,46 @@ def conform(df: pd.DataFrame, ds: Dataset, findings: Findings, keys_check: bool 
         else:
             if pd.api.types.is_numeric_dtype(col):  # a number in a text variable (e.g. IDVARVAL): 3.0 -> "3"
                 col = col.astype("float64").astype("str").str.replace(r"\.0$", "", regex=True).where(col.notna())
-            out[v.name] = clean(col)
+            codes, uniq = factorize_text(col)
+            vals = clean_uniques(uniq)
+            coded[v.name] = (codes, vals)
+            out[v.name] = text_from_codes(vals, codes, df.index)
     for extra in (FORM, ROW, SUBJ):
         if extra in df:
             out[extra] = df[extra]
     for v in ds.variables:
         if v.is_mandatory:
+            if v.name in coded:
+                codes, vals = coded[v.name]
+                null = pd.Series(np.append(np.array([x is None for x in vals], dtype=bool), True)[codes], index=out.index)
+            else:
+                null = out[v.name].isna()
             findings.add("SDTM.REQ.NULL", "Error", f"required variable {v.name} is null", ds.name, v.name, out,
-                         out[v.name].isna(), None)
+                         null, None)
         if not v.is_numeric and v.length:
-            findings.add("SDTM.LENGTH", "Error", f"value longer than the spec length {v.length}", ds.name, v.name, out,
-                         byte_len(out[v.name]) > v.length, out[v.name].str.slice(0, 40))
+            codes, vals = coded[v.name]
+            lens = byte_len_uniques(vals)
+            if (lens > v.length).any():
+                findings.add("SDTM.LENGTH", "Error", f"value longer than the spec length {v.length}", ds.name, v.name, out,
+                             pd.Series(np.append(lens, 0)[codes] > v.length, index=out.index),
+                             lambda name=v.name: out[name].str.slice(0, 40))
     if keys_check and ds.keys and not out.empty:
-        dup = out.duplicated(subset=ds.keys, keep=False)
+        dup = _duplicated(out, ds.keys, coded)
         findings.add("SDTM.KEY.DUPLICATE", "Warning", f"records not unique by the keys {', '.join(ds.keys)}; kept",
-                     ds.name, None, out, dup, out[ds.keys[-1]].astype("str"))
+                     ds.name, None, out, dup, lambda: out[ds.keys[-1]].astype("str"))
     return out
+
+
+def _duplicated(out: pd.DataFrame, keys: list[str], coded: dict[str, tuple[np.ndarray, list[str | None]]]) -> pd.Series:
+    """``out.duplicated(subset=keys, keep=False)`` on integer codes (text keys are already coded;
+    trimmed values that became equal are re-coded so that equal values share a code)."""
+    parts = []
+    for k in keys:
+        if k in coded:
+            codes, vals = coded[k]
+            vcodes = pd.factorize(np.array(vals + [None], dtype=object), use_na_sentinel=True)[0]
+            parts.append(vcodes[codes])  # codes -1 -> the appended None
+        else:
+            parts.append(pd.factorize(out[k].to_numpy(), use_na_sentinel=True)[0])
+    frame = pd.DataFrame({i: p for i, p in enumerate(parts)}, index=out.index)
+    return frame.duplicated(keep=False)
