@@ -249,9 +249,10 @@ def apply_rule(rule: Rule, frame: pd.DataFrame, ctx: Context, variable: str) -> 
     elif kind == "dtc":
         d = rule.dtc  # type: ignore[assignment]
         dtc, invalid, dropped = assemble_dtc(frame[d.date], frame[d.time] if d.time else None)
-        raw = clean(frame[d.date])
-        if d.time:
-            raw = (raw + " " + clean(frame[d.time]).fillna("")).str.strip()
+        def raw(d=d) -> pd.Series:  # the collected text, for findings only
+            txt = clean(frame[d.date])
+            return (txt + " " + clean(frame[d.time]).fillna("")).str.strip() if d.time else txt
+
         where = located(frame, d.date)
         ctx.findings.add("SDTM.DATE.INVALID", "Error", "not a valid date/time; --DTC left missing, record kept",
                          ctx.dataset, variable, where, invalid, raw)
@@ -312,6 +313,34 @@ def standardise_results(orres: pd.Series, orresu: pd.Series, keys: pd.DataFrame,
     stay missing, --ORRES/--ORRESU keep the collected values.
     """
     testcd = keys.iloc[:, 0].astype("str")
+    # every value below is a function of (test, unit, result): computed once per distinct triple
+    codes, rep = distinct_rows(testcd, orresu, orres)
+    small = _standardise_distinct(orres.iloc[rep].reset_index(drop=True), orresu.iloc[rep].reset_index(drop=True),
+                                  testcd.iloc[rep].reset_index(drop=True), conversions)
+
+    def spread(col: str) -> pd.Series:
+        return pd.Series(small[col].to_numpy()[codes], index=orres.index)
+
+    ctx.findings.add("SDTM.UNIT.UNKNOWN", "Warning",
+                     "unit not in mappings/units.yaml for this test; standard result left missing",
+                     ctx.dataset, f"{prefix}ORRESU", frame, spread("unknown"), lambda: testcd + " " + clean(orresu).fillna(""))
+    ctx.findings.add("SDTM.UNIT.MISSING", "Warning",
+                     "numeric result without a unit (and the test is not unitless in mappings/units.yaml); standard result left missing",
+                     ctx.dataset, f"{prefix}ORRESU", frame, spread("no_unit"), lambda: testcd + " " + clean(orres).fillna(""))
+    # text where the test and unit say number (e.g. SYSBP 'not done' in mmHg): kept in --ORRES/--STRESC, reported
+    ctx.findings.add("SDTM.NUM.INVALID", "Warning",
+                     "text result for a numeric test (its unit has a conversion row); kept as collected, no --STRESN",
+                     ctx.dataset, f"{prefix}ORRES", frame, spread("expects_number"), lambda: clean(orres))
+    return pd.DataFrame({f"{prefix}STRESC": text_from_codes(small["stresc"].tolist(), codes, orres.index),
+                         f"{prefix}STRESN": spread("stresn").astype("float64"),
+                         f"{prefix}STRESU": text_from_codes(small["stresu"].tolist(), codes, orres.index),
+                         "__lloq": spread("lloq").astype("float64"),
+                         "__factor": spread("factor").astype("float64")}, index=orres.index)
+
+
+def _standardise_distinct(orres: pd.Series, orresu: pd.Series, testcd: pd.Series,
+                          conversions: list[UnitConversion]) -> pd.DataFrame:
+    """The work of :func:`standardise_results` on distinct (result, unit, test) rows (index 0..n-1)."""
     unit = clean(orresu)
     res = clean(orres)
     m = res.str.extract(_QUAL)
@@ -327,17 +356,7 @@ def standardise_results(orres: pd.Series, orresu: pd.Series, keys: pd.DataFrame,
     # a unit the table has no row for (for this test); a blank unit matches rows with from: ""
     unknown = numeric & has_unit & look["to"].isna()
     no_unit = numeric & ~has_unit & look["to"].isna()
-    ctx.findings.add("SDTM.UNIT.UNKNOWN", "Warning",
-                     "unit not in mappings/units.yaml for this test; standard result left missing",
-                     ctx.dataset, f"{prefix}ORRESU", frame, unknown, testcd + " " + unit.fillna(""))
-    ctx.findings.add("SDTM.UNIT.MISSING", "Warning",
-                     "numeric result without a unit (and the test is not unitless in mappings/units.yaml); standard result left missing",
-                     ctx.dataset, f"{prefix}ORRESU", frame, no_unit, testcd + " " + res.fillna(""))
-    # text where the test and unit say number (e.g. SYSBP 'not done' in mmHg): kept in --ORRES/--STRESC, reported
     expects_number = ~numeric & res.notna() & has_unit & look["to"].notna()
-    ctx.findings.add("SDTM.NUM.INVALID", "Warning",
-                     "text result for a numeric test (its unit has a conversion row); kept as collected, no --STRESN",
-                     ctx.dataset, f"{prefix}ORRES", frame, expects_number, res)
     factor = look["f"].astype("float64")
     conv = (num * factor).round(10)
     ok = numeric & ~unknown & ~no_unit
@@ -351,9 +370,14 @@ def standardise_results(orres: pd.Series, orresu: pd.Series, keys: pd.DataFrame,
     stresc = stresc.mask(ok, (qual + conv_txt.fillna("")).where(ok))
     stresu = look["to"].where(ok)
     lloq = conv.where(ok & qual.isin(["<", "<="]))
-    return pd.DataFrame({f"{prefix}STRESC": stresc.astype("str"), f"{prefix}STRESN": stresn.astype("float64"),
-                         f"{prefix}STRESU": stresu.astype("str"), "__lloq": lloq.astype("float64"),
-                         "__factor": factor.where(look["to"].notna()).astype("float64")}, index=orres.index)
+    stresc = stresc.astype("str")
+    stresu = stresu.astype("str")
+    return pd.DataFrame({"unknown": unknown.to_numpy(bool), "no_unit": no_unit.to_numpy(bool),
+                         "expects_number": expects_number.to_numpy(bool),
+                         "stresc": stresc.astype("object").where(stresc.notna(), None),
+                         "stresn": stresn.astype("float64"), "stresu": stresu.astype("object").where(stresu.notna(), None),
+                         "lloq": lloq.astype("float64"), "factor": factor.where(look["to"].notna()).astype("float64")},
+                        index=orres.index)
 
 
 # --- text over 200 bytes ---------------------------------------------------------------------

@@ -37,16 +37,15 @@ def _blank(s: pd.Series) -> pd.Series:
 def assemble_dtc(date: pd.Series, time: pd.Series | None = None) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Assemble ISO 8601 --DTC strings (see :func:`_assemble`), computed once per distinct
     (date, time) pair: EDC columns repeat few values, so this is where the time goes."""
-    key = date.astype("object") if time is None else date.astype("object") + "\x00" + time.astype("object").fillna("")
-    key = key.where(date.notna(), None if time is None else "\x00" + time.astype("object").fillna(""))
-    codes, uniq = pd.factorize(key, use_na_sentinel=False)
-    if len(uniq) == len(date):
+    from cdisc_pipe.sdtm.algorithms import distinct_rows, text_from_codes  # noqa: PLC0415 - algorithms imports dates
+
+    codes, rep = distinct_rows(date) if time is None else distinct_rows(date, time)
+    if len(rep) == len(date):
         return _assemble(date, time)
-    first = pd.Series(np.arange(len(date))).groupby(codes).first().to_numpy()
-    d_u = date.iloc[first].reset_index(drop=True)
-    t_u = time.iloc[first].reset_index(drop=True) if time is not None else None
+    d_u = date.iloc[rep].reset_index(drop=True)
+    t_u = time.iloc[rep].reset_index(drop=True) if time is not None else None
     dtc, invalid, dropped = _assemble(d_u, t_u)
-    return (pd.Series(dtc.to_numpy()[codes], index=date.index, dtype="str"),
+    return (text_from_codes(dtc.to_numpy(), codes, date.index),
             pd.Series(invalid.to_numpy()[codes], index=date.index, dtype=bool),
             pd.Series(dropped.to_numpy()[codes], index=date.index, dtype=bool))
 
