@@ -502,35 +502,46 @@ def derive_var_atoxgr_dir(
     suffix = direction
     dsc_var, grd_var = f"ATOXDSC{suffix}", f"ATOXGR{suffix}"
     out = dataset.copy(deep=False)
-    dsc = pd.Series(None, index=out.index, dtype=object)
-    grade = pd.Series(None, index=out.index, dtype=object)
+    n = len(out)
+    # Filled per term on that term's records only (each test has at most one term per direction),
+    # so the work is linear in the records, not records x terms.
+    dsc = np.full(n, None, dtype=object)
+    grade = np.full(n, None, dtype=object)
     findings: list[Finding] = []
     digits = criteria.signif_digits
-    aval = _signif(_num(out, source_var), digits)
-    bnrind = out["BNRIND"] if "BNRIND" in out.columns else pd.Series(None, index=out.index, dtype=object)
+    codes, tests = pd.factorize(out[test_var])
+    needed = [c for c in dict.fromkeys([test_var, unit_var, source_var, "BNRIND", *_REF_VARS.values()])
+              if c is not None and c in out.columns]
     for term in (t for t in criteria.terms if t.direction == direction):
-        rows = out[test_var].isin(term.testcd).fillna(False).astype(bool)
-        if not rows.any():
+        wanted = tests.isin(term.testcd)
+        if not wanted.any():
             continue
-        if term.unit is not None and unit_var is not None and unit_var in out.columns:
-            bad_unit = rows & out[unit_var].ne(term.unit).fillna(True).astype(bool) & out[source_var].notna()
+        idx = np.flatnonzero(np.isin(codes, np.flatnonzero(wanted)))
+        if len(idx) == 0:
+            continue
+        sub = out[needed].iloc[idx]
+        rows = pd.Series(True, index=sub.index)
+        if term.unit is not None and unit_var is not None and unit_var in sub.columns:
+            bad_unit = rows & sub[unit_var].ne(term.unit).fillna(True).astype(bool) & sub[source_var].notna()
             if bad_unit.any():
-                for (cd, unit), n in out.loc[bad_unit].groupby([test_var, out.loc[bad_unit, unit_var].fillna("(missing)")]).size().items():
+                for (cd, unit), cnt in sub.loc[bad_unit].groupby([test_var, sub.loc[bad_unit, unit_var].fillna("(missing)")]).size().items():
                     findings.append(Finding(
                         rule="ADAM.ATOXGR.UNIT", severity="Warning", dataset=None, variable=grd_var, value=str(unit),
-                        message=(f"{n} {cd} record(s) in unit {unit} not graded for '{term.term}': the "
+                        message=(f"{cnt} {cd} record(s) in unit {unit} not graded for '{term.term}': the "
                                  f"{criteria.name} thresholds are in {term.unit}"),
                     ))
                 rows &= ~bad_unit
+        aval = _signif(_num(sub, source_var), digits)
+        bnrind = sub["BNRIND"] if "BNRIND" in sub.columns else pd.Series(None, index=sub.index, dtype=object)
         undecided = rows & aval.notna()
-        result = pd.Series(None, index=out.index, dtype=object)
+        result = pd.Series(None, index=sub.index, dtype=object)
         for rule in term.grades:
-            hit = pd.Series(False, index=out.index)
-            unknown = pd.Series(False, index=out.index)
+            hit = pd.Series(False, index=sub.index)
+            unknown = pd.Series(False, index=sub.index)
             for cond in rule.any:
-                bound = _signif(cond.bound.values(out), digits)
+                bound = _signif(cond.bound.values(sub), digits)
                 cmp = {"gt": aval > bound, "ge": aval >= bound, "lt": aval < bound, "le": aval <= bound}[cond.comparator]
-                applies = pd.Series(True, index=out.index)
+                applies = pd.Series(True, index=sub.index)
                 if cond.baseline is not None:
                     is_high, is_low = bnrind.eq("HIGH").fillna(False), bnrind.eq("LOW").fillna(False)
                     applies = {"high": is_high, "not_high": ~is_high, "low": is_low, "not_low": ~is_low}[cond.baseline]
@@ -543,10 +554,12 @@ def derive_var_atoxgr_dir(
             stop = undecided & unknown  # cannot tell whether this grade is reached
             undecided &= ~stop
         result = result.where(~undecided, "0")
-        grade = grade.where(~rows, result)
-        dsc = dsc.where(~rows, term.term)
-    out[dsc_var] = dsc
-    out[grd_var] = grade.where(grade.notna(), None)
+        keep = rows.to_numpy(dtype=bool)
+        grade[idx[keep]] = result.to_numpy(dtype=object)[keep]
+        dsc[idx[keep]] = term.term
+    out[dsc_var] = pd.Series(dsc, index=out.index, dtype=object)
+    grade_s = pd.Series(grade, index=out.index, dtype=object)
+    out[grd_var] = grade_s.where(grade_s.notna(), None)
     return out, findings
 
 
