@@ -54,3 +54,35 @@ def test_spec_import_of_a_non_workbook_exits_2(tmp_path, capsys):
 def test_synth_rejects_zero_subjects(tmp_path, capsys):
     assert main(["synth", "--subjects", "0", "--out", str(tmp_path), "-q"]) == 2
     assert "--subjects must be at least 1" in capsys.readouterr().err
+
+
+def test_adam_on_cdisc_pilot_stops_with_a_clear_message(shared, tmp_path, capsys):
+    """Another study's SDTM (CDISC's pilot package): ADaM needs study conventions the pilot lacks
+    (e.g. EXCAT); the command says which dataset lacks which variable and exits 2, no traceback."""
+    pilot = shared / "reference" / "sdtm-msg-2.0-cdiscpilot01"
+    code = main(["adam", "--sdtm", str(pilot), "--out", str(tmp_path), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "ex.xpt" in err and "EXCAT" in err and "Traceback" not in err
+    assert not (tmp_path / "adam").exists()  # nothing half-written
+
+
+def test_validate_cdisc_pilot_without_spec(shared, tmp_path, capsys):
+    pilot = shared / "reference" / "sdtm-msg-2.0-cdiscpilot01"
+    code = main(["validate", "--sdtm", str(pilot), "--no-spec", "--out", str(tmp_path), "-q"])
+    assert code == 1  # the pilot package has Error-level findings (reviewed in docs/VALIDATION.md)
+    import json
+
+    report = json.loads((tmp_path / "reports" / "validation.json").read_text())
+    assert report["summary"]["errors"] > 0 and report["summary"]["rules_execution_error"] == 0
+    assert (tmp_path / "reports" / "validation.html").is_file() and (tmp_path / "reports" / "validation.xlsx").is_file()
+
+
+def test_package_of_the_bundled_run(bundled_run, tmp_path):
+    dest = tmp_path / "pkg"
+    assert main(["package", "--out", str(bundled_run), "--dest", str(dest), "-q"]) == 0
+    sdtm = dest / "m5" / "datasets" / "bcmacart01" / "tabulations" / "sdtm"
+    adam = dest / "m5" / "datasets" / "bcmacart01" / "analysis" / "adam" / "datasets"
+    assert (sdtm / "dm.xpt").is_file() and (sdtm / "define.xml").is_file()
+    assert (adam / "adsl.xpt").is_file() and (adam / "define.xml").is_file()
+    assert list(dest.rglob("checksums.sha256"))
