@@ -224,10 +224,19 @@ def column_tokens(series: pd.Series, var: Variable, prefix: str = "", suffix: st
     if var.is_numeric:
         arr = series.to_numpy(dtype=np.float64, na_value=np.nan)
         codes, uniq = pd.factorize(arr, use_na_sentinel=True)  # NaN -> -1
-        uniques = column_values(pd.Series(np.asarray(uniq, dtype=np.float64)), var)
+        uniq = np.asarray(uniq, dtype=np.float64)
+        if not np.isfinite(uniq).all():
+            raise ValueError(f"{var.name}: infinite values cannot be written to JSON")
+        if var.data_type in ("date", "datetime", "time"):
+            tokens = [_ENCODE_STR(v) for v in _iso_from_sas(uniq, var.data_type)]
+        elif var.data_type == "integer":
+            tokens = list(map(str, uniq.astype(np.int64).tolist()))
+        else:  # float.__repr__ is exactly what json.dumps writes for a finite float
+            tokens = list(map(float.__repr__, uniq.tolist()))
     else:
         codes, uniques = factorize_objects(series.to_numpy(dtype=object))
-    table = np.array([prefix + _json_token(u) + suffix for u in uniques] + [prefix + "null" + suffix], dtype=object)
+        tokens = [_json_token(u) for u in uniques]
+    table = np.array([prefix + t + suffix for t in tokens] + [prefix + "null" + suffix], dtype=object)
     return table[np.where(codes < 0, len(table) - 1, codes)]
 
 

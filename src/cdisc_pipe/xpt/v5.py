@@ -277,11 +277,15 @@ class ColumnBytes:
     codes: np.ndarray | None = None
 
     def fill(self, out: np.ndarray, start: int, stop: int) -> None:
-        """Write rows ``start:stop`` into ``out`` (a (stop-start, width) view of the row buffer)."""
+        """Write rows ``start:stop`` into ``out``: the column's field (``V<width>``) of the row buffer.
+
+        Rows are moved as opaque ``width``-byte items (numpy void), one memcpy each, which is
+        several times faster than copying a 2-D (rows, width) slice into a strided view.
+        """
         if self.block is not None:
-            out[...] = self.block[start:stop]
+            out[...] = self.block[start:stop].view(f"V{self.width}").reshape(-1)
         else:
-            np.take(self.table, self.codes[start:stop], axis=0, out=out, mode="clip")
+            out[...] = self.table.view(f"V{self.width}").reshape(-1)[self.codes[start:stop]]
 
     def matrix(self) -> np.ndarray:
         """The full (n, width) matrix."""
@@ -446,16 +450,17 @@ def plan_variables(
 def iter_observation_bytes(sources: Sequence[ColumnBytes], nrows: int, chunk_rows: int = CHUNK_ROWS) -> Iterable[memoryview]:
     """Yield the observation section in chunks of rows (fresh buffers), then the blank padding."""
     row_len = sum(src.width for src in sources)
+    offsets = np.cumsum([0] + [src.width for src in sources[:-1]]).tolist()
+    row = np.dtype({"names": [f"c{i}" for i in range(len(sources))],
+                    "formats": [f"V{src.width}" for src in sources], "offsets": offsets, "itemsize": row_len})
     total = 0
     for start in range(0, nrows, chunk_rows):
         stop = min(start + chunk_rows, nrows)
-        buf = np.empty((stop - start, row_len), dtype=np.uint8)
-        off = 0
-        for src in sources:
-            src.fill(buf[:, off : off + src.width], start, stop)
-            off += src.width
-        total += buf.size
-        yield memoryview(buf.reshape(-1))
+        buf = np.empty(stop - start, dtype=row)
+        for i, src in enumerate(sources):
+            src.fill(buf[f"c{i}"], start, stop)
+        total += buf.nbytes
+        yield memoryview(buf.view(np.uint8).reshape(-1))
     pad = -total % RECORD
     if pad:
         yield memoryview(b" " * pad)
