@@ -75,12 +75,19 @@ def _parameters(lb: pd.DataFrame, settings: AdlbSettings) -> pd.DataFrame:
     spec = out["LBSPEC"] if "LBSPEC" in out.columns else pd.Series(None, index=out.index, dtype=object)
     method = out["LBMETHOD"] if "LBMETHOD" in out.columns else pd.Series(None, index=out.index, dtype=object)
     done = pd.Series(False, index=out.index)
+    # Equality tests on factorised codes: each distinct text is compared once, not once per record.
+    coded = {name: pd.factorize(col) for name, col in (("test", out["LBTESTCD"]), ("spec", spec), ("method", method))}
+
+    def equals(name: str, value: str) -> np.ndarray:
+        codes, uniques = coded[name]
+        return np.isin(codes, np.flatnonzero(uniques == value))
+
     for rule in settings.param_rules:  # loop over configured rules, not records; first match wins
-        hit = out["LBTESTCD"].eq(rule.testcd) & ~done
+        hit = pd.Series(equals("test", rule.testcd), index=out.index) & ~done
         if rule.spec is not None:
-            hit &= spec.eq(rule.spec)
+            hit &= equals("spec", rule.spec)
         if rule.method is not None:
-            hit &= method.eq(rule.method)
+            hit &= equals("method", rule.method)
         hit = hit.fillna(False).astype(bool)
         if not hit.any():
             continue
@@ -177,7 +184,7 @@ def _compare_lobxfl(df: pd.DataFrame) -> list[Finding]:
     """
     if "LBLOBXFL" not in df.columns:
         return []
-    obs = df[df["SRCDOM"].eq("LB").fillna(False) & df["DTYPE"].isna()]
+    obs = df.loc[df["SRCDOM"].eq("LB").fillna(False) & df["DTYPE"].isna(), ["LBLOBXFL", "ABLFL", "PARAMCD", "BASETYPE"]]
     differ = obs["LBLOBXFL"].eq("Y").fillna(False).astype(bool) != obs["ABLFL"].eq("Y").fillna(False).astype(bool)
     per_type = differ.groupby([obs["PARAMCD"], obs["BASETYPE"]]).sum()
     best = per_type.groupby(level="PARAMCD").min()
@@ -225,9 +232,21 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
         dflc["ANRHI"] = np.nan
         df = pd.concat([df, dflc], ignore_index=True)
 
-    types = df["PARCAT1"].map(settings.basetype_by_lbcat)
-    df["BASETYPE"] = types.where(types.notna(), pd.Series([[settings.default_basetype]] * len(df), index=df.index))
-    df = df.explode("BASETYPE", ignore_index=True)  # one copy of a record per baseline type
+    # One copy of a record per baseline type (the copies of a record stay together, in the
+    # order of the settings), as DataFrame.explode would, without building a list per record.
+    cat_codes, cats = pd.factorize(df["PARCAT1"])
+    per_cat = [settings.basetype_by_lbcat.get(c) or [settings.default_basetype] for c in cats]
+    default = [settings.default_basetype]
+    lists = per_cat + [default]  # code -1 (missing LBCAT) -> the default
+    n_types = np.array([len(x) for x in lists])[cat_codes]
+    rep = np.repeat(np.arange(len(df)), n_types)
+    first = np.cumsum(n_types) - n_types
+    within = np.arange(len(rep)) - np.repeat(first, n_types)
+    flat = np.array([t for x in lists for t in x], dtype=object)
+    offsets = np.cumsum([0] + [len(x) for x in lists])[:-1]
+    basetype = flat[offsets[cat_codes[rep]] + within]
+    df = df.take(rep).reset_index(drop=True)
+    df["BASETYPE"] = pd.Series(basetype, index=df.index, dtype=object)
     pre_ld = before_reference(df["ADT"], df["ADTM"], pd.Series(False, index=df.index), df["LDSDT"], None)
     pre_ld_ref_known = pd.to_datetime(df["LDSDT"]).notna()
     candidate = np.where(df["BASETYPE"].eq("PRE-LD"), pre_ld, df["__pre_inf"])

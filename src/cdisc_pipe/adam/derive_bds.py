@@ -813,7 +813,11 @@ def derive_on_unique(
 
 def dtc_has_time(dtc: pd.Series) -> pd.Series:
     """True where an ISO 8601 --DTC value carries at least hours and minutes."""
-    return dtc.astype("string").str.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}").fillna(False).astype(bool)
+    codes, uniques = pd.factorize(dtc)  # each distinct value is matched once
+    timed = (pd.Series(uniques, dtype=object).astype("string")
+             .str.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}").fillna(False).astype(bool).to_numpy())
+    timed = np.append(timed, False)  # code -1 (missing) -> False
+    return pd.Series(timed[codes], index=dtc.index, dtype=bool)
 
 
 def before_reference(
