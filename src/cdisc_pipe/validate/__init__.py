@@ -190,8 +190,9 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
     reports_dir = out_dir / "reports"
     reports_dir.mkdir(parents=True, exist_ok=True)
     previous = reports_dir / "_previous"
-    ds_changes, rec_changes, fnd_changes, had_previous = _diff.compare(previous, data, spec, allf)
-    _diff.write_snapshot(previous, data, spec, allf)
+    current = _diff.snapshots(data, spec)  # keys + record hashes, once for the comparison and the snapshot
+    ds_changes, rec_changes, fnd_changes, had_previous = _diff.compare(previous, data, spec, allf, current)
+    _diff.write_snapshot(previous, data, spec, allf, current)
     # rule run times of this run, kept even when the reports leave them out for reproducibility
     pd.DataFrame([{"rule": r.rule.id, "status": r.status, "seconds": round(r.seconds, 4)} for r in results]
                  ).to_csv(previous / "rule_times.csv", index=False)

@@ -56,6 +56,9 @@ class CheckContext:
     settings: ValidationSettings
     ct: dict[str, Any] = field(default_factory=dict)  # publishing set -> CtPackage
     ct_reason: str | None = None  # why CT is unavailable
+    # per-run cache of column-derived arrays of whole datasets (``text_bytes``), created by the
+    # engine for one run and passed to every context of that run; never module-level state
+    cache: dict[Any, Any] = field(default_factory=dict)
 
     def resolve(self, pattern: str, required: bool = True) -> list[str]:
         """Columns matching ``pattern``: ``--`` is the domain prefix, ``*``/``?`` are globs."""
@@ -95,6 +98,18 @@ class CheckContext:
         if df is None:
             raise RuleSkipped(f"dataset {name.upper()} absent")
         return df
+
+    def text_bytes(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """(UTF-8 byte length, non-ASCII flag) of every value of ``self.df[column]`` (0 / False for
+        missing).  Several rules (spec length, XPT 200 bytes, XPT storage length, ASCII) need the same
+        arrays: for an unfiltered dataset they are computed once per run and kept in ``cache``."""
+        full = self.data.datasets.get(self.dataset or "")
+        if full is None or self.df is not full:
+            return text_bytes(self.df[column])
+        key = ("text_bytes", self.dataset, column)
+        if key not in self.cache:
+            self.cache[key] = text_bytes(self.df[column])
+        return self.cache[key]
 
     def need_spec(self) -> StudySpec:
         if self.spec is None:
@@ -141,6 +156,29 @@ def _pick(x: Any, rows: np.ndarray, shape: tuple[int, ...], prefix: str = "") ->
         res = np.array([None if v is None or v is pd.NA else prefix + str(v) for v in res], dtype=object) \
             if len(res) < 1000 else (prefix + pd.Series(res, dtype="str")).to_numpy(dtype=object)
     return res
+
+
+def text_bytes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(UTF-8 byte length, non-ASCII flag) of each value (0 / False for missing): character counts,
+    re-measured in bytes only for the non-ASCII values.  One pass over the values each, without the
+    missing-value bookkeeping of pandas' string methods."""
+    arr = s.to_numpy(dtype=object)
+    present = np.flatnonzero(~pd.isna(arr))
+    vals = arr[present]
+    n = np.zeros(len(arr), dtype=np.int64)
+    non_ascii = np.zeros(len(arr), dtype=bool)
+    # map() over the present values runs the str methods at C speed (no per-row Python frame)
+    try:
+        n[present] = np.fromiter(map(len, vals), dtype=np.int64, count=len(vals))
+        non_ascii[present] = ~np.fromiter(map(str.isascii, vals), dtype=bool, count=len(vals))
+    except TypeError:  # an object column holding non-text values: those count as 0 / ASCII
+        t = pd.Series(arr, dtype=object)
+        n = t.str.len().fillna(0).to_numpy(dtype=np.int64).copy()
+        non_ascii = (t.str.isascii() == False).to_numpy(dtype=bool)  # noqa: E712  (NaN for non-text)
+    if non_ascii.any():
+        idx = np.flatnonzero(non_ascii)
+        n[idx] = [len(arr[i].encode("utf-8")) for i in idx]
+    return n, non_ascii
 
 
 def group_codes(df: pd.DataFrame, cols: list[str]) -> np.ndarray:

@@ -40,18 +40,31 @@ def record_keys(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec | 
 def snapshot_frame(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec | None) -> pd.DataFrame:
     """One row per record: ``key`` (key values joined by '|', '#n' for repeated keys) and ``hash``."""
     keys = record_keys(name, df, data, spec)
-    key = as_text(df[keys[0]]).fillna("")
-    for k in keys[1:]:
-        key = key + "|" + as_text(df[k]).fillna("")
-    occ = key.groupby(key, sort=False).cumcount()
-    key = key.where(occ == 0, key + "#" + occ.astype("str"))
+    # joined as plain Python strings: pandas' element-wise string addition costs several passes per key
+    parts = [as_text(df[k]).fillna("").to_numpy(dtype=object) for k in keys]
+    key = pd.Series(parts[0] if len(parts) == 1 else ["|".join(t) for t in zip(*parts)], dtype=object)
+    occ = key.groupby(key, sort=False).cumcount().to_numpy()
+    if (occ > 0).any():
+        arr = key.to_numpy(dtype=object).copy()
+        dup = np.flatnonzero(occ > 0)
+        arr[dup] = [f"{arr[i]}#{occ[i]}" for i in dup]
+        key = pd.Series(arr, dtype=object)
     h = pd.util.hash_pandas_object(df, index=False).to_numpy()
     return pd.DataFrame({"key": key.to_numpy(dtype=object), "hash": h.astype(np.uint64).astype(str)})
 
 
+def snapshots(data: StudyData, spec: StudySpec | None) -> dict[str, pd.DataFrame]:
+    """:func:`snapshot_frame` of every dataset, computed once per run for :func:`compare` and
+    :func:`write_snapshot`."""
+    return {name: snapshot_frame(name, df, data, spec) for name, df in data.datasets.items()}
+
+
 def compare(previous_dir: Path, data: StudyData, spec: StudySpec | None,
-            findings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
-    """(records summary per dataset, record-level changes, finding changes, had_previous)."""
+            findings: pd.DataFrame, current: dict[str, pd.DataFrame] | None = None
+            ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
+    """(records summary per dataset, record-level changes, finding changes, had_previous).
+
+    ``current``: this run's :func:`snapshots` (computed here when not given)."""
     cols_sum = ["dataset", "records_previous", "records_now", "added", "removed", "changed"]
     cols_rec = ["dataset", "change", "key"]
     cols_fnd = ["change", *FINDING_KEY, "severity", "message"]
@@ -64,7 +77,8 @@ def compare(previous_dir: Path, data: StudyData, spec: StudySpec | None,
         prev_path = previous_dir / "datasets" / f"{name.lower()}.csv"
         prev = pd.read_csv(prev_path, dtype=str, keep_default_na=False) if prev_path.is_file() else \
             pd.DataFrame({"key": [], "hash": []}, dtype=str)
-        cur = snapshot_frame(name, data.datasets[name], data, spec) if name in data.datasets else \
+        cur = (current[name] if current is not None else snapshot_frame(name, data.datasets[name], data, spec)) \
+            if name in data.datasets else \
             pd.DataFrame({"key": [], "hash": []}, dtype=str)
         m = prev.merge(cur, on="key", how="outer", suffixes=("_p", "_c"), indicator=True)
         added = m.loc[m["_merge"] == "right_only", "key"]
@@ -101,13 +115,15 @@ def _fid(f: pd.DataFrame) -> pd.Series:
     return s
 
 
-def write_snapshot(previous_dir: Path, data: StudyData, spec: StudySpec | None, findings: pd.DataFrame) -> None:
-    """Replace the snapshot with this run's keys, hashes and findings."""
+def write_snapshot(previous_dir: Path, data: StudyData, spec: StudySpec | None, findings: pd.DataFrame,
+                   current: dict[str, pd.DataFrame] | None = None) -> None:
+    """Replace the snapshot with this run's keys, hashes and findings (``current``: this run's
+    :func:`snapshots`, computed here when not given)."""
     ds_dir = previous_dir / "datasets"
     ds_dir.mkdir(parents=True, exist_ok=True)
     for old in ds_dir.glob("*.csv"):
         if old.stem.upper() not in data.datasets:
             old.unlink()
     for name, df in data.datasets.items():
-        snapshot_frame(name, df, data, spec).to_csv(ds_dir / f"{name.lower()}.csv", index=False)
+        (current[name] if current is not None else snapshot_frame(name, df, data, spec)).to_csv(ds_dir / f"{name.lower()}.csv", index=False)
     finding_identity(findings).to_csv(previous_dir / "findings.csv", index=False)

@@ -154,6 +154,7 @@ def run_rules(rules: list[Rule], data: StudyData, spec: StudySpec | None, settin
     results: list[RuleResult] = []
     frames: list[pd.DataFrame] = []
     prefixes = {n: domain_prefix(n, df, spec) for n, df in data.datasets.items()}
+    cache: dict[Any, Any] = {}  # column-derived arrays shared by the rules of this run (CheckContext.text_bytes)
     for rule in rules:
         t0 = clock()
         res = RuleResult(rule=rule, status="SUCCESS")
@@ -164,7 +165,7 @@ def run_rules(rules: list[Rule], data: StudyData, spec: StudySpec | None, settin
             if rule.needs_spec and spec is None:
                 raise RuleSkipped("no study spec given (spec-based rule)")
             if rule.scope.study_level:
-                ctx = CheckContext(None, None, None, data, spec, settings, ct, ct_reason)
+                ctx = CheckContext(None, None, None, data, spec, settings, ct, ct_reason, cache)
                 hits = apply_operator(ctx, rule.check)
                 if len(hits):
                     frames.append(hits_to_frame(rule, severity, None, None, None, hits))
@@ -177,7 +178,7 @@ def run_rules(rules: list[Rule], data: StudyData, spec: StudySpec | None, settin
                 skipped: list[str] = []
                 for name in names:
                     df = data.datasets[name]
-                    ctx = CheckContext(name, df, prefixes[name], data, spec, settings, ct, ct_reason)
+                    ctx = CheckContext(name, df, prefixes[name], data, spec, settings, ct, ct_reason, cache)
                     try:
                         if rule.when:
                             mask = np.ones(len(df), dtype=bool)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from cdisc_pipe.validate.context import (
     CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, is_null, map_unique,
-    subject_lookup,
+    subject_lookup, text_bytes,
 )
 from cdisc_pipe.validate.operators import Params, operator
 
@@ -50,13 +50,8 @@ def run_python(ctx: CheckContext, p: PythonParams) -> Hits:
 
 
 def utf8_lengths(s: pd.Series) -> np.ndarray:
-    """Byte length of each value in UTF-8 (0 for missing): character counts, re-measured in bytes only
-    for the non-ASCII values."""
-    n = s.str.len().fillna(0).to_numpy(dtype=np.int64).copy()
-    non_ascii = ~s.str.isascii().to_numpy(dtype=bool) & s.notna().to_numpy()
-    if non_ascii.any():
-        n[non_ascii] = s[non_ascii].str.encode("utf-8").str.len().to_numpy(dtype=np.int64)
-    return n
+    """Byte length of each value in UTF-8 (0 for missing)."""
+    return text_bytes(s)[0]
 
 
 # ===================================================================== structure vs spec
@@ -166,7 +161,7 @@ def spec_variable_length(ctx: CheckContext, params: dict[str, Any]) -> Hits:
         s = ctx.df[v.name]
         if not pd.api.types.is_string_dtype(s.dtype):
             continue
-        n = utf8_lengths(s)
+        n = ctx.text_bytes(v.name)[0]
         parts.append(ctx.hits(n > v.length, v.name, s, f"spec length {v.length}"))
     return concat_hits(parts)
 
@@ -357,7 +352,7 @@ def xpt_length_actual(ctx: CheckContext, params: dict[str, Any]) -> Hits:
         s = ctx.df[c.name]
         if not pd.api.types.is_string_dtype(s.dtype):
             continue
-        n = utf8_lengths(s)
+        n = ctx.text_bytes(c.name)[0]
         longest = max(int(np.max(n)) if len(n) else 0, 1)
         if c.length > longest:
             vars_.append(c.name); vals.append(str(c.length)); details.append(f"longest value {longest} bytes")

@@ -215,8 +215,7 @@ def max_bytes(ctx: CheckContext, p: MaxBytesParams) -> Hits:
         s = ctx.df[col]
         if not (pd.api.types.is_string_dtype(s.dtype) or s.dtype == object):
             continue
-        from cdisc_pipe.validate.functions import utf8_lengths
-        n = utf8_lengths(s)
+        n = ctx.text_bytes(col)[0]
         parts.append(ctx.hits(n > p.max, col, s, detail=n, detail_prefix="length "))
     return concat_hits(parts)
 
@@ -229,7 +228,7 @@ def ascii_only(ctx: CheckContext, p: MaxBytesParams) -> Hits:
         s = ctx.df[col]
         if not (pd.api.types.is_string_dtype(s.dtype) or s.dtype == object):
             continue
-        bad = ~s.str.isascii().to_numpy(dtype=bool) & s.notna().to_numpy()  # missing -> False in pandas 3
+        bad = ctx.text_bytes(col)[1]  # missing -> False
         parts.append(ctx.hits(bad, col, s))
     return concat_hits(parts)
 
