@@ -72,7 +72,30 @@ def _pad(num: np.ndarray, width: int, prefix: str = "") -> np.ndarray:
 
 
 def _assemble(date: pd.Series, time: pd.Series | None = None) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """The work of :func:`assemble_dtc` on (usually distinct) values; numpy after one regex pass."""
+    """The work of :func:`assemble_dtc` on (usually distinct) values: the date part is parsed once
+    per distinct date, the time part once per distinct time, then combined with numpy."""
+    from cdisc_pipe.sdtm.algorithms import distinct_rows  # noqa: PLC0415 - algorithms imports dates
+
+    dc, drep = distinct_rows(date)
+    d_dtc, d_invalid, d_blank, d_full = _date_part(date.iloc[drep].reset_index(drop=True))
+    dtc, invalid, blank, full = d_dtc[dc], d_invalid[dc], d_blank[dc], d_full[dc]
+    dropped = np.zeros(len(date), dtype=bool)
+    if time is not None:
+        tc, trep = distinct_rows(time)
+        t_txt, t_bad_u, t_blank_u, t_has_h = _time_part(time.iloc[trep].reset_index(drop=True))
+        t_txt, t_bad, t_blank, has_h = t_txt[tc], t_bad_u[tc], t_blank_u[tc], t_has_h[tc]
+        complete = full & ~invalid & ~blank
+        add = complete & has_h & ~t_bad
+        dtc[add] = dtc[add] + t_txt[add]
+        has_dtc = ~pd.isna(dtc)
+        dropped = (~t_blank & ~complete & has_dtc) | (t_bad & has_dtc)
+        invalid = invalid | (t_bad & ~blank)
+    return (pd.Series(dtc, index=date.index, dtype="str"), pd.Series(invalid, index=date.index, dtype=bool),
+            pd.Series(dropped, index=date.index, dtype=bool))
+
+
+def _date_part(date: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(ISO date text or None, invalid, blank, complete) of raw dates; numpy after one regex pass."""
     raw = date.astype("object").str.upper()
     blank = _blank(date).to_numpy(dtype=bool)
     edc = raw.str.extract(_EDC)
@@ -110,27 +133,23 @@ def _assemble(date: pd.Series, time: pd.Series | None = None) -> tuple[pd.Series
     sel = has_y & ~has_m & has_d  # year and day known, month unknown: 'YYYY---DD' (SDTMIG 4.4.3)
     dtc[sel] = ys[sel] + "---" + ds[sel]
     dtc[invalid | blank] = None
+    return dtc, invalid, blank, full
 
-    dropped = np.zeros(len(date), dtype=bool)
-    if time is not None:
-        t = time.astype("object").str.upper().str.extract(_TIME)
-        h = pd.to_numeric(t["h"], errors="coerce").to_numpy(dtype="float64")
-        mi = pd.to_numeric(t["mi"], errors="coerce").to_numpy(dtype="float64")
-        sec = pd.to_numeric(t["s"], errors="coerce").to_numpy(dtype="float64")
-        t_blank = _blank(time).to_numpy(dtype=bool)
-        with np.errstate(invalid="ignore"):
-            t_bad = ~t_blank & (t["h"].isna().to_numpy(dtype=bool) | (h > 23) | (mi > 59) | (sec > 59))
-        hs = np.where(np.isnan(h), "", _pad(h, 2, "T"))
-        mis = np.where(np.isnan(h) | np.isnan(mi), "", _pad(mi, 2, ":"))
-        ss = np.where(np.isnan(h) | np.isnan(mi) | np.isnan(sec), "", _pad(sec, 2, ":"))
-        complete = full & ~invalid & ~blank
-        add = complete & ~np.isnan(h) & ~t_bad
-        dtc[add] = dtc[add] + hs[add] + mis[add] + ss[add]
-        has_dtc = ~pd.isna(dtc)
-        dropped = (~t_blank & ~complete & has_dtc) | (t_bad & has_dtc)
-        invalid = invalid | (t_bad & ~blank)
-    return (pd.Series(dtc, index=date.index, dtype="str"), pd.Series(invalid, index=date.index, dtype=bool),
-            pd.Series(dropped, index=date.index, dtype=bool))
+
+def _time_part(time: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(``Thh[:mm[:ss]]`` text, invalid, blank, has an hour) of raw times."""
+    t = time.astype("object").str.upper().str.extract(_TIME)
+    h = pd.to_numeric(t["h"], errors="coerce").to_numpy(dtype="float64")
+    mi = pd.to_numeric(t["mi"], errors="coerce").to_numpy(dtype="float64")
+    sec = pd.to_numeric(t["s"], errors="coerce").to_numpy(dtype="float64")
+    t_blank = _blank(time).to_numpy(dtype=bool)
+    with np.errstate(invalid="ignore"):
+        t_bad = ~t_blank & (t["h"].isna().to_numpy(dtype=bool) | (h > 23) | (mi > 59) | (sec > 59))
+    hs = np.where(np.isnan(h), "", _pad(h, 2, "T"))
+    mis = np.where(np.isnan(h) | np.isnan(mi), "", _pad(mi, 2, ":"))
+    ss = np.where(np.isnan(h) | np.isnan(mi) | np.isnan(sec), "", _pad(sec, 2, ":"))
+    txt = (hs.astype(object) + mis.astype(object) + ss.astype(object)) if len(time) else np.array([], dtype=object)
+    return txt, t_bad, t_blank, ~np.isnan(h)
 
 
 def complete_date(dtc: pd.Series) -> pd.Series:
