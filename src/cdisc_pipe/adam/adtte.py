@@ -111,7 +111,14 @@ def _candidates(sources: Sequence[TteSource], frames: dict[str, pd.DataFrame], s
             raise InputError(Problem("adam.yaml", f"tte {paramcd} source {src.id} names dataset {src.dataset}, which was not built",
                                      entry=f"tte[{paramcd}].{src.id}.dataset", value=src.dataset), stage="adam")
         df = frames[src.dataset]
-        extra = [c for c in adsl.columns if c not in df.columns or c == "USUBJID"]
+        # Only the variables this source refers to are joined (not the whole of ADSL per source);
+        # a variable absent everywhere still raises KeyError below, as before.
+        used = {"USUBJID", src.date, *start.columns, *(c.variable for c in src.where),
+                *(c.other for c in src.where if c.other is not None)}
+        if src.srcseq:
+            used.add(src.srcseq)
+        extra = [c for c in adsl.columns if (c not in df.columns or c == "USUBJID") and c in used]
+        df = df[[c for c in df.columns if c in used]]
         df = df.merge(adsl[extra], on="USUBJID", how="inner") if src.dataset != "ADSL" else df
         df = df.merge(start, on="USUBJID", how="inner")
         try:
