@@ -231,7 +231,8 @@ def is_null(s: pd.Series) -> np.ndarray:
     """Missing or empty text (readers already trim trailing blanks)."""
     if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
         return s.isna().to_numpy()
-    return (s.isna() | (s == "")).to_numpy(dtype=bool)
+    arr = s.to_numpy(dtype=object)  # numpy's object comparison: no pandas string-array NA bookkeeping
+    return np.asarray(pd.isna(arr) | (arr == ""), dtype=bool)
 
 
 def regex_full(s: pd.Series, pattern: str | re.Pattern) -> np.ndarray:
