@@ -445,13 +445,17 @@ ASCII_REPLACEMENTS = {
 }
 
 
-def ascii_policy(frame: pd.DataFrame, dataset: str, findings: Findings) -> pd.DataFrame:
+def ascii_policy(frame: pd.DataFrame, dataset: str, findings: Findings,
+                 coded: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> pd.DataFrame:
     """Make every text column ASCII, reporting every change (``SDTM.TEXT.NONASCII``).
 
     Policy: typographic characters with an obvious ASCII twin are transliterated
     (:data:`ASCII_REPLACEMENTS`, NFKD-decomposed accents lose their marks); anything else (e.g.
     Chinese text) is replaced by ``?`` per character.  Each changed value is reported with the
     original text, so the change is explicit and reviewable; the record is kept.
+
+    Each column is checked on its distinct values; ``coded`` (optional) receives the
+    factorization (codes, distinct values) of every column left unchanged, for :func:`conform`.
     """
     out = frame
     for col in frame.columns:
@@ -459,6 +463,11 @@ def ascii_policy(frame: pd.DataFrame, dataset: str, findings: Findings) -> pd.Da
             continue
         s = frame[col]
         if s.dtype != "str" and s.dtype != object:
+            continue
+        codes, uniq = factorize_text(s)
+        if "".join(u if isinstance(u, str) else str(u) for u in uniq).isascii():  # the usual case
+            if coded is not None:
+                coded[col] = (codes, uniq)
             continue
         txt = s.astype("str")
         bad = ~txt.fillna("").str.isascii()

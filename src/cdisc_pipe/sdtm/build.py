@@ -488,8 +488,9 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
     final: dict[str, pd.DataFrame] = {}
     for name, df in datasets.items():
         ds = spec.datasets[name]
-        df = ascii_policy(df.reset_index(drop=True), name, findings)
-        final[name] = conform(df, ds, findings)
+        coded: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # factorizations shared by the two passes
+        df = ascii_policy(df.reset_index(drop=True), name, findings, coded)
+        final[name] = conform(df, ds, findings, coded_in=coded)
     trace_table = traceability(final, forms, mappings, trace, joined_used)
     for name in list(final):
         final[name] = final[name].drop(columns=[c for c in (FORM, ROW, SUBJ) if c in final[name]])

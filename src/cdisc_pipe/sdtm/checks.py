@@ -63,7 +63,8 @@ def _prefix(s: pd.Series, n: pd.Series) -> pd.Series:
     return out
 
 
-def conform(df: pd.DataFrame, ds: Dataset, findings: Findings, keys_check: bool = True) -> pd.DataFrame:
+def conform(df: pd.DataFrame, ds: Dataset, findings: Findings, keys_check: bool = True,
+            coded_in: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> pd.DataFrame:
     """The frame with exactly the spec's variables in spec order and types; problems as findings.
 
     Text: ``str`` dtype (missing = NA); numbers: float64.  Findings: Req variable null
@@ -71,7 +72,8 @@ def conform(df: pd.DataFrame, ds: Dataset, findings: Findings, keys_check: bool 
     (``SDTM.KEY.DUPLICATE``).  Records are kept.
 
     Each text column is factorized once: trimming, byte lengths and the null check work on its
-    distinct values, and the key check reuses the codes.
+    distinct values, and the key check reuses the codes.  ``coded_in``: factorizations of columns
+    of ``df`` already made (by :func:`~cdisc_pipe.sdtm.algorithms.ascii_policy` on this frame).
     """
     out = pd.DataFrame(index=df.index)
     coded: dict[str, tuple[np.ndarray, list[str | None]]] = {}
@@ -82,7 +84,10 @@ def conform(df: pd.DataFrame, ds: Dataset, findings: Findings, keys_check: bool 
         else:
             if pd.api.types.is_numeric_dtype(col):  # a number in a text variable (e.g. IDVARVAL): 3.0 -> "3"
                 col = col.astype("float64").astype("str").str.replace(r"\.0$", "", regex=True).where(col.notna())
-            codes, uniq = factorize_text(col)
+            if coded_in is not None and v.name in coded_in and v.name in df:
+                codes, uniq = coded_in[v.name]
+            else:
+                codes, uniq = factorize_text(col)
             vals = clean_uniques(uniq)
             coded[v.name] = (codes, vals)
             out[v.name] = text_from_codes(vals, codes, df.index)
