@@ -63,6 +63,11 @@ COLUMNS = [
 KEYS = ["USUBJID", "PARAMCD", "BASETYPE", "ADTM", "DTYPE", "SRCSEQ"]
 LB_VARS = ["STUDYID", "USUBJID", "LBSEQ", "LBTESTCD", "LBTEST", "LBCAT", "LBSTRESC", "LBSTRESN", "LBSTRESU", "LBDTC"]
 BASELINE_BY = ["USUBJID", "PARAMCD", "BASETYPE"]
+LB_OPTIONAL = ["LBSPEC", "LBMETHOD", "VISIT", "VISITNUM", "LBSTNRLO", "LBSTNRHI", "LBLOBXFL"]
+# LB variables used only to set up the analysis variables; dropped afterwards so that the
+# lab-sized frame stays narrow (every copy, join and sort below moves fewer columns).
+LB_CONSUMED = ["LBSEQ", "LBTESTCD", "LBTEST", "LBCAT", "LBSTRESC", "LBSTRESN", "LBSTRESU", "LBSPEC", "LBMETHOD",
+               "VISIT", "VISITNUM", "LBSTNRLO", "LBSTNRHI"]
 
 
 def _parameters(lb: pd.DataFrame, settings: AdlbSettings) -> pd.DataFrame:
@@ -198,6 +203,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     settings = load_bds_settings(settings_dir).adlb
     criteria = read_toxicity_criteria(Path(settings_dir) / settings.toxicity_table)
     lb = require_sdtm(sdtm, "LB", LB_VARS, NAME)
+    lb = lb[[c for c in lb.columns if c in LB_VARS or c in LB_OPTIONAL or c in COLUMNS]]  # what ADLB reads
     findings: list[Finding] = []
 
     no_result = lb["LBSTRESN"].isna() & lb["LBSTRESC"].isna()
@@ -216,6 +222,7 @@ def build(sdtm: dict[str, pd.DataFrame], adsl: pd.DataFrame, settings_dir: Path)
     df["SRCDOM"], df["SRCVAR"] = "LB", np.where(df["AVAL"].notna(), "LBSTRESN", "LBSTRESC")
     df["SRCSEQ"] = pd.to_numeric(df["LBSEQ"], errors="coerce").astype("float64")
     df["__unit"] = df["LBSTRESU"]
+    df = df[[c for c in df.columns if c not in LB_CONSUMED or c in COLUMNS]]
     # ADTM needs a complete date (time imputed to 00:00:00, ATMF "H"); ADT is its date part, which
     # equals the un-imputed date of LBDTC, so the date strings are parsed once.
     df = derive_on_unique(df, "LBDTC", lambda u: derive_vars_dtm_to_dt(
