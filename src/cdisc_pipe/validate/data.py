@@ -125,13 +125,14 @@ class StudyData:
         return d.datasets.get(dataset) if d else None
 
 
-def _xpt_reader():
-    """``cdisc_pipe.xpt.read_xpt`` when the writer module provides it, else None."""
+def _xpt_reader(name: str = "read_xpt"):
+    """``cdisc_pipe.xpt.<name>`` (``read_xpt``, or ``read_xpt_with_meta`` returning pyreadstat's
+    metadata too) when the writer module provides it, else None."""
     try:
         mod = importlib.import_module("cdisc_pipe.xpt")
     except ImportError:
         return None
-    return getattr(mod, "read_xpt", None)
+    return getattr(mod, name, None)
 
 
 def _blank_to_na(s: pd.Series) -> pd.Series:
@@ -172,12 +173,15 @@ def _normalise(df: pd.DataFrame, formats: dict[str, str | None], trimmed: bool =
 
 def read_xpt_with_meta(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
     """Read one XPT v5 file: the data (blanks -> NA, SAS dates -> datetime64) and its metadata."""
-    _, meta = pyreadstat.read_xport(str(path), metadataonly=True)
     reader = _xpt_reader()
-    if reader is not None:
-        df = reader(path)
-    else:
-        df, _ = pyreadstat.read_xport(str(path))
+    with_meta = _xpt_reader("read_xpt_with_meta")
+    try:  # data and file metadata from one read of the file
+        df, meta = with_meta(path) if with_meta is not None else (None, None)
+    except Exception:  # unreadable: read again below so the problem names pyreadstat's own error
+        df, meta = None, None
+    if meta is None:
+        _, meta = pyreadstat.read_xport(str(path), metadataonly=True)
+        df = reader(path) if reader is not None else pyreadstat.read_xport(str(path))[0]
     formats = dict(meta.original_variable_types or {})
     cols = {}
     for name in meta.column_names:
@@ -188,7 +192,7 @@ def read_xpt_with_meta(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
             type="numeric" if is_num else "text",
             length=(meta.variable_storage_width or {}).get(name),
             format=None if fmt in (None, "", "$", "BEST", "$CHAR") else fmt)
-    df = _normalise(df, {k: v.format for k, v in cols.items()}, trimmed=reader is not None)
+    df = _normalise(df, {k: v.format for k, v in cols.items()}, trimmed=reader is not None or with_meta is not None)
     name = (meta.table_name or path.stem).upper()
     return df, DatasetMeta(name=name, label=meta.file_label or None, path=str(path), columns=cols)
 

@@ -887,17 +887,27 @@ def adsl_copies(ctx: CheckContext, params: dict[str, Any]) -> Hits:
         raise RuleSkipped("no ADSL variables in the dataset")
     ref = adsl.drop_duplicates("USUBJID").set_index("USUBJID")
     in_adsl = ctx.df["USUBJID"].isin(ref.index).to_numpy(dtype=bool)
+    # the subject's ADSL row and a subject code, once for all variables (numpy takes, no per-column map)
+    pos = np.maximum(ref.index.get_indexer(ctx.df["USUBJID"]), 0)
+    subject = pd.factorize(ctx.df["USUBJID"])[0].astype(np.int64)
     parts = []
     for c in common:
         mine = as_text(ctx.df[c]) if not pd.api.types.is_datetime64_any_dtype(ctx.df[c].dtype) else \
             ctx.df[c].dt.strftime("%Y-%m-%dT%H:%M:%S")
         r = ref[c]
         theirs = as_text(r) if not pd.api.types.is_datetime64_any_dtype(r.dtype) else r.dt.strftime("%Y-%m-%dT%H:%M:%S")
-        exp = ctx.df["USUBJID"].map(theirs)
-        differ = (mine.fillna("\x00") != exp.fillna("\x00")).to_numpy(dtype=bool) & in_adsl
+        t_arr = theirs.to_numpy(dtype=object)
+        exp = t_arr[pos] if len(t_arr) else np.full(len(pos), None, dtype=object)
+        exp_null = pd.isna(exp)
+        m_arr = mine.to_numpy(dtype=object)
+        m_null = pd.isna(m_arr)
+        differ = np.where(m_null | exp_null, m_null != exp_null, m_arr != exp).astype(bool) & in_adsl
         # one finding per subject and variable
-        first = ~pd.DataFrame({"u": ctx.df["USUBJID"], "d": differ}).duplicated().to_numpy()
-        parts.append(ctx.hits(differ & first, c, mine, ("ADSL value " + exp.fillna("(null)")).to_numpy(dtype=object)))
+        first = ~pd.Series(subject * 2 + differ).duplicated().to_numpy()
+        rows = np.flatnonzero(differ & first)
+        detail = np.full(len(exp), None, dtype=object)
+        detail[rows] = ["ADSL value " + ("(null)" if exp_null[i] else exp[i]) for i in rows]
+        parts.append(ctx.hits(differ & first, c, mine, detail))
     return concat_hits(parts)
 
 
