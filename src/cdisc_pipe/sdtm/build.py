@@ -24,8 +24,8 @@ import pandas as pd
 
 from cdisc_pipe.errors import Finding, InputError, Problem
 from cdisc_pipe.sdtm.algorithms import (
-    FORM, MAX_BYTES, ROW, SUBJ, Context, Findings, apply_rule, ascii_policy, blank, byte_len, clean, evaluate,
-    per_value, split_text, standardise_results,
+    FORM, MAX_BYTES, ROW, SUBJ, Context, Findings, apply_rule, ascii_policy, blank, byte_len, clean, distinct_rows, evaluate,
+    per_value, split_text, standardise_results, text_from_codes,
 )
 from cdisc_pipe.sdtm.dates import complete_date
 from cdisc_pipe.sdtm.derive import (
@@ -67,6 +67,14 @@ class SdtmResult:
 
 
 def _subject_ids(frame: pd.DataFrame, m: DatasetMapping, studyid: str, default_site: str | None) -> pd.Series:
+    """USUBJID of every row, computed once per distinct (subject, site) pair."""
+    cols = [m.subject_field] + ([m.site_field] if m.site_field and m.site_field in frame else [])
+    codes, rep = distinct_rows(*(frame[c] for c in cols))
+    small = _subject_ids_distinct(frame[cols].iloc[rep].reset_index(drop=True), m, studyid, default_site)
+    return text_from_codes(small.to_numpy(), codes, frame.index)
+
+
+def _subject_ids_distinct(frame: pd.DataFrame, m: DatasetMapping, studyid: str, default_site: str | None) -> pd.Series:
     subj = clean(frame[m.subject_field])
     if m.site_field and m.site_field in frame:
         site = clean(frame[m.site_field])

@@ -155,11 +155,16 @@ def _time_part(time: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 def complete_date(dtc: pd.Series) -> pd.Series:
     """The date part of a --DTC as datetime64 where the date is complete, NaT otherwise
     (parsed once per distinct value)."""
-    arr = dtc.to_numpy(dtype=object, na_value=None) if dtc.dtype != object else dtc.to_numpy()
+    arr = dtc.to_numpy(dtype=object, na_value=None) if (dtc.dtype != object and dtc.dtype != "str") else dtc.to_numpy()
     codes, uniq = pd.factorize(arr, use_na_sentinel=True)
     u = pd.Series(uniq, dtype="object").astype("str")
-    ok = u.str.match(r"^\d{4}-\d{2}-\d{2}").fillna(False).astype(bool)
-    parsed = pd.to_datetime(u.str.slice(0, 10).where(ok), format="%Y-%m-%d", errors="coerce").to_numpy()
+    # date-times of one day share their first 10 characters: parse each distinct date once
+    c10, u10 = pd.factorize(u.str.slice(0, 10).to_numpy(), use_na_sentinel=True)
+    d10 = pd.Series(u10, dtype="object").astype("str")
+    ok = d10.str.match(r"^\d{4}-\d{2}-\d{2}").fillna(False).astype(bool)
+    p10 = pd.to_datetime(d10.where(ok), format="%Y-%m-%d", errors="coerce").to_numpy()
+    p10 = np.append(p10, np.datetime64("NaT")).astype(p10.dtype if len(p10) else "datetime64[ns]")
+    parsed = p10[c10]
     vals = np.append(parsed, np.datetime64("NaT")).astype(parsed.dtype if len(parsed) else "datetime64[ns]")
     return pd.Series(vals[codes], index=dtc.index)
 

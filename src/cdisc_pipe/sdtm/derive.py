@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cdisc_pipe.sdtm.algorithms import Findings, evaluate, per_value
+from cdisc_pipe.sdtm.algorithms import Findings, blank, distinct_rows, evaluate, per_value
 from cdisc_pipe.sdtm.dates import complete_date, study_day
 from cdisc_pipe.sdtm.mapping import Baseline
 
@@ -52,7 +52,14 @@ def derive_var_dy(df: pd.DataFrame, dm: pd.DataFrame, pairs: list[tuple[str, str
 
 def _moment(dtc: pd.Series, date_only_at_end: bool) -> pd.Series:
     """A --DTC as a point in time: the date-time when a time is present, otherwise the date at the
-    start (``00:00``) or, with ``date_only_at_end``, the end of the day; NaT for partial dates."""
+    start (``00:00``) or, with ``date_only_at_end``, the end of the day; NaT for partial dates.
+    Computed once per distinct value."""
+    codes, rep = distinct_rows(dtc)
+    m = _moment_distinct(dtc.iloc[rep].reset_index(drop=True), date_only_at_end)
+    return pd.Series(m.to_numpy()[codes], index=dtc.index)
+
+
+def _moment_distinct(dtc: pd.Series, date_only_at_end: bool) -> pd.Series:
     d = complete_date(dtc)
     txt = dtc.astype("object").where(dtc.notna(), "").astype("str")
     has_t = per_value(txt, lambda u: u.str.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")).fillna(False).astype(bool)
@@ -148,7 +155,14 @@ def derive_var_visitnum(frames: dict[str, tuple[pd.DataFrame, str, str, str]], t
 
 def _ref_compare(dtc: pd.Series, ref: pd.Series) -> pd.Series:
     """True where the record is before the reference: date-times when both have a time (strictly
-    before), else by date (on or before the reference date counts as pre-dose)."""
+    before), else by date (on or before the reference date counts as pre-dose).  Computed once
+    per distinct (date, reference) pair."""
+    codes, rep = distinct_rows(dtc, ref)
+    b = _ref_compare_distinct(dtc.iloc[rep].reset_index(drop=True), ref.iloc[rep].reset_index(drop=True))
+    return pd.Series(b.to_numpy(dtype=bool)[codes], index=dtc.index)
+
+
+def _ref_compare_distinct(dtc: pd.Series, ref: pd.Series) -> pd.Series:
     d = complete_date(dtc)
     r = complete_date(ref)
     dt_has_t = dtc.astype("str").str.len().gt(10).fillna(False).astype(bool)
@@ -216,7 +230,7 @@ def first_last(df: pd.DataFrame, value: str, pick: str) -> pd.Series:
     dates of the same month, which is the conservative choice for "first" and documented for "last".
     """
     s = df[["USUBJID", value]].dropna()
-    s = s[s[value].astype("str").str.strip() != ""]
+    s = s[~blank(s[value]).to_numpy()]
     g = s.groupby("USUBJID")[value]
     return (g.min() if pick == "first" else g.max()).astype("str")
 
