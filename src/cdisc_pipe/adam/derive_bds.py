@@ -420,17 +420,41 @@ def derive_var_base(
     baseline record get a missing value.  More than one flagged record per group is a programming
     error (``ValueError``): :func:`derive_var_ablfl` never produces it.
     """
-    flagged = dataset.loc[dataset[flag_var].eq("Y").fillna(False), list(by_vars) + [source_var]]
-    if flagged.duplicated(list(by_vars)).any():
+    flag = dataset[flag_var].eq("Y").fillna(False).astype(bool).to_numpy()
+    group = _group_number(dataset, by_vars)
+    out = dataset.drop(columns=[new_var], errors="ignore")
+    if group is None:  # too many key combinations for one int64: join on the variables themselves
+        flagged = dataset.loc[flag, list(by_vars) + [source_var]]
+        keys = list(by_vars)
+        left = out[keys]
+    else:  # the same left join on one integer key (missing key values match each other, as in merge)
+        flagged = pd.DataFrame({"__g": group[flag]}).assign(
+            **{source_var: dataset.loc[flag, source_var].reset_index(drop=True)})
+        keys = ["__g"]
+        left = pd.DataFrame({"__g": group})
+    if flagged.duplicated(keys).any():
         raise ValueError(f"more than one {flag_var} record per {', '.join(by_vars)}")
     flagged = flagged.rename(columns={source_var: "__base"})
-    out = dataset.drop(columns=[new_var], errors="ignore")
-    merged = out[list(by_vars)].merge(flagged, how="left", on=list(by_vars))
+    merged = left.merge(flagged, how="left", on=keys)
     values = merged["__base"].to_numpy()
     out[new_var] = pd.Series(values, index=out.index, dtype=dataset[source_var].dtype)
     if out[new_var].dtype == object:
         out[new_var] = out[new_var].where(out[new_var].notna(), None)
     return out
+
+
+def _group_number(dataset: pd.DataFrame, by_vars: Sequence[str]) -> np.ndarray | None:
+    """One int64 per record identifying its ``by_vars`` combination (missing values form their own
+    level); None when the combinations do not fit in an int64."""
+    group = np.zeros(len(dataset), dtype=np.int64)
+    size = 1
+    for v in by_vars:
+        codes, uniques = pd.factorize(dataset[v])
+        size *= len(uniques) + 1
+        if size >= 2**62:
+            return None
+        group = group * (len(uniques) + 1) + (codes + 1)
+    return group
 
 
 def derive_var_chg(dataset: pd.DataFrame, post_baseline: pd.Series | None = None, new_var: str = "CHG") -> pd.DataFrame:
