@@ -43,11 +43,17 @@ def derive_var_dy(df: pd.DataFrame, dm: pd.DataFrame, pairs: list[tuple[str, str
     """
     if not pairs or df.empty:
         return df
-    ref = df[["USUBJID"]].merge(dm[["USUBJID", "RFSTDTC"]].drop_duplicates("USUBJID"), on="USUBJID", how="left")
+    ref = _dm_value(df, dm, "RFSTDTC").reset_index(drop=True)
     out = df.copy()
     for dtc, dy in pairs:
-        out[dy] = study_day(out[dtc].reset_index(drop=True), ref["RFSTDTC"]).to_numpy()
+        out[dy] = study_day(out[dtc].reset_index(drop=True), ref).to_numpy()
     return out
+
+
+def _dm_value(df: pd.DataFrame, dm: pd.DataFrame, var: str) -> pd.Series:
+    """DM ``var`` of each record's subject (first DM record of the subject), aligned with ``df``."""
+    lut = dm[["USUBJID", var]].drop_duplicates("USUBJID").set_index("USUBJID")[var]
+    return pd.Series(df["USUBJID"].map(lut).to_numpy(), index=df.index)
 
 
 def _moment(dtc: pd.Series, date_only_at_end: bool) -> pd.Series:
@@ -136,14 +142,17 @@ def derive_var_visitnum(frames: dict[str, tuple[pd.DataFrame, str, str, str]], t
         allv.loc[is_u, "VISIT"] = "UNSCHEDULED " + allv.loc[is_u, "unum"].map("{:.2f}".format)
     unknown = allv["VISITNUM"].isna() & allv["raw"].notna() & ~allv["uns"]
     result: dict[str, pd.DataFrame] = {}
+    start = 0
     for name, (df, vcol, dtc, _) in frames.items():
-        part = allv[allv["ds"] == name].sort_values("pos")
+        # the stacked rows of a dataset are one block in source order (the left merge keeps the order)
+        part = allv.iloc[start:start + len(df)]
+        start += len(df)
         out = df.copy()
         visit = pd.Series(part["VISIT"].to_numpy(), index=df.index, dtype="object")
         collected = df[vcol]
         out["VISITNUM"] = pd.to_numeric(pd.Series(part["VISITNUM"].to_numpy(), index=df.index), errors="coerce").astype("float64")
         out["VISIT"] = visit.where(visit.notna(), collected).where(collected.notna()).astype("str")
-        bad = pd.Series(unknown.loc[part.index].to_numpy(), index=df.index)
+        bad = pd.Series(unknown.iloc[start - len(df):start].to_numpy(), index=df.index)
         ctx_findings.add("SDTM.VISIT.UNKNOWN", "Warning", "collected visit name not in the trial visit plan (TV) nor its aliases",
                          name, "VISIT", df, bad, collected)
         undated = pd.Series((part["uns"] & part["d"].isna()).to_numpy(), index=df.index)
@@ -187,8 +196,7 @@ def derive_var_lobxfl(df: pd.DataFrame, dm: pd.DataFrame, rule: Baseline, prefix
         out[v] = pd.Series(np.nan, index=out.index, dtype="str")
     if df.empty:
         return out
-    refs = df[["USUBJID"]].merge(dm[["USUBJID", "RFSTDTC", "RFXSTDTC"]].drop_duplicates("USUBJID"), on="USUBJID", how="left")
-    refs.index = df.index
+    refs = pd.DataFrame({v: _dm_value(df, dm, v) for v in ("RFSTDTC", "RFXSTDTC")}, index=df.index)
     which = pd.Series(rule.reference, index=df.index)
     for g in rule.groups:
         which = which.mask(evaluate(df, g.where), g.reference)
