@@ -158,17 +158,13 @@ def _pick(x: Any, rows: np.ndarray, shape: tuple[int, ...], prefix: str = "") ->
     return res
 
 
-def text_bytes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(UTF-8 byte length, non-ASCII flag) of each value (0 / False for missing): character counts,
-    re-measured in bytes only for the non-ASCII values.  One pass over the values each, without the
-    missing-value bookkeeping of pandas' string methods."""
-    arr = s.to_numpy(dtype=object)
+def _measure_text(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(UTF-8 byte length, non-ASCII flag) of each value of an object array (0 / False for missing)."""
     present = np.flatnonzero(~pd.isna(arr))
     vals = arr[present]
     n = np.zeros(len(arr), dtype=np.int64)
     non_ascii = np.zeros(len(arr), dtype=bool)
-    # map() over the present values runs the str methods at C speed (no per-row Python frame)
-    try:
+    try:  # map() over the values runs the str methods at C speed (no per-row Python frame)
         n[present] = np.fromiter(map(len, vals), dtype=np.int64, count=len(vals))
         non_ascii[present] = ~np.fromiter(map(str.isascii, vals), dtype=bool, count=len(vals))
     except TypeError:  # an object column holding non-text values: those count as 0 / ASCII
@@ -179,6 +175,19 @@ def text_bytes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         idx = np.flatnonzero(non_ascii)
         n[idx] = [len(arr[i].encode("utf-8")) for i in idx]
     return n, non_ascii
+
+
+def text_bytes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(UTF-8 byte length, non-ASCII flag) of each value (0 / False for missing): measured once per
+    distinct value (``pd.factorize``) and broadcast back; character counts, re-measured in bytes
+    only for the non-ASCII values."""
+    codes, uniques = pd.factorize(s.to_numpy(dtype=object))
+    if len(uniques) == 0:
+        return np.zeros(len(s), dtype=np.int64), np.zeros(len(s), dtype=bool)
+    un, ua = _measure_text(np.asarray(uniques, dtype=object))
+    at = np.maximum(codes, 0)
+    missing = codes < 0
+    return np.where(missing, 0, un[at]), np.where(missing, False, ua[at])
 
 
 def group_codes(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
