@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from cdisc_pipe.sdtm.algorithms import (
-    FORM, ROW, SUBJ, Findings, byte_len_uniques, clean_uniques, factorize_text, per_value, text_from_codes,
+    FORM, ROW, SUBJ, Findings, byte_len_uniques, clean_uniques, distinct_rows, factorize_text, per_value, text_from_codes,
 )
 from cdisc_pipe.sdtm.dates import complete_date
 from cdisc_pipe.spec.model import Dataset
@@ -38,13 +38,16 @@ def data_checks(datasets: dict[str, pd.DataFrame], findings: Findings) -> None:
                      name, "USUBJID", df, unknown & ~inconsistent, df["USUBJID"])
         st, en = f"{name}STDTC", f"{name}ENDTC"
         if st in df and en in df:
-            a, b = df[st].astype("str"), df[en].astype("str")
+            # once per distinct (start, end) pair
+            codes, rep = distinct_rows(df[st], df[en])
+            a, b = df[st].iloc[rep].astype("str").reset_index(drop=True), df[en].iloc[rep].astype("str").reset_index(drop=True)
             n = np.minimum(a.str.len().fillna(0), b.str.len().fillna(0)).clip(upper=10).astype(int)
             comparable = a.notna() & b.notna()
             # compare at the common precision (date part): '2024-03' vs '2024-02-10' -> 2024-03 > 2024-02
             bad = comparable & (_prefix(a, n) > _prefix(b, n))
-            findings.add("SDTM.DATE.ENDBEFORESTART", "Error", f"{en} before {st}; record kept", name, en, df, bad,
-                         a.fillna("") + " > " + b.fillna(""))
+            findings.add("SDTM.DATE.ENDBEFORESTART", "Error", f"{en} before {st}; record kept", name, en, df,
+                         pd.Series(bad.to_numpy(dtype=bool)[codes], index=df.index),
+                         lambda st=st, en=en: df[st].astype("str").fillna("") + " > " + df[en].astype("str").fillna(""))
         if not death.empty and name not in ("DD", "DS", "SS", "SE", "SV"):
             dd = complete_date(df["USUBJID"].map(death))
             dates = [complete_date(df[c]) for c in _dtc_vars(df, name)]
@@ -52,7 +55,7 @@ def data_checks(datasets: dict[str, pd.DataFrame], findings: Findings) -> None:
             if latest is not None:
                 after = dd.notna() & latest.notna() & (latest > dd)
                 findings.add("SDTM.DATE.AFTERDEATH", "Warning", "record dated after the subject's death (DM.DTHDTC); record kept",
-                             name, None, df, after, latest.dt.strftime("%Y-%m-%d"))
+                             name, None, df, after, lambda latest=latest: latest.dt.strftime("%Y-%m-%d"))
 
 
 def _prefix(s: pd.Series, n: pd.Series) -> pd.Series:
