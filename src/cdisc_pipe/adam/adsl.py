@@ -231,7 +231,8 @@ def derive_lstalvdt(adsl: pd.DataFrame, sdtm: dict[str, pd.DataFrame]) -> pd.Dat
     frames.append(pd.DataFrame({"USUBJID": adsl["USUBJID"], "DTC": adsl["RFICDTC"]}))
     if "RFPENDTC" in adsl.columns:
         frames.append(pd.DataFrame({"USUBJID": dm_alive["USUBJID"], "DTC": dm_alive["RFPENDTC"]}))
-    alldt = pd.concat(frames, ignore_index=True)
+    # Only the latest date per subject counts: one record per subject and date string is enough.
+    alldt = pd.concat(frames, ignore_index=True).drop_duplicates(ignore_index=True)
     alldt = derive_vars_dt(alldt, "A", "DTC")  # complete dates only
     alldt = alldt[alldt["ADT"].notna()]
     out = derive_vars_merged(adsl, alldt, ["USUBJID"], {"LSTALVDT": "ADT"}, order=["ADT"], mode="last")

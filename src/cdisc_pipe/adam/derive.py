@@ -100,13 +100,20 @@ def parse_dtc(dtc: pd.Series) -> pd.DataFrame:
     second`` (NaN where the component is missing) and a boolean column ``valid`` (False for a
     value that is present but not ISO 8601, e.g. ``"2019/3/5"`` or ``"UNK"``).
     """
-    text = dtc.astype("string").str.strip()
-    parts = text.str.extract(_DTC_RE)
-    out = pd.DataFrame(index=dtc.index)
-    for name in ("year", "month", "day", "hour", "minute", "second"):
-        out[name] = pd.to_numeric(parts[name].where(parts[name] != "-"), errors="coerce").astype("float64")
-    present = text.notna() & text.ne("")
-    out["valid"] = (~present | parts["year"].notna()).fillna(True).astype(bool)
+    names = ("year", "month", "day", "hour", "minute", "second")
+    fast, comps = _parse_dtc_fixed(dtc.to_numpy(dtype=object))
+    valid = np.ones(len(dtc), dtype=bool)
+    slow = ~fast
+    if slow.any():  # every other form (partial, "-" components, fractions, blanks, invalid text): the regex
+        text = dtc[slow].astype("string").str.strip()
+        parts = text.str.extract(_DTC_RE)
+        for name in names:
+            comps[name][slow] = pd.to_numeric(parts[name].where(parts[name] != "-"), errors="coerce").to_numpy(
+                dtype="float64", na_value=np.nan)
+        present = text.notna() & text.ne("")
+        valid[slow] = (~present | parts["year"].notna()).fillna(True).astype(bool).to_numpy()
+    out = pd.DataFrame({name: comps[name] for name in names}, index=dtc.index)
+    out["valid"] = valid
     # Range checks: month 13, hour 25 ... are invalid, not imputable.
     bad = (
         (out["month"].notna() & ~out["month"].between(1, 12))
@@ -118,6 +125,46 @@ def parse_dtc(dtc: pd.Series) -> pd.DataFrame:
     out.loc[bad, ["year", "month", "day", "hour", "minute", "second"]] = np.nan
     out["valid"] = out["valid"] & ~bad
     return out
+
+
+_FIXED_LENGTHS = (10, 16, 19)  # YYYY-MM-DD, YYYY-MM-DDThh:mm, YYYY-MM-DDThh:mm:ss
+
+
+def _parse_dtc_fixed(values: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Vectorised parse of the complete ASCII forms ``YYYY-MM-DD[Thh:mm[:ss]]`` (the bulk of SDTM
+    dates): returns which values had such a form and their components (NaN elsewhere).  The digit
+    and separator positions are checked byte by byte, so a value is taken here exactly when
+    :data:`_DTC_RE` would match it with every component present; the rest is left to the regex."""
+    n = len(values)
+    comps = {name: np.full(n, np.nan) for name in ("year", "month", "day", "hour", "minute", "second")}
+    lengths = np.fromiter((len(v) if type(v) is str else 0 for v in values), dtype=np.int64, count=n)
+    cand = np.flatnonzero(np.isin(lengths, _FIXED_LENGTHS))
+    fast = np.zeros(n, dtype=bool)
+    if cand.size == 0:
+        return fast, comps
+    try:
+        raw = np.array(values[cand].tolist(), dtype="S19")
+    except UnicodeEncodeError:  # non-ASCII text somewhere: leave everything to the regex
+        return fast, comps
+    b = raw.view(np.uint8).reshape(-1, 19).astype(np.int64)
+    ln = lengths[cand]
+    digit = (b >= ord("0")) & (b <= ord("9"))
+    d = b - ord("0")
+    ok = digit[:, [0, 1, 2, 3, 5, 6, 8, 9]].all(axis=1) & (b[:, 4] == ord("-")) & (b[:, 7] == ord("-"))
+    timed = ln >= 16
+    ok &= ~timed | ((b[:, 10] == ord("T")) & digit[:, [11, 12, 14, 15]].all(axis=1) & (b[:, 13] == ord(":")))
+    secs = ln == 19
+    ok &= ~secs | ((b[:, 16] == ord(":")) & digit[:, [17, 18]].all(axis=1))
+    rows = cand[ok]
+    d, timed, secs = d[ok], timed[ok], secs[ok]
+    comps["year"][rows] = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    comps["month"][rows] = d[:, 5] * 10 + d[:, 6]
+    comps["day"][rows] = d[:, 8] * 10 + d[:, 9]
+    comps["hour"][rows] = np.where(timed, d[:, 11] * 10 + d[:, 12], np.nan)
+    comps["minute"][rows] = np.where(timed, d[:, 14] * 10 + d[:, 15], np.nan)
+    comps["second"][rows] = np.where(secs, d[:, 17] * 10 + d[:, 18], np.nan)
+    fast[rows] = True
+    return fast, comps
 
 
 def _assemble(year: pd.Series, month: pd.Series, day: pd.Series) -> pd.Series:
