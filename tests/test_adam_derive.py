@@ -151,3 +151,35 @@ def test_suppqual_wide_subject_level_text_keys_and_unknown_idvar() -> None:
     assert out["COHORT"].tolist() == ["C1", "C2"]  # blank IDVAR: subject level
     assert out["GRPQ"].tolist() == ["q", None]     # text key compared stripped
     assert "LOST" not in out.columns               # parent has no XXSEQ: nothing to link to
+
+
+def test_parse_dtc_fast_path_agrees_with_the_regex() -> None:
+    """Complete ASCII dates/datetimes are read byte-wise; every value must give what the ISO 8601
+    regex alone gives (reference below), including near misses that must fall back to it."""
+    import re
+
+    import numpy as np
+
+    from cdisc_pipe.adam.derive import _DTC_RE, parse_dtc
+
+    values = ["2023-05-01", "2023-05-01T10:20", "2023-05-01T10:20:30", "2023-13-01", "2023-05-01T25:00",
+              " 2023-05-01", "2023-05-01 ", "2023-05", "2023---01", "2023-05-01T10:-:30", "2023-05-01T10:20:30.5",
+              "UNK", "", None, "2023/05/01", "2023-05-01T10", "2023-05-01X10:20", "2023-05-01T10:20:3x",
+              "0000-00-00", "2023-05-01T10:20Z", "1999-12-31T23:59:59"]
+    got = parse_dtc(pd.Series(values, dtype=object))
+    names = ["year", "month", "day", "hour", "minute", "second"]
+    rx = re.compile(_DTC_RE)
+    for i, v in enumerate(values):
+        m = rx.match(v.strip()) if isinstance(v, str) else None
+        expect = [float(m.group(n)) if m and m.group(n) not in (None, "-") else np.nan for n in names]
+        out_of_range = m is not None and not (
+            (np.isnan(expect[1]) or 1 <= expect[1] <= 12) and (np.isnan(expect[2]) or 1 <= expect[2] <= 31)
+            and (np.isnan(expect[3]) or expect[3] <= 23) and (np.isnan(expect[4]) or expect[4] <= 59)
+            and (np.isnan(expect[5]) or expect[5] <= 59))
+        if out_of_range:
+            expect = [np.nan] * 6
+        present = isinstance(v, str) and v.strip() != ""
+        assert np.allclose(got.loc[i, names].to_numpy(dtype=float), expect, equal_nan=True), v
+        assert bool(got.loc[i, "valid"]) == ((not present) or (m is not None and not out_of_range)), v
+    assert convert_blanks_to_na(pd.DataFrame({"X": pd.Series(["a", " ", None], dtype="str")}))["X"].isna().tolist() == [
+        False, True, True]
