@@ -108,8 +108,12 @@ class CheckContext:
             return text_bytes(self.df[column])
         key = ("text_bytes", self.dataset, column)
         if key not in self.cache:
-            self.cache[key] = text_bytes(self.df[column])
-        return self.cache[key]
+            # kept small: the narrowest integer type for the lengths, no flags when all values are ASCII
+            n, non_ascii = text_bytes(self.df[column])
+            n = n.astype(np.int16 if (not len(n) or n.max() < 2 ** 15) else np.int32)
+            self.cache[key] = (n, non_ascii if non_ascii.any() else None)
+        n, non_ascii = self.cache[key]
+        return n, (non_ascii if non_ascii is not None else np.zeros(len(n), dtype=bool))
 
     def need_spec(self) -> StudySpec:
         if self.spec is None:
