@@ -88,6 +88,31 @@ def _subject_ids_distinct(frame: pd.DataFrame, m: DatasetMapping, studyid: str, 
     return usubjid.where(subj.notna()).astype("str")
 
 
+def duplicated_rows(frame: pd.DataFrame) -> pd.Series:
+    """``frame.duplicated(keep="first")`` (every column equal, missing equal to missing), narrowed
+    column by column: rows unique on the columns seen so far cannot be duplicates, so after a few
+    high-cardinality columns only the few candidate rows are hashed further."""
+    n = len(frame)
+    if n == 0 or frame.shape[1] == 0:
+        return frame.duplicated(keep="first")
+    sample = frame.iloc[:: max(1, n // 1000)]
+    order = sorted(frame.columns, key=lambda c: -sample[c].nunique(dropna=False))  # most distinct first
+    cand = np.arange(n)
+    key = np.zeros(n, dtype=np.int64)
+    for c in order:
+        col = frame[c].to_numpy()[cand]
+        codes, uniq = pd.factorize(col, use_na_sentinel=True)
+        key = pd.factorize(key * (len(uniq) + 1) + codes.astype(np.int64) + 1)[0].astype(np.int64)
+        multi = pd.Series(key).duplicated(keep=False).to_numpy()
+        cand, key = cand[multi], key[multi]
+        if len(cand) == 0:
+            break
+    out = np.zeros(n, dtype=bool)
+    if len(cand):
+        out[cand] = pd.Series(key).duplicated(keep="first").to_numpy()
+    return pd.Series(out, index=frame.index)
+
+
 def _map_rules(frame: pd.DataFrame, rules: dict[str, Rule], ctx: Context) -> dict[str, pd.Series]:
     return {var: apply_rule(rule, frame, ctx, var) for var, rule in rules.items()}
 
@@ -108,7 +133,7 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
         f[FORM] = src.form
         f[SUBJ] = _subject_ids(f, m, studyid, default_site)
         # a record exported twice (every field equal): the copy is not a record; reported and traced
-        dup = f.drop(columns=[ROW]).duplicated(keep="first")
+        dup = duplicated_rows(f.drop(columns=[ROW]))
         if dup.any():
             first_row = f.groupby(list(f.columns.drop(ROW)), dropna=False, sort=False)[ROW].transform("first")
             ctx.findings.add("SDTM.RAW.DUPLICATE", "Warning", "record identical to an earlier record of the form; the copy is not mapped",
