@@ -807,7 +807,10 @@ def finalize(dataset: pd.DataFrame, columns: Sequence[str], sort_by: Sequence[st
     for c in out.columns:
         s = out[c]
         if s.dtype == object or pd.api.types.is_string_dtype(s):
-            out[c] = s.astype(object).where(s.notna(), None)
+            present = s.notna()
+            if s.dtype == object and present.all():
+                continue  # already object text without missing values
+            out[c] = s.astype(object).where(present, None)
         elif pd.api.types.is_datetime64_any_dtype(s):
             out[c] = s.astype("datetime64[ns]")
         elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_integer_dtype(s):
