@@ -190,9 +190,8 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
     reports_dir = out_dir / "reports"
     reports_dir.mkdir(parents=True, exist_ok=True)
     previous = reports_dir / "_previous"
-    current = _diff.snapshots(data, spec)  # keys + record hashes, once for the comparison and the snapshot
-    ds_changes, rec_changes, fnd_changes, had_previous = _diff.compare(previous, data, spec, allf, current)
-    _diff.write_snapshot(previous, data, spec, allf, current)
+    # compare with the previous run and replace its snapshot, one dataset at a time
+    ds_changes, rec_changes, fnd_changes, had_previous = _diff.compare_and_snapshot(previous, data, spec, allf)
     # rule run times of this run, kept even when the reports leave them out for reproducibility
     pd.DataFrame([{"rule": r.rule.id, "status": r.status, "seconds": round(r.seconds, 4)} for r in results]
                  ).to_csv(previous / "rule_times.csv", index=False)

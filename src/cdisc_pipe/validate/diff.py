@@ -18,6 +18,9 @@ from cdisc_pipe.validate.context import as_text
 from cdisc_pipe.validate.data import StudyData, domain_prefix
 
 FINDING_KEY = ["rule", "dataset", "usubjid", "seq", "variable", "value"]
+COLS_SUM = ["dataset", "records_previous", "records_now", "added", "removed", "changed"]
+COLS_REC = ["dataset", "change", "key"]
+COLS_FND = ["change", *FINDING_KEY, "severity", "message"]
 
 
 def record_keys(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec | None) -> list[str]:
@@ -65,11 +68,8 @@ def compare(previous_dir: Path, data: StudyData, spec: StudySpec | None,
     """(records summary per dataset, record-level changes, finding changes, had_previous).
 
     ``current``: this run's :func:`snapshots` (computed here when not given)."""
-    cols_sum = ["dataset", "records_previous", "records_now", "added", "removed", "changed"]
-    cols_rec = ["dataset", "change", "key"]
-    cols_fnd = ["change", *FINDING_KEY, "severity", "message"]
     if not (previous_dir / "findings.csv").is_file():
-        return (pd.DataFrame(columns=cols_sum), pd.DataFrame(columns=cols_rec), pd.DataFrame(columns=cols_fnd),
+        return (pd.DataFrame(columns=COLS_SUM), pd.DataFrame(columns=COLS_REC), pd.DataFrame(columns=COLS_FND),
                 False)
     rows, recs = [], []
     prev_names = {p.stem.upper() for p in (previous_dir / "datasets").glob("*.csv")}
@@ -80,15 +80,29 @@ def compare(previous_dir: Path, data: StudyData, spec: StudySpec | None,
         cur = (current[name] if current is not None else snapshot_frame(name, data.datasets[name], data, spec)) \
             if name in data.datasets else \
             pd.DataFrame({"key": [], "hash": []}, dtype=str)
-        m = prev.merge(cur, on="key", how="outer", suffixes=("_p", "_c"), indicator=True)
-        added = m.loc[m["_merge"] == "right_only", "key"]
-        removed = m.loc[m["_merge"] == "left_only", "key"]
-        changed = m.loc[(m["_merge"] == "both") & (m["hash_p"] != m["hash_c"]), "key"]
-        rows.append({"dataset": name, "records_previous": len(prev), "records_now": len(cur),
-                     "added": len(added), "removed": len(removed), "changed": len(changed)})
-        for label, keys in (("added", added), ("removed", removed), ("changed", changed)):
-            if len(keys):
-                recs.append(pd.DataFrame({"dataset": name, "change": label, "key": sorted(keys.astype(str))}))
+        row, parts = _compare_dataset(name, prev, cur)
+        rows.append(row)
+        recs += parts
+    fnd = _compare_findings(previous_dir, findings)
+    return (pd.DataFrame(rows, columns=COLS_SUM),
+            pd.concat(recs, ignore_index=True) if recs else pd.DataFrame(columns=COLS_REC), fnd, True)
+
+
+def _compare_dataset(name: str, prev: pd.DataFrame, cur: pd.DataFrame) -> tuple[dict, list[pd.DataFrame]]:
+    """Summary row and record-level changes of one dataset (previous vs current snapshot)."""
+    m = prev.merge(cur, on="key", how="outer", suffixes=("_p", "_c"), indicator=True)
+    added = m.loc[m["_merge"] == "right_only", "key"]
+    removed = m.loc[m["_merge"] == "left_only", "key"]
+    changed = m.loc[(m["_merge"] == "both") & (m["hash_p"] != m["hash_c"]), "key"]
+    row = {"dataset": name, "records_previous": len(prev), "records_now": len(cur),
+           "added": len(added), "removed": len(removed), "changed": len(changed)}
+    recs = [pd.DataFrame({"dataset": name, "change": label, "key": sorted(keys.astype(str))})
+            for label, keys in (("added", added), ("removed", removed), ("changed", changed)) if len(keys)]
+    return row, recs
+
+
+def _compare_findings(previous_dir: Path, findings: pd.DataFrame) -> pd.DataFrame:
+    """Findings new since the previous run or resolved."""
     prev_f = pd.read_csv(previous_dir / "findings.csv", dtype=str, keep_default_na=False)
     cur_f = finding_identity(findings)
     pf = prev_f.assign(__id=_fid(prev_f))
@@ -96,9 +110,49 @@ def compare(previous_dir: Path, data: StudyData, spec: StudySpec | None,
     new = cf[~cf["__id"].isin(pf["__id"])].assign(change="new")
     resolved = pf[~pf["__id"].isin(cf["__id"])].assign(change="resolved")
     fnd = pd.concat([new, resolved], ignore_index=True)
-    fnd = fnd[cols_fnd] if len(fnd) else pd.DataFrame(columns=cols_fnd)
-    return (pd.DataFrame(rows, columns=cols_sum),
-            pd.concat(recs, ignore_index=True) if recs else pd.DataFrame(columns=cols_rec), fnd, True)
+    return fnd[COLS_FND] if len(fnd) else pd.DataFrame(columns=COLS_FND)
+
+
+def compare_and_snapshot(previous_dir: Path, data: StudyData, spec: StudySpec | None, findings: pd.DataFrame
+                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
+    """:func:`compare` then :func:`write_snapshot` in one pass: each dataset's snapshot is computed once,
+    compared with the previous one and written in its place, so only one dataset's keys and hashes are
+    in memory at a time.  Same results and files as the two calls."""
+    had_previous = (previous_dir / "findings.csv").is_file()
+    ds_dir = previous_dir / "datasets"
+    prev_files = sorted(ds_dir.glob("*.csv"))
+    rows, recs = [], []
+    if had_previous:
+        for name in sorted({p.stem.upper() for p in prev_files} | set(data.datasets)):
+            prev_path = ds_dir / f"{name.lower()}.csv"
+            prev = pd.read_csv(prev_path, dtype=str, keep_default_na=False) if prev_path.is_file() else \
+                pd.DataFrame({"key": [], "hash": []}, dtype=str)
+            cur = snapshot_frame(name, data.datasets[name], data, spec) if name in data.datasets else None
+            row, parts = _compare_dataset(name, prev, cur if cur is not None else
+                                          pd.DataFrame({"key": [], "hash": []}, dtype=str))
+            rows.append(row)
+            recs += parts
+            if cur is not None:  # the previous file is read: replace it now
+                ds_dir.mkdir(parents=True, exist_ok=True)
+                cur.to_csv(prev_path, index=False)
+        fnd = _compare_findings(previous_dir, findings)
+        done = set(data.datasets)
+    else:
+        fnd = pd.DataFrame(columns=COLS_FND)
+        done = set()
+    ds_dir.mkdir(parents=True, exist_ok=True)
+    for old in prev_files:
+        if old.stem.upper() not in data.datasets:
+            old.unlink()
+    for name, df in data.datasets.items():
+        if name not in done:
+            snapshot_frame(name, df, data, spec).to_csv(ds_dir / f"{name.lower()}.csv", index=False)
+    finding_identity(findings).to_csv(previous_dir / "findings.csv", index=False)
+    if not had_previous:
+        return (pd.DataFrame(columns=COLS_SUM), pd.DataFrame(columns=COLS_REC), pd.DataFrame(columns=COLS_FND),
+                False)
+    return (pd.DataFrame(rows, columns=COLS_SUM),
+            pd.concat(recs, ignore_index=True) if recs else pd.DataFrame(columns=COLS_REC), fnd, True)
 
 
 def finding_identity(findings: pd.DataFrame) -> pd.DataFrame:
