@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cdisc_pipe.sdtm.algorithms import Findings, blank, distinct_rows, evaluate, per_value
+from cdisc_pipe.sdtm.algorithms import Findings, blank, distinct_rows, evaluate, factorize_text, per_value
 from cdisc_pipe.sdtm.dates import complete_date, study_day
 from cdisc_pipe.sdtm.mapping import Baseline
 
@@ -116,10 +116,15 @@ def derive_var_visitnum(frames: dict[str, tuple[pd.DataFrame, str, str, str]], t
     tvmap = tv.drop_duplicates("VISIT").set_index("VISIT")["VISITNUM"]
     stacked = []
     for name, (df, vcol, dtc, uprefix) in frames.items():
-        raw = per_value(df[vcol], lambda u: u.astype("str").str.strip().str.upper())
-        visit = raw.map(aliases)
-        num = visit.map(tvmap)
-        uns = per_value(raw, lambda u: u.str.startswith(uprefix.upper())).fillna(False).astype(bool) & num.isna()
+        # once per distinct collected name: the TV name, its number, unscheduled or not
+        codes, uniq = factorize_text(df[vcol])
+        raw_u = pd.Series(uniq, dtype="object").astype("str").str.strip().str.upper()
+        visit_u = raw_u.map(aliases)
+        num_u = visit_u.map(tvmap)
+        uns_u = raw_u.str.startswith(uprefix.upper()).fillna(False).astype(bool) & num_u.isna()
+        visit = pd.Series(np.append(visit_u.to_numpy(dtype=object), np.nan)[codes], index=df.index, dtype="object")
+        num = pd.Series(np.append(num_u.to_numpy(dtype="float64"), np.nan)[codes], index=df.index)
+        uns = pd.Series(np.append(uns_u.to_numpy(dtype=bool), False)[codes], index=df.index)
         stacked.append(pd.DataFrame({"ds": name, "pos": np.arange(len(df)), "USUBJID": df["USUBJID"].astype("str").to_numpy(),
                                      "raw": df[vcol].to_numpy(), "VISIT": visit.to_numpy(), "VISITNUM": num.to_numpy(),
                                      "uns": uns.to_numpy(), "d": complete_date(df[dtc]).to_numpy()}))
@@ -136,7 +141,13 @@ def derive_var_visitnum(frames: dict[str, tuple[pd.DataFrame, str, str, str]], t
         base = base.sort_values(["USUBJID", "base", "d"], kind="mergesort")
         base["n"] = base.groupby(["USUBJID", "base"]).cumcount() + 1
         base["unum"] = (base["base"] + base["n"] / 100).round(2)
-        allv = allv.merge(base[["USUBJID", "d", "unum"]], on=["USUBJID", "d"], how="left", validate="many_to_one")
+        # only the unscheduled dated rows can take a number: merge those, not every row
+        sel = (allv["uns"] & allv["d"].notna()).to_numpy()
+        got = allv.loc[sel, ["USUBJID", "d"]].merge(base[["USUBJID", "d", "unum"]], on=["USUBJID", "d"], how="left",
+                                                     validate="many_to_one")
+        unum = np.full(len(allv), np.nan)
+        unum[sel] = got["unum"].to_numpy(dtype="float64")
+        allv["unum"] = unum
         is_u = allv["uns"] & allv["unum"].notna()
         allv.loc[is_u, "VISITNUM"] = allv.loc[is_u, "unum"]
         allv.loc[is_u, "VISIT"] = "UNSCHEDULED " + allv.loc[is_u, "unum"].map("{:.2f}".format)
