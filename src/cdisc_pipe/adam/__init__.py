@@ -165,7 +165,9 @@ def conform_to_spec(df: pd.DataFrame, dataset: Dataset) -> tuple[pd.DataFrame, l
             col = pd.to_numeric(col, errors="coerce").astype("float64")
         else:
             col = pd.Series(col.to_numpy(dtype=object), index=df.index, dtype=object)
-            col = col.where(col.notna(), None)
+            present = col.notna()
+            if not present.all():
+                col = col.where(present, None)
         out[var.name] = col
     return out.reset_index(drop=True), findings
 
