@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cdisc_pipe.errors import Finding, InputError, Problem
@@ -89,10 +90,16 @@ def _field_counts(text: str) -> tuple[pd.Series, bool]:
     """Fields per record (quoted values removed first, so commas/newlines inside quotes don't count)."""
     stripped = _QUOTED.sub("", text)
     unterminated = '"' in stripped
-    lines = pd.Series(stripped.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
-    counts = lines.str.count(",") + 1
-    counts[lines.eq("")] = 0  # empty lines are not records; a line of spaces is (and has too few fields)
-    return counts, unterminated
+    # commas and line breaks counted on the UTF-8 bytes with numpy (neither byte occurs inside a
+    # multi-byte character): no Python string per line
+    b = np.frombuffer(stripped.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8"), dtype=np.uint8)
+    nl = np.flatnonzero(b == 10)
+    starts = np.concatenate(([0], nl + 1))
+    ends = np.concatenate((nl, [len(b)]))
+    commas = np.concatenate(([0], np.cumsum(b == 44)))
+    counts = (commas[ends] - commas[starts] + 1).astype("int64")
+    counts[ends == starts] = 0  # empty lines are not records; a line of spaces is (and has too few fields)
+    return pd.Series(counts), unterminated
 
 
 def read_csv_form(path: Path, problems: list[Problem]) -> pd.DataFrame | None:
