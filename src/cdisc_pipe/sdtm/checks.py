@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from cdisc_pipe.sdtm.algorithms import (
-    FORM, ROW, SUBJ, Findings, byte_len_uniques, clean_uniques, distinct_rows, factorize_text, per_value, text_from_codes,
+    FORM, ROW, SUBJ, Findings, byte_len_uniques, clean_uniques, compact_codes, distinct_rows, factorize_text, per_value, text_from_codes,
 )
 from cdisc_pipe.sdtm.dates import complete_date
 from cdisc_pipe.spec.model import Dataset
@@ -92,6 +92,7 @@ def conform(df: pd.DataFrame, ds: Dataset, findings: Findings, keys_check: bool 
             else:
                 codes, uniq = factorize_text(col)
             vals = clean_uniques(uniq)
+            codes = compact_codes(codes, len(vals))
             coded[v.name] = (codes, vals)
             out[v.name] = text_from_codes(vals, codes, df.index)
     for extra in (FORM, ROW, SUBJ):
