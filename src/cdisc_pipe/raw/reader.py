@@ -96,8 +96,8 @@ def _field_counts(text: str) -> tuple[pd.Series, bool]:
     nl = np.flatnonzero(b == 10)
     starts = np.concatenate(([0], nl + 1))
     ends = np.concatenate((nl, [len(b)]))
-    commas = np.concatenate(([0], np.cumsum(b == 44)))
-    counts = (commas[ends] - commas[starts] + 1).astype("int64")
+    commas = np.flatnonzero(b == 44)
+    counts = (np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1).astype("int64")
     counts[ends == starts] = 0  # empty lines are not records; a line of spaces is (and has too few fields)
     return pd.Series(counts), unterminated
 
