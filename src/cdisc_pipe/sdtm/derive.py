@@ -29,10 +29,13 @@ def derive_var_seq(df: pd.DataFrame, seq_var: str, keys: list[str]) -> pd.DataFr
     if "USUBJID" not in by:
         by = ["USUBJID"] + by
     order = df.reset_index(drop=True)
-    order["__pos"] = np.arange(len(order))
-    order = order.sort_values(by + ["__pos"], kind="mergesort", na_position="first")
+    # sort on order-preserving integer codes of each key (missing first), ties by source position:
+    # the same order as sort_values(by + [position], na_position="first"), without sorting text per row
+    keys = [pd.factorize(order[k].to_numpy(), sort=True, use_na_sentinel=True)[0] for k in by]
+    idx = np.lexsort([np.arange(len(order))] + keys[::-1]) if len(order) else np.arange(0)
+    order = order.iloc[idx]
     order[seq_var] = (order.groupby("USUBJID", sort=False).cumcount() + 1).astype("float64")
-    return order.drop(columns="__pos").reset_index(drop=True)
+    return order.reset_index(drop=True)
 
 
 def derive_var_dy(df: pd.DataFrame, dm: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFrame:
