@@ -216,3 +216,22 @@ def test_codelist_value_severity_follows_extensibility(study, shared):
     got = sorted((f.variable, f.value, f.severity) for f in found if f.rule == "DEFINE.DATA.CTVALUE")
     assert got == [("LBTESTCD", "NEWTEST", "Warning"), ("QVAL", "P", "Error"), ("SEX", "U", "Error")]
     assert "non-extensible codelist CL.SEX" in next(f.message for f in found if f.variable == "SEX")
+
+
+def test_frames_already_read_give_the_same_findings(shared):
+    """Validation passes the frames it has read (``frames=``): same findings as reading the files,
+    value-level where clauses included, and the values really come from the frames."""
+    from cdisc_pipe.validate.data import read_xpt_with_meta
+
+    folder = shared / "reference" / "sdtm-msg-2.0-cdiscpilot01"
+    frames = {p.stem.upper(): read_xpt_with_meta(p)[0] for p in sorted(folder.glob("*.xpt"))}
+    key = lambda fs: [(f.rule, f.severity, f.dataset, f.variable, f.value, f.message, f.extra) for f in fs]  # noqa: E731
+    from_files = check_define_against_data(folder / "define.xml", folder, ct_dir=shared / "ct")
+    from_frames = check_define_against_data(folder / "define.xml", folder, ct_dir=shared / "ct", frames=frames)
+    assert key(from_frames) == key(from_files) and len(from_files) == 9
+    # a value changed in the frame only is what the check sees: 3 DM records with SEX "X"
+    dm = frames["DM"].copy()
+    dm.loc[dm.index[:3], "SEX"] = "X"
+    found = check_define_against_data(folder / "define.xml", folder, frames={**frames, "DM": dm})
+    sex = [(f.value, f.extra.get("records")) for f in found if f.rule == "DEFINE.DATA.CTVALUE" and f.variable == "SEX"]
+    assert sex == [("X", 3)]

@@ -306,7 +306,9 @@ def fake_define_module(monkeypatch):
     def validate_define(xml: bytes, file: str = "define.xml") -> list[Problem]:
         return [Problem(file, "schema error", entry="line 1")] if b"BROKEN" in xml else []
 
-    def check_define_against_data(xml: bytes, folder: Path, file: str | None = None) -> list[Finding]:
+    def check_define_against_data(xml: bytes, folder: Path, file: str | None = None,
+                                  frames: dict[str, pd.DataFrame] | None = None) -> list[Finding]:
+        assert frames is not None  # validation hands over the data it has read
         return [Finding(rule="DEFINE.DATA.LENGTH", severity="Error", message="length differs", dataset="LB",
                         variable="LBTESTCD")] if b"BROKEN" in xml else []
 

@@ -10,8 +10,10 @@ What FDA reviewers and Pinnacle 21 check, as :class:`~cdisc_pipe.errors.Finding`
   dictionaries are not checked); value-level codelists are checked on the records their where
   clause selects.
 
-Metadata come from ``pyreadstat.read_xport(..., metadataonly=True)``; for the codelist checks only
-the needed columns are read (``usecols``), and the comparisons are vectorised.  Also here:
+Metadata come from ``pyreadstat.read_xport(..., metadataonly=True)``; for the codelist checks the
+needed columns come from the caller's frames when given (validation has read every file already),
+else only they are read (``usecols``); values are checked once per distinct value (factorize) and
+mapped back to record counts.  Also here:
 :func:`written_from_folder`, which rebuilds the writers' :class:`WrittenDataset` records from XPT
 files on disk (``cdisc-pipe define`` on an existing output folder).
 """
@@ -135,7 +137,8 @@ def _finding(rule: str, message: str, dataset: str | None = None, variable: str 
 
 
 def check_define_against_data(xml: bytes | Path, folder: Path, *, check_values: bool = True,
-                              file: str | None = None, ct_dir: Path | None = None) -> list[Finding]:
+                              file: str | None = None, ct_dir: Path | None = None,
+                              frames: dict[str, pd.DataFrame] | None = None) -> list[Finding]:
     """Findings where define.xml and the XPT files of ``folder`` disagree.
 
     Args:
@@ -144,6 +147,11 @@ def check_define_against_data(xml: bytes | Path, folder: Path, *, check_values: 
         check_values: also read the coded columns and check their values against the codelists.
         file: the define's name in messages (default: the path, or ``<folder>/define.xml``).
         ct_dir: folder of CDISC CT files, to tell extensible from non-extensible codelists.
+        frames: the data of the XPT files of ``folder`` already read by the caller, by upper-case file
+            stem (``{"DM": df}``; as :func:`cdisc_pipe.xpt.read_xpt` returns them).  The codelist
+            checks then use these columns instead of reading the files again; a column missing from
+            its frame, or held as datetime/timedelta, is still read from the file.  File existence
+            and file metadata (names, labels, types, lengths, order) are always read from the files.
 
     Severity of a value not in its codelist (``DEFINE.DATA.CTVALUE``), as Pinnacle 21 grades it:
     Error for a non-extensible CDISC codelist (known from ``ct_dir``) and for a sponsor codelist
@@ -180,7 +188,8 @@ def check_define_against_data(xml: bytes | Path, folder: Path, *, check_values: 
         if fname != f"{name.lower()}.xpt":
             findings.append(_finding("DEFINE.DATA.FILENAME", f"file name {fname} is not the dataset name in lower "
                                      "case", name, severity="Warning", source=str(path)))
-        findings.extend(_check_dataset(d, g, path, check_values, closed))
+        frame = frames.get(Path(fname).stem.upper()) if frames else None
+        findings.extend(_check_dataset(d, g, path, check_values, closed, frame))
     for fname, path in xpts.items():
         if fname not in matched:
             findings.append(_finding("DEFINE.DATA.NOTINDEFINE", f"{fname} is not described in define.xml",
@@ -188,7 +197,8 @@ def check_define_against_data(xml: bytes | Path, folder: Path, *, check_values: 
     return findings
 
 
-def _check_dataset(d: _Define, g: _Group, path: Path, check_values: bool, closed: set[str]) -> list[Finding]:
+def _check_dataset(d: _Define, g: _Group, path: Path, check_values: bool, closed: set[str],
+                   frame: pd.DataFrame | None = None) -> list[Finding]:
     src = str(path)
     out: list[Finding] = []
     try:
@@ -242,14 +252,18 @@ def _check_dataset(d: _Define, g: _Group, path: Path, check_values: bool, closed
             out.append(_finding("DEFINE.DATA.LENGTH", f"length differs: data {widths.get(name)}, define {it.length}",
                                 g.name, name, source=src))
     if check_values:
-        out.extend(_check_values(d, g, define_vars, path, set(data_vars), closed))
+        out.extend(_check_values(d, g, define_vars, path, set(data_vars), closed, frame))
     return out
 
 
 def _as_text(values: pd.Series) -> pd.Series:
-    """Data values as the text a CodedValue holds: strings as they are, whole numbers without '.0'."""
+    """Data values as the text a CodedValue holds: strings as they are, whole numbers without '.0';
+    missing as "".  Called on the distinct values of a column (see :class:`_Column`)."""
     if not pd.api.types.is_numeric_dtype(values):
-        return values.astype(object).map(lambda v: "" if v is None or v is pd.NA else str(v))
+        obj = values.astype(object)
+        missing = obj.isna().to_numpy()
+        return pd.Series(["" if m else str(v) for v, m in zip(obj.to_numpy(), missing)],
+                         index=values.index, dtype=object)
     num = values.astype("float64")
     whole = np.isfinite(num) & (np.floor(num) == num)
     text = num.map(repr).astype(object)
@@ -258,48 +272,95 @@ def _as_text(values: pd.Series) -> pd.Series:
     return text
 
 
-def _present(values: pd.Series) -> pd.Series:
-    if not pd.api.types.is_numeric_dtype(values):
-        return values.notna() & (values.astype(object).map(lambda v: str(v).strip() if v is not None else "") != "")
-    return values.notna()
+@dataclass
+class _Column:
+    """A data column as its distinct values (missing included) and, per record, the index of its value.
+
+    Checks are done once per distinct value and mapped back to records with ``codes``."""
+
+    codes: np.ndarray  # per record: index into the arrays below
+    text: np.ndarray  # per distinct value: the value as CodedValue text ("" when missing)
+    present: np.ndarray  # per distinct value: not missing and (text) not blank
+    number: np.ndarray | None  # per distinct value, numeric columns: the float64 value
 
 
-def _bad_values(values: pd.Series, codelist: _Codelist) -> pd.Series:
-    """Counts of the present values not in the codelist (index: value as text)."""
-    present = values[_present(values)]
-    if present.empty:
-        return pd.Series(dtype="int64")
+def _column(values: pd.Series) -> _Column:
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    u = pd.Series(uniques)
+    if pd.api.types.is_numeric_dtype(values):
+        num = u.astype("float64")
+        return _Column(codes=codes, text=_as_text(num).to_numpy(dtype=object),
+                       present=num.notna().to_numpy(), number=num.to_numpy())
+    text = _as_text(u).to_numpy(dtype=object)
+    present = ~u.isna().to_numpy() & np.array([t.strip() != "" for t in text], dtype=bool)
+    return _Column(codes=codes, text=text, present=present, number=None)
+
+
+def _bad_values(col: _Column, mask: np.ndarray | None, codelist: _Codelist) -> pd.Series:
+    """Counts of the present values (of the records ``mask`` selects) not in the codelist (index:
+    value as text, sorted)."""
+    codes = col.codes if mask is None else col.codes[mask]
+    counts = np.bincount(codes, minlength=len(col.text))
     allowed = codelist.values or []
-    if pd.api.types.is_numeric_dtype(present):
+    if col.number is not None:
         nums = pd.to_numeric(pd.Series(allowed, dtype=object), errors="coerce").dropna().astype("float64")
-        bad = present[~present.astype("float64").isin(nums)]
+        ok = pd.Series(col.number).isin(nums).to_numpy()
     else:
-        bad = present[~_as_text(present).isin(allowed)]
-    return _as_text(bad).value_counts().sort_index()
+        ok = pd.Series(col.text, dtype=object).isin(allowed).to_numpy()
+    bad = col.present & ~ok & (counts > 0)
+    if not bad.any():
+        return pd.Series(dtype="int64")
+    return pd.Series(counts[bad].astype("int64"), index=col.text[bad]).groupby(level=0).sum().sort_index()
 
 
-def _where_mask(df: pd.DataFrame, conditions: list[tuple[str, str, list[str]]], d: _Define) -> pd.Series | None:
+def _where_mask(cols: dict[str, _Column], n: int, conditions: list[tuple[str, str, list[str]]],
+                d: _Define) -> np.ndarray | None:
     """Records a where clause selects, or None when it tests a variable not in this frame."""
-    mask = pd.Series(True, index=df.index)
+    mask = np.ones(n, dtype=bool)
     for item_oid, comparator, values in conditions:
         it = d.items.get(item_oid)
-        if it is None or it.name not in df.columns:
+        if it is None or it.name not in cols:
             return None
-        col = df[it.name]
+        col = cols[it.name]
         if comparator in ("EQ", "NE", "IN", "NOTIN"):
             # a missing value is "" (so `NE ""` selects the records where the variable is present)
-            hit = _as_text(col).map(str.strip).isin([v.strip() for v in values])
+            hit = pd.Series(col.text, dtype=object).map(str.strip).isin([v.strip() for v in values]).to_numpy()
+            hit = hit[col.codes]
             mask &= ~hit if comparator in ("NE", "NOTIN") else hit
         else:
-            num = pd.to_numeric(col, errors="coerce")
+            num = (pd.Series(col.number) if col.number is not None
+                   else pd.to_numeric(pd.Series(col.text, dtype=object), errors="coerce"))
             ref = pd.to_numeric(pd.Series(values[:1]), errors="coerce").iloc[0]
             op = {"LT": num.lt, "LE": num.le, "GT": num.gt, "GE": num.ge}[comparator]
-            mask &= op(ref).fillna(False)
+            mask &= op(ref).fillna(False).to_numpy(dtype=bool)[col.codes]
     return mask
 
 
+def _usable(s: pd.Series) -> bool:
+    """A caller's column holds what pyreadstat reads (text, or plain numbers), not converted dates."""
+    return not (pd.api.types.is_datetime64_any_dtype(s.dtype) or pd.api.types.is_timedelta64_dtype(s.dtype)
+                or isinstance(s.dtype, pd.CategoricalDtype))
+
+
+def _value_columns(src: str, cols: list[str], frame: pd.DataFrame | None) -> dict[str, pd.Series]:
+    """The columns ``cols`` (upper case): from the caller's frame when it holds them as read, the
+    others read from the file.  Raises what pyreadstat raises for an unreadable file."""
+    out: dict[str, pd.Series] = {}
+    if frame is not None:
+        by_upper = {str(c).upper(): c for c in frame.columns}
+        for c in cols:
+            if c in by_upper and _usable(frame[by_upper[c]]):
+                out[c] = frame[by_upper[c]]
+    rest = [c for c in cols if c not in out]
+    if rest:
+        df, _ = pyreadstat.read_xport(src, usecols=rest, disable_datetime_conversion=True)
+        for c in df.columns:
+            out[c.upper()] = df[c]
+    return out
+
+
 def _check_values(d: _Define, g: _Group, define_vars: list[_Item], path: Path, data_vars: set[str],
-                  closed: set[str]) -> list[Finding]:
+                  closed: set[str], frame: pd.DataFrame | None = None) -> list[Finding]:
     src = str(path)
     checks: list[tuple[_Item, _Codelist, str | None, list]] = []  # (item, codelist, where oid, conditions)
     needed: set[str] = set()
@@ -323,24 +384,24 @@ def _check_values(d: _Define, g: _Group, define_vars: list[_Item], path: Path, d
         return []
     cols = sorted(n for n in needed if n in data_vars)
     try:
-        df, _ = pyreadstat.read_xport(src, usecols=cols, disable_datetime_conversion=True)
+        series = _value_columns(src, cols, frame)
     except Exception as exc:
         return [_finding("DEFINE.DATA.UNREADABLE", f"cannot read values: {exc}", g.name, source=src)]
-    df.columns = [c.upper() for c in df.columns]
+    columns = {name: _column(s) for name, s in series.items()}
+    n_records = len(next(iter(series.values()))) if series else 0
     out: list[Finding] = []
     for it, cl, wc_oid, conds in checks:
-        values = df[it.name]
+        mask = None
         scope = ""
         if wc_oid is not None:
-            mask = _where_mask(df, conds, d)
+            mask = _where_mask(columns, n_records, conds, d)
             if mask is None:
                 out.append(_finding("DEFINE.DATA.CTNOTCHECKED", f"value-level codelist {cl.oid} not checked: where "
                                     f"clause {wc_oid} tests a variable of another dataset", g.name, it.name,
                                     severity="Notice", source=src))
                 continue
-            values = values[mask]
             scope = f" where {wc_oid}"
-        bad = _bad_values(values, cl)
+        bad = _bad_values(columns[it.name], mask, cl)
         severity = "Error" if cl.nci_code is None or cl.nci_code in closed else "Warning"
         kind = ("sponsor" if cl.nci_code is None else "non-extensible" if cl.nci_code in closed
                 else "extensible" if closed else "CDISC")

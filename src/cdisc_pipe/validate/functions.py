@@ -716,7 +716,11 @@ def define_consistency_external(ctx: CheckContext, params: dict[str, Any]) -> Hi
     findings = []
     for purpose, d in _define(ctx):
         folder = Path(ctx.data.folders.get(purpose, "."))
-        findings += list(fn(d.xml, folder, file=d.path))
+        # the data validation has read already (XPT folders): the check need not read the files again
+        frames = {name: df for name, df in ctx.data.datasets.items()
+                  if ctx.data.purpose.get(name) == purpose and name in ctx.data.meta
+                  and Path(ctx.data.meta[name].path).suffix.lower() == ".xpt"}
+        findings += list(fn(d.xml, folder, file=d.path, frames=frames))
     h = ctx.dataset_hits([f.variable or "(dataset)" for f in findings], [f.value for f in findings],
                          [f"{f.rule}: {f.message}" for f in findings])
     h.dataset = np.asarray([f.dataset for f in findings], dtype=object)
