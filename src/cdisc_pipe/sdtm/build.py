@@ -491,7 +491,7 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         sv = sv.merge(tv[["VISITNUM", "VISITDY"]].drop_duplicates("VISITNUM"), on="VISITNUM", how="left")
         sv["SVUPDES"] = pd.Series(np.where(sv["VISITDY"].isna() & sv["VISITNUM"].notna() & ~sv["VISITNUM"].isin(tv["VISITNUM"]),
                                            "Unscheduled visit", None), index=sv.index).astype("str")
-        datasets["SV"] = sv
+        datasets["SV"] = _one_record_per_visit(sv, trace)
     if "SV" in spec.datasets and td is not None and "SV" not in datasets:
         sv = build_sv({k: v for k, v in datasets.items() if k not in ("SE",)}, tv, studyid, se)
         if not sv.empty:
@@ -559,6 +559,25 @@ def _split(frame: pd.DataFrame, sp: Any, ds: Dataset, spec: StudySpec, findings:
         else:  # numbered variables of the dataset itself (COVAL1, COVAL2 ...)
             out[f"{var[:8 - len(str(i))]}{i}"] = chunks[i]
     return out
+
+
+def _one_record_per_visit(sv: pd.DataFrame, trace: list[pd.DataFrame]) -> pd.DataFrame:
+    """SV is one record per subject visit.  Unscheduled visits are numbered by date, so two EDC
+    unscheduled folders on one date are one SDTM visit: keep the first record with the earliest
+    start and latest end; the other folder's record is listed in the traceability with the reason."""
+    keyed = sv["VISITNUM"].notna()
+    dup = keyed & sv.duplicated(["USUBJID", "VISITNUM"], keep="first")
+    if not dup.any():
+        return sv
+    grp = sv.loc[keyed].groupby(["USUBJID", "VISITNUM"], sort=False)
+    first = ~dup & keyed
+    key = pd.MultiIndex.from_frame(sv.loc[first, ["USUBJID", "VISITNUM"]])
+    out = sv.copy()
+    out.loc[first, "SVSTDTC"] = grp["SVSTDTC"].min().reindex(key).to_numpy()
+    out.loc[first, "SVENDTC"] = grp["SVENDTC"].max().reindex(key).to_numpy()
+    trace.append(trace_rows(sv.loc[dup], "SV", "same SDTM visit as another folder of that date (unscheduled "
+                                               "visits are numbered by date): one SV record"))
+    return out.loc[~dup]
 
 
 def _cutoff_events(datasets: dict[str, pd.DataFrame], settings: Any) -> pd.DataFrame | None:
