@@ -144,32 +144,14 @@ def _dispatch(args: argparse.Namespace, log: RunLog) -> int:
     if cmd == "run":
         return pl.run_all(paths, log)
     if cmd == "sdtm":
-        spec = pl.load_spec(paths, log)
-        staging = pl.Staging(paths.out)
-        try:
-            res = pl.stage_sdtm(paths, spec, staging, log)
-            pl.stage_define(spec, staging.folder("sdtm"), res.written, "Tabulation", paths.ct, log)
-        except BaseException:
-            staging.discard()
-            raise
-        staging.commit()
-        pl.finish("sdtm", paths, spec, log, pl.records_of(res.written, "sdtm"))
+        pl.run_single_stage("sdtm", paths, log)
         return EXIT_OK
     if cmd == "adam":
         paths.sdtm_in = paths.sdtm_in or (paths.out / "sdtm")
         if not paths.sdtm_in.is_dir():
             raise InputError(Problem(str(paths.sdtm_in), "SDTM folder not found",
                                      hint="Run 'cdisc-pipe sdtm' first or pass --sdtm DIR"))
-        spec = pl.load_spec(paths, log)
-        staging = pl.Staging(paths.out)
-        try:
-            res = pl.stage_adam(paths, spec, staging, log)
-            pl.stage_define(spec, staging.folder("adam"), res.written, "Analysis", paths.ct, log)
-        except BaseException:
-            staging.discard()
-            raise
-        staging.commit()
-        pl.finish("adam", paths, spec, log, pl.records_of(res.written, "adam"))
+        pl.run_single_stage("adam", paths, log)
         return EXIT_OK
     if cmd == "define":
         spec = pl.load_spec(paths, log)

@@ -328,5 +328,20 @@ def run_all(paths: Paths, log: RunLog) -> int:
     return code
 
 
+def run_single_stage(stage: str, paths: Paths, log: RunLog) -> None:
+    """``cdisc-pipe sdtm`` / ``adam``: one stage and its define.xml, staged and swapped in on success."""
+    spec = load_spec(paths, log)
+    run, purpose = {"sdtm": (stage_sdtm, "Tabulation"), "adam": (stage_adam, "Analysis")}[stage]
+    staging = Staging(paths.out)
+    try:
+        res = run(paths, spec, staging, log)
+        stage_define(spec, staging.folder(stage), res.written, purpose, paths.ct, log)
+    except BaseException:
+        staging.discard()
+        raise
+    staging.commit()
+    finish(stage, paths, spec, log, records_of(res.written, stage))
+
+
 def problem(text: str, file: str = "command line", hint: str | None = None) -> InputError:
     return InputError(Problem(file, text, hint=hint))

@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cdisc_pipe.errors import InputError, Problem
-import yaml
+from cdisc_pipe.spec.load import read_yaml as _read_yaml
 
 from cdisc_pipe.spec.load import validate_model
 from cdisc_pipe.spec.model import StudySpec
@@ -372,24 +372,8 @@ class Mappings(_M):
 
 TABLE_FILES = {"synonyms.yaml", "units.yaml", "trial_design.yaml"}
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: same safe subset, faster
-
-
-def read_yaml(path: Path, problems: list[Problem]) -> Any:
-    """Read one mapping file with the safe loader; a syntax error becomes a Problem (returns None)."""
-    try:
-        with path.open("r", encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_LOADER)  # noqa: S506 - a SafeLoader variant
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        entry = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        problems.append(Problem(str(path), f"invalid YAML: {getattr(exc, 'problem', exc)}", entry=entry,
-                                hint="Fix the YAML syntax"))
-    except UnicodeDecodeError as exc:
-        problems.append(Problem(str(path), f"not UTF-8 text: {exc.reason}", hint="Save the file as UTF-8"))
-    except OSError as exc:
-        problems.append(Problem(str(path), f"cannot read file: {exc.strerror}"))
-    return None
+# One YAML reader for specs and mappings (safe loader, problems with file/line).
+read_yaml = _read_yaml
 
 
 def _walk_rules(rule: Rule, where: str) -> list[tuple[str, Rule]]:
