@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-pyreadstat-str", action="store_true",
                     help="skip pyreadstat on pandas str columns (the slowest variant)")
     a = ap.parse_args(argv)
+    if a.work:  # both benchmarks put their scratch files there: make it before either runs
+        a.work.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in a.sizes.split(",") if s.strip()]
     started = dt.datetime.now(dt.timezone.utc)
     results: dict = {"started_utc": started.isoformat(timespec="seconds"), "machine": machine(), "args": vars(a)}
@@ -131,8 +133,6 @@ def main(argv: list[str] | None = None) -> int:
 
     if not a.skip_pipeline:
         results["pipeline"] = []
-        if a.work:
-            a.work.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=a.work) as tmp:
             for n in sizes:
                 r = bench_size(n, a.seed, Path(tmp), a.timeout)

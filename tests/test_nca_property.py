@@ -9,16 +9,31 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal, localcontext
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 
 from cdisc_pipe.nca import NcaSettings, calc_parameters, prepare_profiles
+from cdisc_pipe.nca.core import auc_between
 
 LULD = NcaSettings()
 LINEAR = NcaSettings(auc_method="linear")
+
+
+def log_trapezoid(dt: float, c1: float, c2: float) -> float:
+    """``dt * (c1 - c2) / ln(c1 / c2)`` in 40-digit decimal arithmetic, rounded once to a float.
+
+    In binary floating point ``ln(c1 / c2)`` loses about half its digits when c1 and c2 agree to
+    many places (c1 / c2 = 1 + 1e-12 carries ~1e-4 relative error); the reference must not share
+    that error with the engine it checks.
+    """
+    with localcontext() as ctx:
+        ctx.prec = 40
+        a, b = Decimal(c1), Decimal(c2)
+        return float(Decimal(dt) * (a - b) / (a / b).ln())
 
 
 def run(frames: list[tuple[np.ndarray, np.ndarray]], settings: NcaSettings) -> pd.DataFrame:
@@ -108,7 +123,7 @@ def reference_aucint(t: np.ndarray, c: np.ndarray, end: float, method: str) -> f
         dt = tt[i + 1] - tt[i]
         c1, c2 = cc[i], cc[i + 1]
         if method == "lin up/log down" and c2 < c1 and c2 > 0:
-            total += dt * (c1 - c2) / math.log(c1 / c2)
+            total += log_trapezoid(dt, c1, c2)
         else:
             total += dt * (c1 + c2) / 2
     return total
@@ -162,7 +177,7 @@ def reference_profile(t: np.ndarray, c: np.ndarray, blq: np.ndarray) -> dict[str
         if tt[i + 1] > tlast:
             break
         c1, c2, dt = cc[i], cc[i + 1], tt[i + 1] - tt[i]
-        auc += dt * (c1 - c2) / math.log(c1 / c2) if (c2 < c1 and c2 > 0) else dt * (c1 + c2) / 2
+        auc += log_trapezoid(dt, c1, c2) if (c2 < c1 and c2 > 0) else dt * (c1 + c2) / 2
     return {"CMAX": cmax, "TMAX": tmax, "TLAST": tlast, "AUCLAST": auc}
 
 
@@ -170,6 +185,7 @@ def reference_profile(t: np.ndarray, c: np.ndarray, blq: np.ndarray) -> dict[str
 @given(st.lists(
     st.lists(st.tuples(st.integers(1, 400), st.floats(1.0, 1e4), st.booleans()), min_size=1, max_size=15),
     min_size=1, max_size=10))
+@example([[(1, 10000.0, False), (2, 9999.999988585942, False)]])  # found by hypothesis: c1/c2 = 1 + 1.1e-12
 def test_grouped_blq_rules_match_scalar_reference(profiles):
     frames, refs = [], []
     for i, pts in enumerate(profiles):
@@ -188,3 +204,16 @@ def test_grouped_blq_rules_match_scalar_reference(profiles):
     for i, ref in enumerate(refs):
         for col, val in ref.items():
             assert res.loc[i, col] == pytest.approx(val, rel=1e-9, nan_ok=True), (i, col)
+
+
+@pytest.mark.parametrize("c1, c2", [
+    (10000.0, 9999.999988585942),  # ratio 1 + 1.1e-12: ln(c1 / c2) in binary has ~1e-4 relative error
+    (1.0, 1.0 - 2.0**-52),  # adjacent doubles
+    (5.0, 4.999),  # ordinary data: 4 significant digits
+    (1e4, 1e-3),  # steep fall
+])
+def test_log_trapezoid_is_accurate_for_nearly_equal_concentrations(c1: float, c2: float) -> None:
+    """One falling segment, lin up/log down: the area equals the 40-digit decimal value to 1e-13."""
+    area = auc_between(np.array([0, 0]), np.array([1.0, 3.0]), np.array([c1, c2]), np.array([0.0]),
+                       np.array([3.0]), 1, "lin up/log down")
+    assert area[0] == pytest.approx(log_trapezoid(2.0, c1, c2), rel=1e-13)

@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from cdisc_pipe import __version__
-from cdisc_pipe.errors import InputError, Problem
+from cdisc_pipe.errors import InputError, Problem, raise_if
 from cdisc_pipe.paths import default_ct, default_mappings, default_raw, default_specs
 from cdisc_pipe.runlog import RunLog
 
@@ -108,6 +108,9 @@ def _paths(args: argparse.Namespace):
 
 
 def _dispatch(args: argparse.Namespace, log: RunLog) -> int:
+    from cdisc_pipe.environment import check_installed
+
+    raise_if(check_installed())  # an untested, older pandas/numpy gives wrong results, not errors
     from cdisc_pipe import pipeline as pl
 
     cmd = args.command

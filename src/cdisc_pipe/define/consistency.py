@@ -31,6 +31,7 @@ import pyreadstat
 from cdisc_pipe.define.schema import DEF, ODM, XLINK, parse_define
 from cdisc_pipe.errors import Finding, InputError, Problem
 from cdisc_pipe.written import WrittenColumn, WrittenDataset
+from cdisc_pipe.xpt.v5 import read_format
 
 NUMERIC_TYPES = {"integer", "float", "double"}
 MAX_VALUES_REPORTED = 50  # distinct bad values reported per variable; the rest are counted
@@ -442,12 +443,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _display_format(fmt: str | None) -> str | None:
-    if not fmt:
-        return None
-    return fmt if "." in fmt else fmt + "."
-
-
 def written_from_folder(folder: Path, purpose: str) -> list[WrittenDataset]:
     """The :class:`WrittenDataset` records of the ``*.xpt`` files in ``folder`` (sorted by name).
 
@@ -475,7 +470,7 @@ def written_from_folder(folder: Path, purpose: str) -> list[WrittenDataset]:
             columns.append(WrittenColumn(
                 name=name.upper(), label=label or "", type="text" if text else "numeric",
                 length=int(meta.variable_storage_width.get(name) or (1 if text else 8)),
-                display_format=_display_format(meta.original_variable_types.get(name)), order=i))
+                display_format=read_format(meta.original_variable_types.get(name)), order=i))
         json_path = next((p for p in (path.with_suffix(".json"), path.with_suffix(".ndjson")) if p.is_file()), None)
         out.append(WrittenDataset(
             name=(meta.table_name or path.stem).upper(), label=meta.file_label or "", purpose=purpose,

@@ -258,7 +258,11 @@ def auc_between(
     c_hi = interpolate_conc(t1, t2, c1, c2, hi, is_log)
     width = hi - lo
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_area = width * (c_lo - c_hi) / np.log(c_lo / c_hi)
+        # ln(c_lo / c_hi) as log1p(drop / c_hi): the ratio of two nearly equal concentrations
+        # rounds to 1 + a few ulps, and its log keeps only half the digits (1e-4 relative error
+        # at c_lo / c_hi = 1 + 1e-12); the difference is exact there (Sterbenz), log1p accurate.
+        drop = c_lo - c_hi
+        log_area = width * drop / np.log1p(drop / c_hi)
     area = np.where(is_log & (c_lo != c_hi), log_area, width * (c_lo + c_hi) / 2.0)
     # astype: bincount of an empty selection returns integers
     return np.bincount(p[ok], weights=area[ok], minlength=n).astype("float64")

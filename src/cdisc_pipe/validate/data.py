@@ -18,6 +18,7 @@ import pandas as pd
 import pyreadstat
 
 from cdisc_pipe.spec.model import StudySpec
+from cdisc_pipe.xpt.v5 import read_format
 
 # SDTM general-observation classes of the common domains: used to scope rules when neither a spec
 # nor a define.xml names the class (SDTMIG 3.4 section 2 / domain models).
@@ -185,13 +186,13 @@ def read_xpt_with_meta(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
     formats = dict(meta.original_variable_types or {})
     cols = {}
     for name in meta.column_names:
-        fmt = formats.get(name)
+        fmt = read_format(formats.get(name))
         is_num = meta.readstat_variable_types.get(name) == "double"
         cols[name] = ColumnMeta(
             name=name, label=(meta.column_names_to_labels or {}).get(name),
             type="numeric" if is_num else "text",
             length=(meta.variable_storage_width or {}).get(name),
-            format=None if fmt in (None, "", "$", "BEST", "$CHAR") else fmt)
+            format=None if fmt in (None, "$.", "BEST.", "$CHAR.") else fmt)
     df = _normalise(df, {k: v.format for k, v in cols.items()}, trimmed=reader is not None or with_meta is not None)
     name = (meta.table_name or path.stem).upper()
     return df, DatasetMeta(name=name, label=meta.file_label or None, path=str(path), columns=cols)
@@ -275,7 +276,7 @@ def read_dataset_json_with_meta(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
     for c in head.get("columns", []):
         numeric = c.get("dataType") in ("integer", "float", "double", "decimal") or c.get("targetDataType") == "integer"
         cols[c["name"]] = ColumnMeta(name=c["name"], label=c.get("label"), type="numeric" if numeric else "text",
-                                     length=c.get("length") if not numeric else 8, format=c.get("displayFormat"))
+                                     length=c.get("length") if not numeric else 8, format=read_format(c.get("displayFormat")))
     df = _normalise(df, {k: v.format for k, v in cols.items()}, trimmed=True)
     name = str(head.get("name") or path.stem).upper()
     return df, DatasetMeta(name=name, label=head.get("label"), path=str(path), columns=cols)

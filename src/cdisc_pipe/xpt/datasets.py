@@ -27,7 +27,7 @@ from cdisc_pipe.errors import InputError, Problem, raise_if
 from cdisc_pipe.spec.model import Dataset, StudySpec
 from cdisc_pipe.written import WrittenColumn, WrittenDataset
 from cdisc_pipe.xpt.conform import check_frame, conform_frame, format_kind
-from cdisc_pipe.xpt.v5 import RECORD, XptVariable, format_timestamp, pandas_row_count, xpt_v5_chunks
+from cdisc_pipe.xpt.v5 import RECORD, XptVariable, format_timestamp, pandas_row_count, read_format, xpt_v5_chunks
 
 Engine = Literal["numpy", "pyreadstat"]
 #: Folder of each purpose under the output root; ``WrittenDataset.xpt_path`` is relative to the
@@ -289,7 +289,7 @@ def read_xpt_with_meta(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, "pyr
             obj = s.astype(object)
             cols[name] = obj.where(obj.notna() & (obj != ""), None).astype(object)
             continue
-        kind = format_kind(meta.original_variable_types.get(name) or None)
+        kind = format_kind(read_format(meta.original_variable_types.get(name)))
         cols[name] = _sas_to_datetimes(s, kind) if kind else s.astype("float64")
     return pd.DataFrame(cols, columns=list(df.columns)), meta
 

@@ -85,6 +85,28 @@ def parse_format(text: str) -> SasFormat:
     return SasFormat(name=name, width=width, decimals=dec)
 
 
+def read_format(text: str | None) -> str | None:
+    """The display format a reader reports, in one spelling: ``"DATE9."``, ``"8.2"``, or ``None``.
+
+    Readers spell the NAMESTR format fields differently across versions: pyreadstat 1.2 reports a
+    variable without a format as the text ``"NULL"`` and 1.3 as ``None``; pyreadstat up to 1.3.7
+    reports ``DATE`` width 9 as ``"DATE9"``, 1.3.8 as ``"DATE9."``.  Every reader of XPT metadata
+    goes through this function so that no check depends on the reader's release.  Text that is not
+    a SAS format is returned stripped, unchanged otherwise (never dropped).
+    """
+    if text is None:
+        return None
+    raw = str(text).strip()
+    if not raw or raw.upper() == "NULL":
+        return None
+    try:
+        fmt = parse_format(raw)
+    except ValueError:
+        return raw
+    width = str(fmt.width) if fmt.width else ""
+    return f"{fmt.name}{width}.{fmt.decimals if fmt.decimals else ''}"
+
+
 def format_timestamp(metadata_datetime: str | _dt.datetime) -> str:
     """The 16-character XPT stamp ``DDMONYY:HH:MM:SS`` for an ISO 8601 date-time."""
     if isinstance(metadata_datetime, str):
