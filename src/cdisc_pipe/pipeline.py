@@ -84,9 +84,17 @@ def save_stage_findings(folder: Path, findings: list[Finding]) -> None:
 
 
 def load_spec(paths: Paths, log: RunLog) -> StudySpec:
+    from cdisc_pipe.adam.plan import attach_plan_methods, load_plans
+
     with log.step(f"loading specs from {paths.specs}"):
         spec = load_specs(paths.specs)
+        # Plans are checked against the spec before any data is read; their steps give define.xml
+        # the method text of each variable they derive.
+        plans = load_plans(Path(paths.specs) / "plans", spec)
+        spec = attach_plan_methods(spec, plans)
     log.note(f"study {spec.study.name}: {len(spec.datasets)} dataset specs, {len(spec.codelists)} codelists")
+    for name, plan in sorted(plans.items()):
+        log.note(f"ADaM {name}: derivation plan {plan.path} ({len(plan.steps)} steps, SHA-256 {plan.sha256})")
     return spec
 
 

@@ -13,6 +13,7 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -21,6 +22,9 @@ from cdisc_pipe.adam.io import read_sdtm
 from cdisc_pipe.adam.settings import load_adam_settings
 from cdisc_pipe.errors import Finding, InputError, Problem
 from cdisc_pipe.spec.model import Dataset, StudySpec
+
+if TYPE_CHECKING:
+    from cdisc_pipe.adam.plan import LoadedPlan
 
 __all__ = ["AdamResult", "build_adam", "read_sdtm", "builder_modules", "check_inputs", "conform_to_spec"]
 
@@ -120,22 +124,6 @@ def check_inputs(sdtm: dict[str, pd.DataFrame], modules: dict[str, ModuleType]) 
     return runnable, findings
 
 
-def _build_order(runnable: dict[str, ModuleType]) -> list[str]:
-    """ADSL, then builders without DEPENDS alphabetically, then dependants once their inputs exist."""
-    done = ["ADSL"] if "ADSL" in runnable else []
-    rest = sorted(n for n in runnable if n != "ADSL")
-    while rest:
-        progressed = False
-        for name in list(rest):
-            if all(d in done for d in getattr(runnable[name], "DEPENDS", [])):
-                done.append(name)
-                rest.remove(name)
-                progressed = True
-        if not progressed:  # a dependency cycle: a programming error in the builders
-            raise RuntimeError(f"ADaM builders with circular DEPENDS: {', '.join(rest)}")
-    return done
-
-
 def conform_to_spec(df: pd.DataFrame, dataset: Dataset) -> tuple[pd.DataFrame, list[Finding]]:
     """Keep exactly the spec's variables in spec order.
 
@@ -172,27 +160,71 @@ def conform_to_spec(df: pd.DataFrame, dataset: Dataset) -> tuple[pd.DataFrame, l
     return out.reset_index(drop=True), findings
 
 
-def build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Path) -> AdamResult:
-    """Build every ADaM dataset that has a spec and a builder module, ADSL first.
+def _plan_inputs(plans: dict[str, "LoadedPlan"], frames: dict[str, pd.DataFrame], adam_names: set[str]) -> None:
+    """Every dataset a plan reads is in the SDTM given or built in this run: else one InputError."""
+    problems = []
+    for name, plan in plans.items():
+        for src in plan.sources():
+            if src not in frames and src not in adam_names:
+                problems.append(Problem(f"{src.lower()}.xpt", f"SDTM dataset {src} is missing; the {name} plan reads it",
+                                        entry=src, hint=f"Provide {src.lower()}.xpt in the SDTM folder, or change "
+                                                        f"{plan.path}"))
+    if problems:
+        raise InputError(problems, stage="adam")
 
-    Raises InputError (before deriving anything) when ADSL's or a core builder's SDTM inputs are
-    missing, or when the settings are invalid.  Findings collect data problems and skipped datasets.
+
+def build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Path) -> AdamResult:
+    """Build every ADaM dataset of ``spec``, ADSL first.
+
+    A dataset is built by its derivation plan (``<specs>/plans/<name>.yaml``, docs/ADAM.md) or,
+    for datasets without one, by a builder module ``cdisc_pipe.adam.<name>``; a dataset with a spec
+    and neither is an InputError, never dropped.  Raises InputError (before deriving anything) when
+    plans are invalid or inputs are missing.  Findings collect data problems and skipped datasets.
     """
+    from cdisc_pipe.adam.plan import load_plans, plans_dir_for, run_plan
+
     if "ADSL" not in spec.datasets:
         raise InputError(Problem("specs/adam/adsl.yaml", "no ADSL spec", hint="ADaM needs specs/adam/adsl.yaml"), stage="adam")
-    load_adam_settings(settings_dir)  # fail early on bad settings, before any derivation
+    plans = load_plans(plans_dir_for(settings_dir), spec)
+    modules = {n: m for n, m in builder_modules(spec).items() if n not in plans}
+    unbuildable = [d.name for d in spec.by_purpose("Analysis") if d.name not in plans and d.name not in modules]
+    if unbuildable:
+        raise InputError([Problem(f"specs/adam/{n.lower()}.yaml", f"{n} has a spec but no derivation plan", entry=n,
+                                  hint=f"Write {plans_dir_for(settings_dir) / (n.lower() + '.yaml')} "
+                                       "(docs/ADAM.md, 'Derivation plans'), or remove the spec")
+                          for n in unbuildable], stage="adam")
+    if modules:
+        load_adam_settings(settings_dir)  # fail early on bad settings, before any derivation
     frames = {name.upper(): convert_blanks_to_na(df) for name, df in sdtm.items()}
-    modules = builder_modules(spec)
-    runnable, findings = check_inputs(frames, modules)
+    runnable, findings = check_inputs(frames, modules) if modules else ({}, [])
+    _plan_inputs(plans, frames, set(plans) | set(runnable))
     datasets: dict[str, pd.DataFrame] = {}
-    adsl, f = runnable["ADSL"].build(frames, None, Path(settings_dir))
-    adsl, f2 = conform_to_spec(adsl, spec.dataset("ADSL"))
-    datasets["ADSL"] = adsl
-    findings += f + f2
-    for name in _build_order(runnable)[1:]:
-        inputs = {**frames, **datasets}
-        df, f = runnable[name].build(inputs, adsl, Path(settings_dir))
+
+    def finish(name: str, df: pd.DataFrame, found: list[Finding]) -> None:
         df, f2 = conform_to_spec(df, spec.dataset(name))
         datasets[name] = df
-        findings += f + f2
+        findings.extend(found + f2)
+
+    if "ADSL" in plans:
+        finish("ADSL", *run_plan(plans["ADSL"], frames))
+    else:
+        finish("ADSL", *runnable["ADSL"].build(frames, None, Path(settings_dir)))
+    adsl = datasets["ADSL"]
+    # Plans and builder modules in one dependency order (a plan may read a module's dataset and the
+    # reverse); ties alphabetical.
+    deps = {n: [d for d in p.sources() if d in plans or d in runnable] for n, p in plans.items() if n != "ADSL"}
+    deps.update({n: list(getattr(m, "DEPENDS", [])) for n, m in runnable.items() if n != "ADSL"})
+    pending = sorted(deps)
+    while pending:
+        ready = [n for n in pending if all(d in datasets for d in deps[n])]
+        if not ready:
+            raise InputError([Problem(str(plans[n].path) if n in plans else f"cdisc_pipe.adam.{n.lower()}",
+                                      f"{n} cannot be built: it reads {', '.join(d for d in deps[n] if d not in datasets)},"
+                                      " which read(s) it in turn", entry=n) for n in pending], stage="adam")
+        name = ready[0]
+        pending.remove(name)
+        if name in plans:
+            finish(name, *run_plan(plans[name], {**frames, **datasets}))
+        else:
+            finish(name, *runnable[name].build({**frames, **datasets}, adsl, Path(settings_dir)))
     return AdamResult(datasets=datasets, findings=findings)

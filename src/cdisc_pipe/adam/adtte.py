@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cdisc_pipe.adam.conditions import condition_mask, where_variables
 from cdisc_pipe.adam.derive import lookup
-from cdisc_pipe.adam.settings import AdamSettings, Condition, TteParameter, TteSource, load_adam_settings
+from cdisc_pipe.adam.settings import AdamSettings, TteParameter, TteSource, load_adam_settings
 from cdisc_pipe.errors import Finding, InputError, Problem
 
 REQUIRES: dict[str, list[str]] = {"ADRS": ["USUBJID", "PARAMCD", "AVALC", "ADT", "ASEQ"]}
@@ -26,50 +27,6 @@ DEPENDS = ["ADRS"]
 ADSL_VARS = ["STUDYID", "USUBJID", "SUBJID", "SITEID", "TRT01P", "TRT01PN", "TRT01A", "TRT01AN", "TRTSDT",
              "SAFFL", "EFFFL"]
 UNIT_DAYS = {"DAYS": 1.0, "WEEKS": 7.0, "MONTHS": 30.4375, "YEARS": 365.25}
-
-
-def _coerce(values: Sequence[str], like: pd.Series) -> list:
-    """Literal condition values as the type of the column they are compared with."""
-    if pd.api.types.is_datetime64_any_dtype(like):
-        return [pd.Timestamp(v) for v in values]
-    if pd.api.types.is_numeric_dtype(like) and not pd.api.types.is_bool_dtype(like):
-        return [float(v) for v in values]
-    return list(values)
-
-
-def condition_mask(df: pd.DataFrame, conditions: Sequence[Condition]) -> pd.Series:
-    """Evaluate AND-ed :class:`Condition` values on ``df`` (no eval: a fixed set of comparators).
-
-    Raises KeyError naming the variable when a condition refers to a column ``df`` lacks.
-    """
-    mask = pd.Series(True, index=df.index)
-    ops = {"EQ": "eq", "NE": "ne", "LT": "lt", "LE": "le", "GT": "gt", "GE": "ge"}
-    for c in conditions:
-        if c.variable not in df.columns:
-            raise KeyError(c.variable)
-        col = df[c.variable]
-        if c.comparator == "ISNULL":
-            m = col.isna()
-        elif c.comparator == "NOTNULL":
-            m = col.notna()
-        elif c.other is not None:
-            if c.other not in df.columns:
-                raise KeyError(c.other)
-            other = df[c.other]
-            m = getattr(col, ops[c.comparator])(other) & col.notna() & other.notna()
-            if c.other_missing_true:
-                m = m | (col.notna() & other.isna())
-        elif c.comparator in ("IN", "NOTIN"):
-            vals = _coerce(c.values, col)
-            m = col.isin(vals)
-            if c.comparator == "NOTIN":
-                m = ~m
-        else:
-            val = _coerce(c.values, col)[0]
-            m = getattr(col, ops[c.comparator])(val)
-            m = (m | col.isna()) if c.comparator == "NE" else (m & col.notna())
-        mask &= m.fillna(False).astype(bool)
-    return mask
 
 
 def derive_vars_missed(events: pd.DataFrame, assessments: pd.DataFrame, schedule_days: Sequence[int],
@@ -113,8 +70,7 @@ def _candidates(sources: Sequence[TteSource], frames: dict[str, pd.DataFrame], s
         df = frames[src.dataset]
         # Only the variables this source refers to are joined (not the whole of ADSL per source);
         # a variable absent everywhere still raises KeyError below, as before.
-        used = {"USUBJID", src.date, *start.columns, *(c.variable for c in src.where),
-                *(c.other for c in src.where if c.other is not None)}
+        used = {"USUBJID", src.date, *start.columns, *where_variables(src.where)}
         if src.srcseq:
             used.add(src.srcseq)
         extra = [c for c in adsl.columns if (c not in df.columns or c == "USUBJID") and c in used]

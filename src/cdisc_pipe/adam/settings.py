@@ -70,6 +70,16 @@ class Condition(_Model):
         return self
 
 
+class AnyOf(_Model):
+    """An OR of AND-groups: ``{any: [[A, B], [C]]}`` holds where (A and B) or C holds."""
+
+    any: list[list[Condition]] = Field(min_length=1)
+
+
+#: A ``where`` list: the AND of its items (conditions, or OR-groups of conditions).
+Where = list[Condition | AnyOf]
+
+
 class TteSource(_Model):
     """An event or censoring source (admiral ``event_source`` / ``censor_source``).
 
@@ -79,7 +89,7 @@ class TteSource(_Model):
 
     id: str
     dataset: str  # ADSL, ADRS, or another ADaM dataset built before ADTTE
-    where: list[Condition] = Field(default_factory=list)
+    where: Where = Field(default_factory=list)
     date: str
     cnsr: int = Field(ge=0)
     evntdesc: str = Field(max_length=200)
@@ -100,8 +110,8 @@ class TteParameter(_Model):
     parcat1: str | None = None
     start_date: str  # variable of ADSL or, with start_dataset, of that dataset
     start_dataset: str = "ADSL"
-    start_where: list[Condition] = Field(default_factory=list)  # which start record (e.g. first response)
-    population: list[Condition] = Field(default_factory=list)  # ADSL conditions
+    start_where: Where = Field(default_factory=list)  # which start record (e.g. first response)
+    population: Where = Field(default_factory=list)  # ADSL conditions
     events: list[TteSource]
     censors: list[TteSource]
     unit: Literal["DAYS", "WEEKS", "MONTHS", "YEARS"] = "DAYS"

@@ -1,0 +1,270 @@
+"""Derivation plans: an ADaM dataset built from a file of ordered steps, each naming one verb.
+
+A study's ``specs/plans/<dataset>.yaml`` (docs/ADAM.md, "Derivation plans")::
+
+    dataset: ADSL
+    source: {dataset: DM, where: [...], keep: [STUDYID, USUBJID, ...], working: [...]}   # optional
+    steps:
+      - verb: derive_vars_merged
+        dataset_add: EX
+        filter_add: [{variable: EXDOSE, comparator: GT, values: ["0"]}]
+        order: [EXSTDTC, EXSEQ]
+        mode: first
+        new_vars: {_TRTSDTC: EXSTDTC}
+      - {verb: derive_vars_dt, dtc: _TRTSDTC, new_vars_prefix: TRTS}
+    order: [USUBJID]                                                     # optional, default: spec keys
+
+Checked before any data is read (:func:`load_plans`): YAML, each step's arguments against its
+verb, every variable a step reads on the dataset being built exists by then, every spec variable is
+written by the source's ``keep`` or a step, and every variable written is in the spec (names
+starting with ``_`` are working variables, dropped at the end).  Each variable's define.xml
+method text is generated from the step that wrote it (:func:`plan_methods`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from cdisc_pipe.adam.conditions import condition_mask, where_variables
+from cdisc_pipe.adam.settings import Where
+from cdisc_pipe.adam.verbs import VERBS, Context, StepArgs
+from cdisc_pipe.errors import Finding, InputError, Problem
+from cdisc_pipe.spec.load import read_yaml, validate_model
+from cdisc_pipe.spec.model import Method, StudySpec
+
+__all__ = ["LoadedPlan", "load_plans", "run_plan", "plan_methods", "attach_plan_methods", "plans_dir_for"]
+
+_WORKING = re.compile(r"^_[A-Z0-9_]+$")
+
+
+class PlanSource(BaseModel):
+    """The records a plan starts from: a dataset, optionally filtered, and the variables it keeps."""
+
+    model_config = ConfigDict(extra="forbid")
+    dataset: str
+    where: Where = Field(default_factory=list)
+    keep: list[str] = Field(min_length=1)
+    # Source variables the steps read that are not output (e.g. AESTDTC behind ASTDT): dropped at the end.
+    working: list[str] = Field(default_factory=list)
+
+
+class PlanFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dataset: str
+    source: PlanSource | None = None
+    steps: list[dict[str, Any]] = Field(min_length=1)
+    order: list[str] | None = None
+
+
+@dataclass
+class LoadedPlan:
+    """A checked plan: its file (path and SHA-256), source, typed steps and final order."""
+
+    dataset: str
+    path: Path
+    sha256: str
+    source: PlanSource | None
+    steps: list[StepArgs]
+    order: list[str] | None = None
+    methods: dict[str, str] = field(default_factory=dict)
+
+    def sources(self) -> list[str]:
+        """Every dataset the plan reads (upper case), in order of first use."""
+        names = [self.source.dataset.upper()] if self.source else []
+        for step in self.steps:
+            names += VERBS[step.verb].sources(step)
+        return list(dict.fromkeys(names))
+
+    def outputs(self) -> list[str]:
+        """Every variable the plan writes (the source's keep list, then each step's)."""
+        names = list(self.source.keep) if self.source else []
+        for step in self.steps:
+            names += VERBS[step.verb].outputs(step)
+        return list(dict.fromkeys(names))
+
+
+def plans_dir_for(settings_dir: Path | str) -> Path:
+    """A study's plans folder: ``<specs>/plans`` beside ``<specs>/settings``."""
+    return Path(settings_dir).parent / "plans"
+
+
+def _is_working(name: str) -> bool:
+    return bool(_WORKING.match(name))
+
+
+def _parse_steps(raw: list[dict[str, Any]], file: str, problems: list[Problem]) -> list[StepArgs]:
+    steps: list[StepArgs] = []
+    for i, item in enumerate(raw):
+        name = item.get("verb") if isinstance(item, dict) else None
+        if not isinstance(name, str) or name not in VERBS:
+            problems.append(Problem(file, "unknown verb" if name else "a step needs a verb", entry=f"steps[{i}].verb",
+                                    value=None if name is None else str(name),
+                                    hint=f"One of: {', '.join(sorted(VERBS))} (docs/ADAM.md lists their arguments)"))
+            continue
+        step = validate_model(VERBS[name].args, item, file, problems, prefix=f"steps[{i}:{name}]")
+        if step is not None:
+            steps.append(step)
+    return steps
+
+
+def _check_against_spec(plan: LoadedPlan, spec: StudySpec, file: str, problems: list[Problem]) -> None:
+    """Spec variables nobody writes, written variables the spec lacks, reads before writes."""
+    ds = spec.dataset(plan.dataset)
+    available = set(plan.source.keep) | set(plan.source.working) if plan.source else set()
+    for i, step in enumerate(plan.steps):
+        verb = VERBS[step.verb]
+        lacking = [v for v in verb.reads(step) if v not in available]
+        if lacking and not (i == 0 and plan.source is None):
+            problems.append(Problem(file, f"step reads {', '.join(lacking)}, which no earlier step (nor the source's "
+                                          "keep list) writes", entry=f"steps[{i}:{step.verb}]",
+                                    value=", ".join(lacking),
+                                    hint="Keep the variable from the source, derive it in an earlier step, or fix the name"))
+        available.update(verb.outputs(step))
+    written = plan.outputs()
+    not_derived = [v.name for v in ds.variables if v.name not in written]
+    if not_derived:
+        problems.append(Problem(file, f"{plan.dataset} spec variable(s) written by no step: {', '.join(not_derived)}",
+                                entry="steps", value=", ".join(not_derived),
+                                hint=f"Add a step that derives them, or remove them from specs/adam/{plan.dataset.lower()}.yaml"))
+    extra = [v for v in written if v not in ds.variable_names and not _is_working(v)]
+    if extra:
+        problems.append(Problem(file, f"step(s) write variable(s) not in the {plan.dataset} spec: {', '.join(extra)}",
+                                entry="steps", value=", ".join(extra),
+                                hint=f"Add them to specs/adam/{plan.dataset.lower()}.yaml, or name them _X "
+                                     "(a working variable, not output)"))
+
+
+def load_plans(plans_dir: Path | str, spec: StudySpec) -> dict[str, LoadedPlan]:
+    """Every ``<plans_dir>/*.yaml`` as a checked :class:`LoadedPlan`, by dataset name.
+
+    Collects every problem of every file and raises one :class:`InputError` (exit 2); returns {}
+    when the folder does not exist.
+    """
+    folder = Path(plans_dir)
+    if not folder.is_dir():
+        return {}
+    problems: list[Problem] = []
+    plans: dict[str, LoadedPlan] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        file = str(path)
+        start = len(problems)
+        data = read_yaml(path, problems)
+        if data is None:
+            if len(problems) == start:
+                problems.append(Problem(file, "empty plan file"))
+            continue
+        top = validate_model(PlanFile, data, file, problems)
+        if top is None:
+            continue
+        name = top.dataset.upper()
+        if name != path.stem.upper():
+            problems.append(Problem(file, f"plan for {name} in a file named {path.name}", entry="dataset", value=name,
+                                    hint=f"Name the file {name.lower()}.yaml"))
+        if name not in spec.datasets or spec.dataset(name).purpose != "Analysis":
+            problems.append(Problem(file, f"no ADaM dataset spec for {name}", entry="dataset", value=name,
+                                    hint=f"Add specs/adam/{name.lower()}.yaml"))
+            continue
+        steps = _parse_steps(top.steps, file, problems)
+        if len(problems) > start:
+            continue
+        plan = LoadedPlan(dataset=name, path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                          source=top.source, steps=steps, order=top.order)
+        _check_against_spec(plan, spec, file, problems)
+        plan.methods = plan_methods(plan)
+        plans[name] = plan
+    if problems:
+        raise InputError(problems, stage="adam plans")
+    return plans
+
+
+def _missing_variable(plan: LoadedPlan, entry: str, variable: str, where: str) -> InputError:
+    return InputError(Problem(str(plan.path), f"variable {variable} is not in {where}", entry=entry, value=variable,
+                              hint=f"Check the name, or provide {variable} in {where}"), stage="adam")
+
+
+def run_plan(plan: LoadedPlan, frames: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[Finding]]:
+    """Run a plan over ``frames`` (SDTM and ADaM datasets by upper-case name).
+
+    Returns the dataset (working variables dropped, sorted by the plan's ``order``) and the
+    findings its verbs reported.  A variable a step needs and its input lacks is an InputError
+    naming the plan file, the step and the variable.
+    """
+    ctx = Context(frames=frames, dataset=plan.dataset)
+    if plan.source is not None:
+        src = frames[plan.source.dataset.upper()]
+        columns = list(dict.fromkeys([*plan.source.keep, *plan.source.working]))
+        lacking = [v for v in [*columns, *where_variables(plan.source.where)] if v not in src.columns]
+        if lacking:
+            raise _missing_variable(plan, "source", ", ".join(dict.fromkeys(lacking)), f"{plan.source.dataset.upper()}")
+        if plan.source.where:
+            src = src[condition_mask(src, plan.source.where)]
+        df = src[columns].reset_index(drop=True)
+    else:
+        df = pd.DataFrame()
+    for i, step in enumerate(plan.steps):
+        try:
+            df = VERBS[step.verb].run(df, step, ctx)
+        except KeyError as exc:
+            name = exc.args[0] if exc.args else "?"
+            where = next((s for s in VERBS[step.verb].sources(step) if s in frames and name not in frames[s].columns
+                          and name not in df.columns), plan.dataset)
+            raise _missing_variable(plan, f"steps[{i}:{step.verb}]", str(name), where) from None
+        df = df.reset_index(drop=True)
+    dropped = set(plan.source.working) - set(plan.source.keep) if plan.source else set()
+    df = df[[c for c in df.columns if not _is_working(str(c)) and c not in dropped]]
+    if plan.order:
+        from cdisc_pipe.adam.derive import _sort
+
+        df = _sort(df, plan.order).reset_index(drop=True)
+    return df, list(ctx.findings)
+
+
+def plan_methods(plan: LoadedPlan) -> dict[str, str]:
+    """Method text per variable written by a step, in words (working variables spelt out)."""
+    texts: dict[str, str] = {}
+    for step in plan.steps:
+        described = VERBS[step.verb].describe(step)
+        for var in VERBS[step.verb].outputs(step):
+            text = step.description or described.get(var)
+            if not text:
+                continue
+            texts[var] = f"{texts[var]}; then {text[0].lower()}{text[1:]}" if var in texts else text
+    working = {k: v for k, v in texts.items() if _is_working(k)}
+    out = {}
+    for var, text in texts.items():
+        if _is_working(var):
+            continue
+        used = [w for w in working if re.search(rf"(?<![A-Z0-9_]){re.escape(w)}(?![A-Z0-9_])", text)]
+        for w in used:
+            text += f" [{w}: {working[w]}]"
+        out[var] = text
+    return out
+
+
+def attach_plan_methods(spec: StudySpec, plans: dict[str, LoadedPlan]) -> StudySpec:
+    """A copy of ``spec`` whose Derived variables of planned datasets cite a MethodDef generated
+    from the plan (OID ``MT.<DATASET>.<VARIABLE>``); other variables and datasets are unchanged."""
+    if not plans:
+        return spec
+    methods = dict(spec.methods)
+    datasets = dict(spec.datasets)
+    for name, plan in plans.items():
+        ds = spec.dataset(name)
+        variables = []
+        for var in ds.variables:
+            text = plan.methods.get(var.name)
+            if text and var.origin.type == "Derived":
+                oid = f"MT.{name}.{var.name}"
+                methods[oid] = Method(oid=oid, name=f"Algorithm to derive {name}.{var.name}", type="Computation",
+                                      description=f"{var.name}: {text}")
+                var = var.model_copy(update={"method": oid})
+            variables.append(var)
+        datasets[name] = ds.model_copy(update={"variables": variables})
+    return spec.model_copy(update={"datasets": datasets, "methods": methods})

@@ -1,0 +1,281 @@
+"""Derivation plans: ADaM datasets from files of verb steps (adam.plan, adam.verbs).
+
+Fixtures are literal tables; every expected value is worked out by hand in a comment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from cdisc_pipe.adam import build_adam
+from cdisc_pipe.adam.plan import attach_plan_methods, load_plans, run_plan
+from cdisc_pipe.adam.verbs import VERBS
+from cdisc_pipe.errors import InputError
+from cdisc_pipe.spec.model import Dataset, Origin, Standard, Study, StudySpec, Variable
+
+DERIVED = Origin(type="Derived")
+PRED = Origin(type="Predecessor", description="DM")
+
+
+def v(name: str, data_type: str = "text", origin: Origin = DERIVED, **kw) -> Variable:
+    fmt = {"date": "DATE9."}.get(data_type)
+    return Variable(name=name, label=name.title(), data_type=data_type, core="Req", origin=origin,
+                    display_format=fmt, **kw)
+
+
+ADSL_VARS = [v("STUDYID", origin=PRED), v("USUBJID", origin=PRED), v("AGE", "integer", origin=PRED),
+             v("ARM", origin=PRED), v("TRTSDT", "date"), v("TRTEDT", "date"), v("TRTDURD", "integer"),
+             v("CUMDOSE", "float"), v("AVGDD", "float"), v("AGEGR1"), v("AGEGR1N", "integer"), v("SAFFL"),
+             v("NAEFL")]
+
+
+def spec_with(*extra: Dataset, adsl_vars: list[Variable] = ADSL_VARS) -> StudySpec:
+    adsl = Dataset(name="ADSL", label="Subject-Level Analysis Dataset", **{"class": "SUBJECT LEVEL ANALYSIS DATASET"},
+                   structure="One record per subject", keys=["STUDYID", "USUBJID"], purpose="Analysis",
+                   variables=adsl_vars)
+    return StudySpec(
+        study=Study(oid="STDY.T1", name="T1", protocol_name="T1", description="test", sponsor="Test",
+                    metadata_datetime="2025-06-30T08:15:42"),
+        standards=[Standard(oid="STD.ADAMIG.1-3", name="ADaMIG", type="IG", version="1.3")],
+        datasets={d.name: d for d in (adsl, *extra)})
+
+
+DM = pd.DataFrame({
+    "STUDYID": ["T1"] * 4,
+    "USUBJID": ["T1-01", "T1-02", "T1-03", "T1-04"],
+    "AGE": [64.0, 65.0, 81.0, 70.0],
+    "ARM": ["Placebo", "Drug 50 mg", "Drug 50 mg", "Screen Failure"],
+    "ARMCD": ["Pbo", "D50", "D50", "Scrnfail"],
+})
+EX = pd.DataFrame({
+    "USUBJID": ["T1-01", "T1-01", "T1-02", "T1-02", "T1-03"],
+    "EXTRT": ["PLACEBO", "PLACEBO", "DRUG", "DRUG", "DRUG"],
+    "EXDOSE": [0.0, 0.0, 50.0, 100.0, 0.0],
+    "EXSTDTC": ["2024-01-01", "2024-01-15", "2024-02-01", "2024-02-11", "2024-03-01"],
+    "EXENDTC": ["2024-01-14", "2024-01-28", "2024-02-10", "2024-02-20", "2024-03-01"],
+    "EXSEQ": [1.0, 2.0, 1.0, 2.0, 1.0],
+})
+AE = pd.DataFrame({"USUBJID": ["T1-02", "T1-02"], "AESER": ["N", "Y"], "AEDECOD": ["Headache", "Nausea"]})
+
+ADSL_PLAN = {
+    "dataset": "ADSL",
+    "source": {"dataset": "DM", "where": [{"variable": "ARMCD", "comparator": "NE", "values": ["Scrnfail"]}],
+               "keep": ["STUDYID", "USUBJID", "AGE", "ARM"]},
+    "steps": [
+        # a dose counts when > 0, or any placebo record (dose 0 is still treatment)
+        {"verb": "derive_vars_merged", "dataset_add": "EX",
+         "filter_add": [{"any": [[{"variable": "EXDOSE", "comparator": "GT", "values": ["0"]}],
+                                 [{"variable": "EXTRT", "comparator": "EQ", "values": ["PLACEBO"]}]]}],
+         "order": ["EXSTDTC", "EXSEQ"], "mode": "first", "new_vars": {"_TRTSDTC": "EXSTDTC"}},
+        {"verb": "derive_vars_merged", "dataset_add": "EX",
+         "filter_add": [{"any": [[{"variable": "EXDOSE", "comparator": "GT", "values": ["0"]}],
+                                 [{"variable": "EXTRT", "comparator": "EQ", "values": ["PLACEBO"]}]]}],
+         "order": ["EXENDTC", "EXSEQ"], "mode": "last", "new_vars": {"_TRTEDTC": "EXENDTC"}},
+        {"verb": "derive_vars_dt", "dtc": "_TRTSDTC", "new_vars_prefix": "TRTS"},
+        {"verb": "derive_vars_dt", "dtc": "_TRTEDTC", "new_vars_prefix": "TRTE"},
+        {"verb": "derive_vars_duration", "new_var": "TRTDURD", "start_date": "TRTSDT", "end_date": "TRTEDT"},
+        {"verb": "derive_var_merged_summary", "dataset_add": "EX", "new_var": "_DOSEDAYS", "function": "sum",
+         "source_var": "EXDOSE", "missing_value": 0},
+        {"verb": "derive_var_computed", "new_var": "CUMDOSE", "operation": "product", "operands": ["_DOSEDAYS", 10]},
+        {"verb": "derive_var_computed", "new_var": "AVGDD", "operation": "ratio", "operands": ["CUMDOSE", "TRTDURD"],
+         "round": 1},
+        {"verb": "derive_vars_cat", "new_vars": ["AGEGR1", "AGEGR1N"], "categories": [
+            {"where": [{"variable": "AGE", "comparator": "LT", "values": ["65"]}], "values": {"AGEGR1": "<65", "AGEGR1N": 1}},
+            {"where": [{"variable": "AGE", "comparator": "LE", "values": ["80"]}], "values": {"AGEGR1": "65-80", "AGEGR1N": 2}},
+            {"where": [{"variable": "AGE", "comparator": "GT", "values": ["80"]}], "values": {"AGEGR1": ">80", "AGEGR1N": 3}}]},
+        {"verb": "derive_vars_cat", "new_vars": ["SAFFL"],
+         "categories": [{"where": [{"variable": "TRTSDT", "comparator": "NOTNULL"}], "values": {"SAFFL": "Y"}}],
+         "otherwise": {"SAFFL": "N"}},
+        {"verb": "derive_var_merged_exist_flag", "dataset_add": "AE", "new_var": "NAEFL",
+         "condition": [{"variable": "AESER", "comparator": "EQ", "values": ["Y"]}], "false_value": "N",
+         "missing_value": "N"},
+    ],
+}
+
+
+def write_plans(tmp_path: Path, *plans: dict) -> Path:
+    specs = tmp_path / "specs"
+    (specs / "plans").mkdir(parents=True)
+    (specs / "settings").mkdir()
+    for plan in plans:
+        (specs / "plans" / f"{plan['dataset'].lower()}.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
+    return specs
+
+
+def test_adsl_from_a_plan(tmp_path: Path) -> None:
+    specs = write_plans(tmp_path, ADSL_PLAN)
+    result = build_adam({"DM": DM, "EX": EX, "AE": AE}, spec_with(), specs / "settings")
+    adsl = result.datasets["ADSL"].set_index("USUBJID")
+    # T1-04 is a screen failure: excluded by the source's where
+    assert list(adsl.index) == ["T1-01", "T1-02", "T1-03"]
+    # T1-01: placebo (dose 0) counts: first EXSTDTC 2024-01-01, last EXENDTC 2024-01-28
+    assert adsl.loc["T1-01", "TRTSDT"] == pd.Timestamp("2024-01-01")
+    assert adsl.loc["T1-01", "TRTEDT"] == pd.Timestamp("2024-01-28")
+    # TRTDURD = 2024-01-28 - 2024-01-01 + 1 = 28 days
+    assert adsl.loc["T1-01", "TRTDURD"] == 28.0
+    # T1-02: 2024-02-01 .. 2024-02-20 -> 20 days; CUMDOSE = (50 + 100) * 10 = 1500; AVGDD = 1500 / 20 = 75.0
+    assert adsl.loc["T1-02", "TRTDURD"] == 20.0
+    assert adsl.loc["T1-02", "CUMDOSE"] == 1500.0 and adsl.loc["T1-02", "AVGDD"] == 75.0
+    # T1-03: its only record is dose 0 of DRUG (not placebo): never treated
+    assert pd.isna(adsl.loc["T1-03", "TRTSDT"]) and adsl.loc["T1-03", "SAFFL"] == "N"
+    assert adsl.loc["T1-03", "CUMDOSE"] == 0.0 and np.isnan(adsl.loc["T1-03", "AVGDD"])
+    # AGE 64 -> <65 (1); 65 -> 65-80 (2); 81 -> >80 (3)
+    assert list(adsl["AGEGR1"]) == ["<65", "65-80", ">80"] and list(adsl["AGEGR1N"]) == [1.0, 2.0, 3.0]
+    # NAEFL: T1-02 has a serious AE; T1-01 and T1-03 have no AE record at all -> missing_value N
+    assert list(adsl["NAEFL"]) == ["N", "Y", "N"]
+    assert list(result.datasets["ADSL"].columns) == [x.name for x in ADSL_VARS]
+    assert not [f for f in result.findings if f.severity in ("Warning", "Error")]
+
+
+def test_method_text_speaks_cdisc_and_spells_out_working_variables(tmp_path: Path) -> None:
+    specs = write_plans(tmp_path, ADSL_PLAN)
+    spec = spec_with()
+    plans = load_plans(specs / "plans", spec)
+    text = plans["ADSL"].methods["TRTEDT"]
+    assert text.startswith("Date part of _TRTEDTC (no imputation)")
+    assert ("[_TRTEDTC: Last EX.EXENDTC where EXDOSE > 0 or EXTRT = 'PLACEBO', per USUBJID "
+            "(records ordered by EXENDTC, EXSEQ)]") in text
+    assert plans["ADSL"].methods["AGEGR1"] == "'<65' when AGE < 65; '65-80' when AGE <= 80; '>80' when AGE > 80"
+    assert plans["ADSL"].methods["AVGDD"] == "CUMDOSE / TRTDURD (missing when a divisor is 0), rounded to 1 decimal place(s)"
+    with_methods = attach_plan_methods(spec, plans)
+    trtedt = with_methods.dataset("ADSL").variable("TRTEDT")
+    assert trtedt.method == "MT.ADSL.TRTEDT"
+    assert with_methods.methods["MT.ADSL.TRTEDT"].description.startswith("TRTEDT: Date part of")
+    assert with_methods.dataset("ADSL").variable("AGE").method is None  # a predecessor: no method
+    assert "plans" not in text and ".yaml" not in text
+
+
+def test_spec_and_plan_disagreements_are_input_errors_before_data(tmp_path: Path) -> None:
+    plan = {**ADSL_PLAN, "steps": ADSL_PLAN["steps"][:-1] + [
+        {"verb": "derive_vars_assigned", "values": {"EXTRA": "x"}},
+        {"verb": "derive_vars_cat", "new_vars": ["ZZ"], "categories": [
+            {"where": [{"variable": "NOSUCH", "comparator": "EQ", "values": ["1"]}], "values": {"ZZ": "1"}}]},
+        {"verb": "derive_nothing"},
+        {"verb": "derive_vars_dt", "dtc": "AESTDTC", "new_vars_prefix": "ast"},
+    ]}
+    specs = write_plans(tmp_path, plan)
+    with pytest.raises(InputError) as exc:
+        load_plans(specs / "plans", spec_with())
+    text = "\n".join(str(p) for p in exc.value.problems)
+    assert "steps[12].verb" in text and "unknown verb" in text and "derive_nothing" in text
+    assert "steps[13:derive_vars_dt].new_vars_prefix" in text  # lower-case prefix refused
+    # the file had argument errors, so the spec comparison waits for them to be fixed
+    plan["steps"] = plan["steps"][:-2]
+    specs = write_plans(tmp_path / "again", plan)
+    with pytest.raises(InputError) as exc:
+        load_plans(specs / "plans", spec_with())
+    msgs = [(p.entry, p.message) for p in exc.value.problems]
+    assert ("steps[11:derive_vars_cat]", "step reads NOSUCH, which no earlier step (nor the source's keep list) writes") in msgs
+    assert ("steps", "ADSL spec variable(s) written by no step: NAEFL") in msgs
+    assert ("steps", "step(s) write variable(s) not in the ADSL spec: EXTRA, ZZ") in msgs
+
+
+def test_dataset_with_a_spec_and_no_plan_is_an_input_error(tmp_path: Path) -> None:
+    adxx = Dataset(name="ADXX", label="Something", **{"class": "BASIC DATA STRUCTURE"}, structure="x",
+                   keys=["USUBJID"], purpose="Analysis", variables=[v("USUBJID")])
+    specs = write_plans(tmp_path, ADSL_PLAN)
+    with pytest.raises(InputError) as exc:
+        build_adam({"DM": DM, "EX": EX, "AE": AE}, spec_with(adxx), specs / "settings")
+    (p,) = exc.value.problems
+    assert p.message == "ADXX has a spec but no derivation plan" and "adxx.yaml" in p.hint
+
+
+def test_missing_input_dataset_and_variable_are_named(tmp_path: Path) -> None:
+    specs = write_plans(tmp_path, ADSL_PLAN)
+    with pytest.raises(InputError) as exc:
+        build_adam({"DM": DM, "EX": EX}, spec_with(), specs / "settings")
+    assert [(p.file, p.message) for p in exc.value.problems] == [
+        ("ae.xpt", "SDTM dataset AE is missing; the ADSL plan reads it")]
+    with pytest.raises(InputError) as exc:
+        build_adam({"DM": DM, "EX": EX.drop(columns="EXSEQ"), "AE": AE}, spec_with(), specs / "settings")
+    (p,) = exc.value.problems
+    assert (p.entry, p.value, p.message) == ("steps[0:derive_vars_merged]", "EXSEQ", "variable EXSEQ is not in EX")
+    assert p.file.endswith("adsl.yaml")
+
+
+ADAE = Dataset(name="ADAE", label="Adverse Events Analysis Dataset", **{"class": "OCCURRENCE DATA STRUCTURE"},
+               structure="One record per AE", keys=["USUBJID", "AESEQ"], purpose="Analysis",
+               variables=[v("USUBJID", origin=PRED), v("AESEQ", "integer", origin=PRED), v("AEDECOD", origin=PRED),
+                          v("TRTSDT", "date", origin=PRED), v("ASTDT", "date"), v("ASTDTF"), v("ASTDY", "integer"),
+                          v("TRTEMFL"), v("AOCCPFL")])
+
+AE2 = pd.DataFrame({
+    "USUBJID": ["T1-02", "T1-02", "T1-02", "T1-01"],
+    "AESEQ": [1.0, 2.0, 3.0, 1.0],
+    "AEDECOD": ["Nausea", "Nausea", "Headache", "Nausea"],
+    "AESTDTC": ["2024-02", "2024-02-05", "2024-01-20", "2023-12-30"],
+    "AESER": ["N", "N", "N", "N"],
+})
+
+ADAE_PLAN = {
+    "dataset": "ADAE",
+    "source": {"dataset": "AE", "keep": ["USUBJID", "AESEQ", "AEDECOD"], "working": ["AESTDTC"]},
+    "steps": [
+        {"verb": "derive_vars_merged", "dataset_add": "ADSL", "new_vars": ["TRTSDT"]},
+        {"verb": "derive_vars_dt", "dtc": "AESTDTC", "new_vars_prefix": "AST", "highest_imputation": "M",
+         "min_dates": ["TRTSDT"]},
+        {"verb": "derive_vars_dy", "reference_date": "TRTSDT", "source_vars": {"ASTDY": "ASTDT"}},
+        {"verb": "derive_var_trtemfl", "end_date": None},
+        {"verb": "derive_var_extreme_flag", "by_vars": ["USUBJID", "AEDECOD"], "order": ["ASTDT", "AESEQ"],
+         "new_var": "AOCCPFL", "filter": [{"variable": "TRTEMFL", "comparator": "EQ", "values": ["Y"]}]},
+    ],
+}
+
+
+def test_adae_plan_reads_adsl_built_in_the_same_run(tmp_path: Path) -> None:
+    specs = write_plans(tmp_path, ADSL_PLAN, ADAE_PLAN)
+    spec = spec_with(ADAE)
+    result = build_adam({"DM": DM, "EX": EX, "AE": AE2}, spec, specs / "settings")
+    adae = result.datasets["ADAE"]
+    got = adae.set_index(["USUBJID", "AESEQ"])
+    # T1-02 TRTSDT 2024-02-01. AESEQ 1 "2024-02": first of month 2024-02-01, TRTSDT in that month and not
+    # before it -> 2024-02-01 (D imputed), ASTDY 1, emergent.
+    assert got.loc[("T1-02", 1.0), "ASTDT"] == pd.Timestamp("2024-02-01") and got.loc[("T1-02", 1.0), "ASTDTF"] == "D"
+    assert got.loc[("T1-02", 1.0), "ASTDY"] == 1.0
+    # AESEQ 3 on 2024-01-20: before TRTSDT -> ASTDY = 2024-01-20 - 2024-02-01 = -12; not emergent
+    assert got.loc[("T1-02", 3.0), "ASTDY"] == -12.0 and got.loc[("T1-02", 3.0), "TRTEMFL"] is None
+    # first emergent Nausea of T1-02: AESEQ 1 (2024-02-01) before AESEQ 2 (2024-02-05)
+    assert got["AOCCPFL"].to_dict() == {("T1-02", 1.0): "Y", ("T1-02", 2.0): None, ("T1-02", 3.0): None,
+                                        ("T1-01", 1.0): None}
+    # T1-01's AE (2023-12-30) precedes its TRTSDT 2024-01-01: ASTDY -2
+    assert got.loc[("T1-01", 1.0), "ASTDY"] == -2.0
+
+
+def test_tte_from_any_dataset(tmp_path: Path) -> None:
+    adtte = Dataset(name="ADTTE", label="Time to Event", **{"class": "BASIC DATA STRUCTURE"},
+                    structure="One record per subject per parameter", keys=["USUBJID", "PARAMCD"], purpose="Analysis",
+                    variables=[v("USUBJID", origin=PRED), v("PARAMCD"), v("PARAM"), v("STARTDT", "date"),
+                               v("ADT", "date"), v("AVAL", "float"), v("CNSR", "integer"), v("EVNTDESC"),
+                               v("SRCDOM"), v("SRCVAR"), v("SRCSEQ", "integer")])
+    tte = {"dataset": "ADTTE", "steps": [{
+        "verb": "derive_param_tte", "paramcd": "TTNAU", "param": "Time to First Nausea (days)", "start_date": "TRTSDT",
+        "population": [{"variable": "SAFFL", "comparator": "EQ", "values": ["Y"]}],
+        "events": [{"id": "nausea", "dataset": "ADAE", "date": "ASTDT", "cnsr": 0, "evntdesc": "NAUSEA",
+                    "srcdom": "ADAE", "srcvar": "ASTDT", "srcseq": "AESEQ",
+                    "where": [{"variable": "AEDECOD", "comparator": "EQ", "values": ["Nausea"]},
+                              {"variable": "TRTEMFL", "comparator": "EQ", "values": ["Y"]}]}],
+        "censors": [{"id": "eot", "dataset": "ADSL", "date": "TRTEDT", "cnsr": 1, "evntdesc": "END OF TREATMENT",
+                     "cnsdtdsc": "LAST DOSE DATE", "srcdom": "ADSL", "srcvar": "TRTEDT"}]},
+        {"verb": "filter_records", "where": [{"variable": "PARAMCD", "comparator": "EQ", "values": ["TTNAU"]}]}],
+        "order": ["USUBJID"]}
+    specs = write_plans(tmp_path, ADSL_PLAN, ADAE_PLAN, tte)
+    spec = spec_with(ADAE, adtte)
+    got = build_adam({"DM": DM, "EX": EX, "AE": AE2}, spec, specs / "settings").datasets["ADTTE"]
+    got = got.set_index("USUBJID")
+    # T1-01 (SAFFL Y): its nausea is before treatment -> censored at TRTEDT 2024-01-28: AVAL 28
+    assert (got.loc["T1-01", "CNSR"], got.loc["T1-01", "AVAL"], got.loc["T1-01", "EVNTDESC"]) == (1.0, 28.0, "END OF TREATMENT")
+    # T1-02: first emergent nausea 2024-02-01 = TRTSDT -> AVAL 1, SRCSEQ 1
+    assert (got.loc["T1-02", "CNSR"], got.loc["T1-02", "AVAL"], got.loc["T1-02", "SRCSEQ"]) == (0.0, 1.0, 1.0)
+    # T1-03 is not in the safety population (never treated): no record
+    assert list(got.index) == ["T1-01", "T1-02"]
+
+
+def test_every_verb_documents_its_admiral_counterpart() -> None:
+    for name, verb in VERBS.items():
+        assert verb.admiral, name
+        assert verb.args.__doc__ or verb.run.__doc__ or name, name
