@@ -279,3 +279,67 @@ def test_every_verb_documents_its_admiral_counterpart() -> None:
     for name, verb in VERBS.items():
         assert verb.admiral, name
         assert verb.args.__doc__ or verb.run.__doc__ or name, name
+
+
+def _run_step(step: dict, df: pd.DataFrame, frames: dict | None = None) -> pd.DataFrame:
+    from cdisc_pipe.adam.verbs import Context
+
+    verb = VERBS[step["verb"]]
+    return verb.run(df, verb.args.model_validate(step), Context(frames=frames or {}, dataset="T"))
+
+
+def test_cat_copies_another_variable_and_keeps_its_type() -> None:
+    df = pd.DataFrame({"LAST": pd.to_datetime(["2024-01-10", None, None]), "DISC": pd.to_datetime([None, "2024-02-01", None]),
+                       "N": [1.0, 2.0, 3.0]})
+    # end date: LAST when present, else DISC when present; else missing
+    out = _run_step({"verb": "derive_vars_cat", "new_vars": ["END"], "categories": [
+        {"where": [{"variable": "LAST", "comparator": "NOTNULL"}], "values": {"END": {"variable": "LAST"}}},
+        {"where": [{"variable": "DISC", "comparator": "NOTNULL"}], "values": {"END": {"variable": "DISC"}}}]}, df)
+    assert pd.api.types.is_datetime64_any_dtype(out["END"])
+    assert list(out["END"]) == [pd.Timestamp("2024-01-10"), pd.Timestamp("2024-02-01"), pd.NaT]
+    out = _run_step({"verb": "derive_vars_cat", "new_vars": ["M"], "categories": [
+        {"where": [{"variable": "N", "comparator": "GT", "values": ["1"]}], "values": {"M": {"variable": "N"}}}],
+        "otherwise": {"M": 0}}, df)
+    assert list(out["M"]) == [0.0, 2.0, 3.0] and out["M"].dtype == "float64"
+
+
+def test_computed_min_max_over_dates_and_numbers() -> None:
+    df = pd.DataFrame({"A": pd.to_datetime(["2024-01-10", "2024-01-05", None]),
+                       "B": pd.to_datetime(["2024-01-08", None, None]), "X": [1.0, np.nan, 4.0]})
+    out = _run_step({"verb": "derive_var_computed", "new_var": "D", "operation": "difference", "operands": ["A", "B", -1]}, df)
+    # 2024-01-10 - 2024-01-08 + 1 = 3 days; a missing date gives missing
+    assert out["D"].iloc[0] == 3.0 and np.isnan(out["D"].iloc[1])
+    out = _run_step({"verb": "derive_var_computed", "new_var": "M", "operation": "min", "operands": ["A", "B"]}, df)
+    # SAS MIN ignores missing: day numbers since 1960-01-01 (2024-01-08 = 23383, 2024-01-05 = 23380)
+    assert list(out["M"].iloc[:2]) == [23383.0, 23380.0] and np.isnan(out["M"].iloc[2])
+    out = _run_step({"verb": "derive_var_computed", "new_var": "M", "operation": "max", "operands": ["X", 2]}, df)
+    assert list(out["M"]) == [2.0, 2.0, 4.0]
+    out = _run_step({"verb": "derive_var_computed", "new_var": "R", "operation": "ratio", "operands": [5, "X"],
+                     "round": 0}, df)
+    # 5 / 1 = 5; 5 / missing = missing; 5 / 4 = 1.25 -> 1
+    assert out["R"].iloc[0] == 5.0 and np.isnan(out["R"].iloc[1]) and out["R"].iloc[2] == 1.0
+
+
+def test_round_is_half_away_from_zero() -> None:
+    df = pd.DataFrame({"X": [0.125, -0.125, 2.5, 0.285]})
+    out = _run_step({"verb": "derive_var_computed", "new_var": "R", "operation": "product", "operands": ["X", 1],
+                     "round": 2}, df)
+    # SAS ROUND(0.125, 0.01) = 0.13; -0.125 -> -0.13; 2.5 -> 2.5; 0.285 (binary 0.28499999...) -> 0.29 as SAS
+    assert list(out["R"]) == [0.13, -0.13, 2.5, 0.29]
+
+
+def test_contains_and_summary() -> None:
+    ae = pd.DataFrame({"USUBJID": ["a", "a", "b"], "AEDECOD": ["APPLICATION SITE ERYTHEMA", "NAUSEA", "BLISTER"],
+                       "DOSE": [1.0, np.nan, np.nan]})
+    out = _run_step({"verb": "derive_vars_cat", "new_vars": ["CQ"], "categories": [
+        {"where": [{"variable": "AEDECOD", "comparator": "CONTAINS", "values": ["ERYTHEMA", "BLISTER"]}],
+         "values": {"CQ": "DERM"}}]}, ae)
+    assert list(out["CQ"]) == ["DERM", None, "DERM"]
+    subj = pd.DataFrame({"USUBJID": ["a", "b", "c"]})
+    out = _run_step({"verb": "derive_var_merged_summary", "dataset_add": "AE", "new_var": "S", "function": "sum",
+                     "source_var": "DOSE"}, subj, {"AE": ae})
+    # a: 1 + missing = 1 (missing values skipped); b: all missing -> missing; c: no record -> missing
+    assert out["S"].iloc[0] == 1.0 and np.isnan(out["S"].iloc[1]) and np.isnan(out["S"].iloc[2])
+    out = _run_step({"verb": "derive_var_merged_summary", "dataset_add": "AE", "new_var": "N", "function": "count",
+                     "missing_value": 0}, subj, {"AE": ae})
+    assert list(out["N"]) == [2, 1, 0]

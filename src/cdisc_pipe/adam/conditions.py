@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from cdisc_pipe.adam.settings import AnyOf, Condition
 
@@ -43,6 +44,10 @@ def _one(df: pd.DataFrame, c: Condition) -> pd.Series:
         m = getattr(col, _OPS[c.comparator])(other) & col.notna() & other.notna()
         if c.other_missing_true:
             m = m | (col.notna() & other.isna())
+    elif c.comparator == "CONTAINS":
+        codes, uniq = pd.factorize(col, use_na_sentinel=True)  # once per distinct text, not per row
+        hit = np.array([any(v in str(u) for v in c.values) for u in uniq] + [False], dtype=bool)
+        m = pd.Series(hit[codes], index=df.index)
     elif c.comparator in ("IN", "NOTIN"):
         m = col.isin(_coerce(c.values, col))
         if c.comparator == "NOTIN":
@@ -100,6 +105,8 @@ def _text(c: Condition) -> str:
     if c.other is not None:
         tail = f" (or {c.other} is missing)" if c.other_missing_true else ""
         return f"{c.variable} {_TEXT[c.comparator]} {c.other}{tail}"
+    if c.comparator == "CONTAINS":
+        return f"{c.variable} contains " + " or ".join(_quote(v) for v in c.values)
     if c.comparator in ("IN", "NOTIN"):
         word = "in" if c.comparator == "IN" else "not in"
         return f"{c.variable} {word} ({', '.join(_quote(v) for v in c.values)})"

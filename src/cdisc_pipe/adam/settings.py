@@ -31,7 +31,7 @@ __all__ = [
     "builder_options",
 ]
 
-ConditionOp = Literal["EQ", "NE", "IN", "NOTIN", "LT", "LE", "GT", "GE", "ISNULL", "NOTNULL"]
+ConditionOp = Literal["EQ", "NE", "IN", "NOTIN", "LT", "LE", "GT", "GE", "ISNULL", "NOTNULL", "CONTAINS"]
 
 
 class _Model(BaseModel):
@@ -44,7 +44,8 @@ class Condition(_Model):
     Compare ``variable`` with literal ``values`` (text; compared numerically when the variable is
     numeric) or with another variable of the same record (``other``, e.g. ``ADT LE NACTDT``).
     A comparison with a missing value is False, except ``NE``/``NOTIN`` where a missing
-    ``variable`` is True (the value is not among those listed).
+    ``variable`` is True (the value is not among those listed).  ``CONTAINS`` holds where the text
+    contains any of ``values`` (case-sensitive substrings).
     """
 
     variable: str
@@ -62,7 +63,7 @@ class Condition(_Model):
         elif self.other is not None:
             if self.values or self.comparator in ("IN", "NOTIN"):
                 raise ValueError("a comparison with another variable takes EQ/NE/LT/LE/GT/GE and no values")
-        elif self.comparator in ("IN", "NOTIN"):
+        elif self.comparator in ("IN", "NOTIN", "CONTAINS"):
             if not self.values:
                 raise ValueError(f"{self.comparator} needs at least one value")
         elif len(self.values) != 1:

@@ -367,7 +367,8 @@ class DurationArgs(StepArgs):
     end_date: str
     out_unit: Literal["days", "weeks", "months", "years"] = "days"
     add_one: bool = True
-    new_var_unit: str | None = None  # e.g. ADURU: gets the unit in upper case where the duration exists
+    new_var_unit: str | None = None  # e.g. ADURU: set where the duration exists
+    unit_value: str | None = None  # the unit text in new_var_unit (default: out_unit in upper case)
     floor: bool = False  # whole units (e.g. age in completed years)
 
 
@@ -376,8 +377,8 @@ def _run_duration(df: pd.DataFrame, a: DurationArgs, ctx: Context) -> pd.DataFra
     if a.floor:
         out[a.new_var] = np.floor(out[a.new_var])
     if a.new_var_unit:
-        out[a.new_var_unit] = pd.Series(np.where(out[a.new_var].notna(), a.out_unit.upper(), None), index=out.index,
-                                        dtype=object)
+        unit = a.unit_value or a.out_unit.upper()
+        out[a.new_var_unit] = pd.Series(np.where(out[a.new_var].notna(), unit, None), index=out.index, dtype=object)
     return out
 
 
@@ -391,7 +392,7 @@ def _describe_duration(a: DurationArgs) -> dict[str, str]:
         text = f"whole part of {text}"
     texts = {a.new_var: text[0].upper() + text[1:]}
     if a.new_var_unit:
-        texts[a.new_var_unit] = f"'{a.out_unit.upper()}' where {a.new_var} is not missing"
+        texts[a.new_var_unit] = f"'{a.unit_value or a.out_unit.upper()}' where {a.new_var} is not missing"
     return texts
 
 
@@ -405,10 +406,20 @@ _register(Verb(
 # values: derive_vars_cat, derive_vars_assigned, derive_var_computed
 
 
+class VarRef(BaseModel):
+    """A value taken from another variable of the same record: ``{variable: TRTEDT}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    variable: str
+
+
+Value = Scalar | VarRef
+
+
 class Category(BaseModel):
     model_config = ConfigDict(extra="forbid")
     where: Where
-    values: dict[str, Scalar]
+    values: dict[str, Value]
 
 
 class CatArgs(StepArgs):
@@ -416,7 +427,7 @@ class CatArgs(StepArgs):
 
     new_vars: list[str] = Field(min_length=1)
     categories: list[Category] = Field(min_length=1)
-    otherwise: dict[str, Scalar] = Field(default_factory=dict)
+    otherwise: dict[str, Value] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _same_vars(self) -> "CatArgs":
@@ -449,16 +460,36 @@ def _run_cat(df: pd.DataFrame, a: CatArgs, ctx: Context) -> pd.DataFrame:
         choice[choice < 0] = len(a.categories)
     for var in a.new_vars:
         values = [cat.values.get(var) for cat in a.categories] + [a.otherwise.get(var)]
-        out[var] = _column(values, choice, df.index)
+        if not any(isinstance(x, VarRef) for x in values):
+            out[var] = _column(values, choice, df.index)
+            continue
+        # some categories copy another variable: the column takes the copied variables' type
+        literal = [None if isinstance(x, VarRef) else x for x in values]
+        copied = [df[x.variable] for x in values if isinstance(x, VarRef)]
+        if all(pd.api.types.is_datetime64_any_dtype(c) for c in copied) and all(x is None for x in literal):
+            col = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]")
+        else:
+            col = _column(literal, choice, df.index)
+            numeric = all(pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c) for c in copied)
+            if not (numeric and pd.api.types.is_numeric_dtype(col)):
+                col = col.astype(object)
+        for i, x in enumerate(values):
+            if isinstance(x, VarRef):
+                col = col.where(choice != i, df[x.variable])
+        out[var] = col
     return out
+
+
+def _value_or_ref(x: Value) -> str:
+    return x.variable if isinstance(x, VarRef) else _value_text(x)
 
 
 def _describe_cat(a: CatArgs) -> dict[str, str]:
     texts = {}
     for var in a.new_vars:
-        parts = [f"{_value_text(cat.values.get(var))} when {describe_where(cat.where)}" for cat in a.categories]
+        parts = [f"{_value_or_ref(cat.values.get(var))} when {describe_where(cat.where)}" for cat in a.categories]
         if a.otherwise:
-            parts.append(f"else {_value_text(a.otherwise.get(var))}")
+            parts.append(f"else {_value_or_ref(a.otherwise.get(var))}")
         texts[var] = "; ".join(parts)
     return texts
 
@@ -466,7 +497,9 @@ def _describe_cat(a: CatArgs) -> dict[str, str]:
 _register(Verb(
     name="derive_vars_cat", args=CatArgs, run=_run_cat, outputs=lambda a: list(a.new_vars), describe=_describe_cat,
     admiral="derive_vars_cat()",
-    reads=lambda a: where_variables([c for cat in a.categories for c in cat.where])))
+    reads=lambda a: where_variables([c for cat in a.categories for c in cat.where]) + [
+        x.variable for x in [*(v for cat in a.categories for v in cat.values.values()), *a.otherwise.values()]
+        if isinstance(x, VarRef)]))
 
 
 class AssignedArgs(StepArgs):
@@ -506,28 +539,48 @@ _ARITH = {"sum": " + ", "difference": " - ", "product": " * ", "ratio": " / "}
 
 
 class ComputedArgs(StepArgs):
-    """Arithmetic over variables of the record and numbers: ``sum``, ``difference``, ``product``, ``ratio``."""
+    """Arithmetic over variables of the record and numbers.
+
+    ``sum``, ``difference``, ``product``, ``ratio`` (missing if any operand is missing), ``min`` and
+    ``max`` (of the operands present, as SAS MIN/MAX).  Dates take part as day numbers, so the
+    difference of two dates is a number of days.
+    """
 
     new_var: str = Field(pattern=_NAME)
-    operation: Literal["sum", "difference", "product", "ratio"]
+    operation: Literal["sum", "difference", "product", "ratio", "min", "max"]
     operands: list[str | float] = Field(min_length=2)
     round: int | None = None  # decimals (half away from zero), after the operation
 
 
+def _operand(df: pd.DataFrame, o: str | float) -> np.ndarray:
+    if not isinstance(o, str):
+        return np.full(len(df), float(o))
+    col = df[o]
+    if pd.api.types.is_datetime64_any_dtype(col):  # days since 1960-01-01, as SAS dates
+        return ((col - pd.Timestamp("1960-01-01")).dt.total_seconds() / 86400.0).to_numpy(dtype="float64")
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64")
+
+
 def _run_computed(df: pd.DataFrame, a: ComputedArgs, ctx: Context) -> pd.DataFrame:
-    vals = [pd.to_numeric(df[o], errors="coerce").to_numpy(dtype="float64") if isinstance(o, str)
-            else np.full(len(df), float(o)) for o in a.operands]
-    acc = vals[0].copy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for v in vals[1:]:
-            if a.operation == "sum":
-                acc = acc + v
-            elif a.operation == "difference":
-                acc = acc - v
-            elif a.operation == "product":
-                acc = acc * v
-            else:
-                acc = np.where(v == 0, np.nan, acc / v)
+    vals = [_operand(df, o) for o in a.operands]
+    if a.operation in ("min", "max"):
+        stack = np.vstack(vals)
+        present = ~np.isnan(stack)
+        filled = np.where(present, stack, np.inf if a.operation == "min" else -np.inf)
+        acc = filled.min(axis=0) if a.operation == "min" else filled.max(axis=0)
+        acc = np.where(present.any(axis=0), acc, np.nan)
+    else:
+        acc = vals[0].copy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for v in vals[1:]:
+                if a.operation == "sum":
+                    acc = acc + v
+                elif a.operation == "difference":
+                    acc = acc - v
+                elif a.operation == "product":
+                    acc = acc * v
+                else:
+                    acc = np.where(v == 0, np.nan, acc / v)
     if a.round is not None:  # half away from zero, as SAS ROUND (numpy rounds half to even)
         scale = 10.0 ** a.round
         acc = np.sign(acc) * np.floor(np.abs(acc) * scale + 0.5 + 1e-9) / scale
@@ -537,7 +590,11 @@ def _run_computed(df: pd.DataFrame, a: ComputedArgs, ctx: Context) -> pd.DataFra
 
 
 def _describe_computed(a: ComputedArgs) -> dict[str, str]:
-    text = _ARITH[a.operation].join(o if isinstance(o, str) else f"{o:g}" for o in a.operands)
+    names = [o if isinstance(o, str) else f"{o:g}" for o in a.operands]
+    if a.operation in ("min", "max"):
+        text = f"{'Smallest' if a.operation == 'min' else 'Largest'} of {', '.join(names)} (those not missing)"
+    else:
+        text = _ARITH[a.operation].join(names)
     if a.operation == "ratio":
         text += " (missing when a divisor is 0)"
     if a.round is not None:
