@@ -343,3 +343,16 @@ def test_contains_and_summary() -> None:
     out = _run_step({"verb": "derive_var_merged_summary", "dataset_add": "AE", "new_var": "N", "function": "count",
                      "missing_value": 0}, subj, {"AE": ae})
     assert list(out["N"]) == [2, 1, 0]
+
+
+def test_pooled_sites() -> None:
+    adsl = pd.DataFrame({"SITEID": ["701"] * 6 + ["702"] * 4 + ["703"] * 3,
+                         "ARM": ["P", "P", "P", "H", "H", "H", "P", "P", "P", "P", "P", "H", "H"]})
+    out = _run_step({"verb": "derive_var_pooled", "new_var": "SITEGR1", "group_var": "SITEID", "within": ["ARM"],
+                     "min_count": 3, "pooled_value": "900"}, adsl)
+    # 701: P 3, H 3 -> kept; 702: P 4, H 0 -> pooled; 703: P 1, H 2 -> pooled
+    assert list(out["SITEGR1"]) == ["701"] * 6 + ["900"] * 7
+    out = _run_step({"verb": "derive_var_pooled", "new_var": "SITEGR1", "group_var": "SITEID",
+                     "min_count": 4, "pooled_value": "900"}, adsl)
+    # without levels: 701 has 6, 702 has 4 (kept), 703 has 3 (< 4: pooled)
+    assert list(out["SITEGR1"]) == ["701"] * 6 + ["702"] * 4 + ["900"] * 3

@@ -237,14 +237,23 @@ def plan_methods(plan: LoadedPlan) -> dict[str, str]:
                 continue
             texts[var] = f"{texts[var]}; then {text[0].lower()}{text[1:]}" if var in texts else text
     working = {k: v for k, v in texts.items() if _is_working(k)}
+
+    def mentioned(text: str) -> list[str]:
+        return [w for w in working if re.search(rf"(?<![A-Z0-9_]){re.escape(w)}(?![A-Z0-9_])", text)]
+
     out = {}
     for var, text in texts.items():
         if _is_working(var):
             continue
-        used = [w for w in working if re.search(rf"(?<![A-Z0-9_]){re.escape(w)}(?![A-Z0-9_])", text)]
-        for w in used:
-            text += f" [{w}: {working[w]}]"
-        out[var] = text
+        # every working variable behind this one, each spelt out once, nearest first
+        chain: list[str] = []
+        todo = mentioned(text)
+        while todo:
+            w = todo.pop(0)
+            if w not in chain:
+                chain.append(w)
+                todo += [x for x in mentioned(working[w]) if x not in chain]
+        out[var] = text + "".join(f" [{w}: {working[w]}]" for w in chain)
     return out
 
 

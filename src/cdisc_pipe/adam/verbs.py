@@ -85,6 +85,13 @@ def _register(verb: Verb) -> Verb:
     return verb
 
 
+def sas_round(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Round half away from zero, as SAS ROUND does (numpy rounds half to even), with SAS's small
+    fuzz so that 0.285 (stored as 0.28499999...) rounds to 0.29."""
+    scale = 10.0 ** decimals
+    return np.sign(values) * np.floor(np.abs(values) * scale + 0.5 + 1e-9) / scale
+
+
 # --------------------------------------------------------------------------------------------
 # text helpers (define.xml method text)
 
@@ -281,7 +288,7 @@ _register(Verb(
 
 class DtArgs(StepArgs):
     dtc: str
-    new_vars_prefix: str = Field(pattern=r"^[A-Z][A-Z0-9]{0,5}$")
+    new_vars_prefix: str = Field(pattern=r"^_?[A-Z][A-Z0-9]{0,5}$")  # "_X": working variables _XDT, _XDTF
     highest_imputation: Literal["n", "D", "M"] = "n"
     date_imputation: Literal["first", "mid", "last"] = "first"
     flag_imputation: Literal["auto", "date", "none"] = "auto"
@@ -317,7 +324,7 @@ _register(Verb(
 
 class DtmArgs(StepArgs):
     dtc: str
-    new_vars_prefix: str = Field(pattern=r"^[A-Z][A-Z0-9]{0,4}$")
+    new_vars_prefix: str = Field(pattern=r"^_?[A-Z][A-Z0-9]{0,4}$")
     highest_imputation: Literal["n", "s", "m", "h", "D", "M"] = "h"
     date_imputation: Literal["first", "mid", "last"] = "first"
     time_imputation: Literal["first", "last"] = "first"
@@ -370,12 +377,21 @@ class DurationArgs(StepArgs):
     new_var_unit: str | None = None  # e.g. ADURU: set where the duration exists
     unit_value: str | None = None  # the unit text in new_var_unit (default: out_unit in upper case)
     floor: bool = False  # whole units (e.g. age in completed years)
+    round: int | None = None  # decimals, half away from zero (SAS ROUND)
+
+    @model_validator(mode="after")
+    def _one_rounding(self) -> "DurationArgs":
+        if self.floor and self.round is not None:
+            raise ValueError("give floor or round, not both")
+        return self
 
 
 def _run_duration(df: pd.DataFrame, a: DurationArgs, ctx: Context) -> pd.DataFrame:
     out = derive_vars_duration(df, a.new_var, a.start_date, a.end_date, a.out_unit, a.add_one)
     if a.floor:
         out[a.new_var] = np.floor(out[a.new_var])
+    if a.round is not None:
+        out[a.new_var] = sas_round(out[a.new_var].to_numpy(dtype="float64"), a.round)
     if a.new_var_unit:
         unit = a.unit_value or a.out_unit.upper()
         out[a.new_var_unit] = pd.Series(np.where(out[a.new_var].notna(), unit, None), index=out.index, dtype=object)
@@ -390,6 +406,8 @@ def _describe_duration(a: DurationArgs) -> dict[str, str]:
     text += f" ({a.out_unit})"
     if a.floor:
         text = f"whole part of {text}"
+    if a.round is not None:
+        text += f", rounded to {a.round} decimal place(s)"
     texts = {a.new_var: text[0].upper() + text[1:]}
     if a.new_var_unit:
         texts[a.new_var_unit] = f"'{a.unit_value or a.out_unit.upper()}' where {a.new_var} is not missing"
@@ -581,9 +599,8 @@ def _run_computed(df: pd.DataFrame, a: ComputedArgs, ctx: Context) -> pd.DataFra
                     acc = acc * v
                 else:
                     acc = np.where(v == 0, np.nan, acc / v)
-    if a.round is not None:  # half away from zero, as SAS ROUND (numpy rounds half to even)
-        scale = 10.0 ** a.round
-        acc = np.sign(acc) * np.floor(np.abs(acc) * scale + 0.5 + 1e-9) / scale
+    if a.round is not None:
+        acc = sas_round(acc, a.round)
     out = df.copy(deep=False)
     out[a.new_var] = acc
     return out
@@ -594,7 +611,12 @@ def _describe_computed(a: ComputedArgs) -> dict[str, str]:
     if a.operation in ("min", "max"):
         text = f"{'Smallest' if a.operation == 'min' else 'Largest'} of {', '.join(names)} (those not missing)"
     else:
-        text = _ARITH[a.operation].join(names)
+        text = names[0]
+        for o, name in zip(a.operands[1:], names[1:]):
+            op = _ARITH[a.operation]
+            if a.operation in ("sum", "difference") and not isinstance(o, str) and o < 0:  # "- -1" reads "+ 1"
+                op, name = (" - " if a.operation == "sum" else " + "), f"{-o:g}"
+            text += op + name
     if a.operation == "ratio":
         text += " (missing when a divisor is 0)"
     if a.round is not None:
@@ -606,6 +628,46 @@ _register(Verb(
     name="derive_var_computed", args=ComputedArgs, run=_run_computed, outputs=lambda a: [a.new_var],
     describe=_describe_computed, admiral="dplyr::mutate() (arithmetic)",
     reads=lambda a: [o for o in a.operands if isinstance(o, str)]))
+
+
+class PooledArgs(StepArgs):
+    """Pool small groups: a ``group_var`` value with fewer than ``min_count`` records (in any level of
+    ``within``, when given: e.g. per planned treatment) becomes ``pooled_value``; others keep their value."""
+
+    new_var: str = Field(pattern=_NAME)
+    group_var: str
+    within: list[str] = Field(default_factory=list)
+    min_count: int = Field(ge=1)
+    pooled_value: str
+    filter: Where = Field(default_factory=list)  # the records that count (all by default)
+
+
+def _run_pooled(df: pd.DataFrame, a: PooledArgs, ctx: Context) -> pd.DataFrame:
+    counted = df[condition_mask(df, a.filter)] if a.filter else df
+    if a.within:
+        # every level of ``within`` seen in the counted records: a group absent from a level has 0
+        table = counted.groupby([a.group_var, *a.within], dropna=False).size().unstack(a.within, fill_value=0)
+        smallest = table.min(axis=1)
+    else:
+        smallest = counted.groupby(a.group_var, dropna=False).size()
+    small = set(smallest.index[smallest < a.min_count])
+    out = df.copy(deep=False)
+    group = df[a.group_var]
+    out[a.new_var] = group.astype(object).where(~group.isin(small), a.pooled_value).where(group.notna(), None)
+    return out
+
+
+def _describe_pooled(a: PooledArgs) -> dict[str, str]:
+    per = f" in any {', '.join(a.within)} group" if a.within else ""
+    among = _where_text(a.filter, " among records where ")
+    return {a.new_var: f"{a.group_var}, except '{a.pooled_value}' for a {a.group_var} with fewer than {a.min_count} "
+                       f"records{per}{among}"}
+
+
+_register(Verb(
+    name="derive_var_pooled", args=PooledArgs, run=_run_pooled, outputs=lambda a: [a.new_var],
+    describe=_describe_pooled, admiral="(no admiral counterpart: pooling of small groups, e.g. sites)",
+    reads=lambda a: [a.group_var, *a.within, *where_variables(a.filter)]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -752,10 +814,30 @@ def _tte_outputs(a: "TteArgs") -> list[str]:
     return ["USUBJID", *_TTE_VARS, *a.also_write]
 
 
+def _as_dates(frame: pd.DataFrame, columns: set[str]) -> pd.DataFrame:
+    """ISO 8601 text date columns (e.g. RFSTDTC) as dates; only complete dates count (a partial
+    date is missing, never guessed)."""
+    from cdisc_pipe.adam.derive import impute_dtc_dt
+
+    text = [c for c in columns if c in frame.columns and not pd.api.types.is_datetime64_any_dtype(frame[c])
+            and not pd.api.types.is_numeric_dtype(frame[c])]
+    if not text:
+        return frame
+    out = frame.copy(deep=False)
+    for c in text:
+        out[c] = impute_dtc_dt(out[c], "n", "first")[0]
+    return out
+
+
 def _run_tte(df: pd.DataFrame, a: TteArgs, ctx: Context) -> pd.DataFrame:
     from cdisc_pipe.adam.adtte import derive_param_tte
 
-    rec, findings = derive_param_tte(ctx.frame(a.subject_dataset), dict(ctx.frames), a.parameter())
+    dates: dict[str, set[str]] = {}
+    dates.setdefault(a.start_dataset.upper(), set()).add(a.start_date)
+    for src in [*a.events, *a.censors]:
+        dates.setdefault(src.dataset.upper(), set()).add(src.date)
+    frames = {name: _as_dates(f, dates.get(name, set())) for name, f in ctx.frames.items()}
+    rec, findings = derive_param_tte(frames[a.subject_dataset.upper()], frames, a.parameter())
     ctx.findings.extend(dataclasses.replace(f, dataset=ctx.dataset) for f in findings)
     rec = rec[_tte_outputs(a)]
     if not len(df.columns):
