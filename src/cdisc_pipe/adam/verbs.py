@@ -876,3 +876,23 @@ def _tte_sources(a: TteArgs) -> list[str]:
 _register(Verb(
     name="derive_param_tte", args=TteArgs, run=_run_tte, outputs=_tte_outputs,
     describe=_describe_tte, admiral="derive_param_tte()", sources=_tte_sources))
+
+
+# --------------------------------------------------------------------------------------------
+# Verbs of the library's other modules (``cdisc_pipe/adam/verbs_*.py``) register themselves on
+# import; importing them here makes ``VERBS`` complete wherever it is used.  They live in the
+# package, reviewed and tested like the rest; a study's own verbs never do (docs/ADAM.md).
+
+
+def _import_verb_modules() -> None:
+    import importlib
+    import pkgutil
+
+    import cdisc_pipe.adam as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name.startswith("verbs_"):
+            importlib.import_module(f"cdisc_pipe.adam.{info.name}")
+
+
+_import_verb_modules()
