@@ -36,8 +36,9 @@ ADSL_VARS = [v("STUDYID", origin=PRED), v("USUBJID", origin=PRED), v("AGE", "int
 
 def spec_with(*extra: Dataset, adsl_vars: list[Variable] = ADSL_VARS) -> StudySpec:
     adsl = Dataset(name="ADSL", label="Subject-Level Analysis Dataset", **{"class": "SUBJECT LEVEL ANALYSIS DATASET"},
-                   structure="One record per subject", keys=["STUDYID", "USUBJID"], purpose="Analysis",
-                   variables=adsl_vars)
+                   structure="One record per subject", keys=[k for k in ("STUDYID", "USUBJID")
+                                                             if k in [x.name for x in adsl_vars]],
+                   purpose="Analysis", variables=adsl_vars)
     return StudySpec(
         study=Study(oid="STDY.T1", name="T1", protocol_name="T1", description="test", sponsor="Test",
                     metadata_datetime="2025-06-30T08:15:42"),
@@ -356,3 +357,76 @@ def test_pooled_sites() -> None:
                      "min_count": 4, "pooled_value": "900"}, adsl)
     # without levels: 701 has 6, 702 has 4 (kept), 703 has 3 (< 4: pooled)
     assert list(out["SITEGR1"]) == ["701"] * 6 + ["702"] * 4 + ["900"] * 3
+
+
+STUDY_VERB_FILE = '''
+"""A study's own verb: BMI from weight (kg) and height (cm)."""
+import numpy as np
+from pydantic import Field
+from cdisc_pipe.adam.verbs import StepArgs, Verb
+
+
+class BmiArgs(StepArgs):
+    new_var: str = "BMIBL"
+    weight: str
+    height: str
+
+
+def run(df, a, ctx):
+    out = df.copy()
+    out[a.new_var] = df[a.weight] / (df[a.height] / 100.0) ** 2
+    if a.new_var == "BOOM":
+        raise ZeroDivisionError("boom")
+    return out
+
+
+VERBS = [Verb(name="derive_var_study_bmi", args=BmiArgs, run=run, outputs=lambda a: [a.new_var],
+              describe=lambda a: {a.new_var: f"{a.weight} / ({a.height} / 100) ** 2"}, admiral="none",
+              reads=lambda a: [a.weight, a.height])]
+'''
+
+
+def test_a_study_verb_named_by_the_plan(tmp_path: Path) -> None:
+    spec = spec_with(adsl_vars=[v("USUBJID", origin=PRED), v("BMIBL", "float")])
+    dm = pd.DataFrame({"USUBJID": ["a", "b"], "W": [80.0, 50.0], "H": [200.0, 100.0]})
+    plan = {"dataset": "ADSL", "study_verbs": ["../verbs/bmi.py"],
+            "source": {"dataset": "DM", "keep": ["USUBJID"], "working": ["W", "H"]},
+            "steps": [{"verb": "derive_var_study_bmi", "weight": "W", "height": "H"}]}
+    specs = write_plans(tmp_path, plan)
+    (specs / "verbs").mkdir()
+    (specs / "verbs" / "bmi.py").write_text(STUDY_VERB_FILE)
+    plans = load_plans(specs / "plans", spec)
+    (own,) = plans["ADSL"].study_verbs
+    assert own.verbs == ("derive_var_study_bmi",) and len(own.sha256) == 64
+    assert plans["ADSL"].study_verbs_used() == ["derive_var_study_bmi"]
+    assert "derive_var_study_bmi" not in VERBS  # never added to the library's registry
+    adsl = build_adam({"DM": dm}, spec, specs / "settings").datasets["ADSL"]
+    # 80 / 2.0^2 = 20; 50 / 1.0^2 = 50
+    assert list(adsl["BMIBL"]) == [20.0, 50.0]
+    assert plans["ADSL"].methods["BMIBL"] == "W / (H / 100) ** 2"
+
+    # its failure is the study's: exit 2 naming its file, not an internal error
+    spec_boom = spec_with(adsl_vars=[v("USUBJID", origin=PRED), v("BOOM", "float")])
+    plan["steps"][0]["new_var"] = "BOOM"
+    (specs / "plans" / "adsl.yaml").write_text(yaml.safe_dump(plan))
+    with pytest.raises(InputError) as exc:
+        build_adam({"DM": dm}, spec_boom, specs / "settings")
+    assert "study verb derive_var_study_bmi failed: ZeroDivisionError: boom" in str(exc.value.problems[0])
+
+
+def test_study_verb_files_that_cannot_be_used(tmp_path: Path) -> None:
+    spec = spec_with(adsl_vars=[v("USUBJID", origin=PRED)])
+    plan = {"dataset": "ADSL", "study_verbs": ["missing.py", "bad.py", "clash.py", "empty.py"],
+            "source": {"dataset": "DM", "keep": ["USUBJID"]},
+            "steps": [{"verb": "filter_records", "where": [{"variable": "USUBJID", "comparator": "NOTNULL"}]}]}
+    specs = write_plans(tmp_path, plan)
+    (specs / "plans" / "bad.py").write_text("import nosuchmodule_xyz\n")
+    (specs / "plans" / "clash.py").write_text(STUDY_VERB_FILE.replace("derive_var_study_bmi", "derive_vars_dt"))
+    (specs / "plans" / "empty.py").write_text("X = 1\n")
+    with pytest.raises(InputError) as exc:
+        load_plans(specs / "plans", spec)
+    msgs = [p.message for p in exc.value.problems]
+    assert msgs[0] == "study verb file not found (a .py file, relative to the plan)"
+    assert msgs[1].startswith("study verb file failed to load: ModuleNotFoundError")
+    assert msgs[2] == "study verb(s) named like library verbs: derive_vars_dt"
+    assert msgs[3].startswith("a study verb file must define VERBS")

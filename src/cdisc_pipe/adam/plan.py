@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cdisc_pipe.adam.conditions import condition_mask, where_variables
 from cdisc_pipe.adam.settings import Where
-from cdisc_pipe.adam.verbs import VERBS, Context, StepArgs
+from cdisc_pipe.adam.verbs import VERBS, Context, StepArgs, Verb
 from cdisc_pipe.errors import Finding, InputError, Problem
 from cdisc_pipe.spec.load import read_yaml, validate_model
 from cdisc_pipe.spec.model import Method, StudySpec
@@ -61,6 +61,17 @@ class PlanFile(BaseModel):
     source: PlanSource | None = None
     steps: list[dict[str, Any]] = Field(min_length=1)
     order: list[str] | None = None
+    # Python files of the study's own verbs, relative to the plan file (the escape hatch: docs/ADAM.md)
+    study_verbs: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StudyVerbFile:
+    """A study's own verb file a plan named: where it is, its SHA-256, the verbs it defines."""
+
+    path: Path
+    sha256: str
+    verbs: tuple[str, ...]
 
 
 @dataclass
@@ -74,20 +85,27 @@ class LoadedPlan:
     steps: list[StepArgs]
     order: list[str] | None = None
     methods: dict[str, str] = field(default_factory=dict)
+    verbs: dict[str, Verb] = field(default_factory=lambda: dict(VERBS))  # the library's, plus study verbs
+    study_verbs: list[StudyVerbFile] = field(default_factory=list)
 
     def sources(self) -> list[str]:
         """Every dataset the plan reads (upper case), in order of first use."""
         names = [self.source.dataset.upper()] if self.source else []
         for step in self.steps:
-            names += VERBS[step.verb].sources(step)
+            names += self.verbs[step.verb].sources(step)
         return list(dict.fromkeys(names))
 
     def outputs(self) -> list[str]:
         """Every variable the plan writes (the source's keep list, then each step's)."""
         names = list(self.source.keep) if self.source else []
         for step in self.steps:
-            names += VERBS[step.verb].outputs(step)
+            names += self.verbs[step.verb].outputs(step)
         return list(dict.fromkeys(names))
+
+    def study_verbs_used(self) -> list[str]:
+        """Names of the study's own verbs that steps of this plan call."""
+        own = {v for f in self.study_verbs for v in f.verbs}
+        return sorted({s.verb for s in self.steps if s.verb in own})
 
 
 def plans_dir_for(settings_dir: Path | str) -> Path:
@@ -99,16 +117,59 @@ def _is_working(name: str) -> bool:
     return bool(_WORKING.match(name))
 
 
-def _parse_steps(raw: list[dict[str, Any]], file: str, problems: list[Problem]) -> list[StepArgs]:
+def _load_study_verbs(plan_path: Path, files: list[str],
+                      problems: list[Problem]) -> tuple[list[StudyVerbFile], dict[str, Verb]]:
+    """The study's own verb files a plan names: each must define ``VERBS``, a list of
+    :class:`~cdisc_pipe.adam.verbs.Verb`, whose names do not shadow the library's.
+
+    The file is run as Python, once, because the plan names it (never found by search, never
+    imported from the package); its SHA-256 is recorded so the log and manifest say what ran.
+    """
+    import importlib.util
+
+    loaded = []
+    for i, rel in enumerate(files):
+        path = (plan_path.parent / rel).resolve()
+        entry = f"study_verbs[{i}]"
+        if not path.is_file() or path.suffix != ".py":
+            problems.append(Problem(str(plan_path), "study verb file not found (a .py file, relative to the plan)",
+                                    entry=entry, value=rel))
+            continue
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        spec = importlib.util.spec_from_file_location(f"cdisc_pipe_study_verbs_{digest[:16]}", path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        try:
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+        except Exception as exc:  # the study's code: its error is an input problem, named with its file
+            problems.append(Problem(str(path), f"study verb file failed to load: {type(exc).__name__}: {exc}",
+                                    entry=entry, hint="Fix the file; it is named by " + str(plan_path)))
+            continue
+        verbs = getattr(module, "VERBS", None)
+        if not isinstance(verbs, list) or not all(isinstance(v, Verb) for v in verbs) or not verbs:
+            problems.append(Problem(str(path), "a study verb file must define VERBS, a non-empty list of "
+                                               "cdisc_pipe.adam.verbs.Verb", entry=entry))
+            continue
+        clash = [v.name for v in verbs if v.name in VERBS]
+        if clash:
+            problems.append(Problem(str(path), f"study verb(s) named like library verbs: {', '.join(clash)}",
+                                    entry=entry, hint="Give the study's verbs names of their own"))
+            continue
+        loaded.append((StudyVerbFile(path=path, sha256=digest, verbs=tuple(v.name for v in verbs)), verbs))
+    return [f for f, _ in loaded], {v.name: v for _, vs in loaded for v in vs}
+
+
+def _parse_steps(raw: list[dict[str, Any]], file: str, problems: list[Problem],
+                 verbs: dict[str, Verb] = VERBS) -> list[StepArgs]:
     steps: list[StepArgs] = []
     for i, item in enumerate(raw):
         name = item.get("verb") if isinstance(item, dict) else None
-        if not isinstance(name, str) or name not in VERBS:
+        if not isinstance(name, str) or name not in verbs:
             problems.append(Problem(file, "unknown verb" if name else "a step needs a verb", entry=f"steps[{i}].verb",
                                     value=None if name is None else str(name),
-                                    hint=f"One of: {', '.join(sorted(VERBS))} (docs/ADAM.md lists their arguments)"))
+                                    hint=f"One of: {', '.join(sorted(verbs))} (docs/ADAM.md lists their arguments)"))
             continue
-        step = validate_model(VERBS[name].args, item, file, problems, prefix=f"steps[{i}:{name}]")
+        step = validate_model(verbs[name].args, item, file, problems, prefix=f"steps[{i}:{name}]")
         if step is not None:
             steps.append(step)
     return steps
@@ -119,7 +180,7 @@ def _check_against_spec(plan: LoadedPlan, spec: StudySpec, file: str, problems: 
     ds = spec.dataset(plan.dataset)
     available = set(plan.source.keep) | set(plan.source.working) if plan.source else set()
     for i, step in enumerate(plan.steps):
-        verb = VERBS[step.verb]
+        verb = plan.verbs[step.verb]
         lacking = [v for v in verb.reads(step) if v not in available]
         if lacking and not (i == 0 and plan.source is None):
             problems.append(Problem(file, f"step reads {', '.join(lacking)}, which no earlier step (nor the source's "
@@ -171,11 +232,13 @@ def load_plans(plans_dir: Path | str, spec: StudySpec) -> dict[str, LoadedPlan]:
             problems.append(Problem(file, f"no ADaM dataset spec for {name}", entry="dataset", value=name,
                                     hint=f"Add specs/adam/{name.lower()}.yaml"))
             continue
-        steps = _parse_steps(top.steps, file, problems)
+        study_files, study_verbs = _load_study_verbs(path, top.study_verbs, problems)
+        verbs = {**VERBS, **study_verbs}
+        steps = _parse_steps(top.steps, file, problems, verbs)
         if len(problems) > start:
             continue
         plan = LoadedPlan(dataset=name, path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-                          source=top.source, steps=steps, order=top.order)
+                          source=top.source, steps=steps, order=top.order, verbs=verbs, study_verbs=study_files)
         _check_against_spec(plan, spec, file, problems)
         plan.methods = plan_methods(plan)
         plans[name] = plan
@@ -210,12 +273,19 @@ def run_plan(plan: LoadedPlan, frames: dict[str, pd.DataFrame]) -> tuple[pd.Data
         df = pd.DataFrame()
     for i, step in enumerate(plan.steps):
         try:
-            df = VERBS[step.verb].run(df, step, ctx)
+            df = plan.verbs[step.verb].run(df, step, ctx)
         except KeyError as exc:
             name = exc.args[0] if exc.args else "?"
-            where = next((s for s in VERBS[step.verb].sources(step) if s in frames and name not in frames[s].columns
+            where = next((s for s in plan.verbs[step.verb].sources(step) if s in frames and name not in frames[s].columns
                           and name not in df.columns), plan.dataset)
             raise _missing_variable(plan, f"steps[{i}:{step.verb}]", str(name), where) from None
+        except Exception as exc:
+            own = next((f for f in plan.study_verbs if step.verb in f.verbs), None)
+            if own is None:
+                raise  # the library's verb failed: a bug of ours (exit 3)
+            raise InputError(Problem(str(own.path), f"study verb {step.verb} failed: {type(exc).__name__}: {exc}",
+                                     entry=f"{plan.path.name} steps[{i}:{step.verb}]",
+                                     hint="Fix the study's verb file"), stage="adam") from None
         df = df.reset_index(drop=True)
     dropped = set(plan.source.working) - set(plan.source.keep) if plan.source else set()
     df = df[[c for c in df.columns if not _is_working(str(c)) and c not in dropped]]
@@ -230,8 +300,8 @@ def plan_methods(plan: LoadedPlan) -> dict[str, str]:
     """Method text per variable written by a step, in words (working variables spelt out)."""
     texts: dict[str, str] = {}
     for step in plan.steps:
-        described = VERBS[step.verb].describe(step)
-        for var in VERBS[step.verb].outputs(step):
+        described = plan.verbs[step.verb].describe(step)
+        for var in plan.verbs[step.verb].outputs(step):
             text = step.description or described.get(var)
             if not text:
                 continue
