@@ -1,4 +1,5 @@
-"""ADAE builder on literal AE/SUPPAE fixtures; expected values worked by hand in the comments."""
+"""ADAE: the OCCDS verbs (adam.verbs_occds) and the bundled study's plan (specs/plans/adae.yaml),
+on literal AE/SUPPAE/ADSL fixtures; expected values worked by hand in the comments."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from pydantic import ValidationError
 
-from cdisc_pipe.adam import adae
-from cdisc_pipe.spec.model import Dataset
+from cdisc_pipe.adam import conform_to_spec
+from cdisc_pipe.adam.derive import convert_blanks_to_na
+from cdisc_pipe.adam.plan import load_plans, run_plan
+from cdisc_pipe.adam.verbs import VERBS, Context
+from cdisc_pipe.spec.load import load_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 T = pd.Timestamp
@@ -19,11 +23,131 @@ CRS = "Cytokine release syndrome"
 ICANS = "Immune effector cell-associated neurotoxicity syndrome"
 
 
+def run_verb(name: str, df: pd.DataFrame, frames: dict | None = None, dataset: str = "ADXX", **args):
+    """Run one verb as a plan step would; returns (frame, findings)."""
+    verb = VERBS[name]
+    step = verb.args.model_validate({"verb": name, **args})
+    ctx = Context(frames=frames or {}, dataset=dataset)
+    return verb.run(df, step, ctx), ctx.findings
+
+
 @pytest.fixture(scope="module")
-def settings_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("settings")  # no adam.yaml: dlt_window_days defaults to 28
-    shutil.copy(ROOT / "specs" / "settings" / "adam_bds.yaml", d / "adam_bds.yaml")
-    return d
+def spec():
+    return load_specs(ROOT / "specs")
+
+
+def run_bundled_plan(name: str, frames: dict, spec, tmp: Path):
+    """The bundled study's plan for ``name`` alone (other plans not loaded), run as build_adam does."""
+    folder = tmp / "plans"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "specs" / "plans" / f"{name.lower()}.yaml", folder)
+    plan = load_plans(folder, spec)[name]
+    out, findings = run_plan(plan, {k: convert_blanks_to_na(v) for k, v in frames.items()})
+    out, conform = conform_to_spec(out, spec.dataset(name))
+    assert not [f for f in conform if f.rule == "ADAM.SPEC.NOTDERIVED"]
+    return out, findings
+
+
+# --------------------------------------------------------------------------------------------
+# derive_vars_event_dt
+
+
+def test_event_dt_start_bounded_by_the_later_reference_date_in_the_period():
+    df = pd.DataFrame({
+        "USUBJID": ["A", "A", "A", "B"], "AESEQ": [1.0, 2.0, 3.0, 1.0],
+        "AESTDTC": ["2024-01", "2024", "2024-01-03", "2024-02"],
+        "AEENDTC": [None, "2024-01-07", None, "2024-02"],
+        "LD": [T("2024-01-05")] * 3 + [pd.NaT], "TRT": [T("2024-01-10")] * 3 + [pd.NaT],
+        "DTH": [pd.NaT] * 3 + [T("2024-02-15")],
+    })
+    out, findings = run_verb("derive_vars_event_dt", df, start_dtc="AESTDTC", end_dtc="AEENDTC",
+                             min_dates=["LD", "TRT"], death_date="DTH")
+    # 1: "2024-01" -> 01-01; LD 01-05 and TRT 01-10 both in January -> the later, 01-10 (flag D).
+    # 2: "2024" -> 2024-01-01, both in 2024 -> 01-10, but it ended 01-07 -> moved back to 01-07 (flag M).
+    # 3: complete: not imputed, no flag.  B: "2024-02" start -> 02-01 (no bound); end -> 02-29,
+    #    but death 02-15 lies in February -> 02-15.
+    assert out["ASTDT"].tolist() == [T("2024-01-10"), T("2024-01-07"), T("2024-01-03"), T("2024-02-01")]
+    assert out["ASTDTF"].tolist() == ["D", "M", None, "D"]
+    assert out["AENDT"].tolist()[1:] == [T("2024-01-07"), pd.NaT, T("2024-02-15")]
+    assert out["AENDTF"].tolist() == [None, None, None, "D"] and findings == []
+
+
+def test_event_dt_neutral_defaults_and_invalid_dates_reported():
+    df = pd.DataFrame({"USUBJID": ["A", "A"], "AESEQ": [1.0, 2.0], "AESTDTC": ["2024-01", "JAN2024"],
+                       "AEENDTC": [None, None], "LDSDT": [T("2024-01-05")] * 2})
+    # no min_dates given: LDSDT in the frame is not used (nothing study-specific by default)
+    out, findings = run_verb("derive_vars_event_dt", df, dataset="ADAE", start_dtc="AESTDTC", end_dtc="AEENDTC")
+    assert out["ASTDT"].iloc[0] == T("2024-01-01") and pd.isna(out["ASTDT"].iloc[1])
+    assert [(f.rule, f.seq, f.value) for f in findings] == [("ADAM.ADAE.ASTDT", 2.0, "JAN2024")]
+
+
+# --------------------------------------------------------------------------------------------
+# derive_var_record_window_flag
+
+
+def test_window_event_flag_edges_and_reports():
+    df = pd.DataFrame({
+        "USUBJID": ["A", "A", "A", "A", "A", "B"], "AESEQ": [1.0, 2.0, 3.0, 4.0, 5.0, 1.0],
+        "AEDECOD": ["P", "Q", "R", "S", "T", "U"], "FLAG": ["Y", "Y", "Y", "Y", None, "Y"],
+        "ASTDT": [T("2024-01-10"), T("2024-02-07"), T("2024-02-08"), pd.NaT, T("2024-01-12"), T("2024-01-12")],
+        "TRTSDT": [T("2024-01-10")] * 5 + [pd.NaT],
+    })
+    out, findings = run_verb("derive_var_record_window_flag", df, dataset="ADAE", new_var="ADLTFL",
+                             source_flag="FLAG", window=[0, 28], term_var="AEDECOD", seq_var="AESEQ")
+    # day 0 (the reference day) and day 28 (02-07 - 01-10) are inside; day 29 outside; unknown onset
+    # outside; not adjudicated (5) never flagged; B has no reference date.
+    assert out["ADLTFL"].tolist() == ["Y", "Y", None, None, None, None]
+    assert [(f.usubjid, f.seq) for f in findings] == [("A", 3.0), ("A", 4.0), ("B", 1.0)]
+    assert "onset 29 days after TRTSDT" in findings[0].message and "onset date unknown" in findings[1].message
+    assert "TRTSDT missing" in findings[2].message and findings[0].value == "R"
+
+
+def test_window_event_flag_reports_disagreement_with_subject_flag():
+    df = pd.DataFrame({"USUBJID": ["A", "B"], "D": ["Y", None],
+                       "ASTDT": [T("2024-01-11")] * 2, "TRTSDT": [T("2024-01-10")] * 2})
+    adsl = pd.DataFrame({"USUBJID": ["A", "B", "C"], "DLTFL": ["N", "N", "Y"]})
+    _, findings = run_verb("derive_var_record_window_flag", df, {"ADSL": adsl}, dataset="ADAE", new_var="ADLTFL",
+                           source_flag="D", window=[0, 28], subject_dataset="ADSL", subject_flag="DLTFL")
+    # A flagged here but ADSL says N; C flagged in ADSL without a record here; B agrees.
+    assert [(f.rule, f.usubjid) for f in findings] == [("ADAM.ADAE.DLTADSL", "A"), ("ADAM.ADAE.DLTADSL", "C")]
+    with pytest.raises(ValidationError):
+        VERBS["derive_var_record_window_flag"].args.model_validate(
+            {"verb": "x", "new_var": "F", "source_flag": "D", "window": [0, 28], "subject_dataset": "ADSL"})
+    with pytest.raises(ValidationError):  # [first day, last day]
+        VERBS["derive_var_record_window_flag"].args.model_validate(
+            {"verb": "x", "new_var": "F", "source_flag": "D", "window": [28, 0]})
+
+
+# --------------------------------------------------------------------------------------------
+# derive_vars_toxgr_collected, derive_vars_suppqual
+
+
+def test_toxicity_grade_from_collected_grade():
+    df = pd.DataFrame({"AETOXGR": ["1", "5", None, "6", "X"]})
+    out, findings = run_verb("derive_vars_toxgr_collected", df, dataset="ADAE", source_var="AETOXGR")
+    assert out["ATOXGR"].tolist() == ["1", "5", None, "6", "X"]
+    assert out["ATOXGRN"].tolist()[:2] == [1.0, 5.0] and out["ATOXGRN"].iloc[2:].isna().all()
+    # "6" and "X" are outside 1-5: reported once (Error), no number
+    assert [(f.rule, f.severity, f.value) for f in findings] == [("ADAM.ADAE.ATOXGR", "Error", "6, X")]
+
+
+def test_suppqual_as_variables():
+    ae = pd.DataFrame({"USUBJID": ["A", "A", "B"], "AESEQ": [1.0, 2.0, 1.0]})
+    supp = pd.DataFrame({"USUBJID": ["A", "B"], "IDVAR": ["AESEQ", "AESEQ"], "IDVARVAL": ["2", " 1"],
+                         "QNAM": ["AEDLT", "AEDLT"], "QVAL": ["Y", "N"]})
+    out, _ = run_verb("derive_vars_suppqual", ae, {"SUPPAE": supp}, dataset_add="SUPPAE",
+                      new_vars={"_D": "AEDLT", "_X": "NOSUCH"})
+    # IDVARVAL " 1" (blank-padded, SDTMIG 3.1 style) still links to AESEQ 1; an absent QNAM is missing
+    assert out["_D"].tolist() == [None, "Y", "N"] and out["_X"].isna().all()
+    out, _ = run_verb("derive_vars_suppqual", ae, {}, dataset_add="SUPPAE", new_vars=["AEDLT"])
+    assert out["AEDLT"].isna().all()  # no SUPPAE at all (required: false)
+    assert VERBS["derive_vars_suppqual"].sources(
+        VERBS["derive_vars_suppqual"].args.model_validate({"verb": "x", "dataset_add": "SUPPAE", "new_vars": ["Q"],
+                                                          "required": True})) == ["SUPPAE"]
+
+
+# --------------------------------------------------------------------------------------------
+# the bundled study's plan
 
 
 def _adsl() -> pd.DataFrame:
@@ -51,18 +175,29 @@ AE_ROWS = [
     ("B", 1, "Rash", "Skin and subcutaneous tissue disorders", "2024-02", None, "1"),
     ("D", 1, "Sepsis", "Infections and infestations", "2024-03-05", "2024-03", "5"),
 ]
+AE_COLS = ["USUBJID", "AESEQ", "AEDECOD", "AEBODSYS", "AESTDTC", "AEENDTC", "AETOXGR"]
 
 
-@pytest.fixture(scope="module")
-def built(settings_dir):
-    ae = pd.DataFrame(AE_ROWS, columns=["USUBJID", "AESEQ", "AEDECOD", "AEBODSYS", "AESTDTC", "AEENDTC", "AETOXGR"])
+def _ae(rows=AE_ROWS) -> pd.DataFrame:
+    ae = pd.DataFrame(rows, columns=AE_COLS)
     ae["STUDYID"] = "S"
     ae["AETERM"] = ae["AEDECOD"].str.upper()
     ae["AESEQ"] = ae["AESEQ"].astype("float64")
-    supp = pd.DataFrame({"STUDYID": "S", "RDOMAIN": "AE", "USUBJID": "A", "IDVAR": "AESEQ",
-                         "IDVARVAL": ["4", "5", "6"], "QNAM": "AEDLT", "QLABEL": "Dose-Limiting Toxicity",
-                         "QVAL": ["Y", "Y", "Y"]})
-    out, findings = adae.build({"AE": ae, "SUPPAE": supp}, _adsl(), settings_dir)
+    for v in ("AESER", "AEREL", "AEOUT"):
+        ae[v] = None
+    return ae
+
+
+def _suppae(seqs) -> pd.DataFrame:
+    return pd.DataFrame({"STUDYID": "S", "RDOMAIN": "AE", "USUBJID": "A", "IDVAR": "AESEQ",
+                         "IDVARVAL": [str(s) for s in seqs], "QNAM": "AEDLT", "QLABEL": "Dose-Limiting Toxicity",
+                         "QVAL": ["Y"] * len(seqs)})
+
+
+@pytest.fixture(scope="module")
+def built(spec, tmp_path_factory):
+    out, findings = run_bundled_plan("ADAE", {"AE": _ae(), "SUPPAE": _suppae([4, 5, 6]), "ADSL": _adsl()}, spec,
+                                     tmp_path_factory.mktemp("adae"))
     return out.set_index(["USUBJID", "AESEQ"], drop=False), findings
 
 
@@ -90,6 +225,7 @@ def test_ld_emergent_versus_treatment_emergent(built):
     te = out.loc[("A", 4.0)]
     assert (te["LDEMFL"], te["TRTEMFL"], te["CQ02NAM"], te["CQ01NAM"]) == (None, "Y", "ICANS", None)
     assert out.loc[("A", 1.0)]["CQ01NAM"] == "CRS"
+    assert (te["TRTA"], te["TRTAN"], te["ATOXGR"], te["ATOXGRN"]) == ("DL1", 1.0, "3", 3.0)
 
 
 def test_dlt_window(built):
@@ -131,28 +267,31 @@ def test_partial_end_date_not_after_death(built):
     assert r["ATOXGRN"] == 5.0 and r["ADURN"] == 11.0  # 03-15 - 03-05 + 1
 
 
-def test_columns_follow_the_spec(built):
+def test_columns_follow_the_spec(built, spec):
     out, _ = built
-    spec = Dataset.model_validate(yaml.safe_load((ROOT / "specs" / "adam" / "adae.yaml").read_text()))
-    assert list(out.columns) == spec.variable_names
+    assert list(out.columns) == spec.dataset("ADAE").variable_names
 
 
-def test_partial_start_date_imputed_to_ld_start_when_only_ld_in_period(settings_dir):
-    adsl = _adsl()
-    ae = pd.DataFrame({"STUDYID": "S", "USUBJID": ["D"], "AESEQ": [2.0], "AETERM": ["FEVER"], "AEDECOD": ["Pyrexia"],
-                       "AEBODSYS": ["General disorders"], "AESTDTC": ["2024-02"], "AEENDTC": [None], "AETOXGR": ["1"]})
-    out, _ = adae.build({"AE": ae}, adsl, settings_dir)
+def test_partial_start_date_imputed_to_ld_start_when_only_ld_in_period(spec, tmp_path):
+    ae = _ae([("D", 2, "Pyrexia", "General disorders", "2024-02", None, "1")])
+    out, _ = run_bundled_plan("ADAE", {"AE": ae, "ADSL": _adsl()}, spec, tmp_path)  # no SUPPAE at all
     # D: LD 2024-02-25 lies in February, infusion 2024-03-01 does not -> 2024-02-25, LD-emergent.
     r = out.iloc[0]
     assert r["ASTDT"] == T("2024-02-25") and r["ASTDTF"] == "D" and r["LDEMFL"] == "Y" and r["TRTEMFL"] is None
-    assert r["AEDLT"] is None  # no SUPPAE at all
+    assert r["AEDLT"] is None
 
 
-def test_dltfl_disagreement_with_adsl_is_reported(settings_dir):
+def test_dltfl_disagreement_with_adsl_is_reported(spec, tmp_path):
     adsl = _adsl().assign(DLTFL=["N", None, "Y"])  # A has DLTs in ADAE; D has none
-    ae = pd.DataFrame(AE_ROWS, columns=["USUBJID", "AESEQ", "AEDECOD", "AEBODSYS", "AESTDTC", "AEENDTC", "AETOXGR"])
-    ae["STUDYID"], ae["AETERM"] = "S", ae["AEDECOD"]
-    supp = pd.DataFrame({"STUDYID": "S", "RDOMAIN": "AE", "USUBJID": "A", "IDVAR": "AESEQ", "IDVARVAL": ["4"],
-                         "QNAM": "AEDLT", "QLABEL": "Dose-Limiting Toxicity", "QVAL": ["Y"]})
-    _, findings = adae.build({"AE": ae, "SUPPAE": supp}, adsl, settings_dir)
+    _, findings = run_bundled_plan("ADAE", {"AE": _ae(), "SUPPAE": _suppae([4]), "ADSL": adsl}, spec, tmp_path)
     assert sorted(f.usubjid for f in findings if f.rule == "ADAM.ADAE.DLTADSL") == ["A", "D"]
+
+
+def test_plan_methods_name_no_files(spec, tmp_path):
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    shutil.copy(ROOT / "specs" / "plans" / "adae.yaml", folder)
+    methods = load_plans(folder, spec)["ADAE"].methods
+    assert "28 days" in methods["ADLTFL"] and "AEDLT = 'Y'" in methods["ADLTFL"]
+    assert "LDSDT and/or TRTSDT" in methods["ASTDT"] and "ADSL.DTHDT" in methods["ASTDT"]
+    assert not [v for v, t in methods.items() if ".yaml" in t or ".py" in t]

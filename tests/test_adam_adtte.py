@@ -1,4 +1,6 @@
-"""ADTTE on the literal fixture of tests/test_adam_adsl.py, with hand-worked AVAL/CNSR.
+"""ADTTE from its derivation plan (specs/plans/adtte.yaml) on the literal fixture of
+tests/test_adam_adsl.py, with hand-worked AVAL/CNSR, and the TTE engine and missed-assessment verb
+(adam.verbs_response).
 
 AVAL = ADT - STARTDT + 1 (days); infusion 2023-01-10 = study day 1, so an ADT on study day n
 gives AVAL n for PFS/OS.
@@ -6,25 +8,31 @@ gives AVAL n for PFS/OS.
 
 from __future__ import annotations
 
+import copy
+
 import pandas as pd
 import pytest
 
-from cdisc_pipe.adam import adrs as adrs_mod
-from cdisc_pipe.adam import adsl as adsl_mod
-from cdisc_pipe.adam import adtte as adtte_mod
-from cdisc_pipe.adam.adtte import condition_mask, derive_param_tte, derive_vars_missed
-from cdisc_pipe.adam.settings import Condition, TteParameter, load_adam_settings
-from tests.test_adam_adsl import SETTINGS, make_sdtm, ts
+from cdisc_pipe.adam.conditions import condition_mask
+from cdisc_pipe.adam.settings import Condition, TteParameter
+from cdisc_pipe.adam.verbs import VERBS, Context
+from cdisc_pipe.adam.verbs_response import derive_param_tte, derive_vars_missed
+from tests.test_adam_adrs import build_study, plan_data, sdtm_fixture
+from tests.test_adam_adsl import ts
 
 
 @pytest.fixture(scope="module")
 def adtte() -> pd.DataFrame:
-    sdtm = make_sdtm()
-    adsl, _ = adsl_mod.build(sdtm, None, SETTINGS)
-    adrs, _ = adrs_mod.build(sdtm, adsl, SETTINGS)
-    df, findings = adtte_mod.build({**sdtm, "ADRS": adrs}, adsl, SETTINGS)
-    assert findings == []
-    return df
+    res = build_study(sdtm_fixture())
+    assert [f for f in res.findings if f.dataset == "ADTTE"] == []
+    return res.datasets["ADTTE"]
+
+
+def tte_parameters(plan: dict | None = None) -> list[TteParameter]:
+    """The plan's time-to-event parameters, as the engine reads them."""
+    verb = VERBS["derive_param_tte"]
+    steps = [s for s in (plan or plan_data("adtte"))["steps"] if s["verb"] == "derive_param_tte"]
+    return [verb.args.model_validate(s).parameter() for s in steps]
 
 
 def rec(adtte: pd.DataFrame, subj: str, paramcd: str) -> pd.Series:
@@ -120,15 +128,15 @@ def test_never_infused_only_in_the_apheresis_sensitivity_pfs(adtte: pd.DataFrame
 def test_distinct_cnsr_per_reason() -> None:
     """Within a parameter a code is one reason and a reason one code; across parameters a reason
     keeps its code (PFS, PFSAPH and DOR share 2-5)."""
-    settings = load_adam_settings(SETTINGS)
+    params = tte_parameters()
     code_of_reason: dict[str, int] = {}
-    for p in settings.tte:
+    for p in params:
         reason_of_code: dict[int, str] = {}
         for c in p.censors:
             assert c.cnsr > 0 and c.cnsdtdsc
             assert reason_of_code.setdefault(c.cnsr, c.evntdesc) == c.evntdesc, (p.paramcd, c.cnsr)
             assert code_of_reason.setdefault(c.evntdesc, c.cnsr) == c.cnsr, (p.paramcd, c.evntdesc)
-    pfs = {c.cnsr: c.evntdesc for c in settings.tte_parameter("PFS").censors}
+    pfs = {c.cnsr: c.evntdesc for c in next(p for p in params if p.paramcd == "PFS").censors}
     # "no baseline" and "no adequate post-baseline assessment" no longer share CNSR 1
     assert pfs[1] == "NO ADEQUATE POST-BASELINE ASSESSMENT" and pfs[6] == "NO BASELINE DISEASE ASSESSMENT"
     assert sorted(pfs) == [1, 2, 3, 4, 5, 6]
@@ -140,15 +148,14 @@ def test_no_baseline_assessment_overrides_pd() -> None:
     censored at apheresis 2022-12-20 (CNSR 6, AVAL 1).  OS is not affected (alive: censored at
     LSTALVDT = RFPENDTC day 460 -> AVAL 460).  1007 has a baseline (5 g/L, not measurable): BLDISFL Y,
     still CNSR 1 (no adequate post-baseline assessment)."""
-    sdtm = make_sdtm()
+    sdtm = sdtm_fixture()
     lb = sdtm["LB"]
     sdtm["LB"] = lb[~((lb["USUBJID"] == "BCMACART01-101-1002") & (lb["LBLOBXFL"] == "Y"))]
-    adsl, _ = adsl_mod.build(sdtm, None, SETTINGS)
-    a = adsl.set_index("SUBJID")
-    assert a.loc["1002", "BLDISFL"] == "N" and a.loc["1007", "BLDISFL"] == "Y" and a.loc["1002", "MDTYPE"] is None
-    adrs, _ = adrs_mod.build(sdtm, adsl, SETTINGS)
-    df, findings = adtte_mod.build({**sdtm, "ADRS": adrs}, adsl, SETTINGS)
-    assert findings == []
+    res = build_study(sdtm)
+    a = res.datasets["ADSL"].set_index("SUBJID")
+    assert a.loc["1002", "BLDISFL"] == "N" and a.loc["1007", "BLDISFL"] == "Y" and pd.isna(a.loc["1002", "MDTYPE"])
+    df = res.datasets["ADTTE"]
+    assert [f for f in res.findings if f.dataset == "ADTTE"] == []
     r = rec(df, "1002", "PFS")
     assert (r["CNSR"], r["AVAL"], r["ADT"], r["EVNTDESC"], r["CNSDTDSC"], r["SRCVAR"]) == (
         6, 1, ts(1), "NO BASELINE DISEASE ASSESSMENT", "CAR-T INFUSION DATE", "TRTSDT")
@@ -218,20 +225,34 @@ def test_earliest_event_wins_and_latest_censor() -> None:
 
 
 def test_censoring_rules_are_data() -> None:
-    """Dropping the missed-assessment condition from the PFS PD event (settings, not code) turns
+    """Dropping the missed-assessment condition from the PFS PD event (the plan, not code) turns
     1004's PD after 3 missed assessments into an event on day 190."""
-    sdtm = make_sdtm()
-    adsl, _ = adsl_mod.build(sdtm, None, SETTINGS)
-    adrs, _ = adrs_mod.build(sdtm, adsl, SETTINGS)
-    settings = load_adam_settings(SETTINGS)
-    pfs = settings.tte_parameter("PFS")
-    pd_event = pfs.events[0]
-    relaxed = pfs.model_copy(update={"events": [pd_event.model_copy(update={
-        "where": [c for c in pd_event.where if c.variable != "NMISS"]})] + pfs.events[1:]})
-    frames = adtte_mod.prepare_sources(adsl, adrs, settings)
-    out, _ = derive_param_tte(adsl, frames, relaxed)
-    r = out.set_index("USUBJID").loc["BCMACART01-101-1004"]
+    plan = copy.deepcopy(plan_data("adtte"))
+    pfs = next(s for s in plan["steps"] if s.get("paramcd") == "PFS")
+    pd_event = next(e for e in pfs["events"] if e["id"] == "PD")
+    pd_event["where"] = [c for c in pd_event["where"] if c["variable"] != "_NMISS"]
+    df = build_study(sdtm_fixture(), plans={"adtte": plan}).datasets["ADTTE"]
+    r = df[(df["SUBJID"] == "1004") & (df["PARAMCD"] == "PFS")].iloc[0]
     assert (r["CNSR"], r["AVAL"]) == (0, 190)
+
+
+def test_missed_verb_prepares_the_source_for_later_steps_only() -> None:
+    """The plan's derive_vars_missed step on a literal ADRS: A's PD on day 200 after the last
+    adequate OVR on day 57 (a later NE on day 120 is not adequate): planned 91, 121, 181 lie in
+    (71, 186) -> _NMISS 3, _LADT d57, _LASEQ 2.  The ADRS frame given is not changed."""
+    step = next(s for s in plan_data("adtte")["steps"] if s["verb"] == "derive_vars_missed")
+    adrs = pd.DataFrame({"USUBJID": ["A"] * 5, "PARAMCD": ["OVR", "OVR", "OVR", "PD", "LSTA"],
+                         "AVALC": ["PR", "PR", "NE", "Y", "PR"], "ANL02FL": ["Y", "Y", "Y", None, None],
+                         "ADT": [ts(29), ts(57), ts(120), ts(200), ts(57)], "ASEQ": [1.0, 2.0, 3.0, 4.0, 5.0],
+                         "TRTSDT": [ts(1)] * 5})
+    frames = {"ADRS": adrs}
+    verb = VERBS["derive_vars_missed"]
+    ctx = Context(frames=frames, dataset="ADTTE")
+    out = verb.run(pd.DataFrame(), verb.args.model_validate(step), ctx)
+    assert out.empty and "_NMISS" not in adrs.columns and frames["ADRS"] is adrs
+    got = ctx.frame("ADRS")
+    assert got["_NMISS"].tolist()[3] == 3 and got["_LADT"].iloc[3] == ts(57) and got["_LASEQ"].iloc[3] == 2
+    assert got["_NMISS"].isna().tolist() == [True, True, True, False, True]
 
 
 def test_bad_source_in_settings_is_an_input_error() -> None:
@@ -273,18 +294,18 @@ def test_settings_model_rejects_inconsistent_codes() -> None:
         TteParameter.model_validate({**base, "events": overriding_event, "censors": two_reasons_one_code[:1]})
 
 
-def test_cnsr_value_level_codelists_match_the_settings() -> None:
-    """Each PARAMCD's CNSR value-level codelist = {0: EVENT} plus its censoring codes with EVNTDESC as decode."""
+def test_cnsr_value_level_codelists_match_the_plan() -> None:
+    """Each PARAMCD's CNSR value-level codelist = {0: EVENT} plus the plan's censoring codes with EVNTDESC as decode."""
     from cdisc_pipe.paths import project_root
     from cdisc_pipe.spec.load import load_specs
 
     spec = load_specs(project_root() / "specs")
     vlm = {spec.where_clauses[vl.where].conditions[0].values[0] if isinstance(vl.where, str) else vl.where[0].values[0]:
            vl.codelist for vl in spec.datasets["ADTTE"].value_level if vl.variable == "CNSR"}
-    settings = load_adam_settings(SETTINGS)
-    assert set(vlm) == {p.paramcd for p in settings.tte}
+    params = tte_parameters()
+    assert set(vlm) == {p.paramcd for p in params}
     union = {t.submission_value for t in spec.codelists["CL.ADTTE.CNSR"].terms}
-    for p in settings.tte:
+    for p in params:
         terms = {t.submission_value: t.decode for t in spec.codelists[vlm[p.paramcd]].terms}
         want = {"0": "EVENT", **{str(c.cnsr): c.evntdesc for c in p.censors}}
         assert terms == want, p.paramcd

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from cdisc_pipe.adam import build_adam
-from cdisc_pipe.adam.plan import attach_plan_methods, load_plans, run_plan
+from cdisc_pipe.adam.plan import attach_plan_methods, load_plans
 from cdisc_pipe.adam.verbs import VERBS
 from cdisc_pipe.errors import InputError
 from cdisc_pipe.spec.model import Dataset, Origin, Standard, Study, StudySpec, Variable
@@ -191,12 +191,26 @@ def test_missing_input_dataset_and_variable_are_named(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         build_adam({"DM": DM, "EX": EX}, spec_with(), specs / "settings")
     assert [(p.file, p.message) for p in exc.value.problems] == [
-        ("ae.xpt", "SDTM dataset AE is missing; the ADSL plan reads it")]
+        ("ae.xpt", "SDTM dataset AE is missing; ADSL need(s) it")]
+    # every variable a step needs from an input is checked before anything is derived, all at once
     with pytest.raises(InputError) as exc:
-        build_adam({"DM": DM, "EX": EX.drop(columns="EXSEQ"), "AE": AE}, spec_with(), specs / "settings")
+        build_adam({"DM": DM.drop(columns="AGE"), "EX": EX.drop(columns=["EXSEQ", "EXTRT"]), "AE": AE}, spec_with(),
+                   specs / "settings")
+    assert [(p.file, p.column, p.message) for p in exc.value.problems] == [
+        ("dm.xpt", "AGE", "SDTM dataset DM lacks AGE; ADSL need(s) them"),
+        ("ex.xpt", "EXSEQ, EXTRT", "SDTM dataset EX lacks EXSEQ, EXTRT; ADSL need(s) them")]
+
+
+def test_a_variable_missing_while_a_plan_runs_names_plan_step_and_dataset(tmp_path: Path) -> None:
+    """Verbs that do not declare their needs still fail with the plan file, step and variable."""
+    plan = {"dataset": "ADSL", "source": {"dataset": "DM", "keep": ["STUDYID", "USUBJID"]},
+            "steps": [{"verb": "filter_extreme", "by_vars": ["USUBJID"], "order": ["NOSUCH"]}]}
+    specs = write_plans(tmp_path, plan)
+    spec = spec_with(adsl_vars=[v("STUDYID", origin=PRED), v("USUBJID", origin=PRED)])
+    with pytest.raises(InputError) as exc:
+        build_adam({"DM": DM}, spec, specs / "settings")
     (p,) = exc.value.problems
-    assert (p.entry, p.value, p.message) == ("steps[0:derive_vars_merged]", "EXSEQ", "variable EXSEQ is not in EX")
-    assert p.file.endswith("adsl.yaml")
+    assert (p.entry, p.value) == ("steps[0:filter_extreme]", "NOSUCH") and p.file.endswith("adsl.yaml")
 
 
 ADAE = Dataset(name="ADAE", label="Adverse Events Analysis Dataset", **{"class": "OCCURRENCE DATA STRUCTURE"},

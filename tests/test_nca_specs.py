@@ -6,7 +6,6 @@ The CT checks read ``../shared/ct/sdtm-ct-2025-03-28.txt`` and skip cleanly when
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import pytest
 import yaml

@@ -12,6 +12,7 @@ import pytest
 from cdisc_pipe.errors import InputError
 from cdisc_pipe.xpt import check_frame, conform, read_folder, read_xpt, write_datasets
 from cdisc_pipe.xpt.conform import MAX_LISTED, format_kind
+from cdisc_pipe.xpt.datasets import read_xpt_file
 from cdisc_pipe.xpt.v5 import read_format
 from tests.test_xpt_equivalence import pyreadstat_to_ts140, read_sas_pandas
 from tests.test_xpt_support import adsl_frame, ae_dataset, ae_frame, make_spec
@@ -372,3 +373,94 @@ def test_fractional_sas_date_is_refused() -> None:
     probs = check_frame(out, ds)
     assert [(p.column, p.message, p.value) for p in probs] == [
         ("TRTSDT", "numeric date is not a whole SAS day number", "23378.5")]
+
+
+# ------------------------------------------------------------------ reading text in any encoding
+
+
+def xpt_with_text(path: Path, values: list[bytes]) -> Path:
+    """A TS-like XPT file whose TSVAL holds ``values`` as raw bytes (each >= 3 bytes long).
+
+    pyreadstat writes what it is given as UTF-8, so the file is written with ASCII stand-ins of
+    the same lengths and the stand-ins are then replaced byte for byte.
+    """
+    stand_ins = [f"<{i}>".ljust(len(v), "~").encode("ascii") for i, v in enumerate(values)]
+    df = pd.DataFrame({"TSSEQ": [float(i + 1) for i in range(len(values))], "TSVAL": [s.decode() for s in stand_ins]})
+    pyreadstat.write_xport(df, str(path), file_format_version=5, table_name="TS", column_labels=["Seq", "Value"])
+    raw = path.read_bytes()
+    for stand_in, value in zip(stand_ins, values):
+        assert raw.count(stand_in) == 1
+        raw = raw.replace(stand_in, value)
+    path.write_bytes(raw)
+    return path
+
+
+def test_pyreadstat_encoding_behaviour(tmp_path: Path) -> None:
+    """What the reader is built on (same in pyreadstat 1.2.8 and 1.3.8): the default read fails on
+    the first non-UTF-8 value without saying where; iconv's ISO-8859-1 maps every byte to the same
+    code point; cp1252 fails, again without a location, on a byte it leaves undefined; Python
+    codec names are not iconv names; trailing blanks are stripped, leading ones kept."""
+    cp1252 = xpt_with_text(tmp_path / "cp.xpt", [b"Alzheimer\x92s", b"   2   "])
+    undefined = xpt_with_text(tmp_path / "undef.xpt", [b"A\x81B"])
+    with pytest.raises(UnicodeDecodeError):
+        pyreadstat.read_xport(str(cp1252))
+    df, _ = pyreadstat.read_xport(str(cp1252), encoding="ISO-8859-1")
+    assert list(df["TSVAL"]) == ["Alzheimer\x92s", "   2"]
+    with pytest.raises(pyreadstat.ReadstatError, match="convert"):
+        pyreadstat.read_xport(str(undefined), encoding="cp1252")
+    with pytest.raises(pyreadstat.ReadstatError, match="unsupported character set"):
+        pyreadstat.read_xport(str(undefined), encoding="latin-1")
+
+
+def test_utf8_file_reads_as_before_without_a_note(tmp_path: Path) -> None:
+    path = xpt_with_text(tmp_path / "ts.xpt", ["Alzheimer’s".encode("utf-8"), b"   2", b"   "])
+    read = read_xpt_file(path)
+    assert (read.encoding, read.source, read.note) == ("utf-8", "default", None)
+    # leading blanks kept (an SDTMIG 3.1.x IDVARVAL such as "   2"), an all-blank value is missing
+    assert list(read.frame["TSVAL"]) == ["Alzheimer’s", "   2", None]
+    assert list(read.frame["TSSEQ"]) == [1.0, 2.0, 3.0]
+
+
+def test_cp1252_file_is_detected_and_reported(tmp_path: Path) -> None:
+    path = xpt_with_text(tmp_path / "ts.xpt", [b"plain", b"Alzheimer\x92s Disease", b"caf\xe9"])
+    read = read_xpt_file(path)
+    assert list(read.frame["TSVAL"]) == ["plain", "Alzheimer’s Disease", "café"]
+    assert (read.encoding, read.source, read.meta.file_encoding) == ("cp1252", "detected", "cp1252")
+    assert read.note.startswith("ts.xpt: character data are not valid utf-8 (TSVAL row 2: byte 0x92); read as cp1252")
+    assert "2 distinct non-ASCII value(s), e.g. TSVAL 'Alzheimer’s Disease'" in read.note
+    pd.testing.assert_frame_equal(read_xpt(path), read.frame)
+
+
+def test_byte_cp1252_leaves_undefined_falls_back_to_latin1(tmp_path: Path) -> None:
+    read = read_xpt_file(xpt_with_text(tmp_path / "ts.xpt", [b"A\x81B", b"caf\xe9"]))
+    assert (read.encoding, list(read.frame["TSVAL"])) == ("latin-1", ["A\x81B", "café"])
+    assert "nor cp1252 (TSVAL row 1: byte 0x81); read as latin-1 (the fallback" in read.note
+
+
+def test_forced_latin1_is_used_even_for_valid_utf8(tmp_path: Path) -> None:
+    cp1252 = xpt_with_text(tmp_path / "a.xpt", [b"Alzheimer\x92s"])
+    utf8 = xpt_with_text(tmp_path / "b.xpt", ["café".encode("utf-8")])
+    a, b = read_xpt_file(cp1252, encoding="latin-1"), read_xpt_file(utf8, encoding="ISO-8859-1")
+    assert (a.source, list(a.frame["TSVAL"]), list(b.frame["TSVAL"])) == ("forced", ["Alzheimer\x92s"], ["cafÃ©"])
+    assert a.note == "a.xpt: read as latin-1 (--encoding); 1 distinct non-ASCII value(s), e.g. TSVAL 'Alzheimer\\x92s'"
+
+
+def test_forced_encoding_that_fails_names_file_variable_row_and_bytes(tmp_path: Path) -> None:
+    from cdisc_pipe.xpt.datasets import XptDecodeError
+
+    path = xpt_with_text(tmp_path / "ts.xpt", [b"ok!", b"Alzheimer\x92s", b"\x92b!"])
+    with pytest.raises(XptDecodeError) as exc:
+        read_xpt_file(path, encoding="utf-8")
+    (p,) = problems_of(exc)
+    assert (p.file, p.entry, p.column, p.value) == (str(path), "row 2", "TSVAL", "Alzheimer\\x92s")
+    assert "byte 0x92 at position 10 is not valid utf-8" in p.message and "2 rows" in p.message
+    assert "--encoding" in p.hint
+    assert isinstance(exc.value, InputError)  # exit code 2 on the command line
+
+
+@pytest.mark.parametrize("name", ["no-such-codec", "utf-16"])
+def test_unknown_or_unsuitable_encoding_name_is_input_error(tmp_path: Path, name: str) -> None:
+    path = xpt_with_text(tmp_path / "ts.xpt", [b"abc"])
+    with pytest.raises(InputError) as exc:
+        read_xpt_file(path, encoding=name)
+    assert problems_of(exc)[0].file == "--encoding" and problems_of(exc)[0].value == name

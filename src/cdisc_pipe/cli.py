@@ -43,6 +43,22 @@ def _common(p: argparse.ArgumentParser, *, raw=False, specs=True, mappings=False
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
+def _encoding(name: str) -> str:
+    """``--encoding``: a Python codec name that reads ASCII as ASCII (usage error otherwise)."""
+    from cdisc_pipe.xpt.datasets import normalise_encoding
+
+    try:
+        return normalise_encoding(name)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _encoding_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--encoding", type=_encoding, default=None, metavar="NAME",
+                   help="encoding of the text in every input XPT file (e.g. latin-1, cp1252); default: UTF-8, "
+                        "or per file the first of cp1252, latin-1 that decodes it (reported in the log)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cdisc-pipe", description="Raw EDC export -> SDTM -> ADaM -> define.xml -> validation reports.")
     parser.add_argument("--version", action="version", version=f"cdisc-pipe {__version__}")
@@ -64,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("adam", help="SDTM folder (XPT or Dataset-JSON) -> ADaM datasets and their define.xml")
     _common(p, ct=True)
     p.add_argument("--sdtm", type=Path, default=None, help="SDTM folder (default: <out>/sdtm)")
+    _encoding_option(p)
 
     p = sub.add_parser("define", help="(re)render define.xml and define.html for <out>/sdtm and <out>/adam")
     _common(p, ct=True)
@@ -73,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sdtm", type=Path, default=None, help="SDTM folder to validate (default: <out>/sdtm)")
     p.add_argument("--adam", type=Path, default=None, help="ADaM folder to validate (default: <out>/adam)")
     p.add_argument("--no-spec", action="store_true", help="validate without study specs (another study's package)")
+    _encoding_option(p)
 
     p = sub.add_parser("package", help="lay out the eCTD module 5 folders of a validated output root")
     p.add_argument("--out", type=Path, default=Path("outputs"), help="output root holding sdtm/, adam/, reports/")
@@ -104,6 +122,7 @@ def _paths(args: argparse.Namespace):
         ct=getattr(args, "ct", None) or default_ct(),
         sdtm_in=getattr(args, "sdtm", None),
         adam_in=getattr(args, "adam", None),
+        encoding=getattr(args, "encoding", None),
     )
 
 
@@ -171,7 +190,15 @@ def _dispatch(args: argparse.Namespace, log: RunLog) -> int:
         return EXIT_OK
     if cmd == "validate":
         spec = None if args.no_spec else pl.load_spec(paths, log)
-        result = pl.stage_validate(paths, spec, log)
+        from cdisc_pipe.validate.data import reading_options
+
+        # run_validation takes no reading options: they are set around the call (validate/data.py)
+        with reading_options(paths.encoding) as reading:
+            try:
+                result = pl.stage_validate(paths, spec, log)
+            finally:
+                for note in reading.notes:
+                    log.note(note)
         if paths.sdtm_in is None and paths.adam_in is None:
             pl.finish("validate", paths, spec, log, {})
         return int(getattr(result, "exit_code", 0))

@@ -36,6 +36,7 @@ class Paths:
     ct: Path | None = None
     sdtm_in: Path | None = None  # an existing SDTM folder (adam / validate)
     adam_in: Path | None = None
+    encoding: str | None = None  # --encoding: forces the encoding of every XPT file read
 
 
 @dataclass
@@ -133,7 +134,7 @@ def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
 
     if sdtm is None:
         with log.step(f"reading SDTM from {paths.sdtm_in}"):
-            sdtm = read_sdtm(paths.sdtm_in)
+            sdtm = read_sdtm(paths.sdtm_in, encoding=paths.encoding, log=log)
     settings_dir = Path(paths.specs) / "settings"
     with log.step("deriving ADaM"):
         result = build_adam(sdtm, spec, settings_dir)

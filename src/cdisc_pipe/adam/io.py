@@ -1,11 +1,12 @@
 """Reading SDTM for the ADaM stage: a folder of XPT v5 files or Dataset-JSON 1.1 files.
 
-XPT files are read with :func:`cdisc_pipe.xpt.read_xpt` (the pipeline's reader); Dataset-JSON
-here, as plain JSON (``columns`` + ``rows``).
+XPT files are read with :func:`cdisc_pipe.xpt.read_xpt_file` (the pipeline's reader: UTF-8, or the
+encoding it detects or is forced to use); Dataset-JSON here, as plain JSON (``columns`` + ``rows``,
+UTF-8 by definition).
 
 The returned frames follow docs/ARCHITECTURE.md: upper-case column names, character variables as
-Python strings with missing = None (blanks in XPT become missing), numeric variables float64.
-SDTM ``--DTC`` values stay ISO 8601 strings.
+Python strings with missing = None (trailing blanks stripped, blanks become missing, leading blanks
+kept), numeric variables float64. SDTM ``--DTC`` values stay ISO 8601 strings.
 """
 
 from __future__ import annotations
@@ -17,9 +18,25 @@ import numpy as np
 import pandas as pd
 
 from cdisc_pipe.errors import InputError, Problem
-from cdisc_pipe.xpt import read_xpt
+from cdisc_pipe.runlog import RunLog
+from cdisc_pipe.xpt.datasets import normalise_encoding, read_xpt_file
 
 __all__ = ["read_sdtm", "read_sdtm_file"]
+
+
+def _text(s: pd.Series) -> pd.Series:
+    """A text column as object of ``str``: trailing blanks stripped, blank -> None, leading blanks
+    kept, non-text values (a number in a JSON string column) untouched; each distinct value once."""
+    codes, uniques = pd.factorize(s.astype(object))
+    values = pd.Series(np.asarray(uniques, dtype=object), dtype=object)
+    stripped = values.str.rstrip(" ")  # NaN for a non-str value
+    is_text = stripped.notna().to_numpy(dtype=bool)
+    blank = is_text & (values.str.strip() == "").to_numpy(dtype=bool, na_value=False)
+    clean = np.where(is_text, stripped.to_numpy(dtype=object), values.to_numpy(dtype=object))
+    clean[blank] = None
+    out = clean[np.maximum(codes, 0)] if len(clean) else np.full(len(s), None, dtype=object)
+    out[codes < 0] = None
+    return pd.Series(out, index=s.index, dtype=object)
 
 
 def _normalise(df: pd.DataFrame) -> pd.DataFrame:
@@ -30,12 +47,10 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
         s = out[col]
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             out[col] = s.astype("float64")
-        elif pd.api.types.is_datetime64_any_dtype(s):
+        elif pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_timedelta64_dtype(s):
             continue
         else:
-            text = s.astype(object)
-            blank = text.isna() | text.map(lambda v: isinstance(v, str) and v.strip() == "")
-            out[col] = pd.Series(np.where(blank, None, text), index=out.index, dtype=object)
+            out[col] = _text(s)
     return out
 
 
@@ -60,23 +75,46 @@ def _read_dataset_json(path: Path) -> pd.DataFrame:
     return df
 
 
-def read_sdtm_file(path: Path) -> pd.DataFrame:
-    """Read one SDTM file (``.xpt``, ``.json``, ``.ndjson``) into a normalised frame."""
+def _read_file(path: Path, encoding: str | None) -> tuple[pd.DataFrame, str | None]:
+    """One SDTM file, normalised, and the encoding note of an XPT file not read as plain UTF-8."""
     if path.suffix.lower() == ".xpt":
-        return _normalise(read_xpt(path))
-    return _normalise(_read_dataset_json(path))
+        read = read_xpt_file(path, encoding=encoding)
+        return _normalise(read.frame), read.note
+    return _normalise(_read_dataset_json(path)), None
 
 
-def read_sdtm(folder: str | Path) -> dict[str, pd.DataFrame]:
+def read_sdtm_file(path: Path, *, encoding: str | None = None) -> pd.DataFrame:
+    """Read one SDTM file (``.xpt``, ``.json``, ``.ndjson``) into a normalised frame.
+
+    ``encoding`` forces the encoding of an XPT file (see :func:`read_sdtm`).
+    """
+    return _read_file(Path(path), encoding)[0]
+
+
+def read_sdtm(folder: str | Path, *, encoding: str | None = None, log: RunLog | None = None) -> dict[str, pd.DataFrame]:
     """Read every SDTM dataset in ``folder`` (XPT preferred over Dataset-JSON of the same name).
 
-    Returns ``{"DM": frame, ...}`` keyed by upper-case dataset name.  Subfolders are ignored.
-    Raises one InputError listing every unreadable file, or when the folder holds no datasets.
+    Args:
+        folder: the SDTM folder; subfolders are ignored.
+        encoding: ``None``: each XPT file is read as UTF-8 and, when its text is not valid UTF-8,
+            as the first of cp1252, latin-1 that decodes all of it.  A name (``"latin-1"``,
+            ``"cp1252"``, ...): that encoding for every XPT file, strictly.
+        log: receives one NOTE per XPT file whose text was not plain UTF-8 (the encoding used,
+            why, and an example value), also when another file fails.
+
+    Returns ``{"DM": frame, ...}`` keyed by upper-case dataset name.
+    Raises one InputError listing every unreadable file (and every variable a forced encoding
+    cannot decode: file, row, variable, bytes), or when the folder holds no datasets.
     """
     root = Path(folder)
     if not root.is_dir():
         raise InputError(Problem(str(root), "SDTM folder not found", hint="Pass --sdtm DIR with the SDTM .xpt or .json files"),
                          stage="adam")
+    if encoding is not None:
+        try:
+            encoding = normalise_encoding(encoding)
+        except ValueError as exc:
+            raise InputError(Problem("--encoding", str(exc), value=encoding), stage="adam") from None
     files: dict[str, Path] = {}
     for ext in (".ndjson", ".json", ".xpt"):  # later extensions win: XPT first choice
         for p in sorted(root.iterdir()):
@@ -90,12 +128,16 @@ def read_sdtm(folder: str | Path) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     for name, path in sorted(files.items()):
         try:
-            out[name] = read_sdtm_file(path)
+            out[name], note = _read_file(path, encoding)
         except InputError as exc:
             problems.extend(exc.problems)
+            continue
         except Exception as exc:  # any reader failure is reported as bad input, with the file named
             problems.append(Problem(str(path), f"cannot read dataset: {type(exc).__name__}: {exc}",
                                     hint="Check that the file is a valid XPT v5 or Dataset-JSON 1.1 file"))
+            continue
+        if note and log is not None:
+            log.note(note)
     if problems:
         raise InputError(problems, stage="adam")
     return out

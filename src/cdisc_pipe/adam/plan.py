@@ -63,6 +63,9 @@ class PlanFile(BaseModel):
     order: list[str] | None = None
     # Python files of the study's own verbs, relative to the plan file (the escape hatch: docs/ADAM.md)
     study_verbs: list[str] = Field(default_factory=list)
+    # SDTM datasets whose absence skips this dataset (a Notice) instead of stopping the run: data
+    # not collected yet in a partial export (e.g. no response assessments before the first visit).
+    skip_if_missing: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class LoadedPlan:
     methods: dict[str, str] = field(default_factory=dict)
     verbs: dict[str, Verb] = field(default_factory=lambda: dict(VERBS))  # the library's, plus study verbs
     study_verbs: list[StudyVerbFile] = field(default_factory=list)
+    skip_if_missing: list[str] = field(default_factory=list)
 
     def sources(self) -> list[str]:
         """Every dataset the plan reads (upper case), in order of first use."""
@@ -101,6 +105,22 @@ class LoadedPlan:
         for step in self.steps:
             names += self.verbs[step.verb].outputs(step)
         return list(dict.fromkeys(names))
+
+    def needs(self) -> dict[str, list[str]]:
+        """Variables the plan needs in each dataset it reads (those its verbs declare)."""
+        out: dict[str, list[str]] = {}
+        if self.source:
+            out[self.source.dataset.upper()] = list(dict.fromkeys(
+                [*self.source.keep, *self.source.working, *where_variables(self.source.where)]))
+        added: dict[str, set[str]] = {}  # variables earlier steps add to a dataset for later ones
+        for step in self.steps:
+            verb = self.verbs[step.verb]
+            for ds, names in verb.needs(step).items():
+                have = out.setdefault(ds.upper(), [])
+                have += [n for n in names if n not in have and n not in added.get(ds.upper(), set())]
+            for ds, names in verb.augments(step).items():
+                added.setdefault(ds.upper(), set()).update(names)
+        return out
 
     def study_verbs_used(self) -> list[str]:
         """Names of the study's own verbs that steps of this plan call."""
@@ -238,7 +258,8 @@ def load_plans(plans_dir: Path | str, spec: StudySpec) -> dict[str, LoadedPlan]:
         if len(problems) > start:
             continue
         plan = LoadedPlan(dataset=name, path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-                          source=top.source, steps=steps, order=top.order, verbs=verbs, study_verbs=study_files)
+                          source=top.source, steps=steps, order=top.order, verbs=verbs, study_verbs=study_files,
+                          skip_if_missing=[d.upper() for d in top.skip_if_missing])
         _check_against_spec(plan, spec, file, problems)
         plan.methods = plan_methods(plan)
         plans[name] = plan

@@ -75,6 +75,12 @@ class Verb:
     admiral: str
     sources: Callable[[Any], list[str]] = lambda a: []
     reads: Callable[[Any], list[str]] = lambda a: []  # variables of the dataset being built
+    # Variables the step needs in each dataset it reads ({dataset: [variables]}), checked against
+    # the SDTM (and the plans of ADaM inputs) before anything is derived, all gaps at once.
+    needs: Callable[[Any], dict[str, list[str]]] = lambda a: {}
+    # Variables the step adds to another dataset as later steps of the same plan see it
+    # ({dataset: [variables]}; e.g. the last adequate assessment on event records).
+    augments: Callable[[Any], dict[str, list[str]]] = lambda a: {}
 
 
 VERBS: dict[str, Verb] = {}
@@ -119,6 +125,14 @@ def _value_text(v: Scalar) -> str:
     if isinstance(v, str):
         return "'" + v + "'"
     return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _order_vars(order: Sequence[str]) -> list[str]:
+    return [o.lstrip("-") for o in order]
+
+
+def _needs(dataset: str, *groups: Sequence[str]) -> dict[str, list[str]]:
+    return {dataset.upper(): list(dict.fromkeys(v for g in groups for v in g if v))}
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,7 +197,9 @@ _register(Verb(
     name="derive_vars_merged", args=MergedArgs, run=_run_merged,
     outputs=lambda a: list(_rename(a.new_vars)) + ([a.exist_flag] if a.exist_flag else []),
     describe=_describe_merged, admiral="derive_vars_merged()", sources=lambda a: [a.dataset_add.upper()],
-    reads=lambda a: list(_keys(a.by_vars))))
+    reads=lambda a: list(_keys(a.by_vars)),
+    needs=lambda a: _needs(a.dataset_add, _keys(a.by_vars).values(), _rename(a.new_vars).values(),
+                           where_variables(a.filter_add), _order_vars(a.order))))
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,7 +235,7 @@ def _describe_exist(a: ExistFlagArgs) -> dict[str, str]:
 _register(Verb(
     name="derive_var_merged_exist_flag", args=ExistFlagArgs, run=_run_exist, outputs=lambda a: [a.new_var],
     describe=_describe_exist, admiral="derive_var_merged_exist_flag()", sources=lambda a: [a.dataset_add.upper()],
-    reads=lambda a: list(a.by_vars)))
+    reads=lambda a: list(a.by_vars), needs=lambda a: _needs(a.dataset_add, a.by_vars, where_variables(a.condition))))
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,7 +295,8 @@ def _describe_summary(a: SummaryArgs) -> dict[str, str]:
 _register(Verb(
     name="derive_var_merged_summary", args=SummaryArgs, run=_run_summary, outputs=lambda a: [a.new_var],
     describe=_describe_summary, admiral="derive_var_merged_summary()", sources=lambda a: [a.dataset_add.upper()],
-    reads=lambda a: list(a.by_vars)))
+    reads=lambda a: list(a.by_vars),
+    needs=lambda a: _needs(a.dataset_add, a.by_vars, [a.source_var or ""], where_variables(a.filter_add))))
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,6 +587,32 @@ class ComputedArgs(StepArgs):
     round: int | None = None  # decimals (half away from zero), after the operation
 
 
+def arithmetic(operation: str, vals: Sequence[np.ndarray]) -> np.ndarray:
+    """Element-wise ``sum``/``difference``/``product``/``ratio`` (left to right; missing when any
+    operand is missing, and a ratio with a 0 divisor is missing) or ``min``/``max`` of the operands
+    present (missing only when all are, as SAS MIN/MAX)."""
+    if operation in ("min", "max"):
+        stack = np.vstack(vals)
+        present = ~np.isnan(stack)
+        filled = np.where(present, stack, np.inf if operation == "min" else -np.inf)
+        acc = filled.min(axis=0) if operation == "min" else filled.max(axis=0)
+        return np.where(present.any(axis=0), acc, np.nan)
+    acc = np.asarray(vals[0], dtype="float64").copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for v in vals[1:]:
+            if operation == "sum":
+                acc = acc + v
+            elif operation == "difference":
+                acc = acc - v
+            elif operation == "product":
+                acc = acc * v
+            elif operation == "ratio":
+                acc = np.where(v == 0, np.nan, acc / v)
+            else:
+                raise ValueError(f"unknown operation {operation!r}")
+    return acc
+
+
 def _operand(df: pd.DataFrame, o: str | float) -> np.ndarray:
     if not isinstance(o, str):
         return np.full(len(df), float(o))
@@ -580,25 +623,7 @@ def _operand(df: pd.DataFrame, o: str | float) -> np.ndarray:
 
 
 def _run_computed(df: pd.DataFrame, a: ComputedArgs, ctx: Context) -> pd.DataFrame:
-    vals = [_operand(df, o) for o in a.operands]
-    if a.operation in ("min", "max"):
-        stack = np.vstack(vals)
-        present = ~np.isnan(stack)
-        filled = np.where(present, stack, np.inf if a.operation == "min" else -np.inf)
-        acc = filled.min(axis=0) if a.operation == "min" else filled.max(axis=0)
-        acc = np.where(present.any(axis=0), acc, np.nan)
-    else:
-        acc = vals[0].copy()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for v in vals[1:]:
-                if a.operation == "sum":
-                    acc = acc + v
-                elif a.operation == "difference":
-                    acc = acc - v
-                elif a.operation == "product":
-                    acc = acc * v
-                else:
-                    acc = np.where(v == 0, np.nan, acc / v)
+    acc = arithmetic(a.operation, [_operand(df, o) for o in a.operands])
     if a.round is not None:
         acc = sas_round(acc, a.round)
     out = df.copy(deep=False)
@@ -830,7 +855,7 @@ def _as_dates(frame: pd.DataFrame, columns: set[str]) -> pd.DataFrame:
 
 
 def _run_tte(df: pd.DataFrame, a: TteArgs, ctx: Context) -> pd.DataFrame:
-    from cdisc_pipe.adam.adtte import derive_param_tte
+    from cdisc_pipe.adam.verbs_response import derive_param_tte
 
     dates: dict[str, set[str]] = {}
     dates.setdefault(a.start_dataset.upper(), set()).add(a.start_date)
@@ -867,6 +892,21 @@ def _describe_tte(a: TteArgs) -> dict[str, str]:
     }
 
 
+def _tte_needs(a: TteArgs) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+
+    def add(ds: str, names: Sequence[str]) -> None:
+        out.setdefault(ds.upper(), [])
+        out[ds.upper()] += [n for n in names if n and n not in out[ds.upper()]]
+
+    add(a.subject_dataset, ["USUBJID", *where_variables(a.population)])
+    add(a.start_dataset, ["USUBJID", a.start_date, *where_variables(a.start_where)])
+    for src in [*a.events, *a.censors]:
+        # a source condition may also name subject-level variables (joined from the subject dataset)
+        add(src.dataset, ["USUBJID", src.date, src.srcseq or ""])
+    return out
+
+
 def _tte_sources(a: TteArgs) -> list[str]:
     names = [a.subject_dataset.upper(), a.start_dataset.upper()]
     names += [s.dataset.upper() for s in [*a.events, *a.censors]]
@@ -875,7 +915,7 @@ def _tte_sources(a: TteArgs) -> list[str]:
 
 _register(Verb(
     name="derive_param_tte", args=TteArgs, run=_run_tte, outputs=_tte_outputs,
-    describe=_describe_tte, admiral="derive_param_tte()", sources=_tte_sources))
+    describe=_describe_tte, admiral="derive_param_tte()", sources=_tte_sources, needs=_tte_needs))
 
 
 # --------------------------------------------------------------------------------------------

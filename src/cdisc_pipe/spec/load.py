@@ -137,7 +137,7 @@ def load_specs(specs_dir: str | Path) -> StudySpec:
                 continue
             key = obj.oid
             if key in into:
-                problems.append(Problem(file, f"duplicate OID (also defined earlier)", entry=f"{prefix}[{i}]", value=key))
+                problems.append(Problem(file, "duplicate OID (also defined earlier)", entry=f"{prefix}[{i}]", value=key))
             into[key] = obj
 
     standards: dict[str, Standard] = {}

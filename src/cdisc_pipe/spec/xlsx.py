@@ -13,7 +13,7 @@ is written as a string (never a formula, even when it starts with ``=``).  Boole
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 from openpyxl import Workbook, load_workbook

@@ -13,7 +13,6 @@ run's comparison to ``<out>/reports/_previous/``.  See docs/VALIDATION.md.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -1,23 +1,27 @@
 """What validation looks at: datasets, their file metadata and the define.xml beside them.
 
 I/O lives here and only here.  XPT files are read through :func:`read_xpt_with_meta` (Dataset-JSON
-through :func:`read_dataset_json_with_meta` when a folder has no XPT): data via
-``cdisc_pipe.xpt.read_xpt`` when the writer module provides it, file metadata (labels, storage
-lengths, formats) via pyreadstat; blanks become missing values.  ``define.xml`` is parsed with lxml
-(no network, no DTD) into :class:`DefineInfo`.
+through :func:`read_dataset_json_with_meta` when a folder has no XPT): data and file metadata
+(labels, storage lengths, formats) via ``cdisc_pipe.xpt.read_xpt_file``, which decodes text as
+UTF-8, as the encoding it detects (cp1252, latin-1) or as the one forced (:class:`ReadOptions`);
+blanks become missing values.  ``define.xml`` is parsed with lxml (no network, no DTD) into
+:class:`DefineInfo`.
 """
 
 from __future__ import annotations
 
-import importlib
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
-import pyreadstat
 
+from cdisc_pipe.errors import InputError, Problem, raise_if
 from cdisc_pipe.spec.model import StudySpec
+from cdisc_pipe.xpt.datasets import XptDecodeError, read_xpt_file
 from cdisc_pipe.xpt.v5 import read_format
 
 # SDTM general-observation classes of the common domains: used to scope rules when neither a spec
@@ -59,6 +63,40 @@ class DatasetMeta:
     label: str | None
     path: str
     columns: dict[str, ColumnMeta]
+    encoding: str | None = None  # codec the text was decoded with (XPT); Dataset-JSON is UTF-8
+
+
+@dataclass
+class ReadOptions:
+    """How :func:`load_folder` reads XPT text, and what it has to tell.
+
+    Attributes:
+        encoding: ``None``: UTF-8, or the encoding detected per file (cp1252, then latin-1); a
+            name (``--encoding``): that encoding for every XPT file, strictly.
+        notes: filled by the reader: one line per file whose text was not plain UTF-8.
+    """
+
+    encoding: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+#: The reading options of the current ``cdisc-pipe validate`` command.  ``run_validation``
+#: (validate/__init__.py) does not take reading options, so the CLI sets them around that one call
+#: with :func:`reading_options`; an explicit ``load_folder(options=...)`` wins.  A stop-gap: the
+#: clean form is a ``run_validation(..., read_options=)`` argument passed to ``load_folder``.
+_READ_OPTIONS: ContextVar[ReadOptions | None] = ContextVar("cdisc_pipe_validate_read_options", default=None)
+
+
+@contextmanager
+def reading_options(encoding: str | None = None) -> Iterator[ReadOptions]:
+    """Read every XPT file validated inside the ``with`` block with these options; yields them
+    (``.notes`` holds the encoding notes once the block has read the files)."""
+    options = ReadOptions(encoding=encoding)
+    token = _READ_OPTIONS.set(options)
+    try:
+        yield options
+    finally:
+        _READ_OPTIONS.reset(token)
 
 
 @dataclass
@@ -126,16 +164,6 @@ class StudyData:
         return d.datasets.get(dataset) if d else None
 
 
-def _xpt_reader(name: str = "read_xpt"):
-    """``cdisc_pipe.xpt.<name>`` (``read_xpt``, or ``read_xpt_with_meta`` returning pyreadstat's
-    metadata too) when the writer module provides it, else None."""
-    try:
-        mod = importlib.import_module("cdisc_pipe.xpt")
-    except ImportError:
-        return None
-    return getattr(mod, name, None)
-
-
 def _blank_to_na(s: pd.Series) -> pd.Series:
     """Right-strip character values and turn blanks into missing, working on unique values only."""
     codes, uniques = pd.factorize(s)
@@ -172,17 +200,17 @@ def _normalise(df: pd.DataFrame, formats: dict[str, str | None], trimmed: bool =
     return pd.DataFrame(out, index=df.index)
 
 
-def read_xpt_with_meta(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
-    """Read one XPT v5 file: the data (blanks -> NA, SAS dates -> datetime64) and its metadata."""
-    reader = _xpt_reader()
-    with_meta = _xpt_reader("read_xpt_with_meta")
-    try:  # data and file metadata from one read of the file
-        df, meta = with_meta(path) if with_meta is not None else (None, None)
-    except Exception:  # unreadable: read again below so the problem names pyreadstat's own error
-        df, meta = None, None
-    if meta is None:
-        _, meta = pyreadstat.read_xport(str(path), metadataonly=True)
-        df = reader(path) if reader is not None else pyreadstat.read_xport(str(path))[0]
+def read_xpt_with_meta(path: Path, options: ReadOptions | None = None) -> tuple[pd.DataFrame, DatasetMeta]:
+    """Read one XPT v5 file: the data (blanks -> NA, SAS dates -> datetime64) and its metadata.
+
+    Text is decoded by ``cdisc_pipe.xpt.read_xpt_file`` (UTF-8, detected, or ``options.encoding``);
+    a note about a file not read as plain UTF-8 is appended to ``options.notes``.  Raises
+    ``InputError`` for an unreadable file (``XptDecodeError`` when a forced encoding fails).
+    """
+    read = read_xpt_file(path, encoding=options.encoding if options else None)
+    df, meta = read.frame, read.meta
+    if read.note and options is not None:
+        options.notes.append(read.note)
     formats = dict(meta.original_variable_types or {})
     cols = {}
     for name in meta.column_names:
@@ -193,9 +221,10 @@ def read_xpt_with_meta(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
             type="numeric" if is_num else "text",
             length=(meta.variable_storage_width or {}).get(name),
             format=None if fmt in (None, "$.", "BEST.", "$CHAR.") else fmt)
-    df = _normalise(df, {k: v.format for k, v in cols.items()}, trimmed=reader is not None or with_meta is not None)
+    df = _normalise(df, {k: v.format for k, v in cols.items()}, trimmed=True)
     name = (meta.table_name or path.stem).upper()
-    return df, DatasetMeta(name=name, label=meta.file_label or None, path=str(path), columns=cols)
+    return df, DatasetMeta(name=name, label=meta.file_label or None, path=str(path), columns=cols,
+                           encoding=read.encoding)
 
 
 def _text(el) -> str | None:
@@ -282,19 +311,32 @@ def read_dataset_json_with_meta(path: Path) -> tuple[pd.DataFrame, DatasetMeta]:
     return df, DatasetMeta(name=name, label=head.get("label"), path=str(path), columns=cols)
 
 
-def load_folder(folder: Path, purpose: str, data: StudyData, problems: list[str]) -> None:
+def load_folder(folder: Path, purpose: str, data: StudyData, problems: list[str], *,
+                options: ReadOptions | None = None) -> None:
     """Add every ``*.xpt`` of ``folder`` (Dataset-JSON ``*.json``/``*.ndjson`` when there is no XPT)
-    and its define.xml to ``data``; unreadable files -> problems."""
+    and its define.xml to ``data``; unreadable files -> problems (the run continues).
+
+    ``options`` (default: those set by :func:`reading_options`, else UTF-8 or detected): a forced
+    encoding that does not decode a file is bad input, not a finding: one ``InputError`` naming
+    every such file, variable, row and bytes, after the folder has been read.
+    """
+    options = options or _READ_OPTIONS.get() or ReadOptions()
     data.folders[purpose] = str(folder)
     paths = sorted(folder.glob("*.xpt"))
-    reader = read_xpt_with_meta
+    xpt = bool(paths)
     if not paths:
         paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".json", ".ndjson")
                        and p.stem.lower() not in ("manifest", "define"))
-        reader = read_dataset_json_with_meta
+    undecodable: list[Problem] = []
     for path in paths:
         try:
-            df, meta = reader(path)
+            df, meta = read_xpt_with_meta(path, options) if xpt else read_dataset_json_with_meta(path)
+        except XptDecodeError as exc:
+            undecodable.extend(exc.problems)
+            continue
+        except InputError as exc:  # a broken file is reported, the run continues
+            problems.extend(f"{path}: cannot read dataset file: {p.message}" for p in exc.problems)
+            continue
         except Exception as exc:  # a broken file is reported, the run continues
             problems.append(f"{path}: cannot read dataset file: {exc}")
             continue
@@ -302,6 +344,7 @@ def load_folder(folder: Path, purpose: str, data: StudyData, problems: list[str]
         data.datasets[name] = df
         data.meta[name] = meta
         data.purpose[name] = purpose
+    raise_if(undecodable, stage="validate")
     define = folder / "define.xml"
     if define.is_file():
         try:

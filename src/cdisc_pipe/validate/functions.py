@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cdisc_pipe.validate.context import (
-    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, is_null, map_unique,
-    subject_lookup, text_bytes,
+    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, is_null, subject_lookup, text_bytes,
 )
 from cdisc_pipe.validate.operators import Params, operator
 

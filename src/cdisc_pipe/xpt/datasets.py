@@ -8,10 +8,12 @@ dataset with the written lengths and order that define.xml must repeat.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Any, Literal, Mapping
 
 import numpy as np
 import pandas as pd
@@ -264,43 +266,339 @@ def _sas_to_datetimes(values: pd.Series, kind: str) -> pd.Series:
     return pd.Series(out, index=values.index)
 
 
-def read_xpt(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read an XPT file with pyreadstat, in the pipeline's in-memory conventions.
+# Character data.  An XPT file does not say how its text is encoded.  The reader assumes UTF-8 (the
+# pipeline writes ASCII; pyreadstat decodes UTF-8 by default) and, for a file whose text is not
+# valid UTF-8, reads it again byte-transparently and decodes it here, so that the encoding that
+# fits is found and a value that fits none is named (variable, row, bytes).  pyreadstat, measured
+# (1.2.8 and 1.3.8 behave the same; tests/test_xpt.py::test_pyreadstat_encoding_behaviour):
+# - ``encoding=None`` hands ReadStat's bytes to Python's strict UTF-8 decoder: the first bad value
+#   raises ``UnicodeDecodeError`` (a position inside that value; no variable, no row);
+# - ``encoding="cp1252"`` (ReadStat converts with iconv) raises ``ReadstatError`` "Unable to
+#   convert string to the requested encoding (invalid byte sequence)" on the five bytes cp1252
+#   leaves undefined (0x81 0x8D 0x8F 0x90 0x9D), again without a location; ``"utf-8"`` spelt in
+#   lower case goes through iconv and fails the same way, ``"UTF-8"`` skips it (as ``None``);
+# - iconv names only: ``"latin-1"`` is "File has an unsupported character set";
+# - ``encoding="ISO-8859-1"`` never fails and turns byte b into U+00bb: the lossless transport
+#   the decoding below starts from (25-40% slower than no conversion on 400k records, so it is
+#   only the second read);
+# - trailing blanks are stripped by ReadStat in every mode, leading blanks kept, an all-blank
+#   value is "".
 
-    Character blanks -> ``None`` (object columns of ``str``); numerics float64; numerics with a
-    DATE-type format -> datetime64[ns], DATETIME-type -> datetime64[ns], TIME-type ->
-    timedelta64[ns].  Raises ``InputError`` for an unreadable file.
+#: Encodings tried, in this order, when a file's character data are not valid UTF-8.  latin-1
+#: decodes every byte, so detection always ends with an encoding (and says so).
+DETECT_ENCODINGS: tuple[str, ...] = ("cp1252", "latin-1")
+#: The iconv name pyreadstat is given for the byte-transparent read (byte b -> U+00bb).
+_TRANSPORT = "ISO-8859-1"
+EncodingSource = Literal["default", "detected", "forced"]
+
+
+class XptDecodeError(InputError):
+    """Character data that do not decode under a forced encoding (one Problem per variable)."""
+
+
+@dataclass(frozen=True)
+class XptRead:
+    """One XPT file as read: the frame, pyreadstat's metadata and how its text was decoded.
+
+    Attributes:
+        frame: the data in the pipeline's conventions (see :func:`read_xpt`).
+        meta: pyreadstat's metadata; labels decoded like the data, ``file_encoding`` set to
+            ``encoding``.
+        encoding: Python codec name the character data and labels were decoded with.
+        source: ``"default"`` (valid UTF-8), ``"detected"`` (not valid UTF-8: the first of
+            :data:`DETECT_ENCODINGS` that decodes every value) or ``"forced"`` (the caller's).
+        note: what to tell the user (``None`` for plain UTF-8 and for a forced encoding of a file
+            without non-ASCII text): which encoding, why, and an example value.
     """
-    df, _ = read_xpt_with_meta(path)
-    return df
+
+    frame: pd.DataFrame
+    meta: Any
+    encoding: str
+    source: EncodingSource
+    note: str | None = None
 
 
-def read_xpt_with_meta(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, "pyreadstat.metadata_container"]:
-    """:func:`read_xpt` plus pyreadstat's metadata (labels, formats, storage widths, table name)."""
+@dataclass(frozen=True)
+class _Text:
+    """The distinct values of one character variable (``codes`` per row, -1 = missing), or one
+    label (``codes`` None; ``variable`` None for the dataset label), as read byte-transparently."""
+
+    variable: str | None
+    codes: np.ndarray | None
+    values: np.ndarray  # object array of str, every character <= U+00FF (one per byte)
+    nonascii: np.ndarray  # positions in ``values`` of those with a byte >= 0x80
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """The values of one ``_Text`` that do not decode: the first by row, and how many rows."""
+
+    text: _Text
+    row: int | None  # 0-based row of the first such value; None for a label
+    rows: int
+    raw: bytes
+    error: UnicodeDecodeError
+
+
+def normalise_encoding(name: str) -> str:
+    """The Python codec name of ``name``: ``"Windows-1252"`` -> ``"cp1252"``, ``"ISO-8859-1"`` ->
+    ``"latin-1"``, ``"UTF8"`` -> ``"utf-8"``.
+
+    Raises ValueError for a name Python does not know and for an encoding that does not read
+    ASCII as ASCII (UTF-16, EBCDIC, ...): SAS transport files are ASCII-based.
+    """
     try:
-        df, meta = pyreadstat.read_xport(str(path), disable_datetime_conversion=True)
+        codec = codecs.lookup(name).name
+        ascii_compatible = bytes(range(128)).decode(codec) == bytes(range(128)).decode("ascii")
+    except (LookupError, UnicodeDecodeError):
+        raise ValueError(f"unknown encoding {name!r}: use a Python codec name such as utf-8, cp1252, latin-1, "
+                         f"iso8859-15") from None
+    if not ascii_compatible:
+        raise ValueError(f"encoding {name!r} does not read ASCII bytes as ASCII; SAS transport files need one "
+                         f"that does (utf-8, cp1252, latin-1, ...)")
+    return "latin-1" if codec == "iso8859-1" else codec
+
+
+def _read_xport(path: Path, encoding: str | None) -> tuple[pd.DataFrame, Any]:
+    """pyreadstat.read_xport; ``UnicodeDecodeError`` passes through (``encoding=None``: not
+    UTF-8), anything else is an unreadable file."""
+    try:
+        return pyreadstat.read_xport(str(path), disable_datetime_conversion=True, encoding=encoding)
+    except UnicodeDecodeError:
+        raise  # encoding=None and text that is not UTF-8: the caller reads again byte-transparently
     except Exception as exc:  # pyreadstat raises its own error types for unreadable files
         raise InputError(Problem(file=str(path), message=f"cannot read XPT file: {exc}",
                                  hint="check that it is a SAS transport (v5/v8) file")) from None
+
+
+def _nonascii(values: np.ndarray) -> np.ndarray:
+    """Positions of the values holding a non-ASCII character (one C-level check when none do)."""
+    if "".join(values).isascii():
+        return np.empty(0, dtype=np.intp)
+    return np.flatnonzero(~pd.Series(values, dtype=object).str.isascii().to_numpy(dtype=bool))
+
+
+def _texts(df: pd.DataFrame, meta: Any) -> list[_Text]:
+    """Every character variable of a byte-transparent read, and every non-ASCII label."""
+    texts = []
+    for name in df.columns:
+        if meta.readstat_variable_types.get(name) != "string":
+            continue
+        codes, uniques = pd.factorize(df[name])
+        values = np.asarray(uniques, dtype=object)
+        texts.append(_Text(name, codes, values, _nonascii(values)))
+    labels = [(n, lab) for n, lab in (meta.column_names_to_labels or {}).items() if lab] + \
+             ([(None, meta.file_label)] if meta.file_label else [])
+    for name, label in labels:
+        if not label.isascii():
+            texts.append(_Text(name, None, np.array([label], dtype=object), np.array([0])))
+    return texts
+
+
+def _decode(texts: list[_Text], encoding: str) -> tuple[list[np.ndarray], list[_Failure]]:
+    """Decode the non-ASCII values of every text with ``encoding`` (strict).
+
+    Returns the decoded distinct values of each text and one failure per text with values that
+    do not decode.  Works on distinct non-ASCII values only; rows are located with numpy.
+    """
+    decoded, failures = [], []
+    for text in texts:
+        out = text.values.copy()
+        bad: dict[int, tuple[bytes, UnicodeDecodeError]] = {}
+        for i in text.nonascii:  # distinct non-ASCII values only (ASCII reads the same in any of them)
+            raw = text.values[i].encode("latin-1")
+            try:
+                out[i] = raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                bad[int(i)] = (raw, exc)
+        decoded.append(out)
+        if not bad:
+            continue
+        if text.codes is None:
+            raw, exc = bad[0]
+            failures.append(_Failure(text, None, 1, raw, exc))
+            continue
+        rows = np.flatnonzero(np.isin(text.codes, list(bad)))
+        raw, exc = bad[int(text.codes[rows[0]])]
+        failures.append(_Failure(text, int(rows[0]), len(rows), raw, exc))
+    return decoded, failures
+
+
+def _hex(raw: bytes) -> str:
+    return " ".join(f"0x{b:02X}" for b in raw)
+
+
+def _what(text: _Text) -> str:
+    """``TSVAL``, ``label of TSVAL`` or ``dataset label``."""
+    if text.codes is not None:
+        return str(text.variable)
+    return f"label of {text.variable}" if text.variable else "dataset label"
+
+
+def _where(f: _Failure) -> str:
+    """``TSVAL row 5: byte 0x92`` (rows 1-based), ``label of TSVAL: byte 0x92``."""
+    bad = _hex(f.raw[f.error.start:f.error.end])
+    return f"{_what(f.text)}{'' if f.row is None else f' row {f.row + 1}'}: byte {bad}"
+
+
+def _decode_problems(path: Path, failures: list[_Failure], encoding: str) -> list[Problem]:
+    """One Problem per variable (or label) whose values do not decode under a forced encoding."""
+    problems = []
+    for f in failures:
+        bad = _hex(f.raw[f.error.start:f.error.end])
+        more = f"; {f.rows} rows of {f.text.variable} hold such bytes, the first is shown" if f.rows > 1 else ""
+        problems.append(Problem(
+            file=str(path),
+            entry=(f"row {f.row + 1}" if f.row is not None else "label" if f.text.variable else "dataset label"),
+            column=f.text.variable,
+            value=f.raw.decode("ascii", "backslashreplace"),
+            message=f"byte {bad} at position {f.error.start + 1} is not valid {encoding} (--encoding {encoding}{more})",
+            hint="Pass another --encoding (latin-1 decodes every byte), or leave --encoding out to detect the "
+                 "encoding of each file"))
+    return problems
+
+
+def _example(texts: list[_Text], decoded: list[np.ndarray]) -> str:
+    """The first non-ASCII value (variables in file order, then labels) as decoded, for notes."""
+    for text, values in zip(texts, decoded):
+        if len(text.nonascii):
+            first = int(text.nonascii[0])
+            if text.codes is not None:  # the non-ASCII value on the lowest row
+                rows = np.flatnonzero(np.isin(text.codes, text.nonascii))
+                first = int(text.codes[rows[0]])
+            value = str(values[first])
+            value = value if len(value) <= 60 else value[:57] + "..."
+            return f"{_what(text)} {value!r}"
+    return ""
+
+
+def _text_column(codes: np.ndarray, values: np.ndarray, index: pd.Index) -> pd.Series:
+    """Rows from distinct values: trailing blanks stripped, blank -> None, object column of str."""
+    if not len(values):
+        return pd.Series(np.full(len(codes), None, dtype=object), index=index, dtype=object)
+    stripped = np.array(pd.Series(values, dtype=object).str.rstrip(" "), dtype=object)
+    stripped[stripped == ""] = None
+    out = stripped[np.maximum(codes, 0)]
+    out[codes < 0] = None
+    return pd.Series(out, index=index, dtype=object)
+
+
+def _frame(df: pd.DataFrame, meta: Any, texts: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """The pipeline's in-memory conventions; ``texts`` holds decoded (codes, distinct values) of
+    the character variables of a byte-transparent read (empty for a UTF-8 read)."""
     cols: dict[str, pd.Series] = {}
     for name in df.columns:
         s = df[name]
-        if meta.readstat_variable_types.get(name) == "string":
+        if name in texts:
+            cols[name] = _text_column(*texts[name], s.index)
+            continue
+        if meta.readstat_variable_types.get(name) == "string":  # UTF-8 read: ReadStat stripped trailing blanks
             obj = s.astype(object)
             cols[name] = obj.where(obj.notna() & (obj != ""), None).astype(object)
             continue
         kind = format_kind(read_format(meta.original_variable_types.get(name)))
         cols[name] = _sas_to_datetimes(s, kind) if kind else s.astype("float64")
-    return pd.DataFrame(cols, columns=list(df.columns)), meta
+    return pd.DataFrame(cols, columns=list(df.columns))
 
 
-def read_folder(folder: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
-    """Every dataset of a folder by upper-case name: ``*.xpt``, or Dataset-JSON when no XPT."""
+def read_xpt_file(path: str | os.PathLike[str], *, encoding: str | None = None) -> XptRead:
+    """Read one XPT file, decoding its character data; see :class:`XptRead`.
+
+    Args:
+        path: the ``.xpt`` file.
+        encoding: ``None`` (default): UTF-8; a file whose text (values or labels) is not valid
+            UTF-8 is decoded with the first of :data:`DETECT_ENCODINGS` (cp1252, then latin-1,
+            which decodes every byte) that decodes all of it, and ``note`` says so.  A name
+            (``"latin-1"``, ``"cp1252"``, ``"utf-8"``, any ASCII-compatible Python codec): that
+            encoding for every value, strictly.
+
+    Raises:
+        InputError: an unreadable file or an unknown/unsuitable encoding name.
+        XptDecodeError: (an InputError) values that do not decode under the forced encoding: one
+            Problem per variable naming the first row, the bytes and how many rows have them.
+    """
+    path = Path(path)
+    forced = None
+    if encoding is not None:
+        try:
+            forced = normalise_encoding(encoding)
+        except ValueError as exc:
+            raise InputError(Problem(file="--encoding", message=str(exc), value=encoding)) from None
+    if forced in (None, "utf-8"):
+        try:
+            df, meta = _read_xport(path, None)
+        except UnicodeDecodeError:
+            pass  # not valid UTF-8 somewhere: read byte-transparently below and find out where
+        else:
+            meta.file_encoding = "utf-8"
+            return XptRead(_frame(df, meta, {}), meta, "utf-8", "forced" if forced else "default")
+    df, meta = _read_xport(path, _TRANSPORT)
+    texts = _texts(df, meta)
+    if forced is not None:
+        chosen, source = forced, "forced"
+        decoded, failures = _decode(texts, forced)
+        if failures:
+            raise XptDecodeError(_decode_problems(path, failures, forced))
+    else:
+        source = "detected"
+        rejected: list[tuple[str, _Failure]] = []
+        for chosen in ("utf-8", *DETECT_ENCODINGS):
+            decoded, failures = _decode(texts, chosen)
+            if not failures:
+                break
+            rejected.append((chosen, failures[0]))
+    for text, values in zip(texts, decoded):
+        if text.codes is None and text.variable is None:
+            meta.file_label = str(values[0])
+        elif text.codes is None:
+            meta.column_names_to_labels[text.variable] = str(values[0])
+    meta.column_labels = [meta.column_names_to_labels.get(n) for n in meta.column_names]
+    meta.file_encoding = chosen
+    nonascii = sum(len(t.nonascii) for t in texts)
+    note = None
+    if source == "detected":
+        why = ", nor ".join(f"{enc} ({_where(f)})" for enc, f in rejected)
+        how = "the fallback: every byte is a character, check these values" if chosen == "latin-1" else "detected"
+        note = (f"{path.name}: character data are not valid {why}; read as {chosen} ({how}). {nonascii} distinct "
+                f"non-ASCII value(s), e.g. {_example(texts, decoded)}. Pass --encoding NAME to read it otherwise")
+    elif nonascii and chosen != "utf-8":
+        note = f"{path.name}: read as {chosen} (--encoding); {nonascii} distinct non-ASCII value(s), e.g. " \
+               f"{_example(texts, decoded)}"
+    frame = _frame(df, meta, {t.variable: (t.codes, v) for t, v in zip(texts, decoded) if t.codes is not None})
+    return XptRead(frame, meta, chosen, source, note)
+
+
+def read_xpt(path: str | os.PathLike[str], *, encoding: str | None = None) -> pd.DataFrame:
+    """Read an XPT file with pyreadstat, in the pipeline's in-memory conventions.
+
+    Character values: trailing blanks stripped, blank -> ``None`` (object columns of ``str``),
+    leading blanks kept; numerics float64; numerics with a DATE-type format -> datetime64[ns],
+    DATETIME-type -> datetime64[ns], TIME-type -> timedelta64[ns].  Text is UTF-8 unless it is not
+    (then detected) or ``encoding`` forces one: see :func:`read_xpt_file`, which also returns the
+    note to report when the encoding was not plain UTF-8.  Raises ``InputError`` for an unreadable
+    file and for text a forced encoding does not decode.
+    """
+    return read_xpt_file(path, encoding=encoding).frame
+
+
+def read_xpt_with_meta(path: str | os.PathLike[str], *,
+                       encoding: str | None = None) -> tuple[pd.DataFrame, "pyreadstat.metadata_container"]:
+    """:func:`read_xpt` plus pyreadstat's metadata (labels, formats, storage widths, table name;
+    ``file_encoding`` = the codec the text was decoded with)."""
+    read = read_xpt_file(path, encoding=encoding)
+    return read.frame, read.meta
+
+
+def read_folder(folder: str | os.PathLike[str], *, encoding: str | None = None) -> dict[str, pd.DataFrame]:
+    """Every dataset of a folder by upper-case name: ``*.xpt``, or Dataset-JSON when no XPT.
+
+    ``encoding`` applies to the XPT files (:func:`read_xpt_file`); Dataset-JSON is UTF-8.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(Problem(file=str(folder), message="dataset folder does not exist"))
     xpts = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".xpt")
     if xpts:
-        return {p.stem.upper(): read_xpt(p) for p in xpts}
+        return {p.stem.upper(): read_xpt(p, encoding=encoding) for p in xpts}
     jsons = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".json", ".ndjson") and p.stem.lower() != "manifest")
     return {p.stem.upper(): read_dataset_json(p) for p in jsons}
