@@ -357,7 +357,6 @@ def test_datasets_the_plan_needs_are_required_and_optional_ones_are_not(tmp_path
 
 
 def test_settings_and_plan_exist() -> None:
-    assert (Path(SETTINGS) / "adam.yaml").exists()
     assert (SPECS / "plans" / "adsl.yaml").exists()
 
 

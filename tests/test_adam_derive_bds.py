@@ -20,7 +20,6 @@ from cdisc_pipe.adam.derive_bds import (
     derive_var_pchg,
     derive_var_period_flag,
     derive_var_trtemfl,
-    load_bds_settings,
     parse_iso_duration_days,
     read_toxicity_criteria,
 )
@@ -164,18 +163,13 @@ def test_iso_durations_in_days():
     assert invalid.tolist() == [False, False, False, False, True, False, True]
 
 
-def test_settings_and_table_errors_are_input_errors(tmp_path):
-    (tmp_path / "adam_bds.yaml").write_text("adlb: {peak_parms: [X]}\n")
-    with pytest.raises(InputError) as exc:
-        load_bds_settings(tmp_path)
-    assert "peak_parms" in str(exc.value)
+def test_grading_table_errors_are_input_errors(tmp_path):
     (tmp_path / "t.yaml").write_text(
         "name: X\nversion: '1'\nterms:\n  - {term: T, testcd: [A], direction: L,"
         " grades: [{grade: 1, any: [{lt: LLN}]}, {grade: 2, any: [{lt: 3}]}]}\n")
     with pytest.raises(InputError) as exc:
         read_toxicity_criteria(tmp_path / "t.yaml")
     assert "highest to the lowest" in str(exc.value)
-    assert load_bds_settings(tmp_path / "absent").adlb.peak_params == ["INTLK6", "FERRITIN", "CRP"]
 
 
 def test_require_sdtm_names_what_is_missing_and_never_exposes_the_input():

@@ -16,10 +16,10 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import yaml
 import pytest
 
 from cdisc_pipe.adam import build_adam
-from cdisc_pipe.adam.settings import load_adam_settings
 from cdisc_pipe.paths import project_root
 from cdisc_pipe.spec.load import load_specs
 from tests.test_adam_adsl import SETTINGS, make_sdtm
@@ -103,8 +103,9 @@ def km_median_python(pairs: list[tuple[float, int]]) -> float:
 
 
 def headline_from_sdtm(sdtm: dict[str, pd.DataFrame]) -> dict:
-    settings = load_adam_settings(SETTINGS)
-    planned_days = settings.assessment_days
+    # the planned assessment days of the missed-assessment rule, as the ADTTE plan gives them
+    plan = yaml.safe_load((SETTINGS.parent / "plans" / "adtte.yaml").read_text(encoding="utf-8"))
+    planned_days = next(s["schedule_days"] for s in plan["steps"] if s["verb"] == "derive_vars_missed")
     dm = sdtm["DM"].to_dict("records")
     infusion = {}
     for r in _recs(sdtm["EX"], EXCAT="CAR-T"):

@@ -593,16 +593,16 @@ def derive_vars_ae_dt(
     dataset: pd.DataFrame,
     start_dtc: str = "AESTDTC",
     end_dtc: str = "AEENDTC",
-    min_dates: Sequence[str] = ("LDSDT", "TRTSDT"),
+    min_dates: Sequence[str] = ("TRTSDT",),
     death_date: str = "DTHDT",
 ) -> pd.DataFrame:
-    """The study's one rule for AE dates: ASTDT/ASTDTF and AENDT/AENDTF (used by ADAE and by
-    ADSL.DLTFL, so both flags see the same onset date).
+    """One rule for event dates: ASTDT/ASTDTF and AENDT/AENDTF (a plan uses it wherever the same
+    onset date must be seen, e.g. an occurrence dataset and a subject-level flag built from it).
 
     - AENDT: a partial end date is imputed to the last day of the month (or year), never after
       death (``death_date``); AENDTF "D"/"M".
     - ASTDT: a partial start date is imputed to the first day of the month (or year); when one of
-      ``min_dates`` (first lymphodepletion dose, CAR-T infusion) lies inside the partial date's
+      ``min_dates`` (e.g. the first dose of each treatment) lies inside the partial date's
       period and after that day, the latest such date is used (admiral ``min_dates``: the worst
       case, emergent rather than not); never after AENDT nor after death (``max_dates``).
 

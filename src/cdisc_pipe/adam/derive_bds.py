@@ -4,10 +4,10 @@ Every ``derive_*`` function takes a DataFrame plus plain arguments naming variab
 DataFrame; nothing is modified in place, nothing is kept between calls, and no function loops over
 records or subjects in Python (loops run over grades, criteria and variables only).
 
-The CTCAE v5.0 laboratory grading criteria are data: ``specs/settings/ctcae_v5_lab.yaml`` (format in
-:class:`ToxicityCriteria`), read by :func:`read_toxicity_criteria`.  The BDS builders' settings
-(baseline types, peak parameters, DLT window, ...) are ``specs/settings/adam_bds.yaml``, parsed by
-:class:`BdsSettings` through :func:`load_bds_settings`.
+Toxicity grading criteria (e.g. CTCAE v5.0 laboratory terms) are data in the format of
+:class:`ToxicityCriteria`: given inline to a plan's grading step, or read from a file by
+:func:`read_toxicity_criteria`.  The verbs of :mod:`cdisc_pipe.adam.verbs_bds` and
+:mod:`cdisc_pipe.adam.verbs_occds` wrap these functions for derivation plans.
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ from cdisc_pipe.adam.derive import derive_var_extreme_flag, filter_extreme
 from cdisc_pipe.errors import Finding, InputError, Problem
 
 __all__ = [
-    "BdsSettings",
     "ToxicityCriteria",
-    "load_bds_settings",
     "read_toxicity_criteria",
     "derive_var_ablfl",
     "derive_var_base",
@@ -51,154 +49,9 @@ __all__ = [
     "derive_on_unique",
 ]
 
-SETTINGS_FILE = "adam_bds.yaml"
-
-
-# --------------------------------------------------------------------------------------------
-# Settings
-# --------------------------------------------------------------------------------------------
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-
-class ParamRule(_Model):
-    """Renames an SDTM test (optionally for one specimen/method) to a unique ADaM PARAMCD/PARAM.
-
-    Rules are tried in order; the first one matching a record applies."""
-
-    testcd: str
-    spec: str | None = None
-    method: str | None = None
-    paramcd: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")
-    param: str | None = None  # default: "<TEST> in <Spec> (<unit>)"
-
-
-class CytopeniaParam(_Model):
-    """One prolonged-cytopenia parameter: the source lab test and the derived PARAMCD/PARAM."""
-
-    testcd: str
-    paramcd: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")
-    param: str
-
-
-class ProlongedCytopenia(_Model):
-    """Prolonged cytopenia (STUDY 3.5): low-direction CTCAE grade >= ``min_grade`` at the first
-    assessment (``mode: first``) or at any assessment (``mode: any``) ``day`` or more days after the
-    infusion (protocol day >= ``day``)."""
-
-    day: int = 28
-    min_grade: int = Field(3, ge=1, le=4)
-    mode: Literal["first", "any"] = "first"
-    parcat1: str = "HEMATOLOGY"
-    params: list[CytopeniaParam] = Field(default_factory=lambda: [
-        CytopeniaParam(testcd="NEUT", paramcd="PCYTNEUT", param="Prolonged Neutropenia (Grade >= 3 at Day 28 or Later)"),
-        CytopeniaParam(testcd="PLAT", paramcd="PCYTPLAT", param="Prolonged Thrombocytopenia (Grade >= 3 at Day 28 or Later)"),
-        CytopeniaParam(testcd="HGB", paramcd="PCYTHGB", param="Prolonged Anemia (Grade >= 3 at Day 28 or Later)"),
-    ])
-
-
-class DflcSettings(_Model):
-    """Difference between involved and uninvolved serum free light chains (IMWG dFLC)."""
-
-    paramcd: str = "DFLC"
-    param: str = "Difference Involved-Uninvolved Free Light Chain (mg/L)"
-    kappa: str = "KLCFR"
-    lambda_: str = Field("LLCFR", alias="lambda")
-    parcat1: str = "DISEASE ASSESSMENT"
-
-
-Basetype = Literal["PRE-LD", "PRE-INFUSION"]
-
-
-class AdlbSettings(_Model):
-    """ADLB options."""
-
-    # One or more baseline types per LBCAT; with several, the records are repeated per BASETYPE.
-    basetype_by_lbcat: dict[str, list[Basetype]] = Field(
-        default_factory=lambda: {
-            "HEMATOLOGY": ["PRE-LD"],
-            "CHEMISTRY": ["PRE-LD"],
-            "COAGULATION": ["PRE-LD"],
-            "CYTOKINES": ["PRE-INFUSION", "PRE-LD"],
-            "DISEASE ASSESSMENT": ["PRE-INFUSION"],
-            "MRD": ["PRE-INFUSION"],
-        }
-    )
-    default_basetype: Basetype = "PRE-LD"
-
-    @field_validator("basetype_by_lbcat", mode="before")
-    @classmethod
-    def _as_lists(cls, v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: [x] if isinstance(x, str) else x for k, x in v.items()}
-        return v
-
-    @field_validator("basetype_by_lbcat")
-    @classmethod
-    def _non_empty(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        for cat, types in v.items():
-            if not types or len(set(types)) != len(types):
-                raise ValueError(f"{cat}: give one or more distinct baseline types")
-        return v
-    peak_params: list[str] = Field(default_factory=lambda: ["INTLK6", "FERRITIN", "CRP"])
-    peak_avisit: str = "POST-INFUSION PEAK"
-    param_rules: list[ParamRule] = Field(default_factory=list)
-    dflc: DflcSettings | None = Field(default_factory=DflcSettings)
-    toxicity_table: str = "ctcae_v5_lab.yaml"
-    prolonged_cytopenia: ProlongedCytopenia | None = Field(default_factory=ProlongedCytopenia)
-
-
-class CustomQuery(_Model):
-    """A customised query group (CQzzNAM) defined by a list of preferred terms."""
-
-    prefix: str = Field(pattern=r"^CQ\d{2}$")
-    name: str
-    aedecod: list[str]
-
-
-class AdaeSettings(_Model):
-    """ADAE options.  The DLT window is ``dlt_window_days`` of ``adam.yaml`` (shared with ADSL DLTEVLFL)."""
-
-    trtemfl_until_new_therapy: bool = False  # TRTEMFL only before NACTDT when True
-    trtemfl_window_days: int | None = None  # days after TRTEDT; None = no upper window
-    custom_queries: list[CustomQuery] = Field(
-        default_factory=lambda: [
-            CustomQuery(prefix="CQ01", name="CRS", aedecod=["Cytokine release syndrome"]),
-            CustomQuery(prefix="CQ02", name="ICANS",
-                        aedecod=["Immune effector cell-associated neurotoxicity syndrome"]),
-        ]
-    )
-
-
-class PkSettings(_Model):
-    """ADPC / ADPP options."""
-
-    specimen_suffix: dict[str, str] = Field(default_factory=lambda: {"BLOOD": "B", "BONE MARROW": "M"})
-    blq_result: str = "BLQ"  # PCSTRESC of a below-LLOQ result
-    blq_imputation: Literal["HALFLLOQ", "LLOQ", "none"] = "HALFLLOQ"
-    exclude_after_new_therapy: bool = True
-    time_unit: str = "DAYS"
-
-
-class AdexSettings(_Model):
-    """ADEX options.  The planned dose is ADSL DOSE01P (from ``planned_dose`` of ``adam.yaml``)."""
-
-    cart_excat: str = "CAR-T"
-    ld_excat: str = "LYMPHODEPLETION"
-    ld_drugs: dict[str, str] = Field(
-        default_factory=lambda: {"FLUDARABINE": "FLUCUM", "CYCLOPHOSPHAMIDE": "CYCUM"}
-    )
-
-
-class BdsSettings(_Model):
-    """``specs/settings/adam_bds.yaml``: the options of the ADAE/ADLB/ADPC/ADPP/ADEX/ADECOG builders."""
-
-    adlb: AdlbSettings = Field(default_factory=AdlbSettings)
-    adae: AdaeSettings = Field(default_factory=AdaeSettings)
-    pk: PkSettings = Field(default_factory=PkSettings)
-    adex: AdexSettings = Field(default_factory=AdexSettings)
 
 
 def _read_model(model: type[BaseModel], path: Path) -> Any:
@@ -213,16 +66,6 @@ def _read_model(model: type[BaseModel], path: Path) -> Any:
     if problems:
         raise InputError(problems, stage="adam")
     return result
-
-
-def load_bds_settings(settings_dir: Path | None) -> BdsSettings:
-    """Parse ``<settings_dir>/adam_bds.yaml``; the model's defaults when the file does not exist."""
-    if settings_dir is None:
-        return BdsSettings()
-    path = Path(settings_dir) / SETTINGS_FILE
-    if not path.is_file():
-        return BdsSettings()
-    return _read_model(BdsSettings, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,7 +188,7 @@ def read_toxicity_criteria(path: Path) -> ToxicityCriteria:
     """Read a grading table (safe YAML, strict model); an InputError lists every problem."""
     if not Path(path).is_file():
         raise InputError(Problem(str(path), "toxicity grading table not found",
-                                 hint="Check adlb.toxicity_table in adam_bds.yaml"), stage="adam")
+                                 hint="Check the path of the grading table"), stage="adam")
     return _read_model(ToxicityCriteria, Path(path))
 
 
@@ -603,7 +446,7 @@ def derive_param_extreme_record(
 ) -> pd.DataFrame:
     """Append one new record per ``by_vars`` group: a copy of its extreme record among ``filter_mask``.
 
-    E.g. the peak post-infusion IL-6: ``order=["-AVAL", "ADTM"]``, ``mode="first"`` picks the highest
+    E.g. the peak post-dose value: ``order=["-AVAL", "ADTM"]``, ``mode="first"`` picks the highest
     value (the earliest one on ties) and ``set_values={"DTYPE": "MAXIMUM", "AVISIT": ...}`` marks the
     new record.  ``keep_vars`` limits the variables copied (the others are missing); default: all.
     Groups without a candidate get no record.  Returns the input records followed by the new ones.
@@ -658,7 +501,7 @@ def derive_var_period_flag(
     dataset: pd.DataFrame, date_var: str, from_var: str, to_var: str, new_var: str, to_inclusive: bool = False
 ) -> pd.DataFrame:
     """``"Y"`` when ``from_var <= date_var < to_var`` (``<=`` with ``to_inclusive``); a missing
-    ``to_var`` leaves the period open.  E.g. the lymphodepletion-emergent flag: LDSDT <= ASTDT < TRTSDT.
+    ``to_var`` leaves the period open.  E.g. an event between a conditioning regimen and the study treatment.
     """
     out = dataset.copy(deep=False)
     d, lo, hi = (pd.to_datetime(out[v]) for v in (date_var, from_var, to_var))
@@ -851,7 +694,7 @@ def before_reference(
     adt: pd.Series, adtm: pd.Series, has_time: pd.Series, ref_dt: pd.Series, ref_dtm: pd.Series | None,
     same_day_counts: bool = True,
 ) -> pd.Series:
-    """Is a record before a reference event (first LD dose, infusion)?
+    """Is a record before a reference event (e.g. the first dose of a treatment)?
 
     With a known record time and a reference date-time: ``ADTM < ref_dtm``.  Otherwise by date:
     ``ADT <= ref_dt`` when ``same_day_counts`` (a same-day, untimed assessment is taken as pre-dose,

@@ -326,7 +326,9 @@ def plan_methods(plan: LoadedPlan) -> dict[str, str]:
             text = step.description or described.get(var)
             if not text:
                 continue
-            texts[var] = f"{texts[var]}; then {text[0].lower()}{text[1:]}" if var in texts else text
+            # "Date part of" reads "then date part of"; "PARAMCD ..." keeps its capitals
+            lead = text[0].lower() if text[1:2].islower() else text[0]
+            texts[var] = f"{texts[var]}; then {lead}{text[1:]}" if var in texts else text
     working = {k: v for k, v in texts.items() if _is_working(k)}
 
     def mentioned(text: str) -> list[str]:

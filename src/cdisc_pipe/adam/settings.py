@@ -1,35 +1,22 @@
-"""ADaM stage settings (``specs/settings/adam.yaml``), parsed by this module's own pydantic model.
+"""Models shared by the derivation plans' verbs: record conditions and time-to-event sources.
 
-The settings hold the analysis decisions that a SAP makes and that should be data, not code:
-the ORR-at-month-3 window, the response hierarchy, the measurable-disease thresholds, the DLT
-window, and the time-to-event event/censor sources (admiral ``derive_param_tte`` style).
+- :class:`Condition` / :class:`AnyOf` / ``Where``: the ``where`` lists of plan steps (evaluated by
+  :mod:`cdisc_pipe.adam.conditions`, never as code);
+- :class:`TteSource` / :class:`TteParameter`: event and censoring sources of a time-to-event
+  parameter (admiral ``event_source`` / ``censor_source`` / ``derive_param_tte``).
 
-Other ADaM builders (ADAE, ADLB, ...) keep their options under ``builders: {<NAME>: {...}}``; that
-mapping is passed through untouched and each builder validates its own part with its own model
-(:func:`builder_options`).
+The analysis decisions themselves (windows, hierarchies, thresholds, sources) are arguments of
+the plan steps in ``specs/plans/*.yaml``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cdisc_pipe.errors import InputError, Problem
-from cdisc_pipe.spec.load import read_yaml, validate_model
 
-__all__ = [
-    "Condition",
-    "TteSource",
-    "TteParameter",
-    "MeasurableRule",
-    "OrrWindow",
-    "AdamSettings",
-    "load_adam_settings",
-    "builder_options",
-]
+__all__ = ["AnyOf", "Condition", "TteParameter", "TteSource", "Where"]
 
 ConditionOp = Literal["EQ", "NE", "IN", "NOTIN", "LT", "LE", "GT", "GE", "ISNULL", "NOTNULL", "CONTAINS"]
 
@@ -139,129 +126,3 @@ class TteParameter(_Model):
         if not self.censors:
             raise ValueError("a time-to-event parameter needs at least one censor source")
         return self
-
-
-class MeasurableRule(_Model):
-    """IMWG measurable-disease rule on the baseline (pre-infusion) disease markers in LB.
-
-    The subject's value is the maximum of the baseline ``lbtestcd`` values (with ``lbspec``);
-    measurable when it is >= ``min_value`` in ``unit`` (LBSTRESU) and, when ``ratio_testcd`` is
-    given, the baseline ratio lies outside ``ratio_normal``.  Rules are tried in order; the first
-    one met names the measurable-disease type.
-    """
-
-    type: str
-    lbtestcd: list[str]
-    lbspec: str | None = None
-    min_value: float
-    unit: str
-    # Other standard units accepted, with the factor converting them to ``unit`` (g/dL -> g/L: 10).
-    unit_factors: dict[str, float] = Field(default_factory=dict)
-    ratio_testcd: str | None = None
-    ratio_normal: tuple[float, float] | None = None
-
-
-class OrrWindow(_Model):
-    """ORR at month 3: the assessment with study day in [lower, upper] closest to ``target_day``."""
-
-    paramcd: str = "RSPM3"
-    target_day: int = 91
-    lower_day: int = 76
-    upper_day: int = 105
-    responses: list[str] = Field(default_factory=lambda: ["sCR", "CR", "VGPR", "PR"])
-    # Ties in distance to target (e.g. days 88 and 94): take the earlier assessment.
-    tie: Literal["earlier", "later"] = "earlier"
-
-    @model_validator(mode="after")
-    def _window(self) -> "OrrWindow":
-        if not self.lower_day <= self.target_day <= self.upper_day:
-            raise ValueError("target_day must lie inside [lower_day, upper_day]")
-        return self
-
-
-class AdamSettings(_Model):
-    """Everything in ``specs/settings/adam.yaml``."""
-
-    # Response categories best to worst; AVAL of OVR/COVR/CBOR is the rank with the best = highest.
-    response_order: list[str] = Field(default_factory=lambda: ["sCR", "CR", "VGPR", "PR", "MR", "SD", "PD", "NE"])
-    # Responses that need confirmation by a second consecutive assessment (biochemical responses).
-    confirm_responses: list[str] = Field(default_factory=lambda: ["sCR", "CR", "VGPR", "PR", "MR"])
-    confirm_pd: bool = True
-    not_evaluable: list[str] = Field(default_factory=lambda: ["NE"])
-    pd_response: str = "PD"
-    orr_month3: OrrWindow = Field(default_factory=OrrWindow)
-    dlt_window_days: int = 28
-    mrd_sensitivity: float = 1e-5
-    sustained_mrd_days: int = 365
-    # Planned disease-assessment study days, for the "event after >= N missed assessments" rule.
-    assessment_days: list[int] = Field(default_factory=list)
-    missed_assessments: int = 2
-    assessment_window_days: int = 14
-    # Planned dose per arm (ARMCD -> 10^6 cells/kg) and the relative tolerance for TRT01A.
-    planned_dose: dict[str, float] = Field(default_factory=dict)
-    dose_tolerance: float = 0.2
-    dose_unit: str = "10^6/kg"
-    measurable_disease: list[MeasurableRule] = Field(default_factory=list)
-    high_risk_cytogenetics_qnam: str = "HRCYTO"
-    tte: list[TteParameter] = Field(default_factory=list)
-    builders: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "AdamSettings":
-        unknown = [r for r in self.orr_month3.responses + self.confirm_responses + self.not_evaluable
-                   if r not in self.response_order]
-        if unknown:
-            raise ValueError(f"responses not in response_order: {', '.join(sorted(set(unknown)))}")
-        if self.pd_response not in self.response_order:
-            raise ValueError("pd_response must be in response_order")
-        codes = [p.paramcd for p in self.tte]
-        if len(codes) != len(set(codes)):
-            raise ValueError("duplicate tte paramcd")
-        return self
-
-    def tte_parameter(self, paramcd: str) -> TteParameter:
-        for p in self.tte:
-            if p.paramcd == paramcd:
-                return p
-        raise KeyError(f"no tte parameter {paramcd}")
-
-
-def _read_settings_yaml(path: Path, problems: list[Problem]) -> Any:
-    """Safe YAML with the C loader when libyaml is present (the settings are read by every
-    builder); the pure-Python safe loader otherwise (``read_yaml``, which reports errors)."""
-    loader = getattr(yaml, "CSafeLoader", None)
-    if loader is None:
-        return read_yaml(path, problems)
-    try:
-        with path.open("r", encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=loader)  # noqa: S506 - CSafeLoader is the safe loader
-    except (yaml.YAMLError, UnicodeDecodeError, OSError):
-        return read_yaml(path, problems)  # re-read with the reporting reader for a located message
-
-
-def load_adam_settings(settings_dir: str | Path) -> AdamSettings:
-    """Read ``<settings_dir>/adam.yaml`` (safe YAML); raise one InputError listing every problem.
-
-    A missing file gives the defaults (no TTE parameters), so a study without ADTTE needs no file.
-    """
-    path = Path(settings_dir) / "adam.yaml"
-    if not path.exists():
-        return AdamSettings()
-    problems: list[Problem] = []
-    data = _read_settings_yaml(path, problems)
-    if problems:
-        raise InputError(problems, stage="adam")
-    settings = validate_model(AdamSettings, data or {}, str(path), problems)
-    if problems or settings is None:
-        raise InputError(problems or [Problem(str(path), "invalid settings")], stage="adam")
-    return settings
-
-
-def builder_options(settings: AdamSettings, name: str, model: type[BaseModel], settings_dir: str | Path) -> BaseModel:
-    """Validate ``builders.<name>`` with the builder's own pydantic ``model`` (defaults when absent)."""
-    problems: list[Problem] = []
-    raw = settings.builders.get(name.upper(), {})
-    obj = validate_model(model, raw, str(Path(settings_dir) / "adam.yaml"), problems, f"builders.{name.upper()}")
-    if problems or obj is None:
-        raise InputError(problems or [Problem(str(settings_dir), f"invalid builders.{name.upper()}")], stage="adam")
-    return obj

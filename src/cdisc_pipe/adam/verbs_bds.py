@@ -309,7 +309,7 @@ class Orient(_Model):
     reference: Where = Field(default_factory=list)
     mode: Literal["first", "last"] = "last"
     fallback: Literal["first", "last", "none"] = "first"
-    label: str | None = None  # the reference in words, e.g. "pre-infusion" (findings and method text)
+    label: str | None = None  # the reference in words, e.g. "pre-dose" (findings and method text)
 
     def text(self) -> str:
         return self.label or describe_where(self.reference)

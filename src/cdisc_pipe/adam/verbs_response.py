@@ -897,7 +897,7 @@ def _candidates(sources: Sequence[TteSource], frames: dict[str, pd.DataFrame], s
     parts = []
     for prio, src in enumerate(sources):
         if src.dataset not in frames:
-            raise InputError(Problem("adam.yaml", f"tte {paramcd} source {src.id} names dataset {src.dataset}, which was not built",
+            raise InputError(Problem("time-to-event parameter", f"tte {paramcd} source {src.id} names dataset {src.dataset}, which was not built",
                                      entry=f"tte[{paramcd}].{src.id}.dataset", value=src.dataset), stage="adam")
         df = frames[src.dataset]
         # Only the variables this source refers to are joined (not the whole subject dataset per
@@ -914,7 +914,7 @@ def _candidates(sources: Sequence[TteSource], frames: dict[str, pd.DataFrame], s
             date = pd.to_datetime(sel[src.date])
             seq = sel[src.srcseq].astype("float64") if src.srcseq else pd.Series(np.nan, index=sel.index)
         except KeyError as exc:
-            raise InputError(Problem("adam.yaml", f"tte {paramcd} source {src.id} refers to variable {exc.args[0]} "
+            raise InputError(Problem("time-to-event parameter", f"tte {paramcd} source {src.id} refers to variable {exc.args[0]} "
                                      f"not in {src.dataset}", entry=f"tte[{paramcd}].{src.id}", value=str(exc.args[0])),
                              stage="adam") from None
         part = pd.DataFrame({
