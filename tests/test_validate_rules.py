@@ -672,3 +672,19 @@ def test_rule_fires_on_broken_fixture(rule_id, mutate, rules, ct):
     res, findings = _run(rules[rule_id], data, spec, ct)
     assert res.status == "ISSUE", (res.status, res.reason)
     assert len(findings) >= 1 and set(findings["rule"]) == {rule_id}
+
+
+@pytest.mark.parametrize("rule_id,ds", [("REF.SUPP.ORPHAN", "SUPPAE"), ("REF.RELREC.ORPHAN", "RELREC")])
+def test_orphan_rules_compare_identifiers_as_values(rule_id, ds, rules, ct):
+    """SDTMIG 3.1.x packages right-align IDVARVAL ("   2") and some write "2.0": still the record
+    with --SEQ 2, so the orphan rules stay quiet (the CDISC pilot's RELREC gave 234 false Errors)."""
+    data, spec = clean_study()
+    frame = data.datasets[ds]
+    values = frame["IDVARVAL"].astype(object)
+    numeric = pd.to_numeric(values, errors="coerce").notna()
+    assert numeric.any()
+    padded = values.where(~numeric, "   " + values.astype(str))
+    padded.iloc[int(np.flatnonzero(numeric.to_numpy())[0])] = f"{float(values[numeric].iloc[0]):.1f}"
+    data.datasets[ds] = frame.assign(IDVARVAL=padded)
+    res, findings = _run(rules[rule_id], data, spec, ct)
+    assert res.status == "SUCCESS", findings.to_string() if len(findings) else res.reason

@@ -190,15 +190,7 @@ def _dispatch(args: argparse.Namespace, log: RunLog) -> int:
         return EXIT_OK
     if cmd == "validate":
         spec = None if args.no_spec else pl.load_spec(paths, log)
-        from cdisc_pipe.validate.data import reading_options
-
-        # run_validation takes no reading options: they are set around the call (validate/data.py)
-        with reading_options(paths.encoding) as reading:
-            try:
-                result = pl.stage_validate(paths, spec, log)
-            finally:
-                for note in reading.notes:
-                    log.note(note)
+        result = pl.stage_validate(paths, spec, log)
         if paths.sdtm_in is None and paths.adam_in is None:
             pl.finish("validate", paths, spec, log, {})
         return int(getattr(result, "exit_code", 0))

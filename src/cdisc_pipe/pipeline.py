@@ -177,11 +177,17 @@ def stage_define(spec: StudySpec, folder: Path, written: list[Any] | None, purpo
 
 def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog) -> Any:
     from cdisc_pipe.validate import run_validation
+    from cdisc_pipe.validate.data import ReadOptions
 
+    reading = ReadOptions(encoding=paths.encoding)
     with log.step("validating"):
-        result = run_validation(paths.out, spec, paths.ct, sdtm_dir=paths.sdtm_in, adam_dir=paths.adam_in,
-                                settings_path=(Path(paths.specs) / "settings" / "validation.yaml")
-                                if paths.specs and spec is not None else None)
+        try:
+            result = run_validation(paths.out, spec, paths.ct, sdtm_dir=paths.sdtm_in, adam_dir=paths.adam_in,
+                                    settings_path=(Path(paths.specs) / "settings" / "validation.yaml")
+                                    if paths.specs and spec is not None else None, read_options=reading)
+        finally:  # which encoding each file was read with, also when a forced one failed
+            for note in reading.notes:
+                log.note(note)
     summary = getattr(result, "summary", {}) or {}
     log.note(f"validation: {summary}")
     return result

@@ -26,7 +26,7 @@ from cdisc_pipe.errors import InputError, Problem
 from cdisc_pipe.spec.model import StudySpec
 from cdisc_pipe.validate import diff as _diff
 from cdisc_pipe.validate import report as _report
-from cdisc_pipe.validate.data import StudyData, load_folder
+from cdisc_pipe.validate.data import ReadOptions, StudyData, load_folder
 from cdisc_pipe.validate.engine import (
     FINDING_COLUMNS, explain, load_rules, run_rules, stage_findings,
 )
@@ -140,7 +140,7 @@ def validate_data(data: StudyData, spec: StudySpec | None, ct: dict[str, Any], c
 
 def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, sdtm_dir: Path | None = None,
                    adam_dir: Path | None = None, settings_path: Path | None = None,
-                   rules: list[Rule] | None = None) -> ValidationResult:
+                   rules: list[Rule] | None = None, read_options: ReadOptions | None = None) -> ValidationResult:
     """Validate the SDTM/ADaM outputs (``<out>/sdtm``, ``<out>/adam`` or the given folders of XPT files
     with their define.xml) and write ``<out>/reports/validation.{xlsx,html,json}``.
 
@@ -151,6 +151,8 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
         ct_dir: folder with the CDISC CT files (configuration); None = settings ``ct_dir`` or no CT.
         sdtm_dir, adam_dir: folders of XPT files to validate instead of ``<out>/sdtm``/``<out>/adam``.
         settings_path: ``specs/settings/validation.yaml`` (expected findings, TS parameters, ...).
+        read_options: how XPT text is decoded (``encoding`` forced, else UTF-8 or detected per
+            file); its ``notes`` receive one line per file that was not plain UTF-8.
         rules: rules to run (default: the bundled rule files).
     """
     out_dir = Path(out_dir)
@@ -162,7 +164,7 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
     io_problems: list[str] = []
     for folder, purpose in ((sdtm_dir or out_dir / "sdtm", "Tabulation"), (adam_dir or out_dir / "adam", "Analysis")):
         if Path(folder).is_dir():
-            load_folder(Path(folder), purpose, data, io_problems)
+            load_folder(Path(folder), purpose, data, io_problems, options=read_options)
     if not data.datasets and not io_problems:
         raise InputError(Problem(str(out_dir), "no XPT datasets to validate",
                                  hint="Run the pipeline first or pass --sdtm/--adam folders"), stage="validate")

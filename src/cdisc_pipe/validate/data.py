@@ -10,11 +10,8 @@ blanks become missing values.  ``define.xml`` is parsed with lxml (no network, n
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -78,25 +75,6 @@ class ReadOptions:
 
     encoding: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
-#: The reading options of the current ``cdisc-pipe validate`` command.  ``run_validation``
-#: (validate/__init__.py) does not take reading options, so the CLI sets them around that one call
-#: with :func:`reading_options`; an explicit ``load_folder(options=...)`` wins.  A stop-gap: the
-#: clean form is a ``run_validation(..., read_options=)`` argument passed to ``load_folder``.
-_READ_OPTIONS: ContextVar[ReadOptions | None] = ContextVar("cdisc_pipe_validate_read_options", default=None)
-
-
-@contextmanager
-def reading_options(encoding: str | None = None) -> Iterator[ReadOptions]:
-    """Read every XPT file validated inside the ``with`` block with these options; yields them
-    (``.notes`` holds the encoding notes once the block has read the files)."""
-    options = ReadOptions(encoding=encoding)
-    token = _READ_OPTIONS.set(options)
-    try:
-        yield options
-    finally:
-        _READ_OPTIONS.reset(token)
 
 
 @dataclass
@@ -316,11 +294,11 @@ def load_folder(folder: Path, purpose: str, data: StudyData, problems: list[str]
     """Add every ``*.xpt`` of ``folder`` (Dataset-JSON ``*.json``/``*.ndjson`` when there is no XPT)
     and its define.xml to ``data``; unreadable files -> problems (the run continues).
 
-    ``options`` (default: those set by :func:`reading_options`, else UTF-8 or detected): a forced
+    ``options`` (default: UTF-8, else the encoding detected per file): a forced
     encoding that does not decode a file is bad input, not a finding: one ``InputError`` naming
     every such file, variable, row and bytes, after the folder has been read.
     """
-    options = options or _READ_OPTIONS.get() or ReadOptions()
+    options = options or ReadOptions()
     data.folders[purpose] = str(folder)
     paths = sorted(folder.glob("*.xpt"))
     xpt = bool(paths)

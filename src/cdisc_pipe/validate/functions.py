@@ -414,6 +414,26 @@ def dm_exposure_presence(ctx: CheckContext, params: dict[str, Any]) -> Hits:
 
 
 # ===================================================================== SUPP-- and RELREC
+def _id_text(values: pd.Series) -> pd.Series:
+    """Identifier values as comparable text: surrounding blanks removed (SDTMIG 3.1.x IDVARVAL was
+    often right-aligned, "   2") and numbers in one spelling ("2", "2.0", 2.0 -> "2"); computed once
+    per distinct value."""
+    codes, uniq = pd.factorize(as_text(values).fillna(""))
+
+    def one(u: str) -> str:
+        t = u.strip()
+        try:
+            x = float(t)
+        except ValueError:
+            return t
+        if not np.isfinite(x):
+            return t
+        return str(int(x)) if x.is_integer() else repr(x)
+
+    table = np.array([one(u) for u in uniq] + [""], dtype=object)
+    return pd.Series(table[codes], index=values.index)
+
+
 def _record_ids(ctx: CheckContext, rdomain: str, idvar: str | None) -> pd.MultiIndex | None:
     parent = ctx.data.datasets.get(rdomain)
     if parent is None:
@@ -424,7 +444,7 @@ def _record_ids(ctx: CheckContext, rdomain: str, idvar: str | None) -> pd.MultiI
     if idvar not in parent.columns:
         return pd.MultiIndex.from_arrays([pd.Series([], dtype="str"), pd.Series([], dtype="str")])
     usub = as_text(parent["USUBJID"]) if "USUBJID" in parent.columns else pd.Series("", index=parent.index)
-    return pd.MultiIndex.from_arrays([usub.fillna(""), as_text(parent[idvar]).fillna("")])
+    return pd.MultiIndex.from_arrays([usub.fillna(""), _id_text(parent[idvar])])
 
 
 def _orphans(ctx: CheckContext, domain_col: str) -> Hits:
@@ -444,7 +464,7 @@ def _orphans(ctx: CheckContext, domain_col: str) -> Hits:
             detail[idx] = f"dataset {dom} absent"
             continue
         if idvar:
-            key = pd.MultiIndex.from_arrays([as_text(sub["USUBJID"]).fillna(""), as_text(sub["IDVARVAL"]).fillna("")])
+            key = pd.MultiIndex.from_arrays([as_text(sub["USUBJID"]).fillna(""), _id_text(sub["IDVARVAL"])])
         else:
             key = pd.MultiIndex.from_arrays([as_text(sub["USUBJID"])])
         miss = ~key.isin(ids)
