@@ -444,3 +444,45 @@ def test_study_verb_files_that_cannot_be_used(tmp_path: Path) -> None:
     assert msgs[1].startswith("study verb file failed to load: ModuleNotFoundError")
     assert msgs[2] == "study verb(s) named like library verbs: derive_vars_dt"
     assert msgs[3].startswith("a study verb file must define VERBS")
+
+
+def test_log_and_manifest_name_the_study_verb_file(tmp_path: Path) -> None:
+    from cdisc_pipe.manifest import sha256_file
+    from cdisc_pipe.pipeline import Paths, load_spec, study_verb_files
+    from cdisc_pipe.runlog import RunLog
+    from cdisc_pipe.spec import load_specs
+
+    specs = tmp_path / "specs"
+    (specs / "adam").mkdir(parents=True)
+    (specs / "plans").mkdir()
+    (specs / "verbs").mkdir()
+    (specs / "verbs" / "bmi.py").write_text(STUDY_VERB_FILE)
+    spec = spec_with(adsl_vars=[v("USUBJID", origin=PRED), v("BMIBL", "float")])
+    (specs / "study.yaml").write_text(yaml.safe_dump({
+        "study": spec.study.model_dump(exclude_none=True),
+        "standards": [s.model_dump(exclude_none=True) for s in spec.standards]}))
+    (specs / "adam" / "adsl.yaml").write_text(yaml.safe_dump(
+        spec.dataset("ADSL").model_dump(by_alias=True, exclude_none=True, exclude_defaults=True)))
+    (specs / "plans" / "adsl.yaml").write_text(yaml.safe_dump({
+        "dataset": "ADSL", "study_verbs": ["../verbs/bmi.py"],
+        "source": {"dataset": "DM", "keep": ["USUBJID"], "working": ["W", "H"]},
+        "steps": [{"verb": "derive_var_study_bmi", "weight": "W", "height": "H"}]}))
+    assert "ADSL" in load_specs(specs).datasets
+    log = RunLog("adam", quiet=True)
+    load_spec(Paths(out=tmp_path / "out", specs=specs), log)
+    text = "\n".join(log.lines)
+    digest = sha256_file(specs / "verbs" / "bmi.py")
+    assert "study verb file" in text and digest in text and "derive_var_study_bmi" in text
+    assert study_verb_files(specs / "plans") == [{"plan": "adsl.yaml", "file": "../verbs/bmi.py", "sha256": digest}]
+
+
+def test_a_derived_variable_needs_a_step_or_a_spec_method(tmp_path: Path) -> None:
+    from cdisc_pipe.adam.plan import check_methods
+
+    specs = write_plans(tmp_path, ADSL_PLAN)
+    spec = spec_with()
+    plans = load_plans(specs / "plans", spec)
+    assert check_methods(attach_plan_methods(spec, plans)) == []
+    # without the plan, every Derived variable lacks a method (AGE etc. are predecessors: no method needed)
+    missing = [p.entry for p in check_methods(spec)]
+    assert missing == [f"variables[{i}:{x.name}]" for i, x in enumerate(ADSL_VARS) if x.origin.type == "Derived"]

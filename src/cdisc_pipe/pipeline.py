@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from cdisc_pipe.errors import Finding, InputError, Problem
+from cdisc_pipe.errors import Finding, InputError, Problem, raise_if
 from cdisc_pipe.manifest import build_manifest, file_table, is_snapshot, sha256_file, write_manifest
 from cdisc_pipe.runlog import RunLog
 from cdisc_pipe.spec import StudySpec, load_specs
@@ -85,7 +85,7 @@ def save_stage_findings(folder: Path, findings: list[Finding]) -> None:
 
 
 def load_spec(paths: Paths, log: RunLog) -> StudySpec:
-    from cdisc_pipe.adam.plan import attach_plan_methods, load_plans
+    from cdisc_pipe.adam.plan import attach_plan_methods, check_methods, load_plans
 
     with log.step(f"loading specs from {paths.specs}"):
         spec = load_specs(paths.specs)
@@ -93,9 +93,14 @@ def load_spec(paths: Paths, log: RunLog) -> StudySpec:
         # the method text of each variable they derive.
         plans = load_plans(Path(paths.specs) / "plans", spec)
         spec = attach_plan_methods(spec, plans)
+        raise_if(check_methods(spec), stage="specs")
     log.note(f"study {spec.study.name}: {len(spec.datasets)} dataset specs, {len(spec.codelists)} codelists")
     for name, plan in sorted(plans.items()):
         log.note(f"ADaM {name}: derivation plan {plan.path} ({len(plan.steps)} steps, SHA-256 {plan.sha256})")
+        for own in plan.study_verbs:
+            used = [v for v in plan.study_verbs_used() if v in own.verbs]
+            log.warning(f"ADaM {name}: study verb file {own.path} (SHA-256 {own.sha256}) - the study's own code, "
+                        f"not the library's, derives with {', '.join(used) or 'no step'}")
     return spec
 
 
@@ -222,6 +227,23 @@ def records_of(written: list[Any], sub: str) -> dict[str, int]:
     return out
 
 
+def study_verb_files(plans_dir: Path) -> list[dict[str, Any]]:
+    """The study's own verb files the plans name (a plan's ``study_verbs``), with their SHA-256:
+    the manifest says when study code, not only the library, derived a dataset.  Read from the
+    plan files as data (nothing is run here)."""
+    from cdisc_pipe.spec.load import read_yaml
+
+    out = []
+    for plan in sorted(Path(plans_dir).glob("*.yaml")) if Path(plans_dir).is_dir() else []:
+        data = read_yaml(plan, [])
+        files = (data.get("study_verbs") or []) if isinstance(data, dict) else []
+        for rel in files:
+            path = (plan.parent / str(rel)).resolve()
+            out.append({"plan": plan.name, "file": str(rel),
+                        "sha256": sha256_file(path) if path.is_file() else None})
+    return out
+
+
 def finish(command: str, paths: Paths, spec: StudySpec | None, log: RunLog, records: dict[str, int],
            stages: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
     """Write the manifest (inputs, versions, output hashes, stage keys)."""
@@ -230,6 +252,8 @@ def finish(command: str, paths: Paths, spec: StudySpec | None, log: RunLog, reco
     manifest = build_manifest(command=command, inputs={k: v for k, v in inputs.items() if v is not None},
                               spec=spec, out_dir=paths.out, records=records)
     manifest["stages"] = stages or {}
+    if paths.specs is not None:
+        manifest["study_verbs"] = study_verb_files(Path(paths.specs) / "plans")
     manifest.update(extra or {})
     previous = paths.out / "manifest.json"
     if previous.exists():

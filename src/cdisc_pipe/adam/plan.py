@@ -39,7 +39,8 @@ from cdisc_pipe.errors import Finding, InputError, Problem
 from cdisc_pipe.spec.load import read_yaml, validate_model
 from cdisc_pipe.spec.model import Method, StudySpec
 
-__all__ = ["LoadedPlan", "load_plans", "run_plan", "plan_methods", "attach_plan_methods", "plans_dir_for"]
+__all__ = ["LoadedPlan", "load_plans", "run_plan", "plan_methods", "attach_plan_methods", "check_methods",
+           "plans_dir_for"]
 
 _WORKING = re.compile(r"^_[A-Z0-9_]+$")
 
@@ -370,3 +371,16 @@ def attach_plan_methods(spec: StudySpec, plans: dict[str, LoadedPlan]) -> StudyS
             variables.append(var)
         datasets[name] = ds.model_copy(update={"variables": variables})
     return spec.model_copy(update={"datasets": datasets, "methods": methods})
+
+
+def check_methods(spec: StudySpec) -> list[Problem]:
+    """Derived ADaM variables with neither a generated method (a plan step) nor one in the spec."""
+    problems = []
+    for ds in spec.by_purpose("Analysis"):
+        for i, var in enumerate(ds.variables):
+            if var.origin.type == "Derived" and var.method is None:
+                problems.append(Problem(f"specs/adam/{ds.name.lower()}.yaml", "a Derived ADaM variable needs a method",
+                                        entry=f"variables[{i}:{var.name}]",
+                                        hint="Derive it in a step of the dataset's plan (its method text is then "
+                                             "generated), or give it method: MT.<...> in the spec"))
+    return problems

@@ -238,9 +238,8 @@ def _check_references(datasets, dataset_files, codelists, codelist_files, dictio
             need("comment", v.comment, comments, f, e + ".comment")
             for d in v.origin.documents:
                 need("document", d.document, documents, f, e + ".origin.documents")
-            if v.origin.type == "Derived" and v.method is None and ds.purpose == "Analysis":
-                problems.append(Problem(f, "a Derived ADaM variable needs a method", entry=e,
-                                        hint="Add method: MT.<...> and define the method"))
+            # A Derived ADaM variable's method may come from the step of its derivation plan:
+            # checked once plans are attached (cdisc_pipe.adam.plan.check_methods).
         for i, vl in enumerate(ds.value_level):
             e = f"value_level[{i}:{vl.variable}]"
             need("where clause", vl.where if isinstance(vl.where, str) else None, where_clauses, f, e + ".where")
