@@ -486,3 +486,15 @@ def test_a_derived_variable_needs_a_step_or_a_spec_method(tmp_path: Path) -> Non
     # without the plan, every Derived variable lacks a method (AGE etc. are predecessors: no method needed)
     missing = [p.entry for p in check_methods(spec)]
     assert missing == [f"variables[{i}:{x.name}]" for i, x in enumerate(ADSL_VARS) if x.origin.type == "Derived"]
+
+
+def test_several_records_to_merge_without_a_mode_is_an_input_error(tmp_path: Path) -> None:
+    plan = {"dataset": "ADSL", "source": {"dataset": "DM", "keep": ["STUDYID", "USUBJID"]},
+            "steps": [{"verb": "derive_vars_merged", "dataset_add": "EX", "new_vars": {"_X": "EXSTDTC"}}]}
+    specs = write_plans(tmp_path, plan)
+    spec = spec_with(adsl_vars=[v("STUDYID", origin=PRED), v("USUBJID", origin=PRED)])
+    with pytest.raises(InputError) as exc:  # EX has two records for T1-01: which one?
+        build_adam({"DM": DM, "EX": EX}, spec, specs / "settings")
+    (p,) = exc.value.problems
+    assert p.entry == "steps[0:derive_vars_merged]" and "several records per USUBJID" in p.message
+    assert "order and mode" in p.hint

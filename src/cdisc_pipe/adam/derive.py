@@ -447,6 +447,11 @@ def filter_extreme(
     return ordered.drop_duplicates(list(by_vars), keep=mode).sort_index()
 
 
+class DuplicateRecordsError(ValueError):
+    """``dataset_add`` has several records per by group and no ``mode`` says which one to take:
+    bad input for a plan (the plan needs an order and mode, or the data a fix), not a bug."""
+
+
 def derive_vars_merged(
     dataset: pd.DataFrame,
     dataset_add: pd.DataFrame,
@@ -482,7 +487,7 @@ def derive_vars_merged(
         add = filter_extreme(add, list(keys.values()), order or [], mode)
     elif add.duplicated(list(keys.values())).any():
         dup = add[add.duplicated(list(keys.values()), keep=False)][list(keys.values())].head(3)
-        raise ValueError(
+        raise DuplicateRecordsError(
             f"dataset_add has several records per {', '.join(keys.values())} (e.g. {dup.to_dict('records')}); "
             "give order and mode"
         )

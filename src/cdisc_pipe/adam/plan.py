@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from cdisc_pipe.adam.conditions import condition_mask, where_variables
+from cdisc_pipe.adam.derive import DuplicateRecordsError
 from cdisc_pipe.adam.settings import Where
 from cdisc_pipe.adam.verbs import VERBS, Context, StepArgs, Verb
 from cdisc_pipe.errors import Finding, InputError, Problem
@@ -301,6 +302,12 @@ def run_plan(plan: LoadedPlan, frames: dict[str, pd.DataFrame]) -> tuple[pd.Data
             where = next((s for s in plan.verbs[step.verb].sources(step) if s in frames and name not in frames[s].columns
                           and name not in df.columns), plan.dataset)
             raise _missing_variable(plan, f"steps[{i}:{step.verb}]", str(name), where) from None
+        except DuplicateRecordsError as exc:
+            names = plan.verbs[step.verb].sources(step)
+            raise InputError(Problem(str(plan.path), f"{', '.join(names) or plan.dataset}: {exc}",
+                                     entry=f"steps[{i}:{step.verb}]",
+                                     hint="Give the step an order and mode (first/last), or a filter that leaves "
+                                          "one record per group"), stage="adam") from None
         except Exception as exc:
             own = next((f for f in plan.study_verbs if step.verb in f.verbs), None)
             if own is None:
