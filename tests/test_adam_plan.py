@@ -498,3 +498,20 @@ def test_several_records_to_merge_without_a_mode_is_an_input_error(tmp_path: Pat
     (p,) = exc.value.problems
     assert p.entry == "steps[0:derive_vars_merged]" and "several records per USUBJID" in p.message
     assert "order and mode" in p.hint
+
+
+def test_a_study_verb_file_runs_once_per_content(tmp_path: Path) -> None:
+    spec = spec_with(adsl_vars=[v("USUBJID", origin=PRED), v("BMIBL", "float")])
+    plan = {"dataset": "ADSL", "study_verbs": ["bmi.py"], "source": {"dataset": "DM", "keep": ["USUBJID"],
+                                                                     "working": ["W", "H"]},
+            "steps": [{"verb": "derive_var_study_bmi", "weight": "W", "height": "H"}]}
+    specs = write_plans(tmp_path, plan)
+    runs = tmp_path / "runs.txt"
+    code = STUDY_VERB_FILE + f"\nwith open({str(runs)!r}, 'a') as fh:\n    fh.write('ran\\n')\n"
+    (specs / "plans" / "bmi.py").write_text(code)
+    load_plans(specs / "plans", spec)
+    load_plans(specs / "plans", spec)  # the specs and the ADaM stage both load the plans
+    assert runs.read_text() == "ran\n"
+    (specs / "plans" / "bmi.py").write_text(code + "# changed\n")  # new content: run again
+    load_plans(specs / "plans", spec)
+    assert runs.read_text() == "ran\nran\n"

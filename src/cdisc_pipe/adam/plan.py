@@ -139,6 +139,11 @@ def _is_working(name: str) -> bool:
     return bool(_WORKING.match(name))
 
 
+#: Study verb files already run in this process, by path and content (SHA-256): the specs and the
+#: ADaM stage both load the plans, and a file must run once per content, not once per load.
+_STUDY_MODULES: dict[tuple[str, str], Any] = {}
+
+
 def _load_study_verbs(plan_path: Path, files: list[str],
                       problems: list[Problem]) -> tuple[list[StudyVerbFile], dict[str, Verb]]:
     """The study's own verb files a plan names: each must define ``VERBS``, a list of
@@ -159,14 +164,17 @@ def _load_study_verbs(plan_path: Path, files: list[str],
             continue
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        spec = importlib.util.spec_from_file_location(f"cdisc_pipe_study_verbs_{digest[:16]}", path)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        try:
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
-        except Exception as exc:  # the study's code: its error is an input problem, named with its file
-            problems.append(Problem(str(path), f"study verb file failed to load: {type(exc).__name__}: {exc}",
-                                    entry=entry, hint="Fix the file; it is named by " + str(plan_path)))
-            continue
+        module = _STUDY_MODULES.get((str(path), digest))
+        if module is None:
+            spec = importlib.util.spec_from_file_location(f"cdisc_pipe_study_verbs_{digest[:16]}", path)
+            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+            try:
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
+            except Exception as exc:  # the study's code: its error is an input problem, named with its file
+                problems.append(Problem(str(path), f"study verb file failed to load: {type(exc).__name__}: {exc}",
+                                        entry=entry, hint="Fix the file; it is named by " + str(plan_path)))
+                continue
+            _STUDY_MODULES[(str(path), digest)] = module
         verbs = getattr(module, "VERBS", None)
         if not isinstance(verbs, list) or not all(isinstance(v, Verb) for v in verbs) or not verbs:
             problems.append(Problem(str(path), "a study verb file must define VERBS, a non-empty list of "
