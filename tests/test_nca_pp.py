@@ -10,7 +10,7 @@ import pytest
 
 from cdisc_pipe.errors import InputError
 from cdisc_pipe.nca import NcaSettings, build_pp
-from cdisc_pipe.nca.pp import PP_COLUMNS, RELREC_COLUMNS, SUPP_COLUMNS, format_sig, parse_dtc
+from cdisc_pipe.nca.pp import DEFAULT_CUTOFF_REASON, PP_COLUMNS, RELREC_COLUMNS, SUPP_COLUMNS, format_sig, parse_dtc
 
 S1 = "BCMACART01-101-1001"
 S2 = "BCMACART01-101-1002"
@@ -37,6 +37,17 @@ ROWS = [
 ]
 
 
+# The package's defaults are neutral (every analyte and specimen, the PC unit); these tests use the
+# choices of a cellular-kinetics study like the bundled one: marrow with Cmax and Tmax only.
+STUDY = {"analytes": ["BCMACAR"], "specimens": {"BLOOD": ["CMAX", "TMAX", "AUCINT", "AUCLST", "CLST", "TLST"],
+                                                "BONE MARROW": ["CMAX", "TMAX"]},
+         "units": {"conc": "copies/ug", "auc": "day*copies/ug"}}
+
+
+def study(**kw) -> NcaSettings:
+    return NcaSettings(**{**STUDY, **kw})
+
+
 def make_pc(rows=ROWS) -> pd.DataFrame:
     pc = pd.DataFrame([
         {"STUDYID": "BCMACART01", "DOMAIN": "PC", "USUBJID": u, "PCTESTCD": "BCMACAR",
@@ -55,7 +66,7 @@ DM = pd.DataFrame({"USUBJID": [S1, S2, S3], "RFSTDTC": [INF, INF, "2023-01-01T10
 
 @pytest.fixture(scope="module")
 def result():
-    return build_pp(make_pc(), DM, NcaSettings())
+    return build_pp(make_pc(), DM, study())
 
 
 def pp_value(result, subj, spec, code):
@@ -108,7 +119,7 @@ def test_not_calculated_with_reason(result):
     assert auc["PPORRES"] is None and auc["PPSTRESC"] is None and np.isnan(auc["PPSTRESN"])
     # units kept on NOT DONE records (one unit per parameter) unless configured otherwise
     assert auc["PPSTRESU"] == "day*copies/ug" and auc["PPORRESU"] == "day*copies/ug"
-    bare = build_pp(make_pc(), DM, NcaSettings(units_when_not_done=False))
+    bare = build_pp(make_pc(), DM, study(units_when_not_done=False))
     row = bare.pp.loc[(bare.pp.USUBJID == S2) & (bare.pp.PPTESTCD == "AUCINT")].iloc[0]
     assert row["PPSTRESU"] is None and row["PPORRESU"] is None
     assert pp_value(result, S2, "BLOOD", "CMAX")["PPSTRESN"] == 60.0
@@ -171,7 +182,7 @@ def test_method_description_states_rules(result):
                    "fewer than 3", "BONE MARROW: CMAX, TMAX", "NCAXFL", "imputed"):
         assert needle in text, needle
     assert text.isascii()
-    linear = build_pp(make_pc(), DM, NcaSettings(auc_method="linear"))
+    linear = build_pp(make_pc(), DM, study(auc_method="linear"))
     assert "linear trapezoidal method" in linear.method_description
     assert set(result.parameter_methods) == {"CMAX", "TMAX", "AUCINT", "AUCLST", "CLST", "TLST"}
     summary = result.summary()
@@ -186,7 +197,7 @@ def test_wrong_unit_not_done_and_unlisted_specimen_are_excluded():
     extra = pc.iloc[[0]].copy()
     extra["PCSPEC"], extra["PCSEQ"] = "PLASMA", 99.0
     pc = pd.concat([pc, extra], ignore_index=True)
-    r = build_pp(pc, DM, NcaSettings())
+    r = build_pp(pc, DM, study())
     reasons = dict(zip(zip(r.exclusions.USUBJID, r.exclusions.PCSEQ), r.exclusions.REASON))
     assert reasons[(S1, 2.0)] == "PCSTRESU is not the NCA unit copies/ug"
     assert reasons[(S1, 3.0)] == "not done (PCSTAT NOT DONE)"
@@ -196,7 +207,7 @@ def test_wrong_unit_not_done_and_unlisted_specimen_are_excluded():
 
 def test_profile_with_all_records_excluded_is_reported_not_calculated():
     rows = [(S1, "BLOOD", "2023-01-01", 10.0, "P1D"), (S1, "BLOOD", "2023-01", 20.0, "P2D")]
-    r = build_pp(make_pc(rows), DM, NcaSettings())
+    r = build_pp(make_pc(rows), DM, study())
     assert len(r.pp) == 6 and (r.pp.PPSTAT == "NOT DONE").all()
     assert set(r.pp.PPREASND) == {"No usable concentration record"}
     assert len(r.relrec) == 0 and len(r.exclusions) == 2
@@ -207,30 +218,30 @@ def test_other_analytes_untouched():
     pc = make_pc()
     other = pc.iloc[[1]].copy()
     other["PCTESTCD"], other["PCSEQ"], other["PCGRPID"] = "OTHER", 50.0, "KEEP"
-    r = build_pp(pd.concat([pc, other], ignore_index=True), DM, NcaSettings())
+    r = build_pp(pd.concat([pc, other], ignore_index=True), DM, study())
     assert r.pc.loc[r.pc.PCTESTCD == "OTHER", "PCGRPID"].tolist() == ["KEEP"]
     assert (S1, 50.0) not in set(zip(r.exclusions.USUBJID, r.exclusions.PCSEQ))
 
 
 def test_bad_input_raises_input_error_naming_the_column():
     with pytest.raises(InputError) as err:
-        build_pp(make_pc().drop(columns=["PCRFTDTC", "PCSEQ"]), DM, NcaSettings())
+        build_pp(make_pc().drop(columns=["PCRFTDTC", "PCSEQ"]), DM, study())
     cols = {p.column for p in err.value.problems}
     assert cols == {"PCRFTDTC", "PCSEQ"}
     pc = make_pc()
     pc.loc[1, "PCSEQ"] = 1.0
     with pytest.raises(InputError, match="not unique"):
-        build_pp(pc, DM, NcaSettings())
+        build_pp(pc, DM, study())
 
 
 def test_empty_pc():
-    r = build_pp(make_pc()[0:0], DM, NcaSettings())
+    r = build_pp(make_pc()[0:0], DM, study())
     assert len(r.pp) == 0 and len(r.relrec) == 0 and len(r.supppc) == 0 and len(r.exclusions) == 0
 
 
 def test_reproducible():
-    a = build_pp(make_pc(), DM, NcaSettings())
-    b = build_pp(make_pc().sample(frac=1.0, random_state=3), DM, NcaSettings())
+    a = build_pp(make_pc(), DM, study())
+    b = build_pp(make_pc().sample(frac=1.0, random_state=3), DM, study())
     pd.testing.assert_frame_equal(a.pp, b.pp)
     pd.testing.assert_frame_equal(a.relrec, b.relrec)
     pd.testing.assert_frame_equal(a.supppc, b.supppc)
@@ -252,13 +263,12 @@ def test_parse_dtc():
 def test_exclude_after_new_therapy():
     # S1 starts new therapy on 2023-01-22: its day-21 (2023-01-22) and day-28 samples are excluded
     events = pd.DataFrame({"USUBJID": [S1, S1, S2], "DTC": ["2023-01-25", "2023-01-22T08:00", "2023-02"]})
-    r = build_pp(make_pc(), DM, NcaSettings(), exclude_after=events)
+    r = build_pp(make_pc(), DM, study(), exclude_after=events)
     ex = r.exclusions.loc[r.exclusions.USUBJID == S1]
-    assert dict(zip(ex.PCSEQ, ex.REASON)) == {
-        5.0: "taken on or after the start of a new anti-cancer therapy",
-        6.0: "taken on or after the start of a new anti-cancer therapy",
-        7.0: "taken on or after the start of a new anti-cancer therapy",  # bone marrow 2023-01-29
-    }
+    # events without REASON take the neutral default (a study names its reason in nca.yaml)
+    assert dict(zip(ex.PCSEQ, ex.REASON)) == {5.0: DEFAULT_CUTOFF_REASON, 6.0: DEFAULT_CUTOFF_REASON,
+                                              7.0: DEFAULT_CUTOFF_REASON}  # 7: bone marrow 2023-01-29
+    assert "anti-cancer" not in DEFAULT_CUTOFF_REASON
     # S1 blood now: 0, 1.5, 7 (and the day-14 BLQ becomes trailing -> kept as 0)
     assert pp_value(r, S1, "BLOOD", "TLST")["PPSTRESN"] == 7.0
     assert "NCA.CUTOFF.PARTIAL" in {f.rule for f in r.findings}  # S2's partial date is not applied
@@ -269,8 +279,31 @@ def test_exclude_after_new_therapy():
 def test_varying_reference_is_reported():
     pc = make_pc()
     pc.loc[2, "PCRFTDTC"] = "2023-01-01T11:00"
-    r = build_pp(pc, DM, NcaSettings())
+    r = build_pp(pc, DM, study())
     hits = [f for f in r.findings if f.rule == "NCA.RFTDTC.VARIES"]
     assert [(f.usubjid, f.value) for f in hits] == [(S1, "BLOOD")]
     # the day-7 record's time is from its own reference: 2023-01-08T10:00 - 2023-01-01T11:00 = 6.958 days
     assert pp_value(r, S1, "BLOOD", "TMAX")["PPSTRESN"] == pytest.approx(6 + 23 / 24, abs=1e-5)
+
+
+def test_neutral_defaults_take_analyte_specimens_and_unit_from_the_data():
+    """NcaSettings() names no study: every PCTESTCD and PCSPEC of PC with every parameter, the PC
+    unit, and the method text speaks of the reference dose; a study's values come from its file."""
+    r = build_pp(make_pc(), DM, NcaSettings())
+    assert set(r.pp["PPCAT"]) == {"BCMACAR"}
+    counts = r.pp.groupby("PPSPEC").size().to_dict()
+    assert counts == {"BLOOD": 18, "BONE MARROW": 6}  # 3 subjects x 6 blood, 1 marrow profile x 6
+    assert set(r.pp["PPSTRESU"].dropna()) >= {"copies/ug", "day*copies/ug"}
+    assert "since the reference dose" in r.method_description and "CAR-T" not in r.method_description
+    named = build_pp(make_pc(), DM, study(reference_event="first infusion"))
+    assert "actual time since first infusion in days" in named.method_description
+
+
+def test_neutral_defaults_refuse_ambiguous_data():
+    pc = make_pc()
+    other = pc.assign(PCTESTCD="OTHER", PCSEQ=pc["PCSEQ"] + 100)
+    with pytest.raises(InputError, match="several analytes"):
+        build_pp(pd.concat([pc, other], ignore_index=True), DM, NcaSettings())
+    pc.loc[1, "PCSTRESU"] = "copies/mL"
+    with pytest.raises(InputError, match="several units"):
+        build_pp(pc, DM, NcaSettings())

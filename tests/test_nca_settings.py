@@ -15,8 +15,15 @@ BUNDLED = default_specs() / "settings" / "nca.yaml"
 
 def test_bundled_settings_load_and_match_documented_defaults():
     s = load_nca_settings(BUNDLED)
-    # The bundled study adds its new-therapy cut-off events; everything else is the default.
-    assert s.model_copy(update={"cutoff_events": []}) == NcaSettings()
+    # The bundled study names its analyte, specimens, units, wording and new-therapy cut-off
+    # events; everything else is the (neutral, PKNCA) default.
+    study = {"analytes", "reference_event", "specimens", "units", "cutoff_events"}
+    assert s.model_copy(update={k: getattr(NcaSettings(), k) for k in study}) == NcaSettings()
+    assert s.analytes == ["BCMACAR"] and s.reference_event == "CAR-T infusion"
+    assert (s.units.conc, s.units.auc) == ("copies/ug", "day*copies/ug")
+    assert all("anti-cancer" in e.reason for e in s.cutoff_events)
+    neutral = NcaSettings()
+    assert neutral.analytes == [] and neutral.specimens == {} and neutral.units.conc is None
     assert [(e.dataset, e.variable) for e in s.cutoff_events] == [("CM", "CMCAT"), ("PR", "PRCAT")]
     assert s.auc_method == "lin up/log down"
     assert (s.blq.leading, s.blq.middle, s.blq.trailing) == ("zero", "drop", "zero")

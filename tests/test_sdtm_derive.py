@@ -80,6 +80,29 @@ def test_lobxfl_reference_groups_and_time_rule():
     assert out["LBLOBXFL"].fillna("").tolist() == ["", "Y", "", "", "Y", "", "Y"]
 
 
+def test_lobxfl_reference_is_data_any_dm_variable_or_the_record_per_period():
+    """The baseline reference is whatever variable the mapping names: here a study's own DM date
+    (RFICDTC) and, for a crossover, each period's own reference on the record (one baseline per
+    period with EPOCH in ``by``)."""
+    dm = pd.DataFrame({"USUBJID": t("A"), "RFICDTC": t("2024-01-05")})
+    df = pd.DataFrame({"USUBJID": t("A", "A", "A"), "VSTESTCD": t("SYSBP", "SYSBP", "SYSBP"),
+                       "VSORRES": t("120", "125", "130"), "VSDTC": t("2024-01-01", "2024-01-04", "2024-01-06")})
+    out = derive_var_lobxfl(df, dm, Baseline.model_validate({"reference": "RFICDTC", "by": ["VSTESTCD"]}), "VS",
+                            ["VSBLFL"])
+    assert out["VSBLFL"].fillna("").tolist() == ["", "Y", ""]
+    # a reference variable the DM does not have gives no baseline (no guess)
+    none = derive_var_lobxfl(df, dm, Baseline.model_validate({"reference": "RFXSTDTC", "by": ["VSTESTCD"]}), "VS",
+                             ["VSBLFL"])
+    assert none["VSBLFL"].isna().all()
+    cross = pd.DataFrame({"USUBJID": t("A", "A", "A", "A"), "VSTESTCD": t("SYSBP", "SYSBP", "SYSBP", "SYSBP"),
+                          "EPOCH": t("PERIOD 1", "PERIOD 1", "PERIOD 2", "PERIOD 2"),
+                          "VSORRES": t("120", "118", "122", "119"),
+                          "VSDTC": t("2024-01-01T08:00", "2024-01-01T11:00", "2024-02-01T08:00", "2024-02-01T11:00"),
+                          "VSRFTDTC": t("2024-01-01T10:00", "2024-01-01T10:00", "2024-02-01T10:00", "2024-02-01T10:00")})
+    rule = Baseline.model_validate({"reference": "VSRFTDTC", "source": "record", "by": ["VSTESTCD", "EPOCH"]})
+    assert derive_var_lobxfl(cross, dm, rule, "VS", ["VSBLFL"])["VSBLFL"].fillna("").tolist() == ["Y", "", "Y", ""]
+
+
 def test_nrind():
     df = pd.DataFrame({"LBSTRESN": [1.0, 5.0, 9.0, np.nan, 5.0], "LBSTNRLO": [2.0, 2.0, 2.0, 2.0, np.nan],
                        "LBSTNRHI": [8.0, 8.0, 8.0, 8.0, np.nan]})

@@ -13,7 +13,7 @@ import pytest
 from cdisc_pipe.errors import InputError
 from cdisc_pipe.paths import shared_dir
 from cdisc_pipe.validate import (
-    ValidationSettings, load_rules, load_settings, run_validation, validate_data,
+    ValidationSettings, load_rules, load_settings, run_validation, study_rule_files, validate_data,
 )
 from cdisc_pipe.validate import functions as vfun
 from cdisc_pipe.validate.model import Rule
@@ -219,7 +219,11 @@ def test_run_validation_end_to_end_reports_and_diff(study_out, tmp_path):
     pd.DataFrame({"form": ["ae"], "dataset": ["AE"], "records_in": [2], "records_out": [2]}).to_csv(
         stage / "traceability.csv", index=False)
     settings = tmp_path / "validation.yaml"
-    settings.write_text("expected:\n  - rule: SDTM.CT.UNMAPPED\n    explanation: the site wrote free text\n"
+    from cdisc_pipe.paths import default_specs
+
+    study_rules = default_specs() / "settings" / "study_rules.yaml"  # the bundled study's own rules
+    settings.write_text(f"rule_files: ['{study_rules.as_posix()}']\n"
+                        "expected:\n  - rule: SDTM.CT.UNMAPPED\n    explanation: the site wrote free text\n"
                         "  - rule: DQ.PC.LLOQ\n    explanation: stale entry\n")
 
     r1 = run_validation(out, sdtm_only, ct, settings_path=settings)
@@ -281,8 +285,8 @@ def test_bundled_settings_file_is_valid():
     path = default_specs() / "settings" / "validation.yaml"
     if not path.is_file():
         pytest.skip("no bundled validation settings")
-    settings, _ = load_settings(path)
-    ids = {r.id for r in load_rules()}
+    settings, sp = load_settings(path)
+    ids = {r.id for r in load_rules(extra=study_rule_files(settings, sp))}
     for e in settings.expected:
         assert e.explanation.strip()
         assert e.rule in ids or "." in e.rule  # validation rule or a stage finding rule
@@ -384,3 +388,35 @@ def test_dataset_json_folder_is_validated_when_there_is_no_xpt(tmp_path):
     assert by["DM.AGEU.MISSING"].status == "ISSUE" and by["DT.ISO8601.DTC"].status == "ISSUE"
     assert by["XPT.LENGTH.ACTUAL"].status == "ISSUE"  # USUBJID declared 30 for 2-byte values; the rest fit
     assert set(r.findings.loc[r.findings["rule"] == "XPT.LENGTH.ACTUAL", "variable"]) == {"USUBJID"}
+
+
+def test_study_rules_live_in_the_study_folder_and_add_to_the_generic_rules(tmp_path):
+    """The package holds generic rules only; a study's rule files (validation settings ``rule_files``,
+    relative to the settings file, globs allowed) are loaded in addition, in file-name order."""
+    from cdisc_pipe.validate.engine import RULES_DIR
+
+    generic = {r.id for r in load_rules()}
+    assert not any(i.startswith("DQ.") for i in generic)
+    assert not any("CAR-T" in p.read_text(encoding="utf-8") for p in RULES_DIR.glob("*.yaml"))
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "dq.yaml").write_text(
+        "- id: DQ.XX.ONE\n  standard: Study\n  severity: Warning\n  category: Data quality\n"
+        "  scope: {datasets: [AE]}\n  message: AETERM missing\n  check: {operator: not_null, variables: [AETERM]}\n",
+        encoding="utf-8")
+    settings_file = tmp_path / "validation.yaml"
+    settings_file.write_text("rule_files: [rules/*.yaml]\n", encoding="utf-8")
+    settings, sp = load_settings(settings_file)
+    files = study_rule_files(settings, sp)
+    assert files == [rules_dir / "dq.yaml"]
+    ids = [r.id for r in load_rules(extra=files)]
+    assert "DQ.XX.ONE" in ids and set(ids) - {"DQ.XX.ONE"} == generic
+    # a study rule may not reuse a package rule id; a listed file that does not exist is an input error
+    (rules_dir / "dup.yaml").write_text((rules_dir / "dq.yaml").read_text().replace("DQ.XX.ONE", sorted(generic)[0]),
+                                        encoding="utf-8")
+    with pytest.raises(InputError, match="duplicate rule id"):
+        load_rules(extra=study_rule_files(settings, sp))
+    settings_file.write_text("rule_files: [nowhere.yaml]\n", encoding="utf-8")
+    settings, sp = load_settings(settings_file)
+    with pytest.raises(InputError, match="rule file not found"):
+        study_rule_files(settings, sp)

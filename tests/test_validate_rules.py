@@ -297,7 +297,12 @@ def ct(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def rules():
-    return {r.id: r for r in load_rules()}
+    """The package's generic rules plus the bundled study's own rule file (specs/settings)."""
+    from cdisc_pipe.paths import default_specs
+    from cdisc_pipe.validate import load_settings, study_rule_files
+
+    settings, path = load_settings(default_specs() / "settings" / "validation.yaml")
+    return {r.id: r for r in load_rules(extra=study_rule_files(settings, path))}
 
 
 @pytest.fixture(autouse=True)

@@ -114,7 +114,7 @@ def describe_method(settings: NcaSettings) -> str:
            if tz.impute_zero else "; without one AUCs are not calculated.")
     return (
         f"Non-compartmental analysis (PKNCA conventions) of {', '.join(settings.analytes)} per subject, specimen "
-        f"and analyte, on actual time since CAR-T infusion in days (PCDTC - PCRFTDTC; whole days when either "
+        f"and analyte, on actual time since {settings.reference_event} in days (PCDTC - PCRFTDTC; whole days when either "
         f"has no time). {t0} BLQ results (PCSTRESC '{b.stresc}') before the first quantifiable concentration "
         f"are {blq_text[b.leading]}, between quantifiable concentrations {blq_text[b.middle]}, after the last "
         f"quantifiable concentration {blq_text[b.trailing]}. Cmax and Tmax: maximum observed post-infusion "
@@ -241,9 +241,9 @@ def build_pp(pc: pd.DataFrame, dm: pd.DataFrame, settings: NcaSettings, *,
         dm: the SDTM DM domain (USUBJID; RFSTDTC is the fallback reference when PCRFTDTC is null).
         settings: :class:`NcaSettings` (``load_nca_settings("specs/settings/nca.yaml")``).
         exclude_after: optional per-subject cut-off events (columns USUBJID, DTC and optionally
-            REASON), e.g. the start of the first subsequent anti-cancer therapy: PC records dated
-            on or after the subject's earliest complete DTC date are excluded with REASON
-            (default "taken on or after the start of a new anti-cancer therapy").
+            REASON), for example the start of a subsequent therapy: PC records dated on or after the
+            subject's earliest complete DTC date are excluded with REASON (default
+            :data:`DEFAULT_CUTOFF_REASON`).
 
     Returns:
         :class:`NcaResult`.  Records are never dropped silently: every PC record of an analysed
@@ -265,6 +265,7 @@ def build_pp(pc: pd.DataFrame, dm: pd.DataFrame, settings: NcaSettings, *,
         dm_study = _as_text(dm["STUDYID"]).set_axis(_as_text(dm["USUBJID"])).loc[lambda x: ~x.index.duplicated()]
         studyid = studyid.where(studyid.notna(), usubjid.map(dm_study))
 
+    settings = settings.resolve(testcd, spec, col("PCSTRESU"), pd.to_numeric(pc["PCSTRESN"], errors="coerce").notna())
     nca_rows = testcd.isin(settings.analytes).to_numpy() & usubjid.notna().to_numpy()
     reason = pd.Series([None] * n_pc, index=pc.index, dtype="object")
 
@@ -473,7 +474,7 @@ def _auc_specimens(settings: NcaSettings) -> list[str]:
             if any(settings.parameter(c).quantity in AUC_QUANTITIES for c in codes)]
 
 
-DEFAULT_CUTOFF_REASON = "taken on or after the start of a new anti-cancer therapy"
+DEFAULT_CUTOFF_REASON = "taken on or after a cut-off event of the NCA settings"
 
 
 def _after_cutoff(events: pd.DataFrame, usubjid: pd.Series, s_dt: pd.Series, s_date: np.ndarray,

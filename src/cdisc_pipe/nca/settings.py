@@ -4,8 +4,11 @@ The settings are data, parsed by :class:`NcaSettings` (pydantic v2, unknown keys
 loaded by :func:`load_nca_settings`, which reports every problem with the file and the entry it is
 in.  Defaults follow PKNCA's documented defaults (``auc.method = "lin up/log down"``,
 ``conc.blq = list(first = "keep", middle = "drop", last = "keep")`` with BLQ encoded as 0, and
-``start_conc0`` style imputation of a zero concentration at dose time), plus the study's
-minimum-data rules from ``STUDY.md`` section 4.
+``start_conc0`` style imputation of a zero concentration at dose time) and neutral study values:
+every analyte (PCTESTCD) and specimen (PCSPEC) of PC with every parameter, the concentration unit
+of the PC results.  A study's own choices (its analyte, specimens, units, cut-off events, wording)
+live in its ``specs/settings/nca.yaml``; :meth:`NcaSettings.resolve` fills the neutral values from
+the PC data at run time.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class TimeZero(_Model):
     The last pre-infusion sample (actual time <= 0) taken at most ``predose_max_days`` before the
     infusion is placed at time 0 (a BLQ pre-infusion sample counts as 0).  Without one, a
     concentration of 0 is imputed at the infusion time when ``impute_zero`` is true (PKNCA
-    ``start_conc0``; a cell therapy has no drug in the body before the infusion); otherwise AUCs
+    ``start_conc0``, for example a first dose with no drug in the body before it); otherwise AUCs
     are not calculated.
     """
 
@@ -93,14 +96,18 @@ class MinData(_Model):
 
 
 class Units(_Model):
-    """Result units (PPORRESU = PPSTRESU); ``conc`` must equal the PC records' PCSTRESU."""
+    """Result units (PPORRESU = PPSTRESU); ``conc`` must equal the PC records' PCSTRESU.
 
-    conc: str = "copies/ug"
+    ``conc`` left out: the PCSTRESU of the analysed results (one unit, else an input error);
+    ``auc`` left out: ``<time>*<conc>``.  Times are computed in days (``time`` is its label)."""
+
+    conc: str | None = None
     time: str = "day"
-    auc: str = "day*copies/ug"
+    auc: str | None = None
 
     def of(self, kind: UnitKind) -> str:
-        return {"conc": self.conc, "time": self.time, "auc": self.auc}[kind]
+        auc = self.auc or f"{self.time}*{self.conc}"
+        return {"conc": self.conc or "", "time": self.time, "auc": auc}[kind]
 
 
 class Parameter(_Model):
@@ -122,20 +129,23 @@ class SupppcQnams(_Model):
 
 class CutoffEvent(_Model):
     """SDTM records that end a subject's NCA window: PC samples on or after the earliest such date
-    are excluded (e.g. the start of a subsequent anti-cancer therapy, which the CAR-T kinetics no
-    longer describe).  ``variable``/``values`` select the records; ``dtc`` is their date variable."""
+    are excluded (for example the start of a subsequent therapy, after which the concentrations no
+    longer describe the study treatment).  ``variable``/``values`` select the records; ``dtc`` is
+    their date variable; ``reason`` is the exclusion reason written to SUPPPC."""
 
     dataset: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")
     variable: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")
     values: list[str] = Field(min_length=1)
     dtc: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")
-    reason: str = Field(default="taken on or after the start of a new anti-cancer therapy", max_length=200)
+    reason: str = Field(default="taken on or after a cut-off event of the NCA settings", max_length=200)
 
 
 class NcaSettings(_Model):
     """All NCA settings of a study.  Every field has the documented default."""
 
-    analytes: list[str] = Field(default_factory=lambda: ["BCMACAR"])  # PCTESTCD values analysed
+    analytes: list[str] = Field(default_factory=list)  # PCTESTCD values analysed; empty = every one in PC
+    # What actual time is measured from, in the method text (define.xml): "time since <this>".
+    reference_event: str = Field(default="the reference dose", min_length=1, max_length=80)
     auc_method: AucMethod = "lin up/log down"
     blq: BlqRules = Field(default_factory=BlqRules)
     time_zero: TimeZero = Field(default_factory=TimeZero)
@@ -153,13 +163,9 @@ class NcaSettings(_Model):
         ]
     )
     # PCSPEC -> PPTESTCD values reported for that specimen (in this order).  A specimen not listed
-    # is not analysed (its records are listed as excluded).
-    specimens: dict[str, list[str]] = Field(
-        default_factory=lambda: {
-            "BLOOD": ["CMAX", "TMAX", "AUCINT", "AUCLST", "CLST", "TLST"],
-            "BONE MARROW": ["CMAX", "TMAX"],
-        }
-    )
+    # is not analysed (its records are listed as excluded).  Empty: every PCSPEC of the analysed
+    # records (sorted), each with every parameter in ``parameters`` order.
+    specimens: dict[str, list[str]] = Field(default_factory=dict)
     # PCGRPID / PPGRPID value: the specimen ("spec", the convention in ARCHITECTURE.md) or
     # "<PCTESTCD>-<PCSPEC>" when several analytes are analysed.
     group_id: Literal["spec", "testcd_spec"] = "spec"
@@ -180,11 +186,38 @@ class NcaSettings(_Model):
             unknown = [c for c in wanted if c not in codes]
             if unknown:
                 raise ValueError(f"specimens[{spec}] names parameters not in parameters: {', '.join(unknown)}")
-        if not self.analytes:
-            raise ValueError("analytes must name at least one PCTESTCD")
         if len(self.analytes) > 1 and self.group_id == "spec":
             raise ValueError("several analytes need group_id: testcd_spec (PCGRPID must be unique per profile)")
         return self
+
+    def resolve(self, testcd, spec, stresu, analysed_result) -> "NcaSettings":
+        """The settings with their neutral values filled from the PC data: ``analytes`` (every
+        PCTESTCD), ``specimens`` (every PCSPEC of the analysed records, every parameter) and
+        ``units.conc`` (the PCSTRESU of the analysed results).  Raises InputError when the data
+        leave them ambiguous (several analytes with ``group_id: spec``, several units)."""
+        import pandas as pd  # noqa: PLC0415
+
+        testcd, spec, stresu = (pd.Series(x, dtype="object").reset_index(drop=True) for x in (testcd, spec, stresu))
+        update: dict = {}
+        analytes = self.analytes or sorted(testcd.dropna().astype(str).unique())
+        if not self.analytes:
+            update["analytes"] = analytes
+            if len(analytes) > 1 and self.group_id == "spec":
+                raise InputError(Problem("NCA settings", f"PC has several analytes ({', '.join(analytes)}) and the "
+                                         "settings name none", entry="analytes",
+                                         hint="List the analytes to analyse, or set group_id: testcd_spec"), stage="nca")
+        rows = testcd.isin(analytes).to_numpy()
+        if not self.specimens:
+            codes = [p.testcd for p in self.parameters]
+            update["specimens"] = {sp: list(codes) for sp in sorted(spec[rows].dropna().astype(str).unique())}
+        if self.units.conc is None:
+            units = sorted(stresu[rows & pd.Series(analysed_result).to_numpy(dtype=bool)].dropna().astype(str).unique())
+            if len(units) > 1:
+                raise InputError(Problem("NCA settings", f"the PC results have several units ({', '.join(units)}) "
+                                         "and the settings name none", entry="units.conc",
+                                         hint="Set units.conc to the unit the NCA uses"), stage="nca")
+            update["units"] = self.units.model_copy(update={"conc": units[0] if units else ""})
+        return self.model_copy(update=update) if update else self
 
     def parameter(self, testcd: str) -> Parameter:
         for p in self.parameters:

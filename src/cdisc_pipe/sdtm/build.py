@@ -27,6 +27,7 @@ from cdisc_pipe.sdtm.algorithms import (
     FORM, MAX_BYTES, ROW, SUBJ, Context, Findings, apply_rule, ascii_policy, blank, byte_len, clean, distinct_rows, evaluate,
     per_value, split_text, standardise_results, text_from_codes,
 )
+from cdisc_pipe.sdtm.arms import check_actual_arm, derive_actual_arm
 from cdisc_pipe.sdtm.dates import complete_date
 from cdisc_pipe.sdtm.derive import (
     derive_var_dy, derive_var_epoch, derive_var_lobxfl, derive_var_nrind, derive_var_seq, derive_var_usubjid,
@@ -261,9 +262,11 @@ def derive_dm(dm: pd.DataFrame, m: DatasetMapping, datasets: dict[str, pd.DataFr
       when no source has one.
     - DTHFL = ``Y`` where DTHDTC is present (or DTHFL was mapped ``Y``), else missing.
     - AGEU = ``YEARS`` where AGE is present.
-    - ACTARMCD/ACTARM: the arm whose planned dose is nearest the CAR-T dose given (``actual_arm``);
-      subjects with a planned arm and no dose: ACTARMCD/ACTARM missing, ARMNRS ``ASSIGNED, NOT TREATED``;
-      no planned arm: ARMNRS ``NOT ASSIGNED``; a dose matching no arm: ARMNRS ``UNPLANNED TREATMENT``.
+    - ACTARMCD/ACTARM by the algorithm the mapping's ``actual_arm.method`` names (``dose``: nearest
+      planned dose within a tolerance; ``sequence``: treatments received per period), see
+      :mod:`cdisc_pipe.sdtm.arms`; subjects with a planned arm and no treatment record:
+      ACTARMCD/ACTARM missing, ARMNRS ``ASSIGNED, NOT TREATED``; no planned arm: ARMNRS
+      ``NOT ASSIGNED``; treatment matching no arm: ARMNRS ``UNPLANNED TREATMENT``.
     """
     out = dm.copy()
     for var, sd in m.subject_dates.items():
@@ -297,30 +300,7 @@ def derive_dm(dm: pd.DataFrame, m: DatasetMapping, datasets: dict[str, pd.DataFr
             out["AGE"] = out["AGE"].fillna(years)
         out["AGEU"] = pd.Series(np.where(out["AGE"].notna(), "YEARS", None), index=out.index).astype("str")
     if m.actual_arm is not None and td is not None and "ARMCD" in out:
-        aa = m.actual_arm
-        src = datasets.get(aa.dataset, pd.DataFrame(columns=["USUBJID", aa.dose]))
-        sel = src.loc[evaluate(src, aa.where)] if aa.where and not src.empty else src
-        dose = pd.to_numeric(sel[aa.dose], errors="coerce").groupby(sel["USUBJID"]).sum(min_count=1) if not sel.empty else pd.Series(dtype="float64")
-        treated = out["USUBJID"].isin(sel["USUBJID"]) if not sel.empty else pd.Series(False, index=out.index)
-        given = out["USUBJID"].map(dose).astype("float64")
-        arms = pd.DataFrame([{"ARMCD": a.armcd, "ARM": a.arm, "dose": a.dose} for a in td.arms])
-        rel = np.abs(given.to_numpy()[:, None] - arms["dose"].to_numpy()[None, :]) / arms["dose"].to_numpy()[None, :]
-        best = np.nanargmin(np.where(np.isnan(rel), np.inf, rel), axis=1) if len(arms) else np.zeros(len(out), int)
-        best_rel = rel[np.arange(len(out)), best] if len(out) else np.array([])
-        match = treated.to_numpy() & (best_rel <= aa.tolerance)
-        out["ACTARMCD"] = pd.Series(np.where(match, arms["ARMCD"].to_numpy()[best], None), index=out.index).astype("str")
-        out["ACTARM"] = pd.Series(np.where(match, arms["ARM"].to_numpy()[best], None), index=out.index).astype("str")
-        planned = out["ARMCD"].notna()
-        nrs = np.where(~planned, out["ARMNRS"].astype("object").where(out["ARMNRS"].notna(), "NOT ASSIGNED").to_numpy(dtype=object) if "ARMNRS" in out else "NOT ASSIGNED",
-                       np.where(~treated.to_numpy(), "ASSIGNED, NOT TREATED", np.where(~match, "UNPLANNED TREATMENT", None)))
-        out["ARMNRS"] = pd.Series(nrs, index=out.index).astype("str")
-        arm_of = dict(zip(arms["ARMCD"], arms["ARM"]))
-        out["ARM"] = out["ARMCD"].map(arm_of).where(out["ARMCD"].notna()).astype("str")
-        unknown_arm = planned & ~out["ARMCD"].isin(arms["ARMCD"])
-        ctx.findings.add("SDTM.ARM.UNKNOWN", "Error", "planned arm code not among the trial design arms",
-                         "DM", "ARMCD", out, unknown_arm, out["ARMCD"])
-        ctx.findings.add("SDTM.ARM.UNPLANNED", "Warning", "CAR-T dose matches no planned dose level",
-                         "DM", "ACTARMCD", out, treated & ~pd.Series(match, index=out.index), given.astype("str"))
+        out = derive_actual_arm(out, m.actual_arm, td, datasets, ctx.findings)
     return out
 
 
@@ -366,6 +346,11 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
     mappings = load_mappings(mappings_dir, spec)
     td_file = str(Path(mappings_dir) / "trial_design.yaml")
     td = load_design(mappings.design, td_file) if mappings.design else None
+    dm_map = mappings.datasets.get("DM")
+    if td is not None and dm_map is not None and dm_map.actual_arm is not None:
+        arm_problems = check_actual_arm(dm_map.actual_arm, td, mappings.files.get("DM", "DM"), td_file)
+        if arm_problems:
+            raise InputError(arm_problems, stage="mappings")
     forms: dict[str, pd.DataFrame] = {}
     for k, v in raw.forms.items():  # the reader's contract gives __row; a frame built by hand may not
         forms[k] = v if ROW in v else v.assign(**{ROW: (np.arange(len(v)) + 2).astype(str)})

@@ -80,7 +80,7 @@ def _moment_distinct(dtc: pd.Series, date_only_at_end: bool) -> pd.Series:
 def derive_var_epoch(df: pd.DataFrame, se: pd.DataFrame, dtc: str) -> pd.Series:
     """EPOCH of each record from SE: the element whose start is the latest on or before the record.
 
-    Date-times are compared when both have a time (a lab at 08:00 before the 09:30 first LD dose is
+    Date-times are compared when both have a time (a lab at 08:00 before a 09:30 first dose is
     still in the screening epoch); a record without a time on an element's start day belongs to the
     new element.  Records with a partial or missing date, or before the subject's first element,
     get no EPOCH.  The last element is open-ended.
@@ -200,21 +200,28 @@ def _ref_compare_distinct(dtc: pd.Series, ref: pd.Series) -> pd.Series:
 def derive_var_lobxfl(df: pd.DataFrame, dm: pd.DataFrame, rule: Baseline, prefix: str, flag_vars: list[str]) -> pd.DataFrame:
     """--LOBXFL (and --BLFL when asked): ``Y`` on the last non-missing result before the reference.
 
-    The reference is a DM date (RFXSTDTC = first LD dose, RFSTDTC = infusion) chosen per group of
-    records by the mapping's ``baseline`` rule (STUDY.md A: safety labs before LD, disease markers
-    and cellular kinetics before infusion).  Among candidate records of a subject x ``by`` group the
-    latest date wins; ties keep the last in --SEQ order.
+    The reference is the variable the mapping's ``baseline`` rule names, per group of records
+    (``groups``): a DM variable of the subject (``source: DM``, for example RFXSTDTC = first
+    exposure for one group of tests and RFSTDTC for another) or a variable of the record itself
+    (``source: record``).  A reference variable that does not exist gives no baseline.  Among
+    candidate records of a subject x ``by`` group the latest date wins; ties keep the last in
+    --SEQ order.
     """
     out = df.copy()
     for v in flag_vars:
         out[v] = pd.Series(np.nan, index=out.index, dtype="str")
     if df.empty:
         return out
-    refs = pd.DataFrame({v: _dm_value(df, dm, v) for v in ("RFSTDTC", "RFXSTDTC")}, index=df.index)
+    names = list(dict.fromkeys([rule.reference] + [g.reference for g in rule.groups]))
+    table = dm if rule.source == "DM" else df
+    refs = {v: (_dm_value(df, dm, v) if rule.source == "DM" else df[v]) if v in table
+            else pd.Series(np.nan, index=df.index, dtype="object") for v in names}
     which = pd.Series(rule.reference, index=df.index)
     for g in rule.groups:
         which = which.mask(evaluate(df, g.where), g.reference)
-    ref = refs["RFSTDTC"].where(which == "RFSTDTC", refs["RFXSTDTC"])
+    ref = refs[names[0]]
+    for v in names[1:]:  # loop over reference variables
+        ref = ref.where(which != v, refs[v])
     dtc = df[f"{prefix}DTC"]
     has_result = df[f"{prefix}ORRES"].notna() if f"{prefix}ORRES" in df else pd.Series(True, index=df.index)
     if f"{prefix}STAT" in df:

@@ -27,11 +27,17 @@ class _M(BaseModel):
 
 
 class Arm(_M):
-    """A planned arm (TA/DM ARMCD, ARM) and its planned CAR-T dose."""
+    """A planned arm (TA/DM ARMCD, ARM) and what identifies it in the treatment actually received
+    (DM mapping ``actual_arm``): its planned ``dose`` (method ``dose``) or its ``sequence`` of
+    treatments, one per period (method ``sequence``, e.g. ``[A, B]``)."""
 
     armcd: str
     arm: str
-    dose: float  # planned CAR-T dose (10^6 cells/kg) of the arm; used to derive ACTARMCD
+    dose: float | None = None  # planned dose of the arm, in the unit of the dose variable
+    sequence: list[str] = Field(default_factory=list)  # treatment code per period, in period order
+    # ETCDs of this arm in its own order (TA TAETORD; SE of the arm's subjects); default: every
+    # element in the order of ``elements`` (e.g. a crossover: [SCRN, TEST, WASH, REF] vs [SCRN, REF, WASH, TEST])
+    elements: list[str] | None = None
 
 
 class ElementStart(_M):
@@ -113,6 +119,12 @@ def load_design(data: dict, file: str) -> TrialDesign:
             if v.visitdy == 0:
                 problems.append(Problem(file, "VISITDY 0 does not exist in SDTM (day 1 follows day -1)",
                                         entry=f"visits[{i}]", hint="Protocol day 0 is VISITDY 1; day 7 is VISITDY 8"))
+        etcds = {e.etcd for e in td.elements}
+        for i, a in enumerate(td.arms):
+            for j, etcd in enumerate(a.elements or []):
+                if etcd not in etcds:
+                    problems.append(Problem(file, "element not among the trial design's elements",
+                                            entry=f"arms[{i}].elements[{j}]", value=etcd))
     if problems or td is None:
         raise InputError(problems or [Problem(file, "invalid trial design")], stage="mappings")
     return td
@@ -126,11 +138,19 @@ def build_te(td: TrialDesign, studyid: str) -> pd.DataFrame:
         "TEENRL": [e.teenrl for e in td.elements], "TEDUR": [e.tedur for e in td.elements]})
 
 
+def arm_elements(td: TrialDesign, arm: Arm) -> list[Element]:
+    """The elements of an arm in its order: ``arm.elements`` when given, else every element."""
+    if arm.elements is None:
+        return list(td.elements)
+    by_cd = {e.etcd: e for e in td.elements}
+    return [by_cd[c] for c in arm.elements]
+
+
 def build_ta(td: TrialDesign, studyid: str) -> pd.DataFrame:
-    """TA: one record per arm x element (every arm has the same element sequence here)."""
+    """TA: one record per arm x element, in each arm's own element order (``arms[].elements``)."""
     rows = [{"STUDYID": studyid, "DOMAIN": "TA", "ARMCD": a.armcd, "ARM": a.arm, "TAETORD": float(i),
              "ETCD": e.etcd, "ELEMENT": e.element, "TABRANCH": None, "TATRANS": None, "EPOCH": e.epoch}
-            for a in td.arms for i, e in enumerate(td.elements, start=1)]
+            for a in td.arms for i, e in enumerate(arm_elements(td, a), start=1)]
     return pd.DataFrame(rows)
 
 
@@ -185,11 +205,31 @@ def _shift(dtc: pd.Series, days: int) -> pd.Series:
     return d.dt.strftime("%Y-%m-%d").where(d.notna()).astype("str")
 
 
+def _per_arm_order(td: TrialDesign, se: pd.DataFrame, dm: pd.DataFrame) -> pd.DataFrame:
+    """TAETORD from the subject's arm (ACTARMCD, else ARMCD); elements not in that arm are dropped."""
+    order = pd.DataFrame([{"__arm": a.armcd, "ETCD": e.etcd, "__ord": float(i)}
+                          for a in td.arms for i, e in enumerate(arm_elements(td, a), start=1)])
+    d = dm.drop_duplicates("USUBJID")
+    arm = d["ACTARMCD"] if "ACTARMCD" in d else pd.Series(np.nan, index=d.index, dtype="object")
+    if "ARMCD" in d:
+        arm = arm.where(arm.notna(), d["ARMCD"])
+    known = arm.isin(order["__arm"])
+    subj_arm = pd.DataFrame({"USUBJID": d["USUBJID"].to_numpy(), "__arm": arm.where(known).to_numpy()})
+    out = se.merge(subj_arm, on="USUBJID", how="left").merge(order, on=["__arm", "ETCD"], how="left")
+    has_arm = out["__arm"].notna()
+    out = out[~has_arm | out["__ord"].notna()]
+    out["TAETORD"] = out["__ord"].where(out["__arm"].notna(), out["TAETORD"])
+    return out.drop(columns=["__arm", "__ord"]).reset_index(drop=True)
+
+
 def build_se(td: TrialDesign, studyid: str, dm: pd.DataFrame, datasets: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """SE: each subject's actual elements; start from the element's source, end = next start.
 
-    Elements without a start date for a subject (never infused: no LD/CART/follow-up) or starting
-    after the subject's RFPENDTC are absent for that subject.
+    Elements without a start date for a subject (for example a subject never treated has no
+    treatment or follow-up element) or starting after the subject's RFPENDTC are absent for that
+    subject.  When arms have their own element order (``arms[].elements``), a subject's elements
+    are those of the subject's arm (ACTARMCD, else ARMCD) and TAETORD is the position in that arm;
+    subjects without a known arm keep the design order.
     """
     parts = []
     for order, e in enumerate(td.elements, start=1):
@@ -208,6 +248,8 @@ def build_se(td: TrialDesign, studyid: str, dm: pd.DataFrame, datasets: dict[str
     if not parts:
         return pd.DataFrame(columns=["STUDYID", "DOMAIN", "USUBJID", "ETCD", "ELEMENT", "TAETORD", "EPOCH", "SESTDTC", "SEENDTC"])
     se = pd.concat(parts, ignore_index=True)
+    if any(a.elements is not None for a in td.arms):
+        se = _per_arm_order(td, se, dm)
     se = se.merge(dm[["USUBJID", "RFPENDTC"]], on="USUBJID", how="left")
     start_d = complete_date(se["SESTDTC"])
     end_d = complete_date(se["RFPENDTC"])

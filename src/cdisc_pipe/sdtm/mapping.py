@@ -255,18 +255,25 @@ class Supp(_M):
 
 
 class Baseline(_M):
-    """--LOBXFL (and --BLFL when present): last non-missing result before a DM reference date."""
+    """--LOBXFL (and --BLFL when present): last non-missing result before a reference date-time.
 
-    reference: Literal["RFSTDTC", "RFXSTDTC"]
+    ``reference`` names the variable holding the reference: a DM variable (``source: DM``, e.g.
+    RFSTDTC or RFXSTDTC, per subject) or a variable of the record itself (``source: record``, e.g.
+    a per-period reference such as the period's first dose joined with ``from_dataset``); ``groups``
+    give other references to records matching conditions; ``by`` are the grouping variables
+    (add a period variable such as EPOCH for one baseline per period)."""
+
+    reference: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")
+    source: Literal["DM", "record"] = "DM"
     by: list[str]
     groups: list["BaselineGroup"] = Field(default_factory=list)  # overrides for some records
 
 
 class BaselineGroup(_M):
-    """Records matching ``where`` take another reference date (e.g. disease markers: RFSTDTC)."""
+    """Records matching ``where`` take another reference variable (same ``source`` as the rule)."""
 
     where: list[Condition]
-    reference: Literal["RFSTDTC", "RFXSTDTC"]
+    reference: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")
 
 
 Baseline.model_rebuild()
@@ -296,13 +303,35 @@ class SubjectDate(_M):
 
 
 class ActualArm(_M):
-    """ACTARMCD/ACTARM from the actual dose: the arm whose planned dose is nearest to the dose given
-    on the ``dose`` records (within ``tolerance`` relative); no dose record = not treated (ARMNRS)."""
+    """How ACTARMCD/ACTARM are derived (DM mapping key ``actual_arm``); a generic algorithm chosen
+    by ``method``, the study's values in this mapping and the trial design's ``arms``.
 
+    The treatment records are the records of ``dataset`` matching ``where``; a subject without
+    any is not treated (ARMNRS ``ASSIGNED, NOT TREATED``).
+
+    - ``dose``: the total of ``dose`` over the subject's records, matched to the arm whose planned
+      ``dose`` (trial design) is nearest, within ``tolerance`` (relative difference).
+    - ``sequence``: the treatments received in time order (``order_by``), one per period: with
+      ``period`` the first record of each distinct period value, else consecutive records with the
+      same treatment are one period.  The treatment is the value of ``treatment`` (translated by
+      ``codes`` when given) and the sequence is matched to the arms' ``sequence`` (e.g. AB / BA).
+      A sequence stopped early (a prefix of an arm's sequence) counts as that arm when
+      ``partial: planned_prefix`` (the default) and it is the planned arm's prefix or only one
+      arm's prefix; otherwise, and for any other sequence, UNPLANNED TREATMENT.
+    """
+
+    method: Literal["dose", "sequence"] = "dose"
     dataset: str = "EX"
     where: list[Condition] = Field(default_factory=list)
+    # method dose
     dose: str = "EXDOSE"
-    tolerance: float = 0.2
+    tolerance: float = Field(default=0.2, ge=0)
+    # method sequence
+    treatment: str = "EXTRT"
+    codes: dict[str, str] = Field(default_factory=dict)  # treatment value -> the code used in arms' sequence
+    order_by: str = "EXSTDTC"
+    period: str | None = None  # variable identifying the period of a record (e.g. EPOCH, a --GRPID)
+    partial: Literal["planned_prefix", "unplanned"] = "planned_prefix"
 
 
 class Relation(_M):

@@ -28,7 +28,7 @@ from cdisc_pipe.validate import diff as _diff
 from cdisc_pipe.validate import report as _report
 from cdisc_pipe.validate.data import ReadOptions, StudyData, load_folder
 from cdisc_pipe.validate.engine import (
-    FINDING_COLUMNS, explain, load_rules, run_rules, stage_findings,
+    FINDING_COLUMNS, explain, load_rules, run_rules, stage_findings, study_rule_files,
 )
 from cdisc_pipe.validate.functions import FUNCTIONS, rule_function
 from cdisc_pipe.validate.model import Rule, RuleResult, ValidationSettings
@@ -153,7 +153,8 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
         settings_path: ``specs/settings/validation.yaml`` (expected findings, TS parameters, ...).
         read_options: how XPT text is decoded (``encoding`` forced, else UTF-8 or detected per
             file); its ``notes`` receive one line per file that was not plain UTF-8.
-        rules: rules to run (default: the bundled rule files).
+        rules: rules to run (default: the package's generic rule files plus the study's own rule
+            files named by the settings' ``rule_files``).
     """
     out_dir = Path(out_dir)
     settings, sp = load_settings(settings_path)
@@ -169,7 +170,7 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
         raise InputError(Problem(str(out_dir), "no XPT datasets to validate",
                                  hint="Run the pipeline first or pass --sdtm/--adam folders"), stage="validate")
     ct, ct_reason = load_ct_packages(spec, data, Path(ct_dir) if ct_dir else None)
-    rules = rules if rules is not None else load_rules()
+    rules = rules if rules is not None else load_rules(extra=study_rule_files(settings, sp))
     results, findings = run_rules(rules, data, spec, settings, ct, ct_reason)
 
     stage, stage_problems = stage_findings(out_dir)
@@ -261,6 +262,6 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
                             reports=paths)
 
 
-__all__ = ["run_validation", "validate_data", "ValidationResult", "load_rules", "load_settings", "load_ct_packages",
+__all__ = ["run_validation", "validate_data", "ValidationResult", "load_rules", "study_rule_files", "load_settings", "load_ct_packages",
            "rule_function", "operator", "FUNCTIONS", "OPERATORS", "StudyData", "ValidationSettings", "Rule",
            "RuleResult"]

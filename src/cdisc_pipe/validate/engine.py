@@ -30,15 +30,38 @@ FINDING_COLUMNS = ["rule", "severity", "category", "dataset", "usubjid", "seq", 
                    "source"]
 
 
-def load_rules(paths: Iterable[Path] | None = None) -> list[Rule]:
-    """Read and validate every rule file (default: the bundled ``rules/*.yaml``).
+def study_rule_files(settings: ValidationSettings, settings_path: Path | None) -> list[Path]:
+    """The study's own rule files named by the settings' ``rule_files`` (paths or glob patterns,
+    relative to the settings file), sorted by name; an entry matching no file is an InputError."""
+    base = Path(settings_path).parent if settings_path is not None else Path.cwd()
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for i, entry in enumerate(settings.rule_files):
+        p = Path(entry)
+        p = p if p.is_absolute() else base / p
+        hits = sorted(p.parent.glob(p.name)) if any(ch in p.name for ch in "*?[") else ([p] if p.is_file() else [])
+        if not hits:
+            problems.append(Problem(str(settings_path or "validation settings"), "rule file not found",
+                                    entry=f"rule_files[{i}]", value=entry,
+                                    hint="Paths are relative to the validation settings file"))
+        files += [h for h in hits if h not in files]
+    if problems:
+        raise InputError(problems, stage="validate")
+    return files
 
-    Each file holds a list of rules.  All problems (YAML syntax, unknown keys, wrong operator
-    parameters, unknown rule functions, duplicate ids) are collected into one InputError.
+
+def load_rules(paths: Iterable[Path] | None = None, extra: Iterable[Path] = ()) -> list[Rule]:
+    """Read and validate every rule file: ``paths`` (default: the package's generic ``rules/*.yaml``)
+    plus ``extra`` (a study's own rule files, same format; see :func:`study_rule_files`).
+
+    Files are read in file-name order across both sets.  Each file holds a list of rules.  All
+    problems (YAML syntax, unknown keys, wrong operator parameters, unknown rule functions,
+    duplicate ids, also between a study rule and a package rule) are collected into one InputError.
     """
     from cdisc_pipe.validate.functions import FUNCTIONS
 
-    files = sorted(paths) if paths is not None else sorted(RULES_DIR.glob("*.yaml"))
+    base = list(paths) if paths is not None else list(RULES_DIR.glob("*.yaml"))
+    files = sorted(base + [Path(p) for p in extra], key=lambda p: (Path(p).name, str(p)))
     problems: list[Problem] = []
     rules: list[Rule] = []
     seen: dict[str, str] = {}

@@ -101,6 +101,9 @@ class ValidationSettings(_Model):
 
     # CT folder: configuration; a relative path is taken relative to the settings file.
     ct_dir: str | None = None
+    # The study's own rule files (same format as the package's rules/*.yaml), run in addition to the
+    # package's generic rules.  Paths or glob patterns, relative to the settings file.
+    rule_files: list[str] = Field(default_factory=list)
     expected: list[ExpectedFinding] = Field(default_factory=list)
     disabled_rules: list[str] = Field(default_factory=list)
     severity_overrides: dict[str, Severity] = Field(default_factory=dict)
@@ -113,7 +116,7 @@ class ValidationSettings(_Model):
     # Rule run times make reports differ between runs; switch off for byte-identical reports (the
     # times are then only in reports/_previous/rule_times.csv).
     record_run_times: bool = True
-    # Data-quality checks of the bundled study.
+    # Parameters of the rule function response_vs_mprotein (used by a study rule that calls it).
     imwg_measurable_serum_mprotein: float = 1.0  # g/dL: serum M-protein measurable at baseline
     mprotein_testcd: str = "MCPROT"
     mprotein_spec: str = "SERUM"
