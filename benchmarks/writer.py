@@ -11,7 +11,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import pandas as pd
 import pyreadstat
 
 from benchmarks.lb_frame import lb_frame, lb_spec

@@ -49,3 +49,19 @@ def test_rerun_is_byte_identical_and_reuses_unchanged_stages(bundled_run: Path, 
     log = (other / "logs" / "cdisc-pipe-run.log").read_text()
     assert "SDTM unchanged since the last run" in log and "ADaM unchanged since the last run" in log
     assert (other / "manifest.json").read_bytes() == (bundled_run / "manifest.json").read_bytes()
+
+
+def test_a_study_without_adam_specs_runs_sdtm_only(tmp_path: Path, root: Path):
+    """An SDTM-only study (or one whose ADaM is not specified yet) is not an error: the ADaM stage is
+    skipped with a Warning in the log."""
+    import shutil
+
+    specs = tmp_path / "specs"
+    shutil.copytree(root / "specs", specs)
+    shutil.rmtree(specs / "adam")
+    shutil.rmtree(specs / "plans")
+    out = tmp_path / "out"
+    assert main(["run", "--specs", str(specs), "--out", str(out), "-q"]) == 0
+    assert (out / "sdtm" / "dm.xpt").is_file() and not (out / "adam").exists()
+    log = (out / "logs" / "cdisc-pipe-run.log").read_text()
+    assert "WARNING: no ADaM dataset specs (specs/adam/*.yaml): ADaM stage skipped" in log

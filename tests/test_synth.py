@@ -313,3 +313,40 @@ def test_ld_visit_samples_precede_the_first_lymphodepletion_dose(raw200):
     for form, col in (("vs", "VSTIM"), ("cbc", "LBTIM"), ("chem", "LBTIM")):
         at = f[form][f[form]["FOLDER"] == "LD"]
         assert len(at) > 100 and (at[col] < at["SUBJID"].map(first)).all(), form
+
+
+def _sdtm_files(out: Path) -> dict[str, bytes]:
+    files = sorted((out / "sdtm").glob("*.xpt")) + sorted((out / "sdtm").glob("*.json"))
+    return {p.name: p.read_bytes() for p in files}
+
+
+@pytest.mark.parametrize("subjects", [5, BUNDLED_SUBJECTS])
+def test_cli_synth_formats_give_byte_identical_sdtm(tmp_path, subjects):
+    """``synth --format odm|sas|csv`` then ``run``: every sdtm/*.xpt and *.json equals the CSV path's."""
+    from cdisc_pipe.cli import main
+
+    outs = {}
+    for fmt in ("csv", "odm", "sas"):
+        raw = tmp_path / f"raw_{fmt}"
+        assert main(["synth", "--subjects", str(subjects), "--format", fmt, "--out", str(raw), "-q"]) == 0
+        if fmt == "csv" and subjects == BUNDLED_SUBJECTS:  # the default synth is the bundled export
+            assert {p.name: p.read_bytes() for p in raw.glob("*.csv")} == \
+                {p.name: p.read_bytes() for p in (ROOT / "raw").glob("*.csv")}
+        out = tmp_path / f"out_{fmt}"
+        code = main(["run", "--raw", str(raw), "--out", str(out), "-q"])
+        assert code in (0, 1), (out / "logs" / "cdisc-pipe-run.log").read_text()
+        outs[fmt] = _sdtm_files(out)
+    assert len(outs["csv"]) >= 2 * 25
+    for fmt in ("odm", "sas"):
+        assert outs[fmt].keys() == outs["csv"].keys()
+        differ = [k for k in outs["csv"] if outs[fmt][k] != outs["csv"][k]]
+        assert not differ, f"{fmt}: {differ}"
+
+
+def test_cli_synth_format_and_xlsx_flag(tmp_path, capsys):
+    from cdisc_pipe.cli import main
+
+    assert main(["synth", "--subjects", "2", "--format", "odm", "--xlsx", "--out", str(tmp_path), "-q"]) == 2
+    assert "--xlsx contradicts --format odm" in capsys.readouterr().err
+    assert main(["synth", "--subjects", "2", "--format", "sas", "--out", str(tmp_path / "s"), "-q"]) == 0
+    assert (tmp_path / "s" / "dm.xpt").exists() and (tmp_path / "s" / "data_dictionary.csv").exists()

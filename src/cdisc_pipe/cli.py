@@ -71,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subjects", type=int, default=18, help="number of subjects (default 18)")
     p.add_argument("--seed", type=int, default=20240301, help="random seed (default: the bundled export's)")
     p.add_argument("--out", type=Path, required=True, help="folder to write the export into")
-    p.add_argument("--xlsx", action="store_true", help="write one xlsx workbook instead of CSV files")
+    p.add_argument("--format", dest="format", choices=("csv", "xlsx", "odm", "sas"), default=None,
+                   help="csv (default: one CSV per form + data_dictionary.csv), xlsx (one workbook), odm (one CDISC "
+                        "ODM-XML 1.3.2 file export.xml), sas (one SAS XPORT dataset per form + data_dictionary.csv)")
+    p.add_argument("--xlsx", action="store_true", help="same as --format xlsx")
     p.add_argument("-q", "--quiet", action="store_true")
 
     p = sub.add_parser("sdtm", help="raw export -> SDTM datasets (XPT + Dataset-JSON) and their define.xml")
@@ -136,10 +139,14 @@ def _dispatch(args: argparse.Namespace, log: RunLog) -> int:
     if cmd == "synth":
         if args.subjects < 1:
             raise InputError(Problem("command line", "--subjects must be at least 1", value=str(args.subjects)))
+        if args.xlsx and args.format not in (None, "xlsx"):
+            raise InputError(Problem("command line", f"--xlsx contradicts --format {args.format}",
+                                     hint="give only --format"))
+        fmt = args.format or ("xlsx" if args.xlsx else "csv")
         from cdisc_pipe.synth import generate
 
-        with log.step(f"generating {args.subjects} subjects (seed {args.seed}) into {args.out}"):
-            generate(subjects=args.subjects, seed=args.seed, out_dir=args.out, fmt="xlsx" if args.xlsx else "csv")
+        with log.step(f"generating {args.subjects} subjects (seed {args.seed}, {fmt}) into {args.out}"):
+            generate(subjects=args.subjects, seed=args.seed, out_dir=args.out, fmt=fmt)
         return EXIT_OK
     if cmd == "spec":
         from cdisc_pipe.spec import load_specs

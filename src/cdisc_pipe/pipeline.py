@@ -349,9 +349,12 @@ def run_all(paths: Paths, log: RunLog) -> int:
                 records |= records_of(sdtm.written, "sdtm")
             else:
                 paths.sdtm_in = paths.out / "sdtm"
-            adam = stage_adam(paths, spec, staging, log, sdtm=sdtm_frames)
-            stage_define(spec, staging.folder("adam"), adam.written, "Analysis", paths.ct, log)
-            records |= records_of(adam.written, "adam")
+            if spec.by_purpose("Analysis"):
+                adam = stage_adam(paths, spec, staging, log, sdtm=sdtm_frames)
+                stage_define(spec, staging.folder("adam"), adam.written, "Analysis", paths.ct, log)
+                records |= records_of(adam.written, "adam")
+            else:  # an SDTM-only study (or one whose ADaM is not specified yet)
+                log.warning("no ADaM dataset specs (specs/adam/*.yaml): ADaM stage skipped")
         except BaseException:
             staging.discard()
             raise

@@ -48,12 +48,18 @@ class RawExport:
         source: form name -> path of the file it was read from (the workbook for xlsx).
         findings: things worth reporting that did not stop the read (unknown columns or files,
             missing optional columns).
+        excluded: source records the reader left out on purpose (ODM ``TransactionType="Remove"``),
+            one row each: ``form``, ``source_row`` (the ``__row`` it would have had), ``usubjid``
+            (the subject key), ``reason``; empty for CSV/xlsx/SAS.
     """
 
     forms: dict[str, pd.DataFrame]
     dictionary: pd.DataFrame
     source: dict[str, Path]
     findings: list[Finding] = field(default_factory=list)
+    excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        {"form": pd.Series(dtype="str"), "source_row": pd.Series(dtype="int64"), "usubjid": pd.Series(dtype="str"),
+         "reason": pd.Series(dtype="str")}))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -277,7 +283,9 @@ def read_export(raw_dir: Path) -> RawExport:
 
     Args:
         raw_dir: a folder of ``<form>.csv`` files + ``data_dictionary.csv``; or an ``.xlsx`` workbook
-            (one sheet per form + a ``data_dictionary`` sheet); or a folder holding one such workbook.
+            (one sheet per form + a ``data_dictionary`` sheet); or a folder holding one such workbook;
+            or a CDISC ODM-XML 1.3.2 file (or a folder holding one ``.xml``); or a folder of SAS
+            datasets (one ``.sas7bdat`` or ``.xpt`` per form).  See ``cdisc_pipe.raw.detect``.
 
     Returns:
         :class:`RawExport` with every form the dictionary names.
@@ -287,6 +295,17 @@ def read_export(raw_dir: Path) -> RawExport:
             the wrong number of fields), each naming file, row, column and value, with what to do.
     """
     raw_dir = Path(raw_dir)
+    from cdisc_pipe.raw.detect import detect_format
+
+    kind, target = detect_format(raw_dir)
+    if kind == "odm":
+        from cdisc_pipe.raw.odm import read_odm
+
+        return read_odm(target)
+    if kind == "sas":
+        from cdisc_pipe.raw.sas import read_sas_folder
+
+        return read_sas_folder(target)
     problems: list[Problem] = []
     findings: list[Finding] = []
     workbook: Path | None = None

@@ -18,13 +18,16 @@ from cdisc_pipe.synth import design, forms
 from cdisc_pipe.synth.export import csv_to_xlsx, finish_form, write_csv, write_dictionary_csv
 from cdisc_pipe.synth.simulate import simulate_subjects
 
-__all__ = ["generate", "CHUNK", "BUNDLED_SUBJECTS", "BUNDLED_SEED", "XLSX_NAME"]
+__all__ = ["generate", "CHUNK", "BUNDLED_SUBJECTS", "BUNDLED_SEED", "XLSX_NAME", "ODM_NAME", "FORMATS"]
 
 #: Subjects per chunk: part of the generator's definition (changing it changes the output).
 CHUNK = 500
 BUNDLED_SUBJECTS = 18
 BUNDLED_SEED = 20240301
 XLSX_NAME = "export.xlsx"
+ODM_NAME = "export.xml"
+#: what ``generate(fmt=...)`` writes: CSV files, one xlsx, one ODM-XML 1.3.2 file, SAS XPORT datasets
+FORMATS = ("csv", "xlsx", "odm", "sas")
 
 _SIMPLE = {
     "enrol": forms.form_enrol, "dm": forms.form_dm, "mmhist": forms.form_mmhist, "priortx": forms.form_priortx,
@@ -64,7 +67,7 @@ def _write_csv_export(subjects: int, seed: int, out_dir: Path) -> list[Path]:
     return written
 
 
-def generate(subjects: int, seed: int, out_dir: Path, fmt: Literal["csv", "xlsx"] = "csv") -> list[Path]:
+def generate(subjects: int, seed: int, out_dir: Path, fmt: Literal["csv", "xlsx", "odm", "sas"] = "csv") -> list[Path]:
     """Write a synthetic raw EDC export of ``subjects`` subjects into ``out_dir``.
 
     Args:
@@ -73,21 +76,33 @@ def generate(subjects: int, seed: int, out_dir: Path, fmt: Literal["csv", "xlsx"
         out_dir: folder to write into (created if needed).  Existing form files are overwritten.
         fmt: ``"csv"`` (one CSV per form + ``data_dictionary.csv``) or ``"xlsx"`` (one workbook
             ``export.xlsx``: one sheet per form + a ``data_dictionary`` sheet; limited to sheets of
-            at most 1,048,575 rows, i.e. roughly 1,500 subjects).
+            at most 1,048,575 rows, i.e. roughly 1,500 subjects); ``"odm"`` (one CDISC ODM-XML 1.3.2
+            file ``export.xml``); ``"sas"`` (one SAS XPORT v8 dataset ``<form>.xpt`` per form +
+            ``data_dictionary.csv``).  Every format carries the same data (built from the CSV files).
 
     Returns:
         The files written.
     """
     if not isinstance(subjects, (int, np.integer)) or subjects < 1:
         raise ValueError(f"subjects must be a positive integer, got {subjects!r}")
-    if fmt not in ("csv", "xlsx"):
-        raise ValueError(f"fmt must be 'csv' or 'xlsx', got {fmt!r}")
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         return _write_csv_export(int(subjects), int(seed), out_dir)
     with tempfile.TemporaryDirectory(prefix="cdisc-pipe-synth-") as tmp:
         _write_csv_export(int(subjects), int(seed), Path(tmp))
+        if fmt == "sas":
+            from cdisc_pipe.synth.odm import csv_to_sas
+
+            return csv_to_sas(Path(tmp), out_dir)
+        if fmt == "odm":
+            from cdisc_pipe.synth.odm import csv_to_odm
+
+            target = out_dir / ODM_NAME
+            csv_to_odm(Path(tmp), target)
+            return [target]
         target = out_dir / XLSX_NAME
         csv_to_xlsx(Path(tmp), target)
     return [target]
