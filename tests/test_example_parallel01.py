@@ -91,3 +91,9 @@ def test_odm_removed_record_is_excluded_and_traced(run: Path) -> None:
     assert [f["rule"] for f in findings] == ["RAW.ODM.REMOVED"]
     ae = _read(run / "sdtm" / "ae.xpt")
     assert "Entered in error" not in set(ae["AETERM"])
+    # and the traceability table lists it with its reason (the record number it had in the export)
+    import pandas as pd
+
+    trace = pd.read_csv(run / "sdtm" / "_stage" / "traceability.csv")
+    removed = trace[trace["reason"].astype(str).str.contains("Remove", case=False, na=False)]
+    assert len(removed) == 1 and removed["dataset"].isna().all() and removed["source_row"].notna().all()

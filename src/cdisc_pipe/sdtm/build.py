@@ -510,6 +510,12 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         df = ascii_policy(df.reset_index(drop=True), name, findings, coded)
         final[name] = conform(df, ds, findings, coded_in=coded)
     trace_table = traceability(final, forms, mappings, trace, joined_used)
+    excluded = getattr(raw, "excluded", None)
+    if excluded is not None and len(excluded):  # records the EDC export itself marked as removed
+        rows = pd.DataFrame({"form": excluded["form"].to_numpy(), "dataset": None, "records_in": np.nan,
+                             "records_out": np.nan, "source_row": excluded["source_row"].to_numpy(dtype="float64"),
+                             "usubjid": excluded["usubjid"].to_numpy(), "reason": excluded["reason"].to_numpy()})
+        trace_table = pd.concat([trace_table, rows[trace_table.columns]], ignore_index=True)
     for name in list(final):
         final[name] = final[name].drop(columns=[c for c in (FORM, ROW, SUBJ) if c in final[name]])
     return SdtmResult(datasets=final, findings=findings.items, traceability=trace_table, extra=extra)
