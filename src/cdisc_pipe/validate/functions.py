@@ -384,7 +384,7 @@ def dm_rfx_vs_ex(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     """DM.RFXSTDTC (``which: start``) equals the first EX date; RFXENDTC (``which: end``) the last one.
 
     ``variable`` and ``ex_when`` adapt it to a study convention, for example RFSTDTC = the first EX
-    record of one EXCAT (the study's rule file names the category)."""
+    record of one treatment category (the study's rule file names the category)."""
     which = params.get("which", "start")
     var = params.get("variable") or ("RFXSTDTC" if which == "start" else "RFXENDTC")
     col = ctx.one(var)
