@@ -109,7 +109,7 @@ def test_window_event_flag_reports_disagreement_with_subject_flag():
     _, findings = run_verb("derive_var_record_window_flag", df, {"ADSL": adsl}, dataset="ADAE", new_var="ADLTFL",
                            source_flag="D", window=[0, 28], subject_dataset="ADSL", subject_flag="DLTFL")
     # A flagged here but ADSL says N; C flagged in ADSL without a record here; B agrees.
-    assert [(f.rule, f.usubjid) for f in findings] == [("ADAM.ADAE.DLTADSL", "A"), ("ADAM.ADAE.DLTADSL", "C")]
+    assert [(f.rule, f.usubjid) for f in findings] == [("ADAM.ADAE.SUBJFLAG", "A"), ("ADAM.ADAE.SUBJFLAG", "C")]
     with pytest.raises(ValidationError):
         VERBS["derive_var_record_window_flag"].args.model_validate(
             {"verb": "x", "new_var": "F", "source_flag": "D", "window": [0, 28], "subject_dataset": "ADSL"})
@@ -236,7 +236,7 @@ def test_dlt_window(built):
     assert out.loc[("A", 5.0)]["ADLTFL"] == "Y"
     late = out.loc[("A", 6.0)]
     assert late["AEDLT"] == "Y" and late["ADLTFL"] is None
-    dlt = [f for f in findings if f.rule == "ADAM.ADAE.DLTWINDOW"]
+    dlt = [f for f in findings if f.rule == "ADAM.ADAE.OUTWINDOW"]
     assert len(dlt) == 1 and dlt[0].seq == 6.0 and "29 days" in dlt[0].message
     assert out.loc[("A", 2.0)]["AEDLT"] is None and out.loc[("A", 2.0)]["ADLTFL"] is None
 
@@ -284,7 +284,7 @@ def test_partial_start_date_imputed_to_ld_start_when_only_ld_in_period(spec, tmp
 def test_dltfl_disagreement_with_adsl_is_reported(spec, tmp_path):
     adsl = _adsl().assign(DLTFL=["N", None, "Y"])  # A has DLTs in ADAE; D has none
     _, findings = run_bundled_plan("ADAE", {"AE": _ae(), "SUPPAE": _suppae([4]), "ADSL": adsl}, spec, tmp_path)
-    assert sorted(f.usubjid for f in findings if f.rule == "ADAM.ADAE.DLTADSL") == ["A", "D"]
+    assert sorted(f.usubjid for f in findings if f.rule == "ADAM.ADAE.SUBJFLAG") == ["A", "D"]
 
 
 def test_plan_methods_name_no_files(spec, tmp_path):

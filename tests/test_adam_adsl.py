@@ -397,7 +397,7 @@ def test_partial_date_dlt_same_in_adsl_and_adae() -> None:
     # Same subjects flagged in both (and no ADSL/ADAE disagreement finding)
     in_adae = set(adae_df.loc[adae_df["ADLTFL"] == "Y", "USUBJID"])
     assert in_adae == set(adsl_df.loc[adsl_df["DLTFL"] == "Y", "USUBJID"]) == {uid(1002), uid(1003), uid(1004)}
-    assert not [f for f in findings if f.rule.endswith("DLTADSL")]
+    assert not [f for f in findings if f.rule.endswith("SUBJFLAG")]
 
 
 def test_never_infused_arm_variables_follow_adamig(adsl: pd.DataFrame) -> None:

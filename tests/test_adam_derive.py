@@ -183,3 +183,17 @@ def test_parse_dtc_fast_path_agrees_with_the_regex() -> None:
         assert bool(got.loc[i, "valid"]) == ((not present) or (m is not None and not out_of_range)), v
     assert convert_blanks_to_na(pd.DataFrame({"X": pd.Series(["a", " ", None], dtype="str")}))["X"].isna().tolist() == [
         False, True, True]
+
+
+def test_days_after_and_in_day_window_bounds_and_missing():
+    from cdisc_pipe.adam.derive import days_after, in_day_window
+
+    df = pd.DataFrame({
+        "ASTDT": pd.to_datetime(["2024-01-01", "2024-01-29", "2024-01-30", None, "2023-12-31"]),
+        "TRTSDT": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-01", "2024-01-01", "2024-01-01"]),
+    })
+    days = days_after(df, "ASTDT", "TRTSDT")
+    # 0 (same day), 28 (Jan 29 - Jan 1), 29, missing, -1 (the day before)
+    assert days.tolist()[:3] == [0, 28, 29] and pd.isna(days.iloc[3]) and days.iloc[4] == -1
+    # window [0, 28]: bounds included, missing -> False, before the reference -> False
+    assert in_day_window(days, (0, 28)).tolist() == [True, True, False, False, False]

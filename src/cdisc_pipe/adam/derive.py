@@ -40,7 +40,8 @@ __all__ = [
     "derive_vars_duration",
     "derive_var_trtemfl_window",
     "derive_vars_ae_dt",
-    "dlt_window_mask",
+    "days_after",
+    "in_day_window",
     "convert_blanks_to_na",
     "suppqual_wide",
     "lookup",
@@ -626,20 +627,20 @@ def derive_vars_ae_dt(
     return out
 
 
-def dlt_window_mask(
-    dataset: pd.DataFrame,
-    window_days: int,
-    dlt_flag: str = "AEDLT",
-    start_date: str = "ASTDT",
-    trt_start: str = "TRTSDT",
-) -> pd.Series:
-    """True where an AE is an adjudicated DLT (``dlt_flag`` = "Y") with onset ``start_date`` from
-    ``trt_start`` to ``window_days`` days after it (protocol day 0..window_days).  The one DLT rule
-    behind ADAE.ADLTFL and ADSL.DLTFL; ``start_date`` should come from :func:`derive_vars_ae_dt`."""
-    adjudicated = dataset[dlt_flag].eq("Y").fillna(False).astype(bool)
-    days = (pd.to_datetime(dataset[start_date]).dt.normalize() - pd.to_datetime(dataset[trt_start]).dt.normalize()).dt.days
-    inside = days.between(0, window_days).fillna(False).astype(bool)
-    return adjudicated & inside
+def days_after(dataset: pd.DataFrame, date: str, reference_date: str) -> pd.Series:
+    """Whole days from ``reference_date`` to ``date`` (both ADaM numeric dates; times ignored);
+    missing when either is missing.  Day 0 is the reference day itself (no day-1 shift: this is a
+    distance, not a study day)."""
+    return (pd.to_datetime(dataset[date]).dt.normalize()
+            - pd.to_datetime(dataset[reference_date]).dt.normalize()).dt.days
+
+
+def in_day_window(days: pd.Series, window: tuple[int, int]) -> pd.Series:
+    """True where ``window[0] <= days <= window[1]`` (bounds included); False where ``days`` is missing.
+
+    The one window rule behind the subject-level ``derive_var_event_window_flag`` and the
+    record-level ``derive_var_record_window_flag``."""
+    return days.between(*window).fillna(False).astype(bool)
 
 
 def suppqual_wide(parent: pd.DataFrame, supp: pd.DataFrame | None, qnams: Sequence[str] | None = None) -> pd.DataFrame:

@@ -26,7 +26,9 @@ from pydantic import Field, model_validator
 from cdisc_pipe.adam.conditions import condition_mask, describe_where, where_variables
 from cdisc_pipe.adam.derive import (
     _sort,
+    days_after,
     derive_vars_ae_dt,
+    in_day_window,
     suppqual_wide,
 )
 from cdisc_pipe.adam.derive_bds import (
@@ -199,9 +201,8 @@ class RecordWindowArgs(StepArgs):
 def _run_record_window(df: pd.DataFrame, a: RecordWindowArgs, ctx: Context) -> pd.DataFrame:
     # the rule of ADSL's subject-level flag: adjudicated, onset window[0]..window[1] days after the reference
     adjudicated = df[a.source_flag].eq("Y").fillna(False).astype(bool)
-    days = (pd.to_datetime(df[a.start_date]).dt.normalize()
-            - pd.to_datetime(df[a.reference_date]).dt.normalize()).dt.days
-    flag = adjudicated & days.between(*a.window).fillna(False).astype(bool)
+    days = days_after(df, a.start_date, a.reference_date)
+    flag = adjudicated & in_day_window(days, a.window)
     out = df.copy(deep=False)
     out[a.new_var] = y_flag(flag)
     outside = adjudicated & ~flag
@@ -213,7 +214,7 @@ def _run_record_window(df: pd.DataFrame, a: RecordWindowArgs, ctx: Context) -> p
                                 + f" days after {a.reference_date}"))
         terms = bad[a.term_var] if a.term_var else pd.Series(None, index=bad.index)
         ctx.findings.extend(
-            Finding(rule=f"ADAM.{ctx.dataset}.DLTWINDOW", severity="Warning", dataset=ctx.dataset, usubjid=u, seq=s,
+            Finding(rule=f"ADAM.{ctx.dataset}.OUTWINDOW", severity="Warning", dataset=ctx.dataset, usubjid=u, seq=s,
                     variable=a.new_var, value=None if t is None or pd.isna(t) else str(t),
                     message=f"{a.event_name} ({a.source_flag} = Y) outside the window of {a.window[0]} to "
                             f"{a.window[1]} days after {a.reference_date} ({w}); {a.new_var} not set")
@@ -224,7 +225,7 @@ def _run_record_window(df: pd.DataFrame, a: RecordWindowArgs, ctx: Context) -> p
             here = set(out.loc[out[a.new_var].eq("Y").fillna(False), "USUBJID"])
             there = set(subj.loc[subj[a.subject_flag].eq("Y").fillna(False), "USUBJID"])
             ctx.findings.extend(
-                Finding(rule=f"ADAM.{ctx.dataset}.DLTADSL", severity="Warning", dataset=ctx.dataset, usubjid=u,
+                Finding(rule=f"ADAM.{ctx.dataset}.SUBJFLAG", severity="Warning", dataset=ctx.dataset, usubjid=u,
                         variable=a.new_var,
                         message=(f"{ctx.dataset} has a {a.new_var} record but {a.subject_dataset}.{a.subject_flag} "
                                  "is not Y" if u in here else

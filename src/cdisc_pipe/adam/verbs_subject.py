@@ -18,10 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cdisc_pipe.adam.conditions import condition_mask, describe_where, where_variables
 from cdisc_pipe.adam.derive import (
     _sort,
+    days_after,
     derive_vars_ae_dt,
     derive_vars_merged,
     impute_dtc_dt,
     impute_dtc_dtm,
+    in_day_window,
     suppqual_wide,
 )
 from cdisc_pipe.adam.settings import Where
@@ -777,8 +779,7 @@ def derive_var_event_window_flag(df: pd.DataFrame, events: pd.DataFrame, supp: p
                            a.onset.death_date or "")
     if a.filter_add:
         ev = ev[condition_mask(ev, a.filter_add).to_numpy()]
-    days = (pd.to_datetime(ev["ASTDT"]).dt.normalize() - pd.to_datetime(ev[a.reference_date]).dt.normalize()).dt.days
-    hit = ev[days.between(*a.window).fillna(False).astype(bool).to_numpy()]
+    hit = ev[in_day_window(days_after(ev, "ASTDT", a.reference_date), a.window).to_numpy()]
     hit = hit[a.by_vars].drop_duplicates().assign(__hit=True)
     out = df.copy(deep=False)
     flag = out[a.by_vars].merge(hit, how="left", on=a.by_vars)["__hit"].notna().to_numpy()
