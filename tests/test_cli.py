@@ -86,3 +86,47 @@ def test_package_of_the_bundled_run(bundled_run, tmp_path):
     assert (sdtm / "dm.xpt").is_file() and (sdtm / "define.xml").is_file()
     assert (adam / "adsl.xpt").is_file() and (adam / "define.xml").is_file()
     assert list(dest.rglob("checksums.sha256"))
+
+
+def test_log_lists_every_error_and_groups_warnings():
+    import pandas as pd
+
+    from cdisc_pipe.summary import _group_lines
+
+    findings = pd.DataFrame([
+        {"severity": "Error", "rule": "R.ERR", "dataset": "DM", "usubjid": "S-1", "variable": "AGE", "value": "-5",
+         "message": "AGE below the plausible range", "explanation": None},
+        {"severity": "Error", "rule": "R.ERR", "dataset": "DM", "usubjid": "S-2", "variable": "AGE", "value": "-1",
+         "message": "AGE below the plausible range", "explanation": None},
+        {"severity": "Warning", "rule": "R.WARN", "dataset": "LB", "usubjid": "S-1", "variable": None, "value": None,
+         "message": "unit changes", "explanation": "explained by the lab"},
+        {"severity": "Warning", "rule": "R.WARN", "dataset": "LB", "usubjid": "S-3", "variable": None, "value": None,
+         "message": "unit changes", "explanation": None},
+    ])
+    lines = _group_lines(findings)
+    errors = [t for k, t in lines if k == "ERROR"]
+    # each Error on its own line (grep ERROR: finds both subjects); the Warnings on one line, 1 of 2 explained
+    assert len(errors) == 2 and "S-1" in errors[0] and "value -5" in errors[0] and "S-2" in errors[1]
+    assert [(k, t) for k, t in lines if "R.WARN" in t] == [
+        ("WARNING", "validation Warning R.WARN (LB): 2 finding(s), 1 explained: unit changes")]
+
+
+def test_run_prints_a_summary_and_the_log_has_a_header(bundled_run, tmp_path, capsys):
+    import shutil
+
+    from cdisc_pipe.cli import main
+
+    out = tmp_path / "outputs"
+    shutil.copytree(bundled_run, out)
+    assert main(["run", "--out", str(out)]) == 0  # every stage reused: fast
+    text = capsys.readouterr().out
+    assert text.startswith("cdisc-pipe run: finished (exit 0)")
+    # the real paths, not outputs/...: the report of THIS run
+    assert f"report:   {out.resolve() / 'reports' / 'validation.html'}" in text
+    assert f"log:      {out.resolve() / 'logs' / 'cdisc-pipe-run.log'}" in text
+    assert "SDTM " in text and "ADaM " in text and "validation: 0 Error(s)" in text
+    log = (out / "logs" / "cdisc-pipe-run.log").read_text()
+    head = log.splitlines()[:12]
+    assert head[0].startswith("NOTE: cdisc-pipe ") and "pandas" in head[0]
+    assert any(line == f"NOTE: command line: cdisc-pipe run --out {out}" for line in head)
+    assert any(line.startswith("NOTE: input specs: SHA-256 ") for line in head)

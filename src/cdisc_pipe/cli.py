@@ -16,6 +16,7 @@ from cdisc_pipe import __version__
 from cdisc_pipe.errors import InputError, Problem, raise_if
 from cdisc_pipe.paths import default_ct, default_mappings, default_raw, default_specs
 from cdisc_pipe.runlog import RunLog
+from cdisc_pipe.summary import log_header, run_summary
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -129,7 +130,8 @@ def _paths(args: argparse.Namespace):
     )
 
 
-def _dispatch(args: argparse.Namespace, log: RunLog) -> int:
+def _dispatch(args: argparse.Namespace, log: RunLog, argv: list[str], outcome: dict) -> int:
+    """Run the command; ``outcome`` receives what the end-of-run summary reports (the validation result)."""
     from cdisc_pipe.environment import check_installed
 
     raise_if(check_installed())  # an untested, older pandas/numpy gives wrong results, not errors
@@ -170,8 +172,13 @@ def _dispatch(args: argparse.Namespace, log: RunLog) -> int:
         return EXIT_OK
 
     paths = _paths(args)
+    digests = pl.input_digests(paths)
+    log_header(log, argv, {"out": paths.out, "raw": paths.raw, "specs": paths.specs, "mappings": paths.mappings,
+                           "ct": paths.ct, "sdtm": paths.sdtm_in, "adam": paths.adam_in, "encoding": paths.encoding,
+                           "no-spec": True if getattr(args, "no_spec", False) else None}, digests)
     if cmd == "run":
-        return pl.run_all(paths, log)
+        code, outcome["validation"] = pl.run_all(paths, log, digests)
+        return code
     if cmd == "sdtm":
         pl.run_single_stage("sdtm", paths, log)
         return EXIT_OK
@@ -197,7 +204,7 @@ def _dispatch(args: argparse.Namespace, log: RunLog) -> int:
         return EXIT_OK
     if cmd == "validate":
         spec = None if args.no_spec else pl.load_spec(paths, log)
-        result = pl.stage_validate(paths, spec, log)
+        result = outcome["validation"] = pl.stage_validate(paths, spec, log)
         if paths.sdtm_in is None and paths.adam_in is None:
             pl.finish("validate", paths, spec, log, {})
         return int(getattr(result, "exit_code", 0))
@@ -215,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     log = RunLog(command, quiet=getattr(args, "quiet", False))
     out = getattr(args, "out", None)
     code = EXIT_INTERNAL
+    outcome: dict = {}
     try:
-        code = _dispatch(args, log)
+        code = _dispatch(args, log, list(sys.argv[1:] if argv is None else argv), outcome)
     except InputError as exc:
         for p in exc.problems:
             log.record("ERROR", str(p))
@@ -231,15 +239,19 @@ def main(argv: list[str] | None = None) -> int:
               f"the traceback is in the log.", file=sys.stderr)
         code = EXIT_INTERNAL
     finally:
+        log_path = None
         if out is not None and args.command not in ("synth",):
             try:
-                path = log.save(out)
-                if not log.quiet:
-                    print(f"log: {path}", file=sys.stderr)
+                log_path = log.save(out)
             except OSError as exc:
                 print(f"WARNING: could not write the log under {out}: {exc}", file=sys.stderr)
-    if code == EXIT_FINDINGS:
-        print("Validation found Error-severity findings: see outputs/reports/validation.html", file=sys.stderr)
+        if out is not None and args.command in ("run", "sdtm", "adam", "validate", "define") and not log.quiet:
+            print(run_summary(command, out, code, outcome.get("validation"), log_path), flush=True)
+        elif log_path is not None and not log.quiet:
+            print(f"log: {log_path}", file=sys.stderr)
+    if code == EXIT_FINDINGS and log.quiet:
+        print(f"Validation found Error-severity findings: see {Path(out).resolve() / 'reports' / 'validation.html'}",
+              file=sys.stderr)
     return code
 
 

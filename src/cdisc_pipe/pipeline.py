@@ -21,6 +21,7 @@ from cdisc_pipe.errors import Finding, InputError, Problem, raise_if
 from cdisc_pipe.manifest import build_manifest, file_table, is_snapshot, sha256_file, write_manifest
 from cdisc_pipe.runlog import RunLog
 from cdisc_pipe.spec import StudySpec, load_specs
+from cdisc_pipe.summary import log_validation, tree_digest
 
 STAGE_DIR = "_stage"
 
@@ -193,8 +194,7 @@ def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog) -> Any:
         finally:  # which encoding each file was read with, also when a forced one failed
             for note in reading.notes:
                 log.note(note)
-    summary = getattr(result, "summary", {}) or {}
-    log.note(f"validation: {summary}")
+    log_validation(log, result)
     return result
 
 
@@ -288,20 +288,25 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
-def stage_keys(paths: Paths) -> dict[str, str]:
-    """Content keys of the stages: a stage is reused only when its key and its outputs are unchanged."""
+def input_digests(paths: Paths) -> dict[str, str | None]:
+    """SHA-256 of each input a command reads (folder: over its file table), None when absent."""
+    named = {"raw": paths.raw, "specs": paths.specs, "mappings": paths.mappings, "ct": paths.ct,
+             "sdtm": paths.sdtm_in, "adam": paths.adam_in}
+    return {k: tree_digest(v) for k, v in named.items() if v is not None}
+
+
+def stage_keys(paths: Paths, digests: dict[str, str | None] | None = None) -> dict[str, str]:
+    """Content keys of the stages: a stage is reused only when its key and its outputs are unchanged.
+
+    ``digests`` are :func:`input_digests` when the caller already has them (each tree hashed once)."""
     import hashlib
 
     def digest(*parts: object) -> str:
         return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()
 
-    def tree(path: Path | None) -> object:
-        if path is None or not Path(path).exists():
-            return None
-        return file_table(path) if Path(path).is_dir() else sha256_file(path)
-
-    code, specs, ct = code_digest(), tree(paths.specs), tree(paths.ct)
-    sdtm = digest("sdtm", code, tree(paths.raw), specs, tree(paths.mappings), ct)
+    d = digests if digests is not None else input_digests(paths)
+    code, specs, ct = code_digest(), d.get("specs"), d.get("ct")
+    sdtm = digest("sdtm", code, d.get("raw"), specs, d.get("mappings"), ct)
     adam = digest("adam", sdtm, code, specs)
     return {"sdtm": sdtm, "adam": adam, "validate": digest("validate", adam, code, specs, ct)}
 
@@ -322,14 +327,15 @@ def _reusable(prev: dict, stage: str, sub: str, key: str, out: Path) -> bool:
     return bool(expected) and actual == expected
 
 
-def run_all(paths: Paths, log: RunLog) -> int:
-    """The whole pipeline.  Returns the exit code (0, or 1 when validation has Error findings).
+def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = None) -> tuple[int, Any]:
+    """The whole pipeline.  Returns the exit code (0, or 1 when validation has Error findings) and
+    the validation result (a reused one is read back from ``reports/validation.json``).
 
     Stages whose content key (inputs, specs, mappings, CT, code) and outputs are unchanged since the
     last run in the same output root are reused; the manifest records the keys.
     """
     spec = load_spec(paths, log)
-    keys = stage_keys(paths)
+    keys = stage_keys(paths, digests)
     prev = _previous_manifest(paths.out)
     reuse_sdtm = _reusable(prev, "sdtm", "sdtm", keys["sdtm"], paths.out)
     reuse_adam = reuse_sdtm and _reusable(prev, "adam", "adam", keys["adam"], paths.out)
@@ -364,10 +370,24 @@ def run_all(paths: Paths, log: RunLog) -> int:
     if reuse_adam and _reusable(prev, "validate", "reports", keys["validate"], paths.out):
         log.progress("validation inputs unchanged: reports reused")
         code = int(prev.get("validation_exit_code", 0))
+        result = previous_validation(paths.out)
     else:
-        code = int(getattr(stage_validate(paths, spec, log), "exit_code", 0))
+        result = stage_validate(paths, spec, log)
+        code = int(getattr(result, "exit_code", 0))
     finish("run", paths, spec, log, records, stages=keys, extra={"validation_exit_code": code})
-    return code
+    return code, result
+
+
+def previous_validation(out: Path) -> Any:
+    """The summary of the reports a run reused (``reports/validation.json``), shaped like a result."""
+    from types import SimpleNamespace
+
+    report = Path(out) / "reports" / "validation.json"
+    try:
+        summary = json.loads(report.read_text(encoding="utf-8")).get("summary", {})
+    except (OSError, ValueError):
+        summary = {}
+    return SimpleNamespace(summary=summary, rules=[], reports={"html": report.with_suffix(".html")})
 
 
 def run_single_stage(stage: str, paths: Paths, log: RunLog) -> None:
