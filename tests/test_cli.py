@@ -130,3 +130,39 @@ def test_run_prints_a_summary_and_the_log_has_a_header(bundled_run, tmp_path, ca
     assert head[0].startswith("NOTE: cdisc-pipe ") and "pandas" in head[0]
     assert any(line == f"NOTE: command line: cdisc-pipe run --out {out}" for line in head)
     assert any(line.startswith("NOTE: input specs: SHA-256 ") for line in head)
+
+
+def test_out_naming_a_file_exits_2_and_the_log_goes_to_stderr(tmp_path, capsys):
+    target = tmp_path / "afile"
+    target.write_text("not a folder")
+    assert main(["run", "--out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "--out names a file, not a folder" in err and "internal error" not in err
+    assert "the log follows" in err  # the log is printed, not lost
+    assert f"ERROR: {target}, --out: --out names a file, not a folder" in err
+
+
+def test_out_that_cannot_be_written_exits_2(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    def refuse(*args, **kwargs):  # permission bits do not bind root: simulate a read-only folder
+        raise PermissionError(13, "Permission denied", str(kwargs.get("dir")))
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse)
+    assert main(["run", "--out", str(tmp_path / "ro")]) == 2
+    err = capsys.readouterr().err
+    assert "the output folder cannot be written: Permission denied" in err and "internal error" not in err
+
+
+def test_an_os_error_during_a_run_is_exit_2_not_a_bug(tmp_path, capsys, monkeypatch):
+    from cdisc_pipe import pipeline
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "out" / "sdtm" / "dm.xpt"))
+
+    monkeypatch.setattr(pipeline, "run_all", full_disk)
+    assert main(["run", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot use" in err and "No space left on device" in err and "This is a bug" not in err
+    log = (tmp_path / "out" / "logs" / "cdisc-pipe-run.log").read_text()
+    assert "Traceback" in log  # the traceback is kept for the curious

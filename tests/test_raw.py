@@ -205,3 +205,60 @@ def test_form_file_with_other_case_gets_a_rename_hint(tmp_path):
     (tmp_path / "AE.csv").write_text(AE, encoding="utf-8")
     problems = _problems(tmp_path)
     assert any("form file is missing" in p and "rename AE.csv to ae.csv" in p for p in problems), problems
+
+
+# --- files that are not CSV text, or CSV with the wrong delimiter/quoting/case: the real cause (#16 item 7)
+def _xlsx_bytes() -> bytes:
+    import io
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.append(["SUBJID", "AETERM", "AESTDAT"])
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("xlsx", "an Excel workbook (.xlsx) or another ZIP archive saved under a .csv name"),
+    ("xls", "a legacy Excel workbook (.xls) saved under a .csv name"),
+    ("utf16bom", "UTF-16 text (two bytes per character), not UTF-8"),
+    ("utf16", "UTF-16 text (two bytes per character), not UTF-8"),
+    ("binary", "a binary file (it holds NUL bytes), not CSV text"),
+])
+def test_a_file_that_is_not_csv_text_is_named_for_what_it_is(tmp_path, case, expected):
+    data = {"xlsx": _xlsx_bytes,
+            "xls": lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100,
+            "utf16bom": lambda: AE.encode("utf-16"),  # with BOM
+            "utf16": lambda: AE.encode("utf-16-le"),  # without BOM: every other byte NUL
+            "binary": lambda: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))}[case]()
+    problems = _problems(_export(tmp_path, ae__csv=data))
+    assert len(problems) == 1 and expected in problems[0] and "ae.csv" in problems[0]
+    assert "\\x00" not in problems[0] and "\x00" not in problems[0]  # no NUL bytes printed
+
+
+def test_a_stray_quote_is_reported_on_its_own_row(tmp_path):
+    rows = [f'10{i},Term {i},01 MAR 2024' for i in range(40)]
+    rows[4] = '104,Headache 5" tall,01 MAR 2024'  # file row 6 (header = row 1): a quote inside an unquoted value
+    rows[20] = '120,"Nausea, mild",01 MAR 2024'  # a correctly quoted value later on
+    problems = _problems(_export(tmp_path, ae__csv="SUBJID,AETERM,AESTDAT\n" + "\n".join(rows) + "\n"))
+    assert len(problems) == 1 and "row 6" in problems[0] and "never closed" in problems[0]
+    assert 'Headache 5" tall' in problems[0]
+
+
+def test_a_file_cut_off_inside_a_quoted_value_points_at_where_the_value_opens(tmp_path):
+    text = 'SUBJID,AETERM,AESTDAT\n101,"Fever, high",01 MAR 2024\n102,"Rash on the ar'
+    problems = _problems(_export(tmp_path, ae__csv=text))
+    assert len(problems) == 1 and "row 3" in problems[0] and "cut off" in problems[0]
+
+
+def test_a_semicolon_delimited_file_is_named_as_such(tmp_path):
+    problems = _problems(_export(tmp_path, ae__csv="SUBJID;AETERM;AESTDAT\n101;Fever;01 MAR 2024\n"))
+    assert len(problems) == 1 and "delimited by semicolons, not commas" in problems[0]
+
+
+def test_lower_case_headers_give_one_problem_not_one_per_column(tmp_path):
+    problems = _problems(_export(tmp_path, ae__csv=AE.replace("SUBJID,AETERM,AESTDAT", "subjid,aeterm,aestdat")))
+    assert len(problems) == 1
+    assert "3 column name(s) differ from the data dictionary only in letter case" in problems[0]

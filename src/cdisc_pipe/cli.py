@@ -130,6 +130,25 @@ def _paths(args: argparse.Namespace):
     )
 
 
+def check_out_folder(out: Path) -> list[Problem]:
+    """Problems with ``--out`` before any work: a file instead of a folder, a folder that cannot be
+    created or written (checked by writing a probe file, since permission bits do not bind root)."""
+    import tempfile
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        return [Problem(str(out), "--out names a file, not a folder", entry="--out",
+                        hint="give a folder (it is created when missing), e.g. --out outputs")]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        return [Problem(str(out), f"the output folder cannot be written: {exc.strerror or exc}", entry="--out",
+                        hint="choose a folder you can write to, or fix its permissions")]
+    return []
+
+
 def _dispatch(args: argparse.Namespace, log: RunLog, argv: list[str], outcome: dict) -> int:
     """Run the command; ``outcome`` receives what the end-of-run summary reports (the validation result)."""
     from cdisc_pipe.environment import check_installed
@@ -172,6 +191,7 @@ def _dispatch(args: argparse.Namespace, log: RunLog, argv: list[str], outcome: d
         return EXIT_OK
 
     paths = _paths(args)
+    raise_if(check_out_folder(paths.out))
     digests = pl.input_digests(paths)
     log_header(log, argv, {"out": paths.out, "raw": paths.raw, "specs": paths.specs, "mappings": paths.mappings,
                            "ct": paths.ct, "sdtm": paths.sdtm_in, "adam": paths.adam_in, "encoding": paths.encoding,
@@ -233,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.record("ERROR", "interrupted")
         code = 130
+    except OSError as exc:  # the machine said no (permissions, a full disk, a path that is a file): not our bug
+        name = exc.filename or "a file"
+        log.record("ERROR", f"cannot use {name}: {exc.strerror or exc}\n" + "".join(traceback.format_exception(exc)))
+        print(f"ERROR: cannot use {name}: {exc.strerror or exc}. Check the path, the permissions and the free "
+              "space, then run again.", file=sys.stderr)
+        code = EXIT_INPUT
     except Exception as exc:  # a bug: keep the traceback for the log, one line for the terminal
         log.record("ERROR", "internal error: " + "".join(traceback.format_exception(exc)))
         print(f"ERROR: internal error ({type(exc).__name__}: {exc}). This is a bug in cdisc-pipe; "
@@ -243,8 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         if out is not None and args.command not in ("synth",):
             try:
                 log_path = log.save(out)
-            except OSError as exc:
-                print(f"WARNING: could not write the log under {out}: {exc}", file=sys.stderr)
+            except OSError as exc:  # the log is not lost: it goes to stderr instead
+                print(f"WARNING: could not write the log under {out}: {exc.strerror or exc}; the log follows",
+                      file=sys.stderr)
+                print("\n".join(log.lines), file=sys.stderr)
         if out is not None and args.command in ("run", "sdtm", "adam", "validate", "define") and not log.quiet:
             print(run_summary(command, out, code, outcome.get("validation"), log_path), flush=True)
         elif log_path is not None and not log.quiet:

@@ -92,6 +92,50 @@ def _decode(path: Path, data: bytes, problems: list[Problem]) -> str | None:
     return None
 
 
+def _not_csv_text(data: bytes) -> tuple[str, str] | None:
+    """(what the file is, what to do) when the bytes are not CSV text at all, else None.
+
+    Checked on the first bytes before decoding, so a workbook or UTF-16 file saved under a
+    ``.csv`` name gets its real cause instead of encoding or parser messages."""
+    head = data[:8192]
+    if head.startswith(b"PK\x03\x04"):
+        return ("an Excel workbook (.xlsx) or another ZIP archive saved under a .csv name, not CSV text",
+                "save the form from Excel as 'CSV UTF-8 (Comma delimited)', or give the workbook itself "
+                "(.xlsx, one sheet per form) as the raw export")
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return ("a legacy Excel workbook (.xls) saved under a .csv name, not CSV text",
+                "save the form from Excel as 'CSV UTF-8 (Comma delimited)'")
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32 text, not UTF-8", "re-export the file as UTF-8 (with or without BOM)"
+    nul = head.count(b"\x00")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (nul and nul >= len(head) // 4 and (
+            head[1::2].count(b"\x00") > len(head) // 5 or head[0::2].count(b"\x00") > len(head) // 5)):
+        return ("UTF-16 text (two bytes per character), not UTF-8",
+                "re-export the file as UTF-8 (in Excel: 'CSV UTF-8 (Comma delimited)', not 'Unicode Text')")
+    if nul:
+        return ("a binary file (it holds NUL bytes), not CSV text",
+                "check that the right file was exported under this name; re-export the form as CSV (UTF-8)")
+    return None
+
+
+def _unclosed_quote_line(text: str) -> int:
+    """Line number (1-based) of the quote that breaks the file's quoting.
+
+    First choice: the first quote in the middle of a value (neither after a comma or line start nor
+    before a comma, line end or another quote), which CSV does not allow: a stray quote.  Else (a
+    file cut off inside a quoted value) the line where the last quoted value opens."""
+    b = np.frombuffer(text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8"), dtype=np.uint8)
+    quotes = np.flatnonzero(b == 34)
+    if not len(quotes):
+        return 1
+    nl = np.flatnonzero(b == 10)
+    padded = np.concatenate(([10], b, [10]))  # line breaks around the text: no bounds checks
+    prev, nxt = padded[quotes], padded[quotes + 2]
+    stray = ~np.isin(prev, (44, 10, 34)) & ~np.isin(nxt, (44, 10, 34))
+    pos = quotes[np.flatnonzero(stray)[0]] if stray.any() else quotes[-1]
+    return int(np.searchsorted(nl, pos)) + 1
+
+
 def _field_counts(text: str) -> tuple[pd.Series, bool]:
     """Fields per record (quoted values removed first, so commas/newlines inside quotes don't count)."""
     stripped = _QUOTED.sub("", text)
@@ -124,19 +168,36 @@ def read_csv_form(path: Path, problems: list[Problem]) -> pd.DataFrame | None:
         problems.append(Problem(str(path), "empty file: no header row and no records", entry="row 1",
                                 hint="re-export the form; a form without records still needs its header row"))
         return None
+    kind = _not_csv_text(data)
+    if kind is not None:
+        what, hint = kind
+        problems.append(Problem(str(path), what, entry="row 1", hint=hint))
+        return None
     text = _decode(path, data, problems)
     if text is None:
         return None
     counts, unterminated = _field_counts(text)
     n_before = len(problems)
     if unterminated:
-        problems.append(Problem(str(path), "a quoted value is never closed (the file looks cut off)",
-                                entry=f"row {int((counts > 0).sum())}",
-                                hint="re-export the file; check the transfer was complete"))
+        row = _unclosed_quote_line(text)
+        problems.append(Problem(str(path), "a quote character opens a value that is never closed: a stray quote in "
+                                "an unquoted value, or a file cut off inside a quoted value", entry=f"row {row}",
+                                value=_record_text(text, row - 1)[:80],
+                                hint="remove the stray quote (or quote the whole value and double the inner quotes: "
+                                     "\"5\"\" tall\"), or re-export the file if the transfer was cut off"))
         return None
     header_line = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
     header = next(csv.reader([header_line]))
     expected = len(header)
+    if expected == 1:
+        names = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+        delim = next((d for d in names if d in header_line), None)
+        if delim is not None:
+            problems.append(Problem(str(path), f"the file is delimited by {names[delim]}, not commas "
+                                    f"({header_line.count(delim) + 1} column names read as one)", entry="row 1",
+                                    value=header_line[:60], hint="export the form as comma-separated CSV (in Excel: "
+                                    "'CSV UTF-8 (Comma delimited)'; a locale with decimal commas writes semicolons)"))
+            return None
     wrong = counts[(counts > 0) & (counts != expected)]
     wrong = wrong[wrong.index > 0]
     for idx, cnt in wrong.head(_MAX_LISTED).items():
@@ -256,8 +317,17 @@ def _check_columns(form: str, df: pd.DataFrame, spec: pd.DataFrame, label: str, 
     cols = [c for c in df.columns if c != ROW]
     described = list(spec["field"])
     unknown = [c for c in cols if c not in described]
+    # columns that differ from the dictionary only in letter case: one problem per form, not one per column
+    by_lower = {c.lower(): c for c in unknown}
+    case_only = {fld: by_lower[fld.lower()] for fld in spec["field"] if fld not in cols and fld.lower() in by_lower}
+    if case_only:
+        fld, col = next(iter(case_only.items()))
+        problems.append(Problem(label, f"{len(case_only)} column name(s) differ from the data dictionary only in "
+                                f"letter case (e.g. {col!r} for {fld!r})", entry="row 1", column=fld, value=col,
+                                hint="rename the columns to the dictionary's names (column names are case-sensitive), "
+                                     "or correct the data dictionary"))
     for fld, req in zip(spec["field"], spec["required"]):
-        if fld in cols:
+        if fld in cols or fld in case_only:
             continue
         close = difflib.get_close_matches(fld, unknown, n=1, cutoff=0.6)
         if req == "Y":
