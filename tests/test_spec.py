@@ -180,3 +180,37 @@ def test_import_reports_bad_rows(tmp_path):
     with pytest.raises(InputError) as info:
         import_xlsx(tmp_path / "bad.xlsx")
     assert "sheet Variables row 3.data_type" in str(info.value) and "number" in str(info.value)
+
+
+# --- one YAML mistake, one root cause reported (#16 item 8)
+def _broken_specs(tmp_path, file: str, old: str, new: str):
+    import shutil
+
+    specs = tmp_path / "specs"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "specs", specs)
+    path = specs / file
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        load_specs(specs)
+    return [str(p) for p in exc.value.problems]
+
+
+def test_a_tab_in_a_spec_is_one_problem_plus_a_count_of_what_follows(tmp_path):
+    problems = _broken_specs(tmp_path, "sdtm/dm.yaml", "\n  - ", "\n\t- ")
+    assert len(problems) == 2
+    assert "dm.yaml, line" in problems[0] and "a tab character where YAML needs spaces" in problems[0]
+    assert "more problem(s) not listed" in problems[1]
+
+
+def test_a_python_tag_in_study_yaml_is_refused_once(tmp_path):
+    problems = _broken_specs(tmp_path, "study.yaml", "\nstudy:", "\nstudy: !!python/object:os.system")
+    assert len(problems) == 2 and "a tag the safe loader refuses" in problems[0]
+    assert "required key is missing" not in " ".join(problems)
+
+
+def test_an_unknown_key_in_a_dataset_spec_names_the_key_not_its_consequences(tmp_path):
+    problems = _broken_specs(tmp_path, "sdtm/ae.yaml", "\nlabel:", "\nlabell:")
+    assert any("labell: unknown key (misspelt?)" in p for p in problems)
+    assert not any("refers to an undefined" in p for p in problems)

@@ -40,14 +40,22 @@ SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def read_yaml(path: Path, problems: list[Problem]) -> Any:
     """Read one YAML file (specs, mappings, settings) with the safe loader; a syntax error becomes a
     Problem (returns None)."""
+    text = ""
     try:
-        with path.open("r", encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
+        text = path.read_text(encoding="utf-8")  # the text is kept to show what an error mark points at
+        return yaml.load(text, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         entry = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        problems.append(Problem(str(path), f"invalid YAML: {getattr(exc, 'problem', exc)}", entry=entry,
-                                hint="Fix the YAML syntax"))
+        what, hint = f"invalid YAML: {getattr(exc, 'problem', exc)}", "Fix the YAML syntax"
+        lines = text.split("\n") if mark else []  # the C loader's marks carry no buffer: look it up
+        line = lines[mark.line] if mark and mark.line < len(lines) else ""
+        if mark and "\t" in line[:mark.column + 1]:
+            what, hint = "invalid YAML: a tab character where YAML needs spaces", "indent with spaces, never tabs"
+        elif "could not determine a constructor for the tag" in str(exc):
+            what = f"invalid YAML: a tag the safe loader refuses ({getattr(exc, 'problem', exc)})"
+            hint = "remove the '!' tag: specs are plain data (text, numbers, lists, mappings)"
+        problems.append(Problem(str(path), what, entry=entry, hint=hint))
     except UnicodeDecodeError as exc:
         problems.append(Problem(str(path), f"not UTF-8 text: {exc.reason}", hint="Save the file as UTF-8"))
     except OSError as exc:
@@ -111,18 +119,21 @@ def load_specs(specs_dir: str | Path) -> StudySpec:
 
     study_file = root / "study.yaml"
     top = read_yaml(study_file, problems) if study_file.exists() else None
+    failed_files: list[str] = [] if top is not None else [str(study_file)]  # files that define nothing
     if not study_file.exists():
         problems.append(Problem(str(study_file), "missing study.yaml", hint="Create it with study: and standards:"))
+    unreadable = top is None and study_file.exists()  # its YAML problem is already listed
     top = top or {}
     if not isinstance(top, dict):
         problems.append(Problem(str(study_file), "top level must be a mapping"))
+        failed_files.append(str(study_file))
         top = {}
     allowed = {"study", "standards", "documents", "dictionaries", "methods", "comments"}
     for key in sorted(set(top) - allowed):
         problems.append(Problem(str(study_file), "unknown key (misspelt?)", entry=str(key)))
 
     study = validate_model(Study, top.get("study"), str(study_file), problems, "study") if "study" in top else None
-    if "study" not in top and study_file.exists():
+    if "study" not in top and study_file.exists() and not unreadable:
         problems.append(Problem(str(study_file), "required key is missing", entry="study"))
 
     def collect(kind: type, items: Any, file: str, prefix: str, into: dict[str, Any]) -> None:
@@ -134,6 +145,7 @@ def load_specs(specs_dir: str | Path) -> StudySpec:
         for i, item in enumerate(items):
             obj = validate_model(kind, item, file, problems, f"{prefix}[{i}]")
             if obj is None:
+                failed_files.append(f"{file} {prefix}[{i}]")
                 continue
             key = obj.oid
             if key in into:
@@ -155,10 +167,9 @@ def load_specs(specs_dir: str | Path) -> StudySpec:
     codelist_files: dict[str, str] = {}
     for path in sorted((root / "codelists").glob("*.yaml")):
         data = read_yaml(path, problems)
-        if data is None:
-            continue
-        cl = validate_model(Codelist, data, str(path), problems)
+        cl = None if data is None else validate_model(Codelist, data, str(path), problems)
         if cl is None:
+            failed_files.append(str(path))
             continue
         if cl.oid in codelists:
             problems.append(Problem(str(path), f"duplicate codelist OID, also in {codelist_files[cl.oid]}", value=cl.oid))
@@ -170,10 +181,9 @@ def load_specs(specs_dir: str | Path) -> StudySpec:
     for folder in DATASET_FOLDERS:
         for path in sorted((root / folder).glob("*.yaml")):
             data = read_yaml(path, problems)
-            if data is None:
-                continue
-            ds = validate_model(Dataset, data, str(path), problems)
+            ds = None if data is None else validate_model(Dataset, data, str(path), problems)
             if ds is None:
+                failed_files.append(str(path))
                 continue
             if ds.name in datasets:
                 problems.append(Problem(str(path), f"dataset defined twice, also in {dataset_files[ds.name]}", value=ds.name))
@@ -202,8 +212,18 @@ def load_specs(specs_dir: str | Path) -> StudySpec:
                 )
                 vl.where = oid
 
+    # A file that failed to load leaves its OIDs undefined: every reference to them would be one more
+    # problem with the same root cause.  Then only the load failures are listed, with a count of the rest.
+    failed = bool(failed_files)
+    refs: list[Problem] = []
     _check_references(datasets, dataset_files, codelists, codelist_files, dictionaries, methods, comments,
-                      documents, where_clauses, standards, str(study_file), problems)
+                      documents, where_clauses, standards, str(study_file), refs)
+    if failed and refs:
+        problems.append(Problem(str(root), f"{len(refs)} more problem(s) not listed: references that may only "
+                                "follow from the problems above (a file that failed to load defines nothing)",
+                                hint="fix the problems above first, then run again"))
+    else:
+        problems.extend(refs)
 
     if problems or study is None:
         raise InputError(problems or [Problem(str(study_file), "study is missing")], stage="specs")
