@@ -65,8 +65,9 @@ def load_settings(path: Path | None) -> tuple[ValidationSettings, Path | None]:
         return ValidationSettings.model_validate(doc), Path(path)
     except ValidationError as exc:
         for err in exc.errors():
-            problems.append(Problem(str(path), err["msg"], entry=".".join(str(x) for x in err["loc"]),
-                                    value=repr(err.get("input"))[:80]))
+            loc = ".".join(str(x) for x in err["loc"])
+            problems.append(Problem(str(path), err["msg"].removeprefix("Value error, "), entry=loc or None,
+                                    value=repr(err.get("input"))[:80] if loc else None))
         raise InputError(problems, stage="validate") from None
 
 

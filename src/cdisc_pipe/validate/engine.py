@@ -55,10 +55,11 @@ def load_rules(paths: Iterable[Path] | None = None, extra: Iterable[Path] = ()) 
     plus ``extra`` (a study's own rule files, same format; see :func:`study_rule_files`).
 
     Files are read in file-name order across both sets.  Each file holds a list of rules.  All
-    problems (YAML syntax, unknown keys, wrong operator parameters, unknown rule functions,
-    duplicate ids, also between a study rule and a package rule) are collected into one InputError.
+    problems (YAML syntax, unknown keys, wrong operator parameters, unknown rule functions, wrong
+    parameters of a rule function that declares a parameter model, duplicate ids, also between a
+    study rule and a package rule) are collected into one InputError.
     """
-    from cdisc_pipe.validate.functions import FUNCTIONS
+    from cdisc_pipe.validate.functions import FUNCTION_PARAMS, FUNCTIONS
 
     base = list(paths) if paths is not None else list(RULES_DIR.glob("*.yaml"))
     files = sorted(base + [Path(p) for p in extra], key=lambda p: (Path(p).name, str(p)))
@@ -100,6 +101,18 @@ def load_rules(paths: Iterable[Path] | None = None, extra: Iterable[Path] = ()) 
                 problems.append(Problem(str(path), "unknown rule function", entry=where, column="check.function",
                                         value=params.function))
                 continue
+            if op == "python" and params.function in FUNCTION_PARAMS:
+                # a rule function with a parameter model: its parameters are checked now, not at run time
+                try:
+                    FUNCTION_PARAMS[params.function].model_validate(dict(params.model_extra or {}))
+                except ValidationError as exc:
+                    for err in exc.errors():
+                        loc = ".".join(str(x) for x in err["loc"])
+                        problems.append(Problem(str(path), err["msg"].removeprefix("Value error, "), entry=where,
+                                                column="check" + (f".{loc}" if loc else ""),
+                                                hint=f"parameters of rule function {params.function}: "
+                                                     "docs/VALIDATION.md"))
+                    continue
             if rule.id in seen:
                 problems.append(Problem(str(path), f"duplicate rule id (also in {seen[rule.id]})", entry=where))
                 continue

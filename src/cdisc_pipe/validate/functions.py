@@ -11,26 +11,36 @@ from __future__ import annotations
 import importlib
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from cdisc_pipe.validate.context import (
     CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, is_null, subject_lookup, text_bytes,
 )
+from cdisc_pipe.validate.data import domain_prefix
 from cdisc_pipe.validate.operators import Params, operator
 
-RuleFunction = Callable[[CheckContext, dict[str, Any]], Hits]
+# A rule function gets the ``check`` parameters as a dict, or, when it was registered with a
+# parameter model, as that validated model.
+RuleFunction = Callable[[CheckContext, Any], Hits]
 FUNCTIONS: dict[str, RuleFunction] = {}
+# Parameter models of the functions that declare one: validated when the rule file is loaded
+# (engine.load_rules), so a wrong parameter is a load error naming the file, rule and key.
+FUNCTION_PARAMS: dict[str, type[BaseModel]] = {}
 
 
-def rule_function(name: str) -> Callable[[RuleFunction], RuleFunction]:
-    """Register a Python rule function under ``name`` (the YAML ``check.function``)."""
+def rule_function(name: str, params: type[BaseModel] | None = None) -> Callable[[RuleFunction], RuleFunction]:
+    """Register a Python rule function under ``name`` (the YAML ``check.function``); ``params``: the
+    pydantic model of its parameters (the function then receives the validated model)."""
     def deco(fn: RuleFunction) -> RuleFunction:
         if name in FUNCTIONS:
             raise ValueError(f"rule function {name} registered twice")
         FUNCTIONS[name] = fn
+        if params is not None:
+            FUNCTION_PARAMS[name] = params
         return fn
     return deco
 
@@ -45,7 +55,9 @@ def run_python(ctx: CheckContext, p: PythonParams) -> Hits:
     """Run the registered function named ``function`` with the remaining parameters."""
     if p.function not in FUNCTIONS:
         raise KeyError(f"no rule function {p.function!r} registered")
-    return FUNCTIONS[p.function](ctx, dict(p.model_extra or {}))
+    extra = dict(p.model_extra or {})
+    model = FUNCTION_PARAMS.get(p.function)
+    return FUNCTIONS[p.function](ctx, model.model_validate(extra) if model is not None else extra)
 
 
 def utf8_lengths(s: pd.Series) -> np.ndarray:
@@ -612,71 +624,326 @@ def study_day_from(dates: pd.Series, ref: pd.Series) -> pd.Series:
     return pd.Series(np.where(diff >= 0, diff + 1, diff), index=dates.index)
 
 
-RESP_MIN_REDUCTION = {"PR": 50.0, "VGPR": 90.0, "CR": 100.0, "SCR": 100.0}
+# ---------------------------------------------------------------- response vs a quantitative marker
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
-@rule_function("response_vs_mprotein")
-def response_vs_mprotein(ctx: CheckContext, params: dict[str, Any]) -> Hits:
-    """Investigator IMWG response inconsistent with the serum M-protein collected at the same visit.
+def _check_where(where: dict[str, Any]) -> dict[str, Any]:
+    for var, want in where.items():
+        for v in (want if isinstance(want, list) else [want]):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int, float))):
+                raise ValueError(f"{var}: {v!r} is not a value (text, number or null), nor a list of values")
+    return where
 
-    For subjects with measurable serum M-protein at baseline (>= setting, g/dL): PR needs a >= 50 %
-    reduction from baseline, VGPR >= 90 %, CR/sCR an undetectable M-protein (0); PD reported while the
-    M-protein is below its baseline and has not risen 25 % above its nadir fires too.  IMWG allows
-    other routes (urine, FLC, marrow, lesions), so this is a Warning that feeds a data query.
+
+# Record filter of response_vs_marker: {variable: value or [values]}; null in a list matches a
+# missing value (an absent variable then counts as missing); values compare as text ("1" == 1).
+Where = Annotated[dict[str, Any], AfterValidator(_check_where)]
+
+
+class ResponseSelect(_Strict):
+    """The response records: the rule's dataset (its scope, e.g. RS) filtered by ``where``."""
+
+    result: str  # categorical result variable, e.g. RSSTRESC
+    where: Where = Field(default_factory=dict)  # e.g. {RSTESTCD: OVRLRESP}
+    date: str | None = None  # only for match.window_days; default <prefix>DTC (RSDTC)
+
+
+class BelowLimit(_Strict):
+    """Results reported as "<x" in ``variable`` count as ``value`` (e.g. 0 = not detectable)."""
+
+    variable: str  # text result, e.g. LBSTRESC
+    value: float
+
+
+class MarkerSelect(_Strict):
+    """The quantitative marker: records of a findings dataset selected by ``where``."""
+
+    dataset: str  # e.g. LB
+    where: Where = Field(min_length=1)  # e.g. {LBTESTCD: ..., LBSPEC: ...}
+    result: str  # numeric result variable, e.g. LBSTRESN
+    below_limit: BelowLimit | None = None
+    date: str | None = None  # record order (nadir), windows, baseline by date; default <prefix>DTC
+    label: str | None = None  # how findings name the marker; default the where filter
+
+
+class Baseline(_Strict):
+    """Baseline: the record flagged Y in ``flag`` (first of the listed variables present) or the
+    last record dated on or before the subject's DM ``last_on_or_before`` date; subjects whose
+    baseline is below ``min_value`` (not measurable) are not checked."""
+
+    flag: str | list[str] | None = None
+    last_on_or_before: str | None = None
+    min_value: float | None = None
+
+    @model_validator(mode="after")
+    def _one_definition(self) -> Baseline:
+        if (self.flag is None) == (self.last_on_or_before is None):
+            raise ValueError("give exactly one of 'flag' (baseline flag variable, e.g. LBBLFL) or "
+                             "'last_on_or_before' (a DM date variable, e.g. RFSTDTC)")
+        return self
+
+
+class Match(_Strict):
+    """Which marker record belongs to a response record: same ``visit`` value (e.g. VISITNUM; the
+    last record of the visit) or the record nearest in date within ``window_days``."""
+
+    visit: str | None = None
+    window_days: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Match:
+        if (self.visit is None) == (self.window_days is None):
+            raise ValueError("give exactly one of 'visit' (e.g. VISITNUM) or 'window_days'")
+        return self
+
+
+BOUND_KEYS = ("min_value", "max_value", "min_pct_change", "max_pct_change", "min_pct_over_nadir")
+
+
+class Bounds(_Strict):
+    """A condition on the marker value at the visit; every bound given must hold.
+
+    pct_change = (value - baseline) / baseline x 100 (-50: halved); pct_over_nadir: value >=
+    nadir x (1 + p/100), nadir = the lowest earlier value of the subject."""
+
+    min_value: float | None = None
+    max_value: float | None = None
+    min_pct_change: float | None = None
+    max_pct_change: float | None = None
+    min_pct_over_nadir: float | None = None
+
+    def given(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in BOUND_KEYS if getattr(self, k) is not None}
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Bounds:
+        if not self.given() and not getattr(self, "any_of", None):
+            raise ValueError(f"a condition needs at least one of {', '.join(BOUND_KEYS)}")
+        return self
+
+
+class Requirement(Bounds):
+    """What a response category requires: bounds, or ``any_of`` alternative bounds."""
+
+    any_of: list[Bounds] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _bounds_or_any_of(self) -> Requirement:
+        if self.any_of is not None and self.given():
+            raise ValueError("give either bounds or 'any_of' (a list of alternative bounds), not both")
+        return self
+
+    def uses_nadir(self) -> bool:
+        return any(b.min_pct_over_nadir is not None for b in (self.any_of or [self]))
+
+
+class ResponseVsMarkerParams(_Strict):
+    """Parameters of the rule function ``response_vs_marker`` (docs/VALIDATION.md)."""
+
+    response: ResponseSelect
+    marker: MarkerSelect
+    baseline: Baseline
+    match: Match = Field(default_factory=lambda: Match(visit="VISITNUM"))
+    require: dict[str, Requirement] = Field(min_length=1)  # response category -> condition
+    missing_marker: Literal["ignore", "report"] = "ignore"
+
+    @model_validator(mode="after")
+    def _categories_unique(self) -> ResponseVsMarkerParams:
+        seen: dict[str, str] = {}
+        for k in self.require:
+            key = k.strip().upper()
+            if not key:
+                raise ValueError("empty response category in 'require'")
+            if key in seen:
+                raise ValueError(f"response categories {seen[key]!r} and {k!r} in 'require' are the same "
+                                 "(compared case-insensitively)")
+            seen[key] = k
+        return self
+
+
+_EPS = 1e-9  # tolerance of the bounds (floating-point noise at an exact limit)
+
+
+def _where_text(v: Any) -> str:
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def _where_label(where: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={'/'.join('null' if x is None else _where_text(x) for x in (v if isinstance(v, list) else [v]))}"
+                     for k, v in where.items())
+
+
+def _where_mask(df: pd.DataFrame, where: dict[str, Any], name: str | None) -> np.ndarray:
+    """Records matching every ``{variable: value(s)}`` of ``where`` (text comparison; null = missing)."""
+    m = np.ones(len(df), dtype=bool)
+    for var, want in where.items():
+        vals = want if isinstance(want, list) else [want]
+        allow_null = any(v is None for v in vals)
+        if var not in df.columns:
+            if allow_null:
+                continue
+            raise RuleSkipped(f"{name}.{var} absent")
+        null = is_null(df[var])
+        hit = as_text(df[var]).isin([_where_text(v) for v in vals if v is not None]).to_numpy(dtype=bool) & ~null
+        m &= hit | (null & allow_null)
+    return m
+
+
+def _bounds_met(bd: Bounds, v: np.ndarray, pct: np.ndarray, nadir: np.ndarray) -> np.ndarray:
+    """Each given bound holds (a quantity that cannot be computed, e.g. no earlier value, does not)."""
+    ok = np.ones(len(v), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if bd.min_value is not None:
+            ok &= v + _EPS >= bd.min_value
+        if bd.max_value is not None:
+            ok &= v - _EPS <= bd.max_value
+        if bd.min_pct_change is not None:
+            ok &= pct + _EPS >= bd.min_pct_change
+        if bd.max_pct_change is not None:
+            ok &= pct - _EPS <= bd.max_pct_change
+        if bd.min_pct_over_nadir is not None:
+            ok &= v + _EPS >= nadir * (1 + bd.min_pct_over_nadir / 100)
+    return ok
+
+
+def _requirement_met(req: Requirement, v: np.ndarray, pct: np.ndarray, nadir: np.ndarray) -> np.ndarray:
+    if req.any_of:
+        return np.logical_or.reduce([_bounds_met(b, v, pct, nadir) for b in req.any_of])
+    return _bounds_met(req, v, pct, nadir)
+
+
+def _num(s: pd.Series) -> np.ndarray:
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+@rule_function("response_vs_marker", params=ResponseVsMarkerParams)
+def response_vs_marker(ctx: CheckContext, p: ResponseVsMarkerParams) -> Hits:
+    """A categorical response inconsistent with a quantitative marker measured at the same visit.
+
+    Response records: the rule's dataset filtered by ``response.where``; marker records: the
+    ``marker.dataset`` records matching ``marker.where`` with a numeric ``result`` (or "<x" with
+    ``below_limit``).  Per subject the baseline (flag or last value on/before a DM date) must be
+    present and >= ``baseline.min_value``; the marker record of the response is the last one of the
+    same ``match.visit`` or the nearest in date within ``match.window_days``.  A response whose
+    category (``require`` key, case-insensitive) condition does not hold on that value fires;
+    without a marker value it is quiet, or reported with ``missing_marker: report``.  The study's
+    rule file holds every disease rule, for example IMWG: ``PR: {max_pct_change: -50}``.
     """
-    lb = ctx.other("LB")
     rs = ctx.df
-    st = ctx.settings
-    for c in ("LBTESTCD", "LBSTRESN", "VISITNUM", "USUBJID"):
-        if c not in lb.columns:
-            raise RuleSkipped(f"LB.{c} absent")
-    for c in ("RSTESTCD", "RSSTRESC", "VISITNUM"):
-        if c not in rs.columns:
-            raise RuleSkipped(f"RS.{c} absent")
-    m = (as_text(lb["LBTESTCD"]) == st.mprotein_testcd).fillna(False).to_numpy(dtype=bool)
-    if "LBSPEC" in lb.columns:
-        m = m & ((as_text(lb["LBSPEC"]).fillna(st.mprotein_spec) == st.mprotein_spec).to_numpy(dtype=bool))
-    # quantitative records only (SPEP): a number, or "<x" below the quantification limit = 0 (not
-    # detectable); immunofixation records (POSITIVE/NEGATIVE) share the test code and are left out
-    stresc = as_text(lb["LBSTRESC"]) if "LBSTRESC" in lb.columns else pd.Series(None, index=lb.index, dtype="str")
-    num = pd.to_numeric(lb["LBSTRESN"], errors="coerce")
-    below = stresc.str.startswith("<").fillna(False).to_numpy(dtype=bool)
-    m = m & (num.notna().to_numpy() | below)
-    mp = lb.loc[m]
-    if mp.empty:
-        raise RuleSkipped("no serum M-protein records in LB")
-    val = num[m].where(~pd.Series(below[m], index=mp.index), 0.0)
-    flag_col = "LBLOBXFL" if "LBLOBXFL" in mp.columns else ("LBBLFL" if "LBBLFL" in mp.columns else None)
-    if flag_col is None:
-        raise RuleSkipped("no baseline flag in LB")
-    is_base = (as_text(mp[flag_col]) == "Y").fillna(False).to_numpy(dtype=bool)
-    base = pd.Series(val.to_numpy()[is_base], index=as_text(mp["USUBJID"]).to_numpy()[is_base])
-    base = base[~base.index.duplicated()]
-    frame = pd.DataFrame({"USUBJID": as_text(mp["USUBJID"]).to_numpy(), "VISITNUM": as_text(mp["VISITNUM"]).to_numpy(),
-                          "val": val.to_numpy(), "d": complete_date(mp["LBDTC"]).to_numpy()
-                          if "LBDTC" in mp.columns else pd.NaT})
-    frame = frame.sort_values(["USUBJID", "d"], kind="stable")
-    frame["nadir_before"] = frame.groupby("USUBJID")["val"].cummin().groupby(frame["USUBJID"]).shift()
-    per_visit = frame.groupby(["USUBJID", "VISITNUM"], sort=False).agg(val=("val", "last"),
-                                                                       nadir=("nadir_before", "last"))
-    sel = (as_text(rs["RSTESTCD"]) == params.get("testcd", "OVRLRESP")).fillna(False).to_numpy(dtype=bool)
-    resp = as_text(rs["RSSTRESC"]).str.upper()
-    usub = as_text(rs["USUBJID"]); vis = as_text(rs["VISITNUM"])
-    idx = pd.MultiIndex.from_arrays([usub, vis])
-    cur = per_visit.reindex(idx)
-    b = usub.map(base).to_numpy(dtype=float)
-    v = cur["val"].to_numpy(dtype=float)
-    nadir = cur["nadir"].to_numpy(dtype=float)
-    measurable = b >= st.imwg_measurable_serum_mprotein
+    mk_name = p.marker.dataset.upper()
+    mk = ctx.other(mk_name)
+    label = p.marker.label or _where_label(p.marker.where)
+    window = p.match.window_days
+    rs_date = p.response.date or (f"{ctx.prefix}DTC" if ctx.prefix else None)
+    mk_prefix = domain_prefix(mk_name, mk, ctx.spec)
+    mk_date = p.marker.date or (f"{mk_prefix}DTC" if mk_prefix else None)
+    by_date = window is not None or p.baseline.last_on_or_before is not None
+    need_mk = ["USUBJID", p.marker.result] + ([p.match.visit] if window is None else [])
+    need_mk += ([p.marker.below_limit.variable] if p.marker.below_limit else []) + ([mk_date] if by_date else [])
+    need_rs = ["USUBJID", p.response.result] + ([p.match.visit] if window is None else [rs_date])
+    for name, df, cols in ((ctx.dataset, rs, need_rs), (mk_name, mk, need_mk)):
+        for c in dict.fromkeys(cols):
+            if c is None:
+                raise RuleSkipped(f"{name}: no date variable (set the rule's date parameter)")
+            if c not in df.columns:
+                raise RuleSkipped(f"{name}.{c} absent")
+
+    # marker records with a value; "<x" counts as below_limit.value
+    m = _where_mask(mk, p.marker.where, mk_name)
+    val = _num(mk[p.marker.result])
+    if p.marker.below_limit is not None:
+        below = as_text(mk[p.marker.below_limit.variable]).str.startswith("<").fillna(False).to_numpy(dtype=bool)
+        val = np.where(below, p.marker.below_limit.value, val)
+    m &= ~np.isnan(val)
+    if not m.any():
+        raise RuleSkipped(f"no {label} records in {mk_name}")
+    sub = mk.loc[m]
+    frame = pd.DataFrame({"USUBJID": as_text(sub["USUBJID"]).to_numpy(dtype=object), "val": val[m],
+                          "d": complete_date(sub[mk_date]).to_numpy() if mk_date in sub.columns else pd.NaT})
+    if window is None:
+        frame["visit"] = as_text(sub[p.match.visit]).to_numpy(dtype=object)
+
+    # baseline per subject
+    if p.baseline.flag is not None:
+        flags = [p.baseline.flag] if isinstance(p.baseline.flag, str) else p.baseline.flag
+        flag_col = next((f for f in flags if f in sub.columns), None)
+        if flag_col is None:
+            raise RuleSkipped(f"no baseline flag ({', '.join(flags)}) in {mk_name}")
+        is_base = (as_text(sub[flag_col]) == "Y").fillna(False).to_numpy(dtype=bool)
+        base = pd.Series(frame["val"].to_numpy()[is_base], index=frame["USUBJID"].to_numpy()[is_base])
+        base = base[~base.index.duplicated()]  # the first flagged record
+    frame = frame.sort_values(["USUBJID", "d"], kind="stable")  # undated records last
+    if p.baseline.last_on_or_before is not None:
+        ref = complete_date(subject_lookup(frame, ctx.other("DM"), p.baseline.last_on_or_before))
+        before = (frame["d"].notna() & ref.notna() & (frame["d"] <= ref)).to_numpy(dtype=bool)
+        base = frame.loc[before].groupby("USUBJID")["val"].last()
+    # nadir: the lowest value of the subject's earlier records (date order)
+    frame["nadir"] = frame.groupby("USUBJID")["val"].cummin().groupby(frame["USUBJID"]).shift()
+
+    # the marker record of each response record
+    n = len(rs)
+    usub = as_text(rs["USUBJID"])
+    sel = _where_mask(rs, p.response.where, ctx.dataset)
+    if window is None:
+        rs_visit = as_text(rs[p.match.visit])
+        last = frame[frame["visit"].notna()].drop_duplicates(["USUBJID", "visit"], keep="last")
+        cur = last.set_index(["USUBJID", "visit"])[["val", "nadir"]].reindex(pd.MultiIndex.from_arrays([usub, rs_visit]))
+        v = cur["val"].to_numpy(dtype=float)
+        nadir = cur["nadir"].to_numpy(dtype=float)
+    else:
+        rd = complete_date(rs[rs_date])
+        left = pd.DataFrame({"row": np.arange(n), "USUBJID": usub.to_numpy(dtype=object), "rd": rd.to_numpy()})
+        left = left[sel & rd.notna().to_numpy(dtype=bool)]
+        right = frame[frame["d"].notna()].assign(order=np.arange(int(frame["d"].notna().sum())))
+        pairs = left.merge(right, on="USUBJID")
+        pairs["gap"] = (pairs["d"] - pairs["rd"]).dt.days.abs()
+        # nearest date; same gap: the earlier date; same date: the last record (as for a visit)
+        pairs = pairs[pairs["gap"] <= window].sort_values(["row", "gap", "d", "order"],
+                                                          ascending=[True, True, True, False], kind="stable")
+        pairs = pairs.drop_duplicates("row")
+        v = np.full(n, np.nan)
+        nadir = np.full(n, np.nan)
+        v[pairs["row"].to_numpy()] = pairs["val"].to_numpy(dtype=float)
+        nadir[pairs["row"].to_numpy()] = pairs["nadir"].to_numpy(dtype=float)
+
+    b = usub.map(base).to_numpy(dtype=float, na_value=np.nan)
+    checked = sel & ~np.isnan(b)
+    if p.baseline.min_value is not None:
+        with np.errstate(invalid="ignore"):
+            checked &= b >= p.baseline.min_value
     with np.errstate(divide="ignore", invalid="ignore"):
-        red = (b - v) / b * 100
-    need = resp.map(RESP_MIN_REDUCTION).to_numpy(dtype=float)
-    bad_resp = ~np.isnan(need) & ~np.isnan(red) & (red + 1e-9 < need)
-    bad_pd = (resp == "PD").to_numpy(dtype=bool) & ~np.isnan(v) & (v < b) & ~(v >= nadir * 1.25)
-    bad = sel & measurable & ~np.isnan(v) & (bad_resp | bad_pd)
-    detail = ("serum M-protein " + pd.Series(v).round(3).astype("str") + " vs baseline " +
-              pd.Series(b).round(3).astype("str") + " (" + pd.Series(-red).round(1).astype("str") + " %)")
-    return ctx.hits(bad, "RSSTRESC", as_text(rs["RSSTRESC"]), detail.to_numpy(dtype=object))
+        pct = (v - b) / b * 100
+    resp = as_text(rs[p.response.result]).str.upper()
+    in_cat = np.zeros(n, dtype=bool)
+    ok = np.ones(n, dtype=bool)
+    show_nadir = np.zeros(n, dtype=bool)
+    for key, req in p.require.items():
+        rows = (resp == key.strip().upper()).fillna(False).to_numpy(dtype=bool)
+        in_cat |= rows
+        ok[rows] = _requirement_met(req, v[rows], pct[rows], nadir[rows])
+        show_nadir |= rows & req.uses_nadir()
+    have = ~np.isnan(v)
+    bad = checked & in_cat & have & ~ok
+    missing = checked & in_cat & ~have & (p.missing_marker == "report")
+
+    # messages, formatted for the failing records only
+    detail = np.full(n, None, dtype=object)
+    idx = np.flatnonzero(bad)
+    if len(idx):
+        def txt(x: np.ndarray, digits: int) -> pd.Series:
+            return pd.Series(x[idx]).round(digits).astype("str")
+        d = label + " " + txt(v, 3) + " vs baseline " + txt(b, 3) + " (" + txt(pct, 1) + " %)"
+        low = ("lowest earlier value " + txt(nadir, 3)).where(~np.isnan(nadir[idx]), "no earlier value")
+        detail[idx] = np.where(show_nadir[idx], d + ", " + low, d)
+    if missing.any():
+        if window is None:
+            detail[missing] = ("no " + label + " at " + p.match.visit + " " +
+                               as_text(rs[p.match.visit])[missing].fillna("(missing)")).to_numpy(dtype=object)
+        else:
+            detail[missing] = f"no {label} within {window} days of {rs_date}"
+    return ctx.hits(bad | missing, p.response.result, as_text(rs[p.response.result]), detail)
 
 
 # ===================================================================== define.xml

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Severity = Literal["Error", "Warning", "Notice"]
 Status = Literal["SUCCESS", "ISSUE", "SKIPPED", "EXECUTION ERROR"]
@@ -116,10 +116,24 @@ class ValidationSettings(_Model):
     # Rule run times make reports differ between runs; switch off for byte-identical reports (the
     # times are then only in reports/_previous/rule_times.csv).
     record_run_times: bool = True
-    # Parameters of the rule function response_vs_mprotein (used by a study rule that calls it).
-    imwg_measurable_serum_mprotein: float = 1.0  # g/dL: serum M-protein measurable at baseline
-    mprotein_testcd: str = "MCPROT"
-    mprotein_spec: str = "SERUM"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        """Keys of older settings files whose values now live in a study rule: a clear error."""
+        if isinstance(data, dict):
+            moved = [k for k in MOVED_SETTINGS if k in data]
+            if moved:
+                raise ValueError(f"{', '.join(moved)}: no longer a validation setting; the values are "
+                                 "parameters of the study rule that calls the rule function "
+                                 "response_vs_marker (baseline.min_value, marker.where) in the study's "
+                                 "rule file (docs/VALIDATION.md)")
+        return data
+
+
+# Settings removed when the disease-specific rule function response_vs_mprotein became the generic
+# response_vs_marker (its values moved into the study's rule file).
+MOVED_SETTINGS = ("imwg_measurable_serum_mprotein", "mprotein_testcd", "mprotein_spec")
 
 
 @dataclass
