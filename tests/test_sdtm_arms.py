@@ -152,3 +152,46 @@ def test_crossover_ta_and_se_follow_each_arms_element_order():
     bad = dict(raw, arms=[dict(raw["arms"][0], elements=["SCRN", "WASHOUT"])])
     with pytest.raises(InputError, match="arms\\[0\\].elements\\[1\\]"):
         load_design(bad, "trial_design.yaml")
+
+
+# ------------------------------------------------------------------------------------------------
+# method record: the arm recorded on an allocation record
+
+ALLOC = ActualArm.model_validate({"method": "record", "dataset": "DS", "variable": "DSTERM",
+                                  "where": [{"field": "DSDECOD", "op": "eq", "value": "RANDOMIZED"}],
+                                  "codes": {"SEQUENCE AB": "AB", "SEQUENCE BA": "BA"}})
+
+
+def test_record_arm_from_allocation_records():
+    ds = pd.DataFrame({
+        "USUBJID": ["S1", "S2", "S3", "S3", "S4", "S4", "S5", "S6", "S7"],
+        "DSDECOD": ["RANDOMIZED"] * 6 + ["RANDOMIZED", "INFORMED CONSENT OBTAINED", "RANDOMIZED"],
+        "DSTERM": ["SEQUENCE AB", "SEQUENCE BA", "SEQUENCE AB", "SEQUENCE BA", "SEQUENCE AB", "SEQUENCE AB",
+                   "SEQUENCE CD", "SEQUENCE AB", "BA"]})
+    f = Findings()
+    subjects = dm([("S1", "AB"), ("S2", "AB"), ("S3", "AB"), ("S4", "BA"), ("S5", "AB"), ("S6", "AB"), ("S7", "BA"),
+                   ("S8", "AB")])
+    out = derive_actual_arm(subjects, ALLOC, CROSSOVER, {"DS": ds}, f).set_index("USUBJID")
+    # S1 AB; S2 planned AB but allocated BA (actual differs from planned); S3 two different values ->
+    # unplanned; S4 the same value (AB) twice -> AB; S5 'SEQUENCE CD' is in no codes
+    # entry and no arm -> unplanned (SDTM.ARM.UNKNOWN); S6 only a record failing where -> not treated;
+    # S7 'BA' is not in codes but is an ARMCD -> BA; S8 no record -> not treated
+    assert vals(out["ACTARMCD"]) == ["AB", "BA", None, "AB", None, None, "BA", None]
+    assert vals(out["ARMNRS"]) == [None, None, "UNPLANNED TREATMENT", None, "UNPLANNED TREATMENT",
+                                   "ASSIGNED, NOT TREATED", None, "ASSIGNED, NOT TREATED"]
+    [unplanned] = [x for x in f.items if x.rule == "SDTM.ARM.UNPLANNED"]
+    assert unplanned.value == "AB-BA" and unplanned.extra["count"] == 1
+    [unknown] = [x for x in f.items if x.rule == "SDTM.ARM.UNKNOWN" and x.variable == "ACTARMCD"]
+    assert unknown.value == "SEQUENCE CD" and unknown.severity == "Error" and "actual_arm.codes" in unknown.message
+
+
+def test_record_arm_checks():
+    with pytest.raises(ValueError, match="needs variable"):
+        ActualArm.model_validate({"method": "record", "dataset": "DS"})
+    with pytest.raises(ValueError, match="only used by method record"):
+        ActualArm.model_validate({"method": "dose", "variable": "DSTERM"})
+    aa = ALLOC.model_copy(update={"codes": {"SEQUENCE AB": "AB", "SEQUENCE XY": "XY"}})
+    problems = check_actual_arm(aa, CROSSOVER, "dm.yaml", "trial_design.yaml")
+    assert [(p.entry, p.value) for p in problems] == [("actual_arm.codes.SEQUENCE XY", "XY")]
+    # arms need neither dose nor sequence for method record
+    assert check_actual_arm(ALLOC, design([{"armcd": "AB", "arm": "x"}, {"armcd": "BA", "arm": "y"}]), "d", "t") == []

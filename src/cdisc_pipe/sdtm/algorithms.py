@@ -240,7 +240,7 @@ def located(frame: pd.DataFrame, field: str) -> pd.DataFrame:
     if form is None or f"{form}.{ROW}" not in frame:
         return frame
     out = frame[[c for c in (SUBJ,) if c in frame]].copy()
-    out[FORM] = form
+    out[FORM] = frame[f"{form}.{FORM}"] if f"{form}.{FORM}" in frame else form  # a named join: its form
     out[ROW] = frame[f"{form}.{ROW}"]
     return out
 

@@ -20,8 +20,16 @@ from cdisc_pipe.sdtm.mapping import ActualArm
 
 def check_actual_arm(aa: ActualArm, td: TrialDesign, dm_file: str, td_file: str) -> list[Problem]:
     """The trial design gives what the chosen method needs: a ``dose`` (method dose) or a
-    ``sequence`` (method sequence) for every arm."""
+    ``sequence`` (method sequence) for every arm; for method record every ``codes`` value is an
+    arm of the design."""
     problems: list[Problem] = []
+    if aa.method == "record":
+        armcds = {a.armcd for a in td.arms}
+        for raw, code in aa.codes.items():
+            if code not in armcds:
+                problems.append(Problem(dm_file, "not an arm of the trial design", entry=f"actual_arm.codes.{raw}",
+                                        value=code, hint=f"Arms in {td_file}: {', '.join(a.armcd for a in td.arms)}"))
+        return problems
     need = "dose" if aa.method == "dose" else "sequence"
     for i, a in enumerate(td.arms):
         if (a.dose is None) if need == "dose" else (not a.sequence):
@@ -137,6 +145,35 @@ def by_sequence(usubjid: pd.Series, planned_armcd: pd.Series, aa: ActualArm, td:
     return treated, best, usubjid.astype("str").map(text).astype("str")
 
 
+def by_record(usubjid: pd.Series, aa: ActualArm, td: TrialDesign, datasets: dict[str, pd.DataFrame]
+              ) -> tuple[np.ndarray, np.ndarray, pd.Series, np.ndarray]:
+    """Method ``record``: (treated, index of the matched arm or -1, values recorded, value is no arm).
+
+    The subject's allocation records are the ``dataset`` records matching ``where`` with a value
+    in ``variable``; each value is translated by ``codes`` (exact after trimming; a value not in
+    ``codes`` is taken as an ARMCD).  One distinct value that is an arm gives that arm; several
+    distinct values, or a value that is no arm, give no arm."""
+    sel = _treatment_records(aa, datasets, [aa.variable])  # type: ignore[list-item]
+    val = sel[aa.variable].astype("str").str.strip() if len(sel) else pd.Series(dtype="str")
+    keep = val.notna() & (val != "")
+    d = pd.DataFrame({"USUBJID": sel["USUBJID"].astype("str").to_numpy(), "V": val.to_numpy()})[keep.to_numpy()]
+    if aa.codes:
+        d["V"] = d["V"].map(aa.codes).where(d["V"].isin(list(aa.codes)), d["V"])
+    d = d.drop_duplicates(["USUBJID", "V"])
+    n_values = d.groupby("USUBJID", sort=False)["V"].size()
+    text = d.groupby("USUBJID", sort=False)["V"].agg("-".join) if len(d) else pd.Series(dtype="str")
+    subj = usubjid.astype("str")
+    n = subj.map(n_values).fillna(0).to_numpy(dtype=np.int64)
+    given = subj.map(text).astype("str")
+    armcds = [a.armcd for a in td.arms]
+    pos = pd.Series(np.arange(len(armcds)), index=armcds)
+    arm_j = given.map(pos).to_numpy(dtype="float64")
+    single = n == 1
+    best = np.where(single & ~np.isnan(arm_j), np.nan_to_num(arm_j, nan=-1), -1).astype(np.int64)
+    unknown = single & np.isnan(arm_j)
+    return n > 0, best, given, unknown
+
+
 def derive_actual_arm(out: pd.DataFrame, aa: ActualArm, td: TrialDesign, datasets: dict[str, pd.DataFrame],
                       findings) -> pd.DataFrame:
     """ACTARMCD/ACTARM, ARMNRS and ARM (from the design) on DM ``out``; findings for planned arm
@@ -146,9 +183,13 @@ def derive_actual_arm(out: pd.DataFrame, aa: ActualArm, td: TrialDesign, dataset
     no planned arm: ARMNRS kept or ``NOT ASSIGNED``; treatment matching no arm: ARMNRS
     ``UNPLANNED TREATMENT``."""
     out = out.copy()
+    unknown = np.zeros(len(out), dtype=bool)
     if aa.method == "dose":
         treated, best, given = by_dose(out["USUBJID"], aa, td, datasets)
         what = f"total {aa.dose} matches no arm's planned dose within {aa.tolerance:g} (relative)"
+    elif aa.method == "record":
+        treated, best, given, unknown = by_record(out["USUBJID"], aa, td, datasets)
+        what = f"several different {aa.dataset}.{aa.variable} values recorded for the subject"
     else:
         treated, best, given = by_sequence(out["USUBJID"], out["ARMCD"], aa, td, datasets)
         what = f"sequence of {aa.treatment} received matches no arm's planned sequence"
@@ -167,6 +208,8 @@ def derive_actual_arm(out: pd.DataFrame, aa: ActualArm, td: TrialDesign, dataset
     unknown_arm = planned & ~out["ARMCD"].isin(list(arm_of))
     findings.add("SDTM.ARM.UNKNOWN", "Error", "planned arm code not among the trial design arms",
                  "DM", "ARMCD", out, unknown_arm, out["ARMCD"])
+    findings.add("SDTM.ARM.UNKNOWN", "Error", f"{aa.dataset}.{aa.variable} value (after codes) is not an arm of the "
+                 "trial design; add it to actual_arm.codes", "DM", "ACTARMCD", out, pd.Series(unknown, index=out.index), given)
     findings.add("SDTM.ARM.UNPLANNED", "Warning", f"treatment received: {what}",
-                 "DM", "ACTARMCD", out, pd.Series(treated & ~match, index=out.index), given)
+                 "DM", "ACTARMCD", out, pd.Series(treated & ~match & ~unknown, index=out.index), given)
     return out

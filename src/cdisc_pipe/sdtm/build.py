@@ -7,7 +7,8 @@ Order of work (each step vectorised over records; loops are over datasets, varia
 3. map each dataset from its sources (combine forms, transpose, algorithms), keeping for every
    output record its source form and row; rows not mapped are listed with their reason;
 4. VISIT/VISITNUM across datasets from TV; DM reference dates, death, arms; ``from_dm`` variables;
-5. SE from the design and the subjects' dates; EPOCH, --DY/--STDY/--ENDY, --LOBXFL/--BLFL, --NRIND;
+5. SE from the design and the subjects' dates; EPOCH; ``lookup`` values from other datasets (in
+   dependency order); --DY/--STDY/--ENDY, --LOBXFL/--BLFL, --NRIND;
 6. --SEQ by the spec's keys; SUPP-- and RELREC; SV; trial design datasets; PP from the NCA stage;
 7. data checks (not enrolled, after death, end before start, duplicate keys, non-ASCII, lengths,
    Req nulls) as findings; conform every frame to its spec (variables, order, types).
@@ -28,14 +29,16 @@ from cdisc_pipe.sdtm.algorithms import (
     per_value, split_text, standardise_results, text_from_codes,
 )
 from cdisc_pipe.sdtm.arms import check_actual_arm, derive_actual_arm
-from cdisc_pipe.sdtm.dates import complete_date
+from cdisc_pipe.sdtm.dates import assemble_dtc, complete_date
 from cdisc_pipe.sdtm.derive import (
     derive_var_dy, derive_var_epoch, derive_var_lobxfl, derive_var_nrind, derive_var_seq, derive_var_usubjid,
     derive_var_visitnum, first_last,
 )
 from cdisc_pipe.sdtm.design import TrialDesign, build_se, build_ta, build_te, build_ti, build_ts, build_tv, load_design
 from cdisc_pipe.sdtm.checks import conform, data_checks
-from cdisc_pipe.sdtm.mapping import DatasetMapping, Mappings, Rule, load_mappings
+from cdisc_pipe.sdtm.lookup import MANY, NODATE, NOKEY, NONE, key_codes, match_keys, match_nearest, moment, run_lookups, \
+    tie_text, working_variables
+from cdisc_pipe.sdtm.mapping import DatasetMapping, Join, Mappings, Rule, load_mappings
 from cdisc_pipe.sdtm.relations import build_relrec, build_supp, build_sv
 from cdisc_pipe.sdtm.trace import trace_rows, traceability
 from cdisc_pipe.spec.model import Dataset, StudySpec
@@ -119,12 +122,13 @@ def _map_rules(frame: pd.DataFrame, rules: dict[str, Rule], ctx: Context) -> dic
 
 
 def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str, ctx: Context,
-                default_site: str | None, joined_used: list[tuple[str, str, int]] | None = None
+                default_site: str | None, joined_used: list[tuple] | None = None
                 ) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """Map one dataset from its sources; returns the frame (with ``__form/__row/__usubjid``) and
     traceability rows for raw records that did not become records (reason given).
 
-    ``joined_used`` collects (joined form, dataset, records used) for the traceability summary.
+    ``joined_used`` collects (joined form, dataset, records used[, how joined]) for the traceability
+    summary.
     """
     joined_used = joined_used if joined_used is not None else []
     pieces: list[pd.DataFrame] = []
@@ -141,10 +145,13 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
                              m.dataset, None, f, dup, "duplicate of row " + first_row.astype("str"))
             trace.append(trace_rows(f.loc[dup], m.dataset, "exact duplicate of an earlier record (SDTM.RAW.DUPLICATE)"))
             f = f.loc[~dup]
-        for j in src.join:  # one-record-per-subject forms joined by subject
+        for j in src.join:  # forms joined by subject (one record per subject), keys or nearest date
             jf = forms[j.form].copy()
             jf[FORM] = j.form
             jf[SUBJ] = _subject_ids(jf, m, studyid, default_site)
+            if not j.plain:
+                f = join_matched(f, jf, j, m.dataset, ctx, trace, joined_used)
+                continue
             dup = jf[SUBJ].duplicated(keep="first") & jf[SUBJ].notna()
             ctx.findings.add("SDTM.RAW.DUPLICATE", "Warning",
                              f"more than one {j.form} record for the subject; the first is used", m.dataset, None, jf, dup, jf[SUBJ])
@@ -155,10 +162,11 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
                 trace.append(trace_rows(jf.loc[dup], m.dataset, f"duplicate {j.form} record for the subject (first used)"))
             jf = jf.loc[~dup]
             joined_used.append((j.form, m.dataset, int((~unmatched & ~dup).sum())))
-            cols = {c: f"{j.form}.{c}" for c in jf.columns if not c.startswith("__") or c == ROW}
+            cols = {c: f"{j.prefix}.{c}" for c in jf.columns if not c.startswith("__") or c == ROW}
             right = jf[[SUBJ] + [c for c in cols]].rename(columns=cols)
+            idx = f.index
             f = f.merge(right, on=SUBJ, how="left", validate="many_to_one")
-            f.index = forms[src.form].index
+            f.index = idx
         keep = evaluate(f, src.where) if src.where else pd.Series(True, index=f.index)
         if (~keep).any():
             trace.append(trace_rows(f.loc[~keep], m.dataset, src.reason or "filtered"))
@@ -204,6 +212,62 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
     return frame, trace
 
 
+def join_matched(f: pd.DataFrame, jf: pd.DataFrame, j: Join, dataset: str, ctx: Context, trace: list[pd.DataFrame],
+                 joined_used: list[tuple]) -> pd.DataFrame:
+    """A keyed (``by``) and/or nearest preceding (``nearest``) join of form ``jf`` onto the source
+    rows ``f`` (see :class:`~cdisc_pipe.sdtm.mapping.Join`); the joined fields are added as
+    ``<prefix>.<FIELD>`` (with the joined record's form and row, for findings), blank where no single
+    record matches.  Findings: ``SDTM.JOIN.MULTIPLE`` (Error: several records, none used),
+    ``SDTM.JOIN.NOMATCH`` (Notice), ``SDTM.JOIN.DATE`` (Warning: partial/missing/invalid date on
+    either side); joined records no row uses are listed in the traceability."""
+    keep = evaluate(jf, j.where) if j.where else pd.Series(True, index=jf.index)
+    cand = jf.loc[keep].reset_index(drop=True)
+    lk, rk = key_codes([f[SUBJ]] + [f[k.field] for k in j.by], [cand[SUBJ]] + [cand[k.other] for k in j.by])
+    keys = ", ".join(["subject"] + [k.field if k.other == k.field else f"{k.field} = {j.prefix}.{k.other}" for k in j.by])
+    if j.nearest is not None:
+        nd, jd = j.nearest.date, j.nearest.joined
+        ldtc = assemble_dtc(f[nd.date], f[nd.time] if nd.time else None)[0]
+        rdtc = assemble_dtc(cand[jd.date], cand[jd.time] if jd.time else None)[0]
+        res = match_nearest(lk, rk, moment(ldtc, True), moment(rdtc, False))
+        how = f"{j.form} record dated latest on or before the row ({keys})"
+        used_reason = f"joined by {keys}: the latest record on or before the row's date"
+    else:
+        res = match_keys(lk, rk)
+        how = f"{j.form} record with the row's {keys}"
+        used_reason = f"joined by {keys}"
+    cols = [c for c in cand.columns if not c.startswith("__") or c in (ROW, FORM)]
+    right = cand[cols].reindex(res.pos)
+    right.columns = [f"{j.prefix}.{c}" for c in cols]
+    right.index = f.index
+    out = pd.concat([f, right], axis=1)
+    st = pd.Series(res.status, index=f.index)
+    ctx.findings.add("SDTM.JOIN.MULTIPLE", "Error", f"join of {j.form}: several records match (one {how} expected); "
+                     f"none used, {j.prefix}.* fields left blank. Add keys (by:, where:) or correct the data",
+                     dataset, None, f, st == MANY, pd.Series(tie_text(res, cand).to_numpy(), index=f.index))
+    ctx.findings.add("SDTM.JOIN.NOMATCH", "Notice", f"join of {j.form}: no {how}; {j.prefix}.* fields left blank",
+                     dataset, None, f, (st == NONE) | (st == NOKEY), None)
+    if j.nearest is not None:
+        nd, jd = j.nearest.date, j.nearest.joined
+        ctx.findings.add("SDTM.JOIN.DATE", "Warning", f"join of {j.form}: the row's date ({nd.date}) is partial, missing "
+                         "or invalid; a partial date is never compared, so nothing is joined", dataset, None, f,
+                         (st == NODATE), lambda: clean(f[nd.date]))
+        ctx.findings.add("SDTM.JOIN.DATE", "Warning", f"join of {j.form}: the record's date ({jd.date}) is partial, "
+                         "missing or invalid; it cannot be joined to any row", dataset, None, cand,
+                         pd.Series(res.right_nodate, index=cand.index), lambda: clean(cand[jd.date]))
+    # joined records of a tie that some row ran into (not merely records sharing a date no row chose)
+    tied = pd.Series((res.right_group >= 0) & np.isin(res.right_group, res.group[res.group >= 0]), index=cand.index)
+    if (~keep).any():
+        trace.append(trace_rows(jf.loc[~keep], dataset, j.reason))
+    if tied.any():
+        trace.append(trace_rows(cand.loc[tied], dataset, f"one of several {j.form} records matching a row; none used "
+                                                          "(SDTM.JOIN.MULTIPLE)"))
+    unused = ~pd.Series(res.right_used, index=cand.index) & ~tied
+    if unused.any():
+        trace.append(trace_rows(cand.loc[unused], dataset, j.reason))
+    joined_used.append((j.form, dataset, int(res.right_used.sum()), used_reason))
+    return out
+
+
 # ------------------------------------------------------------------------------------------------
 # checks before data
 
@@ -219,11 +283,27 @@ def check_raw_fields(mappings: Mappings, forms: dict[str, pd.DataFrame]) -> None
                                         hint=f"Forms present: {', '.join(sorted(forms))}"))
                 continue
             cols = set(forms[src.form].columns)
-            for j in src.join:
+            for jn, j in enumerate(src.join):
                 if j.form not in forms:
                     problems.append(Problem(f, "the raw export has no such form", entry=f"sources[{i}].join", value=j.form))
                     continue
-                cols |= {f"{j.form}.{c}" for c in forms[j.form].columns}
+                jcols = set(forms[j.form].columns)
+                jentry = f"sources[{i}].join[{jn}]"
+                own = [(k.field, f"{jentry}.by") for k in j.by]
+                other = [(k.other, f"{jentry}.by") for k in j.by] + [(c.field, f"{jentry}.where") for c in j.where]
+                other.append((m.subject_field, f"{jentry} (subject_field)"))  # joins match by subject
+                if j.nearest is not None:
+                    own += [(x, f"{jentry}.nearest.date") for x in (j.nearest.date.date, j.nearest.date.time) if x]
+                    other += [(x, f"{jentry}.nearest.joined") for x in (j.nearest.joined.date, j.nearest.joined.time) if x]
+                for fld, entry in own:
+                    if fld not in cols:
+                        problems.append(Problem(f, f"form {src.form} has no field {fld}", entry=entry, column=fld,
+                                                hint="Correct the field name in the mapping or the export"))
+                for fld, entry in other:
+                    if fld not in jcols:
+                        problems.append(Problem(f, f"form {j.form} (joined) has no field {fld}", entry=entry, column=fld,
+                                                hint="Correct the field name in the mapping or the export"))
+                cols |= {f"{j.prefix}.{c}" for c in forms[j.form].columns}
             needed: dict[str, str] = {}
             for var, rule in {**m.variables, **src.variables}.items():
                 for fld in rule.fields():
@@ -263,7 +343,8 @@ def derive_dm(dm: pd.DataFrame, m: DatasetMapping, datasets: dict[str, pd.DataFr
     - DTHFL = ``Y`` where DTHDTC is present (or DTHFL was mapped ``Y``), else missing.
     - AGEU = ``YEARS`` where AGE is present.
     - ACTARMCD/ACTARM by the algorithm the mapping's ``actual_arm.method`` names (``dose``: nearest
-      planned dose within a tolerance; ``sequence``: treatments received per period), see
+      planned dose within a tolerance; ``sequence``: treatments received per period; ``record``:
+      the arm recorded on an allocation record), see
       :mod:`cdisc_pipe.sdtm.arms`; subjects with a planned arm and no treatment record:
       ACTARMCD/ACTARM missing, ARMNRS ``ASSIGNED, NOT TREATED``; no planned arm: ARMNRS
       ``NOT ASSIGNED``; treatment matching no arm: ARMNRS ``UNPLANNED TREATMENT``.
@@ -361,7 +442,7 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
     trace: list[pd.DataFrame] = []
     default_site = None  # every form of an EDC export carries SITEID (mapping key site_field)
     datasets: dict[str, pd.DataFrame] = {}
-    joined_used: list[tuple[str, str, int]] = []
+    joined_used: list[tuple] = []
 
     # 3. map every dataset that has a mapping with sources
     order = ["DM"] + sorted(n for n in mappings.datasets if n != "DM")
@@ -419,6 +500,12 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
                    for n in datasets if mappings.datasets[n].visit is not None and not datasets[n].empty}
         datasets.update(derive_var_visitnum(vframes, tv, aliases, findings))
     if dm_m is not None:
+        aa = dm_m.actual_arm
+        if aa is not None and aa.method == "record" and td is not None and aa.dataset in datasets \
+                and aa.variable not in datasets[aa.dataset]:
+            raise InputError(Problem(mappings.files.get("DM", "DM"), f"{aa.dataset} has no {aa.variable} when the "
+                                     "actual arm is derived", entry="actual_arm.variable", value=aa.variable,
+                                     hint=f"Map {aa.variable} in {aa.dataset.lower()}.yaml"), stage="sdtm")
         dm = derive_dm(dm, dm_m, datasets, td, Context("DM", spec.codelists, mappings.synonyms, findings))
         datasets["DM"] = dm
     for name, df in list(datasets.items()):
@@ -437,7 +524,15 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         if "EPOCH" in ds.variable_names and not se.empty and name != "SE":
             dtc = _epoch_dtc(df, dom)
             if dtc:
-                df = df.assign(EPOCH=derive_var_epoch(df, se, dtc))
+                datasets[name] = df.assign(EPOCH=derive_var_epoch(df, se, dtc))
+    # lookups: per-record values from other datasets, in dependency order (after EPOCH, before
+    # study days and baseline, which may use a looked-up reference)
+    if any(m.lookup for m in mappings.datasets.values()):
+        datasets = run_lookups(datasets, mappings, findings)
+        dm = datasets.get("DM", dm)
+    for name, df in list(datasets.items()):
+        ds = spec.datasets[name]
+        dom = ds.domain or name
         df = derive_var_dy(df, dm, [(a, b) for a, b in _pairs_dy(ds) if a in df])
         m = mappings.datasets.get(name)
         if m is not None and m.baseline is not None:
@@ -446,6 +541,9 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         if f"{dom}NRIND" in ds.variable_names and f"{dom}STRESN" in df:
             df = df.assign(**{f"{dom}NRIND": derive_var_nrind(df, dom)})
         datasets[name] = df
+    for name, cols in working_variables(mappings).items():  # working variables of lookups have served
+        if name in datasets:
+            datasets[name] = datasets[name].drop(columns=[c for c in cols if c in datasets[name]])
 
     # 6. SEQ, SUPP, SV, RELREC, design
     for name, df in list(datasets.items()):

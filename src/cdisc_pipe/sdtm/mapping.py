@@ -24,10 +24,11 @@ A mapping file::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cdisc_pipe.errors import InputError, Problem
 from cdisc_pipe.spec.load import read_yaml as _read_yaml
@@ -200,12 +201,72 @@ class Transpose(_M):
     present: list[str] = Field(default_factory=list)  # target variables that make a row exist (e.g. LBORRES, LBSTAT)
 
 
+class JoinKey(_M):
+    """A key of a keyed join: ``field`` on the source rows equals ``joined`` on the joined form
+    (default: the same name).  Compared as trimmed text; blank never matches."""
+
+    field: str
+    joined: str | None = None
+
+    @property
+    def other(self) -> str:
+        """The joined form's field."""
+        return self.joined or self.field
+
+
+class JoinNearest(_M):
+    """Nearest preceding join: the joined record whose date (and time) is the latest on or before
+    the source row's.  Both sides are assembled like the ``dtc`` algorithm; a partial, invalid or
+    missing date never matches (finding ``SDTM.JOIN.DATE``)."""
+
+    date: DtcSpec  # the source row's date (and time) fields
+    joined: DtcSpec  # the joined form's date (and time) fields
+
+
+def _keys_before(v: Any) -> Any:
+    """``[PERIOD]`` is short for ``[{field: PERIOD}]`` (same name on both sides)."""
+    if isinstance(v, list):
+        return [{"field": x} if isinstance(x, str) else x for x in v]
+    return v
+
+
 class Join(_M):
-    """Another one-record-per-subject form joined onto the source rows by subject; its fields are
-    read as ``<form>.<FIELD>`` (e.g. ``dm.AGE``)."""
+    """Another form joined onto the source rows; its fields are read as ``<name>.<FIELD>`` (``name``
+    defaults to the form, e.g. ``dm.AGE``).
+
+    - plain (no ``by``, ``nearest`` or ``where``): a one-record-per-subject form joined by subject;
+      a second record of a subject is reported (``SDTM.RAW.DUPLICATE``) and the first is used;
+    - ``by``: by subject and key fields (``[PERIOD]`` or ``[{field: PERIOD, joined: EXPER}]``);
+    - ``nearest``: by subject (and ``by`` keys), the joined record dated latest on or before the row;
+    - ``where``: only joined records matching these conditions (on the joined form's own fields).
+
+    Keyed and nearest joins never pick silently: several joined records for a row's key (or at its
+    latest date) give the row no joined values and an Error finding naming the joined form's rows
+    (``SDTM.JOIN.MULTIPLE``); a row without a match keeps going with blank joined fields
+    (``SDTM.JOIN.NOMATCH``, Notice); joined records no row uses are listed in the traceability with
+    ``reason``."""
 
     form: str
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    by: list[JoinKey] = Field(default_factory=list)  # (not "on": YAML 1.1 reads it as true)
+    nearest: JoinNearest | None = None
+    where: list[Condition] = Field(default_factory=list)
     reason: str = "no matching record on the main form of the dataset"
+
+    @field_validator("by", mode="before")
+    @classmethod
+    def _by(cls, v: Any) -> Any:
+        return _keys_before(v)
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of the joined fields (``<prefix>.<FIELD>``)."""
+        return self.name or self.form
+
+    @property
+    def plain(self) -> bool:
+        """True for the by-subject join of a one-record-per-subject form."""
+        return not self.by and self.nearest is None and not self.where
 
 
 class Source(_M):
@@ -259,7 +320,7 @@ class Baseline(_M):
 
     ``reference`` names the variable holding the reference: a DM variable (``source: DM``, e.g.
     RFSTDTC or RFXSTDTC, per subject) or a variable of the record itself (``source: record``, e.g.
-    a per-period reference such as the period's first dose joined with ``from_dataset``); ``groups``
+    a per-period reference such as the period's first dose set by a ``lookup``); ``groups``
     give other references to records matching conditions; ``by`` are the grouping variables
     (add a period variable such as EPOCH for one baseline per period)."""
 
@@ -295,6 +356,116 @@ class FromDataset(_M):
     where: list[Condition] = Field(default_factory=list)
 
 
+class LookupKey(_M):
+    """A key of a lookup: ``variable`` of this dataset's record equals ``other`` of the other
+    dataset's record (default: the same name), e.g. EPOCH, VISITNUM or a --GRPID.  Numbers compare
+    as numbers, text as trimmed text; a missing key never matches."""
+
+    variable: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")
+    other: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]{0,7}$")
+
+    @property
+    def other_variable(self) -> str:
+        """The other dataset's key variable."""
+        return self.other or self.variable
+
+
+class LookupNearest(_M):
+    """Nearest record by date: the other dataset's record whose ``other`` date is the latest on or
+    before this record's ``date`` (``direction: before``, the default), or the earliest on or after
+    it (``direction: after``, e.g. the start of the period a pre-dose record precedes); same
+    subject and ``by`` keys.
+
+    Date-times compare to the second when both have a time; otherwise by date (a record dated
+    without a time is on or before / on or after every record of that day).  A partial or missing
+    date never matches and is reported (``SDTM.LOOKUP.DATE``)."""
+
+    date: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")  # this dataset's --DTC (e.g. PCDTC)
+    other: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,7}$")  # the other dataset's --DTC (e.g. EXSTDTC)
+    direction: Literal["before", "after"] = "before"
+
+
+_PLACEHOLDER = r"\{([A-Z][A-Z0-9_]{0,7})\}"
+
+
+class Lookup(_M):
+    """Per-record values from another, already mapped dataset (mapping key ``lookup``).
+
+    For each record of this dataset, the record of ``dataset`` (matching ``where``) of the same
+    USUBJID and equal ``by`` keys is chosen, or with ``nearest`` the one dated latest on or before
+    this record; ``copy`` sets target variables from its variables (``PCRFTDTC: EXSTDTC``) and
+    ``text`` from templates naming them in braces (``PCTPTREF: "{EXTRT} DOSE, {EPOCH}"``; a
+    template without braces is a constant set on matched records only).
+
+    Several matching records (equal keys, or a tie at the latest date) are never picked silently:
+    the record gets no value and an Error finding (``SDTM.LOOKUP.MULTIPLE``), unless ``pick``
+    (first/last by the other's ``order_by`` date) says which one to take.  A record without a match
+    keeps the value it had (``SDTM.LOOKUP.NOMATCH``, Notice), so a second lookup can fill the rest.
+
+    ``working: true`` makes the targets working variables: available to later lookups and to
+    ``baseline`` (``source: record``), not written to the dataset.
+    """
+
+    dataset: str = Field(pattern=r"^[A-Z][A-Z0-9]{1,7}$")
+    where: list[Condition] = Field(default_factory=list)  # on the other dataset's records
+    by: list[LookupKey] = Field(default_factory=list)  # equal keys besides USUBJID
+    nearest: LookupNearest | None = None
+    pick: Literal["first", "last"] | None = None
+    order_by: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9_]{0,7}$")  # the other's date for pick
+    copy_: dict[str, str] = Field(default_factory=dict, alias="copy")  # target -> other dataset's variable
+    text: dict[str, str] = Field(default_factory=dict)  # target -> template with {OTHERVAR} placeholders
+    working: bool = False
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("by", mode="before")
+    @classmethod
+    def _by(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"variable": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Lookup":
+        if not self.copy_ and not self.text:
+            raise ValueError("a lookup needs copy: and/or text: (the target variables it sets)")
+        both = set(self.copy_) & set(self.text)
+        if both:
+            raise ValueError(f"{', '.join(sorted(both))} set by both copy and text")
+        if self.nearest is not None and (self.pick or self.order_by):
+            raise ValueError("nearest already chooses the latest preceding record: drop pick/order_by")
+        if (self.pick is None) != (self.order_by is None):
+            raise ValueError("pick and order_by go together (pick: first|last, order_by: the other's date)")
+        for target, tpl in self.text.items():
+            rest = re.sub(_PLACEHOLDER, "", tpl)
+            if "{" in rest or "}" in rest:
+                raise ValueError(f"text.{target}: braces must enclose a variable name in upper case, e.g. {{EXTRT}}")
+        for name in list(self.copy_) + list(self.text) + list(self.copy_.values()):
+            if not re.fullmatch(r"[A-Z][A-Z0-9_]{0,7}", name):
+                raise ValueError(f"{name!r} is not a variable name")
+        return self
+
+    def targets(self) -> list[str]:
+        """The variables this lookup sets."""
+        return list(self.copy_) + list(self.text)
+
+    def other_variables(self) -> list[str]:
+        """The other dataset's variables this lookup reads (keys, dates, conditions, values)."""
+        out = [k.other_variable for k in self.by] + [c.field for c in self.where] + list(self.copy_.values())
+        if self.nearest is not None:
+            out.append(self.nearest.other)
+        if self.order_by:
+            out.append(self.order_by)
+        for tpl in self.text.values():
+            out += re.findall(_PLACEHOLDER, tpl)
+        return list(dict.fromkeys(out))
+
+    def own_variables(self) -> list[str]:
+        """This dataset's variables the lookup reads (keys, date)."""
+        out = [k.variable for k in self.by] + ([self.nearest.date] if self.nearest is not None else [])
+        return list(dict.fromkeys(out))
+
+
 class SubjectDate(_M):
     """A per-subject date picked across datasets (DM reference dates): earliest or latest value."""
 
@@ -318,9 +489,14 @@ class ActualArm(_M):
       A sequence stopped early (a prefix of an arm's sequence) counts as that arm when
       ``partial: planned_prefix`` (the default) and it is the planned arm's prefix or only one
       arm's prefix; otherwise, and for any other sequence, UNPLANNED TREATMENT.
+    - ``record``: the arm recorded on an allocation record (e.g. a randomisation or dispensing
+      record): the value of ``variable`` on the subject's records, translated by ``codes`` (value
+      -> ARMCD; without ``codes`` the value is the ARMCD).  Several different values: UNPLANNED
+      TREATMENT (``SDTM.ARM.UNPLANNED``); a value that is no arm of the trial design: UNPLANNED
+      TREATMENT (``SDTM.ARM.UNKNOWN``).  A ``codes`` target that is no arm is an input error.
     """
 
-    method: Literal["dose", "sequence"] = "dose"
+    method: Literal["dose", "sequence", "record"] = "dose"
     dataset: str = "EX"
     where: list[Condition] = Field(default_factory=list)
     # method dose
@@ -332,6 +508,22 @@ class ActualArm(_M):
     order_by: str = "EXSTDTC"
     period: str | None = None  # variable identifying the period of a record (e.g. EPOCH, a --GRPID)
     partial: Literal["planned_prefix", "unplanned"] = "planned_prefix"
+    # method record
+    variable: str | None = None  # the variable holding the allocated arm (e.g. DSTERM, a sponsor --TRT)
+
+    @model_validator(mode="after")
+    def _record_variable(self) -> "ActualArm":
+        if self.method == "record" and not self.variable:
+            raise ValueError("method record needs variable: (the variable holding the allocated arm)")
+        if self.method != "record" and self.variable:
+            raise ValueError("variable: is only used by method record")
+        return self
+
+    def reads(self) -> list[str]:
+        """The variables of ``dataset`` the chosen method reads (conditions included)."""
+        out = {"dose": [self.dose], "sequence": [self.treatment, self.order_by] + ([self.period] if self.period else []),
+               "record": [self.variable or ""]}[self.method]
+        return list(dict.fromkeys(out + [c.field for c in self.where]))
 
 
 class Relation(_M):
@@ -361,6 +553,7 @@ class DatasetMapping(_M):
     subject_dates: dict[str, SubjectDate] = Field(default_factory=dict)  # DM: RFSTDTC, RFXSTDTC, ...
     actual_arm: ActualArm | None = None  # DM: ACTARMCD/ACTARM/ARMNRS
     from_dm: dict[str, str] = Field(default_factory=dict)  # target variable -> DM variable (e.g. PCRFTDTC: RFSTDTC)
+    lookup: list[Lookup] = Field(default_factory=list)  # per-record values from other datasets (Lookup)
     relrec: list[Relation] = Field(default_factory=list)
     drop_blank: list[str] = Field(default_factory=list)  # rows where all these targets are blank are not records
     drop_reason: str | None = None
@@ -510,8 +703,110 @@ def load_mappings(mappings_dir: str | Path, spec: StudySpec) -> Mappings:
                 problems.append(Problem(f, f"split into supp needs a spec for SUPP{m.dataset}", entry="split"))
         if m.results and m.results.testcd not in names:
             problems.append(Problem(f, f"{m.results.testcd} is not a variable of {m.dataset}", entry="results.testcd"))
+        for i, s in enumerate(m.sources):
+            seen_prefix: set[str] = set()
+            for j, jn in enumerate(s.join):
+                if jn.prefix in seen_prefix:
+                    problems.append(Problem(f, "two joins of one source read their fields under the same name",
+                                            entry=f"sources[{i}].join[{j}]", value=jn.prefix,
+                                            hint="Give the second join a name: (its fields are read as <name>.FIELD)"))
+                seen_prefix.add(jn.prefix)
         datasets[m.dataset] = m
         files[m.dataset] = f
+    problems += check_cross_references(datasets, files, spec, has_design=bool(design))
     if problems:
         raise InputError(problems, stage="mappings")
     return Mappings(datasets=datasets, synonyms=synonyms, units=units, design=design, files=files)
+
+
+def lookup_order(datasets: dict[str, DatasetMapping]) -> tuple[list[str], list[str]]:
+    """(datasets with lookups in an order where every dataset comes after the datasets it looks
+    up, ties alphabetical; datasets that cannot be ordered because their lookups form a cycle)."""
+    deps = {n: {lk.dataset for lk in m.lookup if lk.dataset in datasets and lk.dataset != n}
+            for n, m in datasets.items() if m.lookup}
+    done: list[str] = []
+    pending = sorted(deps)
+    while pending:
+        ready = [n for n in pending if all(d in done or d not in deps for d in deps[n])]
+        if not ready:
+            return done, pending
+        done.append(ready[0])
+        pending.remove(ready[0])
+    return done, []
+
+
+def check_cross_references(datasets: dict[str, DatasetMapping], files: dict[str, str], spec: StudySpec,
+                           has_design: bool) -> list[Problem]:
+    """Checks that need every mapping: ``lookup`` (the other dataset is built, the variables exist
+    in the specs, targets, no cycle), ``actual_arm`` (its dataset and variables) and ``baseline``
+    with ``source: record`` (the reference is a variable of the record)."""
+    problems: list[Problem] = []
+    lookable = {n for n, m in datasets.items() if m.sources}
+    if has_design and "SE" in spec.datasets:
+        lookable.add("SE")
+
+    def spec_vars(name: str) -> set[str]:
+        return set(spec.datasets[name].variable_names) if name in spec.datasets else set()
+
+    def lookup_targets(name: str) -> set[str]:
+        m = datasets.get(name)
+        return {t for lk in m.lookup for t in lk.targets()} if m is not None else set()
+
+    for name, m in datasets.items():
+        f = files.get(name, name)
+        own = spec_vars(name)
+        for i, lk in enumerate(m.lookup):
+            entry = f"lookup[{i}]"
+            if lk.dataset == name:
+                problems.append(Problem(f, "a dataset cannot look up its own records", entry=f"{entry}.dataset",
+                                        value=lk.dataset))
+                continue
+            if lk.dataset not in lookable:
+                problems.append(Problem(f, "no mapping builds this dataset (a lookup reads an SDTM dataset mapped "
+                                           "from raw forms, or SE)", entry=f"{entry}.dataset", value=lk.dataset,
+                                        hint=f"Available: {', '.join(sorted(lookable))}"))
+                continue
+            other = spec_vars(lk.dataset) | lookup_targets(lk.dataset)
+            for v in lk.other_variables():
+                if v not in other:
+                    problems.append(Problem(f, f"{v} is not a variable of {lk.dataset} (spec or its lookups)",
+                                            entry=entry, value=v, hint=f"Correct the name or add {v} to {lk.dataset}"))
+            mine = own | {t for lk2 in m.lookup[:i] for t in lk2.targets()}
+            for v in lk.own_variables():
+                if v not in mine:
+                    problems.append(Problem(f, f"{v} is not a variable of {name} (spec or an earlier lookup)",
+                                            entry=entry, value=v))
+            for t in lk.targets():
+                if lk.working and t in own:
+                    problems.append(Problem(f, f"working variable {t} is a variable of {name}'s spec", entry=entry,
+                                            value=t, hint="Drop working: true to write it, or choose another name"))
+                elif not lk.working and t not in own:
+                    problems.append(Problem(f, f"{t} is not a variable of {name} in its spec", entry=entry, value=t,
+                                            hint="Add it to the spec, or set working: true for a working variable"))
+        if m.baseline is not None and m.baseline.source == "record":
+            refs = [("baseline.reference", m.baseline.reference)] + [
+                (f"baseline.groups[{i}].reference", g.reference) for i, g in enumerate(m.baseline.groups)]
+            have = own | lookup_targets(name)
+            for entry, ref in refs:
+                if ref not in have:
+                    problems.append(Problem(f, f"{ref} is not a variable of {name} (source: record reads the record's "
+                                               "own variable)", entry=entry, value=ref,
+                                            hint="Set it with a lookup (working: true if it is not to be written)"))
+        aa = m.actual_arm
+        if aa is not None:
+            if aa.dataset not in datasets or not datasets[aa.dataset].sources:
+                problems.append(Problem(f, "no mapping builds this dataset", entry="actual_arm.dataset", value=aa.dataset))
+            else:
+                have = spec_vars(aa.dataset)
+                for v in aa.reads():
+                    if v not in have:
+                        problems.append(Problem(f, f"{v} is not a variable of {aa.dataset} in its spec",
+                                                entry="actual_arm", value=v))
+    _, stuck = lookup_order(datasets)
+    for name in stuck:
+        reads = sorted({lk.dataset for lk in datasets[name].lookup if lk.dataset in stuck})
+        if reads:
+            problems.append(Problem(files.get(name, name), f"the lookups form a cycle: {name} looks up "
+                                    f"{', '.join(reads)}, which look(s) up {name} in turn (directly or not)",
+                                    entry="lookup", hint="Lookups run in dependency order; remove one direction"))
+    return problems

@@ -20,7 +20,7 @@ def trace_rows(f: pd.DataFrame, dataset: str, reason: str) -> pd.DataFrame:
 
 
 def traceability(final: dict[str, pd.DataFrame], forms: dict[str, pd.DataFrame], mappings: Mappings,
-                  trace: list[pd.DataFrame], joined_used: list[tuple[str, str, int]]) -> pd.DataFrame:
+                  trace: list[pd.DataFrame], joined_used: list[tuple]) -> pd.DataFrame:
     """Per (form, dataset): records in/out; then every raw record not mapped, with its reason.
 
     A form no mapping reads is listed record by record with reason 'form not mapped to SDTM'.
@@ -34,10 +34,10 @@ def traceability(final: dict[str, pd.DataFrame], forms: dict[str, pd.DataFrame],
             n_out = int((df[FORM] == src.form).sum()) if df is not None and FORM in df else 0
             rows.append({"form": src.form, "dataset": name, "records_in": len(forms[src.form]), "records_out": n_out,
                          "source_row": np.nan, "usubjid": None, "reason": None})
-    for form, name, n in joined_used:
+    for form, name, n, *how in joined_used:  # (form, dataset, records used[, how they were joined])
         used.add(form)
         rows.append({"form": form, "dataset": name, "records_in": len(forms[form]), "records_out": n,
-                     "source_row": np.nan, "usubjid": None, "reason": "joined by subject"})
+                     "source_row": np.nan, "usubjid": None, "reason": how[0] if how else "joined by subject"})
     for name, df in final.items():
         if name.startswith("SUPP") and FORM in df and not df.empty:
             for form, n in df[FORM].value_counts().items():
