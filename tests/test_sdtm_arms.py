@@ -88,8 +88,8 @@ def test_sequence_partial_unplanned_and_period_variable():
     assert vals(out["ACTARMCD"]) == [None, "AB"]
     # with a period variable two periods of the same treatment stay two periods (R, R is not R)
     ex = pd.DataFrame({"USUBJID": ["P1", "P1", "P1"], "EXTRT": ["R", "R", "R"],
-                       "EXSTDTC": ["2024-01-01", "2024-01-02", "2024-02-01"], "EPOCH": ["P1", "P1", "P2"]})
-    aa = ActualArm.model_validate({"method": "sequence", "period": "EPOCH"})
+                       "EXSTDTC": ["2024-01-01", "2024-01-02", "2024-02-01"], "EXGRPID": ["P1", "P1", "P2"]})
+    aa = ActualArm.model_validate({"method": "sequence", "period": "EXGRPID"})
     seq = received_sequence(aa, {"EX": ex})
     assert seq["TRT"].tolist() == ["R", "R"] and seq["POS"].tolist() == [0, 1]
     aa_no_period = ActualArm.model_validate({"method": "sequence"})
@@ -195,3 +195,19 @@ def test_record_arm_checks():
     assert [(p.entry, p.value) for p in problems] == [("actual_arm.codes.SEQUENCE XY", "XY")]
     # arms need neither dose nor sequence for method record
     assert check_actual_arm(ALLOC, design([{"armcd": "AB", "arm": "x"}, {"armcd": "BA", "arm": "y"}]), "d", "t") == []
+
+
+def test_a_period_derived_after_the_arm_is_refused():
+    # EPOCH comes from SE, which needs the actual arm: reading it would find no period at all
+    aa = ActualArm.model_validate({"method": "sequence", "period": "EPOCH"})
+    problems = check_actual_arm(aa, CROSSOVER, "dm.yaml", "trial_design.yaml")
+    assert [(p.entry, p.value) for p in problems] == [("actual_arm.period", "EPOCH")]
+
+
+def test_a_treatment_variable_the_mapping_lacks_is_an_input_error_not_nobody_treated():
+    from cdisc_pipe.errors import InputError
+
+    ex = crossover_ex().drop(columns=["EXTRT"])
+    with pytest.raises(InputError) as exc:
+        derive_actual_arm(dm([("S1", "AB")]), SEQ, CROSSOVER, {"EX": ex}, Findings())
+    assert "EX has no EXTRT" in str(exc.value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cdisc_pipe.errors import Problem
+from cdisc_pipe.errors import InputError, Problem
 from cdisc_pipe.sdtm.algorithms import evaluate
 from cdisc_pipe.sdtm.dates import complete_date
 from cdisc_pipe.sdtm.design import TrialDesign
@@ -23,6 +23,15 @@ def check_actual_arm(aa: ActualArm, td: TrialDesign, dm_file: str, td_file: str)
     ``sequence`` (method sequence) for every arm; for method record every ``codes`` value is an
     arm of the design."""
     problems: list[Problem] = []
+    # The actual arm is derived with DM, before SE: variables derived from SE or after it (EPOCH,
+    # study days, sequence numbers) do not exist yet, and reading them would find no treatment.
+    late = [(k, v) for k, v in (("period", aa.period), ("order_by", aa.order_by), ("treatment", aa.treatment))
+            if v and (v == "EPOCH" or (v.startswith(aa.dataset[:2]) and v.endswith(("DY", "SEQ"))))]
+    for key, var in late:
+        problems.append(Problem(dm_file, f"{var} is derived after the actual arm (EPOCH comes from SE, which needs "
+                                "the arm), so it cannot identify the treatment periods", entry=f"actual_arm.{key}",
+                                value=var, hint="use a collected variable: a period field mapped to --GRPID, "
+                                "--TPT/VISITNUM, or the dose date (--STDTC)"))
     if aa.method == "record":
         armcds = {a.armcd for a in td.arms}
         for raw, code in aa.codes.items():
@@ -43,8 +52,14 @@ def check_actual_arm(aa: ActualArm, td: TrialDesign, dm_file: str, td_file: str)
 
 def _treatment_records(aa: ActualArm, datasets: dict[str, pd.DataFrame], cols: list[str]) -> pd.DataFrame:
     src = datasets.get(aa.dataset)
-    if src is None or src.empty or any(c not in src for c in cols):
+    if src is None or src.empty:  # no treatment records yet (a pre-lock export): nobody treated
         return pd.DataFrame(columns=["USUBJID"] + cols)
+    lacking = [c for c in cols if c not in src]
+    if lacking:  # never read as "not treated": the mapping does not give what the method reads
+        raise InputError(Problem(f"mappings/{aa.dataset.lower()}.yaml", f"{aa.dataset} has no {', '.join(lacking)}, "
+                                 "which the DM mapping's actual_arm reads", entry="actual_arm", value=", ".join(lacking),
+                                 hint=f"map {', '.join(lacking)} in {aa.dataset}, or name another variable in "
+                                      "actual_arm"), stage="sdtm")
     sel = src.loc[evaluate(src, aa.where)] if aa.where else src
     return sel[["USUBJID"] + [c for c in cols if c != "USUBJID"]]
 

@@ -35,9 +35,22 @@ class Arm(_M):
     arm: str
     dose: float | None = None  # planned dose of the arm, in the unit of the dose variable
     sequence: list[str] = Field(default_factory=list)  # treatment code per period, in period order
-    # ETCDs of this arm in its own order (TA TAETORD; SE of the arm's subjects); default: every
-    # element in the order of ``elements`` (e.g. a crossover: [SCRN, TEST, WASH, REF] vs [SCRN, REF, WASH, TEST])
-    elements: list[str] | None = None
+    # The arm's elements in its own order (TA TAETORD; SE of the arm's subjects): ETCDs, or
+    # :class:`ArmElement` entries giving this arm's epoch / start rule / branch / transition for the
+    # element; default: every element in the order of ``elements``.  A crossover:
+    # AB: [SCRN, {etcd: A, epoch: TREATMENT 1}, WASH, {etcd: B, epoch: TREATMENT 2}]
+    # BA: [SCRN, {etcd: B, epoch: TREATMENT 1}, WASH, {etcd: A, epoch: TREATMENT 2}]
+    elements: list["str | ArmElement"] | None = None
+
+
+class ArmElement(_M):
+    """An element at its place in one arm: what differs from the element's own definition there."""
+
+    etcd: str
+    epoch: str | None = None  # TA/SE EPOCH at this place (default: the element's epoch)
+    start: "ElementStart | None" = None  # this arm's start rule (default: the element's)
+    tabranch: str | None = None  # TA TABRANCH (e.g. "Randomized to A")
+    tatrans: str | None = None  # TA TATRANS
 
 
 class ElementStart(_M):
@@ -55,7 +68,7 @@ class Element(_M):
 
     etcd: str
     element: str
-    epoch: str
+    epoch: str | None = None  # required unless every arm's entry for this element gives its epoch
     testrl: str
     teenrl: str | None = None
     tedur: str | None = None
@@ -96,6 +109,9 @@ class TsParam(_M):
     tsgrpid: str | None = None
 
 
+Arm.model_rebuild()
+
+
 class TrialDesign(_M):
     """``mappings/trial_design.yaml``."""
 
@@ -119,12 +135,23 @@ def load_design(data: dict, file: str) -> TrialDesign:
             if v.visitdy == 0:
                 problems.append(Problem(file, "VISITDY 0 does not exist in SDTM (day 1 follows day -1)",
                                         entry=f"visits[{i}]", hint="Protocol day 0 is VISITDY 1; day 7 is VISITDY 8"))
-        etcds = {e.etcd for e in td.elements}
+        etcds = {e.etcd: e for e in td.elements}
         for i, a in enumerate(td.arms):
-            for j, etcd in enumerate(a.elements or []):
+            for j, item in enumerate(a.elements or []):
+                etcd = item if isinstance(item, str) else item.etcd
                 if etcd not in etcds:
                     problems.append(Problem(file, "element not among the trial design's elements",
                                             entry=f"arms[{i}].elements[{j}]", value=etcd))
+                elif etcds[etcd].epoch is None and (isinstance(item, str) or item.epoch is None):
+                    problems.append(Problem(file, f"element {etcd} has no epoch here: give it in the element or in "
+                                            "this arm's entry", entry=f"arms[{i}].elements[{j}]", value=etcd,
+                                            hint=f"{{etcd: {etcd}, epoch: ...}}"))
+        listed = {(x if isinstance(x, str) else x.etcd) for a in td.arms for x in (a.elements or [])}
+        for i, e in enumerate(td.elements):
+            if e.epoch is None and (any(a.elements is None for a in td.arms) or e.etcd not in listed):
+                problems.append(Problem(file, "element without epoch used where no arm gives one",
+                                        entry=f"elements[{i}].epoch", value=e.etcd,
+                                        hint="give the element an epoch, or list it with an epoch in every arm"))
     if problems or td is None:
         raise InputError(problems or [Problem(file, "invalid trial design")], stage="mappings")
     return td
@@ -138,19 +165,27 @@ def build_te(td: TrialDesign, studyid: str) -> pd.DataFrame:
         "TEENRL": [e.teenrl for e in td.elements], "TEDUR": [e.tedur for e in td.elements]})
 
 
-def arm_elements(td: TrialDesign, arm: Arm) -> list[Element]:
-    """The elements of an arm in its order: ``arm.elements`` when given, else every element."""
-    if arm.elements is None:
-        return list(td.elements)
+def arm_elements(td: TrialDesign, arm: Arm) -> list[tuple[Element, ArmElement]]:
+    """The elements of an arm in its order (``arm.elements`` when given, else every element), each
+    with the arm's own epoch and start rule resolved (an element's definition where the arm gives none)."""
     by_cd = {e.etcd: e for e in td.elements}
-    return [by_cd[c] for c in arm.elements]
+    items = arm.elements if arm.elements is not None else [e.etcd for e in td.elements]
+    out = []
+    for item in items:
+        place = ArmElement(etcd=item) if isinstance(item, str) else item
+        e = by_cd[place.etcd]
+        resolved = e.model_copy(update={"epoch": place.epoch or e.epoch, "start": place.start or e.start})
+        out.append((resolved, place))
+    return out
 
 
 def build_ta(td: TrialDesign, studyid: str) -> pd.DataFrame:
-    """TA: one record per arm x element, in each arm's own element order (``arms[].elements``)."""
+    """TA: one record per arm x element, in each arm's own element order (``arms[].elements``), with
+    the arm's epoch, branch and transition at each place."""
     rows = [{"STUDYID": studyid, "DOMAIN": "TA", "ARMCD": a.armcd, "ARM": a.arm, "TAETORD": float(i),
-             "ETCD": e.etcd, "ELEMENT": e.element, "TABRANCH": None, "TATRANS": None, "EPOCH": e.epoch}
-            for a in td.arms for i, e in enumerate(arm_elements(td, a), start=1)]
+             "ETCD": e.etcd, "ELEMENT": e.element, "TABRANCH": place.tabranch, "TATRANS": place.tatrans,
+             "EPOCH": e.epoch}
+            for a in td.arms for i, (e, place) in enumerate(arm_elements(td, a), start=1)]
     return pd.DataFrame(rows)
 
 
@@ -205,21 +240,29 @@ def _shift(dtc: pd.Series, days: int) -> pd.Series:
     return d.dt.strftime("%Y-%m-%d").where(d.notna()).astype("str")
 
 
-def _per_arm_order(td: TrialDesign, se: pd.DataFrame, dm: pd.DataFrame) -> pd.DataFrame:
-    """TAETORD from the subject's arm (ACTARMCD, else ARMCD); elements not in that arm are dropped."""
-    order = pd.DataFrame([{"__arm": a.armcd, "ETCD": e.etcd, "__ord": float(i)}
-                          for a in td.arms for i, e in enumerate(arm_elements(td, a), start=1)])
+def _element_start(start: ElementStart, dm: pd.DataFrame, datasets: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """(USUBJID, SESTDTC) per subject from a start rule; None when its source is absent or empty."""
+    src = dm if start.dataset == "DM" else datasets.get(start.dataset)
+    if src is None or src.empty or start.variable not in src:
+        return None
+    sel = src.loc[evaluate(src, start.where)] if start.where else src
+    s = sel[["USUBJID", start.variable]].dropna()
+    s = s[s[start.variable].astype("str").str.strip() != ""]
+    s = s.assign(__d=complete_date(s[start.variable]).fillna(pd.Timestamp.max))
+    s = s.sort_values(["USUBJID", "__d", start.variable], kind="mergesort")
+    s = (s.groupby("USUBJID").head(1) if start.pick == "first" else s.groupby("USUBJID").tail(1))
+    return pd.DataFrame({"USUBJID": s["USUBJID"].to_numpy(),
+                         "SESTDTC": _shift(s[start.variable].astype("str"), start.offset_days).to_numpy()})
+
+
+def _subject_arms(td: TrialDesign, dm: pd.DataFrame) -> pd.Series:
+    """Each subject's arm for SE (ACTARMCD, else ARMCD), missing when not an arm of the design."""
     d = dm.drop_duplicates("USUBJID")
     arm = d["ACTARMCD"] if "ACTARMCD" in d else pd.Series(np.nan, index=d.index, dtype="object")
     if "ARMCD" in d:
         arm = arm.where(arm.notna(), d["ARMCD"])
-    known = arm.isin(order["__arm"])
-    subj_arm = pd.DataFrame({"USUBJID": d["USUBJID"].to_numpy(), "__arm": arm.where(known).to_numpy()})
-    out = se.merge(subj_arm, on="USUBJID", how="left").merge(order, on=["__arm", "ETCD"], how="left")
-    has_arm = out["__arm"].notna()
-    out = out[~has_arm | out["__ord"].notna()]
-    out["TAETORD"] = out["__ord"].where(out["__arm"].notna(), out["TAETORD"])
-    return out.drop(columns=["__arm", "__ord"]).reset_index(drop=True)
+    arm = arm.where(arm.isin([a.armcd for a in td.arms]))
+    return pd.Series(arm.to_numpy(), index=d["USUBJID"].to_numpy())
 
 
 def build_se(td: TrialDesign, studyid: str, dm: pd.DataFrame, datasets: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -228,28 +271,37 @@ def build_se(td: TrialDesign, studyid: str, dm: pd.DataFrame, datasets: dict[str
     Elements without a start date for a subject (for example a subject never treated has no
     treatment or follow-up element) or starting after the subject's RFPENDTC are absent for that
     subject.  When arms have their own element order (``arms[].elements``), a subject's elements
-    are those of the subject's arm (ACTARMCD, else ARMCD) and TAETORD is the position in that arm;
-    subjects without a known arm keep the design order.
+    are those of the subject's arm (ACTARMCD, else ARMCD), with TAETORD the position in that arm and
+    the arm's epoch and start rule at each place; subjects without a known arm keep the design order.
     """
+    starts: dict[str, pd.DataFrame | None] = {}  # one computation per distinct start rule
+
+    def start_of(e: Element) -> pd.DataFrame | None:
+        key = e.start.model_dump_json()
+        if key not in starts:
+            starts[key] = _element_start(e.start, dm, datasets)
+        return starts[key]
+
+    plans: list[tuple[str | None, list[Element]]]  # (arm or None = subjects without a known arm, elements)
+    if any(a.elements is not None for a in td.arms):
+        plans = [(a.armcd, [e for e, _ in arm_elements(td, a)]) for a in td.arms] + [(None, list(td.elements))]
+        arms = _subject_arms(td, dm)
+    else:
+        plans, arms = [(None, list(td.elements))], None
     parts = []
-    for order, e in enumerate(td.elements, start=1):
-        src = dm if e.start.dataset == "DM" else datasets.get(e.start.dataset)
-        if src is None or src.empty or e.start.variable not in src:
-            continue
-        sel = src.loc[evaluate(src, e.start.where)] if e.start.where else src
-        s = sel[["USUBJID", e.start.variable]].dropna()
-        s = s[s[e.start.variable].astype("str").str.strip() != ""]
-        s = s.assign(__d=complete_date(s[e.start.variable]).fillna(pd.Timestamp.max))
-        s = s.sort_values(["USUBJID", "__d", e.start.variable], kind="mergesort")
-        s = (s.groupby("USUBJID").head(1) if e.start.pick == "first" else s.groupby("USUBJID").tail(1))
-        start = _shift(s[e.start.variable].astype("str"), e.start.offset_days)
-        parts.append(pd.DataFrame({"USUBJID": s["USUBJID"].to_numpy(), "ETCD": e.etcd, "ELEMENT": e.element,
-                                   "TAETORD": float(order), "EPOCH": e.epoch, "SESTDTC": start.to_numpy()}))
+    for armcd, elements in plans:
+        for order, e in enumerate(elements, start=1):
+            st = start_of(e)
+            if st is None:
+                continue
+            if arms is not None:  # the subjects following this plan
+                subj_arm = arms.reindex(st["USUBJID"].to_numpy())
+                st = st[(subj_arm == armcd).to_numpy() if armcd is not None else subj_arm.isna().to_numpy()]
+            parts.append(st.assign(ETCD=e.etcd, ELEMENT=e.element, TAETORD=float(order), EPOCH=e.epoch)
+                         [["USUBJID", "ETCD", "ELEMENT", "TAETORD", "EPOCH", "SESTDTC"]])
     if not parts:
         return pd.DataFrame(columns=["STUDYID", "DOMAIN", "USUBJID", "ETCD", "ELEMENT", "TAETORD", "EPOCH", "SESTDTC", "SEENDTC"])
     se = pd.concat(parts, ignore_index=True)
-    if any(a.elements is not None for a in td.arms):
-        se = _per_arm_order(td, se, dm)
     se = se.merge(dm[["USUBJID", "RFPENDTC"]], on="USUBJID", how="left")
     start_d = complete_date(se["SESTDTC"])
     end_d = complete_date(se["RFPENDTC"])

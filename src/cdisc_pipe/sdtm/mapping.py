@@ -506,7 +506,7 @@ class ActualArm(_M):
     treatment: str = "EXTRT"
     codes: dict[str, str] = Field(default_factory=dict)  # treatment value -> the code used in arms' sequence
     order_by: str = "EXSTDTC"
-    period: str | None = None  # variable identifying the period of a record (e.g. EPOCH, a --GRPID)
+    period: str | None = None  # variable identifying the period of a record (e.g. a --GRPID; not EPOCH, derived later)
     partial: Literal["planned_prefix", "unplanned"] = "planned_prefix"
     # method record
     variable: str | None = None  # the variable holding the allocated arm (e.g. DSTERM, a sponsor --TRT)
