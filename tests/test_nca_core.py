@@ -13,11 +13,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdisc_pipe.nca import NcaSettings, calc_parameters, not_calculated_reasons, prepare_profiles, run_nca
+from cdisc_pipe.nca import (
+    NcaSettings,
+    calc_parameters,
+    not_calculated_reasons,
+    prepare_profiles,
+    run_nca,
+)
 from cdisc_pipe.nca.core import interpolate_conc
 
-LULD = NcaSettings()
-LINEAR = NcaSettings(auc_method="linear")
+
+def S(**kw) -> NcaSettings:
+    return NcaSettings(route="intravascular_infusion", **kw)
+
+
+LULD = S()
+LINEAR = S(auc_method="linear")
 
 
 def tidy(points: list[tuple[float, float | None]], lloq: float = 10.0, subject: str = "S1") -> pd.DataFrame:
@@ -93,7 +104,7 @@ def test_blq_in_the_middle_dropped():
 def test_blq_in_the_middle_as_zero_when_configured():
     # middle: zero -> 0-1: 50; 1-7 (100 -> 0, linear as one end is 0): 6*100/2 = 300;
     # 7-14 (0 -> 400): 7*400/2 = 1400; 14-28: 3029.66  -> 4779.66
-    s = NcaSettings(blq={"middle": "zero"})
+    s = S(blq={"middle": "zero"})
     r = nca([(-0.01, None), (1, 100), (7, None), (14, 400), (28, 100)], s)
     assert r["AUCLAST"] == pytest.approx(50 + 300 + 1400 + 4200 / math.log(4))
     assert r["dropped"] == {}
@@ -102,7 +113,7 @@ def test_blq_in_the_middle_as_zero_when_configured():
 def test_blq_in_the_middle_half_lloq():
     # middle: half_lloq (LLOQ 10 -> 5): 1-7 down 100 -> 5: 6*95/ln 20 = 570/2.995732 = 190.27;
     # 7-14 up: 7*(5+400)/2 = 1417.5; 0-1: 50; 14-28: 3029.66
-    s = NcaSettings(blq={"middle": "half_lloq"})
+    s = S(blq={"middle": "half_lloq"})
     r = nca([(-0.01, None), (1, 100), (7, None), (14, 400), (28, 100)], s)
     assert r["AUCLAST"] == pytest.approx(50 + 570 / math.log(20) + 1417.5 + 4200 / math.log(4))
 
@@ -124,7 +135,7 @@ def test_leading_and_trailing_blq():
 
 def test_trailing_blq_dropped_loses_the_day_28_window():
     pts = [(-0.01, None), (1, None), (3, 50), (7, 200), (14, 100), (21, None), (28, None)]
-    r = nca(pts, NcaSettings(blq={"trailing": "drop"}))
+    r = nca(pts, S(blq={"trailing": "drop"}))
     assert sorted(r["dropped"]) == [6, 7]
     assert r["why"]["aucint"] is not None and "day 28" in r["why"]["aucint"]
     assert r["AUCLAST"] == pytest.approx(50 + 500 + 700 / math.log(2))
@@ -133,7 +144,7 @@ def test_trailing_blq_dropped_loses_the_day_28_window():
 def test_leading_blq_dropped():
     # leading post-infusion BLQ (day 1) dropped: 0-3: 3*50/2 = 75 instead of 0 + 50
     pts = [(-0.01, None), (1, None), (3, 50), (7, 200), (14, 100)]
-    r = nca(pts, NcaSettings(blq={"leading": "drop"}))
+    r = nca(pts, S(blq={"leading": "drop"}))
     assert r["AUCLAST"] == pytest.approx(75 + 500 + 700 / math.log(2))
     assert list(r["dropped"]) == [2]
 
@@ -185,7 +196,8 @@ def test_too_few_points():
 def test_all_blq_nothing_calculated():
     r = nca([(-0.01, None), (1, None), (7, None), (28, None)])
     assert np.isnan(r["CMAX"]) and np.isnan(r["AUCLAST"])
-    assert set(r["why"].values()) == {"No quantifiable post-infusion concentration"}
+    six = ("cmax", "tmax", "clast", "tlast", "auclast", "aucint")
+    assert {r["why"][q] for q in six} == {"No quantifiable post-infusion concentration"}
 
 
 def test_time_zero_imputed_without_predose():
@@ -196,7 +208,7 @@ def test_time_zero_imputed_without_predose():
 
 
 def test_time_zero_not_imputed_gives_not_calculated():
-    r = nca([(1, 100), (7, 50), (28, 25)], NcaSettings(time_zero={"impute_zero": False}))
+    r = nca([(1, 100), (7, 50), (28, 25)], S(time_zero={"impute_zero": False}))
     assert r["why"]["auclast"].startswith("No time-zero concentration")
     assert r["why"]["cmax"] is None
 
@@ -257,15 +269,15 @@ def test_run_nca_tidy_frame_with_subject_specimen_analyte_keys():
 def test_cases_from_pknca_aucint_documentation():
     # PKNCA's own aucint checks on conc 8, 4, 2, 1 at times 0..3 (lin up/log down, all segments
     # falling): AUC0-3 = (8-4)/ln 2 + (4-2)/ln 2 + (2-1)/ln 2 = 7/ln 2 = 10.0989
-    s3 = NcaSettings(interval={"end_days": 3}, min_data={"end_window_days": 1})
+    s3 = S(interval={"end_days": 3}, min_data={"end_window_days": 1})
     r = nca([(0, 8), (1, 4), (2, 2), (3, 1)], s3)
     assert r["AUCINT"] == pytest.approx(7 / math.log(2)) and r["AUCLAST"] == pytest.approx(7 / math.log(2))
     # with a trailing BLQ at 4 and the interval ending at 3.5 (aucint.last): 0 after Tlast = 3
-    s35 = NcaSettings(interval={"end_days": 3.5}, min_data={"end_window_days": 1})
+    s35 = S(interval={"end_days": 3.5}, min_data={"end_window_days": 1})
     r = nca([(0, 8), (1, 4), (2, 2), (3, 1), (4, None)], s35)
     assert r["AUCINT"] == pytest.approx(7 / math.log(2))
     # interval ending at 2.5 (between samples, log segment): C(2.5) = 2*exp(0.5*ln(1/2)) = 1.41421;
     # 2-2.5: 0.5*(2-1.41421)/ln(2/1.41421) = 0.29289/0.34657 = 0.84510 -> 6/ln 2 + 0.84510
-    s25 = NcaSettings(interval={"end_days": 2.5}, min_data={"end_window_days": 1})
+    s25 = S(interval={"end_days": 2.5}, min_data={"end_window_days": 1})
     r = nca([(0, 8), (1, 4), (2, 2), (3, 1)], s25)
     assert r["AUCINT"] == pytest.approx(6 / math.log(2) + 0.5 * (2 - 2 ** 0.5) / math.log(2 / 2 ** 0.5))

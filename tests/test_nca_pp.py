@@ -39,9 +39,9 @@ ROWS = [
 
 # The package's defaults are neutral (every analyte and specimen, the PC unit); these tests use the
 # choices of a cellular-kinetics study like the bundled one: marrow with Cmax and Tmax only.
-STUDY = {"analytes": ["BCMACAR"], "specimens": {"BLOOD": ["CMAX", "TMAX", "AUCINT", "AUCLST", "CLST", "TLST"],
+STUDY = {"analytes": ["BCMACAR"], "route": "intravascular_infusion", "specimens": {"BLOOD": ["CMAX", "TMAX", "AUCINT", "AUCLST", "CLST", "TLST"],
                                                 "BONE MARROW": ["CMAX", "TMAX"]},
-         "units": {"conc": "copies/ug", "auc": "day*copies/ug"}}
+         "units": {"conc": "copies/ug", "auc": "day*copies/ug", "extensions": ["day*copies/ug"]}}
 
 
 def study(**kw) -> NcaSettings:
@@ -276,20 +276,30 @@ def test_exclude_after_new_therapy():
     assert pp_value(r, S1, "BONE MARROW", "CMAX")["PPSTAT"] == "NOT DONE"
 
 
-def test_varying_reference_is_reported():
+def test_varying_reference_makes_a_second_profile():
+    """A record with another PCRFTDTC belongs to another dose: another profile, not a finding."""
     pc = make_pc()
     pc.loc[2, "PCRFTDTC"] = "2023-01-01T11:00"
-    r = build_pp(pc, DM, study())
-    hits = [f for f in r.findings if f.rule == "NCA.RFTDTC.VARIES"]
-    assert [(f.usubjid, f.value) for f in hits] == [(S1, "BLOOD")]
-    # the day-7 record's time is from its own reference: 2023-01-08T10:00 - 2023-01-01T11:00 = 6.958 days
-    assert pp_value(r, S1, "BLOOD", "TMAX")["PPSTRESN"] == pytest.approx(6 + 23 / 24, abs=1e-5)
+    with pytest.raises(InputError, match="same PCGRPID"):  # group_id spec cannot tell them apart
+        build_pp(pc, DM, study())
+    r = build_pp(pc, DM, study(group_id="{PCSPEC}-{PROFILE}"))
+    assert not [f for f in r.findings if f.rule == "NCA.RFTDTC.VARIES"]
+    blood = r.pp.loc[(r.pp.USUBJID == S1) & (r.pp.PPSPEC == "BLOOD")]
+    assert sorted(set(zip(blood.PPGRPID, blood.PPRFTDTC))) == [("BLOOD-1", INF), ("BLOOD-2", "2023-01-01T11:00")]
+    # the day-7 record alone (2023-01-08T10:00 - 2023-01-01T11:00 = 6 + 23/24 days) is profile 2
+    tmax2 = blood.loc[(blood.PPGRPID == "BLOOD-2") & (blood.PPTESTCD == "TMAX"), "PPSTRESN"].iloc[0]
+    assert tmax2 == pytest.approx(6 + 23 / 24, abs=1e-5)
+    rel = r.relrec.loc[r.relrec.USUBJID == S1, "IDVARVAL"].tolist()
+    assert rel.count("BLOOD-1") == 2 and rel.count("BLOOD-2") == 2
+    assert r.pc.loc[2, "PCGRPID"] == "BLOOD-2" and r.pc.loc[1, "PCGRPID"] == "BLOOD-1"
 
 
 def test_neutral_defaults_take_analyte_specimens_and_unit_from_the_data():
     """NcaSettings() names no study: every PCTESTCD and PCSPEC of PC with every parameter, the PC
     unit, and the method text speaks of the reference dose; a study's values come from its file."""
-    r = build_pp(make_pc(), DM, NcaSettings())
+    with pytest.raises(InputError, match="not a CDISC PKUNIT term"):  # day*copies/ug: never silently
+        build_pp(make_pc(), DM, NcaSettings())
+    r = build_pp(make_pc(), DM, NcaSettings(units={"extensions": ["day*copies/ug"]}))
     assert set(r.pp["PPCAT"]) == {"BCMACAR"}
     counts = r.pp.groupby("PPSPEC").size().to_dict()
     assert counts == {"BLOOD": 18, "BONE MARROW": 6}  # 3 subjects x 6 blood, 1 marrow profile x 6
@@ -297,6 +307,7 @@ def test_neutral_defaults_take_analyte_specimens_and_unit_from_the_data():
     assert "since the reference dose" in r.method_description and "CAR-T" not in r.method_description
     named = build_pp(make_pc(), DM, study(reference_event="first infusion"))
     assert "actual time since first infusion in days" in named.method_description
+    assert "post-dose" in r.method_description and "post-infusion" in named.method_description
 
 
 def test_neutral_defaults_refuse_ambiguous_data():

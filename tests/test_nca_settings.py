@@ -17,8 +17,14 @@ def test_bundled_settings_load_and_match_documented_defaults():
     s = load_nca_settings(BUNDLED)
     # The bundled study names its analyte, specimens, units, wording and new-therapy cut-off
     # events; everything else is the (neutral, PKNCA) default.
-    study = {"analytes", "reference_event", "specimens", "units", "cutoff_events"}
+    # interval and min_data spell the default values (AUC0-28 days, window 3 days) explicitly.
+    study = {"analytes", "reference_event", "route", "specimens", "units", "cutoff_events", "interval", "min_data"}
     assert s.model_copy(update={k: getattr(NcaSettings(), k) for k in study}) == NcaSettings()
+    d = NcaSettings()
+    assert [iv.bounds(s.days_to_unit) for iv in s.intervals] == [iv.bounds(d.days_to_unit) for iv in d.intervals]
+    assert s.intervals[0].labels("day", s.days_to_unit) == d.intervals[0].labels("day", d.days_to_unit) == ("P0D", "P28D")
+    assert s.min_data.window(s.days_to_unit) == d.min_data.window(d.days_to_unit) == 3.0
+    assert s.route == "intravascular_infusion" and s.units.extensions == ["day*copies/ug"]
     assert s.analytes == ["BCMACAR"] and s.reference_event == "CAR-T infusion"
     assert (s.units.conc, s.units.auc) == ("copies/ug", "day*copies/ug")
     assert all("anti-cancer" in e.reason for e in s.cutoff_events)
@@ -65,6 +71,9 @@ def test_cross_field_rules(tmp_path: Path):
         load_nca_settings(f)
     f.write_text("interval: {start_days: 28, end_days: 7}\n", encoding="utf-8")
     with pytest.raises(InputError, match="end_days must be after start_days"):
+        load_nca_settings(f)
+    f.write_text("interval: {start: 24, end: 12}\n", encoding="utf-8")
+    with pytest.raises(InputError, match="end must be after start"):
         load_nca_settings(f)
     f.write_text("analytes: [A, B]\n", encoding="utf-8")
     with pytest.raises(InputError, match="testcd_spec"):

@@ -1,6 +1,7 @@
 """Quick timing of the NCA on synthetic cellular-kinetics data (not a test; nothing is asserted).
 
-Run ``python -m cdisc_pipe.nca.bench [n_subjects]`` (default 5000).  Each subject has a blood
+Run ``python -m cdisc_pipe.nca.bench [n_subjects]`` (default 5000): once with the six
+cellular-kinetics parameters, once adding the terminal-phase parameters (lambda z, AUCinf, AUMC, MRT).  Each subject has a blood
 profile (pre-infusion + 13 post-infusion samples to month 12, bi-exponential expansion and
 contraction, values below LLOQ 50 reported BLQ, +/- 1 day scheduling jitter) and 2 bone-marrow
 samples.  The PC frame is built with numpy (no per-subject loop); the benchmark suite
@@ -56,12 +57,20 @@ def synthetic_pc(n_subjects: int, seed: int = 1) -> tuple[pd.DataFrame, pd.DataF
     return pc, dm
 
 
-def time_build_pp(n_subjects: int = 5000, repeat: int = 3) -> dict[str, float]:
-    """Best-of-``repeat`` wall time of :func:`build_pp` on synthetic data, with sizes."""
+TERMINAL = ["LAMZ", "LAMZHL", "LAMZNPT", "R2ADJ", "LAMZLL", "LAMZUL", "AUCIFO", "AUCIFP", "AUCPEO", "AUMCLST",
+            "AUMCIFO", "MRTICIFO"]
+
+
+def time_build_pp(n_subjects: int = 5000, repeat: int = 3, terminal: bool = False) -> dict[str, float]:
+    """Best-of-``repeat`` wall time of :func:`build_pp` on synthetic data, with sizes.
+
+    ``terminal``: also the lambda-z parameters and those depending on it (blood)."""
     pc, dm = synthetic_pc(n_subjects)
     # marrow with Cmax/Tmax only, as a study with sparse tissue sampling would set it
-    settings = NcaSettings(specimens={"BLOOD": ["CMAX", "TMAX", "AUCINT", "AUCLST", "CLST", "TLST"],
-                                      "BONE MARROW": ["CMAX", "TMAX"]})
+    blood = ["CMAX", "TMAX", "AUCINT", "AUCLST", "CLST", "TLST", *(TERMINAL if terminal else [])]
+    settings = NcaSettings(route="intravascular_infusion",
+                           parameters=blood, specimens={"BLOOD": blood, "BONE MARROW": ["CMAX", "TMAX"]},
+                           units={"extensions": ["day*copies/ug", "day2*copies/ug"]})
     best = float("inf")
     result = None
     for _ in range(repeat):
@@ -76,3 +85,4 @@ def time_build_pp(n_subjects: int = 5000, repeat: int = 3) -> dict[str, float]:
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     print(time_build_pp(n))
+    print({"terminal": True, **time_build_pp(n, terminal=True)})

@@ -697,7 +697,8 @@ def _add_pp(datasets: dict[str, pd.DataFrame], spec: StudySpec, mappings_dir: Pa
         settings_path = beside if beside.exists() else default_specs() / "settings" / "nca.yaml"
     settings = nca.load_nca_settings(settings_path)  # InputError naming the file when missing or invalid
     pc = conform(datasets["PC"], spec.datasets["PC"], Findings(), keys_check=False)
-    res = nca.build_pp(pc, datasets["DM"], settings, exclude_after=_cutoff_events(datasets, settings))
+    res = nca.build_pp(pc, datasets["DM"], settings, exclude_after=_cutoff_events(datasets, settings),
+                       doses=nca.dose_records(datasets, settings))
     findings.items.extend(getattr(res, "findings", []) or [])
     pp = res.pp.copy()
     if "PPSEQ" in spec.datasets["PP"].variable_names:
