@@ -29,6 +29,15 @@ from cdisc_pipe.errors import InputError, Problem, raise_if
 from cdisc_pipe.spec.model import Dataset, StudySpec
 from cdisc_pipe.written import WrittenColumn, WrittenDataset
 from cdisc_pipe.xpt.conform import check_frame, conform_frame, format_kind
+from cdisc_pipe.xpt.reader import (
+    XptData,
+    XptMetadata,
+    XptReadError,
+    build_metadata,
+    column_names,
+    decode_values,
+    read_data,
+)
 from cdisc_pipe.xpt.v5 import RECORD, XptVariable, format_timestamp, pandas_row_count, read_format, xpt_v5_chunks
 
 Engine = Literal["numpy", "pyreadstat"]
@@ -266,11 +275,15 @@ def _sas_to_datetimes(values: pd.Series, kind: str) -> pd.Series:
     return pd.Series(out, index=values.index)
 
 
-# Character data.  An XPT file does not say how its text is encoded.  The reader assumes UTF-8 (the
-# pipeline writes ASCII; pyreadstat decodes UTF-8 by default) and, for a file whose text is not
-# valid UTF-8, reads it again byte-transparently and decodes it here, so that the encoding that
-# fits is found and a value that fits none is named (variable, row, bytes).  pyreadstat, measured
-# (1.2.8 and 1.3.8 behave the same; tests/test_xpt.py::test_pyreadstat_encoding_behaviour):
+# Character data.  An XPT file does not say how its text is encoded.  The file is read once, by
+# the vectorised reader (cdisc_pipe.xpt.reader), which keeps each text variable as its distinct
+# raw values (stripped as ReadStat strips them) and per-row codes.  They are decoded here: as UTF-8
+# (the pipeline writes ASCII; pyreadstat decodes UTF-8 by default) and, when some text (a value or
+# a label) is not valid UTF-8, byte-transparently (latin-1: byte b -> U+00bb, what pyreadstat's
+# ``encoding="ISO-8859-1"`` gave) and then with the first of DETECT_ENCODINGS that decodes every
+# value, so that the encoding that fits is found and a value that fits none is named (variable,
+# row, bytes).  What pyreadstat, the reference reader, does (measured, 1.2.8 and 1.3.8 behave the
+# same; tests/test_xpt.py::test_pyreadstat_encoding_behaviour):
 # - ``encoding=None`` hands ReadStat's bytes to Python's strict UTF-8 decoder: the first bad value
 #   raises ``UnicodeDecodeError`` (a position inside that value; no variable, no row);
 # - ``encoding="cp1252"`` (ReadStat converts with iconv) raises ``ReadstatError`` "Unable to
@@ -279,16 +292,15 @@ def _sas_to_datetimes(values: pd.Series, kind: str) -> pd.Series:
 #   lower case goes through iconv and fails the same way, ``"UTF-8"`` skips it (as ``None``);
 # - iconv names only: ``"latin-1"`` is "File has an unsupported character set";
 # - ``encoding="ISO-8859-1"`` never fails and turns byte b into U+00bb: the lossless transport
-#   the decoding below starts from (25-40% slower than no conversion on 400k records, so it is
-#   only the second read);
+#   the decoding below starts from (here a latin-1 decode of the distinct values, no second read);
 # - trailing blanks are stripped by ReadStat in every mode, leading blanks kept, an all-blank
-#   value is "".
+#   value is "" (the vectorised reader does the same, on the raw bytes).
 
 #: Encodings tried, in this order, when a file's character data are not valid UTF-8.  latin-1
 #: decodes every byte, so detection always ends with an encoding (and says so).
 DETECT_ENCODINGS: tuple[str, ...] = ("cp1252", "latin-1")
-#: The iconv name pyreadstat is given for the byte-transparent read (byte b -> U+00bb).
-_TRANSPORT = "ISO-8859-1"
+#: The codec of the byte-transparent decoding (byte b -> U+00bb) that detection starts from.
+_TRANSPORT = "latin-1"
 EncodingSource = Literal["default", "detected", "forced"]
 
 
@@ -302,17 +314,18 @@ class XptRead:
 
     Attributes:
         frame: the data in the pipeline's conventions (see :func:`read_xpt`).
-        meta: pyreadstat's metadata; labels decoded like the data, ``file_encoding`` set to
-            ``encoding``.
+        meta: the metadata pyreadstat would give (:class:`~cdisc_pipe.xpt.reader.XptMetadata`:
+            same fields); labels decoded like the data, ``file_encoding`` set to ``encoding``.
         encoding: Python codec name the character data and labels were decoded with.
         source: ``"default"`` (valid UTF-8), ``"detected"`` (not valid UTF-8: the first of
             :data:`DETECT_ENCODINGS` that decodes every value) or ``"forced"`` (the caller's).
         note: what to tell the user (``None`` for plain UTF-8 and for a forced encoding of a file
-            without non-ASCII text): which encoding, why, and an example value.
+            without non-ASCII text): which encoding, why, and an example value; also that the file
+            holds more than one dataset (only the first is read).
     """
 
     frame: pd.DataFrame
-    meta: Any
+    meta: XptMetadata
     encoding: str
     source: EncodingSource
     note: str | None = None
@@ -359,16 +372,17 @@ def normalise_encoding(name: str) -> str:
     return "latin-1" if codec == "iso8859-1" else codec
 
 
-def _read_xport(path: Path, encoding: str | None) -> tuple[pd.DataFrame, Any]:
-    """pyreadstat.read_xport; ``UnicodeDecodeError`` passes through (``encoding=None``: not
-    UTF-8), anything else is an unreadable file."""
+def _read_data(path: Path) -> XptData:
+    """The file's first member, raw (:func:`cdisc_pipe.xpt.reader.read_data`); a damaged or
+    unreadable file is an InputError naming the file and what is wrong."""
     try:
-        return pyreadstat.read_xport(str(path), disable_datetime_conversion=True, encoding=encoding)
-    except UnicodeDecodeError:
-        raise  # encoding=None and text that is not UTF-8: the caller reads again byte-transparently
-    except Exception as exc:  # pyreadstat raises its own error types for unreadable files
-        raise InputError(Problem(file=str(path), message=f"cannot read XPT file: {exc}",
-                                 hint="check that it is a SAS transport (v5/v8) file")) from None
+        return read_data(path)
+    except XptReadError as exc:
+        problem = exc.problem
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    raise InputError(Problem(file=str(path), message=f"cannot read XPT file: {problem}",
+                             hint="check that it is a SAS transport (v5/v8) file"))
 
 
 def _nonascii(values: np.ndarray) -> np.ndarray:
@@ -378,15 +392,23 @@ def _nonascii(values: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~pd.Series(values, dtype=object).str.isascii().to_numpy(dtype=bool))
 
 
-def _texts(df: pd.DataFrame, meta: Any) -> list[_Text]:
-    """Every character variable of a byte-transparent read, and every non-ASCII label."""
+def _metadata(data: XptData, encoding: str) -> XptMetadata:
+    """pyreadstat's metadata of the file with every header text decoded by ``encoding`` (strict:
+    raises UnicodeDecodeError); duplicated names renamed as pyreadstat renames them."""
+    wanted = range(len(data.header.variables))
+    names = column_names(data.header, encoding, wanted)
+    return build_metadata(data.header, names, wanted, encoding, data.rows, data.more_members)
+
+
+def _texts(data: XptData, meta: XptMetadata) -> list[_Text]:
+    """Every character variable decoded byte-transparently, and every non-ASCII label."""
     texts = []
-    for name in df.columns:
-        if meta.readstat_variable_types.get(name) != "string":
+    for index, name in enumerate(meta.column_names):
+        column = data.text.get(index)
+        if column is None:
             continue
-        codes, uniques = pd.factorize(df[name])
-        values = np.asarray(uniques, dtype=object)
-        texts.append(_Text(name, codes, values, _nonascii(values)))
+        values = np.array(decode_values(column.values, _TRANSPORT), dtype=object)
+        texts.append(_Text(name, column.codes, values, _nonascii(values)))
     labels = [(n, lab) for n, lab in (meta.column_names_to_labels or {}).items() if lab] + \
              ([(None, meta.file_label)] if meta.file_label else [])
     for name, label in labels:
@@ -473,32 +495,50 @@ def _example(texts: list[_Text], decoded: list[np.ndarray]) -> str:
 
 
 def _text_column(codes: np.ndarray, values: np.ndarray, index: pd.Index) -> pd.Series:
-    """Rows from distinct values: trailing blanks stripped, blank -> None, object column of str."""
+    """Rows from distinct decoded values: blank -> None, object column of ``str``.
+
+    The reader already stripped trailing blanks (on the bytes, as ReadStat), so each distinct
+    value is only tested for ``""`` once and the rows are gathered in one numpy take.
+    """
+    values = np.asarray(values, dtype=object)
     if not len(values):
         return pd.Series(np.full(len(codes), None, dtype=object), index=index, dtype=object)
-    stripped = np.array(pd.Series(values, dtype=object).str.rstrip(" "), dtype=object)
-    stripped[stripped == ""] = None
-    out = stripped[np.maximum(codes, 0)]
-    out[codes < 0] = None
-    return pd.Series(out, index=index, dtype=object)
+    values = np.where(values == "", None, values).astype(object)
+    return pd.Series(values.take(codes), index=index, dtype=object, copy=False)
 
 
-def _frame(df: pd.DataFrame, meta: Any, texts: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
-    """The pipeline's in-memory conventions; ``texts`` holds decoded (codes, distinct values) of
-    the character variables of a byte-transparent read (empty for a UTF-8 read)."""
-    cols: dict[str, pd.Series] = {}
-    for name in df.columns:
-        s = df[name]
-        if name in texts:
-            cols[name] = _text_column(*texts[name], s.index)
+def _frame(data: XptData, meta: XptMetadata, texts: dict[int, np.ndarray]) -> pd.DataFrame:
+    """The pipeline's in-memory conventions; ``texts`` holds the decoded distinct values of each
+    character variable (by variable index)."""
+    index = pd.RangeIndex(data.rows)
+    cols: dict[Any, pd.Series] = {}
+    for i, name in enumerate(meta.column_names):
+        if i in data.text:
+            cols[name] = _text_column(data.text[i].codes, texts[i], index)
             continue
-        if meta.readstat_variable_types.get(name) == "string":  # UTF-8 read: ReadStat stripped trailing blanks
-            obj = s.astype(object)
-            cols[name] = obj.where(obj.notna() & (obj != ""), None).astype(object)
-            continue
+        values = pd.Series(data.numeric[i], index=index, copy=False)
         kind = format_kind(read_format(meta.original_variable_types.get(name)))
-        cols[name] = _sas_to_datetimes(s, kind) if kind else s.astype("float64")
-    return pd.DataFrame(cols, columns=list(df.columns))
+        cols[name] = _sas_to_datetimes(values, kind) if kind else values.astype("float64")
+    # copy=False: no consolidation of the object columns into one 2-D block (a full copy of every
+    # pointer, ~100 ms per million rows of LB); the values are the same
+    return pd.DataFrame(cols, columns=list(meta.column_names), index=index, copy=False)
+
+
+def _utf8(data: XptData) -> tuple[XptMetadata, dict[int, np.ndarray]] | None:
+    """Metadata and decoded values when every text of the file is valid UTF-8, else None."""
+    try:
+        meta = _metadata(data, "utf-8")
+        texts = {i: np.array(decode_values(col.values, "utf-8"), dtype=object) for i, col in data.text.items()}
+    except UnicodeDecodeError:
+        return None
+    return meta, texts
+
+
+def _members_note(path: Path, data: XptData, meta: XptMetadata) -> str | None:
+    if not data.more_members:
+        return None
+    return (f"{path.name}: holds more than one dataset (member); only the first, {meta.table_name}, is read "
+            f"(a submission transport file holds one dataset)")
 
 
 def read_xpt_file(path: str | os.PathLike[str], *, encoding: str | None = None) -> XptRead:
@@ -524,16 +564,17 @@ def read_xpt_file(path: str | os.PathLike[str], *, encoding: str | None = None) 
             forced = normalise_encoding(encoding)
         except ValueError as exc:
             raise InputError(Problem(file="--encoding", message=str(exc), value=encoding)) from None
+    data = _read_data(path)
     if forced in (None, "utf-8"):
-        try:
-            df, meta = _read_xport(path, None)
-        except UnicodeDecodeError:
-            pass  # not valid UTF-8 somewhere: read byte-transparently below and find out where
-        else:
+        plain = _utf8(data)
+        if plain is not None:
+            meta, values = plain
             meta.file_encoding = "utf-8"
-            return XptRead(_frame(df, meta, {}), meta, "utf-8", "forced" if forced else "default")
-    df, meta = _read_xport(path, _TRANSPORT)
-    texts = _texts(df, meta)
+            return XptRead(_frame(data, meta, values), meta, "utf-8", "forced" if forced else "default",
+                           _members_note(path, data, meta))
+        # not valid UTF-8 somewhere: decode byte-transparently below and find out where
+    meta = _metadata(data, _TRANSPORT)
+    texts = _texts(data, meta)
     if forced is not None:
         chosen, source = forced, "forced"
         decoded, failures = _decode(texts, forced)
@@ -564,12 +605,17 @@ def read_xpt_file(path: str | os.PathLike[str], *, encoding: str | None = None) 
     elif nonascii and chosen != "utf-8":
         note = f"{path.name}: read as {chosen} (--encoding); {nonascii} distinct non-ASCII value(s), e.g. " \
                f"{_example(texts, decoded)}"
-    frame = _frame(df, meta, {t.variable: (t.codes, v) for t, v in zip(texts, decoded) if t.codes is not None})
-    return XptRead(frame, meta, chosen, source, note)
+    members = _members_note(path, data, meta)
+    if members:
+        note = f"{note}. {members}" if note else members
+    # _texts lists the character variables first, in file order
+    values = dict(zip(sorted(data.text), decoded))
+    return XptRead(_frame(data, meta, values), meta, chosen, source, note)
 
 
 def read_xpt(path: str | os.PathLike[str], *, encoding: str | None = None) -> pd.DataFrame:
-    """Read an XPT file with pyreadstat, in the pipeline's in-memory conventions.
+    """Read an XPT file (vectorised reader, same values as pyreadstat) in the pipeline's in-memory
+    conventions.
 
     Character values: trailing blanks stripped, blank -> ``None`` (object columns of ``str``),
     leading blanks kept; numerics float64; numerics with a DATE-type format -> datetime64[ns],
@@ -582,9 +628,9 @@ def read_xpt(path: str | os.PathLike[str], *, encoding: str | None = None) -> pd
 
 
 def read_xpt_with_meta(path: str | os.PathLike[str], *,
-                       encoding: str | None = None) -> tuple[pd.DataFrame, "pyreadstat.metadata_container"]:
-    """:func:`read_xpt` plus pyreadstat's metadata (labels, formats, storage widths, table name;
-    ``file_encoding`` = the codec the text was decoded with)."""
+                       encoding: str | None = None) -> tuple[pd.DataFrame, XptMetadata]:
+    """:func:`read_xpt` plus the metadata pyreadstat would give (labels, formats, storage widths,
+    table name; ``file_encoding`` = the codec the text was decoded with)."""
     read = read_xpt_file(path, encoding=encoding)
     return read.frame, read.meta
 
