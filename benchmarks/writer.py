@@ -103,7 +103,7 @@ def bench_writer(rows: int, *, seed: int = 1, pyreadstat_str: bool = True, workd
         steps.append(_row("Dataset-JSON write (.ndjson)", m, rows))
         with Measure() as m:
             back = read_xpt(ours_path)
-        steps.append(_row("XPT read: read_xpt (pyreadstat)", m, rows))
+        steps.append(_row("XPT read: read_xpt (vectorised reader)", m, rows))
         assert len(back) == rows
     summary = {
         "rows": rows,
