@@ -28,7 +28,7 @@ from cdisc_pipe.validate import diff as _diff
 from cdisc_pipe.validate import report as _report
 from cdisc_pipe.validate.data import ReadOptions, StudyData, load_folder
 from cdisc_pipe.validate.engine import (
-    FINDING_COLUMNS, explain, load_rules, run_rules, stage_findings, study_rule_files,
+    FINDING_COLUMNS, explain, load_rules, match_expected, run_rules, stage_findings, study_rule_files,
 )
 from cdisc_pipe.validate.functions import FUNCTIONS, rule_function
 from cdisc_pipe.validate.model import Rule, RuleResult, ValidationSettings
@@ -65,9 +65,18 @@ def load_settings(path: Path | None) -> tuple[ValidationSettings, Path | None]:
         return ValidationSettings.model_validate(doc), Path(path)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = ".".join(str(x) for x in err["loc"])
-            problems.append(Problem(str(path), err["msg"].removeprefix("Value error, "), entry=loc or None,
-                                    value=repr(err.get("input"))[:80] if loc else None))
+            loc = [str(x) for x in err["loc"]]
+            entry, column = ".".join(loc) or None, None
+            if len(loc) >= 2 and loc[0] == "expected" and loc[1].isdigit():
+                # name the entry as a reader finds it: expected[3] (FND.LB.UNIT.CHANGE), key records[1].seq
+                i = int(loc[1])
+                items = doc.get("expected") if isinstance(doc, dict) else None
+                rid = items[i].get("rule") if isinstance(items, list) and i < len(items) and \
+                    isinstance(items[i], dict) else None
+                entry = f"expected[{i}]" + (f" ({rid})" if rid else "")
+                column = ".".join(f"[{x}]" if x.isdigit() else x for x in loc[2:]).replace(".[", "[") or None
+            problems.append(Problem(str(path), err["msg"].removeprefix("Value error, "), entry=entry,
+                                    column=column, value=repr(err.get("input"))[:80] if column else None))
         raise InputError(problems, stage="validate") from None
 
 
@@ -182,10 +191,13 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
         if io_problems else pd.DataFrame(columns=FINDING_COLUMNS)
     parts = [f for f in (findings, stage, extra) if len(f)]
     allf = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=FINDING_COLUMNS)
-    unused_expected: list[str] = []
-    allf["explanation"] = explain(allf, settings, unused_expected) if len(allf) else pd.Series(dtype="str")
-    if not len(allf):
-        unused_expected = [e.rule for e in settings.expected]
+    # explanations cover what they name; an entry (or a subject, value, record it lists) that matches
+    # no finding is itself a Warning finding (VAL.EXPECTED.STALE)
+    matched = match_expected(allf, settings, sp)
+    allf = allf.assign(explanation=matched.explanation)
+    if len(matched.stale):
+        allf = pd.concat([allf, matched.stale.assign(explanation=None)], ignore_index=True)
+    unused_expected = matched.unused
     allf = allf.assign(__o=allf["severity"].map(SEVERITY_ORDER).fillna(9)).sort_values(
         ["__o", "rule", "dataset", "usubjid", "seq", "variable"], kind="stable", na_position="first"
     ).drop(columns="__o").reset_index(drop=True)
