@@ -693,3 +693,21 @@ def test_orphan_rules_compare_identifiers_as_values(rule_id, ds, rules, ct):
     data.datasets[ds] = frame.assign(IDVARVAL=padded)
     res, findings = _run(rules[rule_id], data, spec, ct)
     assert res.status == "SUCCESS", findings.to_string() if len(findings) else res.reason
+
+
+@pytest.mark.parametrize("drop,declare_empty,fires", [
+    ("PP", False, True),        # a domain described in the spec without a file: Warning
+    ("SUPPAE", False, False),   # SUPP--: exists only when a qualifier has a value (SDTMIG 8.4)
+    ("PP", True, False),        # define.xml declares it def:HasNoData="Yes"
+])
+def test_spec_dataset_missing_except_supp_and_declared_empty(drop, declare_empty, fires, rules, ct):
+    """#16 item 12: the bundled study's SUPPPC (written only when the NCA excludes PC records) was
+    reported as missing; a supplemental-qualifier dataset with nothing to hold is legitimately absent."""
+    data, spec = clean_study()
+    drop_ds(drop)(data, spec)
+    if declare_empty:
+        data.defines["Tabulation"].datasets[drop].has_no_data = True
+    res, findings = _run(rules["STR.DS.MISSING"], data, spec, ct)
+    assert (res.status == "ISSUE") is fires, findings.to_string() if len(findings) else res.status
+    if fires:
+        assert findings["value"].tolist() == [drop]
