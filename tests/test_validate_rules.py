@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdisc_pipe.errors import Finding, Problem
+from cdisc_pipe.errors import Finding, InputError, Problem
 from cdisc_pipe.spec.model import (
     Codelist, CodelistTerm, Dataset, Origin, Standard, Study, StudySpec, Variable,
 )
@@ -711,3 +711,36 @@ def test_spec_dataset_missing_except_supp_and_declared_empty(drop, declare_empty
     assert (res.status == "ISSUE") is fires, findings.to_string() if len(findings) else res.status
     if fires:
         assert findings["value"].tolist() == [drop]
+
+
+def test_population_flags_are_found_from_metadata(rules, ct):
+    """AD.FLAGS.YN holds no study's flag names: ADaMIG's population flags by name, any other *FL by a
+    label saying "Population Flag"; other subject-level flags (DTHFL) may stay null."""
+    data, spec = clean_study()
+    adsl = data.datasets["ADSL"].assign(MRDEVLFL=["Y", None, "N"], DTHFL=[None, "Y", None],
+                                        HRCYTOFL=[None, "Y", "N"])
+    data.datasets["ADSL"] = adsl
+    for name, label in (("MRDEVLFL", "MRD-Evaluable Population Flag"), ("DTHFL", "Subject Death Flag"),
+                        ("HRCYTOFL", "High-Risk Cytogenetics Flag")):
+        data.meta["ADSL"].columns[name] = ColumnMeta(name, label, "text", 1)
+    res, findings = _run(rules["AD.FLAGS.YN"], data, spec, ct)
+    assert res.status == "ISSUE"
+    assert findings[["usubjid", "variable"]].values.tolist() == [[S2, "MRDEVLFL"]]
+    # the same flag without "Population Flag" in its label is not a population flag
+    data.meta["ADSL"].columns["MRDEVLFL"] = ColumnMeta("MRDEVLFL", "MRD Evaluable", "text", 1)
+    res, findings = _run(rules["AD.FLAGS.YN"], data, spec, ct)
+    assert res.status == "SUCCESS", findings.to_string()
+
+
+def test_by_label_parameters_are_checked_at_load(tmp_path):
+    from cdisc_pipe.validate import load_rules
+
+    p = tmp_path / "r.yaml"
+    p.write_text("- id: X.FLAGS\n  standard: Test\n  severity: Error\n  category: ADaM\n  message: m\n"
+                 "  check: {operator: in_values, values: [Y], by_label: {variables: ['*FL'], lable: x}}\n"
+                 "- id: X.FLAGS2\n  standard: Test\n  severity: Error\n  category: ADaM\n  message: m\n"
+                 "  check: {operator: in_values, values: [Y], by_label: {label: '(unclosed'}}\n")
+    with pytest.raises(InputError) as exc:
+        load_rules([p])
+    text = str(exc.value)
+    assert "check.by_label.lable" in text and "not a regular expression" in text
