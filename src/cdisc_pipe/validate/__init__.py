@@ -220,10 +220,9 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
     summary["unused_expected"] = unused_expected
 
     trace_path = Path(sdtm_dir or out_dir / "sdtm") / "_stage" / "traceability.csv"
-    traceability = pd.read_csv(trace_path, dtype=str, keep_default_na=False) if trace_path.is_file() else \
-        pd.DataFrame(columns=["note"])
-    if not trace_path.is_file():
-        traceability = pd.DataFrame({"note": [f"{trace_path} not found (produced by the SDTM stage)"]})
+    traceability = _report.numbers(pd.read_csv(trace_path, dtype=str, keep_default_na=False),
+                                   ["records_in", "records_out", "source_row"]) if trace_path.is_file() else \
+        pd.DataFrame({"note": [f"{trace_path} not found (produced by the SDTM stage)"]})
 
     limited = allf[allf.groupby(["rule", "dataset"], dropna=False).cumcount() < settings.report_limit_per_rule]
     by_rule = (allf.groupby(["severity", "rule", "dataset"], dropna=False).size().rename("findings").reset_index()
@@ -251,24 +250,29 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
         "traceability": _report.records(traceability),
     }
     _report.write_json(paths["json"], payload)
-    summary_sheet = pd.DataFrame({"item": list(k for k in summary if k != "ct"),
-                                  "value": [str(summary[k]) for k in summary if k != "ct"]})
+    rules_table = _report.rules_table(rules_df)  # status first, severity only with findings, refs
     _report.write_xlsx(paths["xlsx"], {
-        "Summary": summary_sheet, "By rule and dataset": by_rule, "Findings": limited, "Rules": rules_df,
+        "Summary": _report.summary_table(summary), "By rule and dataset": by_rule, "Findings": limited,
+        "Rules": rules_table,
         "Changes (datasets)": ds_changes, "Changes (records)": rec_changes, "Changes (findings)": fnd_changes,
         "Traceability": traceability,
     })
     note_prev = None if had_previous else "No previous run in this output folder: nothing to compare."
     title = spec.study.name if spec is not None else str(sdtm_dir or adam_dir or out_dir)
     _report.write_html(paths["html"], title, summary, [
-        _report.section("Findings by rule and dataset", by_rule),
+        _report.section("Findings by rule and dataset", by_rule, nav="By rule", anchor="by-rule"),
         _report.section("Findings", limited, f"At most {settings.report_limit_per_rule} per rule and dataset; "
-                                              "counts above are complete."),
-        _report.section("Rules", rules_df),
-        _report.section("Changes since the last run: datasets", ds_changes, note_prev),
-        _report.section("Changes since the last run: findings", fnd_changes, note_prev),
-        _report.section("Changes since the last run: records", rec_changes.head(5000), note_prev),
-        _report.section("Traceability (raw records per form and dataset)", traceability),
+                                              "counts above are complete.", anchor="findings"),
+        _report.section("Rules", rules_table, "Status first; severity is shown for rules with findings.",
+                        anchor="rules"),
+        _report.section("Changes since the last run: datasets", ds_changes, note_prev, nav="Changes: datasets",
+                        anchor="changes-datasets"),
+        _report.section("Changes since the last run: findings", fnd_changes, note_prev, nav="Changes: findings",
+                        anchor="changes-findings"),
+        _report.section("Changes since the last run: records", rec_changes.head(5000), note_prev,
+                        nav="Changes: records", anchor="changes-records"),
+        _report.section("Traceability (raw records per form and dataset)", traceability, nav="Traceability",
+                        anchor="traceability"),
     ])
     return ValidationResult(summary=summary, rules=results, findings=allf,
                             changes={"datasets": ds_changes, "records": rec_changes, "findings": fnd_changes},
