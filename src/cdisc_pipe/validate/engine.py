@@ -345,7 +345,7 @@ def match_expected(findings: pd.DataFrame, settings: ValidationSettings,
         stale_rows.append({
             "rule": STALE_RULE, "severity": "Warning", "category": "Validation settings",
             "dataset": dataset if dataset is not None else e.dataset, "usubjid": usubjid, "seq": seq_,
-            "variable": entry, "value": value if value is not None else e.rule,
+            "variable": entry, "value": value if value is not None else e.describe(),
             "message": (f"Expected-finding explanation is stale: {src} {entry} ({e.describe()}) "
                         + (f"lists {what} {value}, which matches no finding of the rule"
                            if value is not None else "matches no finding")
