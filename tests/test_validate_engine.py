@@ -178,7 +178,10 @@ def test_html_is_escaped_and_self_contained(tmp_path):
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;b&gt;study&lt;/b&gt;" in html
     assert "<script>" in html  # the inline sorter, and nothing fetched from elsewhere
-    assert "src=" not in html and "href=" not in html
+    import re
+
+    assert "src=" not in html
+    assert re.findall(r'href="([^"]*)"', html) == ["#summary", "#findings"]  # the navigation bar only
 
 
 # ---------------------------------------------------------------- end to end on XPT files
@@ -223,18 +226,22 @@ def test_run_validation_end_to_end_reports_and_diff(study_out, tmp_path):
 
     study_rules = default_specs() / "settings" / "study_rules.yaml"  # the bundled study's own rules
     settings.write_text(f"rule_files: ['{study_rules.as_posix()}']\n"
-                        "expected:\n  - rule: SDTM.CT.UNMAPPED\n    explanation: the site wrote free text\n"
-                        "  - rule: DQ.PC.LLOQ\n    explanation: stale entry\n")
+                        f"expected:\n  - rule: SDTM.CT.UNMAPPED\n    subjects: [{S1}]\n"
+                        "    explanation: the site wrote free text\n"
+                        "  - rule: DQ.PC.LLOQ\n    scope: all\n    explanation: stale entry\n")
 
     r1 = run_validation(out, sdtm_only, ct, settings_path=settings)
     s = r1.summary
     # no define.xml beside the XPT files -> TRC 1736 error; everything else in the clean study is quiet
     assert set(r1.findings.loc[r1.findings["severity"] == "Error", "rule"]) == {"TRC.DEFINE.PRESENT"}
     assert r1.exit_code == 1 and s["errors"] == 1
-    assert s["warnings"] == 1 and s["expected"] == 1 and s["unexplained_warnings"] == 0
+    # the stage finding is explained; the entry matching nothing is a stale-explanation Warning
+    assert s["warnings"] == 2 and s["expected"] == 1 and s["unexplained_warnings"] == 1
     assert s["rules_execution_error"] == 0 and s["rules_run"] >= 80
     assert s["previous_run"] is False
-    assert s["unused_expected"] == ["rule=DQ.PC.LLOQ"]
+    assert s["unused_expected"] == ["expected[1] DQ.PC.LLOQ scope=all"]
+    assert set(r1.findings.loc[r1.findings["explanation"].isna() & (r1.findings["severity"] == "Warning"),
+                               "rule"]) == {"VAL.EXPECTED.STALE"}
     stage_row = r1.findings[r1.findings["source"] == "stage:sdtm"].iloc[0]
     assert "raw/ae.csv:3" in stage_row["message"] and stage_row["explanation"] == "the site wrote free text"
     js = json.loads((out / "reports" / "validation.json").read_text())

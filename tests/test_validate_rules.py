@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdisc_pipe.errors import Finding, Problem
+from cdisc_pipe.errors import Finding, InputError, Problem
 from cdisc_pipe.spec.model import (
     Codelist, CodelistTerm, Dataset, Origin, Standard, Study, StudySpec, Variable,
 )
@@ -693,3 +693,54 @@ def test_orphan_rules_compare_identifiers_as_values(rule_id, ds, rules, ct):
     data.datasets[ds] = frame.assign(IDVARVAL=padded)
     res, findings = _run(rules[rule_id], data, spec, ct)
     assert res.status == "SUCCESS", findings.to_string() if len(findings) else res.reason
+
+
+@pytest.mark.parametrize("drop,declare_empty,fires", [
+    ("PP", False, True),        # a domain described in the spec without a file: Warning
+    ("SUPPAE", False, False),   # SUPP--: exists only when a qualifier has a value (SDTMIG 8.4)
+    ("PP", True, False),        # define.xml declares it def:HasNoData="Yes"
+])
+def test_spec_dataset_missing_except_supp_and_declared_empty(drop, declare_empty, fires, rules, ct):
+    """#16 item 12: the bundled study's SUPPPC (written only when the NCA excludes PC records) was
+    reported as missing; a supplemental-qualifier dataset with nothing to hold is legitimately absent."""
+    data, spec = clean_study()
+    drop_ds(drop)(data, spec)
+    if declare_empty:
+        data.defines["Tabulation"].datasets[drop].has_no_data = True
+    res, findings = _run(rules["STR.DS.MISSING"], data, spec, ct)
+    assert (res.status == "ISSUE") is fires, findings.to_string() if len(findings) else res.status
+    if fires:
+        assert findings["value"].tolist() == [drop]
+
+
+def test_population_flags_are_found_from_metadata(rules, ct):
+    """AD.FLAGS.YN holds no study's flag names: ADaMIG's population flags by name, any other *FL by a
+    label saying "Population Flag"; other subject-level flags (DTHFL) may stay null."""
+    data, spec = clean_study()
+    adsl = data.datasets["ADSL"].assign(MRDEVLFL=["Y", None, "N"], DTHFL=[None, "Y", None],
+                                        HRCYTOFL=[None, "Y", "N"])
+    data.datasets["ADSL"] = adsl
+    for name, label in (("MRDEVLFL", "MRD-Evaluable Population Flag"), ("DTHFL", "Subject Death Flag"),
+                        ("HRCYTOFL", "High-Risk Cytogenetics Flag")):
+        data.meta["ADSL"].columns[name] = ColumnMeta(name, label, "text", 1)
+    res, findings = _run(rules["AD.FLAGS.YN"], data, spec, ct)
+    assert res.status == "ISSUE"
+    assert findings[["usubjid", "variable"]].values.tolist() == [[S2, "MRDEVLFL"]]
+    # the same flag without "Population Flag" in its label is not a population flag
+    data.meta["ADSL"].columns["MRDEVLFL"] = ColumnMeta("MRDEVLFL", "MRD Evaluable", "text", 1)
+    res, findings = _run(rules["AD.FLAGS.YN"], data, spec, ct)
+    assert res.status == "SUCCESS", findings.to_string()
+
+
+def test_by_label_parameters_are_checked_at_load(tmp_path):
+    from cdisc_pipe.validate import load_rules
+
+    p = tmp_path / "r.yaml"
+    p.write_text("- id: X.FLAGS\n  standard: Test\n  severity: Error\n  category: ADaM\n  message: m\n"
+                 "  check: {operator: in_values, values: [Y], by_label: {variables: ['*FL'], lable: x}}\n"
+                 "- id: X.FLAGS2\n  standard: Test\n  severity: Error\n  category: ADaM\n  message: m\n"
+                 "  check: {operator: in_values, values: [Y], by_label: {label: '(unclosed'}}\n")
+    with pytest.raises(InputError) as exc:
+        load_rules([p])
+    text = str(exc.value)
+    assert "check.by_label.lable" in text and "not a regular expression" in text

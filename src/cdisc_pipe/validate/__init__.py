@@ -28,7 +28,7 @@ from cdisc_pipe.validate import diff as _diff
 from cdisc_pipe.validate import report as _report
 from cdisc_pipe.validate.data import ReadOptions, StudyData, load_folder
 from cdisc_pipe.validate.engine import (
-    FINDING_COLUMNS, explain, load_rules, run_rules, stage_findings, study_rule_files,
+    FINDING_COLUMNS, explain, load_rules, match_expected, run_rules, stage_findings, study_rule_files,
 )
 from cdisc_pipe.validate.functions import FUNCTIONS, rule_function
 from cdisc_pipe.validate.model import Rule, RuleResult, ValidationSettings
@@ -65,9 +65,18 @@ def load_settings(path: Path | None) -> tuple[ValidationSettings, Path | None]:
         return ValidationSettings.model_validate(doc), Path(path)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = ".".join(str(x) for x in err["loc"])
-            problems.append(Problem(str(path), err["msg"].removeprefix("Value error, "), entry=loc or None,
-                                    value=repr(err.get("input"))[:80] if loc else None))
+            loc = [str(x) for x in err["loc"]]
+            entry, column = ".".join(loc) or None, None
+            if len(loc) >= 2 and loc[0] == "expected" and loc[1].isdigit():
+                # name the entry as a reader finds it: expected[3] (FND.LB.UNIT.CHANGE), key records[1].seq
+                i = int(loc[1])
+                items = doc.get("expected") if isinstance(doc, dict) else None
+                rid = items[i].get("rule") if isinstance(items, list) and i < len(items) and \
+                    isinstance(items[i], dict) else None
+                entry = f"expected[{i}]" + (f" ({rid})" if rid else "")
+                column = ".".join(f"[{x}]" if x.isdigit() else x for x in loc[2:]).replace(".[", "[") or None
+            problems.append(Problem(str(path), err["msg"].removeprefix("Value error, "), entry=entry,
+                                    column=column, value=repr(err.get("input"))[:80] if column else None))
         raise InputError(problems, stage="validate") from None
 
 
@@ -182,10 +191,13 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
         if io_problems else pd.DataFrame(columns=FINDING_COLUMNS)
     parts = [f for f in (findings, stage, extra) if len(f)]
     allf = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=FINDING_COLUMNS)
-    unused_expected: list[str] = []
-    allf["explanation"] = explain(allf, settings, unused_expected) if len(allf) else pd.Series(dtype="str")
-    if not len(allf):
-        unused_expected = [e.rule for e in settings.expected]
+    # explanations cover what they name; an entry (or a subject, value, record it lists) that matches
+    # no finding is itself a Warning finding (VAL.EXPECTED.STALE)
+    matched = match_expected(allf, settings, sp)
+    allf = allf.assign(explanation=matched.explanation)
+    if len(matched.stale):
+        allf = pd.concat([allf, matched.stale.assign(explanation=None)], ignore_index=True)
+    unused_expected = matched.unused
     allf = allf.assign(__o=allf["severity"].map(SEVERITY_ORDER).fillna(9)).sort_values(
         ["__o", "rule", "dataset", "usubjid", "seq", "variable"], kind="stable", na_position="first"
     ).drop(columns="__o").reset_index(drop=True)
@@ -208,10 +220,9 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
     summary["unused_expected"] = unused_expected
 
     trace_path = Path(sdtm_dir or out_dir / "sdtm") / "_stage" / "traceability.csv"
-    traceability = pd.read_csv(trace_path, dtype=str, keep_default_na=False) if trace_path.is_file() else \
-        pd.DataFrame(columns=["note"])
-    if not trace_path.is_file():
-        traceability = pd.DataFrame({"note": [f"{trace_path} not found (produced by the SDTM stage)"]})
+    traceability = _report.numbers(pd.read_csv(trace_path, dtype=str, keep_default_na=False),
+                                   ["records_in", "records_out", "source_row"]) if trace_path.is_file() else \
+        pd.DataFrame({"note": [f"{trace_path} not found (produced by the SDTM stage)"]})
 
     limited = allf[allf.groupby(["rule", "dataset"], dropna=False).cumcount() < settings.report_limit_per_rule]
     by_rule = (allf.groupby(["severity", "rule", "dataset"], dropna=False).size().rename("findings").reset_index()
@@ -239,24 +250,29 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
         "traceability": _report.records(traceability),
     }
     _report.write_json(paths["json"], payload)
-    summary_sheet = pd.DataFrame({"item": list(k for k in summary if k != "ct"),
-                                  "value": [str(summary[k]) for k in summary if k != "ct"]})
+    rules_table = _report.rules_table(rules_df)  # status first, severity only with findings, refs
     _report.write_xlsx(paths["xlsx"], {
-        "Summary": summary_sheet, "By rule and dataset": by_rule, "Findings": limited, "Rules": rules_df,
+        "Summary": _report.summary_table(summary), "By rule and dataset": by_rule, "Findings": limited,
+        "Rules": rules_table,
         "Changes (datasets)": ds_changes, "Changes (records)": rec_changes, "Changes (findings)": fnd_changes,
         "Traceability": traceability,
     })
     note_prev = None if had_previous else "No previous run in this output folder: nothing to compare."
     title = spec.study.name if spec is not None else str(sdtm_dir or adam_dir or out_dir)
     _report.write_html(paths["html"], title, summary, [
-        _report.section("Findings by rule and dataset", by_rule),
+        _report.section("Findings by rule and dataset", by_rule, nav="By rule", anchor="by-rule"),
         _report.section("Findings", limited, f"At most {settings.report_limit_per_rule} per rule and dataset; "
-                                              "counts above are complete."),
-        _report.section("Rules", rules_df),
-        _report.section("Changes since the last run: datasets", ds_changes, note_prev),
-        _report.section("Changes since the last run: findings", fnd_changes, note_prev),
-        _report.section("Changes since the last run: records", rec_changes.head(5000), note_prev),
-        _report.section("Traceability (raw records per form and dataset)", traceability),
+                                              "counts above are complete.", anchor="findings"),
+        _report.section("Rules", rules_table, "Status first; severity is shown for rules with findings.",
+                        anchor="rules"),
+        _report.section("Changes since the last run: datasets", ds_changes, note_prev, nav="Changes: datasets",
+                        anchor="changes-datasets"),
+        _report.section("Changes since the last run: findings", fnd_changes, note_prev, nav="Changes: findings",
+                        anchor="changes-findings"),
+        _report.section("Changes since the last run: records", rec_changes.head(5000), note_prev,
+                        nav="Changes: records", anchor="changes-records"),
+        _report.section("Traceability (raw records per form and dataset)", traceability, nav="Traceability",
+                        anchor="traceability"),
     ])
     return ValidationResult(summary=summary, rules=results, findings=allf,
                             changes={"datasets": ds_changes, "records": rec_changes, "findings": fnd_changes},

@@ -89,6 +89,29 @@ class CheckContext:
             raise RuleSkipped(f"{self.dataset}: none of {', '.join(patterns)} present")
         return cols
 
+    def label(self, column: str) -> str | None:
+        """A column's label: as stored in the file, else define.xml's, else the spec's."""
+        meta = self.data.meta.get(self.dataset or "")
+        col = meta.columns.get(column) if meta is not None else None
+        if col is not None and col.label:
+            return col.label
+        dd = self.data.define_dataset(self.dataset or "")
+        if dd is not None and column in dd.variables and dd.variables[column].label:
+            return dd.variables[column].label
+        if self.spec is not None and self.dataset in self.spec.datasets:
+            for v in self.spec.datasets[self.dataset].variables:
+                if v.name == column:
+                    return v.label
+        return None
+
+    def resolve_by_label(self, patterns: list[str], label: str) -> list[str]:
+        """Columns matching one of the name ``patterns`` whose label contains the regular expression
+        ``label`` (case-insensitive), in the dataset's column order."""
+        rx = re.compile(label, re.IGNORECASE)
+        cols = self.resolve_many(patterns, required=False)
+        order = {c: i for i, c in enumerate(self.df.columns)} if self.df is not None else {}
+        return sorted((c for c in cols if rx.search(self.label(c) or "")), key=lambda c: order.get(c, 0))
+
     def one(self, pattern: str) -> str:
         return self.resolve(pattern)[0]
 

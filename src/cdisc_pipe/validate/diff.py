@@ -110,7 +110,12 @@ def _compare_findings(previous_dir: Path, findings: pd.DataFrame) -> pd.DataFram
     new = cf[~cf["__id"].isin(pf["__id"])].assign(change="new")
     resolved = pf[~pf["__id"].isin(cf["__id"])].assign(change="resolved")
     fnd = pd.concat([new, resolved], ignore_index=True)
-    return fnd[COLS_FND] if len(fnd) else pd.DataFrame(columns=COLS_FND)
+    if not len(fnd):
+        return pd.DataFrame(columns=COLS_FND)
+    # compared as text; reported with blanks missing and the sequence number a number again
+    fnd = fnd[COLS_FND].astype(object).where(fnd[COLS_FND] != "", None)
+    fnd["seq"] = pd.to_numeric(fnd["seq"], errors="coerce")
+    return fnd
 
 
 def compare_and_snapshot(previous_dir: Path, data: StudyData, spec: StudySpec | None, findings: pd.DataFrame

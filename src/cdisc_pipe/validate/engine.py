@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -279,22 +280,124 @@ def stage_findings(out_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINDING_COLUMNS)), problems
 
 
-def explain(findings: pd.DataFrame, settings: ValidationSettings, unused: list[str] | None = None) -> pd.Series:
-    """The expected-finding explanation of each finding (None when not expected); entries matching
-    no finding are appended to ``unused`` (stale settings are worth removing)."""
-    out = pd.Series(None, index=findings.index, dtype="str")
-    for e in settings.expected:
-        m = findings["rule"] == e.rule
+STALE_RULE = "VAL.EXPECTED.STALE"
+
+
+@dataclass
+class ExpectedMatch:
+    """What the ``expected:`` entries of the settings explain, and what they no longer match.
+
+    ``explanation``: per finding, the explanation of the first entry that covers it (None when
+    unexplained).  ``stale``: one Warning finding (rule VAL.EXPECTED.STALE) per entry that matches no
+    finding, or per scope item (a subject, value or record it lists) that matches none of the entry's
+    findings.  ``unused``: the same as text (``expected[2] DQ.PC.LLOQ scope=all``), for the summary.
+    """
+
+    explanation: pd.Series
+    stale: pd.DataFrame
+    unused: list[str]
+
+
+def _one_text(v: Any) -> str | None:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, np.integer):
+        return str(int(v))
+    return str(v)
+
+
+def _text(s: pd.Series) -> pd.Series:
+    """Finding column values as text for matching (numbers without .0; missing stays None), computed
+    once per distinct value."""
+    codes, uniq = pd.factorize(s.astype(object), use_na_sentinel=True)
+    txt = np.array([_one_text(v) for v in uniq] + [None], dtype=object)
+    return pd.Series(txt[np.where(codes >= 0, codes, len(uniq))], index=s.index, dtype=object)
+
+
+def match_expected(findings: pd.DataFrame, settings: ValidationSettings,
+                   source: str | Path | None = None) -> ExpectedMatch:
+    """Match the settings' expected entries to the findings (see :class:`ExpectedMatch`).
+
+    An entry covers a finding when the rule matches, ``dataset`` / ``variable`` match when given, and
+    every scope list given matches: the finding's USUBJID is among ``subjects``, its value (as text)
+    among ``values``, and it is one of ``records``.  ``scope: all`` covers every finding of the rule.
+    The first entry that covers a finding explains it; a later entry covering only findings already
+    explained is stale (redundant).
+    """
+    src = str(source) if source is not None else "validation settings"
+    n = len(findings)
+    out = pd.Series(None, index=findings.index, dtype="object")
+    col = {c: (_text(findings[c]) if c in findings else pd.Series(None, index=findings.index, dtype="object"))
+           for c in ("rule", "dataset", "usubjid", "variable", "value")}
+    seq = pd.to_numeric(findings["seq"], errors="coerce") if "seq" in findings else pd.Series(np.nan, index=findings.index)
+    stale_rows: list[dict[str, Any]] = []
+    unused: list[str] = []
+
+    def eq(c: str, v: Any) -> np.ndarray:
+        return np.array((col[c] == v).fillna(False), dtype=bool)
+
+    def stale(i: int, e: Any, what: str, value: str | None, usubjid: str | None = None,
+              seq_: float = np.nan, dataset: str | None = None) -> None:
+        entry = f"expected[{i}]"
+        unused.append(f"{entry} {e.describe()}" + (f": {what} {value}" if value is not None else ""))
+        stale_rows.append({
+            "rule": STALE_RULE, "severity": "Warning", "category": "Validation settings",
+            "dataset": dataset if dataset is not None else e.dataset, "usubjid": usubjid, "seq": seq_,
+            "variable": entry, "value": value if value is not None else e.describe(),
+            "message": (f"Expected-finding explanation is stale: {src} {entry} ({e.describe()}) "
+                        + (f"lists {what} {value}, which matches no finding of the rule"
+                           if value is not None else "matches no finding")
+                        + "; remove it or correct its scope"),
+            "source": "validation"})
+
+    for i, e in enumerate(settings.expected):
+        base = eq("rule", e.rule)
         if e.dataset is not None:
-            m = m & (findings["dataset"] == e.dataset)
-        if e.usubjid is not None:
-            m = m & (findings["usubjid"].astype("str") == e.usubjid)
+            base &= eq("dataset", e.dataset)
         if e.variable is not None:
-            m = m & (findings["variable"].astype("str") == e.variable)
-        if e.value is not None:
-            m = m & (findings["value"].astype("str") == e.value)
-        m = (m & out.isna()).fillna(False)
-        if unused is not None and not m.any():
-            unused.append(" ".join(f"{k}={v}" for k, v in e.model_dump().items() if v is not None and k != "explanation"))
+            base &= eq("variable", e.variable)
+        by_subject = col["usubjid"].isin(e.subjects).to_numpy(dtype=bool) if e.subjects else np.ones(n, bool)
+        by_value = col["value"].isin(e.values).to_numpy(dtype=bool) if e.values else np.ones(n, bool)
+        rec_masks: list[np.ndarray] = []
+        for r in e.records or []:
+            rm = eq("usubjid", r.usubjid)
+            if r.dataset is not None:
+                rm &= eq("dataset", r.dataset)
+            if r.seq is not None:
+                rm &= np.array((seq == r.seq).fillna(False), dtype=bool)
+            if r.variable is not None:
+                rm &= eq("variable", r.variable)
+            if r.value is not None:
+                rm &= eq("value", r.value)
+            rec_masks.append(rm)
+        by_record = np.logical_or.reduce(rec_masks) if rec_masks else np.ones(n, bool)
+        free = out.isna().to_numpy(dtype=bool)
+        m = base & by_subject & by_value & by_record & free
+        if not m.any():
+            stale(i, e, "", None)
+            continue
+        for subj in e.subjects or []:
+            if not (m & eq("usubjid", subj)).any():
+                stale(i, e, "subject", subj, usubjid=subj)
+        for v in e.values or []:
+            if not (m & eq("value", v)).any():
+                stale(i, e, "value", v)
+        for r, rm in zip(e.records or [], rec_masks):
+            if not (m & rm).any():
+                stale(i, e, "record", r.describe(), usubjid=r.usubjid,
+                      seq_=float(r.seq) if r.seq is not None else np.nan, dataset=r.dataset)
         out[m] = e.explanation
-    return out
+    stale_df = pd.DataFrame(stale_rows, columns=FINDING_COLUMNS) if stale_rows else pd.DataFrame(columns=FINDING_COLUMNS)
+    return ExpectedMatch(explanation=out, stale=stale_df, unused=unused)
+
+
+def explain(findings: pd.DataFrame, settings: ValidationSettings, unused: list[str] | None = None,
+            source: str | Path | None = None) -> pd.Series:
+    """The expected-finding explanation of each finding (None when not expected); stale entries
+    are appended to ``unused`` as text (:func:`match_expected` also builds their findings)."""
+    res = match_expected(findings, settings, source)
+    if unused is not None:
+        unused.extend(res.unused)
+    return res.explanation

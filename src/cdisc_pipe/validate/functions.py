@@ -82,12 +82,27 @@ def spec_datasets_unknown(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     return ctx.dataset_hits(["(dataset)"] * len(extra), extra, [f"dataset {d} not in spec" for d in extra])
 
 
+def _supp_qualifier_dataset(name: str, ds: Any) -> bool:
+    """A supplemental-qualifier dataset (SUPP--, or SQAP-- for associated persons) of class RELATIONSHIP."""
+    return (str(getattr(ds, "dataset_class", "") or "").upper() == "RELATIONSHIP"
+            and name.upper().startswith(("SUPP", "SQAP")))
+
+
 @rule_function("spec_datasets_missing")
 def spec_datasets_missing(ctx: CheckContext, params: dict[str, Any]) -> Hits:
-    """Spec datasets of a purpose that was validated but for which no file exists."""
+    """Spec datasets of a purpose that was validated but for which no file exists.
+
+    Legitimately absent, so not reported: a supplemental-qualifier dataset (SUPP--/SQAP--): it holds
+    one record per qualifier value and exists only when there is one (SDTMIG 3.4 section 8.4; an
+    empty dataset is not submitted), e.g. SUPPPC when the NCA excluded no PC record; and a dataset
+    the define.xml of its purpose declares ``def:HasNoData="Yes"`` (documented as having no data).
+    """
     spec = ctx.need_spec()
     purposes = set(ctx.data.purpose.values())
-    missing = sorted(n for n, d in spec.datasets.items() if d.purpose in purposes and n not in ctx.data.datasets)
+    declared_empty = {n for d in ctx.data.defines.values() for n, dd in d.datasets.items() if dd.has_no_data}
+    missing = sorted(n for n, d in spec.datasets.items()
+                     if d.purpose in purposes and n not in ctx.data.datasets
+                     and not _supp_qualifier_dataset(n, d) and n not in declared_empty)
     return ctx.dataset_hits(["(dataset)"] * len(missing), missing)
 
 

@@ -85,15 +85,115 @@ class Rule(_Model):
         return v
 
 
+def _text_list(v: Any) -> Any:
+    """A scalar becomes a one-item list; numbers become text (``values: [10]`` means "10")."""
+    if v is None:
+        return v
+    items = v if isinstance(v, list) else [v]
+    return [str(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x for x in items]
+
+
+class ExpectedRecord(_Model):
+    """One record an explanation covers.
+
+    Either the subject's record by sequence number (``usubjid`` + ``seq``; ``dataset`` here or on the
+    entry: --SEQ is unique only within a subject and a domain), or the subject's finding on a variable
+    and value (``usubjid`` + ``variable`` + ``value``).  All given keys must match the finding.
+    """
+
+    usubjid: str
+    dataset: str | None = None
+    seq: int | None = None
+    variable: str | None = None
+    value: str | None = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+    @model_validator(mode="after")
+    def _identifies_a_record(self) -> "ExpectedRecord":
+        if self.seq is None and (self.variable is None or self.value is None):
+            raise ValueError("a record is usubjid + seq (with dataset), or usubjid + variable + value")
+        return self
+
+    def describe(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.model_dump().items() if v is not None)
+
+
 class ExpectedFinding(_Model):
-    """A finding expected for this study, with the explanation the reviewer's guide will give."""
+    """A finding expected for this study, with the explanation the reviewer's guide will give.
+
+    An explanation names what it covers, so a new finding of the same rule is never hidden by it:
+    ``subjects`` (USUBJIDs), ``records`` (:class:`ExpectedRecord`) and/or ``values`` (the finding's
+    value, as text); all given are AND-ed with ``rule`` and the optional ``dataset`` / ``variable``
+    filters.  ``scope: all`` explains every finding of the rule (within ``dataset`` / ``variable``
+    when given): a deliberate, rule-wide choice, exclusive with the lists.  A scope item that matches
+    no finding makes the explanation stale (a VAL.EXPECTED.STALE finding).
+    """
 
     rule: str
     dataset: str | None = None
-    usubjid: str | None = None
     variable: str | None = None
-    value: str | None = None
+    subjects: list[str] | None = None
+    records: list[ExpectedRecord] | None = None
+    values: list[str] | None = None
+    scope: Literal["all"] | None = None
     explanation: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_keys(cls, data: Any) -> Any:
+        """The single ``usubjid`` / ``value`` keys of older settings files: say what replaces them."""
+        if isinstance(data, dict):
+            old = [k for k in ("usubjid", "value") if k in data]
+            if old:
+                raise ValueError(f"{' and '.join(old)}: no longer an expected-finding key; name what the "
+                                 "explanation covers with subjects: [USUBJID, ...], values: [...] or records: "
+                                 "[{usubjid: ..., seq: ...}] (docs/VALIDATION.md)")
+        return data
+
+    @field_validator("subjects", "values", mode="before")
+    @classmethod
+    def _lists(cls, v: Any) -> Any:
+        return _text_list(v)
+
+    @field_validator("explanation")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("the explanation is empty: say why the finding is expected")
+        return v
+
+    @model_validator(mode="after")
+    def _has_scope(self) -> "ExpectedFinding":
+        lists = {k: getattr(self, k) for k in ("subjects", "records", "values")}
+        empty = [k for k, v in lists.items() if v is not None and not v]
+        if empty:
+            raise ValueError(f"{', '.join(empty)}: an empty list covers nothing; list what the explanation "
+                             "covers or remove the key")
+        given = [k for k, v in lists.items() if v]
+        if self.scope == "all" and given:
+            raise ValueError(f"scope: all explains every finding of the rule; it cannot be combined with "
+                             f"{', '.join(given)}")
+        if self.scope is None and not given:
+            raise ValueError("the explanation names no scope: give subjects, records or values (what it "
+                             "covers), or scope: all to explain every finding of the rule deliberately")
+        return self
+
+    def describe(self) -> str:
+        """The entry's matching keys, for messages (``FND.LB.UNIT.CHANGE dataset=LB subjects=...``)."""
+        parts = [self.rule]
+        for k in ("dataset", "variable", "scope"):
+            if getattr(self, k) is not None:
+                parts.append(f"{k}={getattr(self, k)}")
+        for k in ("subjects", "values"):
+            if getattr(self, k):
+                parts.append(f"{k}={','.join(getattr(self, k))}")
+        if self.records:
+            parts.append(f"records={len(self.records)}")
+        return " ".join(parts)
 
 
 class ValidationSettings(_Model):

@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cdisc_pipe.validate.context import (
     CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, group_codes, is_null,
@@ -131,10 +131,49 @@ def must_be_null(ctx: CheckContext, p: VarsParams) -> Hits:
     return concat_hits(parts)
 
 
+class LabelSelect(BaseModel):
+    """Variables chosen by metadata: names matching ``variables`` (globs) whose label contains the
+    regular expression ``label`` (case-insensitive; the label in the file, else define.xml's, else the
+    spec's)."""
+
+    model_config = ConfigDict(extra="forbid")
+    variables: list[str] = Field(default_factory=lambda: ["*"])
+    label: str
+
+    @field_validator("label")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return v
+
+
 class InValuesParams(Params):
-    variables: list[str]
+    variables: list[str] = Field(default_factory=list)
     values: list[Any]
     allow_null: bool = True  # False: a missing value fires too
+    # more variables, chosen by their labels (checked in addition to ``variables``)
+    by_label: LabelSelect | None = None
+
+    @model_validator(mode="after")
+    def _some_variables(self) -> "InValuesParams":
+        if not self.variables and self.by_label is None:
+            raise ValueError("give variables or by_label")
+        return self
+
+
+def _variables(ctx: CheckContext, names: list[str], by_label: LabelSelect | None) -> list[str]:
+    """``names`` (patterns) plus the variables ``by_label`` selects; RuleSkipped when none is present."""
+    cols = ctx.resolve_many(names, required=False) if names else []
+    if by_label is not None:
+        cols += [c for c in ctx.resolve_by_label(by_label.variables, by_label.label) if c not in cols]
+    if not cols:
+        what = ", ".join(names) + (" or " if names and by_label else "") + \
+            (f"variables {'/'.join(by_label.variables)} labelled /{by_label.label}/" if by_label else "")
+        raise RuleSkipped(f"{ctx.dataset}: none of {what} present")
+    return cols
 
 
 @operator("in_values", InValuesParams)
@@ -142,7 +181,7 @@ def in_values(ctx: CheckContext, p: InValuesParams) -> Hits:
     """Populated values are among ``values`` (compared as text)."""
     allowed = [str(v) for v in p.values]
     parts = []
-    for col in ctx.resolve_many(p.variables):
+    for col in _variables(ctx, p.variables, p.by_label):
         t = as_text(ctx.df[col])
         null = is_null(ctx.df[col])
         bad = ~t.isin(allowed).to_numpy(dtype=bool) & (~null if p.allow_null else True)
@@ -155,7 +194,7 @@ def not_in_values(ctx: CheckContext, p: InValuesParams) -> Hits:
     """Populated values equal to one of ``values`` fire (compared as text, numbers without .0)."""
     banned = [str(v) for v in p.values]
     parts = []
-    for col in ctx.resolve_many(p.variables):
+    for col in _variables(ctx, p.variables, p.by_label):
         t = as_text(ctx.df[col])
         parts.append(ctx.hits(t.isin(banned).to_numpy(dtype=bool), col, t))
     return concat_hits(parts)

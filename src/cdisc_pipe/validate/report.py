@@ -67,15 +67,90 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------ xlsx
-def safe_cell_value(v: Any) -> tuple[Any, bool]:
-    """(value for openpyxl, force text).  Formula-like text is forced to a text cell."""
+def display_text(v: Any) -> Any:
+    """A value as a reader sees it in a report cell: numbers and text unchanged; None/NaN -> None;
+    True/False -> "yes"/"no"; a list -> its items joined with "; " (None when empty); a dict ->
+    "key: value; ..." (None when empty).  Never a Python repr ('None', 'False', '[]', 'nan')."""
     v = _jsonable(v)
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (list, tuple, set)):
+        items = [display_text(x) for x in v]
+        items = [str(x) for x in items if x is not None]
+        return "; ".join(items) if items else None
+    if isinstance(v, dict):
+        items = [f"{k}: {display_text(x)}" for k, x in v.items() if display_text(x) is not None]
+        return "; ".join(items) if items else None
+    return v
+
+
+def safe_cell_value(v: Any) -> tuple[Any, bool]:
+    """(value for openpyxl, force text).  Numbers stay numbers; formula-like text is forced to a text
+    cell; booleans, lists and dicts are written as readable text (:func:`display_text`)."""
+    v = display_text(v)
     if isinstance(v, str):
         v = v.translate(_ILLEGAL)
+        if v == "":
+            return None, False
         return v, v.startswith(FORMULA_START)
-    if isinstance(v, (list, dict)):
-        return json.dumps(v, default=str), False
     return v, False
+
+
+def numbers(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of a frame read as text (e.g. a CSV read with ``dtype=str``) as numbers, so the
+    workbook stores them as numbers: whole numbers as Int64, blanks as missing.  A column with any
+    value that is not a number is left as it is."""
+    out = df.copy()
+    for c in columns:
+        if c not in out.columns:
+            continue
+        s = out[c].astype(object).where(out[c].notna() & (out[c].astype("str").str.strip() != ""), None)
+        num = pd.to_numeric(s, errors="coerce")
+        if (num.isna() & s.notna()).any():
+            continue
+        out[c] = num.astype("Int64") if bool((num.dropna() == num.dropna().round()).all()) else num
+    return out
+
+
+def summary_table(summary: dict[str, Any]) -> pd.DataFrame:
+    """The run summary as item / value rows with real types (counts as numbers, yes/no, lists as
+    text, nothing for a missing value)."""
+    return pd.DataFrame({"item": list(summary), "value": [display_text(v) for v in summary.values()]},
+                        dtype=object)
+
+
+REF_LABELS = {"p21": "P21", "core": "CORE", "cdisc": "CDISC", "fda": "FDA"}
+
+
+def rules_table(rules: pd.DataFrame) -> pd.DataFrame:
+    """The Rules table as reports show it: status first (rules that failed to run, with findings,
+    skipped, then passed); severity only for a rule with findings (a rule that passed or was skipped
+    found nothing of any severity); the other validators' rule ids in one ``refs`` column
+    ("P21 SD1082; FDA FDAC036"), left out when no rule has one, as is ``reason`` when every rule ran."""
+    if rules.empty:
+        return rules
+    df = rules.copy()
+    has = pd.to_numeric(df.get("findings"), errors="coerce").fillna(0) > 0
+    df["severity"] = df["severity"].astype(object).where(has, None)
+    ref_cols = [c for c in REF_LABELS if c in df.columns]
+    refs = pd.Series([None] * len(df), index=df.index, dtype=object)
+    for i, row in df[ref_cols].iterrows():
+        parts = [f"{REF_LABELS[c]} {row[c]}" for c in ref_cols if isinstance(row[c], str) and row[c]]
+        refs[i] = "; ".join(parts) if parts else None
+    df = df.drop(columns=ref_cols)
+    if refs.notna().any():
+        df["refs"] = refs
+    if "reason" in df.columns and df["reason"].isna().all():  # every rule ran: no reason to give
+        df = df.drop(columns="reason")
+    first = ["status", "rule", "findings", "severity", "category", "standard", "refs", "reason", "datasets",
+             "message"]
+    cols = [c for c in first if c in df.columns] + [c for c in df.columns if c not in first]
+    # what needs a look first: failed to run, findings, skipped, then passed (rule order within each)
+    order = df["status"].map(STATUS_ORDER).fillna(len(STATUS_ORDER)) if "status" in df.columns else 0
+    return df.assign(__o=order).sort_values("__o", kind="stable").drop(columns="__o")[cols].reset_index(drop=True)
+
+
+STATUS_ORDER = {"EXECUTION ERROR": 0, "ISSUE": 1, "SKIPPED": 2, "SUCCESS": 3}
 
 
 def _sheet(wb, title: str, df: pd.DataFrame, widths: dict[str, int] | None = None) -> None:
@@ -140,35 +215,63 @@ def _fixed_zip_times(data: bytes) -> bytes:
 # ------------------------------------------------------------------ html
 HTML_TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Validation report - {{ title }}</title>
 <style>
-body{font-family:Arial,Helvetica,sans-serif;font-size:13px;margin:16px;color:#222}
-h1{font-size:20px}h2{font-size:16px;margin-top:24px}
+:root{--ink:#1b2430;--muted:#5b6675;--line:#d5dbe3;--head:#eef2f7;--accent:#1f5c99}
+*{box-sizing:border-box}
+body{font-family:Arial,Helvetica,sans-serif;font-size:13px;margin:0;color:var(--ink)}
+header{background:var(--accent);color:#fff;padding:12px 16px}header h1{font-size:20px;margin:0 0 4px}
+header p{margin:0;opacity:.9}
+nav{position:sticky;top:0;background:#f7f9fb;border-bottom:1px solid var(--line);padding:6px 16px;z-index:2}
+nav a{margin-right:16px;color:var(--accent);text-decoration:none}nav a:hover{text-decoration:underline}
+nav .count{color:var(--muted)}
+main{padding:4px 16px 32px}
+section{scroll-margin-top:40px}
+h2{font-size:16px;margin-top:24px;border-bottom:2px solid var(--accent);padding-bottom:3px}
 table{border-collapse:collapse;margin:6px 0 12px 0}
 th,td{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top}
-th{background:#e8eef5;cursor:pointer;position:sticky;top:0}
+td.num{text-align:right;white-space:nowrap}
+th{background:var(--head);cursor:pointer;position:sticky;top:30px}
 th.sorted-asc:after{content:" \\25B2"}th.sorted-desc:after{content:" \\25BC"}
 .Error{color:#b00020;font-weight:bold}.Warning{color:#a15c00}.Notice{color:#335}
+.ISSUE{color:#a15c00;font-weight:bold}.SUCCESS{color:#1b6e2d}.SKIPPED{color:var(--muted)}
+.EXECUTION-ERROR{color:#b00020;font-weight:bold}
 .kpi td{font-size:15px}.note{color:#555}
+@media print{nav{display:none}th{position:static}}
 </style></head><body>
-<h1>Validation report - {{ title }}</h1>
-<p class="note">Rules: {{ summary.rules_total }} ({{ summary.rules_success }} success, {{ summary.rules_issue }} with
-findings, {{ summary.rules_skipped }} skipped, {{ summary.rules_execution_error }} execution errors).
-Datasets: {{ summary.datasets }}. Click a column header to sort.</p>
+<header><h1>Validation report - {{ title }}</h1>
+<p>Rules: {{ summary.rules_total }} ({{ summary.rules_success }} passed, {{ summary.rules_issue }} with
+findings, {{ summary.rules_skipped }} skipped, {{ summary.rules_execution_error }} failed to run).
+Datasets: {{ summary.datasets }}.</p></header>
+<nav><a href="#summary">Summary</a>{% for section in sections %}<a href="#{{ section.id }}">{{ section.nav }}
+{%- if section.count is not none %} <span class="count">({{ section.count }})</span>{% endif %}</a>{% endfor %}</nav>
+<main>
+<section id="summary">
+<h2>Summary</h2>
 <table class="kpi"><tr><th>Errors</th><th>Warnings</th><th>Notices</th><th>Explained (expected)</th>
 <th>Unexplained warnings</th></tr>
-<tr><td class="Error">{{ summary.errors }}</td><td class="Warning">{{ summary.warnings }}</td>
-<td class="Notice">{{ summary.notices }}</td><td>{{ summary.expected }}</td><td>{{ summary.unexplained_warnings }}</td></tr></table>
+<tr><td class="num Error">{{ summary.errors }}</td><td class="num Warning">{{ summary.warnings }}</td>
+<td class="num Notice">{{ summary.notices }}</td><td class="num">{{ summary.expected }}</td>
+<td class="num">{{ summary.unexplained_warnings }}</td></tr></table>
+{% if summary.unused_expected %}<p class="note">Stale explanations (VAL.EXPECTED.STALE):
+{{ summary.unused_expected|join('; ') }}</p>{% endif %}
+{% if summary.ct_reason %}<p class="note">CT checks: {{ summary.ct_reason }}</p>{% endif %}
+<p class="note">Click a column header to sort a table.</p>
+</section>
 {% for section in sections %}
+<section id="{{ section.id }}">
 <h2>{{ section.title }}</h2>
 {% if section.note %}<p class="note">{{ section.note }}</p>{% endif %}
 {% if section.rows %}
 <table class="sortable"><thead><tr>{% for c in section.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead>
-<tbody>{% for row in section.rows %}<tr>{% for c in section.columns %}
-<td{% if c == 'severity' %} class="{{ row[c] }}"{% endif %}>{{ '' if row[c] is none else row[c] }}</td>{% endfor %}</tr>
+<tbody>{% for row in section.rows %}<tr>{% for c in section.columns %}{% set v = row[c] %}
+<td{% if c in ('severity', 'status') and v %} class="{{ v|replace(' ', '-') }}"{% elif v is number %} class="num"{% endif %}>{{ '' if v is none else v }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table>
 {% else %}<p class="note">None.</p>{% endif %}
+</section>
 {% endfor %}
+</main>
 <script>
 document.querySelectorAll("table.sortable th").forEach(function(th){th.addEventListener("click",function(){
  var table=th.closest("table"),body=table.tBodies[0],idx=Array.prototype.indexOf.call(th.parentNode.children,th);
@@ -190,5 +293,12 @@ def write_html(path: Path, title: str, summary: dict[str, Any], sections: list[d
     _atomic_write_bytes(path, html.encode("utf-8"))
 
 
-def section(title: str, df: pd.DataFrame, note: str | None = None) -> dict[str, Any]:
-    return {"title": title, "note": note, "columns": list(df.columns), "rows": records(df)}
+def section(title: str, df: pd.DataFrame, note: str | None = None, nav: str | None = None,
+            anchor: str | None = None) -> dict[str, Any]:
+    """One report section: a table with a title, an anchor for the navigation bar (``anchor``, default
+    from the title), the bar's short name (``nav``, default the title) and the row count.  Cells hold
+    what :func:`display_text` makes of the values (no Python reprs)."""
+    rows = [{k: display_text(v) for k, v in r.items()} for r in records(df)]
+    slug = anchor or re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    return {"title": title, "note": note, "columns": list(df.columns), "rows": rows, "id": slug,
+            "nav": nav or title, "count": len(rows)}
