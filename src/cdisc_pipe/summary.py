@@ -108,7 +108,7 @@ def _validation_line(s: Mapping[str, Any]) -> str:
             f"rules: {s.get('rules_total', 0)} ({s.get('rules_success', 0)} passed, {s.get('rules_issue', 0)} with "
             f"findings, {s.get('rules_skipped', 0)} skipped, {s.get('rules_execution_error', 0)} failed to run)")
     if s.get("unused_expected"):
-        text += f"; {len(s['unused_expected'])} explanation(s) matched nothing (stale)"
+        text += f"; {len(s['unused_expected'])} explanation item(s) matched nothing (stale: VAL.EXPECTED.STALE)"
     return text
 
 
