@@ -126,6 +126,8 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog) -> 
     with log.step("rendering the annotated CRF"):
         acrf = write_acrf(raw, spec, paths.mappings, folder, raw_format=detect_format(paths.raw)[0])
     log.note(f"aCRF: {acrf.path.name}, {acrf.forms} forms, {acrf.pages} pages")
+    for p in acrf.problems:
+        log.warning(f"aCRF: {p}")
     trace = getattr(result, "traceability", None)
     if trace is not None:
         trace.to_csv(folder / STAGE_DIR / "traceability.csv", index=False, lineterminator="\n")

@@ -77,6 +77,7 @@ class AcrfWritten:
     pages_file: Path
     forms: int
     pages: int
+    problems: list[str]  # not_submitted entries that name no field or a field a rule reads
 
 
 def write_acrf(raw: Any, spec: StudySpec, mappings_dir: Path, folder: Path, raw_format: str | None = None
@@ -84,12 +85,15 @@ def write_acrf(raw: Any, spec: StudySpec, mappings_dir: Path, folder: Path, raw_
     """Render the aCRF of ``raw`` (a :class:`~cdisc_pipe.raw.RawExport`) into ``folder`` (the SDTM
     folder holding define.xml) and the page table into ``folder/_stage/acrf_pages.json``."""
     from cdisc_pipe.documents.acrf import build_acrf
+    from cdisc_pipe.documents.annotations import field_annotations, not_submitted_problems
     from cdisc_pipe.documents.pages import pages_to_json, variable_pages
     from cdisc_pipe.documents.pdf import render_acrf
     from cdisc_pipe.sdtm.mapping import load_mappings
 
     mappings = load_mappings(mappings_dir, spec)
     crf = build_acrf(raw.dictionary, mappings, spec, raw.forms)
+    problems = not_submitted_problems(mappings, raw.dictionary,
+                                      field_annotations(raw.dictionary, mappings, spec))
     data, field_pages = render_acrf(crf)
     path = _target(Path(folder), document_hrefs(spec)["acrf"])
     _atomic_write(path, data)
@@ -100,7 +104,8 @@ def write_acrf(raw: Any, spec: StudySpec, mappings_dir: Path, folder: Path, raw_
             "targets": json.loads(pages_to_json(pages))}
     pages_file = Path(folder) / STAGE / "acrf_pages.json"
     _atomic_write(pages_file, (json.dumps(info, indent=1, sort_keys=True) + "\n").encode("utf-8"))
-    return AcrfWritten(path=path, pages_file=pages_file, forms=len(crf.forms), pages=max(field_pages.values(), default=0))
+    return AcrfWritten(path=path, pages_file=pages_file, forms=len(crf.forms), pages=max(field_pages.values(), default=0),
+                       problems=problems)
 
 
 def read_acrf_pages(folder: Path) -> dict | None:

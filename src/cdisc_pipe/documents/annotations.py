@@ -232,8 +232,15 @@ def _annotate_rule(col: _Collector, form: str, dataset: str, variable: str, rule
     if rule.when is not None:
         for case in rule.when:
             _annotate_rule(col, form, dataset, variable, case.then, test, (when or []) + list(case.if_))
-        if rule.else_ is not None:
-            _annotate_rule(col, form, dataset, variable, rule.else_, test, when)
+        other = rule.else_
+        if other is not None and other.when is None and _constant(other) not in (None, ""):
+            # "EXDOSE = '0' otherwise": on the fields the branches test, not a constant of every record
+            text = f"{variable} = {quote(_constant(other))} otherwise{suffix}"
+            for c in (c for case in rule.when for c in case.if_):
+                f, fld = _split_field(c.field, form)
+                col.add(f, fld, Annotation(text, domain, (target,)))
+        elif other is not None:
+            _annotate_rule(col, form, dataset, variable, other, test, when)
         return
     const = _constant(rule)
     if const == "":
@@ -388,4 +395,25 @@ def not_submitted_reasons(mappings: Mappings, dictionary: pd.DataFrame) -> dict[
                 for f in forms:
                     if (f, key) in present:
                         out.setdefault((f, key), reason)
+    return out
+
+
+def not_submitted_problems(mappings: Mappings, dictionary: pd.DataFrame,
+                           annotated: dict[str, FormAnnotations]) -> list[str]:
+    """``not_submitted`` entries that say nothing true: a field no source form of the mapping has,
+    or a field a rule does read (its annotations win; the entry should go)."""
+    present = set(zip(dictionary["form"].astype(str), dictionary["field"].astype(str)))
+    out = []
+    for name in sorted(mappings.datasets):
+        m = mappings.datasets[name]
+        forms = [s.form for s in m.sources] + [j.form for s in m.sources for j in s.join]
+        for key in m.not_submitted:
+            where = [tuple(key.split(".", 1))] if "." in key else [(f, key) for f in forms]
+            hits = [w for w in where if w in present]
+            file = mappings.files.get(name, f"{name.lower()}.yaml")
+            if not hits:
+                out.append(f"{file}, not_submitted.{key}: no such field on the mapping's forms")
+            for f, fld in hits:
+                if any(not a.not_submitted for a in annotated.get(f, FormAnnotations(f)).fields.get(fld, [])):
+                    out.append(f"{file}, not_submitted.{key}: {f}.{fld} is read by a rule of the mappings")
     return out
