@@ -252,6 +252,8 @@ class _Doc(BaseDocTemplate):
             for title, key, level in self._outline:
                 self.canv.addOutlineEntry(plain_outline(title), key, level=level, closed=True)
             self.layout.page_count = self.page
+        elif isinstance(flowable, FieldRow):  # the row itself: a mark before it may stay on the page before
+            self.layout.pages[flowable.key] = self.page
         elif isinstance(flowable, _Mark):
             self.layout.pages.setdefault(flowable.key, self.page)
             if flowable.bookmark:
@@ -337,9 +339,9 @@ class FieldRow(Flowable):
 
     PAD = 3
 
-    def __init__(self, f: CrfField, items: list[tuple[str, str]]):
+    def __init__(self, key: str, f: CrfField, items: list[tuple[str, str]]):
         super().__init__()
-        self.field, self.items = f, items
+        self.key, self.field, self.items = key, f, items
         w = [WIDTH * c for c in COLS]
         self.w = w
         p = self.PAD
@@ -408,10 +410,10 @@ def _field_row(form: CrfForm, f: CrfField, colours: dict[str, str], cache: dict)
     if key not in cache:  # laid out once, drawn by every pass (a FieldRow keeps no drawing state)
         items = [(a.text, NOT_SUBMITTED_COLOUR if a.not_submitted else colours.get(a.domain, DOMAIN_COLOURS[0]))
                  for a in f.annotations]
-        cache[key] = FieldRow(f, items)
+        cache[key] = FieldRow(anchor("field", form.name, f.name), f, items)
     row = cache[key]
     row.__dict__.pop("_postponed", None)  # the layout state platypus leaves on a flowable it moved on
-    return [_Mark(anchor("field", form.name, f.name)), row]
+    return [row]
 
 
 def _form_story(form: CrfForm, index: int, extra: tuple[str, ...] = (), cache: dict | None = None) -> list:
