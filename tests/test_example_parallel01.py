@@ -272,7 +272,8 @@ def test_documents_define_links_are_written_and_land_on_their_annotations(run: P
     assert check_page_refs(run / "sdtm") >= 50
     text = " ".join(pdf_pages(run / "sdtm" / "acrf.pdf"))
     for phrase in ("DM (Demographics)", "IE (Inclusion/Exclusion Criteria Not Met)", "AESEV",
-                   "SUPPDM.QVAL when QNAM", "VSORRES when VSTESTCD = 'SYSBP'", "[NOT SUBMITTED]"):
+                   "ARMCD when ELIGYN = 'Y'", "when VISOCCUR = 'Y' then SV", "VSORRES when VSTESTCD = 'SYSBP'",
+                   "[NOT SUBMITTED] the randomisation number is not submitted"):
         assert phrase in text, phrase
     guides = " ".join(pdf_pages(run / "sdtm" / "csdrg.pdf") + pdf_pages(run / "adam" / "adrg.pdf"))
     assert "FND.BASELINE.NONE" in guides and "Screen failure" in guides
