@@ -98,7 +98,7 @@ def write_acrf(raw: Any, spec: StudySpec, mappings_dir: Path, folder: Path, raw_
     path = _target(Path(folder), document_hrefs(spec)["acrf"])
     _atomic_write(path, data)
     pages = variable_pages(crf, field_pages)
-    first = {f.name: min(field_pages[(f.name, x.name)] for x in f.fields) for f in crf.forms if f.fields}
+    first = {f.name: field_pages[(f.name, "")] for f in crf.forms}
     info = {"raw_format": raw_format, "file": path.name,
             "forms": [{"form": f.name, "title": f.title, "page": first.get(f.name)} for f in crf.forms],
             "targets": json.loads(pages_to_json(pages))}

@@ -28,6 +28,9 @@ def variable_pages(crf: AnnotatedCrf, field_pages: dict[tuple[str, str], int]) -
     """``Target -> sorted pages`` over every annotation of every field."""
     out: dict[Target, set[int]] = {}
     for form in crf.forms:
+        for a in form.constants:  # "VSORRESU = 'mmHg' when VSTESTCD = 'SYSBP'" under the form title
+            for t in a.targets:
+                out.setdefault(t, set()).add(field_pages[(form.name, "")])
         for f in form.fields:
             page = field_pages[(form.name, f.name)]
             for a in f.annotations:

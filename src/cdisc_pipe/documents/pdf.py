@@ -473,7 +473,8 @@ def _legend(form_colour: str) -> RlTable:
 
 
 def render_acrf(crf: AnnotatedCrf) -> tuple[bytes, dict[tuple[str, str], int]]:
-    """The aCRF PDF and the page each field's row (its annotations) lands on: ``(form, field) -> page``.
+    """The aCRF PDF and the page each field's row (its annotations) lands on: ``(form, field) -> page``;
+    ``(form, "")`` is the page the form starts on (its domain boxes and constants).
 
     Bookmarks: "Forms" (one per form, in dictionary order) and "Visits" (each TV visit, then
     unscheduled and not-in-plan groups, with the forms collected there)."""
@@ -534,6 +535,7 @@ def render_acrf(crf: AnnotatedCrf) -> tuple[bytes, dict[tuple[str, str], int]]:
                            date=crf.date, header=header, outline_fn=outline)
     field_pages: dict[tuple[str, str], int] = {}
     for form in crf.forms:
+        field_pages[(form.name, "")] = layout.pages[anchor("form", form.name)]  # title, domain boxes, constants
         for f in form.fields:
             field_pages[(form.name, f.name)] = layout.pages[anchor("field", form.name, f.name)]
     return data, field_pages
