@@ -12,7 +12,7 @@ collected, read from the export's ``FOLDER`` column and the visits' ``aliases``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 

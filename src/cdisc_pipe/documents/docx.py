@@ -47,12 +47,10 @@ def _blocks(d, blocks: list) -> None:
             t = d.add_table(rows=1, cols=len(b.header))
             t.style = "Table Grid"
             for cell, h in zip(t.rows[0].cells, b.header):
-                run = cell.paragraphs[0].add_run(_clean(h))
-                run.bold = True
-                run.font.size = _CELL
-            for row in b.rows:
+                cell.paragraphs[0].add_run(_clean(h)).bold = True
+            for row in b.rows:  # the text size is the table style's (8 pt, set once)
                 for cell, value in zip(t.add_row().cells, row):
-                    cell.paragraphs[0].add_run(_clean(value)).font.size = _CELL
+                    cell.paragraphs[0].add_run(_clean(value))
             d.add_paragraph()
         else:  # pragma: no cover - the model has no other block
             raise TypeError(f"unknown block {type(b).__name__}")
@@ -61,6 +59,7 @@ def _blocks(d, blocks: list) -> None:
 def render_docx(doc: Document) -> bytes:
     """The document as DOCX bytes (headings numbered like the PDF, "TO WRITE" notes highlighted)."""
     d = new_docx()
+    d.styles["Table Grid"].font.size = _CELL
     d.add_heading(_clean(doc.title), level=0)
     d.add_paragraph(_clean(f"{doc.subtitle} - Study {doc.study}" + (f" - {doc.sponsor}" if doc.sponsor else "")))
     d.add_paragraph(f"Metadata date {doc.date[:10]}")

@@ -35,8 +35,7 @@ from reportlab.platypus import (
 from reportlab.platypus import Table as RlTable
 from reportlab.platypus import TableStyle
 
-from cdisc_pipe.documents.acrf import NOT_IN_PLAN, UNSCHEDULED, AnnotatedCrf, CrfField, CrfForm, anchor, domain_box
-from cdisc_pipe.documents.annotations import Annotation
+from cdisc_pipe.documents.acrf import AnnotatedCrf, CrfField, CrfForm, anchor, domain_box
 from cdisc_pipe.documents.model import TO_WRITE, Bullets, Document, Para, Table, ToWrite, numbered
 
 PAGE = letter  # FDA submissions: US Letter
