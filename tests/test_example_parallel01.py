@@ -259,3 +259,21 @@ def test_define_lists_advs_with_its_methods(run: Path) -> None:
     assert "closest to the target day" in methods["MT.ADVS.ANL01FL"] and "the later one" in methods["MT.ADVS.ANL01FL"]
     assert "23 <= ADY <= 43" in methods["MT.ADVS.AVISIT"]
     assert "TRTEDT + 1 day" in methods["MT.ADVS.ONTRTFL"]
+
+
+def test_documents_define_links_are_written_and_land_on_their_annotations(run: Path) -> None:
+    """Issue 19 on a study whose data dictionary comes from ODM metadata: acrf.pdf, csdrg and adrg
+    are written beside their define.xml, and every aCRF PDFPageRef lands on its annotation."""
+    pytest.importorskip("pypdf")
+    from tests.test_documents import check_page_refs, pdf_pages
+
+    for rel in ("sdtm/acrf.pdf", "sdtm/csdrg.pdf", "sdtm/csdrg.docx", "adam/adrg.pdf", "adam/adrg.docx"):
+        assert (run / rel).is_file(), rel
+    assert check_page_refs(run / "sdtm") >= 50
+    text = " ".join(pdf_pages(run / "sdtm" / "acrf.pdf"))
+    for phrase in ("DM (Demographics)", "IE (Inclusion/Exclusion Criteria Not Met)", "AESEV",
+                   "ARMCD when ELIGYN = 'Y'", "when VISOCCUR = 'Y' then SV", "VSORRES when VSTESTCD = 'SYSBP'",
+                   "[NOT SUBMITTED] the randomisation number is not submitted"):
+        assert phrase in text, phrase
+    guides = " ".join(pdf_pages(run / "sdtm" / "csdrg.pdf") + pdf_pages(run / "adam" / "adrg.pdf"))
+    assert "FND.BASELINE.NONE" in guides and "Screen failure" in guides

@@ -107,7 +107,9 @@ def load_spec(paths: Paths, log: RunLog) -> StudySpec:
 
 def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog) -> StageOutput:
     """Raw export -> SDTM frames (PP included) -> XPT + Dataset-JSON in ``<staging>/sdtm``."""
+    from cdisc_pipe.documents import write_acrf
     from cdisc_pipe.raw import read_export
+    from cdisc_pipe.raw.detect import detect_format
     from cdisc_pipe.sdtm import build_sdtm
     from cdisc_pipe.xpt import write_datasets
 
@@ -121,6 +123,11 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog) -> 
     with log.step(f"writing {len(result.datasets)} SDTM datasets"):
         written = write_datasets(result.datasets, spec, folder, purpose="Tabulation")
     save_stage_findings(folder, findings)
+    with log.step("rendering the annotated CRF"):
+        acrf = write_acrf(raw, spec, paths.mappings, folder, raw_format=detect_format(paths.raw)[0])
+    log.note(f"aCRF: {acrf.path.name}, {acrf.forms} forms, {acrf.pages} pages")
+    for p in acrf.problems:
+        log.warning(f"aCRF: {p}")
     trace = getattr(result, "traceability", None)
     if trace is not None:
         trace.to_csv(folder / STAGE_DIR / "traceability.csv", index=False, lineterminator="\n")
@@ -164,6 +171,10 @@ def stage_define(spec: StudySpec, folder: Path, written: list[Any] | None, purpo
     if not written:
         log.warning(f"no {purpose} datasets in {folder}: no define.xml written")
         return
+    if purpose == "Tabulation":  # PDFPageRefs: the pages of the generated aCRF (documents/pages.py)
+        from cdisc_pipe.documents import spec_with_acrf_pages
+
+        spec = spec_with_acrf_pages(spec, folder)
     with log.step(f"rendering define.xml for {len(written)} {purpose} datasets"):
         result = build_define(spec, written, purpose, ct_dir=ct)
         schema = validate_define(result.xml)
@@ -196,6 +207,17 @@ def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog) -> Any:
                 log.note(note)
     log_validation(log, result)
     return result
+
+
+def stage_guides(paths: Paths, spec: StudySpec, result: Any, log: RunLog) -> None:
+    """The reviewer's guides (cSDRG, ADRG; PDF and DOCX) beside each define.xml, from the validation
+    result just computed."""
+    from cdisc_pipe.documents import write_reviewer_guides
+
+    with log.step("writing the reviewer's guides"):
+        files = write_reviewer_guides(paths.out, spec, paths.specs, paths.mappings,
+                                      getattr(result, "findings", None), getattr(result, "summary", None))
+    log.note("reviewer's guides: " + (", ".join(str(p.relative_to(paths.out)) for p in files) or "none"))
 
 
 def _atomic_write(path: Path, data: bytes | str) -> None:
@@ -374,6 +396,7 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
     else:
         result = stage_validate(paths, spec, log)
         code = int(getattr(result, "exit_code", 0))
+        stage_guides(paths, spec, result, log)
     finish("run", paths, spec, log, records, stages=keys, extra={"validation_exit_code": code})
     return code, result
 

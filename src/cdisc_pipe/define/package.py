@@ -12,9 +12,10 @@ exists, its ``summary.errors`` is 0 and no rule failed to execute (``summary.rul
 labels, types, lengths, order; codelist values are left to the validation report).  Otherwise
 :class:`~cdisc_pipe.errors.InputError` lists every reason and nothing is written.
 
-Documents define.xml links to (aCRF, reviewer's guides, the define2-1.xsl stylesheet) are not
-produced by the pipeline: they are copied when found beside define.xml or in ``<out>/docs/``, and
-otherwise listed in :attr:`PackageResult.missing` (a warning, not a refusal).
+Documents define.xml links to (aCRF, reviewer's guides, the define2-1.xsl stylesheet) are copied when
+found beside define.xml (where ``cdisc-pipe run`` writes the aCRF and the guides,
+:mod:`cdisc_pipe.documents`) or in ``<out>/docs/``, and otherwise listed in
+:attr:`PackageResult.missing` (a warning, not a refusal).  The DOCX drafts are not linked, so not packaged.
 """
 
 from __future__ import annotations

@@ -558,6 +558,9 @@ class DatasetMapping(_M):
     drop_blank: list[str] = Field(default_factory=list)  # rows where all these targets are blank are not records
     drop_reason: str | None = None
     description: str | None = None
+    # Raw fields of this mapping's forms that no rule reads on purpose, with the reason the annotated
+    # CRF prints beside "[NOT SUBMITTED]": FIELD (on every source form that has it) or form.FIELD.
+    not_submitted: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _blank_reason(self) -> "DatasetMapping":
