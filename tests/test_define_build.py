@@ -171,6 +171,39 @@ def test_spec_gaps_are_reported(tmp_path, study):
     assert any(e == "variables[AESTDTC].origin" for _, e in entries)
 
 
+@pytest.mark.parametrize("keys, expected", [
+    (["STUDYID", "USUBJID"], False),                    # DM, ADSL: one record per subject
+    (["USUBJID"], False),
+    (["STUDYID", "TSPARMCD", "TSSEQ"], False),          # trial design: no subject data
+    (["STUDYID", "ARMCD", "TAETORD"], False),
+    (["STUDYID", "USUBJID", "AEDECOD", "AESTDTC"], True),
+    (["STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM"], True),
+    (["STUDYID", "USUBJID", "PARAMCD"], True),
+    ([], None),
+])
+def test_repeating_follows_the_keys(keys, expected):
+    from cdisc_pipe.define.builder import repeating_from_keys
+
+    assert repeating_from_keys(keys) is expected
+
+
+def test_repeating_is_derived_and_a_contradicting_spec_is_reported(tmp_path, study):
+    """DM without ``repeating:`` is still Repeating=No (its keys are the subject); a spec that says
+    otherwise than its keys is a problem and the keys win."""
+    _, sdtm, _, _ = study
+    from tests.test_define_support import FILES
+
+    dm = FILES["sdtm/dm.yaml"].replace("        repeating: false\n", "")
+    ae = FILES["sdtm/ae.yaml"].replace("domain: AE\n", "domain: AE\n        repeating: false\n")
+    assert dm != FILES["sdtm/dm.yaml"] and ae != FILES["sdtm/ae.yaml"]
+    res = build_define(tiny_spec(tmp_path / "specs", {"sdtm/dm.yaml": dm, "sdtm/ae.yaml": ae}), sdtm, "Tabulation")
+    root = tree(res.xml)
+    rep = {g.get("Name"): g.get("Repeating") for g in root.findall(".//odm:ItemGroupDef", NS)}
+    assert rep == {"DM": "No", "AE": "Yes", "LB": "Yes", "SUPPAE": "Yes"}
+    bad = [p for p in res.problems if p.entry == "repeating"]
+    assert [(p.file, "contradicts the keys" in p.message) for p in bad] == [("specs/sdtm/ae.yaml", True)]
+
+
 def test_collected_without_crf_pages_is_reported_once_per_dataset(sdtm_define, adam_define):
     crf = [p for p in sdtm_define.problems if "aCRF page" in p.message]
     assert [(p.file, p.value) for p in crf] == [("specs/sdtm/ae.yaml", "AESTDTC")]  # QVAL has value-level pages

@@ -243,6 +243,29 @@ def _where_suffix(oid: str, dataset: str) -> str:
     return oid
 
 
+# Key variables that identify a subject (or a pool of subjects) and the study: a dataset keyed by
+# these alone holds one record per subject.
+_SUBJECT_KEYS = {"USUBJID", "SUBJID", "POOLID"}
+_NON_REPEATING_KEYS = _SUBJECT_KEYS | {"STUDYID"}
+
+
+def repeating_from_keys(keys: Iterable[str]) -> bool | None:
+    """Define-XML ItemGroupDef/@Repeating from a dataset's key variables.
+
+    ``No`` when the dataset holds at most one record per subject (keys: the study and subject
+    identifiers only, e.g. DM, ADSL) or no subject data at all (no subject identifier among the
+    keys: trial design and other reference data, e.g. TS, TA); ``Yes`` when a subject can have
+    several records (another key besides the identifiers: AE, LB, BDS, SUPP--, RELREC).  ``None``
+    without keys (then the spec's ``repeating`` is used).
+    """
+    names = {k.strip().upper() for k in keys if k and k.strip()}
+    if not names:
+        return None
+    if not names & _SUBJECT_KEYS:
+        return False
+    return bool(names - _NON_REPEATING_KEYS)
+
+
 def _define_data_type(var_type: str, numeric: bool) -> str:
     # A numeric (SAS) date/datetime/time is a number with a display format; Define-XML's date types
     # are for ISO 8601 text, so the number is an integer.
@@ -369,11 +392,23 @@ class _Builder:
                          entry="variables", value=", ".join(floats))
         return ItemGroupView(
             oid=f"IG.{ds.name}", name=ds.name, domain=ds.domain, label=w.label, structure=ds.structure,
-            purpose=self.purpose, repeating=ds.repeating, reference_data=ds.reference_data,
+            purpose=self.purpose, repeating=self.repeating(ds), reference_data=ds.reference_data,
             class_name=ds.dataset_class, subclass=ds.subclass, standard_oid=self.standard_oid(ds),
             non_standard=ds.non_standard, has_no_data=w.records == 0, comment_oid=ds.comment,
             leaf_id=f"LF.{ds.name}", href=_leaf_href(w.xpt_path), records=w.records, keys=keys, item_refs=refs,
         ), items
+
+    def repeating(self, ds: Dataset) -> bool:
+        """ItemGroupDef/@Repeating from the dataset's keys (:func:`repeating_from_keys`); a ``repeating:``
+        the spec states explicitly and that the keys contradict is reported, and the keys win."""
+        derived = repeating_from_keys(ds.keys)
+        if derived is None:
+            return ds.repeating
+        if "repeating" in ds.model_fields_set and ds.repeating != derived:
+            self.problem(_spec_file(ds), f"repeating: {str(ds.repeating).lower()} contradicts the keys "
+                         f"({', '.join(ds.keys)}): define.xml says Repeating=\"{'Yes' if derived else 'No'}\"",
+                         entry="repeating", hint="Remove repeating: (it follows from the keys) or fix the keys")
+        return derived
 
     def _check_crf_pages(self, ds: Dataset, variables: list[Variable]) -> None:
         # Define-XML 2.1: Collected SDTM items carry their aCRF pages.  Only asked for when the

@@ -1,0 +1,96 @@
+"""define.xml of the bundled study against its data and against what CDISC's Define-XML 2.1 examples do
+(issue #17, define.xml items): Repeating from the keys, value-level where clauses that separate every
+specimen x method combination of a test, a Description on every value-level item, PARAMCD/PARAM
+codelists on every BDS dataset equal to the data, no internal file names or rule ids in the texts, and
+the rendering with CDISC's define2-1.xsl (no column empty over a whole table, no dangling link).
+
+Every test reads the files of one ``cdisc-pipe run`` (the session fixture ``bundled_run``).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+import pytest
+from lxml import etree
+
+NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3", "def": "http://www.cdisc.org/ns/def/v2.1",
+      "xlink": "http://www.w3.org/1999/xlink"}
+DEF = "{http://www.cdisc.org/ns/def/v2.1}"
+
+
+@lru_cache(maxsize=None)
+def _define(path: str) -> etree._Element:
+    return etree.parse(path).getroot()
+
+
+def define(run: Path, sub: str) -> etree._Element:
+    return _define(str(run / sub / "define.xml"))
+
+
+@lru_cache(maxsize=None)
+def _data(path: str) -> pd.DataFrame:
+    df, meta = pyreadstat.read_xport(path)
+    for c in df.columns:
+        if meta.readstat_variable_types[c] == "string":
+            df[c] = df[c].fillna("")
+    return df
+
+
+def data(run: Path, sub: str, name: str) -> pd.DataFrame:
+    return _data(str(run / sub / f"{name.lower()}.xpt"))
+
+
+def text_of(el: etree._Element | None) -> str | None:
+    if el is None:
+        return None
+    found = el.find("odm:Description/odm:TranslatedText", NS)
+    return found.text if found is not None else None
+
+
+def where_mask(root: etree._Element, wc_oid: str, df: pd.DataFrame, dataset: str) -> pd.Series:
+    """The records of ``df`` a where clause selects (its RangeChecks AND-ed; a missing value is "")."""
+    wc = root.find(f".//def:WhereClauseDef[@OID='{wc_oid}']", NS)
+    assert wc is not None, wc_oid
+    mask = pd.Series(True, index=df.index)
+    for rc in wc.findall("odm:RangeCheck", NS):
+        ds, var = rc.get(f"{DEF}ItemOID").split(".")[1:3]
+        assert ds == dataset, f"{wc_oid} tests another dataset"
+        values = [cv.text or "" for cv in rc.findall("odm:CheckValue", NS)]
+        col = df[var]
+        if pd.api.types.is_numeric_dtype(col):
+            col, values = col.astype(float), [float(v) for v in values]
+        comp = rc.get("Comparator")
+        hit = col.isin(values)
+        mask &= {"EQ": hit, "IN": hit, "NE": ~hit, "NOTIN": ~hit}[comp]
+    return mask
+
+
+def value_lists(root: etree._Element):
+    """(dataset, variable, [(item OID, where clause OID, ItemRef)]) of every def:ValueListDef."""
+    for vl in root.findall(".//def:ValueListDef", NS):
+        _, ds, var = vl.get("OID").split(".", 2)
+        refs = [(r.get("ItemOID"), r.find("def:WhereClauseRef", NS).get("WhereClauseOID"), r)
+                for r in vl.findall("odm:ItemRef", NS)]
+        yield ds, var, refs
+
+
+# -- item 5: Repeating ----------------------------------------------------------------------------
+
+
+def test_repeating_follows_the_keys_and_the_data(bundled_run):
+    seen = {}
+    for sub in ("sdtm", "adam"):
+        for g in define(bundled_run, sub).findall(".//odm:ItemGroupDef", NS):
+            seen[g.get("Name")] = g.get("Repeating")
+            df = data(bundled_run, sub, g.get("Name"))
+            if g.get("Repeating") == "No" and "USUBJID" in df:
+                assert not df["USUBJID"].duplicated().any(), f"{g.get('Name')}: Repeating=No but a subject repeats"
+    assert seen["DM"] == seen["ADSL"] == "No"  # one record per subject
+    assert {seen[n] for n in ("TS", "TA", "TE", "TI", "TV")} == {"No"}  # trial design: no subject data
+    assert {seen[n] for n in ("AE", "LB", "SUPPDM", "RELREC", "ADLB", "ADTTE", "ADAE")} == {"Yes"}
