@@ -94,3 +94,41 @@ def test_repeating_follows_the_keys_and_the_data(bundled_run):
     assert seen["DM"] == seen["ADSL"] == "No"  # one record per subject
     assert {seen[n] for n in ("TS", "TA", "TE", "TI", "TV")} == {"No"}  # trial design: no subject data
     assert {seen[n] for n in ("AE", "LB", "SUPPDM", "RELREC", "ADLB", "ADTTE", "ADAE")} == {"Yes"}
+
+
+# -- item 6: value-level where clauses ------------------------------------------------------------
+
+
+def test_value_level_where_clauses_separate_specimen_and_method(bundled_run):
+    """Every where clause on a test code selects one specimen x method combination of that test (so
+    a test measured several ways, like LB MCPROT, gets one value-level item per way), the standard unit
+    is one per clause, and no record is selected twice in a value list."""
+    root = define(bundled_run, "sdtm")
+    checked = 0
+    for ds, var, refs in value_lists(root):
+        df = data(bundled_run, "sdtm", ds)
+        testcd = next((c for c in df.columns if c.endswith("TESTCD")), None)
+        if testcd is None:
+            continue
+        prefix = testcd[:-6]
+        split_by = [c for c in (prefix + "SPEC", prefix + "METHOD") if c in df]
+        hits = pd.Series(0, index=df.index)
+        for item, wc, _ in refs:
+            mask = where_mask(root, wc, df, ds)
+            hits += mask
+            sub = df[mask]
+            assert len(sub), f"{item}: selects no record"
+            if split_by:
+                combos = sub[split_by].drop_duplicates()
+                assert len(combos) == 1, f"{item} ({wc}) mixes {combos.to_dict('records')}"
+            if var.endswith("STRESN") and prefix + "STRESU" in df:
+                units = set(sub.loc[sub[var].notna(), prefix + "STRESU"])
+                assert len(units) <= 1, f"{item}: several standard units {units}"
+            checked += 1
+        assert hits.max() <= 1, f"{ds}.{var}: a record is selected by two where clauses"
+    assert checked > 100
+    # the test the issue named: M-protein by serum/urine x electrophoresis/immunofixation
+    lb = data(bundled_run, "sdtm", "LB")
+    mcprot = [item for ds, var, refs in value_lists(root) if (ds, var) == ("LB", "LBORRES")
+              for item, wc, _ in refs if where_mask(root, wc, lb, "LB").pipe(lambda m: (lb.loc[m, "LBTESTCD"] == "MCPROT").all())]
+    assert len(mcprot) == 4
