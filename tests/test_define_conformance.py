@@ -132,3 +132,28 @@ def test_value_level_where_clauses_separate_specimen_and_method(bundled_run):
     mcprot = [item for ds, var, refs in value_lists(root) if (ds, var) == ("LB", "LBORRES")
               for item, wc, _ in refs if where_mask(root, wc, lb, "LB").pipe(lambda m: (lb.loc[m, "LBTESTCD"] == "MCPROT").all())]
     assert len(mcprot) == 4
+
+
+# -- item 7: descriptions -------------------------------------------------------------------------
+
+
+def test_every_bds_dataset_has_paramcd_and_param_codelists_equal_to_the_data(bundled_run):
+    root = define(bundled_run, "adam")
+    bds = [g.get("Name") for g in root.findall(".//odm:ItemGroupDef", NS)
+           if g.find("def:Class", NS).get("Name") == "BASIC DATA STRUCTURE"]
+    assert {"ADLB", "ADPC", "ADPP", "ADECOG", "ADEX", "ADRS", "ADTTE"} <= set(bds)
+    for name in bds:
+        df = data(bundled_run, "adam", name)
+        pairs = df[["PARAMCD", "PARAM"]].drop_duplicates()
+        assert not pairs["PARAMCD"].duplicated().any(), f"{name}: a PARAMCD has several PARAMs"
+        for var in ("PARAMCD", "PARAM"):
+            ref = root.find(f".//odm:ItemDef[@OID='IT.{name}.{var}']/odm:CodeListRef", NS)
+            assert ref is not None, f"{name}.{var} has no codelist"
+            cl = root.find(f".//odm:CodeList[@OID='{ref.get('CodeListOID')}']", NS)
+            items = cl.findall("odm:CodeListItem", NS) + cl.findall("odm:EnumeratedItem", NS)
+            terms = [i.get("CodedValue") for i in items]
+            assert sorted(terms) == sorted(set(df[var])), f"{name}.{var}: codelist terms differ from the data"
+            if var == "PARAMCD" and cl.find("odm:CodeListItem", NS) is not None:
+                decode = {i.get("CodedValue"): i.find("odm:Decode/odm:TranslatedText", NS).text for i in items}
+                if set(decode.values()) == set(pairs["PARAM"]):  # sponsor lists decode the code by its PARAM
+                    assert decode == dict(pairs.values.tolist()), name
