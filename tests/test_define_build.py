@@ -204,6 +204,31 @@ def test_repeating_is_derived_and_a_contradicting_spec_is_reported(tmp_path, stu
     assert [(p.file, "contradicts the keys" in p.message) for p in bad] == [("specs/sdtm/ae.yaml", True)]
 
 
+def test_value_level_description_from_the_where_clause(tmp_path, study):
+    """A value-level entry without label is described by what its where clause selects: the decode
+    of the tested value when its codelist has one, else the variable's label and the condition."""
+    spec, sdtm, _, _ = study
+    root = tree(build_define(spec, sdtm, "Tabulation").xml)
+
+    def desc(oid):
+        return item_def(root, oid).find("odm:Description/odm:TranslatedText", NS).text
+
+    assert desc("IT.LB.LBORRES.LBTESTCD.EQ.ALB") == "Albumin result"  # the spec's label wins
+    assert desc("IT.LB.LBORRES.LBTESTCD.IN.HGB_PLAT") == "Hemoglobin Measurement, Platelet Count"
+    assert root.find(".//odm:ItemDef[@OID='IT.LB.LBORRES.LBNAM.EQ.CENTRAL']", NS) is None
+    from cdisc_pipe.define.builder import _Builder
+    from cdisc_pipe.spec.model import WhereClause, WhereCondition
+
+    b = _Builder(spec, "Tabulation", None)
+    lb = spec.datasets["LB"]
+    var = lb.variable("LBORRES")
+    two = WhereClause(oid="WC.X", conditions=[WhereCondition(variable="LBTESTCD", values=["ALB"]),
+                                              WhereCondition(variable="LBNAM", comparator="NE", values=["LOCAL"])])
+    assert b._vl_description(lb, var, two) == "Albumin Measurement (LBNAM not LOCAL)"
+    plain = WhereClause(oid="WC.Y", conditions=[WhereCondition(variable="LBNAM", values=["CENTRAL"])])
+    assert b._vl_description(lb, var, plain) == "Result or Finding in Original Units where LBNAM = CENTRAL"
+
+
 def test_collected_without_crf_pages_is_reported_once_per_dataset(sdtm_define, adam_define):
     crf = [p for p in sdtm_define.problems if "aCRF page" in p.message]
     assert [(p.file, p.value) for p in crf] == [("specs/sdtm/ae.yaml", "AESTDTC")]  # QVAL has value-level pages

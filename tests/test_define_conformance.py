@@ -137,6 +137,22 @@ def test_value_level_where_clauses_separate_specimen_and_method(bundled_run):
 # -- item 7: descriptions -------------------------------------------------------------------------
 
 
+def test_every_value_level_item_has_a_description(bundled_run):
+    for sub in ("sdtm", "adam"):
+        root = define(bundled_run, sub)
+        vl_items = {item for _, _, refs in value_lists(root) for item, _, _ in refs}
+        assert vl_items
+        for oid in vl_items:
+            desc = text_of(root.find(f".//odm:ItemDef[@OID='{oid}']", NS))
+            assert desc and desc.strip(), f"{sub}: {oid} has no Description"
+    lb = define(bundled_run, "sdtm")
+    descs = {text_of(i) for i in lb.findall(".//odm:ItemDef", NS) if i.get("OID").startswith("IT.LB.LBORRES.")}
+    assert "Monoclonal Protein Measurement (Urine, Immunofixation)" in descs
+
+
+# -- item 8: PARAMCD / PARAM codelists ------------------------------------------------------------
+
+
 def test_every_bds_dataset_has_paramcd_and_param_codelists_equal_to_the_data(bundled_run):
     root = define(bundled_run, "adam")
     bds = [g.get("Name") for g in root.findall(".//odm:ItemGroupDef", NS)

@@ -512,7 +512,8 @@ class _Builder:
                                         method_oid=vl.method, where_clause_oid=wc.oid))
                 vl_items.append(ItemDefView(
                     oid=oid, name=var.name, data_type=vl.data_type, length=length, sas_field_name=var.name,
-                    description=vl.label, origin=_origin(vl.origin), significant_digits=vl.significant_digits,
+                    description=vl.label or self._vl_description(ds, var, wc),
+                    origin=_origin(vl.origin), significant_digits=vl.significant_digits,
                     display_format=vl.display_format, codelist_oid=vl.codelist, comment_oid=vl.comment,
                     dataset=ds.name, where_clause_oid=wc.oid))
             if refs:
@@ -525,6 +526,38 @@ class _Builder:
                 lists.append(ValueListView(oid=vl_oid, dataset=ds.name, variable=var.name, item_refs=refs))
                 items[var.name].value_list_oid = vl_oid
         return lists, vl_items
+
+    def _vl_description(self, ds: Dataset, var: Variable, wc: WhereClause) -> str:
+        """Description of a value-level ItemDef the spec gives no ``label``: what its where clause
+        selects, in words.  Values are shown by their codelist decode when the tested variable has one
+        (``LBTESTCD EQ MCPROT``, ``LBSPEC EQ SERUM`` -> "Monoclonal Protein Measurement (Serum)"),
+        else as they are; the first condition names the subject, the others qualify it.  Without any
+        decode the variable's label is the subject: "Result or Finding in Original Units where RSTESTCD
+        = OVRLRESP"."""
+        words: list[str] = []
+        decoded_first = False
+        for n, cond in enumerate(wc.conditions):
+            dsname = (cond.dataset or ds.name).upper()
+            tested_ds = self.spec.datasets.get(dsname)
+            tested = next((v for v in tested_ds.variables if v.name == cond.variable), None) if tested_ds else None
+            cl = self.spec.codelists.get(tested.codelist) if tested is not None and tested.codelist else None
+            decodes = {t.submission_value: t.decode for t in cl.terms if t.decode} if cl else {}
+            shown = [decodes.get(v, v) for v in cond.values]
+            if n == 0:
+                decoded_first = bool(decodes) and all(v in decodes for v in cond.values)
+            prefix = "" if dsname == ds.name else f"{dsname}."
+            if cond.comparator in ("EQ", "IN") and (n > 0 or decoded_first):
+                words.append(", ".join(shown))
+            elif cond.comparator in ("EQ", "IN"):
+                words.append(f"{prefix}{cond.variable} {'=' if len(shown) == 1 else 'in'} {', '.join(shown)}")
+            elif cond.comparator in ("NE", "NOTIN"):
+                words.append(f"{prefix}{cond.variable} not {', '.join(shown)}")
+            else:
+                sym = {"LT": "<", "LE": "<=", "GT": ">", "GE": ">="}[cond.comparator]
+                words.append(f"{prefix}{cond.variable} {sym} {shown[0]}")
+        if decoded_first:
+            return words[0] + (f" ({', '.join(words[1:])})" if len(words) > 1 else "")
+        return f"{var.label} where {' and '.join(words)}"
 
     def _vl_length(self, vl: ValueLevel, parent: WrittenColumn, f: str, entry: str) -> int | None:
         if parent.type == "text":
