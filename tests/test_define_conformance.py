@@ -173,3 +173,31 @@ def test_every_bds_dataset_has_paramcd_and_param_codelists_equal_to_the_data(bun
                 decode = {i.get("CodedValue"): i.find("odm:Decode/odm:TranslatedText", NS).text for i in items}
                 if set(decode.values()) == set(pairs["PARAM"]):  # sponsor lists decode the code by its PARAM
                     assert decode == dict(pairs.values.tolist()), name
+
+
+# -- item 9: texts a reviewer reads without our repository ----------------------------------------
+
+FILE_NAME = re.compile(r"\b[\w./-]+\.(?:ya?ml|py|csv|txt|json|xlsx|sas7bdat)\b|\b(?:specs|mappings|settings|plans)/",
+                       re.IGNORECASE)
+RULE_ID = re.compile(r"\b[A-Z][A-Z0-9]{1,7}(?:\.[A-Z0-9_]+){2,}\b")  # SDTM.DATE.AFTERDEATH, DQ.SV.MISSED
+
+
+def test_define_texts_name_no_internal_file_or_rule_id(bundled_run):
+    """Methods, comments, descriptions and origins speak CDISC: no file of ours (``adam_bds.yaml``,
+    ``mappings/units.yaml``, ``specs/settings/...``) and no validation rule id of ours."""
+    import json
+
+    report = json.loads((bundled_run / "reports" / "validation.json").read_text(encoding="utf-8"))
+    rule_ids = {r["rule"] for r in report["rules"]} | {f["rule"] for f in report["findings"]}
+    for sub in ("sdtm", "adam"):
+        root = define(bundled_run, sub)
+        for el in root.iter():
+            if not isinstance(el.tag, str) or not (el.text or "").strip():
+                continue
+            if el.tag == "{%s}title" % NS["def"]:  # document and dataset leaf titles are file names by design
+                continue
+            text = el.text
+            owner = next((a.get("OID") for a in el.iterancestors() if a.get("OID")), "?")
+            assert not FILE_NAME.search(text), f"{sub} {owner}: {FILE_NAME.search(text).group(0)!r} in {text[:120]!r}"
+            assert not RULE_ID.search(text), f"{sub} {owner}: rule id {RULE_ID.search(text).group(0)!r}"
+            assert not {i for i in rule_ids if i in text}, f"{sub} {owner}: rule id in {text[:120]!r}"
