@@ -504,3 +504,17 @@ def test_bundled_study_specs_render_schema_valid_defines(root):
         assert validate_define(res.xml) == [], purpose
         names = [g.get("Name") for g in tree(res.xml).findall(".//odm:ItemGroupDef", NS)]
         assert sorted(names) == sorted(w.name for w in written)
+
+
+def test_every_origin_has_a_source(sdtm_define, adam_define):
+    """Define-XML 2.1 Origin Source (C170450): the spec's when given, Sponsor for what the sponsor
+    assigns, derives, copies or takes from the protocol."""
+    for res in (sdtm_define, adam_define):
+        for o in tree(res.xml).iter("{http://www.cdisc.org/ns/def/v2.1}Origin"):
+            assert o.get("Source") in ("Subject", "Investigator", "Vendor", "Sponsor"), o.get("Type")
+            if o.get("Type") in ("Protocol", "Predecessor", "Assigned"):
+                assert o.get("Source") in ("Sponsor", "Vendor", "Investigator")
+    root = tree(sdtm_define.xml)
+    assert item_def(root, "IT.DM.STUDYID").find("def:Origin", NS).attrib == {"Type": "Protocol", "Source": "Sponsor"}
+    assert item_def(root, "IT.LB.LBORRES").find("def:Origin", NS).get("Source") == "Vendor"  # the spec's
+    assert item_def(tree(adam_define.xml), "IT.ADSL.AGE").find("def:Origin", NS).get("Source") == "Sponsor"

@@ -201,3 +201,21 @@ def test_define_texts_name_no_internal_file_or_rule_id(bundled_run):
             assert not FILE_NAME.search(text), f"{sub} {owner}: {FILE_NAME.search(text).group(0)!r} in {text[:120]!r}"
             assert not RULE_ID.search(text), f"{sub} {owner}: rule id {RULE_ID.search(text).group(0)!r}"
             assert not {i for i in rule_ids if i in text}, f"{sub} {owner}: rule id in {text[:120]!r}"
+
+
+# -- item 11: what CDISC's Define-XML 2.1 examples do ----------------------------------------------
+
+
+def test_every_origin_has_a_source_from_the_define_xml_ct(bundled_run, shared):
+    ct = pd.read_csv(shared / "ct" / "define-xml-ct-2025-03-28.csv", dtype=str)
+    sources = set(ct.loc[ct["Codelist Code"] == "C170450", "CDISC Submission Value"])
+    types = set(ct.loc[ct["Codelist Code"] == "C170449", "CDISC Submission Value"])
+    assert sources == {"Investigator", "Sponsor", "Subject", "Vendor"}
+    for sub in ("sdtm", "adam"):
+        origins = list(define(bundled_run, sub).iter(f"{DEF}Origin"))
+        assert origins
+        for o in origins:
+            assert o.get("Type") in types
+            assert o.get("Source") in sources, f"{sub}: {o.getparent().get('OID')} {o.get('Type')} without Source"
+            if o.get("Type") == "Collected":
+                assert o.get("Source") != "Sponsor"

@@ -229,9 +229,16 @@ def _doc_refs(refs: Iterable[DocumentRef]) -> list[DocRefView]:
     return [DocRefView(leaf_id=r.document, pages=_pages(r)) for r in refs]
 
 
+# def:Origin/@Source (Define-XML CT C170450 Origin Source: Investigator, Sponsor, Subject, Vendor) when
+# the spec names none: whoever assigns, derives, copies (Predecessor) or takes a value from the protocol
+# is the sponsor.  A Collected origin needs the spec's source (who recorded it: Subject, Investigator or
+# Vendor; reported when missing); Not Available and Other have no responsible party.
+DEFAULT_ORIGIN_SOURCE = {"Assigned": "Sponsor", "Derived": "Sponsor", "Predecessor": "Sponsor", "Protocol": "Sponsor"}
+
+
 def _origin(origin: Origin) -> OriginView:
-    return OriginView(type=origin.type, source=origin.source, description=origin.description,
-                      documents=_doc_refs(origin.documents))
+    return OriginView(type=origin.type, source=origin.source or DEFAULT_ORIGIN_SOURCE.get(origin.type),
+                      description=origin.description, documents=_doc_refs(origin.documents))
 
 
 def _where_suffix(oid: str, dataset: str) -> str:
