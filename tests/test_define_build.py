@@ -518,3 +518,11 @@ def test_every_origin_has_a_source(sdtm_define, adam_define):
     assert item_def(root, "IT.DM.STUDYID").find("def:Origin", NS).attrib == {"Type": "Protocol", "Source": "Sponsor"}
     assert item_def(root, "IT.LB.LBORRES").find("def:Origin", NS).get("Source") == "Vendor"  # the spec's
     assert item_def(tree(adam_define.xml), "IT.ADSL.AGE").find("def:Origin", NS).get("Source") == "Sponsor"
+
+
+def test_codelist_items_are_numbered_in_spec_order(sdtm_define, adam_define):
+    root = tree(sdtm_define.xml)
+    sex = root.findall(".//odm:CodeList[@OID='CL.SEX']/odm:CodeListItem", NS)
+    assert [(i.get("CodedValue"), i.get("OrderNumber"), i.get("Rank")) for i in sex] == [("F", "1", None), ("M", "2", None)]
+    ageu = root.find(".//odm:CodeList[@OID='CL.AGEU']/odm:EnumeratedItem", NS)
+    assert ageu.get("OrderNumber") == "1"

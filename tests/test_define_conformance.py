@@ -219,3 +219,22 @@ def test_every_origin_has_a_source_from_the_define_xml_ct(bundled_run, shared):
             assert o.get("Source") in sources, f"{sub}: {o.getparent().get('OID')} {o.get('Type')} without Source"
             if o.get("Type") == "Collected":
                 assert o.get("Source") != "Sponsor"
+
+
+def test_codelist_items_have_order_numbers_and_ordinal_lists_a_rank(bundled_run):
+    ranks = {}
+    for sub in ("sdtm", "adam"):
+        for cl in define(bundled_run, sub).findall(".//odm:CodeList", NS):
+            items = cl.findall("odm:CodeListItem", NS) + cl.findall("odm:EnumeratedItem", NS)
+            if not items:  # an external dictionary
+                continue
+            assert [int(i.get("OrderNumber")) for i in items] == list(range(1, len(items) + 1)), cl.get("OID")
+            if any(i.get("Rank") is not None for i in items):
+                r = [float(i.get("Rank")) for i in items]
+                assert r == sorted(r) and len(set(r)) == len(r), cl.get("OID")
+                ranks[cl.get("OID")] = dict(zip([i.get("CodedValue") for i in items], r))
+    assert {"CL.AETOXGR", "CL.TOXGRLH", "CL.ONCRSR", "CL.VISIT", "CL.ISSSTAGE"} <= set(ranks)
+    assert ranks["CL.ONCRSR"]["sCR"] < ranks["CL.ONCRSR"]["CR"] < ranks["CL.ONCRSR"]["PD"]
+    assert ranks["CL.AETOXGR"] == {str(g): g for g in range(1, 6)}
+    tv = data(bundled_run, "sdtm", "TV")
+    assert ranks["CL.VISIT"] == dict(zip(tv["VISIT"], tv["VISITNUM"]))  # planned visits ranked by VISITNUM

@@ -643,9 +643,14 @@ class _Builder:
                 href = self.safe_href(d.href, "specs/study.yaml", f"dictionaries[{d.oid}]") if d.href else None
                 external = ExternalView(dictionary=name, version=d.version, href=href)
             enumerated = all(t.decode is None for t in cl.terms)
+            # OrderNumber: the spec's when it numbers any term, else the position in the spec's list
+            # (the order a reviewer should read them in); Rank only where the spec ranks an ordinal list.
+            numbered = any(t.order is not None for t in cl.terms)
             terms = [TermView(coded_value=t.submission_value, decode=t.decode if t.decode is not None else
-                              t.submission_value, nci_code=t.nci_code, extended=t.extended, order=t.order,
-                              rank=t.rank) for t in cl.terms]
+                              t.submission_value, nci_code=t.nci_code, extended=t.extended,
+                              order=t.order if numbered else n,
+                              rank=int(t.rank) if t.rank is not None and float(t.rank).is_integer() else t.rank)
+                     for n, t in enumerate(cl.terms, start=1)]
             out.append(CodeListView(
                 oid=cl.oid, name=cl.name, data_type=cl.data_type, standard_oid=cl.standard,
                 non_standard=cl.standard is None, comment_oid=cl.comment, nci_code=cl.nci_code,
