@@ -526,3 +526,12 @@ def test_codelist_items_are_numbered_in_spec_order(sdtm_define, adam_define):
     assert [(i.get("CodedValue"), i.get("OrderNumber"), i.get("Rank")) for i in sex] == [("F", "1", None), ("M", "2", None)]
     ageu = root.find(".//odm:CodeList[@OID='CL.AGEU']/odm:EnumeratedItem", NS)
     assert ageu.get("OrderNumber") == "1"
+
+
+def test_value_level_mandatory_defaults_to_the_variables(sdtm_define, adam_define):
+    """Without ``mandatory:`` a value-level ItemRef is as mandatory as its variable: SUPPAE.QVAL (Req)
+    is Yes for every QNAM, LBORRES (Exp) is No."""
+    root = tree(sdtm_define.xml)
+    qval = root.findall(".//def:ValueListDef[@OID='VL.SUPPAE.QVAL']/odm:ItemRef", NS)
+    lborres = root.findall(".//def:ValueListDef[@OID='VL.LB.LBORRES']/odm:ItemRef", NS)
+    assert {r.get("Mandatory") for r in qval} == {"Yes"} and {r.get("Mandatory") for r in lborres} == {"No"}

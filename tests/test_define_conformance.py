@@ -238,3 +238,22 @@ def test_codelist_items_have_order_numbers_and_ordinal_lists_a_rank(bundled_run)
     assert ranks["CL.AETOXGR"] == {str(g): g for g in range(1, 6)}
     tv = data(bundled_run, "sdtm", "TV")
     assert ranks["CL.VISIT"] == dict(zip(tv["VISIT"], tv["VISITNUM"]))  # planned visits ranked by VISITNUM
+
+
+def test_value_level_mandatory_is_true_to_the_data(bundled_run):
+    """Mandatory on a value-level ItemRef: Yes only where the variable is populated on every record
+    the where clause selects (SUPP-- QVAL, derived parameters that always carry a value, ...)."""
+    yes = {"sdtm": 0, "adam": 0}
+    for sub in ("sdtm", "adam"):
+        root = define(bundled_run, sub)
+        for ds, var, refs in value_lists(root):
+            df = data(bundled_run, sub, ds)
+            for item, wc, ref in refs:
+                assert ref.get("Mandatory") in ("Yes", "No"), item
+                if ref.get("Mandatory") != "Yes":
+                    continue
+                yes[sub] += 1
+                col = df.loc[where_mask(root, wc, df, ds), var]
+                missing = col.isna() if pd.api.types.is_numeric_dtype(col) else (col == "")
+                assert not missing.any(), f"{item}: Mandatory=Yes but {int(missing.sum())} record(s) lack {var}"
+    assert yes["sdtm"] >= 10 and yes["adam"] >= 10, yes

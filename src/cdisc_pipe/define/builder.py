@@ -515,7 +515,10 @@ class _Builder:
                 self._use(self.used_comments, vl.comment, who)
                 self.used_where[wc.oid] = ds.name
                 length = self._vl_length(vl, parent, f, entry)
-                refs.append(ItemRefView(item_oid=oid, order=vl.order or i, mandatory=vl.mandatory,
+                # Mandatory: as the spec says; otherwise that of the variable (a variable present on
+                # every record is present on every record of a subset).
+                mandatory = vl.mandatory if "mandatory" in vl.model_fields_set else var.is_mandatory
+                refs.append(ItemRefView(item_oid=oid, order=vl.order or i, mandatory=mandatory,
                                         method_oid=vl.method, where_clause_oid=wc.oid))
                 vl_items.append(ItemDefView(
                     oid=oid, name=var.name, data_type=vl.data_type, length=length, sas_field_name=var.name,
