@@ -257,3 +257,18 @@ def test_value_level_mandatory_is_true_to_the_data(bundled_run):
                 missing = col.isna() if pd.api.types.is_numeric_dtype(col) else (col == "")
                 assert not missing.any(), f"{item}: Mandatory=Yes but {int(missing.sum())} record(s) lack {var}"
     assert yes["sdtm"] >= 10 and yes["adam"] >= 10, yes
+
+
+ISO_DURATION = re.compile(r"^-?P(?:\d+Y)?(?:\d+M)?(?:\d+W)?(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?$")
+
+
+def test_country_is_iso_3166_as_an_external_code_list(bundled_run):
+    for sub, oid in (("sdtm", "IT.DM.COUNTRY"), ("adam", "IT.ADSL.COUNTRY")):
+        root = define(bundled_run, sub)
+        ref = root.find(f".//odm:ItemDef[@OID='{oid}']/odm:CodeListRef", NS)
+        cl = root.find(f".//odm:CodeList[@OID='{ref.get('CodeListOID')}']", NS)
+        ext = cl.find("odm:ExternalCodeList", NS)
+        assert ext is not None and ext.get("Dictionary") == "ISO 3166" and ext.get("Version"), sub
+        assert cl.find("odm:CodeListItem", NS) is None
+        df = data(bundled_run, sub, oid.split(".")[1])
+        assert df["COUNTRY"].str.fullmatch(r"[A-Z]{3}").all()  # alpha-3 codes

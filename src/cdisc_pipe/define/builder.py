@@ -97,13 +97,15 @@ PURPOSE_IG = {"Tabulation": ("SDTMIG",), "Analysis": ("ADaMIG", "ADaMIG-NCA", "A
 PURPOSE_CT = {"Tabulation": ("SDTM", "DEFINE-XML"), "Analysis": ("ADaM", "SDTM", "DEFINE-XML")}
 
 # ExternalCodeList/@Dictionary values from the Define-XML CT codelist C66788 (Dictionary Name);
-# spec dictionary codes are matched case-insensitively, WHODrug's usual names map to WHODD.
+# spec dictionary codes are matched case-insensitively, WHODrug's usual names map to WHODD, ISO 3166-1 (alpha-3)
+# to ISO 3166.
 DICTIONARY_NAMES = {
     "CDISC CT": "CDISC CT", "COSTART": "COSTART", "CTCAE": "CTCAE", "D-U-N-S NUMBER": "D-U-N-S NUMBER",
     "ICD": "ICD", "ICD-O": "ICD-O", "ISO 21090": "ISO 21090", "ISO 3166": "ISO 3166", "LOINC": "LOINC",
     "MED-RT": "MED-RT", "MEDDRA": "MedDRA", "SNOMED": "SNOMED", "UNII": "UNII",
     "WHO ATC CLASSIFICATION SYSTEM": "WHO ATC CLASSIFICATION SYSTEM", "WHOART": "WHOART", "WHODD": "WHODD",
     "WHODRUG": "WHODD", "WHODRUG GLOBAL": "WHODD", "WHO DRUG": "WHODD",
+    "ISO 3166-1": "ISO 3166", "ISO 3166-1 ALPHA-3": "ISO 3166", "ISO3166": "ISO 3166",
 }
 
 # Characters XML 1.0 cannot represent at all (C0 controls other than TAB, LF, CR; lone surrogates;
