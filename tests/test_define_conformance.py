@@ -262,6 +262,41 @@ def test_value_level_mandatory_is_true_to_the_data(bundled_run):
 ISO_DURATION = re.compile(r"^-?P(?:\d+Y)?(?:\d+M)?(?:\d+W)?(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?$")
 
 
+def test_ts_tsval_has_value_level_metadata_per_parameter(bundled_run):
+    """Every TSPARMCD of TS has a TSVAL value-level item whose data type fits its values and whose
+    codelist (CDISC CT, or ISO 3166 for the country) holds them."""
+    root = define(bundled_run, "sdtm")
+    ts = data(bundled_run, "sdtm", "TS")
+    refs = next(refs for ds, var, refs in value_lists(root) if (ds, var) == ("TS", "TSVAL"))
+    by_param = {}
+    for item, wc, _ in refs:
+        params = set(ts.loc[where_mask(root, wc, ts, "TS"), "TSPARMCD"])
+        for p in params:
+            assert p not in by_param, f"{p}: two TSVAL value-level items"
+            by_param[p] = item
+    assert set(ts["TSPARMCD"]) <= set(by_param), set(ts["TSPARMCD"]) - set(by_param)
+    for p, item in by_param.items():
+        it = root.find(f".//odm:ItemDef[@OID='{item}']", NS)
+        assert text_of(it), item
+        values = [v for v in ts.loc[ts["TSPARMCD"] == p, "TSVAL"] if v]
+        dtype = it.get("DataType")
+        for v in values:
+            ok = {"integer": lambda x: re.fullmatch(r"-?\d+", x), "durationDatetime": ISO_DURATION.fullmatch,
+                  "date": lambda x: re.fullmatch(r"\d{4}-\d{2}-\d{2}", x), "text": lambda x: True}[dtype](v)
+            assert ok, f"TSVAL {v!r} of {p} is not {dtype}"
+        ref = it.find("odm:CodeListRef", NS)
+        if ref is None:
+            continue
+        cl = root.find(f".//odm:CodeList[@OID='{ref.get('CodeListOID')}']", NS)
+        ext = cl.find("odm:ExternalCodeList", NS)
+        if ext is not None:
+            assert ext.get("Dictionary") == "ISO 3166" and p == "FCNTRY"
+            continue
+        terms = {i.get("CodedValue") for i in cl.findall("odm:CodeListItem", NS) + cl.findall("odm:EnumeratedItem", NS)}
+        assert set(values) <= terms, f"{p}: {set(values) - terms} not in {cl.get('OID')}"
+    assert root.find(f".//odm:ItemDef[@OID='{by_param['TTYPE']}']/odm:CodeListRef", NS).get("CodeListOID") == "CL.TTYPE"
+
+
 def test_country_is_iso_3166_as_an_external_code_list(bundled_run):
     for sub, oid in (("sdtm", "IT.DM.COUNTRY"), ("adam", "IT.ADSL.COUNTRY")):
         root = define(bundled_run, sub)
