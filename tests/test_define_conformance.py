@@ -307,3 +307,20 @@ def test_country_is_iso_3166_as_an_external_code_list(bundled_run):
         assert cl.find("odm:CodeListItem", NS) is None
         df = data(bundled_run, sub, oid.split(".")[1])
         assert df["COUNTRY"].str.fullmatch(r"[A-Z]{3}").all()  # alpha-3 codes
+
+
+def test_domain_abbreviations_are_controlled_terms(bundled_run):
+    """DOMAIN of every SDTM dataset and RDOMAIN of SUPP-- and RELREC: CDISC CT SDTM Domain Abbreviation
+    (C66734) holding every value used; RELREC.RELTYPE: Relationship Type (C78737)."""
+    root = define(bundled_run, "sdtm")
+    cl = root.find(".//odm:CodeList[@OID='CL.DOMAIN']", NS)
+    assert cl.find("odm:Alias", NS).get("Name") == "C66734"
+    terms = {i.get("CodedValue") for i in cl.findall("odm:CodeListItem", NS)}
+    for g in root.findall(".//odm:ItemGroupDef", NS):
+        df = data(bundled_run, "sdtm", g.get("Name"))
+        for var in ("DOMAIN", "RDOMAIN"):
+            if var in df:
+                ref = root.find(f".//odm:ItemDef[@OID='IT.{g.get('Name')}.{var}']/odm:CodeListRef", NS)
+                assert ref is not None and ref.get("CodeListOID") == "CL.DOMAIN", f"{g.get('Name')}.{var}"
+                assert set(df[var]) - {""} <= terms
+    assert root.find(".//odm:ItemDef[@OID='IT.RELREC.RELTYPE']/odm:CodeListRef", NS).get("CodeListOID") == "CL.RELTYPE"
