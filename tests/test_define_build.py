@@ -535,3 +535,22 @@ def test_value_level_mandatory_defaults_to_the_variables(sdtm_define, adam_defin
     qval = root.findall(".//def:ValueListDef[@OID='VL.SUPPAE.QVAL']/odm:ItemRef", NS)
     lborres = root.findall(".//def:ValueListDef[@OID='VL.LB.LBORRES']/odm:ItemRef", NS)
     assert {r.get("Mandatory") for r in qval} == {"Yes"} and {r.get("Mandatory") for r in lborres} == {"No"}
+
+
+def test_every_standard_has_a_comment_the_spec_can_override(tmp_path, study, sdtm_define):
+    """def:Standard/@def:CommentOID (the stylesheet's "Documentation"): what this define takes from the
+    standard, or the spec's own comment COM.<standard OID>."""
+    root = tree(sdtm_define.xml)
+    comments = {c.get("OID"): " ".join(c.itertext()).strip() for c in root.findall(".//def:CommentDef", NS)}
+    for s in root.findall(".//def:Standards/def:Standard", NS):
+        assert s.get("{http://www.cdisc.org/ns/def/v2.1}CommentOID") in comments, s.get("OID")
+    assert "all 4 datasets" in comments["COM.STD.SDTMIG.3-4"]
+    assert "Sex" in comments["COM.STD.SDTM.CT.2025-03-28"]  # the codelists subset from the package
+    _, sdtm, _, _ = study
+    from tests.test_define_support import FILES
+
+    own = FILES["study.yaml"].replace("        comments:\n", "        comments:\n"
+                                      "          - {oid: COM.STD.SDTMIG.3-4, description: Our own words}\n")
+    res = build_define(tiny_spec(tmp_path / "specs", {"study.yaml": own}), sdtm, "Tabulation")
+    assert "Our own words" in " ".join(tree(res.xml).find(".//def:CommentDef[@OID='COM.STD.SDTMIG.3-4']", NS).itertext())
+    assert validate_define(res.xml) == []

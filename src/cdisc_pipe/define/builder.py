@@ -301,6 +301,7 @@ class _Builder:
         self.used_where: dict[str, str] = {}  # where clause OID -> dataset of the value list
         self.where_defs: dict[str, WhereClause] = dict(spec.where_clauses)
         self.written_columns: dict[str, dict[str, WrittenColumn]] = {}
+        self.generated_comments: dict[str, str] = {}  # comment OID -> text made here (standards)
 
     def problem(self, file: str, message: str, entry: str | None = None, value: str | None = None,
                 hint: str | None = None) -> None:
@@ -684,9 +685,47 @@ class _Builder:
                 self.problem("define", "run-time method given but no variable refers to it", value=oid)
         return out
 
+    def standard_comments(self, standards: list[StandardView], groups: list[ItemGroupView],
+                          codelists: list[CodeListView]) -> None:
+        """A def:CommentOID on every def:Standard (the "Documentation" of the standards table): the spec's
+        comment ``COM.<standard OID>`` when there is one, else what this define.xml takes from it - the
+        datasets following an implementation guide, the codelists subset from a CT package."""
+        for s in standards:
+            oid = f"COM.{s.oid}"
+            s.comment_oid = oid
+            self._use(self.used_comments, oid, s.oid)
+            if oid in self.spec.comments:
+                continue
+            if s.type == "IG":
+                names = [g.name for g in groups if g.standard_oid == s.oid]
+                text = (f"{s.name} {s.version}: the implementation guide "
+                        + (f"all {len(names)} datasets of this define.xml follow."
+                           if len(names) == len(groups) else
+                           f"{len(names)} dataset(s) of this define.xml follow ({', '.join(names)})."))
+            else:
+                used = [c.name for c in codelists if c.standard_oid == s.oid]
+                what = {"SDTM": "SDTM", "ADaM": "ADaM", "DEFINE-XML": "Define-XML"}.get(s.publishing_set or "",
+                                                                                        s.publishing_set or "")
+                text = f"CDISC Controlled Terminology for {what}, release {s.version} (NCI EVS)"
+                if used:
+                    text += (f": {len(used)} codelist(s) of this define.xml are subsets of it ({', '.join(used)}); "
+                             "terms carry their NCI codes, sponsor terms added to an extensible codelist are "
+                             "marked as extended values.")
+                elif s.publishing_set == "DEFINE-XML":
+                    text += (": the values of the Define-XML attributes of this define.xml (standard names, types "
+                             "and status, dataset classes and subclasses, origin types and sources, dictionary "
+                             "names) are from it.")
+                else:
+                    text += ": declared for the study; no codelist of this define.xml is taken from it."
+            self.generated_comments[oid] = text
+
     def comment_views(self) -> list[CommentView]:
         out = []
         for oid in sorted(self.used_comments):
+            if oid in self.generated_comments and oid not in self.spec.comments:
+                out.append(CommentView(oid=oid, description=self.generated_comments[oid], documents=[],
+                                       used_by=sorted(set(self.used_comments[oid]))))
+                continue
             c = self.spec.comments.get(oid)
             if c is None:
                 self.problem("specs", "comment referred to but not defined", value=oid,
@@ -747,9 +786,10 @@ def build_view(
     where = b.where_clause_views()
     codelists = b.codelist_views()
     methods = b.method_views()
-    comments = b.comment_views()
     leaves, acrf, supp = b.leaves()
     standards = b.standards(groups, codelists)
+    b.standard_comments(standards, groups, codelists)
+    comments = b.comment_views()
     ig = next((s for s in standards if s.type == "IG"), None)
     st = spec.study
     label = "Tabulation (SDTM)" if purpose == "Tabulation" else "Analysis (ADaM)"
