@@ -324,3 +324,54 @@ def test_domain_abbreviations_are_controlled_terms(bundled_run):
                 assert ref is not None and ref.get("CodeListOID") == "CL.DOMAIN", f"{g.get('Name')}.{var}"
                 assert set(df[var]) - {""} <= terms
     assert root.find(".//odm:ItemDef[@OID='IT.RELREC.RELTYPE']/odm:CodeListRef", NS).get("CodeListOID") == "CL.RELTYPE"
+
+
+# -- How to know: CDISC's define2-1.xsl ------------------------------------------------------------
+
+
+def _render_with_cdisc_stylesheet(shared: Path, define_xml: Path):
+    from lxml import html
+
+    xsl = shared / "reference" / "define-xml-2.1-stylesheet" / "define2-1.xsl"
+    if not xsl.is_file():
+        pytest.skip("CDISC's define2-1.xsl is not in ../shared")
+    transform = etree.XSLT(etree.parse(str(xsl)))
+    out = transform(etree.parse(str(define_xml)))
+    return html.fromstring(str(out))
+
+
+def _tables(page):
+    """(caption, header, rows) of every table with a header row; rows are the <td> cells of the rows
+    that have one cell per header (the stylesheet's section rows span the table)."""
+    for table in page.iter("table"):
+        rows = table.xpath("./tr|./thead/tr|./tbody/tr")
+        head = next((r for r in rows if r.xpath("./th")), None)
+        if head is None:
+            continue
+        header = [" ".join(c.text_content().split()) for c in head.xpath("./th")]
+        body = [[" ".join(c.text_content().split()) for c in r.xpath("./td")] for r in rows
+                if len(r.xpath("./td")) == len(header)]
+        cap = table.find("caption")
+        yield (" ".join(cap.text_content().split()) if cap is not None else table.get("summary") or ""), header, body
+
+
+@pytest.mark.parametrize("sub", ["sdtm", "adam"])
+def test_cdisc_stylesheet_rendering_has_no_empty_column_and_no_dangling_link(bundled_run, shared, sub):
+    """define.xml rendered as reviewers see it (CDISC's define2-1.xsl): every column of every table has
+    content in some row (Documentation of the standards and datasets, controlled terms of every
+    dataset, ...), and every internal link (href="#...") has its target.  Links to the documents
+    (acrf.pdf, csdrg.pdf, adrg.pdf) and to the dataset files are not checked here."""
+    page = _render_with_cdisc_stylesheet(shared, bundled_run / sub / "define.xml")
+    targets = set(page.xpath("//@id")) | set(page.xpath("//a/@name"))
+    internal = {h[1:] for h in page.xpath("//a/@href") if h.startswith("#")}
+    assert internal, "no internal links rendered"
+    assert not sorted(internal - targets), f"dangling links: {sorted(internal - targets)[:20]}"
+    n_groups = len(define(bundled_run, sub).findall(".//odm:ItemGroupDef", NS))
+    checked = 0
+    for caption, header, rows in _tables(page):
+        if not rows:
+            continue
+        checked += 1
+        for i, name in enumerate(header):
+            assert any(r[i] for r in rows), f"{sub}: column {name!r} is empty in every row of table {caption!r}"
+    assert checked >= n_groups + 3  # standards, datasets, every dataset, methods/comments/codelists
