@@ -375,3 +375,53 @@ def test_cdisc_stylesheet_rendering_has_no_empty_column_and_no_dangling_link(bun
         for i, name in enumerate(header):
             assert any(r[i] for r in rows), f"{sub}: column {name!r} is empty in every row of table {caption!r}"
     assert checked >= n_groups + 3  # standards, datasets, every dataset, methods/comments/codelists
+
+
+def _methods(root: etree._Element) -> dict[str, tuple[str, str, str]]:
+    """MethodDef OID -> (description, FormalExpression context, expression) for methods with one."""
+    out = {}
+    for m in root.findall(".//odm:MethodDef", NS):
+        fe = m.find("odm:FormalExpression", NS)
+        if fe is not None:
+            out[m.get("OID")] = (text_of(m), fe.get("Context"), fe.text)
+    return out
+
+
+def test_formal_expressions_reproduce_the_data(bundled_run):
+    """A FormalExpression is given only where the derivation is a simple computation, and each one,
+    run as written on the variables its context names, gives the values in the datasets."""
+    sdtm, adam = define(bundled_run, "sdtm"), define(bundled_run, "adam")
+    methods = {**_methods(sdtm), **_methods(adam)}
+    assert {"MT.SDTM.USUBJID", "MT.SDTM.DY", "MT.SDTM.NRIND", "MT.SDTM.AGEU", "MT.TS.ACTSUB", "MT.TS.SSTDTC",
+            "MT.ADEX.CARTPCT"} <= set(methods)
+    for _, context, expr in methods.values():
+        assert context.startswith("Python 3") and expr.strip()
+
+    def run(oid, **names):
+        scope = {"pd": pd, "np": np, **names}
+        code = methods[oid][2]
+        if re.match(r"\s*[A-Za-z_]\w*\s*=(?!=)", code.split(";")[-1]):  # statements ending in an assignment
+            exec(code, scope)
+            return scope
+        return eval(code, scope)
+
+    dm, lb, ts = (data(bundled_run, "sdtm", n) for n in ("DM", "LB", "TS"))
+    nulls = lambda s: s.replace("", None) if not pd.api.types.is_numeric_dtype(s) else s  # noqa: E731
+    got = run("MT.SDTM.USUBJID", STUDYID=dm["STUDYID"], SITEID=dm["SITEID"], SUBJID=dm["SUBJID"])
+    assert (got == dm["USUBJID"]).all()
+    got = pd.Series(run("MT.SDTM.AGEU", AGE=dm["AGE"]), index=dm.index).fillna("")
+    assert (got == dm["AGEU"]).all()
+    lbx = lb.merge(dm[["USUBJID", "RFSTDTC"]], on="USUBJID", how="left")
+    got = run("MT.SDTM.DY", DTC=nulls(lbx["LBDTC"]), RFSTDTC=nulls(lbx["RFSTDTC"]))["DY"]
+    assert np.allclose(got.astype(float), lbx["LBDY"].astype(float), equal_nan=True)
+    got = pd.Series(run("MT.SDTM.NRIND", STRESN=lb["LBSTRESN"], STNRLO=lb["LBSTNRLO"], STNRHI=lb["LBSTNRHI"]),
+                    index=lb.index).fillna("")
+    assert (got == lb["LBNRIND"]).all()
+    tsval = dict(zip(ts["TSPARMCD"], ts["TSVAL"]))
+    assert str(run("MT.TS.ACTSUB", DM=dm)) == tsval["ACTSUB"]
+    assert run("MT.TS.SSTDTC", DM=dm).strftime("%Y-%m-%d") == tsval["SSTDTC"]
+    adex = data(bundled_run, "adam", "ADEX").set_index(["USUBJID", "PARAMCD"])["AVAL"]
+    for subj in adex.index.get_level_values(0).unique():
+        if (subj, "CARTPCT") in adex.index:
+            want = run("MT.ADEX.CARTPCT", AVAL_CARTDOSE=adex[(subj, "CARTDOSE")], AVAL_CARTPDOS=adex[(subj, "CARTPDOS")])
+            assert np.isclose(want, adex[(subj, "CARTPCT")]), subj
