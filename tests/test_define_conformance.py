@@ -298,7 +298,7 @@ def test_ts_tsval_has_value_level_metadata_per_parameter(bundled_run):
 
 
 def test_country_is_iso_3166_as_an_external_code_list(bundled_run):
-    for sub, oid in (("sdtm", "IT.DM.COUNTRY"), ("adam", "IT.ADSL.COUNTRY")):
+    for sub, oid in (("sdtm", "IT.DM.COUNTRY"),):
         root = define(bundled_run, sub)
         ref = root.find(f".//odm:ItemDef[@OID='{oid}']/odm:CodeListRef", NS)
         cl = root.find(f".//odm:CodeList[@OID='{ref.get('CodeListOID')}']", NS)
