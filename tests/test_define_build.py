@@ -171,6 +171,64 @@ def test_spec_gaps_are_reported(tmp_path, study):
     assert any(e == "variables[AESTDTC].origin" for _, e in entries)
 
 
+@pytest.mark.parametrize("keys, expected", [
+    (["STUDYID", "USUBJID"], False),                    # DM, ADSL: one record per subject
+    (["USUBJID"], False),
+    (["STUDYID", "TSPARMCD", "TSSEQ"], False),          # trial design: no subject data
+    (["STUDYID", "ARMCD", "TAETORD"], False),
+    (["STUDYID", "USUBJID", "AEDECOD", "AESTDTC"], True),
+    (["STUDYID", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM"], True),
+    (["STUDYID", "USUBJID", "PARAMCD"], True),
+    ([], None),
+])
+def test_repeating_follows_the_keys(keys, expected):
+    from cdisc_pipe.define.builder import repeating_from_keys
+
+    assert repeating_from_keys(keys) is expected
+
+
+def test_repeating_is_derived_and_a_contradicting_spec_is_reported(tmp_path, study):
+    """DM without ``repeating:`` is still Repeating=No (its keys are the subject); a spec that says
+    otherwise than its keys is a problem and the keys win."""
+    _, sdtm, _, _ = study
+    from tests.test_define_support import FILES
+
+    dm = FILES["sdtm/dm.yaml"].replace("        repeating: false\n", "")
+    ae = FILES["sdtm/ae.yaml"].replace("domain: AE\n", "domain: AE\n        repeating: false\n")
+    assert dm != FILES["sdtm/dm.yaml"] and ae != FILES["sdtm/ae.yaml"]
+    res = build_define(tiny_spec(tmp_path / "specs", {"sdtm/dm.yaml": dm, "sdtm/ae.yaml": ae}), sdtm, "Tabulation")
+    root = tree(res.xml)
+    rep = {g.get("Name"): g.get("Repeating") for g in root.findall(".//odm:ItemGroupDef", NS)}
+    assert rep == {"DM": "No", "AE": "Yes", "LB": "Yes", "SUPPAE": "Yes"}
+    bad = [p for p in res.problems if p.entry == "repeating"]
+    assert [(p.file, "contradicts the keys" in p.message) for p in bad] == [("specs/sdtm/ae.yaml", True)]
+
+
+def test_value_level_description_from_the_where_clause(tmp_path, study):
+    """A value-level entry without label is described by what its where clause selects: the decode
+    of the tested value when its codelist has one, else the variable's label and the condition."""
+    spec, sdtm, _, _ = study
+    root = tree(build_define(spec, sdtm, "Tabulation").xml)
+
+    def desc(oid):
+        return item_def(root, oid).find("odm:Description/odm:TranslatedText", NS).text
+
+    assert desc("IT.LB.LBORRES.LBTESTCD.EQ.ALB") == "Albumin result"  # the spec's label wins
+    assert desc("IT.LB.LBORRES.LBTESTCD.IN.HGB_PLAT") == "Hemoglobin Measurement, Platelet Count"
+    assert root.find(".//odm:ItemDef[@OID='IT.LB.LBORRES.LBNAM.EQ.CENTRAL']", NS) is None
+    from cdisc_pipe.define.builder import _Builder
+    from cdisc_pipe.spec.model import WhereClause, WhereCondition
+
+    b = _Builder(spec, "Tabulation", None)
+    lb = spec.datasets["LB"]
+    var = lb.variable("LBORRES")
+    two = WhereClause(oid="WC.X", conditions=[WhereCondition(variable="LBTESTCD", values=["ALB"]),
+                                              WhereCondition(variable="LBNAM", comparator="NE", values=["LOCAL"])])
+    assert b._vl_description(lb, var, two) == "Albumin Measurement (LBNAM not LOCAL)"
+    plain = WhereClause(oid="WC.Y", conditions=[WhereCondition(variable="LBNAM", values=["CENTRAL"])])
+    assert b._vl_description(lb, var, plain) == "Result or Finding in Original Units where LBNAM = CENTRAL"
+
+
 def test_collected_without_crf_pages_is_reported_once_per_dataset(sdtm_define, adam_define):
     crf = [p for p in sdtm_define.problems if "aCRF page" in p.message]
     assert [(p.file, p.value) for p in crf] == [("specs/sdtm/ae.yaml", "AESTDTC")]  # QVAL has value-level pages
@@ -446,3 +504,53 @@ def test_bundled_study_specs_render_schema_valid_defines(root):
         assert validate_define(res.xml) == [], purpose
         names = [g.get("Name") for g in tree(res.xml).findall(".//odm:ItemGroupDef", NS)]
         assert sorted(names) == sorted(w.name for w in written)
+
+
+def test_every_origin_has_a_source(sdtm_define, adam_define):
+    """Define-XML 2.1 Origin Source (C170450): the spec's when given, Sponsor for what the sponsor
+    assigns, derives, copies or takes from the protocol."""
+    for res in (sdtm_define, adam_define):
+        for o in tree(res.xml).iter("{http://www.cdisc.org/ns/def/v2.1}Origin"):
+            assert o.get("Source") in ("Subject", "Investigator", "Vendor", "Sponsor"), o.get("Type")
+            if o.get("Type") in ("Protocol", "Predecessor", "Assigned"):
+                assert o.get("Source") in ("Sponsor", "Vendor", "Investigator")
+    root = tree(sdtm_define.xml)
+    assert item_def(root, "IT.DM.STUDYID").find("def:Origin", NS).attrib == {"Type": "Protocol", "Source": "Sponsor"}
+    assert item_def(root, "IT.LB.LBORRES").find("def:Origin", NS).get("Source") == "Vendor"  # the spec's
+    assert item_def(tree(adam_define.xml), "IT.ADSL.AGE").find("def:Origin", NS).get("Source") == "Sponsor"
+
+
+def test_codelist_items_are_numbered_in_spec_order(sdtm_define, adam_define):
+    root = tree(sdtm_define.xml)
+    sex = root.findall(".//odm:CodeList[@OID='CL.SEX']/odm:CodeListItem", NS)
+    assert [(i.get("CodedValue"), i.get("OrderNumber"), i.get("Rank")) for i in sex] == [("F", "1", None), ("M", "2", None)]
+    ageu = root.find(".//odm:CodeList[@OID='CL.AGEU']/odm:EnumeratedItem", NS)
+    assert ageu.get("OrderNumber") == "1"
+
+
+def test_value_level_mandatory_defaults_to_the_variables(sdtm_define, adam_define):
+    """Without ``mandatory:`` a value-level ItemRef is as mandatory as its variable: SUPPAE.QVAL (Req)
+    is Yes for every QNAM, LBORRES (Exp) is No."""
+    root = tree(sdtm_define.xml)
+    qval = root.findall(".//def:ValueListDef[@OID='VL.SUPPAE.QVAL']/odm:ItemRef", NS)
+    lborres = root.findall(".//def:ValueListDef[@OID='VL.LB.LBORRES']/odm:ItemRef", NS)
+    assert {r.get("Mandatory") for r in qval} == {"Yes"} and {r.get("Mandatory") for r in lborres} == {"No"}
+
+
+def test_every_standard_has_a_comment_the_spec_can_override(tmp_path, study, sdtm_define):
+    """def:Standard/@def:CommentOID (the stylesheet's "Documentation"): what this define takes from the
+    standard, or the spec's own comment COM.<standard OID>."""
+    root = tree(sdtm_define.xml)
+    comments = {c.get("OID"): " ".join(c.itertext()).strip() for c in root.findall(".//def:CommentDef", NS)}
+    for s in root.findall(".//def:Standards/def:Standard", NS):
+        assert s.get("{http://www.cdisc.org/ns/def/v2.1}CommentOID") in comments, s.get("OID")
+    assert "all 4 datasets" in comments["COM.STD.SDTMIG.3-4"]
+    assert "Sex" in comments["COM.STD.SDTM.CT.2025-03-28"]  # the codelists subset from the package
+    _, sdtm, _, _ = study
+    from tests.test_define_support import FILES
+
+    own = FILES["study.yaml"].replace("        comments:\n", "        comments:\n"
+                                      "          - {oid: COM.STD.SDTMIG.3-4, description: Our own words}\n")
+    res = build_define(tiny_spec(tmp_path / "specs", {"study.yaml": own}), sdtm, "Tabulation")
+    assert "Our own words" in " ".join(tree(res.xml).find(".//def:CommentDef[@OID='COM.STD.SDTMIG.3-4']", NS).itertext())
+    assert validate_define(res.xml) == []

@@ -97,13 +97,15 @@ PURPOSE_IG = {"Tabulation": ("SDTMIG",), "Analysis": ("ADaMIG", "ADaMIG-NCA", "A
 PURPOSE_CT = {"Tabulation": ("SDTM", "DEFINE-XML"), "Analysis": ("ADaM", "SDTM", "DEFINE-XML")}
 
 # ExternalCodeList/@Dictionary values from the Define-XML CT codelist C66788 (Dictionary Name);
-# spec dictionary codes are matched case-insensitively, WHODrug's usual names map to WHODD.
+# spec dictionary codes are matched case-insensitively, WHODrug's usual names map to WHODD, ISO 3166-1 (alpha-3)
+# to ISO 3166.
 DICTIONARY_NAMES = {
     "CDISC CT": "CDISC CT", "COSTART": "COSTART", "CTCAE": "CTCAE", "D-U-N-S NUMBER": "D-U-N-S NUMBER",
     "ICD": "ICD", "ICD-O": "ICD-O", "ISO 21090": "ISO 21090", "ISO 3166": "ISO 3166", "LOINC": "LOINC",
     "MED-RT": "MED-RT", "MEDDRA": "MedDRA", "SNOMED": "SNOMED", "UNII": "UNII",
     "WHO ATC CLASSIFICATION SYSTEM": "WHO ATC CLASSIFICATION SYSTEM", "WHOART": "WHOART", "WHODD": "WHODD",
     "WHODRUG": "WHODD", "WHODRUG GLOBAL": "WHODD", "WHO DRUG": "WHODD",
+    "ISO 3166-1": "ISO 3166", "ISO 3166-1 ALPHA-3": "ISO 3166", "ISO3166": "ISO 3166",
 }
 
 # Characters XML 1.0 cannot represent at all (C0 controls other than TAB, LF, CR; lone surrogates;
@@ -229,9 +231,16 @@ def _doc_refs(refs: Iterable[DocumentRef]) -> list[DocRefView]:
     return [DocRefView(leaf_id=r.document, pages=_pages(r)) for r in refs]
 
 
+# def:Origin/@Source (Define-XML CT C170450 Origin Source: Investigator, Sponsor, Subject, Vendor) when
+# the spec names none: whoever assigns, derives, copies (Predecessor) or takes a value from the protocol
+# is the sponsor.  A Collected origin needs the spec's source (who recorded it: Subject, Investigator or
+# Vendor; reported when missing); Not Available and Other have no responsible party.
+DEFAULT_ORIGIN_SOURCE = {"Assigned": "Sponsor", "Derived": "Sponsor", "Predecessor": "Sponsor", "Protocol": "Sponsor"}
+
+
 def _origin(origin: Origin) -> OriginView:
-    return OriginView(type=origin.type, source=origin.source, description=origin.description,
-                      documents=_doc_refs(origin.documents))
+    return OriginView(type=origin.type, source=origin.source or DEFAULT_ORIGIN_SOURCE.get(origin.type),
+                      description=origin.description, documents=_doc_refs(origin.documents))
 
 
 def _where_suffix(oid: str, dataset: str) -> str:
@@ -241,6 +250,29 @@ def _where_suffix(oid: str, dataset: str) -> str:
         if oid.startswith(prefix):
             return oid[len(prefix):]
     return oid
+
+
+# Key variables that identify a subject (or a pool of subjects) and the study: a dataset keyed by
+# these alone holds one record per subject.
+_SUBJECT_KEYS = {"USUBJID", "SUBJID", "POOLID"}
+_NON_REPEATING_KEYS = _SUBJECT_KEYS | {"STUDYID"}
+
+
+def repeating_from_keys(keys: Iterable[str]) -> bool | None:
+    """Define-XML ItemGroupDef/@Repeating from a dataset's key variables.
+
+    ``No`` when the dataset holds at most one record per subject (keys: the study and subject
+    identifiers only, e.g. DM, ADSL) or no subject data at all (no subject identifier among the
+    keys: trial design and other reference data, e.g. TS, TA); ``Yes`` when a subject can have
+    several records (another key besides the identifiers: AE, LB, BDS, SUPP--, RELREC).  ``None``
+    without keys (then the spec's ``repeating`` is used).
+    """
+    names = {k.strip().upper() for k in keys if k and k.strip()}
+    if not names:
+        return None
+    if not names & _SUBJECT_KEYS:
+        return False
+    return bool(names - _NON_REPEATING_KEYS)
 
 
 def _define_data_type(var_type: str, numeric: bool) -> str:
@@ -269,6 +301,7 @@ class _Builder:
         self.used_where: dict[str, str] = {}  # where clause OID -> dataset of the value list
         self.where_defs: dict[str, WhereClause] = dict(spec.where_clauses)
         self.written_columns: dict[str, dict[str, WrittenColumn]] = {}
+        self.generated_comments: dict[str, str] = {}  # comment OID -> text made here (standards)
 
     def problem(self, file: str, message: str, entry: str | None = None, value: str | None = None,
                 hint: str | None = None) -> None:
@@ -369,11 +402,23 @@ class _Builder:
                          entry="variables", value=", ".join(floats))
         return ItemGroupView(
             oid=f"IG.{ds.name}", name=ds.name, domain=ds.domain, label=w.label, structure=ds.structure,
-            purpose=self.purpose, repeating=ds.repeating, reference_data=ds.reference_data,
+            purpose=self.purpose, repeating=self.repeating(ds), reference_data=ds.reference_data,
             class_name=ds.dataset_class, subclass=ds.subclass, standard_oid=self.standard_oid(ds),
             non_standard=ds.non_standard, has_no_data=w.records == 0, comment_oid=ds.comment,
             leaf_id=f"LF.{ds.name}", href=_leaf_href(w.xpt_path), records=w.records, keys=keys, item_refs=refs,
         ), items
+
+    def repeating(self, ds: Dataset) -> bool:
+        """ItemGroupDef/@Repeating from the dataset's keys (:func:`repeating_from_keys`); a ``repeating:``
+        the spec states explicitly and that the keys contradict is reported, and the keys win."""
+        derived = repeating_from_keys(ds.keys)
+        if derived is None:
+            return ds.repeating
+        if "repeating" in ds.model_fields_set and ds.repeating != derived:
+            self.problem(_spec_file(ds), f"repeating: {str(ds.repeating).lower()} contradicts the keys "
+                         f"({', '.join(ds.keys)}): define.xml says Repeating=\"{'Yes' if derived else 'No'}\"",
+                         entry="repeating", hint="Remove repeating: (it follows from the keys) or fix the keys")
+        return derived
 
     def _check_crf_pages(self, ds: Dataset, variables: list[Variable]) -> None:
         # Define-XML 2.1: Collected SDTM items carry their aCRF pages.  Only asked for when the
@@ -473,11 +518,15 @@ class _Builder:
                 self._use(self.used_comments, vl.comment, who)
                 self.used_where[wc.oid] = ds.name
                 length = self._vl_length(vl, parent, f, entry)
-                refs.append(ItemRefView(item_oid=oid, order=vl.order or i, mandatory=vl.mandatory,
+                # Mandatory: as the spec says; otherwise that of the variable (a variable present on
+                # every record is present on every record of a subset).
+                mandatory = vl.mandatory if "mandatory" in vl.model_fields_set else var.is_mandatory
+                refs.append(ItemRefView(item_oid=oid, order=vl.order or i, mandatory=mandatory,
                                         method_oid=vl.method, where_clause_oid=wc.oid))
                 vl_items.append(ItemDefView(
                     oid=oid, name=var.name, data_type=vl.data_type, length=length, sas_field_name=var.name,
-                    description=vl.label, origin=_origin(vl.origin), significant_digits=vl.significant_digits,
+                    description=vl.label or self._vl_description(ds, var, wc),
+                    origin=_origin(vl.origin), significant_digits=vl.significant_digits,
                     display_format=vl.display_format, codelist_oid=vl.codelist, comment_oid=vl.comment,
                     dataset=ds.name, where_clause_oid=wc.oid))
             if refs:
@@ -490,6 +539,38 @@ class _Builder:
                 lists.append(ValueListView(oid=vl_oid, dataset=ds.name, variable=var.name, item_refs=refs))
                 items[var.name].value_list_oid = vl_oid
         return lists, vl_items
+
+    def _vl_description(self, ds: Dataset, var: Variable, wc: WhereClause) -> str:
+        """Description of a value-level ItemDef the spec gives no ``label``: what its where clause
+        selects, in words.  Values are shown by their codelist decode when the tested variable has one
+        (``LBTESTCD EQ MCPROT``, ``LBSPEC EQ SERUM`` -> "Monoclonal Protein Measurement (Serum)"),
+        else as they are; the first condition names the subject, the others qualify it.  Without any
+        decode the variable's label is the subject: "Result or Finding in Original Units where RSTESTCD
+        = OVRLRESP"."""
+        words: list[str] = []
+        decoded_first = False
+        for n, cond in enumerate(wc.conditions):
+            dsname = (cond.dataset or ds.name).upper()
+            tested_ds = self.spec.datasets.get(dsname)
+            tested = next((v for v in tested_ds.variables if v.name == cond.variable), None) if tested_ds else None
+            cl = self.spec.codelists.get(tested.codelist) if tested is not None and tested.codelist else None
+            decodes = {t.submission_value: t.decode for t in cl.terms if t.decode} if cl else {}
+            shown = [decodes.get(v, v) for v in cond.values]
+            if n == 0:
+                decoded_first = bool(decodes) and all(v in decodes for v in cond.values)
+            prefix = "" if dsname == ds.name else f"{dsname}."
+            if cond.comparator in ("EQ", "IN") and (n > 0 or decoded_first):
+                words.append(", ".join(shown))
+            elif cond.comparator in ("EQ", "IN"):
+                words.append(f"{prefix}{cond.variable} {'=' if len(shown) == 1 else 'in'} {', '.join(shown)}")
+            elif cond.comparator in ("NE", "NOTIN"):
+                words.append(f"{prefix}{cond.variable} not {', '.join(shown)}")
+            else:
+                sym = {"LT": "<", "LE": "<=", "GT": ">", "GE": ">="}[cond.comparator]
+                words.append(f"{prefix}{cond.variable} {sym} {shown[0]}")
+        if decoded_first:
+            return words[0] + (f" ({', '.join(words[1:])})" if len(words) > 1 else "")
+        return f"{var.label} where {' and '.join(words)}"
 
     def _vl_length(self, vl: ValueLevel, parent: WrittenColumn, f: str, entry: str) -> int | None:
         if parent.type == "text":
@@ -568,9 +649,14 @@ class _Builder:
                 href = self.safe_href(d.href, "specs/study.yaml", f"dictionaries[{d.oid}]") if d.href else None
                 external = ExternalView(dictionary=name, version=d.version, href=href)
             enumerated = all(t.decode is None for t in cl.terms)
+            # OrderNumber: the spec's when it numbers any term, else the position in the spec's list
+            # (the order a reviewer should read them in); Rank only where the spec ranks an ordinal list.
+            numbered = any(t.order is not None for t in cl.terms)
             terms = [TermView(coded_value=t.submission_value, decode=t.decode if t.decode is not None else
-                              t.submission_value, nci_code=t.nci_code, extended=t.extended, order=t.order,
-                              rank=t.rank) for t in cl.terms]
+                              t.submission_value, nci_code=t.nci_code, extended=t.extended,
+                              order=t.order if numbered else n,
+                              rank=int(t.rank) if t.rank is not None and float(t.rank).is_integer() else t.rank)
+                     for n, t in enumerate(cl.terms, start=1)]
             out.append(CodeListView(
                 oid=cl.oid, name=cl.name, data_type=cl.data_type, standard_oid=cl.standard,
                 non_standard=cl.standard is None, comment_oid=cl.comment, nci_code=cl.nci_code,
@@ -599,9 +685,47 @@ class _Builder:
                 self.problem("define", "run-time method given but no variable refers to it", value=oid)
         return out
 
+    def standard_comments(self, standards: list[StandardView], groups: list[ItemGroupView],
+                          codelists: list[CodeListView]) -> None:
+        """A def:CommentOID on every def:Standard (the "Documentation" of the standards table): the spec's
+        comment ``COM.<standard OID>`` when there is one, else what this define.xml takes from it - the
+        datasets following an implementation guide, the codelists subset from a CT package."""
+        for s in standards:
+            oid = f"COM.{s.oid}"
+            s.comment_oid = oid
+            self._use(self.used_comments, oid, s.oid)
+            if oid in self.spec.comments:
+                continue
+            if s.type == "IG":
+                names = [g.name for g in groups if g.standard_oid == s.oid]
+                text = (f"{s.name} {s.version}: the implementation guide "
+                        + (f"all {len(names)} datasets of this define.xml follow."
+                           if len(names) == len(groups) else
+                           f"{len(names)} dataset(s) of this define.xml follow ({', '.join(names)})."))
+            else:
+                used = [c.name for c in codelists if c.standard_oid == s.oid]
+                what = {"SDTM": "SDTM", "ADaM": "ADaM", "DEFINE-XML": "Define-XML"}.get(s.publishing_set or "",
+                                                                                        s.publishing_set or "")
+                text = f"CDISC Controlled Terminology for {what}, release {s.version} (NCI EVS)"
+                if used:
+                    text += (f": {len(used)} codelist(s) of this define.xml are subsets of it ({', '.join(used)}); "
+                             "terms carry their NCI codes, sponsor terms added to an extensible codelist are "
+                             "marked as extended values.")
+                elif s.publishing_set == "DEFINE-XML":
+                    text += (": the values of the Define-XML attributes of this define.xml (standard names, types "
+                             "and status, dataset classes and subclasses, origin types and sources, dictionary "
+                             "names) are from it.")
+                else:
+                    text += ": declared for the study; no codelist of this define.xml is taken from it."
+            self.generated_comments[oid] = text
+
     def comment_views(self) -> list[CommentView]:
         out = []
         for oid in sorted(self.used_comments):
+            if oid in self.generated_comments and oid not in self.spec.comments:
+                out.append(CommentView(oid=oid, description=self.generated_comments[oid], documents=[],
+                                       used_by=sorted(set(self.used_comments[oid]))))
+                continue
             c = self.spec.comments.get(oid)
             if c is None:
                 self.problem("specs", "comment referred to but not defined", value=oid,
@@ -662,9 +786,10 @@ def build_view(
     where = b.where_clause_views()
     codelists = b.codelist_views()
     methods = b.method_views()
-    comments = b.comment_views()
     leaves, acrf, supp = b.leaves()
     standards = b.standards(groups, codelists)
+    b.standard_comments(standards, groups, codelists)
+    comments = b.comment_views()
     ig = next((s for s in standards if s.type == "IG"), None)
     st = spec.study
     label = "Tabulation (SDTM)" if purpose == "Tabulation" else "Analysis (ADaM)"

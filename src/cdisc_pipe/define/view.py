@@ -216,6 +216,7 @@ class StandardView:
     version: str
     status: str
     publishing_set: str | None
+    comment_oid: str | None = None
 
 
 @dataclass
