@@ -239,8 +239,7 @@ _register(Verb(
     name="derive_var_record_window_flag", args=RecordWindowArgs, run=_run_record_window, outputs=lambda a: [a.new_var],
     describe=lambda a: {a.new_var: f"'Y' when {a.source_flag} = 'Y' and {a.window[0]} <= {a.start_date} - "
                                    f"{a.reference_date} <= {a.window[1]} days; an event with {a.source_flag} = 'Y' "
-                                   "outside that window "
-                                   "keeps no flag and is reported in the validation report"},
+                                   "outside that window keeps no flag"},
     admiral="(no admiral counterpart: dplyr::mutate() with a date window)",
     sources=lambda a: [a.subject_dataset.upper()] if a.subject_dataset else [],
     reads=lambda a: ["USUBJID", a.source_flag, a.start_date, a.reference_date,
