@@ -20,6 +20,7 @@ from cdisc_pipe.adam.verbs_pk import (
     derive_var_iso_duration,
     derive_var_relative_time,
     derive_vars_exclusion_reason,
+    derive_vars_period,
 )
 from cdisc_pipe.spec.load import load_specs
 
@@ -162,6 +163,71 @@ def test_dtype_copy_verb_skips_and_reports_records_lacking_a_required_value():
         VERBS["derive_param_dtype_copy"].args.model_validate(
             {"verb": "derive_param_dtype_copy", "dtype": "X", "filter": [{"variable": "A", "values": ["1"]}],
              "set_values_to": {"DTYPE": "Y"}})
+
+
+# --------------------------------------------------------------------------------------------
+# derive_vars_period
+
+
+def _periods() -> pd.DataFrame:
+    """ADSL of a two-period crossover: A (TR) both periods, B (RT) stopped after period 1, C no dose."""
+    return pd.DataFrame({
+        "USUBJID": ["A", "B", "C"],
+        "AP01SDTM": [T("2024-01-10 08:00"), T("2024-01-10 09:00"), pd.NaT],
+        "AP01EDT": [T("2024-01-13"), T("2024-01-13"), pd.NaT],
+        "AP02SDTM": [T("2024-01-17 08:00"), pd.NaT, pd.NaT],
+        "AP02EDT": [T("2024-01-20"), pd.NaT, pd.NaT],
+        "TRT01A": ["Test", "Reference", None], "TRT01AN": [1.0, 2.0, np.nan],
+        "TRT02A": ["Reference", None, None], "TRT02AN": [2.0, np.nan, np.nan]})
+
+
+def test_period_of_a_reference_date_from_adsl_period_dates():
+    df = pd.DataFrame({
+        "USUBJID": ["A", "A", "A", "A", "A", "B", "C", "D"],
+        "REF": [T("2024-01-10 08:00"),  # A: the period 1 dose itself (start is inclusive) -> 1
+                T("2024-01-12 20:00"),  # before period 1's end date (13 JAN 00:00) -> 1
+                T("2024-01-15 08:00"),  # washout: after period 1's end, before period 2's start -> none
+                T("2024-01-17 08:00"),  # the period 2 dose -> 2
+                pd.NaT,                 # no date -> none, and not reported
+                T("2024-01-10 09:00"),  # B: period 1 (no period 2 dates) -> 1
+                T("2024-01-10 09:00"),  # C: no period dates -> none
+                T("2024-01-10 09:00")]})  # D: not in ADSL -> none
+    out, unmatched = derive_vars_period(df, _periods(), "REF", [1, 2], "AP{xx}SDTM", "AP{xx}EDT", "APERIOD",
+                                        {"TRTA": "TRT{xx}A", "TRTAN": "TRT{xx}AN"}, {"APERIODC": "PERIOD {xx}"},
+                                        ["USUBJID"])
+    assert out["APERIOD"].fillna(-1).tolist() == [1.0, 1.0, -1, 2.0, -1, 1.0, -1, -1]
+    assert out["TRTA"].tolist() == ["Test", "Test", None, "Reference", None, "Reference", None, None]
+    assert out["TRTAN"].fillna(-1).tolist() == [1.0, 1.0, -1, 2.0, -1, 2.0, -1, -1]
+    assert out["APERIODC"].tolist() == ["PERIOD 01", "PERIOD 01", None, "PERIOD 02", None, "PERIOD 01", None, None]
+    # a date in no period: the washout record of A, and C and D (dated, without periods); not the undated one
+    assert unmatched.tolist() == [False, False, True, False, False, False, True, True]
+    assert "APERIOD" not in df.columns  # pure
+    # without an end a period lasts until a later one starts: the washout record is in period 1
+    out, unmatched = derive_vars_period(df, _periods(), "REF", [1, 2], "AP{xx}SDTM", None, "APERIOD", {}, {},
+                                        ["USUBJID"])
+    assert out["APERIOD"].fillna(-1).tolist() == [1.0, 1.0, 1.0, 2.0, -1, 1.0, -1, -1]
+
+
+def test_period_verb_reports_dates_in_no_period_and_checks_its_arguments():
+    df = pd.DataFrame({"USUBJID": ["A", "A"], "REF": [T("2024-01-10 08:00"), T("2024-01-15 08:00")]})
+    out, findings = step("derive_vars_period", df, frames={"ADSL": _periods()}, date="REF", periods=[1, 2],
+                         end="AP{xx}EDT", new_vars={"TRTA": "TRT{xx}A"}, period_text={"APERIODC": "Period {x}"})
+    assert out["APERIODC"].tolist() == ["Period 1", None]
+    (f,) = findings
+    assert f.rule == "ADAM.ADXX.APERIOD" and f.severity == "Warning" and f.value == "1"
+    assert "REF falls in no period of ADSL (AP01SDTM, AP02SDTM)" in f.message
+    verb = VERBS["derive_vars_period"]
+    a = verb.args.model_validate({"verb": "derive_vars_period", "date": "REF", "periods": [1, 2], "end": "AP{xx}EDT",
+                                  "new_vars": {"TRTA": "TRT{xx}A"}})
+    assert verb.outputs(a) == ["APERIOD", "TRTA"] and verb.sources(a) == ["ADSL"]
+    assert verb.needs(a) == {"ADSL": ["USUBJID", "AP01SDTM", "AP01EDT", "TRT01A", "AP02SDTM", "AP02EDT", "TRT02A"]}
+    text = verb.describe(a)
+    assert "AP{xx}SDTM (xx = 01, 02) is the latest on or before REF" in text["APERIOD"]
+    assert text["TRTA"].startswith("ADSL.TRT{xx}A with xx = APERIOD (the period of ADSL (per USUBJID) whose")
+    for bad in ({"periods": [1, 1]}, {"periods": [0]}, {"new_vars": {"TRTA": "TRT01A"}},
+                {"new_vars": {"APERIOD": "TRT{xx}A"}}, {"start": "APSDTM"}):
+        with pytest.raises(ValueError):
+            verb.args.model_validate({"verb": "derive_vars_period", "date": "REF", "periods": [1, 2], **bad})
 
 
 # --------------------------------------------------------------------------------------------

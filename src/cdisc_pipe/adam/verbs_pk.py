@@ -5,7 +5,9 @@ building blocks they need; every one is generic and takes the study's values fro
 - ``derive_var_iso_duration``: an ISO 8601 duration (PCELTM, PPSTINT, ...) as a number of days/hours;
 - ``derive_var_relative_time``: the time between two date-times, fractions kept (ARRLT, AFRLT);
 - ``derive_vars_exclusion_reason``: the first reason that applies, and its flag (NCAXFL/NCAwXRS);
-- ``derive_param_dtype_copy``: a copy of selected records with DTYPE and new values (BLQ imputation).
+- ``derive_param_dtype_copy``: a copy of selected records with DTYPE and new values (BLQ imputation);
+- ``derive_vars_period``: the period (APERIOD) a record's date falls in, from the subject's period
+  dates (ADSL APxxSDTM/APxxEDTM), and that period's variables (TRTP = TRTxxP, TRTA = TRTxxA, ...).
 
 Nothing here names a study, a test code or a term: the plan supplies them.
 """
@@ -21,12 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cdisc_pipe.adam.conditions import condition_mask, describe_where, where_variables
 from cdisc_pipe.adam.derive_bds import parse_iso_duration_days
 from cdisc_pipe.adam.settings import Where
-from cdisc_pipe.adam.verbs import Context, StepArgs, Verb, _register
+from cdisc_pipe.adam.verbs import Context, StepArgs, Verb, _needs, _register
 from cdisc_pipe.errors import Finding
 
 __all__ = [
     "derive_var_concat", "derive_var_iso_duration", "derive_var_relative_time", "derive_vars_exclusion_reason",
-    "derive_param_dtype_copy",
+    "derive_param_dtype_copy", "derive_vars_period",
 ]
 
 _NAME = r"^_?[A-Z][A-Z0-9_]{0,31}$"
@@ -192,6 +194,66 @@ def derive_param_dtype_copy(dataset: pd.DataFrame, filter_mask: pd.Series, dtype
         if col.dtype == object or pd.api.types.is_string_dtype(col):
             combined[c] = col.astype(object).where(col.notna(), None)
     return combined
+
+
+def period_template(template: str, period: int) -> str:
+    """A variable name for one period: ``{xx}`` -> the two-digit number (``TRT{xx}A`` -> ``TRT01A``),
+    ``{x}`` -> the number as written (``1``)."""
+    return template.replace("{xx}", f"{period:02d}").replace("{x}", str(period))
+
+
+def derive_vars_period(dataset: pd.DataFrame, periods_frame: pd.DataFrame, date: str, periods: list[int],
+                       start: str, end: str | None, period_var: str, new_vars: dict[str, str],
+                       period_text: dict[str, str], by_vars: list[str]) -> tuple[pd.DataFrame, pd.Series]:
+    """Add ``period_var``: the period whose start (``start`` with ``{xx}`` = the period) is the latest
+    on or before the record's ``date`` (and, with ``end``, whose end is on or after it), from the
+    record's ``by_vars`` group of ``periods_frame`` (one record per group, e.g. ADSL per USUBJID);
+    ``new_vars`` {target: template} copy that period's variables (``TRTA: TRT{xx}A``) and
+    ``period_text`` {target: text} write a text with ``{xx}``/``{x}`` (``APERIODC: PERIOD {xx}``).
+
+    Dates compare as stored (a date is its midnight).  A record without ``date``, or whose date is in
+    no period, gets missing values; the second returned value flags the latter (date present, no
+    period).  admiral: ``derive_vars_joined()`` on ``create_period_dataset()`` (APxxSDT/APxxEDT).
+    """
+    wanted = list(dict.fromkeys([*by_vars] + [period_template(t, p) for p in periods
+                                              for t in [start, *([end] if end else []), *new_vars.values()]]))
+    ref = periods_frame.loc[:, wanted].drop_duplicates(by_vars)
+    joined = dataset.loc[:, by_vars].merge(ref, on=by_vars, how="left", sort=False)
+    when = pd.to_datetime(dataset[date]).to_numpy(dtype="datetime64[ns]")
+    n = len(dataset)
+    chosen = np.zeros(n, dtype="int64")  # 0 = no period
+    best = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    for p in periods:  # a handful of periods: one vectorised pass each
+        s = pd.to_datetime(joined[period_template(start, p)]).to_numpy(dtype="datetime64[ns]")
+        hit = ~np.isnat(s) & ~np.isnat(when) & (s <= when)
+        if end:
+            e = pd.to_datetime(joined[period_template(end, p)]).to_numpy(dtype="datetime64[ns]")
+            hit &= np.isnat(e) | (when <= e)
+        hit &= np.isnat(best) | (s >= best)
+        chosen[hit], best[hit] = p, s[hit]
+    out = dataset.copy(deep=False)
+    out[period_var] = pd.Series(np.where(chosen > 0, chosen, np.nan), index=dataset.index, dtype="float64")
+    for target, template in new_vars.items():
+        cols = {p: joined[period_template(template, p)] for p in periods}
+        numeric = all(pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c) for c in cols.values())
+        dates = all(pd.api.types.is_datetime64_any_dtype(c) for c in cols.values())
+        if numeric or dates:
+            value = pd.Series(np.nan if numeric else pd.NaT, index=dataset.index,
+                              dtype="float64" if numeric else "datetime64[ns]")
+        else:
+            value = pd.Series(None, index=dataset.index, dtype=object)
+        for p, col in cols.items():
+            m = chosen == p
+            value[m] = col.to_numpy()[m]
+        out[target] = value if (numeric or dates) else value.where(value.notna(), None)
+    for target, text in period_text.items():
+        table = np.array([None] + [period_template(text, p) for p in periods], dtype=object)
+        index = np.zeros(n, dtype="int64")
+        for i, p in enumerate(periods, start=1):
+            index[chosen == p] = i
+        out[target] = _text_column(table[index], dataset.index)
+    unmatched = pd.Series(~np.isnat(when) & (chosen == 0), index=dataset.index)
+    return out, unmatched
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,3 +454,62 @@ _register(Verb(
     admiral="derive_extreme_records() / derive_param_*() with set_values_to (records added, ADaMIG DTYPE)",
     reads=lambda a: [*where_variables(a.filter), *a.require,
                      *[v.variable for v in a.set_values_to.values() if isinstance(v, CopyFrom)]]))
+
+
+class PeriodArgs(StepArgs):
+    date: str  # the record's date-time (or date), e.g. PCRFTDTM: the reference dose of a PK profile
+    periods: list[int] = Field(min_length=1)  # the period numbers xx, e.g. [1, 2]
+    dataset_add: str = "ADSL"  # one record per by_vars group holding the period variables
+    by_vars: list[str] = Field(default_factory=lambda: ["USUBJID"])
+    start: str = "AP{xx}SDTM"  # the period start variable, {xx} = 01, 02, ...
+    end: str | None = "AP{xx}EDTM"  # the period end variable; null: a period lasts until a later one starts
+    period_var: str = Field(default="APERIOD", pattern=_NAME)
+    new_vars: dict[str, str] = Field(default_factory=dict)  # {TRTA: TRT{xx}A}: that period's variable
+    period_text: dict[str, str] = Field(default_factory=dict)  # {APERIODC: "PERIOD {xx}"}
+
+    @model_validator(mode="after")
+    def _templates(self) -> "PeriodArgs":
+        if len(set(self.periods)) != len(self.periods) or min(self.periods) < 1 or max(self.periods) > 99:
+            raise ValueError("periods must be distinct numbers from 1 to 99")
+        for what, template in [("start", self.start), ("end", self.end or "{xx}"),
+                               *[(f"new_vars.{k}", v) for k, v in self.new_vars.items()]]:
+            if "{xx}" not in template and "{x}" not in template:
+                raise ValueError(f"{what} must name the period with {{xx}} or {{x}} (e.g. TRT{{xx}}A), not {template!r}")
+        clash = {self.period_var} & (set(self.new_vars) | set(self.period_text)) or set(self.new_vars) & set(self.period_text)
+        if clash:
+            raise ValueError(f"a variable is written twice: {sorted(clash)}")
+        return self
+
+
+def _run_period(df: pd.DataFrame, a: PeriodArgs, ctx: Context) -> pd.DataFrame:
+    out, unmatched = derive_vars_period(df, ctx.frame(a.dataset_add), a.date, a.periods, a.start, a.end,
+                                        a.period_var, a.new_vars, a.period_text, a.by_vars)
+    if unmatched.any():
+        ctx.findings.append(Finding(
+            rule=f"ADAM.{ctx.dataset}.{a.period_var}", severity="Warning", dataset=ctx.dataset, variable=a.period_var,
+            value=str(int(unmatched.sum())),
+            message=f"{int(unmatched.sum())} record(s) whose {a.date} falls in no period of {a.dataset_add.upper()} "
+                    f"({', '.join(period_template(a.start, p) for p in a.periods)}): {a.period_var} missing"))
+    return out
+
+
+def _describe_period(a: PeriodArgs) -> dict[str, str]:
+    span = f"{a.start} (xx = {', '.join(f'{p:02d}' for p in a.periods)})"
+    rule = (f"the period of {a.dataset_add.upper()} (per {', '.join(a.by_vars)}) whose {span} is the latest on or "
+            f"before {a.date}" + (f" and whose {a.end} is missing or on or after {a.date}" if a.end else ""))
+    texts = {a.period_var: f"The number xx of {rule}; missing when {a.date} is missing or in no period"}
+    for target, template in a.new_vars.items():
+        texts[target] = f"{a.dataset_add.upper()}.{template} with xx = {a.period_var} ({rule})"
+    for target, text in a.period_text.items():
+        texts[target] = f"{_quote(text)} with xx = {a.period_var} (two digits); missing when {a.period_var} is missing"
+    return texts
+
+
+_register(Verb(
+    name="derive_vars_period", args=PeriodArgs, run=_run_period,
+    outputs=lambda a: [a.period_var, *a.new_vars, *a.period_text], describe=_describe_period,
+    admiral="derive_vars_joined() on create_period_dataset() (APxxSDT/APxxEDT)",
+    sources=lambda a: [a.dataset_add.upper()], reads=lambda a: [a.date, *a.by_vars],
+    needs=lambda a: _needs(a.dataset_add, a.by_vars, [period_template(t, p) for p in a.periods
+                                                      for t in [a.start, *([a.end] if a.end else []),
+                                                                *a.new_vars.values()]])))
