@@ -744,3 +744,38 @@ def test_by_label_parameters_are_checked_at_load(tmp_path):
         load_rules([p])
     text = str(exc.value)
     assert "check.by_label.lable" in text and "not a regular expression" in text
+
+
+def test_trt01p_vs_arm_compares_the_sequence_when_there_are_several_periods(rules, ct):
+    """A crossover: DM.ARM is the sequence; TRT01P (period 1) never equals it, TRTSEQP must."""
+    data, spec = clean_study()
+    adsl = data.datasets["ADSL"].copy()
+    arm = adsl["USUBJID"].map(data.datasets["DM"].set_index("USUBJID")["ARM"])
+    adsl["TRT02P"] = "SECOND PERIOD"
+    adsl["TRTSEQP"] = arm.to_numpy()
+    adsl["TRT01P"] = "FIRST PERIOD"  # would fire without the sequence rule
+    data.datasets["ADSL"] = adsl
+    res, findings = _run(rules["AD.TRT01P.ARM"], data, spec, ct)
+    assert res.status == "SUCCESS" and findings.empty
+    adsl.loc[0, "TRTSEQP"] = "WRONG SEQUENCE"  # the sequence itself is compared: one finding, named
+    res, findings = _run(rules["AD.TRT01P.ARM"], data, spec, ct)
+    assert len(findings) == 1 and findings["variable"].iloc[0] == "TRTSEQP"
+    assert "DM.ARM=" in str(findings.iloc[0].to_dict())  # names the DM variable compared
+    data.datasets["ADSL"] = adsl.drop(columns=["TRTSEQP"])  # several periods, no sequence: skipped, said why
+    res, _ = _run(rules["AD.TRT01P.ARM"], data, spec, ct)
+    assert res.status == "SKIPPED" and "TRT02P" in res.reason
+
+
+def test_unit_consistency_ignores_tests_not_done(rules, ct):
+    """A test not done has no unit: with --STAT = NOT DONE it is not a second unit; without --STAT
+    the optional condition filters nothing (the rule still runs)."""
+    data, spec = clean_study()
+    lb = data.datasets["LB"].copy()
+    lb["LBSTAT"] = None
+    lb.loc[1, ["LBSTAT", "LBSTRESU"]] = ["NOT DONE", None]
+    data.datasets["LB"] = lb
+    res, findings = _run(rules["FND.STRESU.CONSISTENT"], data, spec, ct)
+    assert findings.empty
+    lb.loc[1, "LBSTAT"] = None  # the same record done without a unit: a second unit, reported
+    res, findings = _run(rules["FND.STRESU.CONSISTENT"], data, spec, ct)
+    assert not findings.empty

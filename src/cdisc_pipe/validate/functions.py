@@ -536,15 +536,28 @@ def relrec_single(ctx: CheckContext, params: dict[str, Any]) -> Hits:
 @rule_function("adsl_trt_vs_dm")
 def adsl_trt_vs_dm(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     """ADSL TRT01A against DM.ACTARM: ``mode: presence`` = populated for the same subjects;
-    ``mode: value`` = same text where both are populated."""
+    ``mode: value`` = same text where both are populated.
+
+    With several periods (ADSL has TRT02P/TRT02A beside TRT01P/TRT01A) DM's arm is the sequence of
+    treatments, not the first period's: ``mode: value`` then compares ``sequence_variable``
+    (TRTSEQP/TRTSEQA) with DM, and skips when ADSL has none."""
     trt = ctx.one(params.get("variable", "TRT01A"))
-    arm = subject_lookup(ctx.df, ctx.other("DM"), params.get("dm_variable", "ACTARM"))
+    dm_var = params.get("dm_variable", "ACTARM")
+    mode = params.get("mode", "presence")
+    second = re.sub(r"01", "02", trt, count=1)
+    if mode == "value" and second != trt and second in ctx.df.columns:
+        seq = params.get("sequence_variable")
+        if not seq or seq not in ctx.df.columns:
+            raise RuleSkipped(f"several periods ({second} present) and no {seq or 'sequence variable'} to compare "
+                              f"with DM.{dm_var}")
+        trt = seq
+    arm = subject_lookup(ctx.df, ctx.other("DM"), dm_var)
     a_null, t_null = is_null(arm), is_null(ctx.df[trt])
-    if params.get("mode", "presence") == "presence":
+    if mode == "presence":
         bad = a_null != t_null
     else:
         bad = ~a_null & ~t_null & (as_text(ctx.df[trt]).to_numpy(dtype=object) != as_text(arm).to_numpy(dtype=object))
-    return ctx.hits(bad, trt, as_text(ctx.df[trt]), ("DM.ACTARM=" + as_text(arm).fillna("")).to_numpy(dtype=object))
+    return ctx.hits(bad, trt, as_text(ctx.df[trt]), (f"DM.{dm_var}=" + as_text(arm).fillna("")).to_numpy(dtype=object))
 
 
 @rule_function("adam_base_vs_ablfl")

@@ -54,6 +54,7 @@ class Condition(_Model):
     variable: str
     op: Literal["eq", "ne", "in", "notin", "isnull", "notnull", "gt", "ge", "lt", "le", "regex"] = "eq"
     values: list[Any] = Field(default_factory=list)
+    optional: bool = False  # a dataset without the variable: the condition filters nothing (else the rule skips)
 
     @field_validator("values", mode="before")
     @classmethod

@@ -86,8 +86,14 @@ def _iso_interval_valid(u: pd.Series) -> np.ndarray:
 
 # ------------------------------------------------------------------ conditions
 def condition_mask(df: pd.DataFrame, cond: Condition, ctx: CheckContext) -> np.ndarray:
-    """Vectorised evaluation of one ``when`` condition; an absent variable -> RuleSkipped."""
-    col = ctx.one(cond.variable)
+    """Vectorised evaluation of one ``when`` condition; an absent variable -> RuleSkipped, or no
+    filter when the condition is ``optional`` (e.g. --STAT: a dataset without it has no NOT DONE record)."""
+    try:
+        col = ctx.one(cond.variable)
+    except RuleSkipped:
+        if cond.optional:
+            return np.ones(len(df), dtype=bool)
+        raise
     s = df[col]
     null = is_null(s)
     if cond.op == "isnull":
