@@ -313,3 +313,14 @@ def test_adpp_periods_and_treatments(ds) -> None:
                       (2.0, "Korvaxan reference tablet"): 5, (2.0, "Korvaxan test tablet"): 6}
     # ADPC and ADPP name the same profiles
     assert set(ds("adpc")["PROFID"]) == set(adpp["PROFID"])
+
+
+def test_the_pp_method_in_the_spec_is_the_nca_settings_description():
+    """define.xml's NCA method text is what the settings do (parameters, no AUCINT sentence here)."""
+    from cdisc_pipe.nca import describe_method, load_nca_settings
+    from cdisc_pipe.spec import load_specs
+
+    root = Path(__file__).resolve().parents[1] / "examples" / "crossover01" / "specs"
+    text = describe_method(load_nca_settings(root / "settings" / "nca.yaml"))
+    assert load_specs(root).methods["MT.PP.NCA"].description == text
+    assert "AUCINT" not in text and "at most 1 day before" in text

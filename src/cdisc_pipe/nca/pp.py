@@ -209,7 +209,9 @@ def describe_method(settings: NcaSettings) -> str:
     interp = ("linear interpolation in a linear segment, log-linear interpolation in a log-down segment"
               if settings.auc_method == "lin up/log down" else "linear interpolation")
     spec_text = "; ".join(f"{spec}: {', '.join(codes)}" for spec, codes in settings.specimens.items())
-    t0 = (f"Time zero is the last {w['pre']} sample taken at most {_fmt(tz.predose_max_days)} days before "
+    aucint = "aucint" in settings.reported_quantities()  # the interval sentences only when AUCINT is reported
+    days = _fmt(tz.predose_max_days)
+    t0 = (f"Time zero is the last {w['pre']} sample taken at most {days} day{'' if days == '1' else 's'} before "
           f"the {w['dose']} (a BLQ {w['pre']} sample counts as 0); earlier {w['pre']} samples are not used"
           if tz.use_predose else f"{w['pre'][0].upper()}{w['pre'][1:]} samples are not used")
     t0 += (f"; without one a concentration of 0 is imputed at the {w['dose']} time."
@@ -221,14 +223,17 @@ def describe_method(settings: NcaSettings) -> str:
         f"are {blq_text[b.leading]}, between quantifiable concentrations {blq_text[b.middle]}, after the last "
         f"quantifiable concentration {blq_text[b.trailing]}. Cmax and Tmax: maximum observed {w['post']} "
         f"concentration and its actual time (first occurrence on ties). Clast and Tlast: last concentration "
-        f"above 0 and its time. AUCs by the {method}: AUCLST from 0 to Tlast; AUCINT "
-        f"{_interval_text(settings)} with the concentration at an interval end between samples obtained by {interp}, "
-        f"and 0 after Tlast (AUClast-type, PKNCA aucint.last). {_extra_method_text(settings)}"
+        f"above 0 and its time. AUCs by the {method}: AUCLST from 0 to Tlast"
+        + (f"; AUCINT {_interval_text(settings)} with the concentration at an interval end between samples "
+           f"obtained by {interp}, and 0 after Tlast (AUClast-type, PKNCA aucint.last)" if aucint else "")
+        + f". {_extra_method_text(settings)}"
         f"Not calculated (PPSTAT NOT DONE, reason in PPREASND): Cmax, "
         f"Tmax, Clast, Tlast without a quantifiable {w['post']} concentration; AUCs with fewer than "
-        f"{md.auc_quantifiable_points} quantifiable {w['post']} concentrations or no time-zero concentration; "
-        f"AUCINT without a sample within {_window_text(settings)}. "
-        f"Parameters by specimen: {spec_text}. PC records not used are flagged in SUPPPC "
+        f"{md.auc_quantifiable_points} quantifiable {w['post']} concentrations or no time-zero concentration"
+        + (f"; AUCINT without a sample within {_window_text(settings)}" if aucint else "") + ". "
+        + (f"Parameters by specimen: {spec_text}." if spec_text else
+           f"Parameters (every specimen): {', '.join(p.testcd for p in settings.parameters)}.")
+        + f" PC records not used are flagged in SUPPPC "
         f"({settings.supppc.flag} = Y, reason in {settings.supppc.reason}); RELREC links each PP group "
         f"(PPGRPID) to the PC records used (PCGRPID)."
     )
