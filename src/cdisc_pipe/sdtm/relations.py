@@ -136,6 +136,32 @@ def complete_sv(sv: pd.DataFrame, datasets: dict[str, pd.DataFrame], tv: pd.Data
     return out
 
 
+def clear_single_links(datasets: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """--LNKID / --LNKGRP link records of two or more datasets: a value (per subject) no other dataset
+    holds links nothing and is cleared (e.g. AELNKID of an AE without CRS/ICANS detail or medication)."""
+    out = dict(datasets)
+    for suffix in ("LNKID", "LNKGRP"):
+        cols = {n: c for n, df in datasets.items() for c in df.columns
+                if c.endswith(suffix) and len(c) == len(suffix) + 2 and "USUBJID" in df}
+        if not cols:
+            continue
+        keys = {n: pd.MultiIndex.from_arrays([datasets[n]["USUBJID"].astype("str").to_numpy(dtype=object),
+                                              datasets[n][c].astype("str").to_numpy(dtype=object)])
+                for n, c in cols.items()}
+        for n, c in cols.items():
+            df = out[n]
+            val = df[c]
+            pop = val.notna() & (val.astype("str").str.strip() != "")
+            found = np.zeros(len(df), dtype=bool)
+            for m, k in keys.items():
+                if m != n:
+                    found |= keys[n].isin(k)
+            lone = pop.to_numpy(dtype=bool) & ~found
+            if lone.any():
+                out[n] = df.assign(**{c: val.where(~lone, None)})
+    return out
+
+
 def build_relrec(datasets: dict[str, pd.DataFrame], mappings: Mappings, studyid: str) -> pd.DataFrame:
     """RELREC rows for record-level relations declared in the mappings (``relrec:``)."""
     parts = []
