@@ -637,7 +637,7 @@ BREAKS: list[tuple[str, Callable]] = [
     ("FND.STRESC.STRESN", setv("LB", 0, "LBSTRESC", "30.5")),
     ("FND.STRESC.STRESN", setv("LB", 1, "LBSTRESC", "HIGH")),
     ("CT.TSVCDVER", chain(setv("TS", 0, "TSVCDREF", "CDISC CT"), setv("TS", 0, "TSVCDVER", "2099-01-01"))),
-    ("DQ.DTHFL.FATALAE", chain(setv("AE", 1, "AEOUT", "NOT RECOVERED/NOT RESOLVED"), setv("AE", 1, "AESDTH", "N"))),
+    ("DM.DTHFL.FATALAE", chain(setv("AE", 1, "AEOUT", "NOT RECOVERED/NOT RESOLVED"), setv("AE", 1, "AESDTH", "N"))),
 ]
 
 
@@ -818,7 +818,7 @@ def test_death_from_progression_needs_no_fatal_ae(rules, ct):
     data, spec = clean_study()
     chain(setv("AE", 1, "AEOUT", "NOT RECOVERED/NOT RESOLVED"), setv("AE", 1, "AESDTH", "N"),
           setv("DD", 0, "DDORRES", "PROGRESSIVE DISEASE"), setv("DD", 0, "DDSTRESC", "PROGRESSIVE DISEASE"))(data, spec)
-    res, findings = _run(rules["DQ.DTHFL.FATALAE"], data, spec, ct)
+    res, findings = _run(rules["DM.DTHFL.FATALAE"], data, spec, ct)
     assert res.status == "SUCCESS", findings.to_string()
 
 
