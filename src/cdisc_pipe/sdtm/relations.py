@@ -89,7 +89,7 @@ def complete_sv(sv: pd.DataFrame, datasets: dict[str, pd.DataFrame], tv: pd.Data
 
     A visit the visit form lacks (an unscheduled lab sample dated another day than the unscheduled visit: unscheduled
     visits are numbered by date) gets its own SV record from those records' dates; a visit whose records fall
-    before or after its visit-form date (a central lab sample drawn the day before, lymphodepletion given over 3 days)
+    before or after its visit-form date (a 24-hour urine collection started the day before, a treatment given over days)
     has SVSTDTC/SVENDTC widened to them.  EPOCH and the study days follow the new dates."""
     used = _visit_dates(datasets)
     if used.empty:
