@@ -281,7 +281,8 @@ def test_ts_tsval_has_value_level_metadata_per_parameter(bundled_run):
         values = [v for v in ts.loc[ts["TSPARMCD"] == p, "TSVAL"] if v]
         dtype = it.get("DataType")
         for v in values:
-            ok = {"integer": lambda x: re.fullmatch(r"-?\d+", x), "durationDatetime": ISO_DURATION.fullmatch,
+            ok = {"integer": lambda x: re.fullmatch(r"-?\d+", x), "float": lambda x: re.fullmatch(r"-?\d+(\.\d+)?", x),
+                  "durationDatetime": ISO_DURATION.fullmatch,
                   "date": lambda x: re.fullmatch(r"\d{4}-\d{2}-\d{2}", x), "text": lambda x: True}[dtype](v)
             assert ok, f"TSVAL {v!r} of {p} is not {dtype}"
         ref = it.find("odm:CodeListRef", NS)

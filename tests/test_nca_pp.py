@@ -80,7 +80,7 @@ def test_pp_shape_and_columns(result):
     counts = result.pp.groupby(["USUBJID", "PPSPEC"]).size().to_dict()
     # blood: 6 parameters; bone marrow: Cmax and Tmax only
     assert counts == {(S1, "BLOOD"): 6, (S1, "BONE MARROW"): 2, (S2, "BLOOD"): 6, (S3, "BLOOD"): 6}
-    assert (result.pp["DOMAIN"] == "PP").all() and (result.pp["PPCAT"] == "BCMACAR").all()
+    assert (result.pp["DOMAIN"] == "PP").all() and (result.pp["PPCAT"] == "Anti-BCMA CAR Transgene").all()
     assert "PPSEQ" not in result.pp.columns  # left to the SDTM engine
 
 
@@ -300,7 +300,7 @@ def test_neutral_defaults_take_analyte_specimens_and_unit_from_the_data():
     with pytest.raises(InputError, match="not a CDISC PKUNIT term"):  # day*copies/ug: never silently
         build_pp(make_pc(), DM, NcaSettings())
     r = build_pp(make_pc(), DM, NcaSettings(units={"extensions": ["day*copies/ug"]}))
-    assert set(r.pp["PPCAT"]) == {"BCMACAR"}
+    assert set(r.pp["PPCAT"]) == {"Anti-BCMA CAR Transgene"}
     counts = r.pp.groupby("PPSPEC").size().to_dict()
     assert counts == {"BLOOD": 18, "BONE MARROW": 6}  # 3 subjects x 6 blood, 1 marrow profile x 6
     assert set(r.pp["PPSTRESU"].dropna()) >= {"copies/ug", "day*copies/ug"}

@@ -35,7 +35,10 @@ def load_dataset() -> Dataset:
 
 def test_pp_spec_matches_build_pp_columns():
     ds = load_dataset()
-    assert ds.variable_names == PP_COLUMNS[:3] + ["PPSEQ"] + PP_COLUMNS[3:]
+    cols = PP_COLUMNS[:3] + ["PPSEQ"] + PP_COLUMNS[3:]
+    # the bundled PC carries PCTPTREF, so the spec declares the optional PPTPTREF before PPRFTDTC
+    cols.insert(cols.index("PPRFTDTC"), "PPTPTREF")
+    assert ds.variable_names == cols
     assert all(len(v.label) <= 40 for v in ds.variables)
     vl_codes = {vl.where[0].values[0] for vl in ds.value_level}
     assert vl_codes == {p.testcd for p in SETTINGS.parameters}

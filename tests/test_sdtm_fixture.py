@@ -280,7 +280,11 @@ def test_lb_units_qualifiers_baseline_and_unscheduled(result):
 def test_sv_unscheduled_and_missed_visit(result):
     sv = result.datasets["SV"]
     s1 = sv[sv["USUBJID"] == "BCMACART01-101-1001"]
-    assert s1["VISITNUM"].tolist() == [1.0, 4.0, 6.0, 6.01]
+    # the visit form has SCR, D0, D4, UNS01; the visits used by EX (2 LD days), PR, PC (DAY 7, though the
+    # visit form says not done) and LB/RS (DAY 28) are in SV too, dated by their records
+    assert s1["VISITNUM"].tolist() == [1.0, 2.0, 3.0, 4.0, 6.0, 6.01, 7.0, 11.0]
+    ld = one(s1, VISITNUM=3.0)
+    assert (ld["SVSTDTC"], ld["SVENDTC"]) == ("2024-03-10", "2024-03-12")
     un = one(s1, VISITNUM=6.01)
     assert un["SVUPDES"] == "Unscheduled visit" and np.isnan(un["VISITDY"]) and un["SVSTDY"] == 6.0
     assert one(s1, VISITNUM=4.0)["VISITDY"] == 1.0
@@ -417,7 +421,7 @@ def test_rs_imwg_mrd_and_ecog(result):
     assert one(ecog, RSSTRESN=0.0)["RSLOBXFL"] == "Y" and pd.isna(one(ecog, RSSTRESN=1.0)["RSLOBXFL"])
     lb = result.datasets["LB"]
     neg = one(lb, LBTESTCD="MRDFRAC", VISITNUM=11.0)
-    assert neg["LBSTRESC"] == "<1.0E-05" and np.isnan(neg["LBSTRESN"]) and neg["LBLLOQ"] == 1e-05
+    assert neg["LBSTRESC"] == "<0.000010" and np.isnan(neg["LBSTRESN"]) and neg["LBLLOQ"] == 1e-05
     assert neg["LBMETHOD"] == "NEXT GENERATION SEQUENCING" and neg["LBSPEC"] == "BONE MARROW"
     assert one(lb, LBTESTCD="MRDFRAC", VISITNUM=1.0)["LBSTRESN"] == 0.24
 

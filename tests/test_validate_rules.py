@@ -77,19 +77,27 @@ def _frames() -> dict[str, pd.DataFrame]:
          "2023-01-10T09:00", 1.0, 1.0),
     ])
     # AE: S1 CRS 01-08..01-10 -> days 2..4; S2 sepsis 01-15..01-20 vs 01-10 -> days 6..11, fatal.
-    ae = df("STUDYID DOMAIN USUBJID AESEQ AETERM AEDECOD AESTDTC AEENDTC AESTDY AEENDY AETOXGR AESER AESDTH "
+    ae = df("STUDYID DOMAIN USUBJID AESEQ AELNKID AETERM AEDECOD AESTDTC AEENDTC AESTDY AEENDY AETOXGR AESER AESDTH "
             "AESLIFE AESHOSP AESDISAB AESCONG AESMIE AEOUT", [
-                (STUDY, "AE", S1, 1.0, "CRS", "Cytokine release syndrome", "2023-01-08", "2023-01-10", 2.0, 4.0, "2",
-                 "N", "N", "N", "N", "N", "N", "N", "RECOVERED/RESOLVED"),
-                (STUDY, "AE", S2, 1.0, "SEPSIS", "Sepsis", "2023-01-15", "2023-01-20", 6.0, 11.0, "5", "Y", "Y", "N",
-                 "Y", "N", "N", "N", "FATAL"),
+                (STUDY, "AE", S1, 1.0, "1", "CRS", "Cytokine release syndrome", "2023-01-08", "2023-01-10", 2.0, 4.0,
+                 "2", "N", "N", "N", "N", "N", "N", "N", "RECOVERED/RESOLVED"),
+                (STUDY, "AE", S2, 1.0, None, "SEPSIS", "Sepsis", "2023-01-15", "2023-01-20", 6.0, 11.0, "5", "Y", "Y",
+                 "N", "Y", "N", "N", "N", "FATAL"),
             ])
     suppae = df("STUDYID RDOMAIN USUBJID IDVAR IDVARVAL QNAM QLABEL QVAL QORIG", [
         (STUDY, "AE", S1, "AESEQ", "1", "AEDLT", "Dose Limiting Toxicity", "N", "Investigator"),
     ])
-    fa = df("STUDYID DOMAIN USUBJID FASEQ FATESTCD FATEST FAOBJ FAORRES FASTRESC FASTRESN FASTRESU FADTC FADY", [
-        (STUDY, "FA", S1, 1.0, "MAXTEMP", "Maximum Temperature", "Cytokine release syndrome", "39.1", "39.1", 39.1,
+    fa = df("STUDYID DOMAIN USUBJID FASEQ FALNKID FATESTCD FATEST FAOBJ FAORRES FASTRESC FASTRESN FASTRESU FADTC FADY", [
+        (STUDY, "FA", S1, 1.0, "1", "MAXTEMP", "Maximum Temperature", "Cytokine release syndrome", "39.1", "39.1", 39.1,
          "C", "2023-01-08", 2.0),
+    ])
+    # disposition: S1 completed on 2023-03-01 (RFPENDTC), S2 died on 2023-01-20 of the fatal sepsis (DD)
+    ds = df("STUDYID DOMAIN USUBJID DSSEQ DSTERM DSDECOD DSCAT DSSTDTC", [
+        (STUDY, "DS", S1, 1.0, "COMPLETED", "COMPLETED", "DISPOSITION EVENT", "2023-03-01"),
+        (STUDY, "DS", S2, 1.0, "DEATH", "DEATH", "DISPOSITION EVENT", "2023-01-20"),
+    ])
+    dd = df("STUDYID DOMAIN USUBJID DDSEQ DDTESTCD DDTEST DDORRES DDSTRESC DDDTC", [
+        (STUDY, "DD", S2, 1.0, "PRCDTH", "Primary Cause of Death", "ADVERSE EVENT", "SEPSIS", "2023-01-20"),
     ])
     relrec = df("STUDYID RDOMAIN USUBJID IDVAR IDVARVAL RELTYPE RELID", [
         (STUDY, "AE", S1, "AESEQ", "1", None, "1"),
@@ -141,8 +149,8 @@ def _frames() -> dict[str, pd.DataFrame]:
     ])
     ts_params = ValidationSettings().ts_required
     ts_vals = {"SSTDTC": "2022-12-01", "SDTIGVER": "3.4"}
-    ts = df("STUDYID DOMAIN TSSEQ TSPARMCD TSPARM TSVAL TSVALNF",
-            [(STUDY, "TS", 1.0, p, f"Parameter {p}", ts_vals.get(p, "X"), None) for p in ts_params])
+    ts = df("STUDYID DOMAIN TSSEQ TSPARMCD TSPARM TSVAL TSVALNF TSVALCD TSVCDREF TSVCDVER",
+            [(STUDY, "TS", 1.0, p, f"Parameter {p}", ts_vals.get(p, "X"), None, None, None, None) for p in ts_params])
     ta = df("STUDYID DOMAIN ARMCD ARM TAETORD ETCD ELEMENT EPOCH",
             [(STUDY, "TA", k, v, 1.0, "CART", "CAR-T", "TREATMENT") for k, v in ARM.items()])
     tv = df("STUDYID DOMAIN VISITNUM VISIT VISITDY ARMCD", [
@@ -174,13 +182,13 @@ def _frames() -> dict[str, pd.DataFrame]:
         (STUDY, S1, "PFS", "Progression-Free Survival (days)", T("2023-01-07"), T("2023-03-01"), 54.0, 1.0),
         (STUDY, S2, "PFS", "Progression-Free Survival (days)", T("2023-01-10"), T("2023-01-20"), 11.0, 0.0),
     ])
-    return {"DM": dm, "EX": ex, "AE": ae, "SUPPAE": suppae, "FA": fa, "RELREC": relrec, "CM": cm, "LB": lb,
+    return {"DM": dm, "EX": ex, "AE": ae, "SUPPAE": suppae, "FA": fa, "DS": ds, "DD": dd, "RELREC": relrec, "CM": cm, "LB": lb,
             "PC": pc, "PP": pp, "RS": rs, "TS": ts, "TA": ta, "TV": tv, "SV": sv,
             "ADSL": adsl, "ADLB": adlb, "ADTTE": adtte}
 
 
 CLASSES = {"DM": "SPECIAL PURPOSE", "SV": "SPECIAL PURPOSE", "EX": "INTERVENTIONS", "CM": "INTERVENTIONS",
-           "AE": "EVENTS", "SUPPAE": "RELATIONSHIP", "RELREC": "RELATIONSHIP", "FA": "FINDINGS ABOUT",
+           "AE": "EVENTS", "DS": "EVENTS", "DD": "FINDINGS", "SUPPAE": "RELATIONSHIP", "RELREC": "RELATIONSHIP", "FA": "FINDINGS ABOUT",
            "LB": "FINDINGS", "PC": "FINDINGS", "PP": "FINDINGS", "RS": "FINDINGS", "TS": "TRIAL DESIGN",
            "TA": "TRIAL DESIGN", "TV": "TRIAL DESIGN", "ADSL": "SUBJECT LEVEL ANALYSIS DATASET",
            "ADLB": "BASIC DATA STRUCTURE", "ADTTE": "BASIC DATA STRUCTURE"}
@@ -436,6 +444,12 @@ def _meta_label(label: str) -> Callable:
     return f
 
 
+def _add_split_supp(data, spec):
+    """SUPPQS1: the supplemental qualifiers of a split QS dataset QS1 that is not there."""
+    data.datasets["SUPPQS1"] = data.datasets["SUPPAE"].assign(RDOMAIN="QS", IDVAR="QSSEQ")
+    data.purpose["SUPPQS1"] = "Tabulation"
+
+
 def _add_dataset(data, spec):
     data.datasets["XX"] = data.datasets["CM"].assign(DOMAIN="XX")
     data.purpose["XX"] = "Tabulation"
@@ -612,6 +626,18 @@ BREAKS: list[tuple[str, Callable]] = [
     ("DQ.EX.CART.TIME", setv("EX", 1, "EXSTDTC", "2023-01-07")),
     ("DQ.LB.MRD.LLOQ", setv("LB", 4, "LBLLOQ", NaN)),
     ("DQ.DM.RFSTDTC.CART", setv("DM", 0, "RFSTDTC", "2023-01-02")),
+    # cross-dataset consistency (#17 item 4)
+    ("REF.SV.COMPLETE", drop_rows("SV", lambda d: (d["USUBJID"] == S2) & (d["VISITNUM"] == 2.0))),
+    ("REF.SV.SPAN", setv("LB", 1, "LBDTC", "2023-02-06")),
+    ("DT.AE.FATAL.DEATH", setv("AE", 1, "AEENDTC", "2023-01-19")),
+    ("DT.AE.FATAL.DEATH", setv("DM", 1, "DTHDTC", None)),
+    ("DT.AE.AFTER.COMPLETION", chain(setv("AE", 0, "AESTDTC", "2023-03-02"), setv("AE", 0, "AEENDTC", "2023-03-03"))),
+    ("REF.SUPP.PARENT", _add_split_supp),
+    ("REF.LNK.SINGLE", setv("FA", 0, "FALNKID", "2")),
+    ("FND.STRESC.STRESN", setv("LB", 0, "LBSTRESC", "30.5")),
+    ("FND.STRESC.STRESN", setv("LB", 1, "LBSTRESC", "HIGH")),
+    ("CT.TSVCDVER", chain(setv("TS", 0, "TSVCDREF", "CDISC CT"), setv("TS", 0, "TSVCDVER", "2099-01-01"))),
+    ("DM.DTHFL.FATALAE", chain(setv("AE", 1, "AEOUT", "NOT RECOVERED/NOT RESOLVED"), setv("AE", 1, "AESDTH", "N"))),
 ]
 
 
@@ -779,3 +805,74 @@ def test_unit_consistency_ignores_tests_not_done(rules, ct):
     lb.loc[1, "LBSTAT"] = None  # the same record done without a unit: a second unit, reported
     res, findings = _run(rules["FND.STRESU.CONSISTENT"], data, spec, ct)
     assert not findings.empty
+
+
+# ---- #17 item 4: the cross-dataset rules stay quiet where CORE's versions over-report
+def test_stresc_stresn_compared_as_decimals_not_binary_floats(rules, ct):
+    """0.1 + 0.2 in --STRESN (binary 0.30000000000000004) is the 0.3 of --STRESC; E-notation and plain
+    decimals with trailing zeros are the same number; a censored '<x' result has no --STRESN."""
+    data, spec = clean_study()
+    lb = data.datasets["LB"]
+    lb.loc[0, ["LBSTRESC", "LBSTRESN"]] = ["0.3", 0.1 + 0.2]
+    lb.loc[1, ["LBSTRESC", "LBSTRESN"]] = ["2.4E-01", 0.24]
+    lb.loc[2, ["LBSTRESC", "LBSTRESN"]] = ["0.000010", 1e-05]
+    lb.loc[3, ["LBSTRESC", "LBSTRESN"]] = ["<0.10", NaN]
+    res, findings = _run(rules["FND.STRESC.STRESN"], data, spec, ct)
+    assert res.status == "SUCCESS", findings.to_string()
+
+
+def test_sv_span_quiet_for_a_visit_over_several_days(rules, ct):
+    """SVSTDTC..SVENDTC spanning the records (a sample the day before the visit date) is complete."""
+    data, spec = clean_study()
+    data.datasets["LB"].loc[1, "LBDTC"] = "2023-02-03T08:00"
+    data.datasets["SV"].loc[2, "SVSTDTC"] = "2023-02-03"
+    for rid in ("REF.SV.SPAN", "REF.SV.COMPLETE"):
+        res, findings = _run(rules[rid], data, spec, ct)
+        assert res.status == "SUCCESS", findings.to_string()
+
+
+def test_split_supp_with_its_split_parent_is_quiet(rules, ct):
+    data, spec = clean_study()
+    _add_split_supp(data, spec)
+    data.datasets["QS1"] = data.datasets["CM"].assign(DOMAIN="QS")
+    data.purpose["QS1"] = "Tabulation"
+    res, findings = _run(rules["REF.SUPP.PARENT"], data, spec, ct)
+    assert res.status == "SUCCESS", findings.to_string()
+
+
+def test_ae_after_last_disposition_only_for_completers(rules, ct):
+    """An AE after the last DS date of a subject still in follow-up (no COMPLETED record) is no finding."""
+    data, spec = clean_study()
+    setv("DS", 0, "DSDECOD", "ONGOING")(data, spec)
+    chain(setv("AE", 0, "AESTDTC", "2023-03-02"), setv("AE", 0, "AEENDTC", "2023-03-03"))(data, spec)
+    res, findings = _run(rules["DT.AE.AFTER.COMPLETION"], data, spec, ct)
+    assert res.status == "SUCCESS", findings.to_string()
+
+
+def test_death_from_progression_needs_no_fatal_ae(rules, ct):
+    data, spec = clean_study()
+    chain(setv("AE", 1, "AEOUT", "NOT RECOVERED/NOT RESOLVED"), setv("AE", 1, "AESDTH", "N"),
+          setv("DD", 0, "DDORRES", "PROGRESSIVE DISEASE"), setv("DD", 0, "DDSTRESC", "PROGRESSIVE DISEASE"))(data, spec)
+    res, findings = _run(rules["DM.DTHFL.FATALAE"], data, spec, ct)
+    assert res.status == "SUCCESS", findings.to_string()
+
+
+def test_fatal_ae_end_compared_at_common_precision(rules, ct):
+    data, spec = clean_study()
+    setv("AE", 1, "AEENDTC", "2023-01")(data, spec)
+    res, findings = _run(rules["DT.AE.FATAL.DEATH"], data, spec, ct)
+    assert res.status == "SUCCESS", findings.to_string()
+
+
+def test_tsvcdver_of_a_ct_package_given_is_quiet(rules, tmp_path):
+    from cdisc_pipe.ct import load_ct
+
+    (tmp_path / "sdtm-ct-2025-03-28.txt").write_text(CT_TEXT, encoding="utf-8")
+    dated = {"SDTM": load_ct(tmp_path / "sdtm-ct-2025-03-28.txt")}
+    data, spec = clean_study()
+    chain(setv("TS", 0, "TSVCDREF", "CDISC CT"), setv("TS", 0, "TSVCDVER", "2025-03-28"))(data, spec)
+    res, findings = _run(rules["CT.TSVCDVER"], data, spec, dated)
+    assert res.status == "SUCCESS", findings.to_string()
+    setv("TS", 0, "TSVCDVER", "2025-03-29")(data, spec)
+    res, findings = _run(rules["CT.TSVCDVER"], data, spec, dated)
+    assert res.status == "ISSUE"

@@ -233,8 +233,8 @@ def describe_method(settings: NcaSettings) -> str:
         + (f"; AUCINT without a sample within {_window_text(settings)}" if aucint else "") + ". "
         + (f"Parameters by specimen: {spec_text}." if spec_text else
            f"Parameters (every specimen): {', '.join(p.testcd for p in settings.parameters)}.")
-        + f" PC records not used are flagged in SUPPPC "
-        f"({settings.supppc.flag} = Y, reason in {settings.supppc.reason}); RELREC links each PP group "
+        + " When the NCA excludes a PC record, the record is flagged "
+        f"in SUPPPC ({settings.supppc.flag} = Y, reason in {settings.supppc.reason}); RELREC links each PP group "
         f"(PPGRPID) to the PC records used (PCGRPID)."
     )
 
@@ -790,6 +790,11 @@ def build_pp(pc: pd.DataFrame, dm: pd.DataFrame, settings: NcaSettings, *,
         is_tau = quantity == "auctau"
         stint[is_tau] = md.stint or f"{pre}0{suf}"
         enint[is_tau] = md.enint or f"{pre}{_fmt(md.tau)}{suf}"
+    # PPCAT: the analyte's name (PCTEST), its code (PCTESTCD) when PC has no PCTEST
+    analyte = long["PCTESTCD"]
+    if "PCTEST" in pc.columns:
+        names = pc.dropna(subset=["PCTEST"]).drop_duplicates("PCTESTCD").set_index("PCTESTCD")["PCTEST"]
+        analyte = analyte.map(names).where(lambda x: x.notna(), analyte)
     pp = pd.DataFrame({
         "STUDYID": long["USUBJID"].map(first_study).to_numpy(),
         "DOMAIN": "PP",
@@ -797,7 +802,7 @@ def build_pp(pc: pd.DataFrame, dm: pd.DataFrame, settings: NcaSettings, *,
         "PPGRPID": long["PPGRPID"].to_numpy(),
         "PPTESTCD": long["PPTESTCD"].to_numpy(),
         "PPTEST": long["PPTEST"].to_numpy(),
-        "PPCAT": long["PCTESTCD"].to_numpy(),
+        "PPCAT": analyte.to_numpy(),
         "PPORRES": text, "PPORRESU": units, "PPSTRESC": text, "PPSTRESN": numeric, "PPSTRESU": units,
         "PPSTAT": np.where(nc, "NOT DONE", None),
         "PPREASND": np.where(nc, why, None),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 
 import numpy as np
 import pandas as pd
@@ -347,6 +348,18 @@ def standardise_results(orres: pd.Series, orresu: pd.Series, keys: pd.DataFrame,
                          "__factor": spread("factor").astype("float64")}, index=orres.index)
 
 
+def plain_decimal(x: object) -> str:
+    """A number (float or numeric text) as a plain decimal: E-notation written out keeping its digits
+    (``2.4E-01`` -> ``0.24``, ``1.0E-05`` -> ``0.000010``, 1e-05 -> ``0.00001``); other text unchanged."""
+    t = repr(float(x)) if isinstance(x, (float, np.floating)) else str(x)
+    if "e" not in t.lower():
+        return t
+    try:
+        return format(Decimal(t), "f")
+    except InvalidOperation:
+        return t
+
+
 def _standardise_distinct(orres: pd.Series, orresu: pd.Series, testcd: pd.Series,
                           conversions: list[UnitConversion]) -> pd.DataFrame:
     """The work of :func:`standardise_results` on distinct (result, unit, test) rows (index 0..n-1)."""
@@ -371,10 +384,11 @@ def _standardise_distinct(orres: pd.Series, orresu: pd.Series, testcd: pd.Series
     ok = numeric & ~unknown & ~no_unit
     plain = ok & (qual == "")
     stresn = conv.where(plain)
-    # text of a converted number: no trailing zeros, no float noise
-    conv_txt = conv.astype("str").str.replace(r"\.0$", "", regex=True).where(conv.notna())
-    # no conversion (factor 1): the number as collected (2.20 stays 2.20, 1.0E-05 stays 1.0E-05)
-    conv_txt = conv_txt.mask(ok & (factor == 1), m["n"].str.lstrip("+"))
+    # text of a converted number: no trailing zeros, no float noise, no E-notation
+    conv_txt = conv.map(plain_decimal, na_action="ignore").str.replace(r"\.0$", "", regex=True).where(conv.notna())
+    # no conversion (factor 1): the number as collected (2.20 stays 2.20), E-notation as a plain decimal
+    # with the same digits (1.0E-05 -> 0.000010)
+    conv_txt = conv_txt.mask(ok & (factor == 1), m["n"].str.lstrip("+").map(plain_decimal, na_action="ignore"))
     stresc = res.where(~numeric)  # character results: as collected
     stresc = stresc.mask(ok, (qual + conv_txt.fillna("")).where(ok))
     stresu = look["to"].where(ok)

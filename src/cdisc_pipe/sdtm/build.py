@@ -39,7 +39,7 @@ from cdisc_pipe.sdtm.checks import conform, data_checks
 from cdisc_pipe.sdtm.lookup import MANY, NODATE, NOKEY, NONE, key_codes, match_keys, match_nearest, moment, run_lookups, \
     tie_text, working_variables
 from cdisc_pipe.sdtm.mapping import DatasetMapping, Join, Mappings, Rule, load_mappings
-from cdisc_pipe.sdtm.relations import build_relrec, build_supp, build_sv
+from cdisc_pipe.sdtm.relations import build_relrec, build_supp, build_sv, clear_single_links, complete_sv
 from cdisc_pipe.sdtm.trace import trace_rows, traceability
 from cdisc_pipe.spec.model import Dataset, StudySpec
 
@@ -580,6 +580,8 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         if not sv.empty:
             sv = derive_var_dy(sv, dm, [("SVSTDTC", "SVSTDY"), ("SVENDTC", "SVENDY")])
             datasets["SV"] = sv
+    if "SV" in datasets and td is not None:  # every visit used elsewhere, dates spanning its records
+        datasets["SV"] = complete_sv(datasets["SV"], datasets, tv, studyid, se, dm)
     if not se.empty:
         se = derive_var_dy(datasets["SE"], dm, [("SESTDTC", "SESTDY"), ("SEENDTC", "SEENDY")])
         datasets["SE"] = derive_var_seq(se, "SESEQ", ["STUDYID", "USUBJID", "TAETORD", "SESTDTC"])
@@ -591,6 +593,7 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
             datasets["TV"] = tv
         if "TS" in spec.datasets:
             datasets["TS"] = build_ts(td, studyid, dm)
+    datasets = clear_single_links(datasets)  # a link ID only one dataset holds links nothing
     if "RELREC" in spec.datasets:
         datasets["RELREC"] = build_relrec(datasets, mappings, studyid)
 

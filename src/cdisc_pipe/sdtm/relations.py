@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from cdisc_pipe.sdtm.algorithms import FORM, ROW
-from cdisc_pipe.sdtm.derive import derive_var_epoch
+from cdisc_pipe.sdtm.derive import derive_var_dy, derive_var_epoch
 from cdisc_pipe.sdtm.mapping import Mappings
 
 
@@ -56,6 +56,110 @@ def build_sv(datasets: dict[str, pd.DataFrame], tv: pd.DataFrame, studyid: str, 
     g["SVUPDES"] = pd.Series(np.where(g["VISITDY"].isna(), "Unscheduled assessment", None), index=g.index).astype("str")
     g["EPOCH"] = derive_var_epoch(g, se, "SVSTDTC") if not se.empty else np.nan
     return g
+
+
+def _visit_dates(datasets: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """USUBJID, VISITNUM, VISIT, first and last date of every record with a VISITNUM (any dataset but SV/SE/TV):
+    the start date (--DTC, else --STDTC) and the end date (--ENDTC, else the start); undated records count too."""
+    parts = []
+    for name, df in datasets.items():
+        if name in ("SV", "SE", "TV") or name.startswith("SUPP") or "VISITNUM" not in df or "USUBJID" not in df or df.empty:
+            continue
+        dom = str(df["DOMAIN"].dropna().iloc[0]) if "DOMAIN" in df and df["DOMAIN"].notna().any() else name
+        st = next((c for c in (f"{dom}DTC", f"{dom}STDTC") if c in df), None)
+        en = f"{dom}ENDTC" if f"{dom}ENDTC" in df else st
+        none = pd.Series(None, index=df.index, dtype="object")
+        s = df[st].astype("str").str.slice(0, 10) if st else none
+        e = df[en].astype("str").str.slice(0, 10) if en else none
+        e = e.where(e.str.match(r"^\d{4}-\d{2}-\d{2}$").fillna(False).astype(bool), s)
+        parts.append(pd.DataFrame({"USUBJID": df["USUBJID"], "VISITNUM": pd.to_numeric(df["VISITNUM"], errors="coerce"),
+                                   "VISIT": df["VISIT"] if "VISIT" in df else None, "s": s, "e": e}))
+    if not parts:
+        return pd.DataFrame(columns=["USUBJID", "VISITNUM", "VISIT", "first", "last"])
+    a = pd.concat(parts, ignore_index=True).dropna(subset=["VISITNUM"])
+    for c in ("s", "e"):
+        a[c] = a[c].where(a[c].astype("str").str.match(r"^\d{4}-\d{2}-\d{2}$").fillna(False).astype(bool))
+    return a.groupby(["USUBJID", "VISITNUM"], as_index=False, dropna=False).agg(
+        VISIT=("VISIT", "first"), first=("s", "min"), last=("e", "max"))
+
+
+def complete_sv(sv: pd.DataFrame, datasets: dict[str, pd.DataFrame], tv: pd.DataFrame, studyid: str,
+                se: pd.DataFrame, dm: pd.DataFrame) -> pd.DataFrame:
+    """SV holds every visit (USUBJID, VISITNUM) used in any other dataset, its start/end spanning the visit's records.
+
+    A visit the visit form lacks (an unscheduled lab sample dated another day than the unscheduled visit: unscheduled
+    visits are numbered by date) gets its own SV record from those records' dates; a visit whose records fall
+    before or after its visit-form date (a 24-hour urine collection started the day before, a treatment given over days)
+    has SVSTDTC/SVENDTC widened to them.  EPOCH and the study days follow the new dates."""
+    used = _visit_dates(datasets)
+    if used.empty:
+        return sv
+    out = sv.copy()
+    if out.empty:
+        out = pd.DataFrame(columns=["STUDYID", "DOMAIN", "USUBJID", "VISITNUM", "VISIT", "SVSTDTC", "SVENDTC"])
+    key = ["USUBJID", "VISITNUM"]
+    m = out[key].merge(used, on=key, how="left")
+    st, en = out["SVSTDTC"].astype("object"), out["SVENDTC"].astype("object")
+    st_d = st.where(st.notna(), None).astype("str").str.slice(0, 10)
+    en_d = en.where(en.notna(), None).astype("str").str.slice(0, 10)
+    first = pd.Series(m["first"].to_numpy(dtype=object), index=out.index)
+    last = pd.Series(m["last"].to_numpy(dtype=object), index=out.index)
+    earlier = first.notna() & (st.isna() | (first < st_d).fillna(False))
+    later = last.notna() & (en.isna() | (last > en_d).fillna(False))
+    changed = earlier | later
+    out.loc[earlier, "SVSTDTC"] = first[earlier]
+    out.loc[later, "SVENDTC"] = last[later]
+    have = pd.MultiIndex.from_frame(out[key].astype({"VISITNUM": "float64"}))
+    new = used[~pd.MultiIndex.from_frame(used[key].astype({"VISITNUM": "float64"})).isin(have)]
+    if not new.empty:
+        add = pd.DataFrame({"STUDYID": studyid, "DOMAIN": "SV", "USUBJID": new["USUBJID"].to_numpy(),
+                            "VISITNUM": new["VISITNUM"].to_numpy(dtype="float64"), "VISIT": new["VISIT"].to_numpy(),
+                            "SVSTDTC": new["first"].to_numpy(), "SVENDTC": new["last"].to_numpy()})
+        add = add.merge(tv[["VISITNUM", "VISITDY"]].drop_duplicates("VISITNUM"), on="VISITNUM", how="left") \
+            if "VISITDY" in tv else add
+        if "SVUPDES" in out or "VISITDY" in add:
+            planned = add["VISITNUM"].isin(tv["VISITNUM"]) if "VISITNUM" in tv else pd.Series(False, index=add.index)
+            add["SVUPDES"] = pd.Series(np.where(planned, None, "Unscheduled visit"), index=add.index, dtype="object")
+        out = pd.concat([out, add], ignore_index=True)
+        changed = pd.concat([changed.reset_index(drop=True), pd.Series(True, index=range(len(add)))], ignore_index=True)
+        out.index = changed.index
+    if not changed.any():
+        return sv
+    if "EPOCH" in out and se is not None and not se.empty:
+        out.loc[changed, "EPOCH"] = derive_var_epoch(out.loc[changed], se, "SVSTDTC")
+    dy = [(a, b) for a, b in (("SVSTDTC", "SVSTDY"), ("SVENDTC", "SVENDY")) if b in out]
+    if dy and dm is not None and not dm.empty:
+        redo = derive_var_dy(out.loc[changed].drop(columns=[b for _, b in dy]), dm, dy)
+        for _, b in dy:
+            out.loc[changed, b] = redo[b].to_numpy()
+    out = out.sort_values(key, kind="mergesort").reset_index(drop=True)
+    return out
+
+
+def clear_single_links(datasets: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """--LNKID / --LNKGRP link records of two or more datasets: a value (per subject) no other dataset
+    holds links nothing and is cleared (e.g. AELNKID of an AE without CRS/ICANS detail or medication)."""
+    out = dict(datasets)
+    for suffix in ("LNKID", "LNKGRP"):
+        cols = {n: c for n, df in datasets.items() for c in df.columns
+                if c.endswith(suffix) and len(c) == len(suffix) + 2 and "USUBJID" in df}
+        if not cols:
+            continue
+        keys = {n: pd.MultiIndex.from_arrays([datasets[n]["USUBJID"].astype("str").to_numpy(dtype=object),
+                                              datasets[n][c].astype("str").to_numpy(dtype=object)])
+                for n, c in cols.items()}
+        for n, c in cols.items():
+            df = out[n]
+            val = df[c]
+            pop = val.notna() & (val.astype("str").str.strip() != "")
+            found = np.zeros(len(df), dtype=bool)
+            for m, k in keys.items():
+                if m != n:
+                    found |= keys[n].isin(k)
+            lone = pop.to_numpy(dtype=bool) & ~found
+            if lone.any():
+                out[n] = df.assign(**{c: val.where(~lone, None)})
+    return out
 
 
 def build_relrec(datasets: dict[str, pd.DataFrame], mappings: Mappings, studyid: str) -> pd.DataFrame:

@@ -1246,3 +1246,224 @@ def define_results_vlm(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     cols = ctx.resolve_many(params.get("variables", ["--ORRES", "--STRESN"]))
     missing = [c for c in cols if c in dd.variables and not dd.variables[c].has_value_level]
     return ctx.dataset_hits(missing, [None] * len(missing), ["no def:ValueListRef"] * len(missing))
+
+
+# ===================================================================== cross-dataset consistency (#17)
+def _key(a: pd.Series, b: pd.Series) -> pd.MultiIndex:
+    return pd.MultiIndex.from_arrays([as_text(a).to_numpy(dtype=object), as_text(b).to_numpy(dtype=object)])
+
+
+@rule_function("sv_completeness")
+def sv_completeness(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Every (USUBJID, VISITNUM) of a record is in SV (``check: missing``), and the record's dates lie
+    within SVSTDTC..SVENDTC of that visit (``check: span``: the start --DTC/--STDTC and end --ENDTC,
+    complete dates only)."""
+    if "VISITNUM" not in ctx.df.columns or "USUBJID" not in ctx.df.columns:
+        raise RuleSkipped(f"{ctx.dataset}: no VISITNUM")
+    sv = ctx.other("SV")
+    df = ctx.df
+    num = pd.to_numeric(df["VISITNUM"], errors="coerce").round(6)
+    svnum = pd.to_numeric(sv["VISITNUM"], errors="coerce").round(6)
+    key = _key(df["USUBJID"], num)
+    svkey = _key(sv["USUBJID"], svnum)
+    has = num.notna().to_numpy()
+    if params.get("check", "missing") == "missing":
+        bad = has & ~key.isin(svkey)
+        return ctx.hits(bad, "VISITNUM", df["VISITNUM"], df["USUBJID"], detail_prefix="no SV record for subject ")
+    start = complete_date(sv["SVSTDTC"]) if "SVSTDTC" in sv.columns else pd.Series(pd.NaT, index=sv.index)
+    end = complete_date(sv["SVENDTC"]) if "SVENDTC" in sv.columns else start
+    end = end.fillna(start)
+    lo = pd.Series(start.to_numpy(), index=svkey)
+    hi = pd.Series(end.to_numpy(), index=svkey)
+    lo, hi = lo[~lo.index.duplicated()], hi[~hi.index.duplicated()]
+    rlo = pd.Series(lo.reindex(key).to_numpy(), index=df.index)
+    rhi = pd.Series(hi.reindex(key).to_numpy(), index=df.index)
+    parts = []
+    for col in ctx.resolve_many(["--DTC", "--STDTC", "--ENDTC"], required=False) or []:
+        d = complete_date(df[col])
+        with np.errstate(invalid="ignore"):
+            out = ((d < rlo) | (d > rhi)).fillna(False).to_numpy(dtype=bool)
+        bad = has & d.notna().to_numpy() & rlo.notna().to_numpy() & out
+        span = ("SV " + rlo.dt.strftime("%Y-%m-%d").fillna("") + ".." + rhi.dt.strftime("%Y-%m-%d").fillna(""))
+        parts.append(ctx.hits(bad, col, df[col], span))
+    if not parts:
+        raise RuleSkipped(f"{ctx.dataset}: no --DTC/--STDTC/--ENDTC")
+    return concat_hits(parts)
+
+
+@rule_function("fatal_ae_vs_death")
+def fatal_ae_vs_death(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """A fatal AE (AEOUT = FATAL) ends on the subject's death date: AEENDTC = DM.DTHDTC (compared at
+    the precision both have), and the subject has a DTHDTC."""
+    df = ctx.df
+    for c in ("AEOUT", "AEENDTC", "USUBJID"):
+        if c not in df.columns:
+            raise RuleSkipped(f"AE.{c} absent")
+    fatal = (as_text(df["AEOUT"]) == params.get("value", "FATAL")).fillna(False).to_numpy(dtype=bool)
+    dth = subject_lookup(df, ctx.other("DM"), "DTHDTC").astype("object")
+    dth_t = dth.where(dth.notna() & (dth.astype("str") != ""), None).astype("str")
+    end = df["AEENDTC"].astype("object")
+    end_t = end.where(end.notna() & (end.astype("str") != ""), None).astype("str")
+    n = np.minimum(end_t.str.len().fillna(0), dth_t.str.len().fillna(0)).astype(int).clip(upper=10)
+    a = pd.Series([x[:k] if isinstance(x, str) else None for x, k in zip(end_t, n)], index=df.index)
+    b = pd.Series([x[:k] if isinstance(x, str) else None for x, k in zip(dth_t, n)], index=df.index)
+    differ = (a.notna() & b.notna() & (a != b)).to_numpy(dtype=bool)
+    no_death = dth_t.isna().to_numpy(dtype=bool)
+    bad = fatal & (differ | no_death)
+    detail = np.where(no_death, "fatal AE but DM.DTHDTC is missing", "DM.DTHDTC=" + dth_t.fillna("").to_numpy(dtype=object))
+    return ctx.hits(bad, "AEENDTC", df["AEENDTC"], detail)
+
+
+@rule_function("parent_dataset_present")
+def parent_dataset_present(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Each SUPP-- dataset has its parent: the dataset SUPP<name> qualifies (SUPPQS1 -> QS1), or, for a
+    SUPP-- of a whole split domain, some dataset of that domain (DOMAIN = RDOMAIN).  A split dataset
+    (name longer than its DOMAIN, e.g. QS1 or QSCG with DOMAIN QS) has its SUPP-- named after it."""
+    names = set(ctx.data.datasets)
+    vars_, vals, details = [], [], []
+    domains: dict[str, str] = {}
+    for n, df in ctx.data.datasets.items():
+        if "DOMAIN" in df.columns and len(df) and not n.startswith("SUPP"):
+            domains[n] = str(as_text(df["DOMAIN"]).dropna().iloc[0]) if df["DOMAIN"].notna().any() else n
+    for n, df in sorted(ctx.data.datasets.items()):
+        if not n.startswith("SUPP") or n == "SUPP":
+            continue
+        parent = n[4:]
+        if parent in names:
+            continue
+        rdom = set(as_text(df["RDOMAIN"]).dropna()) if "RDOMAIN" in df.columns else {parent}
+        if any(d in rdom for d in domains.values()):
+            continue
+        vars_.append("RDOMAIN"); vals.append(n)
+        details.append(f"{n} without its parent dataset {parent} (nor any dataset of domain {', '.join(sorted(rdom)) or parent})")
+    return ctx.dataset_hits(vars_, vals, details)
+
+
+@rule_function("link_in_one_dataset")
+def link_in_one_dataset(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """A --LNKID / --LNKGRP value links records of two or more datasets: a value (per subject) found
+    in one dataset only links nothing."""
+    parts = []
+    for suffix in ("LNKID", "LNKGRP"):
+        cols = ctx.resolve(f"--{suffix}", required=False)
+        if not cols:
+            continue
+        col = cols[0]
+        df = ctx.df
+        pop = ~is_null(df[col])
+        others = []
+        for n, o in ctx.data.datasets.items():
+            if n == ctx.dataset:
+                continue
+            oc = [c for c in o.columns if c.endswith(suffix) and len(c) == len(suffix) + 2]
+            for c in oc:
+                if "USUBJID" in o.columns:
+                    sel = ~is_null(o[c])
+                    others.append(_key(o.loc[sel, "USUBJID"], o.loc[sel, c]))
+        key = _key(df["USUBJID"], df[col])
+        found = np.zeros(len(df), dtype=bool)
+        for k in others:
+            found |= key.isin(k)
+        parts.append(ctx.hits(pop & ~found, col, df[col], f"{col} value in {ctx.dataset} only"))
+    if not parts:
+        raise RuleSkipped(f"{ctx.dataset}: no --LNKID/--LNKGRP")
+    return concat_hits(parts)
+
+
+def _decimal_text(s: pd.Series) -> pd.Series:
+    """Numeric text as float (plain or E-notation); NaN for anything else (qualified '<x', text)."""
+    t = as_text(s).str.strip()
+    ok = t.str.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?").fillna(False).astype(bool)
+    return pd.to_numeric(t.where(ok), errors="coerce")
+
+
+@rule_function("stresc_stresn_equal")
+def stresc_stresn_equal(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """Where --STRESN is populated, --STRESC holds the same number: equal within a relative tolerance
+    (``rel_tol``, default 1e-9: XPT stores --STRESN as a binary double, --STRESC as decimal text)."""
+    c, n = ctx.one("--STRESC"), ctx.one("--STRESN")
+    num = pd.to_numeric(ctx.df[n], errors="coerce")
+    txt = _decimal_text(ctx.df[c])
+    tol = float(params.get("rel_tol", 1e-9))
+    with np.errstate(invalid="ignore"):
+        close = (np.abs(txt - num) <= tol * np.maximum(np.abs(txt), np.abs(num)) + 1e-300).fillna(False)
+    bad = (num.notna() & ~close).to_numpy(dtype=bool)
+    return ctx.hits(bad, c, ctx.df[c], as_text(ctx.df[n]), detail_prefix=f"{n}=")
+
+
+@rule_function("ct_version_published")
+def ct_version_published(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """TSVCDVER (TS version of a CDISC CT reference, TSVCDREF = CDISC CT...) names a published CT package:
+    one of the package dates of the CT files given (``<set>-ct-YYYY-MM-DD.*`` in the CT folder)."""
+    df = ctx.df
+    if "TSVCDVER" not in df.columns:
+        raise RuleSkipped("TS.TSVCDVER absent")
+    pkgs = [p for p in ctx.ct.values() if p is not None and getattr(p, "path", None)]
+    if not pkgs:
+        raise RuleSkipped(ctx.ct_reason or "no CT package configured")
+    versions: set[str] = set()
+    for p in pkgs:
+        for f in Path(p.path).parent.glob("*-ct-*"):
+            m = re.search(r"-ct-(\d{4}-\d{2}-\d{2})", f.name)
+            if m:
+                versions.add(m.group(1))
+    ref = as_text(df["TSVCDREF"]) if "TSVCDREF" in df.columns else pd.Series("CDISC CT", index=df.index)
+    is_ct = ref.str.upper().str.startswith("CDISC").fillna(False).to_numpy(dtype=bool)
+    val = as_text(df["TSVCDVER"])
+    pop = ~is_null(df["TSVCDVER"])
+    bad = is_ct & pop & ~val.isin(versions).to_numpy(dtype=bool)
+    return ctx.hits(bad, "TSVCDVER", df["TSVCDVER"], "published CT versions given: " + ", ".join(sorted(versions)))
+
+
+@rule_function("after_last_disposition")
+def after_last_disposition(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """For subjects who completed the study (DS record DSDECOD in ``completed``, default COMPLETED, of
+    category ``dscat``), ``variable`` (default --STDTC) is on or before their last DSSTDTC.  Subjects
+    still ongoing, withdrawn or dead are not checked (their last DS date is not the end of follow-up)."""
+    ds = ctx.other("DS")
+    for c in ("USUBJID", "DSDECOD", "DSSTDTC"):
+        if c not in ds.columns:
+            raise RuleSkipped(f"DS.{c} absent")
+    done = as_text(ds["DSDECOD"]).isin(params.get("completed", ["COMPLETED"]))
+    if params.get("dscat") and "DSCAT" in ds.columns:
+        done &= as_text(ds["DSCAT"]) == params["dscat"]
+    completed = set(as_text(ds.loc[done.fillna(False).to_numpy(dtype=bool), "USUBJID"]))
+    last = complete_date(ds["DSSTDTC"]).groupby(as_text(ds["USUBJID"])).max()
+    col = ctx.one(params.get("variable", "--STDTC"))
+    d = complete_date(ctx.df[col])
+    subj = as_text(ctx.df["USUBJID"])
+    ref = pd.Series(pd.to_datetime(subj.map(last).to_numpy()), index=ctx.df.index)
+    with np.errstate(invalid="ignore"):
+        after = (d > ref).fillna(False).to_numpy(dtype=bool)
+    bad = subj.isin(completed).to_numpy(dtype=bool) & after
+    return ctx.hits(bad, col, ctx.df[col], "last DSSTDTC " + ref.dt.strftime("%Y-%m-%d").fillna(""))
+
+
+@rule_function("death_without_fatal_ae")
+def death_without_fatal_ae(ctx: CheckContext, params: dict[str, Any]) -> Hits:
+    """DM.DTHFL = Y needs a fatal AE (AEOUT = FATAL or AESDTH = Y) only when the death's cause is an
+    adverse event: DD ``testcd`` (default PRCDTH) with DDORRES or DDSTRESC in ``ae_cause`` (default
+    ADVERSE EVENT).  A death from disease progression has no fatal AE by design."""
+    dm = ctx.df
+    if "DTHFL" not in dm.columns:
+        raise RuleSkipped("DM.DTHFL absent")
+    dd = ctx.other("DD")
+    if "DDTESTCD" not in dd.columns:
+        raise RuleSkipped("DD.DDTESTCD absent")
+    causes = set(params.get("ae_cause", ["ADVERSE EVENT"]))
+    sel = as_text(dd["DDTESTCD"]) == params.get("testcd", "PRCDTH")
+    hit = pd.Series(False, index=dd.index)
+    for c in ("DDORRES", "DDSTRESC"):
+        if c in dd.columns:
+            hit |= as_text(dd[c]).str.upper().isin({x.upper() for x in causes})
+    ae_death = set(as_text(dd.loc[(sel & hit).fillna(False).to_numpy(dtype=bool), "USUBJID"]))
+    ae = ctx.data.datasets.get("AE", pd.DataFrame(columns=["USUBJID"]))
+    fatal = pd.Series(False, index=ae.index)
+    if "AEOUT" in ae.columns:
+        fatal |= as_text(ae["AEOUT"]) == "FATAL"
+    if "AESDTH" in ae.columns:
+        fatal |= as_text(ae["AESDTH"]) == "Y"
+    with_fatal = set(as_text(ae.loc[fatal.fillna(False).to_numpy(dtype=bool), "USUBJID"]))
+    subj = as_text(dm["USUBJID"])
+    bad = ((as_text(dm["DTHFL"]) == "Y").fillna(False) & subj.isin(ae_death) & ~subj.isin(with_fatal)).to_numpy(dtype=bool)
+    return ctx.hits(bad, "DTHFL", dm["DTHFL"], "cause of death is an adverse event (DD) but no fatal AE")
