@@ -1,0 +1,108 @@
+"""Figure models -> static SVG text (matplotlib, Agg backend), byte-reproducible: a fixed
+``svg.hashsalt``, no date metadata, text kept as text (``svg.fonttype = none``)."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from cdisc_pipe.results.tables import Figure  # noqa: E402
+
+_RC = {"svg.hashsalt": "cdisc-pipe-results", "svg.fonttype": "none", "font.size": 9, "font.family": "DejaVu Sans",
+       "axes.spines.top": False, "axes.spines.right": False}
+_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": "cdisc-pipe"}, bbox_inches=None)
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG is inlined in HTML
+
+
+def km_svg(f: Figure) -> str:
+    p = f.payload
+    series, risk = p["series"], p["risk_times"]
+    with matplotlib.rc_context(_RC):
+        n = len(series)
+        fig = plt.figure(figsize=(8, 4.2 + 0.22 * n))
+        ax = fig.add_axes((0.1, 0.18 + 0.05 * n, 0.86, 0.72 - 0.05 * n))
+        tmax = 0.0
+        for i, s in enumerate(series):
+            c = s.curve
+            colour = "black" if s.group == "Overall" else _COLOURS[i % len(_COLOURS)]
+            xs, ys = [0.0], [1.0]
+            for t, v in zip(c.times, c.surv):
+                xs.append(t)
+                ys.append(v)
+            last = max([0.0] + c.times + c.censor_times)
+            xs.append(last)
+            ys.append(ys[-1])
+            tmax = max(tmax, last)
+            ax.step(xs, ys, where="post", color=colour, lw=1.4, label=f"{s.group} (n={c.n}, events={c.events})",
+                    linestyle="--" if s.group == "Overall" else "-")
+            cx = [t for t in c.censor_times]
+            cy = [([1.0] + [v for tt, v in zip(c.times, c.surv) if tt <= t])[-1] for t in cx]
+            ax.plot(cx, cy, "+", color=colour, ms=7, mew=1.2)
+        ax.set_ylim(-0.02, 1.05)
+        right = max(risk + [tmax]) if risk else tmax
+        ax.set_xlim(0, right * 1.02 if right else 1)
+        ax.set_ylabel("Survival probability")
+        ax.set_xlabel(f"Time ({p['unit']})")
+        if risk:
+            ax.set_xticks(risk)
+        ax.legend(loc="lower left", frameon=False, fontsize=8)
+        ax.grid(axis="y", color="#dddddd", lw=0.6)
+        # numbers at risk under the axis, one row per group
+        if risk:
+            fig.text(0.01, 0.06 + 0.05 * n, "At risk", fontsize=8, weight="bold")
+            for i, s in enumerate(series):
+                y = 0.06 + 0.05 * (n - 1 - i)
+                colour = "black" if s.group == "Overall" else _COLOURS[i % len(_COLOURS)]
+                fig.text(0.01, y, s.group[:14], fontsize=7, color=colour)
+                for t, k in zip(risk, s.at_risk):
+                    xf = ax.transData.transform((t, 0))[0]
+                    xf = fig.transFigure.inverted().transform((xf, 0))[0]
+                    fig.text(xf, y, str(k), fontsize=7, ha="center", color=colour)
+        fig.suptitle(f.title, fontsize=10, x=0.1, ha="left")
+        return _svg(fig)
+
+
+def profile_svg(f: Figure) -> str:
+    p = f.payload
+    with matplotlib.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        colour = {g: _COLOURS[i % len(_COLOURS)] for i, g in enumerate(p["groups"])}
+        seen = set()
+        for s in p["subjects"]:
+            c = colour.get(s["group"], "grey")
+            pts = [(x, y) for x, y, b in zip(s["x"], s["y"], s["blq"]) if not b and math.isfinite(x)]
+            if pts:
+                label = s["group"] if s["group"] not in seen else None
+                seen.add(s["group"])
+                ax.plot([x for x, _ in pts], [y for _, y in pts], "-o", color=c, lw=0.8, ms=2.5, alpha=0.85,
+                        label=label)
+            blq = [(x, l) for x, l, b in zip(s["x"], s["lloq"], s["blq"]) if b and math.isfinite(x) and math.isfinite(l)]
+            if blq:
+                ax.plot([x for x, _ in blq], [l for _, l in blq], "o", mfc="none", color=c, ms=4, lw=0,
+                        label="BLQ (at LLOQ)" if "BLQ" not in seen else None)
+                seen.add("BLQ")
+        if p["log"]:
+            ax.set_yscale("log")
+        ax.set_xlabel(p["x_label"])
+        ax.set_ylabel(p["y_label"])
+        ax.legend(frameon=False, fontsize=8)
+        ax.grid(color="#eeeeee", lw=0.6)
+        ax.set_title(f.title, fontsize=10, loc="left")
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def render_svg(f: Figure) -> str:
+    return {"km": km_svg, "profile": profile_svg}[f.kind](f)
