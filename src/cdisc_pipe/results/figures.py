@@ -13,14 +13,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from cdisc_pipe.results.tables import Figure  # noqa: E402
 
-_RC = {"svg.hashsalt": "cdisc-pipe-results", "svg.fonttype": "none", "font.size": 9, "font.family": "DejaVu Sans",
+_RC = {"svg.fonttype": "none", "font.size": 9, "font.family": "DejaVu Sans",
        "axes.spines.top": False, "axes.spines.right": False}
 _COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
 
 
 def _svg(fig) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": "cdisc-pipe"}, bbox_inches=None)
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None}, bbox_inches=None)
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG is inlined in HTML
@@ -105,4 +105,7 @@ def profile_svg(f: Figure) -> str:
 
 
 def render_svg(f: Figure) -> str:
-    return {"km": km_svg, "profile": profile_svg}[f.kind](f)
+    """The figure as SVG text; the hash salt is fixed per figure (its id), so marker and clip-path ids
+    are reproducible and do not collide between the figures of one page."""
+    with matplotlib.rc_context({"svg.hashsalt": f"cdisc-pipe-{f.id}"}):
+        return {"km": km_svg, "profile": profile_svg}[f.kind](f)
