@@ -287,3 +287,19 @@ def test_results_command_rebuilds_the_same_bytes(bundled_run: Path, tmp_path: Pa
     assert main(["results", "--out", str(out), "--adam", str(bundled_run / "adam"), "-q"]) == 0
     for name in ("results.html", "results.json"):
         assert (out / "reports" / name).read_bytes() == (bundled_run / "reports" / name).read_bytes()
+
+
+def test_bundled_headline_values_agree_with_the_generator_targets(bundled_run: Path) -> None:
+    """The synthetic study was generated to reproduce a published phase 1 (tests/test_synth_headline.py):
+    ORR ~100%, CR or better ~72%, grade 1-2 CRS ~70%, 12-month PFS ~58%; bands of about +/- 3 of 17
+    subjects, as there."""
+    doc = json.loads((bundled_run / "reports" / "results.json").read_text(encoding="utf-8"))
+
+    def overall(tid: str, row: str | None = None) -> dict:
+        return next(d for d in _table(doc, tid)["data"] if d["group"] == "Overall" and (row is None or d["row"] == row))
+
+    assert overall("T-ORR-M3")["pct"] >= 88
+    assert 55 <= overall("T-CR")["pct"] <= 90
+    crs = sum(overall("T-CRS", f"Grade {k}")["n"] for k in (1, 2)) / overall("T-CRS", "Any grade")["N"]
+    assert 0.5 <= crs <= 0.9
+    assert 0.40 <= overall("T-KM-PFS")["landmarks"]["12.0"]["surv"] <= 0.76
