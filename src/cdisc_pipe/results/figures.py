@@ -26,6 +26,13 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG is inlined in HTML
 
 
+def _short(label: str, width: int = 12) -> str:
+    """A group label for the numbers-at-risk rows: the text before a colon ("DL1: 1.0x10^6 ..." ->
+    "DL1"), else the label cut to ``width`` characters."""
+    head = label.split(":", 1)[0].strip()
+    return head if len(head) <= width else head[: width - 1] + "\u2026"
+
+
 def km_svg(f: Figure) -> str:
     p = f.payload
     series, risk = p["series"], p["risk_times"]
@@ -65,7 +72,7 @@ def km_svg(f: Figure) -> str:
             for i, s in enumerate(series):
                 y = 0.06 + 0.05 * (n - 1 - i)
                 colour = "black" if s.group == "Overall" else _COLOURS[i % len(_COLOURS)]
-                fig.text(0.01, y, s.group[:14], fontsize=7, color=colour)
+                fig.text(0.01, y, _short(s.group), fontsize=7, color=colour)
                 for t, k in zip(risk, s.at_risk):
                     xf = ax.transData.transform((t, 0))[0]
                     xf = fig.transFigure.inverted().transform((xf, 0))[0]

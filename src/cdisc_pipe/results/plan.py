@@ -7,7 +7,7 @@ the models below; ``docs/RESULTS.md`` has a worked example):
     by: {variable: TRT01A, order: TRT01AN, label: Dose level, overall: true}
     populations: {SAF: {flag: SAFFL, label: Safety population}, ...}
     analyses:
-      - {id: ..., kind: rate | categories | tte | ae_overview | ae_grade | by_visit | pk_summary | profile, ...}
+      - {id: ..., kind: rate | categories | continuous | tte | ae_overview | ae_grade | by_visit | pk_summary | profile, ...}
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class Filter(_Model):
 
 class Analysis(_Model):
     id: str
-    kind: Literal["rate", "categories", "tte", "ae_overview", "ae_grade", "by_visit", "pk_summary", "profile"]
+    kind: Literal["rate", "categories", "continuous", "tte", "ae_overview", "ae_grade", "by_visit", "pk_summary",
+                  "profile"]
     title: str
     population: str
     dataset: str
@@ -87,6 +88,8 @@ class Analysis(_Model):
             raise ValueError("a rate needs 'values' (the values of 'variable' that count as a response)")
         if self.kind in ("tte", "by_visit", "pk_summary", "profile") and not self.paramcd:
             raise ValueError(f"a {self.kind} analysis needs 'paramcd'")
+        if self.kind == "continuous" and not self.statistics_of:
+            raise ValueError("a continuous summary needs 'statistics_of' (the numeric variables)")
         if self.kind == "ae_overview" and not self.rows:
             raise ValueError("an ae_overview needs 'rows'")
         return self

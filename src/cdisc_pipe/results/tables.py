@@ -188,6 +188,27 @@ def categories(ctx: Context, a: Analysis) -> Table:
                  ["Category"] + [f"{g} (N={len(ctx.members(pop, g))})" for g in groups], rows, data)
 
 
+def continuous(ctx: Context, a: Analysis) -> Table:
+    """n, mean (SD), median, min, max of each ``statistics_of`` variable, one record per subject
+    (e.g. ADSL.AGE for a demographics table)."""
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    groups = ctx.groups(pop)
+    rows, data = [], []
+    for var in a.statistics_of:
+        if var not in recs.columns:
+            raise KeyError(var)
+        per = {g: stats.describe(pd.to_numeric(recs.loc[recs["USUBJID"].isin(ctx.members(pop, g)["USUBJID"]), var],
+                                               errors="coerce").tolist()) for g in groups}
+        for label, cell in (("n", lambda s: str(s.n)), ("Mean (SD)", lambda s: f"{_fmt(s.mean)} ({_fmt(s.sd, 2)})"),
+                            ("Median", lambda s: _fmt(s.median)), ("Min, max", lambda s: f"{_fmt(s.min)}, {_fmt(s.max)}")):
+            rows.append([f"{var}: {label}"] + [cell(per[g]) if per[g].n else "" for g in groups])
+        data += [{"variable": var, "group": g, **per[g].__dict__} for g in groups]
+    return Table(a.id, a.title, ctx.population_text(a.population, pop), ctx.source_text(a),
+                 "n, mean, SD (n-1 denominator), median, min, max of the non-missing values",
+                 ["Statistic"] + [f"{g} (N={len(ctx.members(pop, g))})" for g in groups], rows, data)
+
+
 def tte(ctx: Context, a: Analysis) -> tuple[list[Table], list[Figure]]:
     pop = ctx.population(a.population)
     recs_all = ctx.records(a, pop)
@@ -376,6 +397,8 @@ def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
                 tables.append(rate(ctx, a))
             elif a.kind == "categories":
                 tables.append(categories(ctx, a))
+            elif a.kind == "continuous":
+                tables.append(continuous(ctx, a))
             elif a.kind == "tte":
                 t, f = tte(ctx, a)
                 tables += t
