@@ -303,3 +303,43 @@ def test_bundled_headline_values_agree_with_the_generator_targets(bundled_run: P
     crs = sum(overall("T-CRS", f"Grade {k}")["n"] for k in (1, 2)) / overall("T-CRS", "Any grade")["N"]
     assert 0.5 <= crs <= 0.9
     assert 0.40 <= overall("T-KM-PFS")["landmarks"]["12.0"]["surv"] <= 0.76
+
+
+@pytest.mark.browser
+def test_bundled_page_in_headless_chromium_every_figure_has_content(bundled_run: Path) -> None:
+    """Chromium opens the page without errors; each figure, rendered on its own, draws ink (not a
+    blank box); screenshots of the page and of each figure go to the test artifacts."""
+    import lxml.html
+    from matplotlib.image import imread
+
+    from tests.test_define_html import ARTIFACTS, _chromium, _run_chromium
+
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    page = (bundled_run / "reports" / "results.html").resolve()
+    dom = _run_chromium(binary, "--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for bad in ("Uncaught", "Failed to load resource", "Page load failed", "ERR_FILE_NOT_FOUND"):
+        assert bad not in dom.stderr, dom.stderr[-2000:]
+    doc = lxml.html.fromstring(dom.stdout)
+    figures = doc.xpath("//figure")
+    assert len(figures) >= 6 and len(doc.xpath("//section[@class='table']")) >= 15
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "results-page.png"
+    res = _run_chromium(binary, "--window-size=1200,2000", "--hide-scrollbars", f"--screenshot={shot}", page.as_uri())
+    assert res.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    head = page.read_text(encoding="utf-8").split("<body>")[0]
+    for fig in figures:
+        fid = fig.get("id")
+        alone = ARTIFACTS / f"results-{fid}.html"
+        alone.write_text(head + "<body>" + lxml.html.tostring(fig, encoding="unicode") + "</body></html>",
+                         encoding="utf-8")
+        png = ARTIFACTS / f"results-{fid}.png"
+        res = _run_chromium(binary, "--window-size=900,800", "--hide-scrollbars", f"--screenshot={png}",
+                            alone.resolve().as_uri())
+        assert res.returncode == 0, res.stderr[-2000:]
+        img = imread(png)[:, :, :3]
+        ink = (img.min(axis=2) < 0.8).mean()  # dark or coloured pixels
+        colour = (img.max(axis=2) - img.min(axis=2) > 0.3).mean()  # curves/markers are coloured
+        assert ink > 0.01 and colour > 0.001, (fid, ink, colour)
