@@ -343,3 +343,27 @@ def test_bundled_page_in_headless_chromium_every_figure_has_content(bundled_run:
         ink = (img.min(axis=2) < 0.8).mean()  # dark or coloured pixels
         colour = (img.max(axis=2) - img.min(axis=2) > 0.3).mean()  # curves/markers are coloured
         assert ink > 0.01 and colour > 0.001, (fid, ink, colour)
+
+
+def test_shift_and_waterfall_on_a_tiny_study() -> None:
+    frames = _tiny_frames()
+    lb = frames["ADLB"].assign(ABLFL=["Y"] * 4 + [None] * 5, PCHG=[None] * 4 + [100.0, 0.0, 66.7, 66.7, 0.0])
+    frames["ADLB"] = lb
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+        "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [{"id": "S", "kind": "shift", "title": "Shift", "population": "SAF", "dataset": "ADLB",
+                      "paramcd": ["X"], "variable": "AVAL"},
+                     {"id": "W", "kind": "waterfall", "title": "Waterfall", "population": "SAF", "dataset": "ADLB",
+                      "paramcd": ["X"], "variable": "PCHG"}]})
+    res = compute(plan, frames)
+    shift = next(t for t in res.tables if t.id == "S-X")
+    # baseline -> worst (max) post-baseline AVAL: S1 1->2, S2 2->2 (Low); S3 3->5, S4 6->10 (High)
+    assert shift.columns == ["Group", "Baseline", "Worst: 1", "Worst: 2", "Worst: 3", "Worst: 5", "Worst: 6",
+                             "Worst: 10", "Worst: Missing", "Total"]
+    low = {r[1]: r[2:] for r in shift.rows if r[0] == "Low"}
+    assert low["1"] == ["0", "1", "0", "0", "0", "0", "0", "1"] and low["2"] == ["0", "1", "0", "0", "0", "0", "0", "1"]
+    wf = next(t for t in res.tables if t.id == "W")
+    # sorted from the largest to the smallest best (lowest) PCHG; ties by subject: S1 100, S3 66.7, S4 66.7, S2 0
+    assert [r[0] for r in wf.rows] == ["S1", "S3", "S4", "S2"]
+    assert [f.kind for f in res.figures] == ["waterfall"]

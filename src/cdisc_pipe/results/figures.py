@@ -111,8 +111,32 @@ def profile_svg(f: Figure) -> str:
         return _svg(fig)
 
 
+def waterfall_svg(f: Figure) -> str:
+    p = f.payload
+    with matplotlib.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(8, 4))
+        colour = {g: _COLOURS[i % len(_COLOURS)] for i, g in enumerate(p["groups"])}
+        seen = set()
+        first = p["paramcd"][0] if p["paramcd"] else None
+        for i, b in enumerate(p["bars"]):
+            label = b["group"] if b["group"] not in seen else None
+            seen.add(b["group"])
+            ax.bar(i, b["value"], color=colour.get(b["group"], "grey"), label=label,
+                   hatch=None if b["paramcd"] == first else "///", edgecolor="white", lw=0.5)
+        ax.axhline(0, color="black", lw=0.8)
+        for y in (-50, -90):
+            ax.axhline(y, color="#999999", lw=0.6, ls=":")
+        ax.set_xticks([])
+        ax.set_xlabel("Subjects")
+        ax.set_ylabel(p["y_label"])
+        ax.legend(frameon=False, fontsize=8, loc="upper right")
+        ax.set_title(f.title, fontsize=10, loc="left")
+        fig.tight_layout()
+        return _svg(fig)
+
+
 def render_svg(f: Figure) -> str:
     """The figure as SVG text; the hash salt is fixed per figure (its id), so marker and clip-path ids
     are reproducible and do not collide between the figures of one page."""
     with matplotlib.rc_context({"svg.hashsalt": f"cdisc-pipe-{f.id}"}):
-        return {"km": km_svg, "profile": profile_svg}[f.kind](f)
+        return {"km": km_svg, "profile": profile_svg, "waterfall": waterfall_svg}[f.kind](f)

@@ -7,7 +7,7 @@ the models below; ``docs/RESULTS.md`` has a worked example):
     by: {variable: TRT01A, order: TRT01AN, label: Dose level, overall: true}
     populations: {SAF: {flag: SAFFL, label: Safety population}, ...}
     analyses:
-      - {id: ..., kind: rate | categories | continuous | tte | ae_overview | ae_grade | by_visit | pk_summary | profile, ...}
+      - {id: ..., kind: rate | categories | continuous | tte | ae_overview | ae_grade | by_visit | pk_summary | profile | waterfall | shift, ...}
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Filter(_Model):
 class Analysis(_Model):
     id: str
     kind: Literal["rate", "categories", "continuous", "tte", "ae_overview", "ae_grade", "by_visit", "pk_summary",
-                  "profile"]
+                  "profile", "waterfall", "shift"]
     title: str
     population: str
     dataset: str
@@ -81,12 +81,15 @@ class Analysis(_Model):
     lloq_variable: str | None = None
     log_scale: bool = True
     figure: bool = Field(True, description="tte: draw the Kaplan-Meier plot")
+    # waterfall: per subject the best (lowest) post-baseline value of ``variable`` of the first PARAMCD
+    # (in the order listed) the subject has one for; shift: baseline vs worst post-baseline value
+    worst: Literal["max", "min"] = Field("max", description="shift: the worst post-baseline value is the max/min")
 
     @model_validator(mode="after")
     def _needs(self):
         if self.kind == "rate" and not self.values:
             raise ValueError("a rate needs 'values' (the values of 'variable' that count as a response)")
-        if self.kind in ("tte", "by_visit", "pk_summary", "profile") and not self.paramcd:
+        if self.kind in ("tte", "by_visit", "pk_summary", "profile", "waterfall", "shift") and not self.paramcd:
             raise ValueError(f"a {self.kind} analysis needs 'paramcd'")
         if self.kind == "continuous" and not self.statistics_of:
             raise ValueError("a continuous summary needs 'statistics_of' (the numeric variables)")

@@ -382,6 +382,74 @@ def profile(ctx: Context, a: Analysis) -> Figure:
                        "markers at the LLOQ" + (f" ({a.lloq_variable})" if a.lloq_variable else ""))
 
 
+def waterfall(ctx: Context, a: Analysis) -> tuple[Table, Figure]:
+    """Best (lowest) post-baseline ``variable`` (e.g. PCHG) per subject, from the first PARAMCD of the
+    list the subject has a value for (e.g. serum M-protein, else dFLC)."""
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    if "ABLFL" in recs.columns:
+        recs = recs[recs["ABLFL"].map(_str) != "Y"]
+    val = pd.to_numeric(recs[a.variable], errors="coerce")
+    recs = recs.assign(_V=val)[val.notna()]
+    bars = []
+    for subj, d in recs.groupby("USUBJID", sort=True):
+        for pcd in a.paramcd:
+            dd = d[d["PARAMCD"] == pcd]
+            if len(dd):
+                bars.append({"usubjid": subj, "group": dd["_GROUP"].iloc[0], "paramcd": pcd,
+                             "value": float(dd["_V"].min())})
+                break
+    bars.sort(key=lambda b: (-b["value"], b["usubjid"]))
+    groups = [g for g in ctx.groups(pop) if g != OVERALL]
+    rows = [[b["usubjid"], b["group"], b["paramcd"], _fmt(b["value"])] for b in bars]
+    missing = sorted(set(pop["USUBJID"]) - {b["usubjid"] for b in bars})
+    src = ctx.source_text(a) + f"; {a.variable} of post-baseline records (ABLFL not Y)"
+    table = Table(a.id, a.title, ctx.population_text(a.population, pop), src,
+                  f"per subject the lowest post-baseline {a.variable} of the first of {', '.join(a.paramcd)} with a "
+                  "value; sorted from the largest to the smallest", ["Subject", ctx.plan.by.label, "PARAMCD",
+                                                                   f"Best {a.variable}"], rows, bars,
+                  [f"Subjects without a post-baseline value: {', '.join(missing)}"] if missing else [])
+    figure = Figure(f"F-{a.id}", a.title, src, "waterfall",
+                    {"bars": bars, "groups": groups, "y_label": a.y_label, "paramcd": list(a.paramcd)},
+                    note=f"one bar per subject; hatched bars use {', '.join(a.paramcd[1:])}" if len(a.paramcd) > 1 else "")
+    return table, figure
+
+
+def shift(ctx: Context, a: Analysis) -> list[Table]:
+    """Baseline (ABLFL = Y record) against the worst post-baseline value, subjects per cell."""
+    pop = ctx.population(a.population)
+    recs_all = ctx.records(a, pop)
+    out = []
+    for pcd in a.paramcd:
+        recs = recs_all[recs_all["PARAMCD"] == pcd]
+        param = _str(recs["PARAM"].iloc[0]) if len(recs) else pcd
+        vals = pd.to_numeric(recs[a.variable], errors="coerce")
+        recs = recs.assign(_V=vals)
+        base = recs[recs["ABLFL"].map(_str) == "Y"].groupby("USUBJID")["_V"].first()
+        bn = recs[recs["ABLFL"].map(_str) == "Y"].groupby("USUBJID")["AVISITN"].first()
+        post = recs[recs["USUBJID"].map(bn).lt(pd.to_numeric(recs["AVISITN"], errors="coerce"))]
+        worst = post.groupby("USUBJID")["_V"].agg(a.worst)
+        levels = sorted(set(base.dropna()) | set(worst.dropna()))
+        cols = [_str(v) for v in levels] + ["Missing"]
+        rows, data = [], []
+        for g in ctx.groups(pop):
+            ids = ctx.members(pop, g)["USUBJID"]
+            for b in levels + [None]:
+                bsel = ids[ids.map(base).isna()] if b is None else ids[ids.map(base) == b]
+                counts = [int((bsel.map(worst) == v).sum()) for v in levels] + [int(bsel.map(worst).isna().sum())]
+                if sum(counts) == 0 and b is None:
+                    continue
+                rows.append([g, "Missing" if b is None else _str(b)] + [str(c) for c in counts] + [str(len(bsel))])
+                data.append({"group": g, "baseline": b, "counts": dict(zip(cols, counts)), "n": len(bsel)})
+        out.append(Table(f"{a.id}-{pcd}", f"{a.title}: {param}", ctx.population_text(a.population, pop),
+                         f"{a.dataset.upper()}, PARAMCD = {pcd}; baseline = the ABLFL = Y record; post-baseline = "
+                         "records with AVISITN after the baseline's",
+                         f"subjects by baseline {a.variable} (rows) and worst ({a.worst}imum) post-baseline "
+                         f"{a.variable} (columns)", [ctx.plan.by.label, "Baseline"] + [f"Worst: {c}" for c in cols]
+                         + ["Total"], rows, data))
+    return out
+
+
 def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
     """Every analysis of the plan; an analysis whose data is missing becomes a problem, not a crash."""
     ctx = Context(plan, frames)
@@ -411,6 +479,12 @@ def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
                 tables += by_visit(ctx, a)
             elif a.kind == "pk_summary":
                 tables.append(pk_summary(ctx, a))
+            elif a.kind == "waterfall":
+                t, f = waterfall(ctx, a)
+                tables.append(t)
+                figures.append(f)
+            elif a.kind == "shift":
+                tables += shift(ctx, a)
             elif a.kind == "profile":
                 figures.append(profile(ctx, a))
         except KeyError as exc:
