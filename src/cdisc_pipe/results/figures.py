@@ -112,24 +112,28 @@ def profile_svg(f: Figure) -> str:
 
 
 def waterfall_svg(f: Figure) -> str:
+    from matplotlib.patches import Patch
+
     p = f.payload
     with matplotlib.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(8, 4))
+        fig, ax = plt.subplots(figsize=(9, 4))
         colour = {g: _COLOURS[i % len(_COLOURS)] for i, g in enumerate(p["groups"])}
-        seen = set()
         first = p["paramcd"][0] if p["paramcd"] else None
         for i, b in enumerate(p["bars"]):
-            label = b["group"] if b["group"] not in seen else None
-            seen.add(b["group"])
-            ax.bar(i, b["value"], color=colour.get(b["group"], "grey"), label=label,
+            ax.bar(i, b["value"], color=colour.get(b["group"], "grey"),
                    hatch=None if b["paramcd"] == first else "///", edgecolor="white", lw=0.5)
         ax.axhline(0, color="black", lw=0.8)
         for y in (-50, -90):
             ax.axhline(y, color="#999999", lw=0.6, ls=":")
+        values = [b["value"] for b in p["bars"]] or [0.0]
+        ax.set_ylim(min(values + [-100.0]) - 5, max(values + [0.0]) + 10)
         ax.set_xticks([])
         ax.set_xlabel("Subjects")
         ax.set_ylabel(p["y_label"])
-        ax.legend(frameon=False, fontsize=8, loc="upper right")
+        handles = [Patch(color=colour[g], label=g) for g in p["groups"]]
+        if len(p["paramcd"]) > 1:
+            handles.append(Patch(facecolor="white", edgecolor="grey", hatch="///", label=", ".join(p["paramcd"][1:])))
+        ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_title(f.title, fontsize=10, loc="left")
         fig.tight_layout()
         return _svg(fig)
