@@ -4,7 +4,7 @@ Data only, validated by pydantic; nothing in it is evaluated.  Format (every key
 the models below; ``docs/RESULTS.md`` has a worked example):
 
     title: ...
-    by: {variable: TRT01A, order: TRT01AN, label: Dose level, overall: true}
+    by: {variable: TRT01A, order: TRT01AN, label: Treatment, overall: true}
     populations: {SAF: {flag: SAFFL, label: Safety population}, ...}
     analyses:
       - {id: ..., kind: rate | categories | continuous | tte | ae_overview | ae_grade | by_visit | pk_summary | profile | waterfall | shift, ...}
@@ -28,7 +28,7 @@ class _Model(BaseModel):
 
 
 class ByVariable(_Model):
-    variable: str = Field(description="ADSL variable whose values are the columns/groups (e.g. the dose level)")
+    variable: str = Field(description="ADSL variable whose values are the columns/groups (e.g. the actual treatment)")
     order: str | None = Field(None, description="numeric ADSL variable ordering the groups")
     label: str = "Group"
     overall: bool = True

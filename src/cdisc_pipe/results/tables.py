@@ -384,7 +384,7 @@ def profile(ctx: Context, a: Analysis) -> Figure:
 
 def waterfall(ctx: Context, a: Analysis) -> tuple[Table, Figure]:
     """Best (lowest) post-baseline ``variable`` (e.g. PCHG) per subject, from the first PARAMCD of the
-    list the subject has a value for (e.g. serum M-protein, else dFLC)."""
+    list the subject has a value for (a primary measure, else a fallback one)."""
     pop = ctx.population(a.population)
     recs = ctx.records(a, pop)
     if "ABLFL" in recs.columns:
