@@ -367,3 +367,28 @@ def test_shift_and_waterfall_on_a_tiny_study() -> None:
     # sorted from the largest to the smallest best (lowest) PCHG; ties by subject: S1 100, S3 66.7, S4 66.7, S2 0
     assert [r[0] for r in wf.rows] == ["S1", "S3", "S4", "S2"]
     assert [f.kind for f in res.figures] == ["waterfall"]
+
+
+def test_swimmer_bars_segments_and_markers() -> None:
+    frames = _tiny_frames()
+    frames["ADTTE"] = pd.DataFrame({"USUBJID": ["S1", "S2", "S3", "S4"], "PARAMCD": ["OS"] * 4,
+                                    "AVAL": [10.0, 20.0, 5.0, 30.0], "CNSR": [1.0, 0.0, 0.0, 1.0]})
+    frames["ADRS"] = pd.DataFrame({"USUBJID": ["S1", "S1", "S4"], "PARAMCD": ["OVR"] * 3, "ADY": [2.0, 6.0, 3.0],
+                                   "AVALC": ["PR", "PD", "CR"]})
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+        "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [{"id": "SW", "kind": "swimmer", "title": "Swim", "population": "SAF", "dataset": "ADTTE",
+                      "paramcd": ["OS"], "categories": ["CR", "PR", "PD"],
+                      "segments": {"dataset": "ADRS", "paramcd": ["OVR"]},
+                      "markers": [{"label": "PD", "dataset": "ADRS", "paramcd": ["OVR"],
+                                   "where": {"equals": {"AVALC": ["PD"]}}}]}]})
+    res, html, _ = build_report(plan, frames, "S")
+    subj = res.figures[0].payload["subjects"]
+    # group order Low (S2 20, S1 10: longest first), then High (S4 30, S3 5)
+    assert [r["usubjid"] for r in subj] == ["S2", "S1", "S4", "S3"]
+    s1 = subj[1]
+    assert s1["ongoing"] and s1["segments"] == [{"start": 2.0, "end": 6.0, "category": "PR"},
+                                                {"start": 6.0, "end": 10.0, "category": "PD"}]
+    assert s1["markers"] == [{"label": "PD", "symbol": "x", "time": 6.0}] and not subj[0]["ongoing"]
+    assert html.count("<svg") == 1

@@ -139,8 +139,45 @@ def waterfall_svg(f: Figure) -> str:
         return _svg(fig)
 
 
+def swimmer_svg(f: Figure) -> str:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    p = f.payload
+    subjects = p["subjects"]
+    cats = list(p["categories"]) or sorted({s["category"] for r in subjects for s in r["segments"]})
+    cmap = plt.get_cmap("viridis")
+    colour = {c: cmap(i / max(1, len(cats) - 1)) for i, c in enumerate(cats)}
+    with matplotlib.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(9, 1.2 + 0.28 * max(1, len(subjects))))
+        labels = []
+        symbols = {}
+        for y, r in enumerate(reversed(subjects)):
+            ax.barh(y, r["length"], color="#dddddd", height=0.6)
+            for s in r["segments"]:
+                ax.barh(y, s["end"] - s["start"], left=s["start"], height=0.6, color=colour.get(s["category"], "#999999"))
+            if r["ongoing"]:
+                ax.annotate("", xy=(r["length"] + 1.2, y), xytext=(r["length"], y),
+                            arrowprops={"arrowstyle": "->", "color": "black", "lw": 1})
+            for m in r["markers"]:
+                ax.plot(m["time"], y, m["symbol"], color="black", ms=5, mew=1.2)
+                symbols[m["label"]] = m["symbol"]
+            labels.append(f"{r['usubjid'][-6:]} ({_short(r['group'], 8)})")
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontsize=7)
+        ax.set_xlabel(f"Time ({p['unit']})")
+        ax.set_xlim(0, max([r["length"] for r in subjects] + [1]) * 1.08)
+        handles = [Patch(color=colour[c], label=c) for c in cats]
+        handles += [Line2D([], [], marker=sym, color="black", lw=0, label=lab) for lab, sym in sorted(symbols.items())]
+        handles.append(Line2D([], [], marker=">", color="black", lw=0, label="ongoing"))
+        ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title(f.title, fontsize=10, loc="left")
+        fig.tight_layout()
+        return _svg(fig)
+
+
 def render_svg(f: Figure) -> str:
     """The figure as SVG text; the hash salt is fixed per figure (its id), so marker and clip-path ids
     are reproducible and do not collide between the figures of one page."""
     with matplotlib.rc_context({"svg.hashsalt": f"cdisc-pipe-{f.id}"}):
-        return {"km": km_svg, "profile": profile_svg, "waterfall": waterfall_svg}[f.kind](f)
+        return {"km": km_svg, "profile": profile_svg, "waterfall": waterfall_svg, "swimmer": swimmer_svg}[f.kind](f)

@@ -50,7 +50,7 @@ class Filter(_Model):
 class Analysis(_Model):
     id: str
     kind: Literal["rate", "categories", "continuous", "tte", "ae_overview", "ae_grade", "by_visit", "pk_summary",
-                  "profile", "waterfall", "shift"]
+                  "profile", "waterfall", "shift", "swimmer"]
     title: str
     population: str
     dataset: str
@@ -84,6 +84,12 @@ class Analysis(_Model):
     # waterfall: per subject the best (lowest) post-baseline value of ``variable`` of the first PARAMCD
     # (in the order listed) the subject has one for; shift: baseline vs worst post-baseline value
     worst: Literal["max", "min"] = Field("max", description="shift: the worst post-baseline value is the max/min")
+    # swimmer: one bar per subject, its length the ``time_variable`` of the ``dataset``/``paramcd``
+    # record (an arrow when censored, CNSR > 0); ``variable`` of ``categories`` colour segments read
+    # from ``markers``-like sources; ``markers`` are events drawn at their time
+    time_variable: str = "AVAL"
+    segments: "Source | None" = None
+    markers: list["Marker"] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _needs(self):
@@ -96,6 +102,22 @@ class Analysis(_Model):
         if self.kind == "ae_overview" and not self.rows:
             raise ValueError("an ae_overview needs 'rows'")
         return self
+
+
+class Source(_Model):
+    """Records of another dataset: ``time_variable`` gives the time (same unit as the bar, before
+    ``time_divisor``), ``variable`` the category."""
+
+    dataset: str
+    paramcd: list[str] = Field(default_factory=list)
+    where: Filter = Field(default_factory=Filter)
+    time_variable: str = "ADY"
+    variable: str = "AVALC"
+
+
+class Marker(Source):
+    label: str
+    symbol: Literal["x", "v", "^", "D", "s", "o", "*", "|"] = "x"
 
 
 class AERow(_Model):

@@ -450,6 +450,64 @@ def shift(ctx: Context, a: Analysis) -> list[Table]:
     return out
 
 
+def _source_records(ctx: Context, src, pop: pd.DataFrame) -> pd.DataFrame:
+    df = ctx.frames[src.dataset.upper()]
+    if src.paramcd and "PARAMCD" in df.columns:
+        df = df[df["PARAMCD"].isin(src.paramcd)]
+    df = select(df, src.where)
+    return df[df["USUBJID"].isin(pop["USUBJID"])]
+
+
+def _describe_source(src) -> str:
+    s = src.dataset.upper() + (f", PARAMCD in ({', '.join(src.paramcd)})" if src.paramcd else "")
+    w = describe_filter(src.where)
+    return s + (f", where {w}" if w else "") + f" at {src.time_variable}"
+
+
+def swimmer(ctx: Context, a: Analysis) -> Figure:
+    """One bar per subject (length: the analysis record's ``time_variable``, arrow when censored),
+    coloured segments from ``segments`` (category in effect from each record's time to the next),
+    ``markers`` at their records' times; sorted by group then bar length."""
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    if a.paramcd:
+        recs = recs[recs["PARAMCD"] == a.paramcd[0]]
+    lengths = pd.to_numeric(recs.set_index("USUBJID")[a.time_variable], errors="coerce") / a.time_divisor
+    censored = (pd.to_numeric(recs.set_index("USUBJID")["CNSR"], errors="coerce") > 0) if "CNSR" in recs else None
+    order = {g: i for i, g in enumerate(ctx.groups(pop))}
+    subjects = []
+    seg = _source_records(ctx, a.segments, pop) if a.segments else None
+    mk = [(m, _source_records(ctx, m, pop)) for m in a.markers]
+    for subj in pop["USUBJID"]:
+        if subj not in lengths.index or pd.isna(lengths[subj]):
+            continue
+        group = pop.loc[pop["USUBJID"] == subj, "_GROUP"].iloc[0]
+        row = {"usubjid": subj, "group": group, "length": float(lengths[subj]),
+               "ongoing": bool(censored[subj]) if censored is not None else False, "segments": [], "markers": []}
+        if seg is not None:
+            d = seg[seg["USUBJID"] == subj].assign(
+                _T=lambda x: pd.to_numeric(x[a.segments.time_variable], errors="coerce") / a.time_divisor)
+            d = d[d["_T"].notna()].sort_values("_T")
+            times = d["_T"].tolist() + [row["length"]]
+            for i, (_, r) in enumerate(d.iterrows()):
+                row["segments"].append({"start": times[i], "end": max(times[i], times[i + 1]),
+                                        "category": _str(r[a.segments.variable])})
+        for m, d in mk:
+            d = d[d["USUBJID"] == subj]
+            for t in pd.to_numeric(d[m.time_variable], errors="coerce").dropna() / a.time_divisor:
+                row["markers"].append({"label": m.label, "symbol": m.symbol, "time": float(t)})
+        subjects.append(row)
+    subjects.sort(key=lambda r: (order.get(r["group"], 0), -r["length"], r["usubjid"]))
+    parts = [ctx.source_text(a) + f" ({a.time_variable}; CNSR > 0: ongoing)"]
+    if a.segments:
+        parts.append("segments: " + _describe_source(a.segments) + f", {a.segments.variable}")
+    parts += [f"{m.label}: {_describe_source(m)}" for m in a.markers]
+    return Figure(a.id, a.title, "; ".join(parts), "swimmer",
+                  {"subjects": subjects, "categories": list(a.categories), "unit": a.time_unit},
+                  note="one bar per subject from time 0; colour = the category in effect from each assessment to "
+                       "the next; arrow = ongoing (censored)")
+
+
 def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
     """Every analysis of the plan; an analysis whose data is missing becomes a problem, not a crash."""
     ctx = Context(plan, frames)
@@ -485,6 +543,8 @@ def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
                 figures.append(f)
             elif a.kind == "shift":
                 tables += shift(ctx, a)
+            elif a.kind == "swimmer":
+                figures.append(swimmer(ctx, a))
             elif a.kind == "profile":
                 figures.append(profile(ctx, a))
         except KeyError as exc:
