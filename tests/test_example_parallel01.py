@@ -11,6 +11,7 @@ uses the CDISC CT files; without them the pipeline runs and skips the CT rules (
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -277,3 +278,10 @@ def test_documents_define_links_are_written_and_land_on_their_annotations(run: P
         assert phrase in text, phrase
     guides = " ".join(pdf_pages(run / "sdtm" / "csdrg.pdf") + pdf_pages(run / "adam" / "adrg.pdf"))
     assert "FND.BASELINE.NONE" in guides and "Screen failure" in guides
+
+
+def test_no_results_plan_means_no_results_report_and_a_note(run: Path) -> None:
+    """parallel01 has no specs/results.yaml: the run succeeds without a results report and says so."""
+    assert not (run / "reports" / "results.html").exists() and not (run / "reports" / "results.json").exists()
+    log = (run / "logs" / "cdisc-pipe-run.log").read_text(encoding="utf-8")
+    assert re.search(r"NOTE: no results plan \(.*results\.yaml\): no results report", log), log[:2000]

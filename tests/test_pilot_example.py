@@ -78,3 +78,28 @@ def test_define_methods_describe_the_steps(pilot_run: Path) -> None:
     assert ".yaml" not in xml  # methods speak CDISC, not our file names
     log = (pilot_run / "logs" / "cdisc-pipe-adam.log").read_text(encoding="utf-8")
     assert "derivation plan" in log and "SHA-256" in log
+
+
+def test_results_report_from_the_pilot_plan(pilot_run: Path, root: Path) -> None:
+    """The pilot's own results plan (demographics, TEAE overview, time to first dermatologic event):
+    ``cdisc-pipe results`` on its ADaM; the TEAE and age numbers equal a pandas recomputation."""
+    import json
+
+    assert main(["results", "--out", str(pilot_run), "--specs", str(root / "examples" / "cdiscpilot01" / "specs"),
+                 "-q"]) == 0
+    doc = json.loads((pilot_run / "reports" / "results.json").read_text(encoding="utf-8"))
+    assert not doc["problems"] and (pilot_run / "reports" / "results.html").read_text().count("<svg") == 1
+    adsl, adae = _read(pilot_run / "adam" / "adsl.xpt"), _read(pilot_run / "adam" / "adae.xpt")
+    saf = adsl[adsl["SAFFL"] == "Y"]
+    teae = set(adae.loc[adae["TRTEMFL"] == "Y", "USUBJID"])
+    tables = {t["id"]: t for t in doc["tables"]}
+    got = {d["group"]: (d["n"], d["N"]) for d in tables["T-AE"]["data"] if d["row"] == "Any TEAE"}
+    exp = {g: (int(d["USUBJID"].isin(teae).sum()), len(d)) for g, d in saf.groupby("TRT01A")}
+    exp["Overall"] = (int(saf["USUBJID"].isin(teae).sum()), len(saf))
+    assert got == exp
+    age = {d["group"]: d["mean"] for d in tables["T-DEM-AGE"]["data"]}
+    assert age["Overall"] == pytest.approx(saf["AGE"].mean())
+    km = tables["T-TTDE-TTDE"]["data"]
+    adtte = _read(pilot_run / "adam" / "adtte.xpt")
+    events = adtte[(adtte["PARAMCD"] == "TTDE") & adtte["USUBJID"].isin(saf["USUBJID"]) & (adtte["CNSR"] == 0)]
+    assert km[-1]["group"] == "Overall" and km[-1]["events"] == len(events)

@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-spec", action="store_true", help="validate without study specs (another study's package)")
     _encoding_option(p)
 
+    p = sub.add_parser("results", help="the results report (reports/results.{html,json}) from an ADaM folder "
+                                       "and the study's results plan (specs/results.yaml)")
+    _common(p)
+    p.add_argument("--adam", type=Path, default=None, help="ADaM folder (default: <out>/adam)")
+    _encoding_option(p)
+
     p = sub.add_parser("package", help="lay out the eCTD module 5 folders of a validated output root")
     p.add_argument("--out", type=Path, default=Path("outputs"), help="output root holding sdtm/, adam/, reports/")
     p.add_argument("--dest", type=Path, default=None, help="where to write the package (default: <out>/package)")
@@ -221,6 +227,20 @@ def _dispatch(args: argparse.Namespace, log: RunLog, argv: list[str], outcome: d
             raise InputError(Problem(str(paths.out), "no sdtm/ or adam/ folder to describe",
                                      hint="Run 'cdisc-pipe sdtm' / 'adam' first"))
         pl.finish("define", paths, spec, log, {})
+        return EXIT_OK
+    if cmd == "results":
+        plan = pl.results_plan(paths.specs, log)
+        if plan is None:
+            raise InputError(Problem(str(Path(paths.specs) / "results.yaml"), "the study has no results plan",
+                                     hint="write specs/results.yaml (docs/RESULTS.md)"))
+        from cdisc_pipe.spec.load import read_yaml
+
+        study_file = Path(paths.specs) / "study.yaml"
+        meta = (read_yaml(study_file, []) if study_file.is_file() else None) or {}
+        study = (meta.get("study") or {}).get("name", "") if isinstance(meta, dict) else ""
+        files = pl.stage_results(paths.out, plan, str(study), log, adam_dir=paths.adam_in, encoding=paths.encoding)
+        for f in files:
+            log.progress(f"wrote {f}")
         return EXIT_OK
     if cmd == "validate":
         spec = None if args.no_spec else pl.load_spec(paths, log)

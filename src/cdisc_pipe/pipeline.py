@@ -220,6 +220,40 @@ def stage_guides(paths: Paths, spec: StudySpec, result: Any, log: RunLog) -> Non
     log.note("reviewer's guides: " + (", ".join(str(p.relative_to(paths.out)) for p in files) or "none"))
 
 
+def results_plan(specs: Path | None, log: RunLog) -> Any:
+    """The study's results plan (``<specs>/results.yaml``), validated; None (with a NOTE) without one."""
+    from cdisc_pipe.results import PLAN_FILE, load_results_plan
+
+    path = Path(specs) / PLAN_FILE if specs is not None else None
+    if path is None or not path.is_file():
+        log.note(f"no results plan ({path or PLAN_FILE}): no results report (reports/results.html) written")
+        return None
+    plan = load_results_plan(path)
+    log.note(f"results plan {path} (SHA-256 {sha256_file(path)}): {len(plan.analyses)} analyses")
+    return plan
+
+
+def stage_results(out: Path, plan: Any, study: str, log: RunLog, adam_dir: Path | None = None,
+                  encoding: str | None = None) -> list[Path]:
+    """The results report (``<out>/reports/results.{html,json}``) from the ADaM folder."""
+    from cdisc_pipe.adam import read_sdtm
+    from cdisc_pipe.results import write_report
+
+    adam_dir = Path(adam_dir) if adam_dir is not None else Path(out) / "adam"
+    if not adam_dir.is_dir():
+        raise InputError(Problem(str(adam_dir), "ADaM folder not found: no results report",
+                                 hint="run 'cdisc-pipe run' (or 'cdisc-pipe adam') first, or pass --adam DIR"))
+    with log.step(f"reading ADaM from {adam_dir}"):
+        frames = read_sdtm(adam_dir, encoding=encoding, log=log)
+    with log.step(f"computing the results report ({len(plan.analyses)} analyses, figures as SVG)"):
+        results, files = write_report(plan, frames, study, Path(out) / "reports")
+    for p in results.problems:
+        log.warning(f"results report: {p}")
+    log.note(f"results report: {len(results.tables)} tables, {len(results.figures)} figures: "
+             + ", ".join(str(f) for f in files))
+    return files
+
+
 def _atomic_write(path: Path, data: bytes | str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     if isinstance(data, str):
@@ -357,6 +391,7 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
     last run in the same output root are reused; the manifest records the keys.
     """
     spec = load_spec(paths, log)
+    plan = results_plan(paths.specs, log)  # checked before any work: a bad plan fails fast
     keys = stage_keys(paths, digests)
     prev = _previous_manifest(paths.out)
     reuse_sdtm = _reusable(prev, "sdtm", "sdtm", keys["sdtm"], paths.out)
@@ -397,6 +432,11 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
         result = stage_validate(paths, spec, log)
         code = int(getattr(result, "exit_code", 0))
         stage_guides(paths, spec, result, log)
+    if plan is not None:
+        if (paths.out / "adam").is_dir():
+            stage_results(paths.out, plan, spec.study.name, log)
+        else:
+            log.note("no ADaM datasets: no results report")
     finish("run", paths, spec, log, records, stages=keys, extra={"validation_exit_code": code})
     return code, result
 

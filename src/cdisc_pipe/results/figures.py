@@ -1,0 +1,183 @@
+"""Figure models -> static SVG text (matplotlib, Agg backend), byte-reproducible: a fixed
+``svg.hashsalt``, no date metadata, text kept as text (``svg.fonttype = none``)."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from cdisc_pipe.results.tables import Figure  # noqa: E402
+
+_RC = {"svg.fonttype": "none", "font.size": 9, "font.family": "DejaVu Sans",
+       "axes.spines.top": False, "axes.spines.right": False}
+_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None}, bbox_inches=None)
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG is inlined in HTML
+
+
+def _short(label: str, width: int = 12) -> str:
+    """A group label for the numbers-at-risk rows: the text before a colon ("DL1: 1.0x10^6 ..." ->
+    "DL1"), else the label cut to ``width`` characters."""
+    head = label.split(":", 1)[0].strip()
+    return head if len(head) <= width else head[: width - 1] + "\u2026"
+
+
+def km_svg(f: Figure) -> str:
+    p = f.payload
+    series, risk = p["series"], p["risk_times"]
+    with matplotlib.rc_context(_RC):
+        n = len(series)
+        fig = plt.figure(figsize=(8, 4.2 + 0.22 * n))
+        ax = fig.add_axes((0.1, 0.18 + 0.05 * n, 0.86, 0.72 - 0.05 * n))
+        tmax = 0.0
+        for i, s in enumerate(series):
+            c = s.curve
+            colour = "black" if s.group == "Overall" else _COLOURS[i % len(_COLOURS)]
+            xs, ys = [0.0], [1.0]
+            for t, v in zip(c.times, c.surv):
+                xs.append(t)
+                ys.append(v)
+            last = max([0.0] + c.times + c.censor_times)
+            xs.append(last)
+            ys.append(ys[-1])
+            tmax = max(tmax, last)
+            ax.step(xs, ys, where="post", color=colour, lw=1.4, label=f"{s.group} (n={c.n}, events={c.events})",
+                    linestyle="--" if s.group == "Overall" else "-")
+            cx = [t for t in c.censor_times]
+            cy = [([1.0] + [v for tt, v in zip(c.times, c.surv) if tt <= t])[-1] for t in cx]
+            ax.plot(cx, cy, "+", color=colour, ms=7, mew=1.2)
+        ax.set_ylim(-0.02, 1.05)
+        right = max(risk + [tmax]) if risk else tmax
+        ax.set_xlim(0, right * 1.02 if right else 1)
+        ax.set_ylabel("Survival probability")
+        ax.set_xlabel(f"Time ({p['unit']})")
+        if risk:
+            ax.set_xticks(risk)
+        ax.legend(loc="lower left", frameon=False, fontsize=8)
+        ax.grid(axis="y", color="#dddddd", lw=0.6)
+        # numbers at risk under the axis, one row per group
+        if risk:
+            fig.text(0.01, 0.06 + 0.05 * n, "At risk", fontsize=8, weight="bold")
+            for i, s in enumerate(series):
+                y = 0.06 + 0.05 * (n - 1 - i)
+                colour = "black" if s.group == "Overall" else _COLOURS[i % len(_COLOURS)]
+                fig.text(0.01, y, _short(s.group), fontsize=7, color=colour)
+                for t, k in zip(risk, s.at_risk):
+                    xf = ax.transData.transform((t, 0))[0]
+                    xf = fig.transFigure.inverted().transform((xf, 0))[0]
+                    fig.text(xf, y, str(k), fontsize=7, ha="center", color=colour)
+        fig.suptitle(f.title, fontsize=10, x=0.1, ha="left")
+        return _svg(fig)
+
+
+def profile_svg(f: Figure) -> str:
+    p = f.payload
+    with matplotlib.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        colour = {g: _COLOURS[i % len(_COLOURS)] for i, g in enumerate(p["groups"])}
+        seen = set()
+        for s in p["subjects"]:
+            c = colour.get(s["group"], "grey")
+            pts = [(x, y) for x, y, b in zip(s["x"], s["y"], s["blq"]) if not b and math.isfinite(x)]
+            if pts:
+                label = s["group"] if s["group"] not in seen else None
+                seen.add(s["group"])
+                ax.plot([x for x, _ in pts], [y for _, y in pts], "-o", color=c, lw=0.8, ms=2.5, alpha=0.85,
+                        label=label)
+            blq = [(x, l) for x, l, b in zip(s["x"], s["lloq"], s["blq"]) if b and math.isfinite(x) and math.isfinite(l)]
+            if blq:
+                ax.plot([x for x, _ in blq], [l for _, l in blq], "o", mfc="none", color=c, ms=4, lw=0,
+                        label="BLQ (at LLOQ)" if "BLQ" not in seen else None)
+                seen.add("BLQ")
+        if p["log"]:
+            ax.set_yscale("log")
+        ax.set_xlabel(p["x_label"])
+        ax.set_ylabel(p["y_label"])
+        ax.legend(frameon=False, fontsize=8)
+        ax.grid(color="#eeeeee", lw=0.6)
+        ax.set_title(f.title, fontsize=10, loc="left")
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def waterfall_svg(f: Figure) -> str:
+    from matplotlib.patches import Patch
+
+    p = f.payload
+    with matplotlib.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(9, 4))
+        colour = {g: _COLOURS[i % len(_COLOURS)] for i, g in enumerate(p["groups"])}
+        first = p["paramcd"][0] if p["paramcd"] else None
+        for i, b in enumerate(p["bars"]):
+            ax.bar(i, b["value"], color=colour.get(b["group"], "grey"),
+                   hatch=None if b["paramcd"] == first else "///", edgecolor="white", lw=0.5)
+        ax.axhline(0, color="black", lw=0.8)
+        for y in (-50, -90):
+            ax.axhline(y, color="#999999", lw=0.6, ls=":")
+        values = [b["value"] for b in p["bars"]] or [0.0]
+        ax.set_ylim(min(values + [-100.0]) - 5, max(values + [0.0]) + 10)
+        ax.set_xticks([])
+        ax.set_xlabel("Subjects")
+        ax.set_ylabel(p["y_label"])
+        handles = [Patch(color=colour[g], label=g) for g in p["groups"]]
+        if len(p["paramcd"]) > 1:
+            handles.append(Patch(facecolor="white", edgecolor="grey", hatch="///", label=", ".join(p["paramcd"][1:])))
+        ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title(f.title, fontsize=10, loc="left")
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def swimmer_svg(f: Figure) -> str:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    p = f.payload
+    subjects = p["subjects"]
+    cats = list(p["categories"]) or sorted({s["category"] for r in subjects for s in r["segments"]})
+    cmap = plt.get_cmap("viridis")
+    colour = {c: cmap(i / max(1, len(cats) - 1)) for i, c in enumerate(cats)}
+    with matplotlib.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(9, 1.2 + 0.28 * max(1, len(subjects))))
+        labels = []
+        symbols = {}
+        for y, r in enumerate(reversed(subjects)):
+            ax.barh(y, r["length"], color="#dddddd", height=0.6)
+            for s in r["segments"]:
+                ax.barh(y, s["end"] - s["start"], left=s["start"], height=0.6, color=colour.get(s["category"], "#999999"))
+            if r["ongoing"]:
+                ax.annotate("", xy=(r["length"] + 1.2, y), xytext=(r["length"], y),
+                            arrowprops={"arrowstyle": "->", "color": "black", "lw": 1})
+            for m in r["markers"]:
+                ax.plot(m["time"], y, m["symbol"], color="black", ms=5, mew=1.2)
+                symbols[m["label"]] = m["symbol"]
+            labels.append(f"{r['usubjid'][-6:]} ({_short(r['group'], 8)})")
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontsize=7)
+        ax.set_xlabel(f"Time ({p['unit']})")
+        ax.set_xlim(0, max([r["length"] for r in subjects] + [1]) * 1.08)
+        handles = [Patch(color=colour[c], label=c) for c in cats]
+        handles += [Line2D([], [], marker=sym, color="black", lw=0, label=lab) for lab, sym in sorted(symbols.items())]
+        handles.append(Line2D([], [], marker=">", color="black", lw=0, label="ongoing"))
+        ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title(f.title, fontsize=10, loc="left")
+        fig.tight_layout()
+        return _svg(fig)
+
+
+def render_svg(f: Figure) -> str:
+    """The figure as SVG text; the hash salt is fixed per figure (its id), so marker and clip-path ids
+    are reproducible and do not collide between the figures of one page."""
+    with matplotlib.rc_context({"svg.hashsalt": f"cdisc-pipe-{f.id}"}):
+        return {"km": km_svg, "profile": profile_svg, "waterfall": waterfall_svg, "swimmer": swimmer_svg}[f.kind](f)

@@ -1,0 +1,552 @@
+"""Analyses: ADaM frames in, table/figure models out (pure; no I/O, no rendering).
+
+A :class:`Table` carries its population, its ADaM source and its method, so every number can be
+traced; ``data`` holds the unrounded values for the JSON output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cdisc_pipe.results import stats
+from cdisc_pipe.results.plan import Analysis, Filter, ResultsPlan
+
+OVERALL = "Overall"
+
+
+@dataclass
+class Table:
+    id: str
+    title: str
+    population: str
+    source: str
+    method: str
+    columns: list[str]
+    rows: list[list[str]]
+    data: list[dict[str, Any]] = field(default_factory=list)
+    footnotes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class KMSeries:
+    group: str
+    curve: stats.KMCurve
+    at_risk: list[int]
+
+
+@dataclass
+class Figure:
+    id: str
+    title: str
+    source: str
+    kind: str  # "km" | "profile"
+    payload: dict[str, Any]
+    note: str = ""
+
+
+@dataclass
+class Results:
+    title: str
+    tables: list[Table]
+    figures: list[Figure]
+    problems: list[str]
+
+
+# ---------------------------------------------------------------- helpers
+
+def _fmt(x: float | None, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "NE"
+    return f"{x:.{digits}f}"
+
+
+def _str(v: Any) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def select(frame: pd.DataFrame, flt: Filter) -> pd.DataFrame:
+    mask = pd.Series(True, index=frame.index)
+    for var, values in flt.equals.items():
+        if var not in frame.columns:
+            raise KeyError(var)
+        wanted = {_str(v) for v in values}
+        mask &= frame[var].map(_str).isin(wanted)
+    for var, low in flt.at_least.items():
+        if var not in frame.columns:
+            raise KeyError(var)
+        mask &= pd.to_numeric(frame[var], errors="coerce") >= low
+    return frame[mask]
+
+
+def describe_filter(flt: Filter) -> str:
+    parts = [f"{k} = {', '.join(_str(v) for v in vals)}" if len(vals) == 1 else
+             f"{k} in ({', '.join(_str(v) for v in vals)})" for k, vals in flt.equals.items()]
+    parts += [f"{k} >= {_str(float(v))}" for k, v in flt.at_least.items()]
+    return " and ".join(parts)
+
+
+class Context:
+    """ADSL-based populations and groups shared by all analyses."""
+
+    def __init__(self, plan: ResultsPlan, frames: dict[str, pd.DataFrame]):
+        self.plan = plan
+        self.frames = {k.upper(): v for k, v in frames.items()}
+        self.adsl = self.frames["ADSL"]
+
+    def population(self, key: str) -> pd.DataFrame:
+        pop = self.plan.populations[key]
+        s = self.adsl
+        s = s[s[pop.flag].map(_str) == "Y"]
+        by = self.plan.by
+        out = s[["USUBJID"]].copy()
+        out["_GROUP"] = s[by.variable].map(_str)
+        out["_ORDER"] = pd.to_numeric(s[by.order], errors="coerce") if by.order else 0
+        return out
+
+    def groups(self, pop: pd.DataFrame) -> list[str]:
+        g = pop.sort_values(["_ORDER", "_GROUP"])["_GROUP"].drop_duplicates().tolist()
+        return g + ([OVERALL] if self.plan.by.overall else [])
+
+    @staticmethod
+    def members(pop: pd.DataFrame, group: str) -> pd.DataFrame:
+        return pop if group == OVERALL else pop[pop["_GROUP"] == group]
+
+    def population_text(self, key: str, pop: pd.DataFrame) -> str:
+        p = self.plan.populations[key]
+        return f"{p.label} (ADSL.{p.flag} = Y; N = {len(pop)})"
+
+    def records(self, a: Analysis, pop: pd.DataFrame) -> pd.DataFrame:
+        df = self.frames[a.dataset.upper()]
+        if a.paramcd and "PARAMCD" in df.columns:
+            df = df[df["PARAMCD"].isin(a.paramcd)]
+        df = select(df, a.where)
+        df = df[df["USUBJID"].isin(pop["USUBJID"])]
+        return df.merge(pop[["USUBJID", "_GROUP"]], on="USUBJID", how="left")
+
+    def source_text(self, a: Analysis) -> str:
+        s = a.dataset.upper()
+        if a.paramcd:
+            s += ", PARAMCD " + ("= " + a.paramcd[0] if len(a.paramcd) == 1 else "in (" + ", ".join(a.paramcd) + ")")
+        w = describe_filter(a.where)
+        return s + (f", where {w}" if w else "")
+
+
+def _n_pct(n: int, N: int) -> str:
+    return f"{n} ({100.0 * n / N:.1f}%)" if N else f"{n}"
+
+
+# ---------------------------------------------------------------- analyses
+
+def rate(ctx: Context, a: Analysis) -> Table:
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    wanted = {_str(v) for v in a.values}
+    responders = set(recs.loc[recs[a.variable].map(_str).isin(wanted), "USUBJID"])
+    rows, data = [], []
+    for g in ctx.groups(pop):
+        m = ctx.members(pop, g)
+        r = stats.clopper_pearson(int(m["USUBJID"].isin(responders).sum()), len(m))
+        rows.append([g, f"{r.n}/{r.N}", _fmt(r.pct), f"{_fmt(r.lower)}, {_fmt(r.upper)}"])
+        data.append({"group": g, "n": r.n, "N": r.N, "pct": r.pct, "ci_lower": r.lower, "ci_upper": r.upper})
+    vals = ", ".join(_str(v) for v in a.values)
+    return Table(a.id, a.title, ctx.population_text(a.population, pop), ctx.source_text(a),
+                 f"n = subjects with {a.variable} in ({vals}); N = subjects in the population (subjects without "
+                 "a record count as not responding); exact (Clopper-Pearson) two-sided 95% CI, "
+                 "scipy.stats.binomtest(...).proportion_ci(method='exact')",
+                 [ctx.plan.by.label, "n/N", "%", "95% CI (%)"], rows, data)
+
+
+def categories(ctx: Context, a: Analysis) -> Table:
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    groups = ctx.groups(pop)
+    cats = list(a.categories) or sorted(recs[a.variable].map(_str).unique())
+    rows, data = [], []
+    for c in cats + ["Missing"]:
+        row = [c]
+        for g in groups:
+            m = ctx.members(pop, g)
+            sub = recs[recs["USUBJID"].isin(m["USUBJID"])]
+            if c == "Missing":
+                n = int((~m["USUBJID"].isin(sub["USUBJID"])).sum()) + int((sub[a.variable].map(_str) == "").sum())
+            else:
+                n = int(sub.loc[sub[a.variable].map(_str) == c, "USUBJID"].nunique())
+            row.append(_n_pct(n, len(m)))
+            data.append({"category": c, "group": g, "n": n, "N": len(m)})
+        if c != "Missing" or any(d["n"] for d in data if d["category"] == "Missing"):
+            rows.append(row)
+    return Table(a.id, a.title, ctx.population_text(a.population, pop), ctx.source_text(a),
+                 f"subjects by {a.variable}; percentages of the subjects in the population of each column",
+                 ["Category"] + [f"{g} (N={len(ctx.members(pop, g))})" for g in groups], rows, data)
+
+
+def continuous(ctx: Context, a: Analysis) -> Table:
+    """n, mean (SD), median, min, max of each ``statistics_of`` variable, one record per subject
+    (e.g. ADSL.AGE for a demographics table)."""
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    groups = ctx.groups(pop)
+    rows, data = [], []
+    for var in a.statistics_of:
+        if var not in recs.columns:
+            raise KeyError(var)
+        per = {g: stats.describe(pd.to_numeric(recs.loc[recs["USUBJID"].isin(ctx.members(pop, g)["USUBJID"]), var],
+                                               errors="coerce").tolist()) for g in groups}
+        for label, cell in (("n", lambda s: str(s.n)), ("Mean (SD)", lambda s: f"{_fmt(s.mean)} ({_fmt(s.sd, 2)})"),
+                            ("Median", lambda s: _fmt(s.median)), ("Min, max", lambda s: f"{_fmt(s.min)}, {_fmt(s.max)}")):
+            rows.append([f"{var}: {label}"] + [cell(per[g]) if per[g].n else "" for g in groups])
+        data += [{"variable": var, "group": g, **per[g].__dict__} for g in groups]
+    return Table(a.id, a.title, ctx.population_text(a.population, pop), ctx.source_text(a),
+                 "n, mean, SD (n-1 denominator), median, min, max of the non-missing values",
+                 ["Statistic"] + [f"{g} (N={len(ctx.members(pop, g))})" for g in groups], rows, data)
+
+
+def tte(ctx: Context, a: Analysis) -> tuple[list[Table], list[Figure]]:
+    pop = ctx.population(a.population)
+    recs_all = ctx.records(a, pop)
+    tables, figures = [], []
+    for pcd in a.paramcd:
+        recs = recs_all[recs_all["PARAMCD"] == pcd]
+        param = _str(recs["PARAM"].iloc[0]) if len(recs) and "PARAM" in recs else pcd
+        rows, data, series = [], [], []
+        for g in ctx.groups(pop):
+            sub = recs[recs["USUBJID"].isin(ctx.members(pop, g)["USUBJID"])]
+            t = pd.to_numeric(sub["AVAL"], errors="coerce").to_numpy(float) / a.time_divisor
+            ev = (pd.to_numeric(sub["CNSR"], errors="coerce").to_numpy(float) == 0).astype(int)
+            ok = np.isfinite(t)
+            t, ev = t[ok], ev[ok]
+            c = stats.kaplan_meier(t, ev)
+            med, lo, hi = stats.km_median(c)
+            marks = [stats.km_at(c, x) for x in a.landmarks]
+            row = [g, str(c.n), str(c.events), f"{_fmt(med)} ({_fmt(lo)}, {_fmt(hi)})"]
+            row += [f"{_fmt(None if s is None else 100 * s)} ({_fmt(None if l is None else 100 * l)}, "
+                    f"{_fmt(None if u is None else 100 * u)})" for s, l, u in marks]
+            rows.append(row)
+            data.append({"group": g, "n": c.n, "events": c.events, "median": med, "median_ci": [lo, hi],
+                         "landmarks": {str(x): {"surv": s, "lower": l, "upper": u}
+                                       for x, (s, l, u) in zip(a.landmarks, marks)}})
+            series.append(KMSeries(g, c, stats.number_at_risk(t, a.risk_times)))
+        unit = a.time_unit
+        tables.append(Table(f"{a.id}-{pcd}", f"{a.title}: {param}", ctx.population_text(a.population, pop),
+                            f"{a.dataset.upper()}, PARAMCD = {pcd}" + (
+                                f", where {describe_filter(a.where)}" if describe_filter(a.where) else "")
+                            + "; event CNSR = 0, censored CNSR > 0",
+                            "Kaplan-Meier (scipy.stats.ecdf on right-censored data); pointwise 95% CI log-log "
+                            "(Greenwood variance); median = smallest time with S(t) <= 0.5, its 95% CI by "
+                            "Brookmeyer-Crowley on the log-log CI; NE = not estimable; "
+                            f"AVAL (days) / {a.time_divisor:g} = {unit}",
+                            [ctx.plan.by.label, "N", "Events", f"Median, {unit} (95% CI)"]
+                            + [f"{x:g}-{unit[:-1] if unit.endswith('s') else unit} rate, % (95% CI)"
+                               for x in a.landmarks], rows, data))
+        if a.figure:
+            figures.append(Figure(f"F-{a.id}-{pcd}", f"Kaplan-Meier: {param}", tables[-1].source, "km",
+                                  {"series": series, "risk_times": list(a.risk_times), "unit": unit,
+                                   "group_label": ctx.plan.by.label}))
+    return tables, figures
+
+
+def ae_overview(ctx: Context, a: Analysis) -> Table:
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    groups = ctx.groups(pop)
+    rows, data = [], []
+    for r in a.rows:
+        hit = set(select(recs, r.where)["USUBJID"])
+        row = [r.label]
+        for g in groups:
+            m = ctx.members(pop, g)
+            n = int(m["USUBJID"].isin(hit).sum())
+            row.append(_n_pct(n, len(m)))
+            data.append({"row": r.label, "group": g, "n": n, "N": len(m)})
+        rows.append(row)
+    foot = [f"{r.label}: {describe_filter(r.where) or 'any record'}" for r in a.rows]
+    return Table(a.id, a.title, ctx.population_text(a.population, pop), ctx.source_text(a),
+                 "subjects with at least one record meeting the row's condition, n (%) of the population "
+                 "of each column", ["Subjects with"] + [f"{g} (N={len(ctx.members(pop, g))})" for g in groups],
+                 rows, data, foot)
+
+
+def ae_grade(ctx: Context, a: Analysis) -> Table:
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    groups = ctx.groups(pop)
+    grade = pd.to_numeric(recs[a.grade_variable], errors="coerce")
+    worst = grade.groupby(recs["USUBJID"]).max()
+    rows, data = [], []
+    labels = [("Any grade", None)] + [(f"Grade {k}", k) for k in range(1, 6)] + [("Grade >= 3", ">=3")]
+    for label, k in labels:
+        who = set(worst.index) if k is None else set(worst[worst >= 3].index) if k == ">=3" else set(worst[worst == k].index)
+        row = [label + (" (worst per subject)" if isinstance(k, int) else "")]
+        for g in groups:
+            m = ctx.members(pop, g)
+            n = int(m["USUBJID"].isin(who).sum())
+            row.append(_n_pct(n, len(m)))
+            data.append({"row": label, "group": g, "n": n, "N": len(m)})
+        rows.append(row)
+    for var, what in ((a.onset_variable, "Onset day, median (range)"), (a.duration_variable, "Duration, median (range)")):
+        if var and var in recs.columns:
+            row = [f"{what} [{var}]"]
+            for g in groups:
+                sub = recs[recs["USUBJID"].isin(ctx.members(pop, g)["USUBJID"])]
+                s = stats.describe(pd.to_numeric(sub[var], errors="coerce").tolist())
+                row.append("" if s.n == 0 else f"{_fmt(s.median)} ({_fmt(s.min, 0)}-{_fmt(s.max, 0)})")
+                data.append({"row": what, "group": g, "n_events": s.n, "median": s.median, "min": s.min,
+                             "max": s.max})
+            rows.append(row)
+    return Table(a.id, a.title, ctx.population_text(a.population, pop), ctx.source_text(a),
+                 f"subjects by their worst {a.grade_variable}, n (%) of the population of each column; onset and "
+                 "duration over the events", ["Subjects with"] + [f"{g} (N={len(ctx.members(pop, g))})" for g in groups],
+                 rows, data)
+
+
+def by_visit(ctx: Context, a: Analysis) -> list[Table]:
+    pop = ctx.population(a.population)
+    recs_all = ctx.records(a, pop)
+    out = []
+    for pcd in a.paramcd:
+        recs = recs_all[recs_all["PARAMCD"] == pcd]
+        param = _str(recs["PARAM"].iloc[0]) if len(recs) else pcd
+        if a.visits:
+            visits = list(a.visits)
+        else:
+            v = recs[["AVISIT", "AVISITN"]].drop_duplicates().sort_values(["AVISITN", "AVISIT"])
+            visits = [x for x in v["AVISIT"].map(_str) if x]
+        rows, data = [], []
+        for vis in visits:
+            at = recs[recs["AVISIT"].map(_str) == vis]
+            for g in ctx.groups(pop):
+                sub = at[at["USUBJID"].isin(ctx.members(pop, g)["USUBJID"])]
+                row = [vis, g]
+                for var in a.statistics_of:
+                    s = stats.describe(pd.to_numeric(sub[var], errors="coerce").tolist()) if var in sub else stats.describe([])
+                    row += [str(s.n), f"{_fmt(s.mean, 2)} ({_fmt(s.sd, 2)})", _fmt(s.median, 2),
+                            f"{_fmt(s.min, 2)}, {_fmt(s.max, 2)}"] if s.n else [str(0), "", "", ""]
+                    data.append({"visit": vis, "group": g, "variable": var, **s.__dict__})
+                rows.append(row)
+        cols = ["Visit", ctx.plan.by.label]
+        for var in a.statistics_of:
+            cols += [f"{var} n", f"{var} mean (SD)", f"{var} median", f"{var} min, max"]
+        out.append(Table(f"{a.id}-{pcd}", f"{a.title}: {param}", ctx.population_text(a.population, pop),
+                         f"{a.dataset.upper()}, PARAMCD = {pcd}" + (
+                             f", where {describe_filter(a.where)}" if describe_filter(a.where) else ""),
+                         "n, mean, SD (n-1 denominator), median, min, max of the non-missing values per visit "
+                         "(AVISIT, ordered by AVISITN); CHG = change from baseline", cols, rows, data))
+    return out
+
+
+def pk_summary(ctx: Context, a: Analysis) -> Table:
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    rows, data = [], []
+    for pcd in a.paramcd:
+        sub_p = recs[recs["PARAMCD"] == pcd]
+        param = _str(sub_p["PARAM"].iloc[0]) if len(sub_p) else pcd
+        for g in ctx.groups(pop):
+            sub = sub_p[sub_p["USUBJID"].isin(ctx.members(pop, g)["USUBJID"])]
+            s = stats.describe_geometric(pd.to_numeric(sub["AVAL"], errors="coerce").tolist())
+            rows.append([f"{param} [{pcd}]", g, str(s.n), _fmt(s.geomean, 3 if (s.geomean or 0) < 10 else 0),
+                         _fmt(s.geocv), _fmt(s.median, 3 if (s.median or 0) < 10 else 0),
+                         f"{_fmt(s.min, 3 if (s.min or 0) < 10 else 0)}, {_fmt(s.max, 3 if (s.max or 0) < 10 else 0)}"])
+            data.append({"paramcd": pcd, "group": g, **s.__dict__})
+    return Table(a.id, a.title, ctx.population_text(a.population, pop), ctx.source_text(a),
+                 "n = non-missing AVAL; geometric mean = exp(mean(log AVAL)) and geometric CV% = "
+                 "100*sqrt(exp(s^2)-1) (s: SD of log AVAL) over positive values; median, min, max of all values",
+                 ["Parameter", ctx.plan.by.label, "n", "Geo. mean", "Geo. CV%", "Median", "Min, max"], rows, data)
+
+
+def profile(ctx: Context, a: Analysis) -> Figure:
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    groups = [g for g in ctx.groups(pop) if g != OVERALL]
+    subjects = []
+    for subj, d in recs.sort_values(["USUBJID", a.x_variable]).groupby("USUBJID", sort=True):
+        x = pd.to_numeric(d[a.x_variable], errors="coerce").to_numpy(float)
+        y = pd.to_numeric(d["AVAL"], errors="coerce").to_numpy(float)
+        blq = ~(y > 0) if a.log_scale else np.isnan(y)
+        lloq = (pd.to_numeric(d[a.lloq_variable], errors="coerce").to_numpy(float)
+                if a.lloq_variable and a.lloq_variable in d else np.full(len(d), np.nan))
+        subjects.append({"usubjid": subj, "group": d["_GROUP"].iloc[0], "x": x.tolist(), "y": y.tolist(),
+                         "blq": blq.tolist(), "lloq": lloq.tolist()})
+    return Figure(a.id, a.title, ctx.source_text(a) + f"; x = {a.x_variable}", "profile",
+                  {"subjects": subjects, "groups": groups, "x_label": a.x_label, "y_label": a.y_label,
+                   "log": a.log_scale},
+                  note="one line per subject, coloured by group; BLQ samples (AVAL missing or 0) drawn as open "
+                       "markers at the LLOQ" + (f" ({a.lloq_variable})" if a.lloq_variable else ""))
+
+
+def waterfall(ctx: Context, a: Analysis) -> tuple[Table, Figure]:
+    """Best (lowest) post-baseline ``variable`` (e.g. PCHG) per subject, from the first PARAMCD of the
+    list the subject has a value for (a primary measure, else a fallback one)."""
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    if "ABLFL" in recs.columns:
+        recs = recs[recs["ABLFL"].map(_str) != "Y"]
+    val = pd.to_numeric(recs[a.variable], errors="coerce")
+    recs = recs.assign(_V=val)[val.notna()]
+    bars = []
+    for subj, d in recs.groupby("USUBJID", sort=True):
+        for pcd in a.paramcd:
+            dd = d[d["PARAMCD"] == pcd]
+            if len(dd):
+                bars.append({"usubjid": subj, "group": dd["_GROUP"].iloc[0], "paramcd": pcd,
+                             "value": float(dd["_V"].min())})
+                break
+    bars.sort(key=lambda b: (-b["value"], b["usubjid"]))
+    groups = [g for g in ctx.groups(pop) if g != OVERALL]
+    rows = [[b["usubjid"], b["group"], b["paramcd"], _fmt(b["value"])] for b in bars]
+    missing = sorted(set(pop["USUBJID"]) - {b["usubjid"] for b in bars})
+    src = ctx.source_text(a) + f"; {a.variable} of post-baseline records (ABLFL not Y)"
+    table = Table(a.id, a.title, ctx.population_text(a.population, pop), src,
+                  f"per subject the lowest post-baseline {a.variable} of the first of {', '.join(a.paramcd)} with a "
+                  "value; sorted from the largest to the smallest", ["Subject", ctx.plan.by.label, "PARAMCD",
+                                                                   f"Best {a.variable}"], rows, bars,
+                  [f"Subjects without a post-baseline value: {', '.join(missing)}"] if missing else [])
+    figure = Figure(f"F-{a.id}", a.title, src, "waterfall",
+                    {"bars": bars, "groups": groups, "y_label": a.y_label, "paramcd": list(a.paramcd)},
+                    note=f"one bar per subject; hatched bars use {', '.join(a.paramcd[1:])}" if len(a.paramcd) > 1 else "")
+    return table, figure
+
+
+def shift(ctx: Context, a: Analysis) -> list[Table]:
+    """Baseline (ABLFL = Y record) against the worst post-baseline value, subjects per cell."""
+    pop = ctx.population(a.population)
+    recs_all = ctx.records(a, pop)
+    out = []
+    for pcd in a.paramcd:
+        recs = recs_all[recs_all["PARAMCD"] == pcd]
+        param = _str(recs["PARAM"].iloc[0]) if len(recs) else pcd
+        vals = pd.to_numeric(recs[a.variable], errors="coerce")
+        recs = recs.assign(_V=vals)
+        base = recs[recs["ABLFL"].map(_str) == "Y"].groupby("USUBJID")["_V"].first()
+        bn = recs[recs["ABLFL"].map(_str) == "Y"].groupby("USUBJID")["AVISITN"].first()
+        post = recs[recs["USUBJID"].map(bn).lt(pd.to_numeric(recs["AVISITN"], errors="coerce"))]
+        worst = post.groupby("USUBJID")["_V"].agg(a.worst)
+        levels = sorted(set(base.dropna()) | set(worst.dropna()))
+        cols = [_str(v) for v in levels] + ["Missing"]
+        rows, data = [], []
+        for g in ctx.groups(pop):
+            ids = ctx.members(pop, g)["USUBJID"]
+            for b in levels + [None]:
+                bsel = ids[ids.map(base).isna()] if b is None else ids[ids.map(base) == b]
+                counts = [int((bsel.map(worst) == v).sum()) for v in levels] + [int(bsel.map(worst).isna().sum())]
+                if sum(counts) == 0 and b is None:
+                    continue
+                rows.append([g, "Missing" if b is None else _str(b)] + [str(c) for c in counts] + [str(len(bsel))])
+                data.append({"group": g, "baseline": b, "counts": dict(zip(cols, counts)), "n": len(bsel)})
+        out.append(Table(f"{a.id}-{pcd}", f"{a.title}: {param}", ctx.population_text(a.population, pop),
+                         f"{a.dataset.upper()}, PARAMCD = {pcd}; baseline = the ABLFL = Y record; post-baseline = "
+                         "records with AVISITN after the baseline's",
+                         f"subjects by baseline {a.variable} (rows) and worst ({a.worst}imum) post-baseline "
+                         f"{a.variable} (columns)", [ctx.plan.by.label, "Baseline"] + [f"Worst: {c}" for c in cols]
+                         + ["Total"], rows, data))
+    return out
+
+
+def _source_records(ctx: Context, src, pop: pd.DataFrame) -> pd.DataFrame:
+    df = ctx.frames[src.dataset.upper()]
+    if src.paramcd and "PARAMCD" in df.columns:
+        df = df[df["PARAMCD"].isin(src.paramcd)]
+    df = select(df, src.where)
+    return df[df["USUBJID"].isin(pop["USUBJID"])]
+
+
+def _describe_source(src) -> str:
+    s = src.dataset.upper() + (f", PARAMCD in ({', '.join(src.paramcd)})" if src.paramcd else "")
+    w = describe_filter(src.where)
+    return s + (f", where {w}" if w else "") + f" at {src.time_variable}"
+
+
+def swimmer(ctx: Context, a: Analysis) -> Figure:
+    """One bar per subject (length: the analysis record's ``time_variable``, arrow when censored),
+    coloured segments from ``segments`` (category in effect from each record's time to the next),
+    ``markers`` at their records' times; sorted by group then bar length."""
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    if a.paramcd:
+        recs = recs[recs["PARAMCD"] == a.paramcd[0]]
+    lengths = pd.to_numeric(recs.set_index("USUBJID")[a.time_variable], errors="coerce") / a.time_divisor
+    censored = (pd.to_numeric(recs.set_index("USUBJID")["CNSR"], errors="coerce") > 0) if "CNSR" in recs else None
+    order = {g: i for i, g in enumerate(ctx.groups(pop))}
+    subjects = []
+    seg = _source_records(ctx, a.segments, pop) if a.segments else None
+    mk = [(m, _source_records(ctx, m, pop)) for m in a.markers]
+    for subj in pop["USUBJID"]:
+        if subj not in lengths.index or pd.isna(lengths[subj]):
+            continue
+        group = pop.loc[pop["USUBJID"] == subj, "_GROUP"].iloc[0]
+        row = {"usubjid": subj, "group": group, "length": float(lengths[subj]),
+               "ongoing": bool(censored[subj]) if censored is not None else False, "segments": [], "markers": []}
+        if seg is not None:
+            d = seg[seg["USUBJID"] == subj].assign(
+                _T=lambda x: pd.to_numeric(x[a.segments.time_variable], errors="coerce") / a.time_divisor)
+            d = d[d["_T"].notna()].sort_values("_T")
+            times = d["_T"].tolist() + [row["length"]]
+            for i, (_, r) in enumerate(d.iterrows()):
+                row["segments"].append({"start": times[i], "end": max(times[i], times[i + 1]),
+                                        "category": _str(r[a.segments.variable])})
+        for m, d in mk:
+            d = d[d["USUBJID"] == subj]
+            for t in pd.to_numeric(d[m.time_variable], errors="coerce").dropna() / a.time_divisor:
+                row["markers"].append({"label": m.label, "symbol": m.symbol, "time": float(t)})
+        subjects.append(row)
+    subjects.sort(key=lambda r: (order.get(r["group"], 0), -r["length"], r["usubjid"]))
+    parts = [ctx.source_text(a) + f" ({a.time_variable}; CNSR > 0: ongoing)"]
+    if a.segments:
+        parts.append("segments: " + _describe_source(a.segments) + f", {a.segments.variable}")
+    parts += [f"{m.label}: {_describe_source(m)}" for m in a.markers]
+    return Figure(a.id, a.title, "; ".join(parts), "swimmer",
+                  {"subjects": subjects, "categories": list(a.categories), "unit": a.time_unit},
+                  note="one bar per subject from time 0; colour = the category in effect from each assessment to "
+                       "the next; arrow = ongoing (censored)")
+
+
+def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
+    """Every analysis of the plan; an analysis whose data is missing becomes a problem, not a crash."""
+    ctx = Context(plan, frames)
+    tables: list[Table] = []
+    figures: list[Figure] = []
+    problems: list[str] = []
+    for a in plan.analyses:
+        if a.dataset.upper() not in ctx.frames:
+            problems.append(f"{a.id}: dataset {a.dataset.upper()} not found; analysis skipped")
+            continue
+        try:
+            if a.kind == "rate":
+                tables.append(rate(ctx, a))
+            elif a.kind == "categories":
+                tables.append(categories(ctx, a))
+            elif a.kind == "continuous":
+                tables.append(continuous(ctx, a))
+            elif a.kind == "tte":
+                t, f = tte(ctx, a)
+                tables += t
+                figures += f
+            elif a.kind == "ae_overview":
+                tables.append(ae_overview(ctx, a))
+            elif a.kind == "ae_grade":
+                tables.append(ae_grade(ctx, a))
+            elif a.kind == "by_visit":
+                tables += by_visit(ctx, a)
+            elif a.kind == "pk_summary":
+                tables.append(pk_summary(ctx, a))
+            elif a.kind == "waterfall":
+                t, f = waterfall(ctx, a)
+                tables.append(t)
+                figures.append(f)
+            elif a.kind == "shift":
+                tables += shift(ctx, a)
+            elif a.kind == "swimmer":
+                figures.append(swimmer(ctx, a))
+            elif a.kind == "profile":
+                figures.append(profile(ctx, a))
+        except KeyError as exc:
+            problems.append(f"{a.id}: variable {exc.args[0]} not found in {a.dataset.upper()} or ADSL; analysis skipped")
+    return Results(plan.title, tables, figures, problems)

@@ -1,0 +1,394 @@
+"""The results report (#20): hand-worked statistics, the plan format, determinism, escaping, and the
+bundled study's page against an independent pandas recomputation."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from markupsafe import escape
+
+from cdisc_pipe.errors import InputError
+from cdisc_pipe.results import build_report, load_results_plan
+from cdisc_pipe.results import stats
+from cdisc_pipe.results.plan import ResultsPlan
+from cdisc_pipe.results.tables import compute
+
+# ------------------------------------------------------------------ exact binomial CI
+
+
+def test_clopper_pearson_3_of_6_by_hand() -> None:
+    # The exact 95% CI of 3/6 is [B(0.025; 3, 4), B(0.975; 4, 3)], the beta quantiles; by symmetry
+    # (x = n/2) lower = 1 - upper.  The lower bound p solves P(X >= 3 | n=6, p) = 0.025:
+    # P(X>=3) = 20p^3q^3 + 15p^4q^2 + 6p^5q + p^6; at p = 0.118117: 20*0.0016479*0.68595 (=0.022608)
+    # + 15*0.00019465*0.77745 (=0.002270) + 6*0.000022991*0.88188 (=0.000122) + 0.0000027 = 0.025003.
+    r = stats.clopper_pearson(3, 6)
+    assert (r.n, r.N, r.pct) == (3, 6, 50.0)
+    assert r.lower == pytest.approx(11.8117, abs=1e-3)
+    assert r.upper == pytest.approx(88.1883, abs=1e-3)
+    assert r.lower + r.upper == pytest.approx(100.0)
+
+
+def test_clopper_pearson_closed_forms_at_0_and_n() -> None:
+    # x = 0: upper = 1 - (alpha/2)^(1/n); x = n: lower = (alpha/2)^(1/n).  n = 3: 0.025^(1/3) = 0.292402
+    r0, rn = stats.clopper_pearson(0, 3), stats.clopper_pearson(3, 3)
+    assert r0.lower == 0.0 and r0.upper == pytest.approx(100 * (1 - 0.025 ** (1 / 3)))  # 70.7598
+    assert rn.upper == 100.0 and rn.lower == pytest.approx(100 * 0.025 ** (1 / 3))  # 29.2402
+    assert stats.clopper_pearson(0, 0).pct is None
+
+
+# ------------------------------------------------------------------ Kaplan-Meier
+
+# Times 1, 1+, 2, 3, 4+, 6, 7+ (+ censored): a tie of an event and a censoring at t = 1 (the censored
+# subject is at risk at 1).  Event times, at risk n, events d, S(t) = prod (1 - d/n):
+#   t=1: n=7 d=1  S = 6/7               = 0.857143
+#   t=2: n=5 d=1  S = 6/7*4/5           = 0.685714
+#   t=3: n=4 d=1  S = 0.685714*3/4      = 0.514286
+#   t=6: n=2 d=1  S = 0.514286*1/2      = 0.257143
+# Median = smallest t with S(t) <= 0.5 = 6.
+TIME = np.array([1, 1, 2, 3, 4, 6, 7], dtype=float)
+EVENT = np.array([1, 0, 1, 1, 0, 1, 0])
+
+
+def test_km_survival_and_median_by_hand() -> None:
+    c = stats.kaplan_meier(TIME, EVENT)
+    assert c.times == [1.0, 2.0, 3.0, 6.0]
+    assert c.surv == pytest.approx([6 / 7, 6 / 7 * 4 / 5, 6 / 7 * 4 / 5 * 3 / 4, 6 / 7 * 4 / 5 * 3 / 4 / 2])
+    assert (c.n, c.events, c.censor_times) == (7, 4, [1.0, 4.0, 7.0])
+    assert stats.km_median(c)[0] == 6.0
+    assert stats.km_at(c, 5.0)[0] == pytest.approx(0.514286, abs=1e-6)  # step: S(3) holds until 6
+    assert stats.km_at(c, 0.5)[0] == 1.0
+    assert stats.km_at(c, 8.0) == (None, None, None)  # beyond the last observation (7): not estimable
+    assert stats.number_at_risk(TIME, [0, 3, 6]) == [7, 4, 2]
+
+
+def test_km_log_log_ci_by_hand() -> None:
+    # Greenwood at t=3: sum d/(n(n-d)) = 1/(7*6) + 1/(5*4) + 1/(4*3) = 0.0238095 + 0.05 + 0.0833333 = 0.1571429
+    # log-log: se = sqrt(0.1571429) / |ln 0.514286| = 0.396412 / 0.664976 = 0.596130
+    # ln(-ln S) = ln 0.664976 = -0.408004;  +- 1.959964 * 0.596130 = +- 1.168393
+    # upper S = exp(-exp(-0.408004 - 1.168393)) = exp(-0.206718) = 0.813249
+    # lower S = exp(-exp(-0.408004 + 1.168393)) = exp(-2.139178) = 0.117760
+    c = stats.kaplan_meier(TIME, EVENT)
+    assert c.lower[2] == pytest.approx(0.117760, abs=2e-6)
+    assert c.upper[2] == pytest.approx(0.813249, abs=2e-6)
+
+
+def test_km_ties_of_events() -> None:
+    # 2, 2, 2+, 5, 5+, 8: t=2 n=6 d=2 S=4/6; t=5 n=3 d=1 S=4/6*2/3=0.444444; t=8 n=1 d=1 S=0. Median 5.
+    c = stats.kaplan_meier(np.array([2, 2, 2, 5, 5, 8.0]), np.array([1, 1, 0, 1, 0, 1]))
+    assert c.surv == pytest.approx([4 / 6, 4 / 9, 0.0])
+    assert stats.km_median(c)[0] == 5.0
+    assert c.lower[-1] is None and c.upper[-1] is None  # S = 0: no log-log CI
+
+
+def test_median_ci_brookmeyer_crowley_by_hand() -> None:
+    # 1, 2, 3+, 4, 5: S = 0.8, 0.6, (3+), 0.3, 0.  The CI of the median is the set of times whose
+    # pointwise log-log CI contains 0.5.  Lower CI at t=1: Greenwood 1/(5*4) = 0.05, se = sqrt(0.05)/|ln 0.8|
+    # = 0.223607/0.223144 = 1.002077; ln(-ln 0.8) = -1.499940; lower = exp(-exp(-1.499940 + 1.963034))
+    # = exp(-1.589043) = 0.203809 <= 0.5  ->  CI lower = 1.
+    # Upper CI: t=2: 0.881756, t=4: Greenwood 0.05 + 1/12 + 1/2 = 0.633333, se = 0.795822/1.203973 = 0.660990,
+    # ln(-ln 0.3) = 0.185624, upper = exp(-exp(0.185624 - 1.295514)) = exp(-0.329587) = 0.719218 >= 0.5;
+    # t=5: S = 0 < 0.5  ->  CI upper = 5.  Median = 4 (S(4) = 0.3 is the first <= 0.5).
+    c = stats.kaplan_meier(np.array([1, 2, 3, 4, 5.0]), np.array([1, 1, 0, 1, 1]))
+    assert c.lower[0] == pytest.approx(0.203809, abs=2e-6)
+    assert c.upper[2] == pytest.approx(0.719218, abs=2e-6)
+    assert stats.km_median(c) == (4.0, 1.0, 5.0)
+    # the example above: no upper CI ever below 0.5 -> upper limit not estimable
+    assert stats.km_median(stats.kaplan_meier(TIME, EVENT)) == (6.0, 1.0, None)
+
+
+# ------------------------------------------------------------------ descriptive statistics
+
+
+def test_describe_and_geometric_by_hand() -> None:
+    # 1, 2, 3, 6: mean 3; SD = sqrt((4 + 1 + 0 + 9)/3) = sqrt(14/3) = 2.160247; median (2+3)/2 = 2.5
+    s = stats.describe([1.0, 2.0, float("nan"), 3.0, 6.0])
+    assert (s.n, s.mean, s.median, s.min, s.max) == (4, 3.0, 2.5, 1.0, 6.0)
+    assert s.sd == pytest.approx(math.sqrt(14 / 3))
+    # 1, 10, 100: geometric mean 10; SD of ln = sqrt((2.302585^2 + 0 + 2.302585^2)/2) = 2.302585,
+    # CV% = 100 * sqrt(exp(5.301898) - 1) = 100 * sqrt(199.7196) = 1413.22
+    g = stats.describe_geometric([1.0, 10.0, 100.0])
+    assert g.geomean == pytest.approx(10.0)
+    assert g.geocv == pytest.approx(100 * math.sqrt(math.exp(math.log(10) ** 2) - 1))
+    assert g.geocv == pytest.approx(1413.22, abs=0.01)
+    assert (g.n, g.median, g.min, g.max) == (3, 10.0, 1.0, 100.0)
+
+
+# ------------------------------------------------------------------ a tiny study through the engine
+
+def _tiny_frames() -> dict[str, pd.DataFrame]:
+    adsl = pd.DataFrame({"USUBJID": ["S1", "S2", "S3", "S4", "S5"], "TRT01A": ["Low", "Low", "High", "High", None],
+                         "TRT01AN": [1.0, 1.0, 2.0, 2.0, None], "SAFFL": ["Y", "Y", "Y", "Y", "N"]})
+    adlb = pd.DataFrame({
+        "USUBJID": ["S1", "S2", "S3", "S4", "S1", "S2", "S3", "S4", "S5"],
+        "PARAMCD": ["X"] * 9, "PARAM": ["Lab X"] * 9,
+        "AVISIT": ["BASE"] * 4 + ["WEEK 1"] * 4 + ["WEEK 1"], "AVISITN": [0.0] * 4 + [1.0] * 5,
+        "AVAL": [1.0, 2.0, 3.0, 6.0, 2.0, 2.0, 5.0, 10.0, 99.0],
+        "CHG": [None] * 4 + [1.0, 0.0, 2.0, 4.0, 0.0],
+        "RESP": ["N"] * 4 + ["Y", "N", "Y", "Y", "Y"]})
+    return {"ADSL": adsl, "ADLB": adlb}
+
+
+def _tiny_plan(**extra) -> ResultsPlan:
+    return ResultsPlan.model_validate({
+        "title": "Tiny", "by": {"variable": "TRT01A", "order": "TRT01AN", "label": "Arm"},
+        "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [
+            {"id": "V", "kind": "by_visit", "title": "By visit", "population": "SAF", "dataset": "ADLB",
+             "paramcd": ["X"]},
+            {"id": "R", "kind": "rate", "title": "Responders <at week 1>", "population": "SAF", "dataset": "ADLB",
+             "paramcd": ["X"], "variable": "RESP", "values": ["Y"], "where": {"equals": {"AVISIT": ["WEEK 1"]}}},
+        ], **extra})
+
+
+def test_by_visit_summary_by_hand() -> None:
+    res = compute(_tiny_plan(), _tiny_frames())
+    t = next(t for t in res.tables if t.id == "V-X")
+    rows = {(r[0], r[1]): r for r in t.rows}
+    # BASE overall: 1, 2, 3, 6 -> n 4, mean 3.00 (SD 2.16), median 2.50, range 1-6 (S5 is not in SAFFL)
+    assert rows[("BASE", "Overall")][2:6] == ["4", "3.00 (2.16)", "2.50", "1.00, 6.00"]
+    # WEEK 1, High: AVAL 5, 10 -> mean 7.50, SD sqrt(2*2.5^2/1) = 3.54; CHG 2, 4 -> mean 3.00 (SD 1.41)
+    assert rows[("WEEK 1", "High")][2:10] == ["2", "7.50 (3.54)", "7.50", "5.00, 10.00", "2", "3.00 (1.41)", "3.00",
+                                               "2.00, 4.00"]
+    assert [r[1] for r in t.rows[:3]] == ["Low", "High", "Overall"]  # groups by TRT01AN, then overall
+    assert "ADLB, PARAMCD = X" in t.source and "N = 4" in t.population
+
+
+def test_rate_counts_and_population() -> None:
+    t = next(t for t in compute(_tiny_plan(), _tiny_frames()).tables if t.id == "R")
+    # week 1 responders among SAFFL=Y: Low S1 (1/2), High S3, S4 (2/2), overall 3/4 (S5 not in the population)
+    assert [r[:2] for r in t.rows] == [["Low", "1/2"], ["High", "2/2"], ["Overall", "3/4"]]
+    assert t.data[2]["ci_lower"] == pytest.approx(stats.clopper_pearson(3, 4).lower)
+    assert "AVISIT = WEEK 1" in t.source
+
+
+def test_report_is_deterministic_and_escaped() -> None:
+    plan, frames = _tiny_plan(), _tiny_frames()
+    _, html1, json1 = build_report(plan, frames, "ST<1>")
+    _, html2, json2 = build_report(plan, frames, "ST<1>")
+    assert html1 == html2 and json1 == json2
+    assert "Responders &lt;at week 1&gt;" in html1 and "<at week 1>" not in html1
+    assert "ST&lt;1&gt;" in html1
+    json.loads(json1)
+
+
+def test_km_figure_svg_is_deterministic() -> None:
+    frames = {"ADSL": pd.DataFrame({"USUBJID": [f"S{i}" for i in range(7)], "TRT01A": ["A"] * 7,
+                                    "TRT01AN": [1.0] * 7, "SAFFL": ["Y"] * 7}),
+              "ADTTE": pd.DataFrame({"USUBJID": [f"S{i}" for i in range(7)], "PARAMCD": ["OS"] * 7,
+                                     "PARAM": ["Overall survival"] * 7, "AVAL": TIME, "CNSR": 1.0 - EVENT})}
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A"}, "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [{"id": "K", "kind": "tte", "title": "KM", "population": "SAF", "dataset": "ADTTE",
+                      "paramcd": ["OS"], "risk_times": [0, 3, 6]}]})
+    res, html1, _ = build_report(plan, frames, "S")
+    _, html2, _ = build_report(plan, frames, "S")
+    assert html1 == html2
+    assert html1.count("<svg") == 1 and "Date" not in html1.split("<svg")[1][:2000]
+    t = res.tables[0]
+    assert t.rows[0][1:4] == ["7", "4", "6.0 (1.0, NE)"]
+
+
+def test_plan_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "results.yaml"
+    bad.write_text("title: x\nby: {variable: TRT01A}\npopulations: {SAF: {flag: SAFFL, label: S}}\n"
+                   "analyses:\n  - {id: A, kind: anova, title: t, population: SAF, dataset: ADSL}\n"
+                   "  - {id: B, kind: rate, title: t, population: ITT, dataset: ADSL, values: [Y]}\n")
+    with pytest.raises(InputError) as err:
+        load_results_plan(bad)
+    assert "results.yaml" in str(err.value) and "analyses.0.kind" in str(err.value)
+
+
+# ------------------------------------------------------------------ the bundled study
+
+
+def test_bundled_plan_is_valid(root: Path) -> None:
+    plan = load_results_plan(root / "specs" / "results.yaml")
+    kinds = {a.kind for a in plan.analyses}
+    assert {"rate", "tte", "ae_overview", "ae_grade", "by_visit", "pk_summary", "profile"} <= kinds
+
+
+def _adam(run: Path, name: str) -> pd.DataFrame:
+    from cdisc_pipe.adam.io import read_sdtm_file
+
+    return read_sdtm_file(run / "adam" / f"{name}.xpt")
+
+
+def _table(doc: dict, tid: str) -> dict:
+    return next(t for t in doc["tables"] if t["id"] == tid)
+
+
+def test_bundled_page_names_sources_and_has_figures(bundled_run: Path, root: Path) -> None:
+    page = (bundled_run / "reports" / "results.html").read_text(encoding="utf-8")
+    doc = json.loads((bundled_run / "reports" / "results.json").read_text(encoding="utf-8"))
+    assert doc["tables"] and not doc["problems"]
+    for t in doc["tables"]:
+        assert f'<section id="{t["id"]}"' in page
+        for key in ("source", "population", "method"):  # each as the autoescaped text
+            assert str(escape(t[key])) in page, (t["id"], key)
+    assert page.count("<svg") == len(doc["figures"]) >= 6
+    assert "<script" not in page.lower() and "http://" not in re.sub(r'xmlns(:\w+)?="[^"]+"', "", page)
+    manifest = json.loads((bundled_run / "manifest.json").read_text())
+    assert "reports/results.html" in manifest["outputs"]
+
+
+def test_bundled_orr_and_dlt_equal_a_pandas_recomputation(bundled_run: Path) -> None:
+    doc = json.loads((bundled_run / "reports" / "results.json").read_text(encoding="utf-8"))
+    adsl, adrs = _adam(bundled_run, "adsl"), _adam(bundled_run, "adrs")
+    from scipy.stats import beta
+
+    def expected(pop: pd.DataFrame, yes: set) -> dict:
+        out = {}
+        for g, d in list(pop.groupby("TRT01A")) + [("Overall", pop)]:
+            n, N = int(d["USUBJID"].isin(yes).sum()), len(d)
+            lo = 0.0 if n == 0 else beta.ppf(0.025, n, N - n + 1)
+            hi = 1.0 if n == N else beta.ppf(0.975, n + 1, N - n)
+            out[g] = (n, N, 100 * lo, 100 * hi)
+        return out
+
+    eff = adsl[adsl["EFFFL"] == "Y"]
+    rsp = set(adrs.loc[(adrs["PARAMCD"] == "RSPM3") & (adrs["AVALC"] == "Y"), "USUBJID"])
+    dlt_pop = adsl[adsl["DLTEVLFL"] == "Y"]
+    dlt = set(adsl.loc[adsl["DLTFL"] == "Y", "USUBJID"])
+    for tid, exp in (("T-ORR-M3", expected(eff, rsp)), ("T-DLT", expected(dlt_pop, dlt))):
+        got = {d["group"]: (d["n"], d["N"], d["ci_lower"], d["ci_upper"]) for d in _table(doc, tid)["data"]}
+        assert set(got) == set(exp)
+        for g, (n, N, lo, hi) in exp.items():
+            assert got[g][:2] == (n, N)
+            assert got[g][2] == pytest.approx(lo, abs=1e-6) and got[g][3] == pytest.approx(hi, abs=1e-6)
+    assert _table(doc, "T-DLT")["data"][-1]["N"] == len(dlt_pop)
+
+
+def test_bundled_km_median_equals_a_recomputation(bundled_run: Path) -> None:
+    doc = json.loads((bundled_run / "reports" / "results.json").read_text(encoding="utf-8"))
+    adsl, adtte = _adam(bundled_run, "adsl"), _adam(bundled_run, "adtte")
+    pfs = adtte[(adtte["PARAMCD"] == "PFS") & adtte["USUBJID"].isin(adsl.loc[adsl["EFFFL"] == "Y", "USUBJID"])]
+    # product-limit by hand over the distinct event times
+    t, e = pfs["AVAL"].to_numpy() / 30.4375, (pfs["CNSR"] == 0).to_numpy()
+    s, median = 1.0, None
+    for x in sorted(set(t[e])):
+        s *= 1 - ((t == x) & e).sum() / (t >= x).sum()
+        if median is None and s <= 0.5:
+            median = x
+    overall = _table(doc, "T-KM-PFS")["data"][-1]
+    assert overall["group"] == "Overall" and overall["events"] == int(e.sum())
+    assert overall["median"] == pytest.approx(median) if median is not None else overall["median"] is None
+
+
+def test_results_command_rebuilds_the_same_bytes(bundled_run: Path, tmp_path: Path) -> None:
+    from cdisc_pipe.cli import main
+
+    out = tmp_path / "again"
+    assert main(["results", "--out", str(out), "--adam", str(bundled_run / "adam"), "-q"]) == 0
+    for name in ("results.html", "results.json"):
+        assert (out / "reports" / name).read_bytes() == (bundled_run / "reports" / name).read_bytes()
+
+
+def test_bundled_headline_values_agree_with_the_generator_targets(bundled_run: Path) -> None:
+    """The synthetic study was generated to reproduce a published phase 1 (tests/test_synth_headline.py):
+    ORR ~100%, CR or better ~72%, grade 1-2 CRS ~70%, 12-month PFS ~58%; bands of about +/- 3 of 17
+    subjects, as there."""
+    doc = json.loads((bundled_run / "reports" / "results.json").read_text(encoding="utf-8"))
+
+    def overall(tid: str, row: str | None = None) -> dict:
+        return next(d for d in _table(doc, tid)["data"] if d["group"] == "Overall" and (row is None or d["row"] == row))
+
+    assert overall("T-ORR-M3")["pct"] >= 88
+    assert 55 <= overall("T-CR")["pct"] <= 90
+    crs = sum(overall("T-CRS", f"Grade {k}")["n"] for k in (1, 2)) / overall("T-CRS", "Any grade")["N"]
+    assert 0.5 <= crs <= 0.9
+    assert 0.40 <= overall("T-KM-PFS")["landmarks"]["12.0"]["surv"] <= 0.76
+
+
+@pytest.mark.browser
+def test_bundled_page_in_headless_chromium_every_figure_has_content(bundled_run: Path) -> None:
+    """Chromium opens the page without errors; each figure, rendered on its own, draws ink (not a
+    blank box); screenshots of the page and of each figure go to the test artifacts."""
+    import lxml.html
+    from matplotlib.image import imread
+
+    from tests.test_define_html import ARTIFACTS, _chromium, _run_chromium
+
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    page = (bundled_run / "reports" / "results.html").resolve()
+    dom = _run_chromium(binary, "--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for bad in ("Uncaught", "Failed to load resource", "Page load failed", "ERR_FILE_NOT_FOUND"):
+        assert bad not in dom.stderr, dom.stderr[-2000:]
+    doc = lxml.html.fromstring(dom.stdout)
+    figures = doc.xpath("//figure")
+    assert len(figures) >= 6 and len(doc.xpath("//section[@class='table']")) >= 15
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "results-page.png"
+    res = _run_chromium(binary, "--window-size=1200,2000", "--hide-scrollbars", f"--screenshot={shot}", page.as_uri())
+    assert res.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    head = page.read_text(encoding="utf-8").split("<body>")[0]
+    for fig in figures:
+        fid = fig.get("id")
+        alone = ARTIFACTS / f"results-{fid}.html"
+        alone.write_text(head + "<body>" + lxml.html.tostring(fig, encoding="unicode") + "</body></html>",
+                         encoding="utf-8")
+        png = ARTIFACTS / f"results-{fid}.png"
+        res = _run_chromium(binary, "--window-size=900,800", "--hide-scrollbars", f"--screenshot={png}",
+                            alone.resolve().as_uri())
+        assert res.returncode == 0, res.stderr[-2000:]
+        img = imread(png)[:, :, :3]
+        ink = (img.min(axis=2) < 0.8).mean()  # dark or coloured pixels
+        colour = (img.max(axis=2) - img.min(axis=2) > 0.3).mean()  # curves/markers are coloured
+        assert ink > 0.01 and colour > 0.001, (fid, ink, colour)
+
+
+def test_shift_and_waterfall_on_a_tiny_study() -> None:
+    frames = _tiny_frames()
+    lb = frames["ADLB"].assign(ABLFL=["Y"] * 4 + [None] * 5, PCHG=[None] * 4 + [100.0, 0.0, 66.7, 66.7, 0.0])
+    frames["ADLB"] = lb
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+        "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [{"id": "S", "kind": "shift", "title": "Shift", "population": "SAF", "dataset": "ADLB",
+                      "paramcd": ["X"], "variable": "AVAL"},
+                     {"id": "W", "kind": "waterfall", "title": "Waterfall", "population": "SAF", "dataset": "ADLB",
+                      "paramcd": ["X"], "variable": "PCHG"}]})
+    res = compute(plan, frames)
+    shift = next(t for t in res.tables if t.id == "S-X")
+    # baseline -> worst (max) post-baseline AVAL: S1 1->2, S2 2->2 (Low); S3 3->5, S4 6->10 (High)
+    assert shift.columns == ["Group", "Baseline", "Worst: 1", "Worst: 2", "Worst: 3", "Worst: 5", "Worst: 6",
+                             "Worst: 10", "Worst: Missing", "Total"]
+    low = {r[1]: r[2:] for r in shift.rows if r[0] == "Low"}
+    assert low["1"] == ["0", "1", "0", "0", "0", "0", "0", "1"] and low["2"] == ["0", "1", "0", "0", "0", "0", "0", "1"]
+    wf = next(t for t in res.tables if t.id == "W")
+    # sorted from the largest to the smallest best (lowest) PCHG; ties by subject: S1 100, S3 66.7, S4 66.7, S2 0
+    assert [r[0] for r in wf.rows] == ["S1", "S3", "S4", "S2"]
+    assert [f.kind for f in res.figures] == ["waterfall"]
+
+
+def test_swimmer_bars_segments_and_markers() -> None:
+    frames = _tiny_frames()
+    frames["ADTTE"] = pd.DataFrame({"USUBJID": ["S1", "S2", "S3", "S4"], "PARAMCD": ["OS"] * 4,
+                                    "AVAL": [10.0, 20.0, 5.0, 30.0], "CNSR": [1.0, 0.0, 0.0, 1.0]})
+    frames["ADRS"] = pd.DataFrame({"USUBJID": ["S1", "S1", "S4"], "PARAMCD": ["OVR"] * 3, "ADY": [2.0, 6.0, 3.0],
+                                   "AVALC": ["PR", "PD", "CR"]})
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+        "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [{"id": "SW", "kind": "swimmer", "title": "Swim", "population": "SAF", "dataset": "ADTTE",
+                      "paramcd": ["OS"], "categories": ["CR", "PR", "PD"],
+                      "segments": {"dataset": "ADRS", "paramcd": ["OVR"]},
+                      "markers": [{"label": "PD", "dataset": "ADRS", "paramcd": ["OVR"],
+                                   "where": {"equals": {"AVALC": ["PD"]}}}]}]})
+    res, html, _ = build_report(plan, frames, "S")
+    subj = res.figures[0].payload["subjects"]
+    # group order Low (S2 20, S1 10: longest first), then High (S4 30, S3 5)
+    assert [r["usubjid"] for r in subj] == ["S2", "S1", "S4", "S3"]
+    s1 = subj[1]
+    assert s1["ongoing"] and s1["segments"] == [{"start": 2.0, "end": 6.0, "category": "PR"},
+                                                {"start": 6.0, "end": 10.0, "category": "PD"}]
+    assert s1["markers"] == [{"label": "PD", "symbol": "x", "time": 6.0}] and not subj[0]["ongoing"]
+    assert html.count("<svg") == 1
