@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,8 +232,14 @@ def write_datasets(
     folder = PURPOSE_FOLDER[purpose]
     mdv_oid = metadata_version_oid or default_metadata_version_oid(spec, [d for d, _ in ready.values()], purpose)
     written: list[WrittenDataset] = []
+    no_data: list[WrittenDataset] = []
     for name, (dataset, df) in ready.items():
         xpt_path = out_dir / f"{name.lower()}.xpt"
+        if len(df) == 0:
+            w = _no_data(df, dataset, name, purpose, folder, out_dir, timestamp, write_json)
+            no_data.append(w)
+            written.append(w)
+            continue
         variables, xpt_sha = write_xpt_file(df, dataset, xpt_path, timestamp=timestamp, engine=engine)
         lengths = {v.name: v.length for v in variables}
         json_rel, json_sha = None, None
@@ -250,7 +257,64 @@ def write_datasets(
                            xpt_path=f"{folder}/{xpt_path.name}", json_path=json_rel, xpt_sha256=xpt_sha,
                            json_sha256=json_sha, extra={"reader_warnings": warnings} if warnings else {})
         )
+    _write_no_data(out_dir, no_data)
     return written
+
+
+#: The datasets of a folder that had no records (no file written), with their written metadata:
+#: ``cdisc-pipe define`` and the reviewer's guides read it (see :func:`no_data_datasets`).
+NO_DATA_FILE = "_stage/no_data.json"
+
+
+def _no_data(df: pd.DataFrame, dataset: Dataset, name: str, purpose: str, folder: str, out_dir: Path,
+             timestamp: str, write_json: bool) -> WrittenDataset:
+    """A dataset without records is not submitted (FDA Technical Conformance Guide: empty datasets are
+    not submitted; define.xml lists it with ``def:HasNoData="Yes"`` and no leaf): no file is written
+    (a stale one of an earlier write is removed) and the record says what the file would have held."""
+    variables, _ = xpt_v5_chunks(df, table_name=dataset.name, file_label=dataset.label, timestamp=timestamp,
+                                 **xpt_arguments(df, dataset))
+    for ext in (".xpt", ".json", ".ndjson"):
+        (out_dir / f"{name.lower()}{ext}").unlink(missing_ok=True)
+    columns = tuple(
+        WrittenColumn(name=v.name, label=v.label, type=v.type, length=v.length, display_format=v.format, order=i)
+        for i, v in enumerate(variables, start=1)
+    )
+    return WrittenDataset(name=name, label=dataset.label, purpose=purpose, records=0, columns=columns,
+                          xpt_path=f"{folder}/{name.lower()}.xpt",
+                          json_path=f"{folder}/{name.lower()}.json" if write_json else None,
+                          has_no_data=True)
+
+
+def _write_no_data(out_dir: Path, no_data: list[WrittenDataset]) -> None:
+    path = out_dir / NO_DATA_FILE
+    if not no_data:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{"name": w.name, "label": w.label, "purpose": w.purpose,
+             "columns": [dict(name=c.name, label=c.label, type=c.type, length=c.length,
+                              display_format=c.display_format, order=c.order) for c in w.columns]}
+            for w in sorted(no_data, key=lambda w: w.name)]
+    path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+
+
+def no_data_datasets(folder: str | os.PathLike[str], purpose: str | None = None) -> list[WrittenDataset]:
+    """The datasets :func:`write_datasets` left out of ``folder`` for having no records (sorted by
+    name; a dataset whose file is there after all is not listed).  Empty when there were none."""
+    folder = Path(folder)
+    path = folder / NO_DATA_FILE
+    if not path.is_file():
+        return []
+    out = []
+    for row in json.loads(path.read_text(encoding="utf-8")):
+        name = str(row["name"]).upper()
+        if (folder / f"{name.lower()}.xpt").exists():
+            continue
+        columns = tuple(WrittenColumn(**c) for c in row["columns"])
+        out.append(WrittenDataset(name=name, label=row.get("label") or "", purpose=purpose or row["purpose"],
+                                  records=0, columns=columns, xpt_path=f"{folder.name}/{name.lower()}.xpt",
+                                  json_path=None, has_no_data=True))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -648,3 +712,37 @@ def read_folder(folder: str | os.PathLike[str], *, encoding: str | None = None) 
         return {p.stem.upper(): read_xpt(p, encoding=encoding) for p in xpts}
     jsons = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".json", ".ndjson") and p.stem.lower() != "manifest")
     return {p.stem.upper(): read_dataset_json(p) for p in jsons}
+
+
+def declared_empty_frames(folder: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
+    """Empty frames of the datasets the folder's ``define.xml`` declares ``def:HasNoData="Yes"`` and
+    that have no file: a stage reading the folder (ADaM from an SDTM folder) sees the dataset with
+    its variables and no records, as when it was built in memory.  Text (and ISO 8601 text) columns
+    are object columns, numbers float64; ``{}`` without a define.xml."""
+    import xml.etree.ElementTree as ET
+
+    folder = Path(folder)
+    path = folder / "define.xml"
+    if not path.is_file():
+        return {}
+    odm = "{http://www.cdisc.org/ns/odm/v1.3}"
+    has_no_data = "{http://www.cdisc.org/ns/def/v2.1}HasNoData"
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return {}
+    items = {it.get("OID"): (it.get("Name"), it.get("DataType")) for it in root.iter(f"{odm}ItemDef")}
+    present = {p.stem.upper() for p in folder.iterdir() if p.suffix.lower() in (".xpt", ".json", ".ndjson")}
+    out: dict[str, pd.DataFrame] = {}
+    for ig in root.iter(f"{odm}ItemGroupDef"):
+        name = (ig.get("Name") or "").upper()
+        if ig.get(has_no_data) != "Yes" or not name or name in present:
+            continue
+        refs = sorted(ig.findall(f"{odm}ItemRef"), key=lambda r: int(r.get("OrderNumber") or 0))
+        cols = {}
+        for ref in refs:
+            var, dtype = items.get(ref.get("ItemOID"), (None, None))
+            if var:
+                cols[var] = pd.Series([], dtype="float64" if dtype in ("integer", "float") else object)
+        out[name] = pd.DataFrame(cols)
+    return out
