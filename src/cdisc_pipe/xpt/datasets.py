@@ -29,7 +29,7 @@ from cdisc_pipe.datasetjson import (
 from cdisc_pipe.errors import InputError, Problem, raise_if
 from cdisc_pipe.spec.model import Dataset, StudySpec
 from cdisc_pipe.written import WrittenColumn, WrittenDataset
-from cdisc_pipe.xpt.conform import check_frame, conform_frame, format_kind
+from cdisc_pipe.xpt.conform import ascii_frame, check_frame, conform_frame, format_kind, text_byte_lengths
 from cdisc_pipe.xpt.reader import (
     XptData,
     XptMetadata,
@@ -171,9 +171,24 @@ def write_xpt_pyreadstat(
 def prepare_datasets(
     frames: Mapping[str, pd.DataFrame], spec: StudySpec, *, purpose: str
 ) -> tuple[dict[str, tuple[Dataset, pd.DataFrame]], list[Problem]]:
-    """Conform and FDA-check every frame; return the conformed frames and all problems."""
+    """Conform and FDA-check every frame; return the conformed frames (as the XPT file gets them:
+    text made ASCII, see :func:`~cdisc_pipe.xpt.conform.ascii_frame`) and all problems."""
+    ready, problems = _prepare(frames, spec, purpose=purpose)
+    return {n: (r.dataset, r.xpt) for n, r in ready.items()}, problems
+
+
+@dataclass(frozen=True)
+class _Ready:
+    dataset: Dataset
+    xpt: pd.DataFrame  # ASCII text (XPT v5)
+    original: pd.DataFrame  # the conformed frame, UTF-8 text as built (Dataset-JSON)
+    transliterated: dict[str, int]  # variable -> rows whose XPT text differs from the original
+
+
+def _prepare(frames: Mapping[str, pd.DataFrame], spec: StudySpec, *, purpose: str
+             ) -> tuple[dict[str, _Ready], list[Problem]]:
     problems: list[Problem] = []
-    ready: dict[str, tuple[Dataset, pd.DataFrame]] = {}
+    ready: dict[str, _Ready] = {}
     for name, df in frames.items():
         try:
             dataset = spec.dataset(name)
@@ -189,8 +204,9 @@ def prepare_datasets(
         problems += probs
         if conformed is None:
             continue
-        problems += check_frame(conformed, dataset)
-        ready[dataset.name] = (dataset, conformed)
+        xpt, changed = ascii_frame(conformed, dataset)
+        problems += check_frame(xpt, dataset)
+        ready[dataset.name] = _Ready(dataset, xpt, conformed, changed)
     return ready, problems
 
 
@@ -224,16 +240,17 @@ def write_datasets(
     ``WrittenDataset.xpt_path``/``json_path`` are relative to the output root: ``sdtm/dm.xpt`` for
     Tabulation, ``adam/adsl.xpt`` for Analysis (the file name alone is ``Path(xpt_path).name``).
     """
-    ready, problems = prepare_datasets(frames, spec, purpose=purpose)
+    ready, problems = _prepare(frames, spec, purpose=purpose)
     raise_if(problems, stage="write datasets")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     timestamp = format_timestamp(spec.study.metadata_datetime)
     folder = PURPOSE_FOLDER[purpose]
-    mdv_oid = metadata_version_oid or default_metadata_version_oid(spec, [d for d, _ in ready.values()], purpose)
+    mdv_oid = metadata_version_oid or default_metadata_version_oid(spec, [r.dataset for r in ready.values()], purpose)
     written: list[WrittenDataset] = []
     no_data: list[WrittenDataset] = []
-    for name, (dataset, df) in ready.items():
+    for name, r in ready.items():
+        dataset, df = r.dataset, r.xpt
         xpt_path = out_dir / f"{name.lower()}.xpt"
         if len(df) == 0:
             w = _no_data(df, dataset, name, purpose, folder, out_dir, timestamp, write_json)
@@ -244,18 +261,26 @@ def write_datasets(
         lengths = {v.name: v.length for v in variables}
         json_rel, json_sha = None, None
         if write_json:
-            res = write_dataset_json(df, dataset, spec, out_dir, lengths, ndjson_threshold=ndjson_threshold,
-                                     metadata_version_oid=mdv_oid)
+            # Dataset-JSON carries UTF-8: the original text, with lengths of that text (UTF-8 bytes)
+            json_lengths = dict(lengths)
+            for var in r.transliterated:
+                nbytes, _ = text_byte_lengths(r.original[var])
+                json_lengths[var] = max(1, int(nbytes.max(initial=0)))
+            res = write_dataset_json(r.original, dataset, spec, out_dir, json_lengths,
+                                     ndjson_threshold=ndjson_threshold, metadata_version_oid=mdv_oid)
             json_rel, json_sha = f"{folder}/{res.path.name}", res.sha256
         columns = tuple(
             WrittenColumn(name=v.name, label=v.label, type=v.type, length=v.length, display_format=v.format, order=i)
             for i, v in enumerate(variables, start=1)
         )
         warnings = reader_warnings(xpt_path, variables, len(df))
+        extra: dict[str, Any] = {"reader_warnings": warnings} if warnings else {}
+        if r.transliterated:
+            extra["transliterated"] = dict(r.transliterated)
         written.append(
             WrittenDataset(name=name, label=dataset.label, purpose=purpose, records=len(df), columns=columns,
                            xpt_path=f"{folder}/{xpt_path.name}", json_path=json_rel, xpt_sha256=xpt_sha,
-                           json_sha256=json_sha, extra={"reader_warnings": warnings} if warnings else {})
+                           json_sha256=json_sha, extra=extra)
         )
     _write_no_data(out_dir, no_data)
     return written
