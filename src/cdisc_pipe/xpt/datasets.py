@@ -282,7 +282,7 @@ def write_datasets(
                            xpt_path=f"{folder}/{xpt_path.name}", json_path=json_rel, xpt_sha256=xpt_sha,
                            json_sha256=json_sha, extra=extra)
         )
-    _write_no_data(out_dir, no_data)
+    _write_no_data(out_dir, no_data, rewritten=set(ready))
     return written
 
 
@@ -310,16 +310,24 @@ def _no_data(df: pd.DataFrame, dataset: Dataset, name: str, purpose: str, folder
                           has_no_data=True)
 
 
-def _write_no_data(out_dir: Path, no_data: list[WrittenDataset]) -> None:
+def _write_no_data(out_dir: Path, no_data: list[WrittenDataset], rewritten: set[str]) -> None:
+    """Update ``_stage/no_data.json``: the datasets of this write without records replace what it
+    said of the datasets this write rewrote; entries of other datasets are kept (removed file when
+    none is left)."""
     path = out_dir / NO_DATA_FILE
-    if not no_data:
+    try:
+        kept = [r for r in json.loads(path.read_text(encoding="utf-8")) if str(r["name"]).upper() not in rewritten]
+    except (OSError, ValueError, TypeError, KeyError):
+        kept = []
+    rows = kept + [{"name": w.name, "label": w.label, "purpose": w.purpose,
+                    "columns": [dict(name=c.name, label=c.label, type=c.type, length=c.length,
+                                     display_format=c.display_format, order=c.order) for c in w.columns]}
+                   for w in no_data]
+    if not rows:
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [{"name": w.name, "label": w.label, "purpose": w.purpose,
-             "columns": [dict(name=c.name, label=c.label, type=c.type, length=c.length,
-                              display_format=c.display_format, order=c.order) for c in w.columns]}
-            for w in sorted(no_data, key=lambda w: w.name)]
+    rows.sort(key=lambda r: r["name"])
     path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
 
 
