@@ -33,7 +33,6 @@ from cdisc_pipe.sdtm.dates import assemble_dtc, iso_duration_days
 from cdisc_pipe.sdtm.mapping import AssignSpec, Condition, Rule, UnitConversion
 from cdisc_pipe.spec.model import Codelist
 from cdisc_pipe.xpt.conform import ASCII_REPLACEMENTS as _XPT_ASCII_REPLACEMENTS
-from cdisc_pipe.xpt.conform import transliterate as _xpt_ascii
 
 MAX_BYTES = 200
 
@@ -462,8 +461,8 @@ def ascii_policy(frame: pd.DataFrame, dataset: str, findings: Findings,
     transliterates (:func:`cdisc_pipe.xpt.conform.transliterate`: typographic characters with an
     obvious ASCII twin replaced, accents dropped, anything else, e.g. Chinese text, ``?`` per
     character); Dataset-JSON carries UTF-8 and keeps the original (define.xml says so in a comment
-    on the variable).  Each reported value is the original text with its transliteration, so the
-    change in the XPT file is explicit and reviewable; the record is kept.
+    on the variable).  Each reported value is the original text, so the change in the XPT file is
+    explicit and reviewable; the record is kept.
 
     Each column is checked on its distinct values; ``coded`` (optional) receives the
     factorization (codes, distinct values) of every column, for :func:`conform`.
@@ -483,9 +482,17 @@ def ascii_policy(frame: pd.DataFrame, dataset: str, findings: Findings,
         bad = ~txt.fillna("").str.isascii()
         if not bad.any():
             continue
-        shown = per_value(txt.loc[bad], lambda u: u.map(lambda v: f"{v} -> XPT: {_xpt_ascii(v)}"))
+        before = len(findings.items)
         findings.add("SDTM.TEXT.NONASCII", "Warning",
-                     "non-ASCII text: transliterated in the XPT file (unmappable characters become '?'), kept as "
-                     "collected in Dataset-JSON; value: original -> XPT text",
-                     dataset, col, frame, bad, shown.reindex(frame.index))
+                     "non-ASCII text: transliterated to ASCII in the XPT file (unmappable characters become '?'), "
+                     "kept as collected in Dataset-JSON; original in value",
+                     dataset, col, frame, bad, txt)
+        # a variable split into chunks (SDTMIG 4.5.3) is checked before the split and again with
+        # the dataset: each value is reported once
+        seen = {_nonascii_key(f) for f in findings.items[:before] if f.rule == "SDTM.TEXT.NONASCII"}
+        findings.items[before:] = [f for f in findings.items[before:] if _nonascii_key(f) not in seen]
     return frame
+
+
+def _nonascii_key(f: Finding) -> tuple:
+    return f.dataset, f.variable, f.value, f.source_file, f.source_row, f.extra.get("count")
