@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -118,21 +119,23 @@ def _write_problems(frames: dict, spec, tmp_path: Path, purpose: str = "Tabulati
     return problems_of(exc)
 
 
-def test_199_character_value_of_200_plus_bytes_is_refused(tmp_path: Path) -> None:
+def test_200_byte_limit_applies_to_the_xpt_text(tmp_path: Path) -> None:
+    """XPT v5 gets the text transliterated to ASCII (#16 item 9): 199 characters of 200+ UTF-8 bytes
+    are 199 ASCII bytes in the XPT file; the Dataset-JSON file keeps the UTF-8 original."""
     spec = make_spec()
     df = ae_frame()
-    two_hundred_bytes = "\u00e9" + "a" * 198  # 199 characters, 200 bytes (e-acute is 2 bytes in UTF-8)
     two_hundred_one = "\u00e9\u00e9" + "a" * 197  # 199 characters, 201 bytes
-    assert len(two_hundred_bytes) == len(two_hundred_one) == 199
-    df["AETERM"] = [two_hundred_bytes, two_hundred_one, "OK"]
-    probs = _write_problems({"AE": df}, spec, tmp_path)
-    by_row = {}
-    for p in probs:
-        by_row.setdefault(p.entry, set()).add(p.message)
-    # after sorting: row 1 = 1001/AESEQ 1 ("OK"), row 2 = 1001/AESEQ 2 (201 bytes), row 3 = 1002/AESEQ 1 (200 bytes)
-    assert set(by_row) == {"row 2 (USUBJID=T1-101-1001, AESEQ=2)", "row 3 (USUBJID=T1-101-1002, AESEQ=1)"}
-    assert by_row["row 2 (USUBJID=T1-101-1001, AESEQ=2)"] == {"value is not ASCII", "value is longer than 200 bytes"}
-    assert by_row["row 3 (USUBJID=T1-101-1002, AESEQ=1)"] == {"value is not ASCII"}
+    df["AETERM"] = [two_hundred_one, "OK", "OK"]
+    (w,) = write_datasets({"AE": df}, spec, tmp_path, purpose="Tabulation")
+    assert w.column("AETERM").length == 199 and w.extra["transliterated"] == {"AETERM": 1}
+    assert "ee" + "a" * 197 in set(read_xpt(tmp_path / "ae.xpt")["AETERM"])
+    doc = json.loads((tmp_path / "ae.json").read_text(encoding="utf-8"))
+    col = [c for c in doc["columns"] if c["name"] == "AETERM"][0]
+    assert col["length"] == 201
+    assert any(two_hundred_one in row for row in doc["rows"])
+    df["AETERM"] = ["\u00e9" + "a" * 200, "OK", "OK"]  # 201 ASCII bytes in the XPT file: refused
+    assert {p.message for p in _write_problems({"AE": df}, spec, tmp_path / "again")} == {
+        "value is longer than 200 bytes"}
 
 
 def test_41_character_label_is_refused(tmp_path: Path) -> None:
@@ -142,15 +145,20 @@ def test_41_character_label_is_refused(tmp_path: Path) -> None:
     assert [(p.column, p.message) for p in probs] == [("AETERM", "label is 41 characters; XPT v5 allows 40")]
 
 
-def test_non_ascii_value_is_refused_with_its_location(tmp_path: Path) -> None:
+def test_non_ascii_value_is_transliterated_in_xpt_only(tmp_path: Path) -> None:
+    """check_frame refuses non-ASCII text (XPT v5 is ASCII); write_datasets hands the XPT writer the
+    transliterated frame and the Dataset-JSON writer the original (#16 item 9)."""
     spec = make_spec()
     df = ae_frame()
     df.loc[0, "AETERM"] = "C\u00e9phal\u00e9e"  # T1-101-1002, AESEQ 1: row 3 after sorting
-    probs = _write_problems({"AE": df}, spec, tmp_path)
-    (p,) = probs
+    conformed = conform(df, spec.dataset("AE"), spec)
+    (p,) = check_frame(conformed, spec.dataset("AE"))
     assert (p.file, p.entry, p.column, p.value, p.message) == (
         "AE", "row 3 (USUBJID=T1-101-1002, AESEQ=1)", "AETERM", "C\u00e9phal\u00e9e", "value is not ASCII")
-    assert "AE, row 3 (USUBJID=T1-101-1002, AESEQ=1), column AETERM: value is not ASCII" in str(p)
+    (w,) = write_datasets({"AE": df}, spec, tmp_path, purpose="Tabulation")
+    assert read_xpt(tmp_path / "ae.xpt")["AETERM"].iloc[2] == "Cephalee"
+    assert "C\u00e9phal\u00e9e" in (tmp_path / "ae.json").read_text(encoding="utf-8")
+    assert w.extra["transliterated"] == {"AETERM": 1}
 
 
 def test_value_longer_than_spec_length_is_refused(tmp_path: Path) -> None:

@@ -276,6 +276,8 @@ def _log_findings(log: RunLog, stage: str, findings: list[Finding]) -> None:
 def records_of(written: list[Any], sub: str) -> dict[str, int]:
     out = {}
     for w in written:
+        if getattr(w, "has_no_data", False):  # no file written (define.xml: HasNoData)
+            continue
         name = Path(w.xpt_path).name
         out[f"{sub}/{name}"] = w.records
         if w.json_path:
@@ -308,6 +310,7 @@ def finish(command: str, paths: Paths, spec: StudySpec | None, log: RunLog, reco
     manifest = build_manifest(command=command, inputs={k: v for k, v in inputs.items() if v is not None},
                               spec=spec, out_dir=paths.out, records=records)
     manifest["stages"] = stages or {}
+    manifest["datasets_without_data"] = datasets_without_data(paths.out)
     if paths.specs is not None:
         manifest["study_verbs"] = study_verb_files(Path(paths.specs) / "plans")
     manifest.update(extra or {})
@@ -319,6 +322,14 @@ def finish(command: str, paths: Paths, spec: StudySpec | None, log: RunLog, reco
             log.warning(f"previous manifest {previous} unreadable; row counts of untouched outputs omitted")
     write_manifest(manifest, paths.out)
     log.note(f"manifest written: {paths.out / 'manifest.json'}")
+
+
+def datasets_without_data(out: Path) -> dict[str, list[str]]:
+    """``{"sdtm": ["AE", "SUPPAE"], "adam": ["ADAE"]}``: the datasets that had no records, so no file
+    (not submitted; define.xml lists them with ``def:HasNoData="Yes"``), per output folder."""
+    from cdisc_pipe.xpt.datasets import no_data_datasets
+
+    return {sub: [w.name for w in no_data_datasets(Path(out) / sub)] for sub in ("sdtm", "adam")}
 
 
 def _carry_records(old: dict, new: dict) -> None:

@@ -32,6 +32,9 @@ class WrittenDataset:
     xpt_sha256: str = ""
     json_sha256: str | None = None
     extra: dict = field(default_factory=dict)
+    #: No records: no file was written (``xpt_path``/``json_path`` name the files it would have had,
+    #: ``xpt_sha256`` is empty); define.xml declares it ``def:HasNoData="Yes"`` without a leaf.
+    has_no_data: bool = False
 
     def column(self, name: str) -> WrittenColumn:
         for c in self.columns:

@@ -140,4 +140,11 @@ def read_sdtm(folder: str | Path, *, encoding: str | None = None, log: RunLog | 
             log.note(note)
     if problems:
         raise InputError(problems, stage="adam")
+    from cdisc_pipe.xpt.datasets import declared_empty_frames
+
+    for name, frame in declared_empty_frames(root).items():  # no file: define.xml says HasNoData
+        out.setdefault(name, frame)
+        if log is not None:
+            log.note(f"{name}: no file in {root}; define.xml declares it without data (HasNoData): read as "
+                     f"{frame.shape[1]} variables, 0 records")
     return out

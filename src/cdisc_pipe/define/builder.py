@@ -394,7 +394,9 @@ class _Builder:
                     dataset=ds.name))
                 continue
             refs.append(self.item_ref(ds, var, oid, order, keys))
-            items.append(self.item_def(ds, var, col, oid, who))
+            items.append(self.item_def(ds, var, col, oid, who,
+                                       transliterated=int((w.extra or {}).get("transliterated", {}).get(name, 0)),
+                                       json_file=Path(w.json_path).name if w.json_path else None))
         self._check_crf_pages(ds, [spec_vars[c.name.upper()] for c in columns if c.name.upper() in spec_vars])
         floats = [i.name for i in items if i.data_type == "float" and i.significant_digits is None]
         if floats:
@@ -446,7 +448,10 @@ class _Builder:
             role=var.role if self.purpose == "Tabulation" else None, method_oid=var.method,
         )
 
-    def item_def(self, ds: Dataset, var: Variable, col: WrittenColumn, oid: str, who: str) -> ItemDefView:
+    def item_def(self, ds: Dataset, var: Variable, col: WrittenColumn, oid: str, who: str, *,
+                 transliterated: int = 0, json_file: str | None = None) -> ItemDefView:
+        """``transliterated``: rows whose text the XPT file holds transliterated to ASCII (the
+        Dataset-JSON file ``json_file`` keeps the original): said in the variable's comment."""
         f = _spec_file(ds)
         entry = f"variables[{var.name}]"
         numeric = col.type == "numeric"
@@ -464,13 +469,22 @@ class _Builder:
         self._use(self.used_codelists, var.codelist, who)
         if var.codelist:
             self.codelist_item_types.setdefault(var.codelist, set()).add(_define_data_type(var.data_type, numeric))
-        self._use(self.used_comments, var.comment, who)
+        comment = var.comment
+        if transliterated:
+            comment = f"COM.{ds.name}.{var.name}.ASCII"
+            base = self.spec.comments.get(var.comment) if var.comment else None
+            note = (f"{transliterated} value(s) of {var.name} hold non-ASCII text: the XPT file ({ds.name.lower()}.xpt) "
+                    f"holds them transliterated to ASCII (SAS transport v5 is ASCII only; characters without an "
+                    f"ASCII equivalent became '?')"
+                    + (f"; the Dataset-JSON file ({json_file}) keeps the original UTF-8 text." if json_file else "."))
+            self.generated_comments[comment] = f"{base.description} {note}" if base else note
+        self._use(self.used_comments, comment, who)
         return ItemDefView(
             oid=oid, name=var.name, data_type=_define_data_type(var.data_type, numeric), length=col.length,
             sas_field_name=var.name, description=col.label, origin=_origin(var.origin),
             significant_digits=var.significant_digits,
             display_format=col.display_format or var.display_format, codelist_oid=var.codelist,
-            comment_oid=var.comment, dataset=ds.name,
+            comment_oid=comment, dataset=ds.name,
         )
 
     def _check_origin(self, file: str, entry: str, origin: Origin) -> None:

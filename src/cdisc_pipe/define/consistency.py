@@ -444,7 +444,8 @@ def _sha256(path: Path) -> str:
 
 
 def written_from_folder(folder: Path, purpose: str) -> list[WrittenDataset]:
-    """The :class:`WrittenDataset` records of the ``*.xpt`` files in ``folder`` (sorted by name).
+    """The :class:`WrittenDataset` records of the ``*.xpt`` files in ``folder`` (sorted by name), and
+    of the datasets the writer left out for having no records (``_stage/no_data.json``).
 
     Used when define.xml is rendered for datasets written earlier (``cdisc-pipe define``).  Paths are
     ``<folder name>/<file>``, as the writers report them relative to the output root.
@@ -479,4 +480,7 @@ def written_from_folder(folder: Path, purpose: str) -> list[WrittenDataset]:
             json_sha256=_sha256(json_path) if json_path else None))
     if problems:
         raise InputError(problems, stage="define")
-    return out
+    # datasets without records have no file: the writer's record of them (define.xml: HasNoData)
+    from cdisc_pipe.xpt.datasets import no_data_datasets
+
+    return sorted(out + no_data_datasets(folder, purpose), key=lambda w: w.name)

@@ -33,6 +33,7 @@ from cdisc_pipe.errors import Finding, Severity
 from cdisc_pipe.sdtm.dates import assemble_dtc, iso_duration_days
 from cdisc_pipe.sdtm.mapping import AssignSpec, Condition, Rule, UnitConversion
 from cdisc_pipe.spec.model import Codelist
+from cdisc_pipe.xpt.conform import ASCII_REPLACEMENTS as _XPT_ASCII_REPLACEMENTS
 
 MAX_BYTES = 200
 
@@ -460,27 +461,26 @@ def _slice_from(s: pd.Series, starts: pd.Series) -> pd.Series:
 
 # --- non-ASCII -------------------------------------------------------------------------------
 
-#: Explicit, documented replacements applied before the ASCII check (typographic -> ASCII).
-ASCII_REPLACEMENTS = {
-    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
-    "\u00b5": "u", "\u03bc": "u", "\u00b0": " deg ", "\u00a0": " ", "\u2264": "<=", "\u2265": ">=",
-    "\uff08": "(", "\uff09": ")", "\uff0c": ",", "\u3000": " ", "\u00d7": "x",
-}
+#: The replacements the XPT writer applies (typographic -> ASCII), see
+#: :func:`cdisc_pipe.xpt.conform.transliterate`.
+ASCII_REPLACEMENTS = _XPT_ASCII_REPLACEMENTS
 
 
 def ascii_policy(frame: pd.DataFrame, dataset: str, findings: Findings,
                  coded: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> pd.DataFrame:
-    """Make every text column ASCII, reporting every change (``SDTM.TEXT.NONASCII``).
+    """Report every non-ASCII text value (``SDTM.TEXT.NONASCII``, naming the raw file and row);
+    the frame is returned unchanged.
 
-    Policy: typographic characters with an obvious ASCII twin are transliterated
-    (:data:`ASCII_REPLACEMENTS`, NFKD-decomposed accents lose their marks); anything else (e.g.
-    Chinese text) is replaced by ``?`` per character.  Each changed value is reported with the
-    original text, so the change is explicit and reviewable; the record is kept.
+    Policy: the data keep the text as collected.  XPT v5 holds ASCII only, so the XPT writer
+    transliterates (:func:`cdisc_pipe.xpt.conform.transliterate`: typographic characters with an
+    obvious ASCII twin replaced, accents dropped, anything else, e.g. Chinese text, ``?`` per
+    character); Dataset-JSON carries UTF-8 and keeps the original (define.xml says so in a comment
+    on the variable).  Each reported value is the original text, so the change in the XPT file is
+    explicit and reviewable; the record is kept.
 
     Each column is checked on its distinct values; ``coded`` (optional) receives the
-    factorization (codes, distinct values) of every column left unchanged, for :func:`conform`.
+    factorization (codes, distinct values) of every column, for :func:`conform`.
     """
-    out = frame
     for col in frame.columns:
         if col.startswith("__") or frame[col].dtype == "float64":
             continue
@@ -488,27 +488,25 @@ def ascii_policy(frame: pd.DataFrame, dataset: str, findings: Findings,
         if s.dtype != "str" and s.dtype != object:
             continue
         codes, uniq = factorize_text(s)
+        if coded is not None:
+            coded[col] = (compact_codes(codes, len(uniq)), uniq)
         if "".join(u if isinstance(u, str) else str(u) for u in uniq).isascii():  # the usual case
-            if coded is not None:
-                coded[col] = (compact_codes(codes, len(uniq)), uniq)
             continue
         txt = s.astype("str")
         bad = ~txt.fillna("").str.isascii()
         if not bad.any():
             continue
-        def transliterate(u: pd.Series) -> pd.Series:
-            for k, v in ASCII_REPLACEMENTS.items():
-                u = u.str.replace(k, v, regex=False)
-            u = u.str.normalize("NFKD").str.replace(r"[\u0300-\u036f]", "", regex=True)
-            return u.str.replace(r"[^\x00-\x7f]", "?", regex=True).str.replace(r"\s+", " ", regex=True).str.strip()
-
-        fixed = per_value(txt.loc[bad], transliterate)  # once per distinct non-ASCII value
+        before = len(findings.items)
         findings.add("SDTM.TEXT.NONASCII", "Warning",
-                     "non-ASCII text transliterated for transport (unmappable characters became '?'); original in value",
+                     "non-ASCII text: transliterated to ASCII in the XPT file (unmappable characters become '?'), "
+                     "kept as collected in Dataset-JSON; original in value",
                      dataset, col, frame, bad, txt)
-        if out is frame:
-            out = frame.copy()
-        new = out[col].astype("str")
-        new.loc[bad] = fixed
-        out[col] = new
-    return out
+        # a variable split into chunks (SDTMIG 4.5.3) is checked before the split and again with
+        # the dataset: each value is reported once
+        seen = {_nonascii_key(f) for f in findings.items[:before] if f.rule == "SDTM.TEXT.NONASCII"}
+        findings.items[before:] = [f for f in findings.items[before:] if _nonascii_key(f) not in seen]
+    return frame
+
+
+def _nonascii_key(f: Finding) -> tuple:
+    return f.dataset, f.variable, f.value, f.source_file, f.source_row, f.extra.get("count")

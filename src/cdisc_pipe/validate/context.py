@@ -116,8 +116,11 @@ class CheckContext:
         return self.resolve(pattern)[0]
 
     def other(self, name: str) -> pd.DataFrame:
-        """Another dataset of the study; RuleSkipped when absent."""
+        """Another dataset of the study (0 records when define.xml declares it without data);
+        RuleSkipped when absent."""
         df = self.data.datasets.get(name.upper())
+        if df is None:
+            df = self.data.empty_frame(name.upper())  # no file, declared def:HasNoData: 0 records
         if df is None:
             raise RuleSkipped(f"dataset {name.upper()} absent")
         return df

@@ -141,6 +141,28 @@ class StudyData:
         d = self.define_for(dataset)
         return d.datasets.get(dataset) if d else None
 
+    def declared_no_data(self, dataset: str) -> DefineDataset | None:
+        """The define.xml description of ``dataset`` when it has no file and a define.xml declares it
+        ``def:HasNoData="Yes"`` (a dataset without records is not submitted), else None."""
+        if dataset in self.datasets:
+            return None
+        for d in self.defines.values():
+            dd = d.datasets.get(dataset)
+            if dd is not None and dd.has_no_data:
+                return dd
+        return None
+
+    def empty_frame(self, dataset: str) -> pd.DataFrame | None:
+        """A 0-record frame with the define.xml variables of a dataset declared without data (None
+        otherwise): cross-dataset rules check references against it (a reference to a record of a
+        dataset without data is a finding, not a skipped rule)."""
+        dd = self.declared_no_data(dataset)
+        if dd is None:
+            return None
+        names = sorted(dd.variables.values(), key=lambda v: v.order)
+        return pd.DataFrame({v.name: pd.Series([], dtype="float64" if v.data_type in ("integer", "float") else object)
+                             for v in names})
+
 
 def _blank_to_na(s: pd.Series) -> pd.Series:
     """Right-strip character values and turn blanks into missing, working on unique values only."""

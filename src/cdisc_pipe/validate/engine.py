@@ -211,6 +211,10 @@ def run_rules(rules: list[Rule], data: StudyData, spec: StudySpec | None, settin
                 names = datasets_in_scope(rule, data, spec)
                 if not names:
                     wanted = ", ".join(rule.scope.datasets + rule.scope.classes) or "any"
+                    empty = [n for n in rule.scope.datasets if data.declared_no_data(n.upper()) is not None]
+                    if empty:
+                        raise RuleSkipped(f"no records: {', '.join(empty)} without data (define.xml HasNoData, "
+                                          f"no file)")
                     raise RuleSkipped(f"no dataset in scope ({wanted}) present")
                 skipped: list[str] = []
                 for name in names:

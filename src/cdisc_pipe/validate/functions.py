@@ -464,6 +464,8 @@ def _id_text(values: pd.Series) -> pd.Series:
 def _record_ids(ctx: CheckContext, rdomain: str, idvar: str | None) -> pd.MultiIndex | None:
     parent = ctx.data.datasets.get(rdomain)
     if parent is None:
+        parent = ctx.data.empty_frame(rdomain)  # declared without data: every reference is an orphan
+    if parent is None:
         return None
     if idvar is None or idvar == "":
         return pd.MultiIndex.from_arrays([as_text(parent["USUBJID"]) if "USUBJID" in parent else

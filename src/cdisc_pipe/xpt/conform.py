@@ -454,6 +454,65 @@ def text_byte_lengths(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return nbytes, ascii_
 
 
+# --- ASCII for XPT v5 ---------------------------------------------------------------------------
+
+#: Explicit, documented replacements applied before the ASCII check (typographic -> ASCII).
+ASCII_REPLACEMENTS = {
+    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
+    "\u00b5": "u", "\u03bc": "u", "\u00b0": " deg ", "\u00a0": " ", "\u2264": "<=", "\u2265": ">=",
+    "\uff08": "(", "\uff09": ")", "\uff0c": ",", "\u3000": " ", "\u00d7": "x",
+}
+_SPACES = re.compile(r"\s+")
+
+
+def transliterate(value: str) -> str:
+    """The ASCII text of one value for XPT v5: typographic characters with an obvious ASCII twin
+    are replaced (:data:`ASCII_REPLACEMENTS`), accents dropped (NFKD, marks removed), anything else
+    (e.g. Chinese text) becomes ``?`` per character; blanks collapsed and stripped.  ASCII text is
+    returned unchanged."""
+    if value.isascii():
+        return value
+    import unicodedata
+
+    for k, v in ASCII_REPLACEMENTS.items():
+        value = value.replace(k, v)
+    value = "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c))
+    value = "".join(c if c.isascii() else "?" for c in value)
+    return _SPACES.sub(" ", value).strip()
+
+
+def ascii_frame(df: pd.DataFrame, dataset: Dataset) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The frame the XPT v5 writer takes: every text value made ASCII with :func:`transliterate`
+    (the Dataset-JSON writer takes the original, UTF-8 frame).  Returns the frame (``df`` itself
+    when all text is ASCII) and ``{variable: rows changed}``.  Works on distinct values."""
+    out, changed = df, {}
+    for name in df.columns:
+        var = dataset.variable(name)
+        if var.is_numeric:
+            continue
+        arr = df[name].to_numpy(dtype=object)
+        f = factorized(arr)
+        if f is None:
+            keep = ~pd.isna(arr)
+            if "".join(arr[keep]).isascii():  # the usual case: one C-level pass
+                continue
+            codes, uniques = pd.factorize(arr[keep])
+            full = np.full(len(arr), -1, dtype=np.int64)
+            full[keep] = codes
+            codes, uniques = full, np.asarray(uniques, dtype=object)
+        else:
+            codes, uniques = f
+        if "".join(uniques).isascii():
+            continue
+        fixed = np.array([transliterate(u) or None for u in uniques] + [None], dtype=object)
+        bad = np.append(np.fromiter((not u.isascii() for u in uniques), dtype=bool, count=len(uniques)), False)
+        if out is df:
+            out = df.copy()
+        out[name] = pd.Series(fixed[codes], index=df.index, dtype=object)
+        changed[name] = int(bad[codes].sum())
+    return out, changed
+
+
 def check_frame(df: pd.DataFrame, dataset: Dataset) -> list[Problem]:
     """FDA XPT v5 rules on a conformed frame; every violation with its location.
 

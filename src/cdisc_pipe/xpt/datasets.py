@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from cdisc_pipe.datasetjson import (
 from cdisc_pipe.errors import InputError, Problem, raise_if
 from cdisc_pipe.spec.model import Dataset, StudySpec
 from cdisc_pipe.written import WrittenColumn, WrittenDataset
-from cdisc_pipe.xpt.conform import check_frame, conform_frame, format_kind
+from cdisc_pipe.xpt.conform import ascii_frame, check_frame, conform_frame, format_kind, text_byte_lengths
 from cdisc_pipe.xpt.reader import (
     XptData,
     XptMetadata,
@@ -170,9 +171,24 @@ def write_xpt_pyreadstat(
 def prepare_datasets(
     frames: Mapping[str, pd.DataFrame], spec: StudySpec, *, purpose: str
 ) -> tuple[dict[str, tuple[Dataset, pd.DataFrame]], list[Problem]]:
-    """Conform and FDA-check every frame; return the conformed frames and all problems."""
+    """Conform and FDA-check every frame; return the conformed frames (as the XPT file gets them:
+    text made ASCII, see :func:`~cdisc_pipe.xpt.conform.ascii_frame`) and all problems."""
+    ready, problems = _prepare(frames, spec, purpose=purpose)
+    return {n: (r.dataset, r.xpt) for n, r in ready.items()}, problems
+
+
+@dataclass(frozen=True)
+class _Ready:
+    dataset: Dataset
+    xpt: pd.DataFrame  # ASCII text (XPT v5)
+    original: pd.DataFrame  # the conformed frame, UTF-8 text as built (Dataset-JSON)
+    transliterated: dict[str, int]  # variable -> rows whose XPT text differs from the original
+
+
+def _prepare(frames: Mapping[str, pd.DataFrame], spec: StudySpec, *, purpose: str
+             ) -> tuple[dict[str, _Ready], list[Problem]]:
     problems: list[Problem] = []
-    ready: dict[str, tuple[Dataset, pd.DataFrame]] = {}
+    ready: dict[str, _Ready] = {}
     for name, df in frames.items():
         try:
             dataset = spec.dataset(name)
@@ -188,8 +204,9 @@ def prepare_datasets(
         problems += probs
         if conformed is None:
             continue
-        problems += check_frame(conformed, dataset)
-        ready[dataset.name] = (dataset, conformed)
+        xpt, changed = ascii_frame(conformed, dataset)
+        problems += check_frame(xpt, dataset)
+        ready[dataset.name] = _Ready(dataset, xpt, conformed, changed)
     return ready, problems
 
 
@@ -223,34 +240,114 @@ def write_datasets(
     ``WrittenDataset.xpt_path``/``json_path`` are relative to the output root: ``sdtm/dm.xpt`` for
     Tabulation, ``adam/adsl.xpt`` for Analysis (the file name alone is ``Path(xpt_path).name``).
     """
-    ready, problems = prepare_datasets(frames, spec, purpose=purpose)
+    ready, problems = _prepare(frames, spec, purpose=purpose)
     raise_if(problems, stage="write datasets")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     timestamp = format_timestamp(spec.study.metadata_datetime)
     folder = PURPOSE_FOLDER[purpose]
-    mdv_oid = metadata_version_oid or default_metadata_version_oid(spec, [d for d, _ in ready.values()], purpose)
+    mdv_oid = metadata_version_oid or default_metadata_version_oid(spec, [r.dataset for r in ready.values()], purpose)
     written: list[WrittenDataset] = []
-    for name, (dataset, df) in ready.items():
+    no_data: list[WrittenDataset] = []
+    for name, r in ready.items():
+        dataset, df = r.dataset, r.xpt
         xpt_path = out_dir / f"{name.lower()}.xpt"
+        if len(df) == 0:
+            w = _no_data(df, dataset, name, purpose, folder, out_dir, timestamp, write_json)
+            no_data.append(w)
+            written.append(w)
+            continue
         variables, xpt_sha = write_xpt_file(df, dataset, xpt_path, timestamp=timestamp, engine=engine)
         lengths = {v.name: v.length for v in variables}
         json_rel, json_sha = None, None
         if write_json:
-            res = write_dataset_json(df, dataset, spec, out_dir, lengths, ndjson_threshold=ndjson_threshold,
-                                     metadata_version_oid=mdv_oid)
+            # Dataset-JSON carries UTF-8: the original text, with lengths of that text (UTF-8 bytes)
+            json_lengths = dict(lengths)
+            for var in r.transliterated:
+                nbytes, _ = text_byte_lengths(r.original[var])
+                json_lengths[var] = max(1, int(nbytes.max(initial=0)))
+            res = write_dataset_json(r.original, dataset, spec, out_dir, json_lengths,
+                                     ndjson_threshold=ndjson_threshold, metadata_version_oid=mdv_oid)
             json_rel, json_sha = f"{folder}/{res.path.name}", res.sha256
         columns = tuple(
             WrittenColumn(name=v.name, label=v.label, type=v.type, length=v.length, display_format=v.format, order=i)
             for i, v in enumerate(variables, start=1)
         )
         warnings = reader_warnings(xpt_path, variables, len(df))
+        extra: dict[str, Any] = {"reader_warnings": warnings} if warnings else {}
+        if r.transliterated:
+            extra["transliterated"] = dict(r.transliterated)
         written.append(
             WrittenDataset(name=name, label=dataset.label, purpose=purpose, records=len(df), columns=columns,
                            xpt_path=f"{folder}/{xpt_path.name}", json_path=json_rel, xpt_sha256=xpt_sha,
-                           json_sha256=json_sha, extra={"reader_warnings": warnings} if warnings else {})
+                           json_sha256=json_sha, extra=extra)
         )
+    _write_no_data(out_dir, no_data, rewritten=set(ready))
     return written
+
+
+#: The datasets of a folder that had no records (no file written), with their written metadata:
+#: ``cdisc-pipe define`` and the reviewer's guides read it (see :func:`no_data_datasets`).
+NO_DATA_FILE = "_stage/no_data.json"
+
+
+def _no_data(df: pd.DataFrame, dataset: Dataset, name: str, purpose: str, folder: str, out_dir: Path,
+             timestamp: str, write_json: bool) -> WrittenDataset:
+    """A dataset without records is not submitted (FDA Technical Conformance Guide: empty datasets are
+    not submitted; define.xml lists it with ``def:HasNoData="Yes"`` and no leaf): no file is written
+    (a stale one of an earlier write is removed) and the record says what the file would have held."""
+    variables, _ = xpt_v5_chunks(df, table_name=dataset.name, file_label=dataset.label, timestamp=timestamp,
+                                 **xpt_arguments(df, dataset))
+    for ext in (".xpt", ".json", ".ndjson"):
+        (out_dir / f"{name.lower()}{ext}").unlink(missing_ok=True)
+    columns = tuple(
+        WrittenColumn(name=v.name, label=v.label, type=v.type, length=v.length, display_format=v.format, order=i)
+        for i, v in enumerate(variables, start=1)
+    )
+    return WrittenDataset(name=name, label=dataset.label, purpose=purpose, records=0, columns=columns,
+                          xpt_path=f"{folder}/{name.lower()}.xpt",
+                          json_path=f"{folder}/{name.lower()}.json" if write_json else None,
+                          has_no_data=True)
+
+
+def _write_no_data(out_dir: Path, no_data: list[WrittenDataset], rewritten: set[str]) -> None:
+    """Update ``_stage/no_data.json``: the datasets of this write without records replace what it
+    said of the datasets this write rewrote; entries of other datasets are kept (removed file when
+    none is left)."""
+    path = out_dir / NO_DATA_FILE
+    try:
+        kept = [r for r in json.loads(path.read_text(encoding="utf-8")) if str(r["name"]).upper() not in rewritten]
+    except (OSError, ValueError, TypeError, KeyError):
+        kept = []
+    rows = kept + [{"name": w.name, "label": w.label, "purpose": w.purpose,
+                    "columns": [dict(name=c.name, label=c.label, type=c.type, length=c.length,
+                                     display_format=c.display_format, order=c.order) for c in w.columns]}
+                   for w in no_data]
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows.sort(key=lambda r: r["name"])
+    path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+
+
+def no_data_datasets(folder: str | os.PathLike[str], purpose: str | None = None) -> list[WrittenDataset]:
+    """The datasets :func:`write_datasets` left out of ``folder`` for having no records (sorted by
+    name; a dataset whose file is there after all is not listed).  Empty when there were none."""
+    folder = Path(folder)
+    path = folder / NO_DATA_FILE
+    if not path.is_file():
+        return []
+    out = []
+    for row in json.loads(path.read_text(encoding="utf-8")):
+        name = str(row["name"]).upper()
+        if (folder / f"{name.lower()}.xpt").exists():
+            continue
+        columns = tuple(WrittenColumn(**c) for c in row["columns"])
+        out.append(WrittenDataset(name=name, label=row.get("label") or "", purpose=purpose or row["purpose"],
+                                  records=0, columns=columns, xpt_path=f"{folder.name}/{name.lower()}.xpt",
+                                  json_path=None, has_no_data=True))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -648,3 +745,37 @@ def read_folder(folder: str | os.PathLike[str], *, encoding: str | None = None) 
         return {p.stem.upper(): read_xpt(p, encoding=encoding) for p in xpts}
     jsons = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".json", ".ndjson") and p.stem.lower() != "manifest")
     return {p.stem.upper(): read_dataset_json(p) for p in jsons}
+
+
+def declared_empty_frames(folder: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
+    """Empty frames of the datasets the folder's ``define.xml`` declares ``def:HasNoData="Yes"`` and
+    that have no file: a stage reading the folder (ADaM from an SDTM folder) sees the dataset with
+    its variables and no records, as when it was built in memory.  Text (and ISO 8601 text) columns
+    are object columns, numbers float64; ``{}`` without a define.xml."""
+    import xml.etree.ElementTree as ET
+
+    folder = Path(folder)
+    path = folder / "define.xml"
+    if not path.is_file():
+        return {}
+    odm = "{http://www.cdisc.org/ns/odm/v1.3}"
+    has_no_data = "{http://www.cdisc.org/ns/def/v2.1}HasNoData"
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return {}
+    items = {it.get("OID"): (it.get("Name"), it.get("DataType")) for it in root.iter(f"{odm}ItemDef")}
+    present = {p.stem.upper() for p in folder.iterdir() if p.suffix.lower() in (".xpt", ".json", ".ndjson")}
+    out: dict[str, pd.DataFrame] = {}
+    for ig in root.iter(f"{odm}ItemGroupDef"):
+        name = (ig.get("Name") or "").upper()
+        if ig.get(has_no_data) != "Yes" or not name or name in present:
+            continue
+        refs = sorted(ig.findall(f"{odm}ItemRef"), key=lambda r: int(r.get("OrderNumber") or 0))
+        cols = {}
+        for ref in refs:
+            var, dtype = items.get(ref.get("ItemOID"), (None, None))
+            if var:
+                cols[var] = pd.Series([], dtype="float64" if dtype in ("integer", "float") else object)
+        out[name] = pd.DataFrame(cols)
+    return out
