@@ -112,12 +112,16 @@ def _validation_line(s: Mapping[str, Any]) -> str:
     return text
 
 
-def _records(out: Path) -> dict[str, tuple[int, int]]:
-    """(datasets, records) per output folder, from the manifest just written (XPT files counted once)."""
+def _manifest(out: Path) -> dict:
     try:
-        manifest = json.loads((Path(out) / "manifest.json").read_text(encoding="utf-8"))
+        return json.loads((Path(out) / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def _records(out: Path) -> dict[str, tuple[int, int]]:
+    """(datasets, records) per output folder, from the manifest just written (XPT files counted once)."""
+    manifest = _manifest(out)
     counts: dict[str, tuple[int, int]] = {}
     for key, entry in manifest.get("outputs", {}).items():
         sub, _, name = key.partition("/")
@@ -134,10 +138,13 @@ def run_summary(command: str, out: Path, code: int, result: Any = None, log_path
               3: "stopped: internal error (a bug)"}.get(code, "stopped")
     lines = [f"cdisc-pipe {command}: {status} (exit {code})"]
     if code in (0, 1):
+        empty = _manifest(out).get("datasets_without_data") or {}
         for sub, label in (("sdtm", "SDTM"), ("adam", "ADaM")):
             n, r = _records(out).get(sub, (0, 0))
             if n:
-                lines.append(f"  {label:<5} {n:3d} datasets, {r:,} records  {out / sub}")
+                none = empty.get(sub) or []
+                extra = f" (+ {len(none)} without data, not written: {', '.join(none)})" if none else ""
+                lines.append(f"  {label:<5} {n:3d} datasets, {r:,} records{extra}  {out / sub}")
         s = getattr(result, "summary", None)
         if s:
             lines.append("  validation: " + _validation_line(s))
@@ -148,6 +155,8 @@ def run_summary(command: str, out: Path, code: int, result: Any = None, log_path
                     lines.append(f"    rule {r.rule.id} {r.status.lower()}: {r.reason or 'no reason given'}")
             report = (getattr(result, "reports", {}) or {}).get("html")
             lines.append(f"  report:   {Path(report).resolve() if report else out / 'reports' / 'validation.html'}")
+        if (out / "reports" / "results.html").exists():
+            lines.append(f"  results:  {out / 'reports' / 'results.html'}")
         if (out / "manifest.json").exists():
             lines.append(f"  manifest: {out / 'manifest.json'}")
     if log_path is not None:
