@@ -386,10 +386,13 @@ def _standardise_distinct(orres: pd.Series, orresu: pd.Series, testcd: pd.Series
     plain = ok & (qual == "")
     stresn = conv.where(plain)
     # text of a converted number: no trailing zeros, no float noise, no E-notation
-    conv_txt = conv.map(plain_decimal, na_action="ignore").str.replace(r"\.0$", "", regex=True).where(conv.notna())
+    # (astype: with no number at all, map gives a float column without a .str accessor)
+    conv_txt = conv.map(plain_decimal, na_action="ignore").astype("str").str.replace(r"\.0$", "", regex=True) \
+        .where(conv.notna())
     # no conversion (factor 1): the number as collected (2.20 stays 2.20), E-notation as a plain decimal
     # with the same digits (1.0E-05 -> 0.000010)
-    conv_txt = conv_txt.mask(ok & (factor == 1), m["n"].str.lstrip("+").map(plain_decimal, na_action="ignore"))
+    conv_txt = conv_txt.mask(ok & (factor == 1),
+                             m["n"].astype("str").str.lstrip("+").map(plain_decimal, na_action="ignore"))
     stresc = res.where(~numeric)  # character results: as collected
     stresc = stresc.mask(ok, (qual + conv_txt.fillna("")).where(ok))
     stresu = look["to"].where(ok)
