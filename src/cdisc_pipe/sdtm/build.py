@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cdisc_pipe.cutoff import after_cutoff
 from cdisc_pipe.errors import Finding, InputError, Problem
 from cdisc_pipe.sdtm.algorithms import (
     FORM, MAX_BYTES, ROW, SUBJ, Context, Findings, apply_rule, ascii_policy, blank, byte_len, clean, distinct_rows, evaluate,
@@ -409,7 +410,65 @@ def _epoch_dtc(df: pd.DataFrame, dom: str) -> str | None:
     return None
 
 
-def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_path: Path | None = None) -> SdtmResult:
+def _raw_field(m: DatasetMapping, form: str, var: str) -> str | None:
+    """The raw field a mapped date variable is read from (for findings), when one rule names it."""
+    rules = [s.variables.get(var) for s in m.sources if s.form == form] + [m.variables.get(var)]
+    for r in rules:
+        if r is None:
+            continue
+        if r.dtc is not None:
+            return r.dtc.date
+        if r.copy_ is not None:
+            return r.copy_
+    return None
+
+
+def hold_after_cutoff(datasets: dict[str, pd.DataFrame], mappings: Any, forms: dict[str, pd.DataFrame],
+                      cutoff: str | None, findings: Findings) -> None:
+    """Collected dates after the data cut-off: an Error finding each (raw file, row, column, value);
+    the value is moved into a hidden ``__cut_<VAR>`` column so that no derivation (reference dates,
+    SE, EPOCH, study days, baseline) uses it, and put back by :func:`restore_after_cutoff`."""
+    if not cutoff:
+        return
+    for name, df in list(datasets.items()):
+        m = mappings.datasets.get(name)
+        for var in [c for c in df.columns if c.endswith("DTC") and not c.startswith("__")]:
+            late = after_cutoff(df[var], cutoff)
+            if not late.any():
+                continue
+            fields = {f: _raw_field(m, f, var) for f in df.loc[late, FORM].dropna().unique()} if FORM in df and m else {}
+            raw_text = df[var].astype("str")
+            for f, fld in fields.items():
+                src = forms.get(f)
+                if fld and src is not None and fld in src and ROW in df:
+                    sel = late & (df[FORM] == f)
+                    looked = df.loc[sel, ROW].astype("str").map(src.set_index(src[ROW].astype("str"))[fld])
+                    raw_text = raw_text.where(~sel, fld + "=" + looked.astype("str").fillna("") + " -> " + df[var].astype("str"))
+            cols = sorted({v for v in fields.values() if v})
+            findings.add("SDTM.DATE.AFTERCUTOFF", "Error",
+                         f"{var} after the data cut-off {cutoff} (raw column {', '.join(cols) or var}): record kept; "
+                         "the date takes no part in reference dates, SE, EPOCH, study days or analysis dates",
+                         name, var, df, late, raw_text)
+            df = df.assign(**{f"__cut_{var}": df[var].where(late), var: df[var].where(~late)})
+        datasets[name] = df
+
+
+def restore_after_cutoff(datasets: dict[str, pd.DataFrame]) -> None:
+    """Put the collected dates held by :func:`hold_after_cutoff` back (the record keeps what was collected)."""
+    for name, df in list(datasets.items()):
+        held = [c for c in df.columns if c.startswith("__cut_")]
+        if not held:
+            continue
+        out = df.copy()
+        for c in held:
+            var = c[len("__cut_"):]
+            if var in out:
+                out[var] = out[var].where(out[c].isna(), out[c]).astype("str")
+        datasets[name] = out.drop(columns=held)
+
+
+def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_path: Path | None = None,
+               cutoff: str | None = None) -> SdtmResult:
     """Raw EDC export -> SDTM datasets, findings and traceability, following the spec and mappings.
 
     Args:
@@ -418,6 +477,8 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
             or a derivation provides it.
         mappings_dir: the mappings folder (``<dataset>.yaml``, ``synonyms.yaml``, ``units.yaml``,
             ``trial_design.yaml``).
+        cutoff: the data cut-off (``YYYY-MM-DD``, :mod:`cdisc_pipe.cutoff`): later collected dates
+            are Error findings, kept in the data but used by no derivation; TS DCUTDTC records it.
         nca_settings_path: ``specs/settings/nca.yaml`` for PP; default: ``settings/nca.yaml`` in the
             specs folder beside ``mappings_dir``.
 
@@ -484,6 +545,7 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
                 frame = _split(frame, sp, ds, spec, findings)
         datasets[name] = frame
 
+    hold_after_cutoff(datasets, mappings, forms, cutoff, findings)
     dm_m = mappings.datasets.get("DM")
     dm = datasets.get("DM", pd.DataFrame(columns=["USUBJID"]))
 
@@ -590,7 +652,7 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         if "TV" in spec.datasets:
             datasets["TV"] = tv
         if "TS" in spec.datasets:
-            datasets["TS"] = build_ts(td, studyid, dm)
+            datasets["TS"] = build_ts(td, studyid, dm, cutoff=cutoff)
     if "RELREC" in spec.datasets:
         datasets["RELREC"] = build_relrec(datasets, mappings, studyid)
 
@@ -600,6 +662,7 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         _add_pp(datasets, spec, mappings_dir, nca_settings_path, findings, extra)
 
     # 7. checks, ASCII, conformance
+    restore_after_cutoff(datasets)
     data_checks(datasets, findings)
     final: dict[str, pd.DataFrame] = {}
     for name, df in datasets.items():
