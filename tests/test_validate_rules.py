@@ -612,6 +612,13 @@ BREAKS: list[tuple[str, Callable]] = [
     ("DQ.EX.CART.TIME", setv("EX", 1, "EXSTDTC", "2023-01-07")),
     ("DQ.LB.MRD.LLOQ", setv("LB", 4, "LBLLOQ", NaN)),
     ("DQ.DM.RFSTDTC.CART", setv("DM", 0, "RFSTDTC", "2023-01-02")),
+    # plausibility (#16): impossible values (package), implausible ones (the study's thresholds)
+    ("PL.AGE.NEG", setv("DM", 0, "AGE", -5.0)),
+    ("PL.DOSE.NEG", setv("EX", 0, "EXDOSE", -30.0)),
+    ("PL.RESULT.NEG.DURATION", setv("ADTTE", 0, "AVAL", -3.0)),
+    ("PL.STUDY.AGE.RANGE", setv("DM", 0, "AGE", 12.0)),
+    ("PL.STUDY.RESULT.RANGE", setv("LB", 0, "LBSTRESN", 30000.0)),
+    ("PL.STUDY.DY.LENGTH", setv("AE", 0, "AESTDY", 5000.0)),
 ]
 
 

@@ -138,6 +138,9 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog) -> 
     trace = getattr(result, "traceability", None)
     if trace is not None:
         trace.to_csv(folder / STAGE_DIR / "traceability.csv", index=False, lineterminator="\n")
+    records = getattr(result, "records", None)
+    if records is not None:  # record -> raw rows: validation findings on a record name its raw rows
+        records.to_csv(folder / STAGE_DIR / "records.csv", index=False, lineterminator="\n")
     for name in ("nca_method", "nca"):
         extra = getattr(result, name, None)
         if isinstance(extra, dict):

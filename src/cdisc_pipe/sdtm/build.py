@@ -58,6 +58,7 @@ class SdtmResult:
     datasets: dict[str, pd.DataFrame]
     findings: list[Finding]
     traceability: pd.DataFrame
+    records: pd.DataFrame | None = None  # record_sources(): dataset, usubjid, seq -> raw rows
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -180,6 +181,7 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
             cols.update({k: apply_rule(r, f, ctx, k[4:]) for k, r in supp_rules.items()})
             out = pd.DataFrame(cols, index=f.index)
             out[FORM], out[ROW], out[SUBJ] = f[FORM], f[ROW], f[SUBJ]
+            out[SRC] = _raw_rows(f)
             pieces.append(out)
             continue
         produced = pd.Series(False, index=f.index)
@@ -199,6 +201,7 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
             out = out.loc[exists]
             produced |= exists
             out[FORM], out[ROW], out[SUBJ] = f.loc[exists, FORM], f.loc[exists, ROW], f.loc[exists, SUBJ]
+            out[SRC] = _raw_rows(f.loc[exists])
             pieces.append(out)
         if (~produced).any():
             trace.append(trace_rows(f.loc[~produced], m.dataset, "no result for any test on the form row"))
@@ -408,6 +411,35 @@ def _epoch_dtc(df: pd.DataFrame, dom: str) -> str | None:
         if c in df:
             return c
     return None
+
+
+SRC = "__source"  # the raw rows a record was built from: "form:row" of its source and joined forms
+
+
+def _raw_rows(f: pd.DataFrame) -> pd.Series:
+    """``form:row`` of each source row, followed by ``, <joined form>:<row>`` of every joined record."""
+    out = f[FORM].astype("str") + ":" + f[ROW].astype("str")
+    for c in [c for c in f.columns if c.endswith("." + ROW)]:
+        prefix = c[: -len(ROW) - 1]
+        out = out + np.where(f[c].notna(), ", " + prefix + ":" + f[c].astype("str").fillna(""), "")
+    return out.astype("str")
+
+
+def record_sources(final: dict[str, pd.DataFrame], spec: StudySpec) -> pd.DataFrame:
+    """One row per SDTM record built from raw rows: dataset, USUBJID, --SEQ and the raw rows
+    (``form:row, ...``); validation findings on a record name its raw rows with it."""
+    parts = []
+    for name in sorted(final):
+        df = final[name]
+        if SRC not in df or "USUBJID" not in df or df.empty:
+            continue
+        dom = spec.datasets[name].domain or name
+        seq = pd.to_numeric(df[f"{dom}SEQ"], errors="coerce") if f"{dom}SEQ" in df else pd.Series(np.nan, index=df.index)
+        parts.append(pd.DataFrame({"dataset": name, "usubjid": df["USUBJID"].astype("str").to_numpy(),
+                                   "seq": seq.to_numpy(dtype="float64"), "raw": df[SRC].astype("str").to_numpy()}))
+    if not parts:
+        return pd.DataFrame(columns=["dataset", "usubjid", "seq", "raw"])
+    return pd.concat(parts, ignore_index=True)
 
 
 def _raw_field(m: DatasetMapping, form: str, var: str) -> str | None:
@@ -677,9 +709,10 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
                              "records_out": np.nan, "source_row": excluded["source_row"].to_numpy(dtype="float64"),
                              "usubjid": excluded["usubjid"].to_numpy(), "reason": excluded["reason"].to_numpy()})
         trace_table = pd.concat([trace_table, rows[trace_table.columns]], ignore_index=True)
+    records = record_sources(final, spec)
     for name in list(final):
-        final[name] = final[name].drop(columns=[c for c in (FORM, ROW, SUBJ) if c in final[name]])
-    return SdtmResult(datasets=final, findings=findings.items, traceability=trace_table, extra=extra)
+        final[name] = final[name].drop(columns=[c for c in (FORM, ROW, SUBJ, SRC) if c in final[name]])
+    return SdtmResult(datasets=final, findings=findings.items, traceability=trace_table, extra=extra, records=records)
 
 
 def _supp_values(parent: pd.DataFrame, qnam: str) -> pd.Series:
