@@ -229,7 +229,8 @@ def _dispatch(args: argparse.Namespace, log: RunLog, argv: list[str], outcome: d
         for sub, purpose in (("sdtm", "Tabulation"), ("adam", "Analysis")):
             folder = paths.out / sub
             if folder.is_dir():
-                pl.stage_define(spec, folder, None, purpose, paths.ct, log)
+                pl.stage_define(spec, folder, None, purpose, paths.ct, log,
+                                cutoff=pl._previous_manifest(paths.out).get("data_cutoff"))
                 done += 1
         if not done:
             raise InputError(Problem(str(paths.out), "no sdtm/ or adam/ folder to describe",

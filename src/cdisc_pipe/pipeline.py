@@ -150,7 +150,7 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog) -> 
 
 
 def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
-               sdtm: dict[str, pd.DataFrame] | None = None, cutoff: str | None = None) -> StageOutput:
+               sdtm: dict[str, pd.DataFrame] | None = None, cutoff: Any = None) -> StageOutput:
     """SDTM (frames in memory, or read from ``paths.sdtm_in``) -> ADaM in ``<staging>/adam``."""
     from cdisc_pipe.adam import build_adam, read_sdtm
     from cdisc_pipe.xpt import write_datasets
@@ -163,8 +163,8 @@ def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
 
     if paths.cutoff:
         cut = Cutoff(check_date(paths.cutoff, "command line", "--cutoff"), "--cutoff")
-    elif cutoff:
-        cut = Cutoff(cutoff, "the SDTM stage")
+    elif cutoff:  # the SDTM stage's (a Cutoff, or its date)
+        cut = cutoff if isinstance(cutoff, Cutoff) else Cutoff(str(cutoff), "the SDTM stage")
     else:
         ts = from_ts(sdtm.get("TS", sdtm.get("ts")))
         cut = Cutoff(ts, "the SDTM package's TS DCUTDTC") if ts else Cutoff(None, "none (no --cutoff, no TS DCUTDTC)")
@@ -179,10 +179,29 @@ def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
     return StageOutput(result.datasets, written, list(result.findings), cutoff=cut)
 
 
+def spec_with_cutoff(spec: StudySpec, purpose: str, cutoff: Any) -> StudySpec:
+    """The spec with the data cut-off added to the comment of the purpose's study-level dataset
+    (TS for Tabulation, ADSL for Analysis, when it has a comment): define.xml records it."""
+    date = (cutoff or {}).get("date") if isinstance(cutoff, dict) else getattr(cutoff, "date", None)
+    source = (cutoff or {}).get("source") if isinstance(cutoff, dict) else getattr(cutoff, "source", None)
+    ds = spec.datasets.get("TS" if purpose == "Tabulation" else "ADSL")
+    if not date or ds is None or not ds.comment or ds.comment not in spec.comments:
+        return spec
+    com = spec.comments[ds.comment]
+    text = f"{com.description.rstrip()} Data cut-off of this package: {date} ({source}); collected dates after it " \
+           "are reported and take part in no derivation."
+    comments = dict(spec.comments)
+    comments[ds.comment] = com.model_copy(update={"description": text})
+    return spec.model_copy(update={"comments": comments})
+
+
 def stage_define(spec: StudySpec, folder: Path, written: list[Any] | None, purpose: str, ct: Path | None,
-                 log: RunLog) -> None:
-    """Write ``define.xml`` and ``define.html`` into a dataset folder; schema problems are errors."""
+                 log: RunLog, cutoff: Any = None) -> None:
+    """Write ``define.xml`` and ``define.html`` into a dataset folder; schema problems are errors.
+    ``cutoff`` (the run's data cut-off) is recorded in the comment of TS / ADSL."""
     from cdisc_pipe.define import build_define, validate_define
+
+    spec = spec_with_cutoff(spec, purpose, cutoff)
 
     if written is None:
         from cdisc_pipe.define import written_from_folder
@@ -393,7 +412,7 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
             sdtm_frames = None
             if not reuse_sdtm:
                 sdtm = stage_sdtm(paths, spec, staging, log)
-                stage_define(spec, staging.folder("sdtm"), sdtm.written, "Tabulation", paths.ct, log)
+                stage_define(spec, staging.folder("sdtm"), sdtm.written, "Tabulation", paths.ct, log, cutoff=sdtm.cutoff)
                 sdtm_frames = sdtm.frames
                 records |= records_of(sdtm.written, "sdtm")
                 cutoff = sdtm.cutoff.as_dict()
@@ -401,10 +420,10 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
                 paths.sdtm_in = paths.out / "sdtm"
             if spec.by_purpose("Analysis"):
                 adam = stage_adam(paths, spec, staging, log, sdtm=sdtm_frames,
-                                  cutoff=(cutoff or {}).get("date") if sdtm_frames is not None else None)
+                                  cutoff=sdtm.cutoff if sdtm_frames is not None and sdtm.cutoff.date else None)
                 if cutoff is None and adam.cutoff is not None:
                     cutoff = adam.cutoff.as_dict()
-                stage_define(spec, staging.folder("adam"), adam.written, "Analysis", paths.ct, log)
+                stage_define(spec, staging.folder("adam"), adam.written, "Analysis", paths.ct, log, cutoff=adam.cutoff)
                 records |= records_of(adam.written, "adam")
             else:  # an SDTM-only study (or one whose ADaM is not specified yet)
                 log.warning("no ADaM dataset specs (specs/adam/*.yaml): ADaM stage skipped")
@@ -446,7 +465,7 @@ def run_single_stage(stage: str, paths: Paths, log: RunLog) -> None:
     staging = Staging(paths.out)
     try:
         res = run(paths, spec, staging, log)
-        stage_define(spec, staging.folder(stage), res.written, purpose, paths.ct, log)
+        stage_define(spec, staging.folder(stage), res.written, purpose, paths.ct, log, cutoff=res.cutoff)
     except BaseException:
         staging.discard()
         raise
