@@ -188,7 +188,12 @@ def spec_with_cutoff(spec: StudySpec, purpose: str, cutoff: Any) -> StudySpec:
     if not date or ds is None or not ds.comment or ds.comment not in spec.comments:
         return spec
     com = spec.comments[ds.comment]
-    text = f"{com.description.rstrip()} Data cut-off of this package: {date} ({source}); collected dates after it " \
+    from cdisc_pipe.cutoff import SETTINGS_FILE
+
+    src = str(source or "")
+    src = ("given for the run" if src.startswith("--cutoff") else "the study's data cut-off setting"
+           if SETTINGS_FILE in src else src)  # define.xml names no internal file
+    text = f"{com.description.rstrip()} Data cut-off of this package: {date} ({src}); collected dates after it " \
            "are reported and take part in no derivation."
     comments = dict(spec.comments)
     comments[ds.comment] = com.model_copy(update={"description": text})

@@ -141,8 +141,9 @@ def derive_vars_params_from_findings(
     out = dataset.copy(deep=False)
     testcd = out[f"{d}TESTCD"]
     test = out[f"{d}TEST"].astype(object)
-    unit = _unit_of_test(out, f"{d}TESTCD", f"{d}STRESU", param_qualifier)
-    with_unit = (" (" + unit.where(unit.notna(), "") + ")").where(unit.notna(), "")
+    unit = out[f"{d}STRESU"].astype(object)  # the record's unit (AVALU)
+    punit = _unit_of_test(out, f"{d}TESTCD", f"{d}STRESU", param_qualifier)  # the parameter's (PARAM)
+    with_unit = (" (" + punit.where(punit.notna(), "") + ")").where(punit.notna(), "")
     paramcd = testcd.astype(object).copy()
     param = (test + with_unit).where(test.notna(), None)
     if param_qualifier is not None and param_qualifier in out.columns:
