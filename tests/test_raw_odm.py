@@ -214,3 +214,13 @@ def test_prefixed_namespace_and_typed_item_data(tmp_path):
     for form in ("dm", "ae"):
         pd.testing.assert_frame_equal(raw.forms[form], plain.forms[form])
     assert raw.forms["dm"]["SEX"].tolist() == ["M", "F"]
+
+
+def test_export_date_is_as_of_else_creation_date_time(tmp_path):
+    """The export's own date (the data cut-off's default, cdisc_pipe.cutoff): AsOfDateTime, else
+    CreationDateTime; CSV exports have none."""
+    assert read_export(_odm(tmp_path)).export_date == "2024-01-01T00:00:00"
+    p = _odm(tmp_path, name="asof.xml")
+    p.write_text(p.read_text(encoding="utf-8").replace('CreationDateTime="2024-01-01T00:00:00"',
+                 'CreationDateTime="2024-01-01T00:00:00" AsOfDateTime="2023-12-15T18:00:00"'), encoding="utf-8")
+    assert read_export(p).export_date == "2023-12-15T18:00:00"

@@ -197,7 +197,10 @@ def test_standardise_results_conversion_qualifiers_and_unknown_units():
     assert out["LBSTRESN"].iloc[5] == 2.0
     assert np.isnan(out["LBSTRESN"].iloc[6]) and np.isnan(out["LBSTRESN"].iloc[7])
     rules = sorted((x.rule, x.value) for x in fnd.items)
-    assert rules == [("SDTM.UNIT.MISSING", "CREAT 1.1"), ("SDTM.UNIT.MISSING", "HGB 7"), ("SDTM.UNIT.UNKNOWN", "HGB mmol/L")]
+    censored = [r for r in rules if r[0] == "SDTM.RESULT.CENSORED"]  # '<50' / '>200': kept, reported (#16)
+    assert censored == [("SDTM.RESULT.CENSORED", "HGB <5"), ("SDTM.RESULT.CENSORED", "HGB >200")]
+    assert [r for r in rules if r not in censored] == [
+        ("SDTM.UNIT.MISSING", "CREAT 1.1"), ("SDTM.UNIT.MISSING", "HGB 7"), ("SDTM.UNIT.UNKNOWN", "HGB mmol/L")]
 
 
 # --- text ------------------------------------------------------------------------------------------

@@ -638,6 +638,13 @@ BREAKS: list[tuple[str, Callable]] = [
     ("FND.STRESC.STRESN", setv("LB", 1, "LBSTRESC", "HIGH")),
     ("CT.TSVCDVER", chain(setv("TS", 0, "TSVCDREF", "CDISC CT"), setv("TS", 0, "TSVCDVER", "2099-01-01"))),
     ("DM.DTHFL.FATALAE", chain(setv("AE", 1, "AEOUT", "NOT RECOVERED/NOT RESOLVED"), setv("AE", 1, "AESDTH", "N"))),
+    # plausibility (#16): impossible values (package), implausible ones (the study's thresholds)
+    ("PL.AGE.NEG", setv("DM", 0, "AGE", -5.0)),
+    ("PL.DOSE.NEG", setv("EX", 0, "EXDOSE", -30.0)),
+    ("PL.RESULT.NEG.DURATION", setv("ADTTE", 0, "AVAL", -3.0)),
+    ("PL.STUDY.AGE.RANGE", setv("DM", 0, "AGE", 12.0)),
+    ("PL.STUDY.RESULT.RANGE", setv("LB", 0, "LBSTRESN", 30000.0)),
+    ("PL.STUDY.DY.LENGTH", setv("AE", 0, "AESTDY", 5000.0)),
 ]
 
 

@@ -60,6 +60,12 @@ def _encoding_option(p: argparse.ArgumentParser) -> None:
                         "or per file the first of cp1252, latin-1 that decodes it (reported in the log)")
 
 
+def _cutoff_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cutoff", default=None, metavar="YYYY-MM-DD",
+                   help="data cut-off: collected dates after it are Error findings and take no part in any derivation "
+                        "(default: specs/settings/data_cutoff.yaml, else the export's date, else its latest EDC audit date)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cdisc-pipe", description="Raw EDC export -> SDTM -> ADaM -> define.xml -> validation reports.")
     parser.add_argument("--version", action="version", version=f"cdisc-pipe {__version__}")
@@ -67,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="every stage: SDTM, ADaM, define.xml, validation (default: the bundled study)")
     _common(p, raw=True, mappings=True, ct=True)
+    _cutoff_option(p)
 
     p = sub.add_parser("synth", help="generate a synthetic raw EDC export of the bundled study design")
     p.add_argument("--subjects", type=int, default=18, help="number of subjects (default 18)")
@@ -80,11 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sdtm", help="raw export -> SDTM datasets (XPT + Dataset-JSON) and their define.xml")
     _common(p, raw=True, mappings=True, ct=True)
+    _cutoff_option(p)
 
     p = sub.add_parser("adam", help="SDTM folder (XPT or Dataset-JSON) -> ADaM datasets and their define.xml")
     _common(p, ct=True)
     p.add_argument("--sdtm", type=Path, default=None, help="SDTM folder (default: <out>/sdtm)")
     _encoding_option(p)
+    _cutoff_option(p)
 
     p = sub.add_parser("define", help="(re)render define.xml and define.html for <out>/sdtm and <out>/adam")
     _common(p, ct=True)
@@ -133,6 +142,7 @@ def _paths(args: argparse.Namespace):
         sdtm_in=getattr(args, "sdtm", None),
         adam_in=getattr(args, "adam", None),
         encoding=getattr(args, "encoding", None),
+        cutoff=getattr(args, "cutoff", None),
     )
 
 
@@ -198,9 +208,13 @@ def _dispatch(args: argparse.Namespace, log: RunLog, argv: list[str], outcome: d
 
     paths = _paths(args)
     raise_if(check_out_folder(paths.out))
+    if paths.cutoff:  # a wrong --cutoff is a user error before any work (exit 2)
+        from cdisc_pipe.cutoff import check_date
+
+        check_date(paths.cutoff, "command line", "--cutoff")
     digests = pl.input_digests(paths)
     log_header(log, argv, {"out": paths.out, "raw": paths.raw, "specs": paths.specs, "mappings": paths.mappings,
-                           "ct": paths.ct, "sdtm": paths.sdtm_in, "adam": paths.adam_in, "encoding": paths.encoding,
+                           "ct": paths.ct, "sdtm": paths.sdtm_in, "adam": paths.adam_in, "encoding": paths.encoding, "cutoff": paths.cutoff,
                            "no-spec": True if getattr(args, "no_spec", False) else None}, digests)
     if cmd == "run":
         code, outcome["validation"] = pl.run_all(paths, log, digests)
@@ -221,7 +235,8 @@ def _dispatch(args: argparse.Namespace, log: RunLog, argv: list[str], outcome: d
         for sub, purpose in (("sdtm", "Tabulation"), ("adam", "Analysis")):
             folder = paths.out / sub
             if folder.is_dir():
-                pl.stage_define(spec, folder, None, purpose, paths.ct, log)
+                pl.stage_define(spec, folder, None, purpose, paths.ct, log,
+                                cutoff=pl._previous_manifest(paths.out).get("data_cutoff"))
                 done += 1
         if not done:
             raise InputError(Problem(str(paths.out), "no sdtm/ or adam/ folder to describe",

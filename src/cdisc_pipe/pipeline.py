@@ -38,6 +38,7 @@ class Paths:
     sdtm_in: Path | None = None  # an existing SDTM folder (adam / validate)
     adam_in: Path | None = None
     encoding: str | None = None  # --encoding: forces the encoding of every XPT file read
+    cutoff: str | None = None  # --cutoff YYYY-MM-DD: the data cut-off (cdisc_pipe.cutoff), wins over the settings
 
 
 @dataclass
@@ -45,6 +46,7 @@ class StageOutput:
     frames: dict[str, pd.DataFrame]
     written: list[Any]  # list[WrittenDataset]
     findings: list[Finding] = field(default_factory=list)
+    cutoff: Any = None  # the data cut-off used (cdisc_pipe.cutoff.Cutoff), SDTM stage
 
 
 class Staging:
@@ -116,8 +118,13 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog) -> 
     with log.step(f"reading raw export {paths.raw}"):
         raw = read_export(paths.raw)
     log.note(f"raw export: {len(raw.forms)} forms, {sum(len(f) for f in raw.forms.values())} records")
+    from cdisc_pipe.cutoff import resolve
+
+    cutoff = resolve(paths.cutoff, paths.specs, raw)
+    log.note(f"data cut-off: {cutoff.date or 'none'} (from {cutoff.source})")
     with log.step("mapping to SDTM"):
-        result = build_sdtm(raw, spec, paths.mappings, nca_settings_path=Path(paths.specs) / "settings" / "nca.yaml")
+        result = build_sdtm(raw, spec, paths.mappings, nca_settings_path=Path(paths.specs) / "settings" / "nca.yaml",
+                            cutoff=cutoff.date)
     findings = list(getattr(raw, "findings", []) or []) + list(result.findings)
     folder = staging.folder("sdtm")
     with log.step(f"writing {len(result.datasets)} SDTM datasets"):
@@ -131,16 +138,19 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog) -> 
     trace = getattr(result, "traceability", None)
     if trace is not None:
         trace.to_csv(folder / STAGE_DIR / "traceability.csv", index=False, lineterminator="\n")
+    records = getattr(result, "records", None)
+    if records is not None:  # record -> raw rows: validation findings on a record name its raw rows
+        records.to_csv(folder / STAGE_DIR / "records.csv", index=False, lineterminator="\n")
     for name in ("nca_method", "nca"):
         extra = getattr(result, name, None)
         if isinstance(extra, dict):
             (folder / STAGE_DIR / "nca.json").write_text(json.dumps(extra, indent=1, sort_keys=True, default=str) + "\n")
     _log_findings(log, "SDTM", findings)
-    return StageOutput(result.datasets, written, findings)
+    return StageOutput(result.datasets, written, findings, cutoff=cutoff)
 
 
 def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
-               sdtm: dict[str, pd.DataFrame] | None = None) -> StageOutput:
+               sdtm: dict[str, pd.DataFrame] | None = None, cutoff: Any = None) -> StageOutput:
     """SDTM (frames in memory, or read from ``paths.sdtm_in``) -> ADaM in ``<staging>/adam``."""
     from cdisc_pipe.adam import build_adam, read_sdtm
     from cdisc_pipe.xpt import write_datasets
@@ -149,20 +159,54 @@ def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
         with log.step(f"reading SDTM from {paths.sdtm_in}"):
             sdtm = read_sdtm(paths.sdtm_in, encoding=paths.encoding, log=log)
     settings_dir = Path(paths.specs) / "settings"
+    from cdisc_pipe.cutoff import Cutoff, check_date, from_ts
+
+    if paths.cutoff:
+        cut = Cutoff(check_date(paths.cutoff, "command line", "--cutoff"), "--cutoff")
+    elif cutoff:  # the SDTM stage's (a Cutoff, or its date)
+        cut = cutoff if isinstance(cutoff, Cutoff) else Cutoff(str(cutoff), "the SDTM stage")
+    else:
+        ts = from_ts(sdtm.get("TS", sdtm.get("ts")))
+        cut = Cutoff(ts, "the SDTM package's TS DCUTDTC") if ts else Cutoff(None, "none (no --cutoff, no TS DCUTDTC)")
+    log.note(f"ADaM data cut-off: {cut.date or 'none'} (from {cut.source})")
     with log.step("deriving ADaM"):
-        result = build_adam(sdtm, spec, settings_dir)
+        result = build_adam(sdtm, spec, settings_dir, cutoff=cut.date)
     folder = staging.folder("adam")
     with log.step(f"writing {len(result.datasets)} ADaM datasets"):
         written = write_datasets(result.datasets, spec, folder, purpose="Analysis")
     save_stage_findings(folder, result.findings)
     _log_findings(log, "ADaM", result.findings)
-    return StageOutput(result.datasets, written, list(result.findings))
+    return StageOutput(result.datasets, written, list(result.findings), cutoff=cut)
+
+
+def spec_with_cutoff(spec: StudySpec, purpose: str, cutoff: Any) -> StudySpec:
+    """The spec with the data cut-off added to the comment of the purpose's study-level dataset
+    (TS for Tabulation, ADSL for Analysis, when it has a comment): define.xml records it."""
+    date = (cutoff or {}).get("date") if isinstance(cutoff, dict) else getattr(cutoff, "date", None)
+    source = (cutoff or {}).get("source") if isinstance(cutoff, dict) else getattr(cutoff, "source", None)
+    ds = spec.datasets.get("TS" if purpose == "Tabulation" else "ADSL")
+    if not date or ds is None or not ds.comment or ds.comment not in spec.comments:
+        return spec
+    com = spec.comments[ds.comment]
+    from cdisc_pipe.cutoff import SETTINGS_FILE
+
+    src = str(source or "")
+    src = ("given for the run" if src.startswith("--cutoff") else "the study's data cut-off setting"
+           if SETTINGS_FILE in src else src)  # define.xml names no internal file
+    text = f"{com.description.rstrip()} Data cut-off of this package: {date} ({src}); collected dates after it " \
+           "are reported and take part in no derivation."
+    comments = dict(spec.comments)
+    comments[ds.comment] = com.model_copy(update={"description": text})
+    return spec.model_copy(update={"comments": comments})
 
 
 def stage_define(spec: StudySpec, folder: Path, written: list[Any] | None, purpose: str, ct: Path | None,
-                 log: RunLog) -> None:
-    """Write ``define.xml`` and ``define.html`` into a dataset folder; schema problems are errors."""
+                 log: RunLog, cutoff: Any = None) -> None:
+    """Write ``define.xml`` and ``define.html`` into a dataset folder; schema problems are errors.
+    ``cutoff`` (the run's data cut-off) is recorded in the comment of TS / ADSL."""
     from cdisc_pipe.define import build_define, validate_define
+
+    spec = spec_with_cutoff(spec, purpose, cutoff)
 
     if written is None:
         from cdisc_pipe.define import written_from_folder
@@ -373,7 +417,7 @@ def stage_keys(paths: Paths, digests: dict[str, str | None] | None = None) -> di
 
     d = digests if digests is not None else input_digests(paths)
     code, specs, ct = code_digest(), d.get("specs"), d.get("ct")
-    sdtm = digest("sdtm", code, d.get("raw"), specs, d.get("mappings"), ct)
+    sdtm = digest("sdtm", code, d.get("raw"), specs, d.get("mappings"), ct, *([paths.cutoff] if paths.cutoff else []))
     adam = digest("adam", sdtm, code, specs)
     return {"sdtm": sdtm, "adam": adam, "validate": digest("validate", adam, code, specs, ct)}
 
@@ -408,6 +452,7 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
     reuse_sdtm = _reusable(prev, "sdtm", "sdtm", keys["sdtm"], paths.out)
     reuse_adam = reuse_sdtm and _reusable(prev, "adam", "adam", keys["adam"], paths.out)
     records: dict[str, int] = {}
+    cutoff = prev.get("data_cutoff") if reuse_adam else None
     if reuse_sdtm:
         log.progress(f"SDTM unchanged since the last run (key {keys['sdtm'][:12]}): reused")
     if reuse_adam:
@@ -418,14 +463,18 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
             sdtm_frames = None
             if not reuse_sdtm:
                 sdtm = stage_sdtm(paths, spec, staging, log)
-                stage_define(spec, staging.folder("sdtm"), sdtm.written, "Tabulation", paths.ct, log)
+                stage_define(spec, staging.folder("sdtm"), sdtm.written, "Tabulation", paths.ct, log, cutoff=sdtm.cutoff)
                 sdtm_frames = sdtm.frames
                 records |= records_of(sdtm.written, "sdtm")
+                cutoff = sdtm.cutoff.as_dict()
             else:
                 paths.sdtm_in = paths.out / "sdtm"
             if spec.by_purpose("Analysis"):
-                adam = stage_adam(paths, spec, staging, log, sdtm=sdtm_frames)
-                stage_define(spec, staging.folder("adam"), adam.written, "Analysis", paths.ct, log)
+                adam = stage_adam(paths, spec, staging, log, sdtm=sdtm_frames,
+                                  cutoff=sdtm.cutoff if sdtm_frames is not None and sdtm.cutoff.date else None)
+                if cutoff is None and adam.cutoff is not None:
+                    cutoff = adam.cutoff.as_dict()
+                stage_define(spec, staging.folder("adam"), adam.written, "Analysis", paths.ct, log, cutoff=adam.cutoff)
                 records |= records_of(adam.written, "adam")
             else:  # an SDTM-only study (or one whose ADaM is not specified yet)
                 log.warning("no ADaM dataset specs (specs/adam/*.yaml): ADaM stage skipped")
@@ -448,7 +497,8 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
             stage_results(paths.out, plan, spec.study.name, log)
         else:
             log.note("no ADaM datasets: no results report")
-    finish("run", paths, spec, log, records, stages=keys, extra={"validation_exit_code": code})
+    finish("run", paths, spec, log, records, stages=keys,
+           extra={"validation_exit_code": code, "data_cutoff": cutoff or {"date": None, "source": "unknown"}})
     return code, result
 
 
@@ -471,12 +521,13 @@ def run_single_stage(stage: str, paths: Paths, log: RunLog) -> None:
     staging = Staging(paths.out)
     try:
         res = run(paths, spec, staging, log)
-        stage_define(spec, staging.folder(stage), res.written, purpose, paths.ct, log)
+        stage_define(spec, staging.folder(stage), res.written, purpose, paths.ct, log, cutoff=res.cutoff)
     except BaseException:
         staging.discard()
         raise
     staging.commit()
-    finish(stage, paths, spec, log, records_of(res.written, stage))
+    finish(stage, paths, spec, log, records_of(res.written, stage),
+           extra={"data_cutoff": res.cutoff.as_dict()} if res.cutoff is not None else None)
 
 
 def problem(text: str, file: str = "command line", hint: str | None = None) -> InputError:

@@ -149,7 +149,7 @@ def _dependency_order(plans: dict[str, LoadedPlan]) -> list[str]:
 
 
 def build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Path,
-               plans_dir: Path | None = None) -> AdamResult:
+               plans_dir: Path | None = None, cutoff: str | None = None) -> AdamResult:
     """Build every ADaM dataset of ``spec`` from its derivation plan, ADSL first.
 
     Plans are ``<specs>/plans/<name>.yaml`` (``plans_dir``, default the ``plans`` folder beside
@@ -157,7 +157,21 @@ def build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Pat
     dropped.  Raises InputError (before deriving anything) when plans are invalid or their inputs
     are missing; a plan whose ``skip_if_missing`` input is absent is skipped with a Notice.
     Findings collect data problems and skipped datasets.
+
+    ``cutoff`` (``YYYY-MM-DD``, default the SDTM package's TS DCUTDTC): every date imputed from a
+    --DTC after it is missing for the derivations (last known alive, censoring, ADT/ADY ...), while
+    the --DTC copied from SDTM keeps the collected value (:mod:`cdisc_pipe.cutoff`).
     """
+    from cdisc_pipe import cutoff as _cutoff
+
+    if cutoff is None:
+        cutoff = _cutoff.from_ts(sdtm.get("TS", sdtm.get("ts")))
+    with _cutoff.in_force(cutoff):
+        return _build_adam(sdtm, spec, settings_dir, plans_dir)
+
+
+def _build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Path,
+                plans_dir: Path | None = None) -> AdamResult:
     from cdisc_pipe.adam.plan import load_plans, plans_dir_for, run_plan
 
     plans_dir = Path(plans_dir) if plans_dir is not None else plans_dir_for(settings_dir)

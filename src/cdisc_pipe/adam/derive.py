@@ -211,6 +211,11 @@ def impute_dtc_dt(
 
 
 def _impute_dt_core(dtc: pd.Series, highest_imputation: str, date_imputation: str) -> tuple[pd.Series, pd.Series]:
+    from cdisc_pipe.cutoff import active, after_cutoff
+
+    cut = active()
+    if cut:  # a date collected after the data cut-off takes part in no derivation
+        dtc = dtc.where(~after_cutoff(dtc, cut))
     p = parse_dtc(dtc)
     level = _DATE_LEVELS[highest_imputation]
     has_year = p["year"].notna()

@@ -132,13 +132,18 @@ def derive_vars_params_from_findings(
     avalc: str = "character",
 ) -> pd.DataFrame:
     """Parameters of a findings domain (admiral: ``derive_vars_merged_lookup()`` of a parameter table,
-    then ``AVAL = --STRESN``).  The loop runs over table rows, never over records."""
+    then ``AVAL = --STRESN``).  The loop runs over table rows, never over records.
+
+    The unit of a parameter is the test's: a record without a standard unit (a text result such as
+    'ABC' in a numeric test, --STRESN null) takes the one standard unit of the other records of its
+    test (and qualifier), so one text cell never makes a second PARAM for the PARAMCD."""
     d = domain
     out = dataset.copy(deep=False)
     testcd = out[f"{d}TESTCD"]
     test = out[f"{d}TEST"].astype(object)
-    unit = out[f"{d}STRESU"].astype(object)
-    with_unit = (" (" + unit.where(unit.notna(), "") + ")").where(unit.notna(), "")
+    unit = out[f"{d}STRESU"].astype(object)  # the record's unit (AVALU)
+    punit = _unit_of_test(out, f"{d}TESTCD", f"{d}STRESU", param_qualifier)  # the parameter's (PARAM)
+    with_unit = (" (" + punit.where(punit.notna(), "") + ")").where(punit.notna(), "")
     paramcd = testcd.astype(object).copy()
     param = (test + with_unit).where(test.notna(), None)
     if param_qualifier is not None and param_qualifier in out.columns:
@@ -167,6 +172,23 @@ def derive_vars_params_from_findings(
     if unit_var:
         out[unit_var] = unit.where(unit.notna(), None)
     return out
+
+
+def _unit_of_test(out: pd.DataFrame, testcd: str, stresu: str, qualifier: str | None) -> pd.Series:
+    """--STRESU, missing values filled with the single standard unit of the same test (and qualifier)."""
+    unit = out[stresu].astype(object)
+    missing = unit.isna()
+    if not missing.any() or missing.all():
+        return unit.where(unit.notna(), None)
+    keys = [testcd] + ([qualifier] if qualifier and qualifier in out.columns else [])
+    frame = out[keys].astype(object).where(out[keys].notna(), "").assign(__u=unit)
+    per = frame.dropna(subset=["__u"]).groupby(keys, sort=False)["__u"].agg(["nunique", "first"])
+    per = per[per["nunique"] == 1]["first"]
+    if per.empty:
+        return unit.where(unit.notna(), None)
+    idx = pd.MultiIndex.from_frame(frame[keys]) if len(keys) > 1 else pd.Index(frame[keys[0]])
+    fill = pd.Series(per.reindex(idx).to_numpy(), index=out.index, dtype=object)
+    return unit.where(~missing, fill).where(lambda s: s.notna(), None)
 
 
 def _outputs_params(a: ParamsFromFindingsArgs) -> list[str]:

@@ -268,6 +268,7 @@ def _flatten(path: Path, problems: list[Problem]) -> tuple[_Meta | None, dict, l
                                 "missing", entry="Study/MetaDataVersion",
                                 hint="export the ODM file with its metadata (Study/MetaDataVersion), not ClinicalData alone"))
         return None
+    clinical["export_date"] = root.get("AsOfDateTime") or root.get("CreationDateTime")
     return meta, clinical, chunks, ignored
 
 
@@ -458,7 +459,8 @@ def read_odm(path: Path) -> RawExport:  # noqa: F821 - imported lazily below
     exc = (pd.concat(excluded, ignore_index=True) if excluded
            else pd.DataFrame({"form": pd.Series(dtype="str"), "source_row": pd.Series(dtype="int64"),
                               "usubjid": pd.Series(dtype="str"), "reason": pd.Series(dtype="str")}))
-    return RawExport(forms=forms, dictionary=dd, source={f: path for f in forms}, findings=findings, excluded=exc)
+    return RawExport(forms=forms, dictionary=dd, source={f: path for f in forms}, findings=findings, excluded=exc,
+                     export_date=clinical.get("export_date"))
 
 
 def _item_paths(rec_path: np.ndarray, irec: np.ndarray, oids: pd.Series, mask: np.ndarray) -> np.ndarray:

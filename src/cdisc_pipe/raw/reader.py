@@ -51,6 +51,9 @@ class RawExport:
         excluded: source records the reader left out on purpose (ODM ``TransactionType="Remove"``),
             one row each: ``form``, ``source_row`` (the ``__row`` it would have had), ``usubjid``
             (the subject key), ``reason``; empty for CSV/xlsx/SAS.
+        export_date: the date the export itself states (ODM ``AsOfDateTime``, else
+            ``CreationDateTime``, as written); None for CSV/xlsx/SAS (the data cut-off's default,
+            :mod:`cdisc_pipe.cutoff`).
     """
 
     forms: dict[str, pd.DataFrame]
@@ -60,6 +63,7 @@ class RawExport:
     excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         {"form": pd.Series(dtype="str"), "source_row": pd.Series(dtype="int64"), "usubjid": pd.Series(dtype="str"),
          "reason": pd.Series(dtype="str")}))
+    export_date: str | None = None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -342,6 +342,11 @@ def standardise_results(orres: pd.Series, orresu: pd.Series, keys: pd.DataFrame,
     ctx.findings.add("SDTM.NUM.INVALID", "Warning",
                      "text result for a numeric test (its unit has a conversion row); kept as collected, no --STRESN",
                      ctx.dataset, f"{prefix}ORRES", frame, spread("expects_number"), lambda: clean(orres))
+    # '<0.5' / '>1000': kept as collected (--STRESC keeps the sign, --STRESN null), reported per value
+    ctx.findings.add("SDTM.RESULT.CENSORED", "Notice",
+                     "censored result (below/above the measurable range) kept as collected in --ORRES/--STRESC; "
+                     "--STRESN null", ctx.dataset, f"{prefix}ORRES", frame, spread("censored"),
+                     lambda: testcd + " " + clean(orres).fillna(""))
     return pd.DataFrame({f"{prefix}STRESC": text_from_codes(small["stresc"].tolist(), codes, orres.index),
                          f"{prefix}STRESN": spread("stresn").astype("float64"),
                          f"{prefix}STRESU": text_from_codes(small["stresu"].tolist(), codes, orres.index),
@@ -401,6 +406,7 @@ def _standardise_distinct(orres: pd.Series, orresu: pd.Series, testcd: pd.Series
     stresu = stresu.astype("str")
     return pd.DataFrame({"unknown": unknown.to_numpy(bool), "no_unit": no_unit.to_numpy(bool),
                          "expects_number": expects_number.to_numpy(bool),
+                         "censored": (numeric & (qual != "")).to_numpy(bool),
                          "stresc": stresc.astype("object").where(stresc.notna(), None),
                          "stresn": stresn.astype("float64"), "stresu": stresu.astype("object").where(stresu.notna(), None),
                          "lloq": lloq.astype("float64"), "factor": factor.where(look["to"].notna()).astype("float64")},

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cdisc_pipe.cutoff import after_cutoff
 from cdisc_pipe.errors import Finding, InputError, Problem
 from cdisc_pipe.sdtm.algorithms import (
     FORM, MAX_BYTES, ROW, SUBJ, Context, Findings, apply_rule, ascii_policy, blank, byte_len, clean, distinct_rows, evaluate,
@@ -57,6 +58,7 @@ class SdtmResult:
     datasets: dict[str, pd.DataFrame]
     findings: list[Finding]
     traceability: pd.DataFrame
+    records: pd.DataFrame | None = None  # record_sources(): dataset, usubjid, seq -> raw rows
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -179,6 +181,7 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
             cols.update({k: apply_rule(r, f, ctx, k[4:]) for k, r in supp_rules.items()})
             out = pd.DataFrame(cols, index=f.index)
             out[FORM], out[ROW], out[SUBJ] = f[FORM], f[ROW], f[SUBJ]
+            out[SRC] = _raw_rows(f)
             pieces.append(out)
             continue
         produced = pd.Series(False, index=f.index)
@@ -198,6 +201,7 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
             out = out.loc[exists]
             produced |= exists
             out[FORM], out[ROW], out[SUBJ] = f.loc[exists, FORM], f.loc[exists, ROW], f.loc[exists, SUBJ]
+            out[SRC] = _raw_rows(f.loc[exists])
             pieces.append(out)
         if (~produced).any():
             trace.append(trace_rows(f.loc[~produced], m.dataset, "no result for any test on the form row"))
@@ -409,7 +413,94 @@ def _epoch_dtc(df: pd.DataFrame, dom: str) -> str | None:
     return None
 
 
-def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_path: Path | None = None) -> SdtmResult:
+SRC = "__source"  # the raw rows a record was built from: "form:row" of its source and joined forms
+
+
+def _raw_rows(f: pd.DataFrame) -> pd.Series:
+    """``form:row`` of each source row, followed by ``, <joined form>:<row>`` of every joined record."""
+    out = f[FORM].astype("str") + ":" + f[ROW].astype("str")
+    for c in [c for c in f.columns if c.endswith("." + ROW)]:
+        prefix = c[: -len(ROW) - 1]
+        out = out + np.where(f[c].notna(), ", " + prefix + ":" + f[c].astype("str").fillna(""), "")
+    return out.astype("str")
+
+
+def record_sources(final: dict[str, pd.DataFrame], spec: StudySpec) -> pd.DataFrame:
+    """One row per SDTM record built from raw rows: dataset, USUBJID, --SEQ and the raw rows
+    (``form:row, ...``); validation findings on a record name its raw rows with it."""
+    parts = []
+    for name in sorted(final):
+        df = final[name]
+        if SRC not in df or "USUBJID" not in df or df.empty:
+            continue
+        dom = spec.datasets[name].domain or name
+        seq = pd.to_numeric(df[f"{dom}SEQ"], errors="coerce") if f"{dom}SEQ" in df else pd.Series(np.nan, index=df.index)
+        parts.append(pd.DataFrame({"dataset": name, "usubjid": df["USUBJID"].astype("str").to_numpy(),
+                                   "seq": seq.to_numpy(dtype="float64"), "raw": df[SRC].astype("str").to_numpy()}))
+    if not parts:
+        return pd.DataFrame(columns=["dataset", "usubjid", "seq", "raw"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _raw_field(m: DatasetMapping, form: str, var: str) -> str | None:
+    """The raw field a mapped date variable is read from (for findings), when one rule names it."""
+    rules = [s.variables.get(var) for s in m.sources if s.form == form] + [m.variables.get(var)]
+    for r in rules:
+        if r is None:
+            continue
+        if r.dtc is not None:
+            return r.dtc.date
+        if r.copy_ is not None:
+            return r.copy_
+    return None
+
+
+def hold_after_cutoff(datasets: dict[str, pd.DataFrame], mappings: Any, forms: dict[str, pd.DataFrame],
+                      cutoff: str | None, findings: Findings) -> None:
+    """Collected dates after the data cut-off: an Error finding each (raw file, row, column, value);
+    the value is moved into a hidden ``__cut_<VAR>`` column so that no derivation (reference dates,
+    SE, EPOCH, study days, baseline) uses it, and put back by :func:`restore_after_cutoff`."""
+    if not cutoff:
+        return
+    for name, df in list(datasets.items()):
+        m = mappings.datasets.get(name)
+        for var in [c for c in df.columns if c.endswith("DTC") and not c.startswith("__")]:
+            late = after_cutoff(df[var], cutoff)
+            if not late.any():
+                continue
+            fields = {f: _raw_field(m, f, var) for f in df.loc[late, FORM].dropna().unique()} if FORM in df and m else {}
+            raw_text = df[var].astype("str")
+            for f, fld in fields.items():
+                src = forms.get(f)
+                if fld and src is not None and fld in src and ROW in df:
+                    sel = late & (df[FORM] == f)
+                    looked = df.loc[sel, ROW].astype("str").map(src.set_index(src[ROW].astype("str"))[fld])
+                    raw_text = raw_text.where(~sel, fld + "=" + looked.astype("str").fillna("") + " -> " + df[var].astype("str"))
+            cols = sorted({v for v in fields.values() if v})
+            findings.add("SDTM.DATE.AFTERCUTOFF", "Error",
+                         f"{var} after the data cut-off {cutoff} (raw column {', '.join(cols) or var}): record kept; "
+                         "the date takes no part in reference dates, SE, EPOCH, study days or analysis dates",
+                         name, var, df, late, raw_text)
+            df = df.assign(**{f"__cut_{var}": df[var].where(late), var: df[var].where(~late)})
+        datasets[name] = df
+
+
+def restore_after_cutoff(datasets: dict[str, pd.DataFrame]) -> None:
+    """Put the collected dates held by :func:`hold_after_cutoff` back (the record keeps what was collected)."""
+    for name, df in list(datasets.items()):
+        held = [c for c in df.columns if c.startswith("__cut_")]
+        if not held:
+            continue
+        out = df.copy()
+        for c in held:
+            var = c[len("__cut_"):]
+            if var in out:
+                out[var] = out[var].where(out[c].isna(), out[c]).astype("str")
+        datasets[name] = out.drop(columns=held)
+
+
+def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_path: Path | None = None,
+               cutoff: str | None = None) -> SdtmResult:
     """Raw EDC export -> SDTM datasets, findings and traceability, following the spec and mappings.
 
     Args:
@@ -418,6 +509,8 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
             or a derivation provides it.
         mappings_dir: the mappings folder (``<dataset>.yaml``, ``synonyms.yaml``, ``units.yaml``,
             ``trial_design.yaml``).
+        cutoff: the data cut-off (``YYYY-MM-DD``, :mod:`cdisc_pipe.cutoff`): later collected dates
+            are Error findings, kept in the data but used by no derivation; TS DCUTDTC records it.
         nca_settings_path: ``specs/settings/nca.yaml`` for PP; default: ``settings/nca.yaml`` in the
             specs folder beside ``mappings_dir``.
 
@@ -484,6 +577,7 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
                 frame = _split(frame, sp, ds, spec, findings)
         datasets[name] = frame
 
+    hold_after_cutoff(datasets, mappings, forms, cutoff, findings)
     dm_m = mappings.datasets.get("DM")
     dm = datasets.get("DM", pd.DataFrame(columns=["USUBJID"]))
 
@@ -592,7 +686,7 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         if "TV" in spec.datasets:
             datasets["TV"] = tv
         if "TS" in spec.datasets:
-            datasets["TS"] = build_ts(td, studyid, dm)
+            datasets["TS"] = build_ts(td, studyid, dm, cutoff=cutoff)
     datasets = clear_single_links(datasets)  # a link ID only one dataset holds links nothing
     if "RELREC" in spec.datasets:
         datasets["RELREC"] = build_relrec(datasets, mappings, studyid)
@@ -603,6 +697,7 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         _add_pp(datasets, spec, mappings_dir, nca_settings_path, findings, extra)
 
     # 7. checks, ASCII, conformance
+    restore_after_cutoff(datasets)
     data_checks(datasets, findings)
     final: dict[str, pd.DataFrame] = {}
     for name, df in datasets.items():
@@ -617,9 +712,10 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
                              "records_out": np.nan, "source_row": excluded["source_row"].to_numpy(dtype="float64"),
                              "usubjid": excluded["usubjid"].to_numpy(), "reason": excluded["reason"].to_numpy()})
         trace_table = pd.concat([trace_table, rows[trace_table.columns]], ignore_index=True)
+    records = record_sources(final, spec)
     for name in list(final):
-        final[name] = final[name].drop(columns=[c for c in (FORM, ROW, SUBJ) if c in final[name]])
-    return SdtmResult(datasets=final, findings=findings.items, traceability=trace_table, extra=extra)
+        final[name] = final[name].drop(columns=[c for c in (FORM, ROW, SUBJ, SRC) if c in final[name]])
+    return SdtmResult(datasets=final, findings=findings.items, traceability=trace_table, extra=extra, records=records)
 
 
 def _supp_values(parent: pd.DataFrame, qnam: str) -> pd.Series:

@@ -95,7 +95,7 @@ def conform(df: pd.DataFrame, ds: Dataset, findings: Findings, keys_check: bool 
             codes = compact_codes(codes, len(vals))
             coded[v.name] = (codes, vals)
             out[v.name] = text_from_codes(vals, codes, df.index)
-    for extra in (FORM, ROW, SUBJ):
+    for extra in (FORM, ROW, SUBJ, "__source"):  # __source: the raw rows of the record (build.SRC)
         if extra in df:
             out[extra] = df[extra]
     for v in ds.variables:

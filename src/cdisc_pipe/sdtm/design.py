@@ -96,12 +96,13 @@ class Criterion(_M):
 
 
 class TsParam(_M):
-    """A TS parameter: a literal value, or ``derive`` (FIRST_RFICDTC, ACTSUB) computed from DM."""
+    """A TS parameter: a literal value, or ``derive`` (FIRST_RFICDTC, ACTSUB) computed from DM, or
+    DATA_CUTOFF: the run's data cut-off (DCUTDTC; missing when the run has none)."""
 
     tsparmcd: str
     tsparm: str
     tsval: str | None = None
-    derive: Literal["FIRST_RFICDTC", "ACTSUB"] | None = None
+    derive: Literal["FIRST_RFICDTC", "ACTSUB", "DATA_CUTOFF"] | None = None
     tsvalnf: str | None = None
     tsvalcd: str | None = None
     tsvcdref: str | None = None
@@ -207,11 +208,11 @@ def build_ti(td: TrialDesign, studyid: str) -> pd.DataFrame:
         "IESCAT": None, "TIRL": None, "TIVERS": [c.tivers for c in td.criteria]})
 
 
-def build_ts(td: TrialDesign, studyid: str, dm: pd.DataFrame) -> pd.DataFrame:
+def build_ts(td: TrialDesign, studyid: str, dm: pd.DataFrame, cutoff: str | None = None) -> pd.DataFrame:
     """TS: one record per parameter value; ``derive`` parameters come from DM.
 
     FIRST_RFICDTC = the earliest complete informed-consent date (study start, TRC 1734);
-    ACTSUB = the number of subjects in DM.
+    ACTSUB = the number of subjects in DM; DATA_CUTOFF = the run's data cut-off (DCUTDTC).
     """
     rows = []
     for p in td.ts:
@@ -219,6 +220,8 @@ def build_ts(td: TrialDesign, studyid: str, dm: pd.DataFrame) -> pd.DataFrame:
         if p.derive == "FIRST_RFICDTC":
             d = complete_date(dm["RFICDTC"]) if "RFICDTC" in dm else pd.Series(dtype="datetime64[ns]")
             val = d.min().strftime("%Y-%m-%d") if d.notna().any() else None
+        elif p.derive == "DATA_CUTOFF":
+            val = cutoff
         elif p.derive == "ACTSUB":
             val = str(int(dm["USUBJID"].nunique())) if not dm.empty else "0"
         rows.append({"STUDYID": studyid, "DOMAIN": "TS", "TSPARMCD": p.tsparmcd, "TSPARM": p.tsparm,

@@ -173,9 +173,14 @@ def csv_to_odm(csv_dir: Path, target: Path) -> None:
     open_f = np.where(new_f, '<FormData FormOID="' + r["form"] + '" FormRepeatKey="' + r["FORMINST"] + '">\n', "")
     body = "".join(pd.Series(close) + open_s + open_e + open_f + r["xml"])
     tail = "</FormData></StudyEventData></SubjectData>\n" if len(r) else ""
+    # the export's date is its latest audit date-time (record entry / change): deterministic, and the
+    # data cut-off a reader takes from it (cdisc_pipe.cutoff) refuses no collected date
+    stamps = [str(v) for f in forms.values() for c in ("ENTRYDTM", "MODDTM") if c in f for v in f[c] if v]
+    as_of = max(stamps).replace(" ", "T", 1)[:19] if stamps else "2000-01-01T00:00:00"
     head = ('<?xml version="1.0" encoding="UTF-8"?>\n'
             '<ODM xmlns="http://www.cdisc.org/ns/odm/v1.3" ODMVersion="1.3.2" FileType="Snapshot" '
-            f'FileOID="{design.STUDYID}.SYNTH" CreationDateTime="2000-01-01T00:00:00" Originator="cdisc-pipe synth">\n')
+            f'FileOID="{design.STUDYID}.SYNTH" CreationDateTime="{as_of}" AsOfDateTime="{as_of}" '
+            'Originator="cdisc-pipe synth">\n')
     with open(target, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(head)
         fh.write(_metadata(forms, dd))

@@ -148,6 +148,32 @@ def validate_data(data: StudyData, spec: StudySpec | None, ct: dict[str, Any], c
     return run_rules(rules, data, spec, settings, ct, ct_reason)
 
 
+def _with_raw_rows(findings: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Rule findings on an SDTM record get the raw rows it was built from (``[form:row, ...]`` at the
+    end of the message), read from the SDTM stage's ``_stage/records.csv`` (dataset, usubjid, seq)."""
+    if not len(findings) or not path.is_file():
+        return findings
+    rec = pd.read_csv(path, dtype={"dataset": str, "usubjid": str, "raw": str}, keep_default_na=False)
+    if rec.empty:
+        return findings
+    def key(ds: pd.Series, us: pd.Series, seq: pd.Series) -> pd.Series:
+        n = pd.to_numeric(seq, errors="coerce")
+        return (ds.astype(object).fillna("").astype(str) + "|" + us.astype(object).fillna("").astype(str) + "|"
+                + n.map(lambda v: "" if pd.isna(v) else repr(float(v))))
+
+    k = key(rec["dataset"], rec["usubjid"], rec["seq"])
+    rec = rec.assign(__k=k)[~k.duplicated(keep=False)]  # a key naming one record only
+    raw = pd.Series(rec["raw"].to_numpy(), index=rec["__k"].to_numpy())
+    fk = key(findings["dataset"], findings["usubjid"], findings["seq"])
+    where = pd.Series(fk.map(raw).to_numpy(), index=findings.index)
+    has = where.notna() & (where != "")
+    if not has.any():
+        return findings
+    out = findings.copy()
+    out.loc[has, "message"] = out.loc[has, "message"].astype("str") + " [" + where[has].astype("str") + "]"
+    return out
+
+
 def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, sdtm_dir: Path | None = None,
                    adam_dir: Path | None = None, settings_path: Path | None = None,
                    rules: list[Rule] | None = None, read_options: ReadOptions | None = None) -> ValidationResult:
@@ -182,6 +208,7 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
     ct, ct_reason = load_ct_packages(spec, data, Path(ct_dir) if ct_dir else None)
     rules = rules if rules is not None else load_rules(extra=study_rule_files(settings, sp))
     results, findings = run_rules(rules, data, spec, settings, ct, ct_reason)
+    findings = _with_raw_rows(findings, Path(sdtm_dir or out_dir / "sdtm") / "_stage" / "records.csv")
 
     stage, stage_problems = stage_findings(out_dir)
     io_problems += stage_problems

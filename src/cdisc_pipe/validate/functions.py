@@ -1469,3 +1469,56 @@ def death_without_fatal_ae(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     subj = as_text(dm["USUBJID"])
     bad = ((as_text(dm["DTHFL"]) == "Y").fillna(False) & subj.isin(ae_death) & ~subj.isin(with_fatal)).to_numpy(dtype=bool)
     return ctx.hits(bad, "DTHFL", dm["DTHFL"], "cause of death is an adverse event (DD) but no fatal AE")
+
+
+# ------------------------------------------------------------------ plausibility (ranges as data)
+class PlausibleRange(_Strict):
+    """One row of a plausibility table: the results of ``testcd`` (in ``unit`` when given) lie in
+    [``min``, ``max``]."""
+
+    testcd: str
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+class PlausibleRangesParams(_Strict):
+    ranges: list[PlausibleRange] = Field(min_length=1)
+    testcd: str = "--TESTCD"
+    result: str = "--STRESN"
+    unit: str = "--STRESU"
+
+
+@rule_function("plausible_ranges", params=PlausibleRangesParams)
+def plausible_ranges(ctx: CheckContext, params: Any) -> Hits:
+    """Numeric results outside the plausible range of their test (a table of thresholds in the rule:
+    ``ranges: [{testcd: HEIGHT, unit: cm, min: 100, max: 230}, ...]``).  A result in another unit
+    than the row's is not compared (the unit check is another rule's)."""
+    p = params if isinstance(params, PlausibleRangesParams) else PlausibleRangesParams(**params)
+    tc, res = ctx.one(p.testcd), ctx.one(p.result)
+    units = ctx.resolve(p.unit, required=False)
+    unit_col = units[0] if units else None
+    df = ctx.df
+    num = pd.to_numeric(df[res], errors="coerce").to_numpy(dtype=float)
+    code = df[tc].astype("str").to_numpy(dtype=object)
+    unit = df[unit_col].astype("str").to_numpy(dtype=object) if unit_col and unit_col in df else None
+    bad = np.zeros(len(df), dtype=bool)
+    detail = np.full(len(df), None, dtype=object)
+    for r in p.ranges:
+        hit = (code == r.testcd) & ~np.isnan(num)
+        if r.unit is not None and unit is not None:
+            hit &= unit == r.unit
+        with np.errstate(invalid="ignore"):
+            out = np.zeros(len(df), dtype=bool)
+            if r.min is not None:
+                out |= num < r.min
+            if r.max is not None:
+                out |= num > r.max
+        sel = hit & out
+        bad |= sel
+        detail[sel] = f"{r.testcd}: plausible {_fmt(r.min)}..{_fmt(r.max)}{' ' + r.unit if r.unit else ''}"
+    return ctx.hits(bad, res, df[res], detail)
+
+
+def _fmt(v: float | None) -> str:
+    return "" if v is None else (f"{v:g}")

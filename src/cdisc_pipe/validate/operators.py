@@ -400,10 +400,16 @@ def study_day(dates: pd.Series, ref: pd.Series) -> np.ndarray:
 
 @operator("study_day", StudyDayParams)
 def study_day_check(ctx: CheckContext, p: StudyDayParams) -> Hits:
-    """--DY equals the day computed from --DTC and the subject's RFSTDTC (when both dates are complete)."""
+    """--DY equals the day computed from --DTC and the subject's RFSTDTC (when both dates are complete).
+    A date after the package's data cut-off (TS DCUTDTC) has no study day by design (cdisc_pipe.cutoff)."""
+    from cdisc_pipe.cutoff import after_cutoff, from_ts
+
     dtc, dy = ctx.one(p.dtc), ctx.one(p.dy)
     ref = subject_lookup(ctx.df, ctx.other(p.ref_dataset), p.ref_variable)
     expected = study_day(ctx.df[dtc], ref)
+    cut = from_ts(ctx.data.datasets.get("TS"))
+    if cut:
+        expected = np.where(after_cutoff(ctx.df[dtc], cut).to_numpy(dtype=bool), np.nan, expected)
     actual = pd.to_numeric(ctx.df[dy], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isnan(expected) & (np.isnan(actual) | (actual != expected))
     return ctx.hits(bad, dy, ctx.df[dy], expected, detail_prefix="expected ")
