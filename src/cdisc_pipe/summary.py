@@ -138,7 +138,11 @@ def run_summary(command: str, out: Path, code: int, result: Any = None, log_path
               3: "stopped: internal error (a bug)"}.get(code, "stopped")
     lines = [f"cdisc-pipe {command}: {status} (exit {code})"]
     if code in (0, 1):
-        empty = _manifest(out).get("datasets_without_data") or {}
+        manifest = _manifest(out)
+        cut = manifest.get("data_cutoff") or {}
+        if cut.get("date"):
+            lines.append(f"  data cut-off: {cut['date']}, from {cut.get('source') or 'an unrecorded source'}")
+        empty = manifest.get("datasets_without_data") or {}
         for sub, label in (("sdtm", "SDTM"), ("adam", "ADaM")):
             n, r = _records(out).get(sub, (0, 0))
             if n:
