@@ -132,12 +132,27 @@ def test_concat_skips_blank_fields():
 def test_assign_codelist_decode_synonym_and_unmapped_kept_with_finding():
     fnd = Findings()
     f = frame(F=["y", "No", "oui", "MAYBE", None, "MAYBE"])
-    out = apply_rule(Rule.model_validate({"assign": {"field": "F", "codelist": "CL.NY", "synonyms": "yn"}}), f, ctx(fnd), "XXFL")
-    assert out.tolist()[:4] == ["Y", "N", "Y", "MAYBE"]     # unmapped: kept as collected
+    open_ny = NY.model_copy(update={"extensible": True})
+    c = Context("XX", {"CL.NY": open_ny}, {"yn": {"OUI": "Y"}}, fnd)
+    out = apply_rule(Rule.model_validate({"assign": {"field": "F", "codelist": "CL.NY", "synonyms": "yn"}}), f, c, "XXFL")
+    assert out.tolist()[:4] == ["Y", "N", "Y", "MAYBE"]     # extensible codelist, unmapped: kept as collected
     assert pd.isna(out.iloc[4])
     [finding] = fnd.items
     assert finding.rule == "SDTM.CT.UNMAPPED" and finding.value == "MAYBE" and finding.variable == "XXFL"
     assert finding.extra["count"] == 2 and finding.extra["subjects"] == ["S-4", "S-6"] and finding.extra["rows"] == [5, 7]
+
+
+def test_a_value_outside_a_non_extensible_codelist_is_an_error_at_its_raw_cell():
+    """AESER 'MAYBE' / SEX '=1': reported as not a term (with the raw row), not carried into SDTM
+    where it would fail later as 'longer than the spec length' (#16 item 7)."""
+    fnd = Findings()
+    f = frame(F=["y", "MAYBE", "=1"])
+    out = apply_rule(Rule.model_validate({"assign": {"field": "F", "codelist": "CL.NY", "synonyms": "yn"}}), f, ctx(fnd), "XXFL")
+    assert out.iloc[0] == "Y" and out.iloc[1:].isna().all()
+    # one finding per distinct collected value, each with its raw row
+    assert {(f.rule, f.severity, f.value, tuple(f.extra["rows"])) for f in fnd.items} == {
+        ("SDTM.CT.INVALID", "Error", "MAYBE", (3,)), ("SDTM.CT.INVALID", "Error", "=1", (4,))}
+    assert all("not a term of the non-extensible codelist CL.NY (N, Y)" in f.message for f in fnd.items)
 
 
 def test_assign_synonym_outside_non_extensible_codelist_is_reported():

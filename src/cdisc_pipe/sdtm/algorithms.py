@@ -214,14 +214,26 @@ def assign_ct(raw: pd.Series, spec: AssignSpec, ctx: Context, frame: pd.DataFram
     value = clean(raw)
     out = per_value(value, lambda u: u.str.upper().map(look)).astype("str")
     unmapped = value.notna() & out.isna()
-    ctx.findings.add("SDTM.CT.UNMAPPED", "Warning",
-                     f"value not in codelist {spec.codelist or '(sponsor map)'} nor in its synonyms; kept as collected",
-                     ctx.dataset, variable, frame, unmapped, value)
-    if cl is not None and cl.extensible is False:
+    closed = cl is not None and cl.extensible is False
+    if closed:
+        # A non-extensible codelist has no room for another term: the collected value (e.g. SEX '=1',
+        # AESER 'MAYBE') is a data error of the raw file, reported there, and is not carried into SDTM
+        # (where it would only fail later as a length or CT problem far from its cause).
+        terms = ", ".join(cl.values()[:12]) + (", ..." if len(cl.values()) > 12 else "")
+        ctx.findings.add("SDTM.CT.INVALID", "Error",
+                         f"value is not a term of the non-extensible codelist {spec.codelist} ({terms}) nor of its "
+                         f"synonyms; {variable} left empty - correct the raw value, or map it in the mapping's "
+                         "assign.map", ctx.dataset, variable, frame, unmapped, value)
+    else:
+        ctx.findings.add("SDTM.CT.UNMAPPED", "Warning",
+                         f"value not in codelist {spec.codelist or '(sponsor map)'} nor in its synonyms; kept as collected",
+                         ctx.dataset, variable, frame, unmapped, value)
+    if closed:
         allowed = set(cl.values())
         bad_target = out.notna() & ~out.isin(allowed)
         ctx.findings.add("SDTM.CT.SYNONYM", "Error", f"synonym maps to a value outside non-extensible {cl.oid}",
                          ctx.dataset, variable, frame, bad_target, out)
+        return out.astype("str")  # unmapped values stay empty (reported above)
     return out.where(~unmapped, value).astype("str")
 
 

@@ -226,8 +226,9 @@ def unknown_coded_value(d: Path) -> Expected:
     i = 2
     df.loc[i, "SEX"] = "X"
     _write(df, d, "dm")
+    # SEX is a non-extensible codelist: an Error at the raw cell, the record kept with SEX empty
     return Expected("finding", "sdtm", file="dm.csv", row=_row(i), column="SEX", value="X",
-                    dataset="DM", rule_prefixes=("SDTM.CT.UNMAPPED",))
+                    dataset="DM", rule_prefixes=("SDTM.CT.INVALID",))
 
 
 def subject_not_enrolled(d: Path) -> Expected:
