@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 PACKAGES = ("cdisc-pipe", "pandas", "numpy", "pyreadstat", "pydantic", "jinja2", "openpyxl", "lxml", "pyyaml",
-            "odmlib", "jsonschema", "reportlab", "python-docx")
+            "odmlib", "jsonschema", "reportlab", "python-docx", "scipy", "matplotlib")
 
 
 def sha256_file(path: Path) -> str:
