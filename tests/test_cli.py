@@ -166,3 +166,12 @@ def test_an_os_error_during_a_run_is_exit_2_not_a_bug(tmp_path, capsys, monkeypa
     assert "cannot use" in err and "No space left on device" in err and "This is a bug" not in err
     log = (tmp_path / "out" / "logs" / "cdisc-pipe-run.log").read_text()
     assert "Traceback" in log  # the traceback is kept for the curious
+
+
+def test_run_with_a_relative_out_folder(tmp_path, monkeypatch):
+    """The README's quick start runs with the default, relative --out (outputs): every stage,
+    the reviewer's guides included, must accept it (a relative/absolute path mix was a crash)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--out", "outputs", "-q"]) == 0
+    assert (tmp_path / "outputs" / "sdtm" / "csdrg.pdf").is_file()
+    assert "reviewer's guides: sdtm/csdrg.pdf" in (tmp_path / "outputs" / "logs" / "cdisc-pipe-run.log").read_text()

@@ -261,7 +261,8 @@ def stage_guides(paths: Paths, spec: StudySpec, result: Any, log: RunLog) -> Non
     with log.step("writing the reviewer's guides"):
         files = write_reviewer_guides(paths.out, spec, paths.specs, paths.mappings,
                                       getattr(result, "findings", None), getattr(result, "summary", None))
-    log.note("reviewer's guides: " + (", ".join(str(p.relative_to(paths.out)) for p in files) or "none"))
+    out = Path(paths.out).resolve()  # the guides come back as absolute paths, --out may be relative
+    log.note("reviewer's guides: " + (", ".join(str(Path(p).resolve().relative_to(out)) for p in files) or "none"))
 
 
 def results_plan(specs: Path | None, log: RunLog) -> Any:
