@@ -22,11 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyreadstat
 import pytest
 
-from cdisc_pipe.cli import main
 from tests.conftest import SHARED
+from tests.example_runs import read_xpt, run_example
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "crossover01"
 CT = SHARED / "ct"
@@ -41,22 +40,10 @@ TREATMENT = {"KORVAXAN TEST TABLET": "Korvaxan test tablet", "KORVAXAN REFERENCE
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("crossover01")
-    ct = CT if CT.is_dir() else tmp / "no-ct"  # no CT files: the CT rules are skipped, the rest runs
-    ct.mkdir(exist_ok=True)
-    out = tmp / "out"
-    code = main(["run", "--raw", str(EXAMPLE / "raw"), "--specs", str(EXAMPLE / "specs"),
-                 "--mappings", str(EXAMPLE / "mappings"), "--ct", str(ct), "--out", str(out), "-q"])
-    assert code == 0, (out / "logs" / "cdisc-pipe-run.log").read_text()
-    return out
+    return run_example(EXAMPLE, CT, tmp_path_factory.mktemp("crossover01"))
 
 
-def _read(path: Path) -> pd.DataFrame:
-    df, meta = pyreadstat.read_xport(str(path))
-    for c in df.columns:
-        if meta.readstat_variable_types[c] == "string":
-            df[c] = df[c].where(df[c] != "")
-    return df
+_read = read_xpt
 
 
 @pytest.fixture(scope="module")

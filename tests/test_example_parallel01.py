@@ -15,13 +15,12 @@ import re
 from pathlib import Path
 
 import pandas as pd
-import pyreadstat
 import pytest
 
 from cdisc_pipe.adam import build_adam, read_sdtm
-from cdisc_pipe.cli import main
 from cdisc_pipe.spec.load import load_specs
 from tests.conftest import SHARED
+from tests.example_runs import read_xpt, run_example
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "parallel01"
 CT = SHARED / "ct"
@@ -36,22 +35,10 @@ ADAM_RECORDS = {"ADSL": 40, "ADAE": 55, "ADVS": 1195}
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("parallel01")
-    ct = CT if CT.is_dir() else tmp / "no-ct"  # no CT files: the CT rules are skipped, the rest runs
-    ct.mkdir(exist_ok=True)
-    out = tmp / "out"
-    code = main(["run", "--raw", str(EXAMPLE / "raw"), "--specs", str(EXAMPLE / "specs"),
-                 "--mappings", str(EXAMPLE / "mappings"), "--ct", str(ct), "--out", str(out), "-q"])
-    assert code == 0, (out / "logs" / "cdisc-pipe-run.log").read_text()
-    return out
+    return run_example(EXAMPLE, CT, tmp_path_factory.mktemp("parallel01"))
 
 
-def _read(path: Path) -> pd.DataFrame:
-    df, meta = pyreadstat.read_xport(str(path))
-    for c in df.columns:
-        if meta.readstat_variable_types[c] == "string":
-            df[c] = df[c].where(df[c] != "")
-    return df
+_read = read_xpt
 
 
 def test_datasets_and_record_counts(run: Path) -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyreadstat
 import pytest
 
 from cdisc_pipe.cli import main
 from tests.pilot_reference import build_reference
+from tests.example_runs import read_xpt
 
 KEYS = {"ADSL": ["USUBJID"], "ADAE": ["USUBJID", "AESEQ"], "ADTTE": ["USUBJID", "PARAMCD"]}
 
@@ -32,12 +32,7 @@ def pilot_run(shared: Path, root: Path, tmp_path_factory: pytest.TempPathFactory
     return out
 
 
-def _read(path: Path) -> pd.DataFrame:
-    df, meta = pyreadstat.read_xport(str(path))
-    for c in df.columns:
-        if meta.readstat_variable_types[c] == "string":
-            df[c] = df[c].where(df[c] != "")
-    return df
+_read = read_xpt
 
 
 def test_every_value_equals_the_independent_reference(pilot_run: Path, shared: Path) -> None:
