@@ -282,6 +282,21 @@ def interpolate_conc(
     return np.where(log, logv, lin)
 
 
+def _segments(pid: np.ndarray, t: np.ndarray, c: np.ndarray, method: str
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The segments between consecutive points of the same profile: (profile, t1, t2, c1, c2,
+    is_log), ``is_log`` where the lin-up/log-down rule uses the log trapezoid (a positive fall)."""
+    pid = np.asarray(pid)
+    t = np.asarray(t, dtype="float64")
+    c = np.asarray(c, dtype="float64")
+    same = pid[:-1] == pid[1:]
+    p = pid[:-1][same]
+    t1, t2 = t[:-1][same], t[1:][same]
+    c1, c2 = c[:-1][same], c[1:][same]
+    is_log = (c2 < c1) & (c2 > 0) if method == "lin up/log down" else np.zeros(len(p), dtype=bool)
+    return p, t1, t2, c1, c2, is_log
+
+
 def auc_between(
     pid: np.ndarray, t: np.ndarray, c: np.ndarray, start: np.ndarray, end: np.ndarray, n: int,
     method: str = "lin up/log down",
@@ -299,16 +314,9 @@ def auc_between(
     ends are interpolated with the segment's own rule, then the linear or log trapezoid is
     applied; segment areas are summed per profile with ``np.bincount``.
     """
-    pid = np.asarray(pid)
-    t = np.asarray(t, dtype="float64")
-    c = np.asarray(c, dtype="float64")
     if len(pid) < 2:
         return np.zeros(n, dtype="float64")
-    same = pid[:-1] == pid[1:]
-    p = pid[:-1][same]
-    t1, t2 = t[:-1][same], t[1:][same]
-    c1, c2 = c[:-1][same], c[1:][same]
-    is_log = (c2 < c1) & (c2 > 0) if method == "lin up/log down" else np.zeros(len(p), dtype=bool)
+    p, t1, t2, c1, c2, is_log = _segments(pid, t, c, method)
     lo = np.maximum(t1, start[p])
     hi = np.minimum(t2, end[p])
     ok = hi > lo  # False when end is NaN
@@ -335,16 +343,9 @@ def aumc_between(pid: np.ndarray, t: np.ndarray, c: np.ndarray, end: np.ndarray,
     the log trapezoid, ``aumcintegrate_log`` (dt (c2 t2 - c1 t1) / L - dt^2 (c2 - c1) / L^2,
     L = ln(c2 / c1)).
     """
-    pid = np.asarray(pid)
-    t = np.asarray(t, dtype="float64")
-    c = np.asarray(c, dtype="float64")
     if len(pid) < 2:
         return np.zeros(n, dtype="float64")
-    same = pid[:-1] == pid[1:]
-    p = pid[:-1][same]
-    t1, t2 = t[:-1][same], t[1:][same]
-    c1, c2 = c[:-1][same], c[1:][same]
-    is_log = (c2 < c1) & (c2 > 0) if method == "lin up/log down" else np.zeros(len(p), dtype=bool)
+    p, t1, t2, c1, c2, is_log = _segments(pid, t, c, method)
     ok = t2 <= end[p]  # False when end is NaN
     dt = t2 - t1
     with np.errstate(divide="ignore", invalid="ignore"):
