@@ -47,6 +47,29 @@ class StageOutput:
     written: list[Any]  # list[WrittenDataset]
     findings: list[Finding] = field(default_factory=list)
     cutoff: Any = None  # the data cut-off used (cdisc_pipe.cutoff.Cutoff), SDTM stage
+    #: the written datasets as validation reads them back from the final folder (frame and file
+    #: metadata, ``cdisc_pipe.validate.data.held_dataset``) by file stem in upper case; None: not kept
+    held: dict[str, tuple[pd.DataFrame, Any]] | None = None
+
+
+def write_and_hold(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, purpose: str,
+                   final: Path | None) -> tuple[list[Any], dict[str, tuple[pd.DataFrame, Any]] | None]:
+    """``cdisc_pipe.xpt.write_datasets`` into ``folder``; with ``final`` (the folder the files end up
+    in) also each written dataset as validation would read it back from there, made from the
+    conformed frame the writer kept (which is dropped as soon as it is converted)."""
+    from cdisc_pipe.xpt import write_datasets
+
+    kept: dict[str, pd.DataFrame] | None = {} if final is not None else None
+    written = write_datasets(frames, spec, folder, purpose=purpose, keep=kept)
+    if kept is None:
+        return written, None
+    from cdisc_pipe.validate.data import held_dataset
+
+    held = {}
+    for w in written:
+        if w.name in kept:
+            held[Path(w.xpt_path).stem.upper()] = held_dataset(kept.pop(w.name), w, final)
+    return written, held
 
 
 class Staging:
@@ -107,13 +130,14 @@ def load_spec(paths: Paths, log: RunLog) -> StudySpec:
     return spec
 
 
-def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog) -> StageOutput:
-    """Raw export -> SDTM frames (PP included) -> XPT + Dataset-JSON in ``<staging>/sdtm``."""
+def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog, keep: bool = False) -> StageOutput:
+    """Raw export -> SDTM frames (PP included) -> XPT + Dataset-JSON in ``<staging>/sdtm``.
+
+    ``keep``: also return the written datasets as validation reads them back (``StageOutput.held``)."""
     from cdisc_pipe.documents import write_acrf
     from cdisc_pipe.raw import read_export
     from cdisc_pipe.raw.detect import detect_format
     from cdisc_pipe.sdtm import build_sdtm
-    from cdisc_pipe.xpt import write_datasets
 
     with log.step(f"reading raw export {paths.raw}"):
         raw = read_export(paths.raw)
@@ -127,14 +151,16 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog) -> 
                             cutoff=cutoff.date)
     findings = list(getattr(raw, "findings", []) or []) + list(result.findings)
     folder = staging.folder("sdtm")
-    with log.step(f"writing {len(result.datasets)} SDTM datasets"):
-        written = write_datasets(result.datasets, spec, folder, purpose="Tabulation")
-    save_stage_findings(folder, findings)
     with log.step("rendering the annotated CRF"):
         acrf = write_acrf(raw, spec, paths.mappings, folder, raw_format=detect_format(paths.raw)[0])
     log.note(f"aCRF: {acrf.path.name}, {acrf.forms} forms, {acrf.pages} pages")
     for p in acrf.problems:
         log.warning(f"aCRF: {p}")
+    del raw  # the raw forms are not needed once SDTM and the aCRF are built: freed before the write
+    with log.step(f"writing {len(result.datasets)} SDTM datasets"):
+        written, held = write_and_hold(result.datasets, spec, folder, "Tabulation",
+                                       paths.out / "sdtm" if keep else None)
+    save_stage_findings(folder, findings)
     trace = getattr(result, "traceability", None)
     if trace is not None:
         trace.to_csv(folder / STAGE_DIR / "traceability.csv", index=False, lineterminator="\n")
@@ -146,14 +172,18 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog) -> 
         if isinstance(extra, dict):
             (folder / STAGE_DIR / "nca.json").write_text(json.dumps(extra, indent=1, sort_keys=True, default=str) + "\n")
     _log_findings(log, "SDTM", findings)
-    return StageOutput(result.datasets, written, findings, cutoff=cutoff)
+    return StageOutput(result.datasets, written, findings, cutoff=cutoff, held=held)
 
 
 def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
-               sdtm: dict[str, pd.DataFrame] | None = None, cutoff: Any = None) -> StageOutput:
-    """SDTM (frames in memory, or read from ``paths.sdtm_in``) -> ADaM in ``<staging>/adam``."""
+               sdtm: dict[str, pd.DataFrame] | None = None, cutoff: Any = None, keep: bool = False,
+               release_sdtm: bool = False) -> StageOutput:
+    """SDTM (frames in memory, or read from ``paths.sdtm_in``) -> ADaM in ``<staging>/adam``.
+
+    ``keep``: also return the written datasets as validation reads them back (``StageOutput.held``).
+    ``release_sdtm``: empty the ``sdtm`` dict once ADaM is derived (the caller needs the frames no
+    more), so they are freed before the ADaM write."""
     from cdisc_pipe.adam import build_adam, read_sdtm
-    from cdisc_pipe.xpt import write_datasets
 
     if sdtm is None:
         with log.step(f"reading SDTM from {paths.sdtm_in}"):
@@ -171,12 +201,14 @@ def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
     log.note(f"ADaM data cut-off: {cut.date or 'none'} (from {cut.source})")
     with log.step("deriving ADaM"):
         result = build_adam(sdtm, spec, settings_dir, cutoff=cut.date)
+    if release_sdtm:
+        sdtm.clear()
     folder = staging.folder("adam")
     with log.step(f"writing {len(result.datasets)} ADaM datasets"):
-        written = write_datasets(result.datasets, spec, folder, purpose="Analysis")
+        written, held = write_and_hold(result.datasets, spec, folder, "Analysis", paths.out / "adam" if keep else None)
     save_stage_findings(folder, result.findings)
     _log_findings(log, "ADaM", result.findings)
-    return StageOutput(result.datasets, written, list(result.findings), cutoff=cut)
+    return StageOutput(result.datasets, written, list(result.findings), cutoff=cut, held=held)
 
 
 def spec_with_cutoff(spec: StudySpec, purpose: str, cutoff: Any) -> StudySpec:
@@ -236,7 +268,11 @@ def stage_define(spec: StudySpec, folder: Path, written: list[Any] | None, purpo
     _atomic_write(folder / "define.html", result.html)
 
 
-def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog) -> Any:
+def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog,
+                   held: dict[str, dict[str, tuple[pd.DataFrame, Any]]] | None = None) -> Any:
+    """Validate ``<out>/sdtm`` and ``<out>/adam`` (or ``paths.sdtm_in``/``adam_in``).  ``held``: by
+    purpose, the datasets this run wrote as a read-back would give them, validated without reading
+    their files again (``run_validation``)."""
     from cdisc_pipe.validate import run_validation
     from cdisc_pipe.validate.data import ReadOptions
 
@@ -245,7 +281,8 @@ def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog) -> Any:
         try:
             result = run_validation(paths.out, spec, paths.ct, sdtm_dir=paths.sdtm_in, adam_dir=paths.adam_in,
                                     settings_path=(Path(paths.specs) / "settings" / "validation.yaml")
-                                    if paths.specs and spec is not None else None, read_options=reading)
+                                    if paths.specs and spec is not None else None, read_options=reading,
+                                    held=held)
         finally:  # which encoding each file was read with, also when a forced one failed
             for note in reading.notes:
                 log.note(note)
@@ -454,6 +491,11 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
     reuse_adam = reuse_sdtm and _reusable(prev, "adam", "adam", keys["adam"], paths.out)
     records: dict[str, int] = {}
     cutoff = prev.get("data_cutoff") if reuse_adam else None
+    # The datasets this run writes are validated as it holds them: the frames and file metadata a
+    # read-back of the files gives (validate.data.held_dataset), unless an encoding is forced for
+    # reading: then the files are read as asked.
+    keep = paths.encoding is None
+    held: dict[str, dict[str, tuple[pd.DataFrame, Any]]] = {}
     if reuse_sdtm:
         log.progress(f"SDTM unchanged since the last run (key {keys['sdtm'][:12]}): reused")
     if reuse_adam:
@@ -463,16 +505,23 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
         try:
             sdtm_frames = None
             if not reuse_sdtm:
-                sdtm = stage_sdtm(paths, spec, staging, log)
+                sdtm = stage_sdtm(paths, spec, staging, log, keep=keep)
                 stage_define(spec, staging.folder("sdtm"), sdtm.written, "Tabulation", paths.ct, log, cutoff=sdtm.cutoff)
                 sdtm_frames = sdtm.frames
+                sdtm.frames = {}  # ADaM empties sdtm_frames once derived (release_sdtm): nothing else holds them
+                if sdtm.held is not None:
+                    held["Tabulation"] = sdtm.held
                 records |= records_of(sdtm.written, "sdtm")
                 cutoff = sdtm.cutoff.as_dict()
             else:
                 paths.sdtm_in = paths.out / "sdtm"
             if spec.by_purpose("Analysis"):
                 adam = stage_adam(paths, spec, staging, log, sdtm=sdtm_frames,
-                                  cutoff=sdtm.cutoff if sdtm_frames is not None and sdtm.cutoff.date else None)
+                                  cutoff=sdtm.cutoff if sdtm_frames is not None and sdtm.cutoff.date else None,
+                                  keep=keep, release_sdtm=sdtm_frames is not None)
+                adam.frames = {}
+                if adam.held is not None:
+                    held["Analysis"] = adam.held
                 if cutoff is None and adam.cutoff is not None:
                     cutoff = adam.cutoff.as_dict()
                 stage_define(spec, staging.folder("adam"), adam.written, "Analysis", paths.ct, log, cutoff=adam.cutoff)
@@ -490,7 +539,8 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
         code = int(prev.get("validation_exit_code", 0))
         result = previous_validation(paths.out)
     else:
-        result = stage_validate(paths, spec, log)
+        result = stage_validate(paths, spec, log, held=held or None)
+        held.clear()
         code = int(getattr(result, "exit_code", 0))
         stage_guides(paths, spec, result, log)
     if plan is not None:

@@ -26,7 +26,7 @@ from cdisc_pipe.errors import InputError, Problem
 from cdisc_pipe.spec.model import StudySpec
 from cdisc_pipe.validate import diff as _diff
 from cdisc_pipe.validate import report as _report
-from cdisc_pipe.validate.data import ReadOptions, StudyData, load_folder
+from cdisc_pipe.validate.data import DatasetMeta, ReadOptions, StudyData, load_folder, load_held
 from cdisc_pipe.validate.engine import (
     FINDING_COLUMNS, explain, load_rules, match_expected, run_rules, stage_findings, study_rule_files,
 )
@@ -176,7 +176,8 @@ def _with_raw_rows(findings: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, sdtm_dir: Path | None = None,
                    adam_dir: Path | None = None, settings_path: Path | None = None,
-                   rules: list[Rule] | None = None, read_options: ReadOptions | None = None) -> ValidationResult:
+                   rules: list[Rule] | None = None, read_options: ReadOptions | None = None,
+                   held: dict[str, dict[str, tuple[pd.DataFrame, DatasetMeta]]] | None = None) -> ValidationResult:
     """Validate the SDTM/ADaM outputs (``<out>/sdtm``, ``<out>/adam`` or the given folders of XPT files
     with their define.xml) and write ``<out>/reports/validation.{xlsx,html,json}``.
 
@@ -191,6 +192,10 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
             file); its ``notes`` receive one line per file that was not plain UTF-8.
         rules: rules to run (default: the package's generic rule files plus the study's own rule
             files named by the settings' ``rule_files``).
+        held: by purpose (``"Tabulation"``, ``"Analysis"``), the datasets of that folder as the run
+            that wrote them holds them (``cdisc_pipe.validate.data.held_dataset``: what reading the
+            files back gives, without reading them); only their define.xml is read.  Purposes not
+            given are read from their folder.
     """
     out_dir = Path(out_dir)
     settings, sp = load_settings(settings_path)
@@ -200,7 +205,9 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
     data = StudyData()
     io_problems: list[str] = []
     for folder, purpose in ((sdtm_dir or out_dir / "sdtm", "Tabulation"), (adam_dir or out_dir / "adam", "Analysis")):
-        if Path(folder).is_dir():
+        if held and purpose in held:
+            load_held(held[purpose], Path(folder), purpose, data, io_problems)
+        elif Path(folder).is_dir():
             load_folder(Path(folder), purpose, data, io_problems, options=read_options)
     if not data.datasets and not io_problems:
         raise InputError(Problem(str(out_dir), "no XPT datasets to validate",

@@ -345,6 +345,11 @@ def load_folder(folder: Path, purpose: str, data: StudyData, problems: list[str]
         data.meta[name] = meta
         data.purpose[name] = purpose
     raise_if(undecodable, stage="validate")
+    _load_define(folder, purpose, data, problems)
+
+
+def _load_define(folder: Path, purpose: str, data: StudyData, problems: list[str]) -> None:
+    """The folder's define.xml into ``data.defines``; one that does not parse -> problems."""
     define = folder / "define.xml"
     if define.is_file():
         try:
@@ -380,3 +385,80 @@ def domain_prefix(name: str, df: pd.DataFrame, spec: StudySpec | None) -> str | 
         if len(vals):
             return str(vals.iloc[0])
     return name[:2]
+
+
+# --------------------------------------------------------------------------------------------
+# what a run holds: the datasets it wrote, as reading their files back would give them
+
+
+def _text_as_read(values: np.ndarray, index: pd.Index) -> pd.Series:
+    """A text column of a conformed frame as the XPT reader returns it after the writer's round
+    trip: missing values were written as blanks; the reader strips trailing blanks and NULs, ends
+    the value at its first NUL (ReadStat's ``readstat_convert``) and makes ``""`` missing.  Worked
+    on the distinct values only."""
+    from cdisc_pipe.xpt.reader import _str_array
+
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    out = []
+    for v in uniques.tolist():  # distinct values, not rows
+        s = str(v)
+        cut = s.find("\0")
+        s = (s if cut < 0 else s[:cut]).rstrip(" ")
+        out.append(s or np.nan)
+    table = np.array(out + [np.nan], dtype=object)  # code -1 (missing) takes the last entry
+    return pd.Series(_str_array(table.take(codes)), index=index, copy=False)
+
+
+def _numeric_as_read(s: pd.Series) -> np.ndarray:
+    """float64 values after the writer's IEEE -> IBM conversion and the reader's IBM -> IEEE one
+    (the writer's and the reader's own functions, in memory): bit for bit what the file gives."""
+    from cdisc_pipe.xpt.reader import ibm_to_ieee_bits
+    from cdisc_pipe.xpt.v5 import _numeric_block
+
+    col = s.to_numpy(dtype=object) if s.dtype == object else s.to_numpy(dtype=np.float64, na_value=np.nan)
+    block = _numeric_block(col)  # (n, 8) big-endian IBM bytes: what the file holds
+    return ibm_to_ieee_bits(np.ascontiguousarray(block).view(">u8").reshape(-1).astype(np.uint64))
+
+
+def held_dataset(df: pd.DataFrame, written, folder: Path) -> tuple[pd.DataFrame, DatasetMeta]:
+    """A conformed frame as the writer wrote it (``written``: its
+    :class:`~cdisc_pipe.written.WrittenDataset`; ``df``: what ``write_datasets(keep=...)`` kept),
+    as :func:`read_xpt_with_meta` reads the file back from ``folder``: same columns and types,
+    blanks missing, numerics through the IBM round trip, SAS dates as datetime64, and the file
+    metadata (labels, storage lengths, formats) the writer returned.  No file is read; the test
+    suite proves both equal (tests/test_validate_memory.py)."""
+    from cdisc_pipe.xpt.conform import format_kind
+    from cdisc_pipe.xpt.datasets import _sas_to_datetimes
+
+    index = pd.RangeIndex(len(df))
+    cols: dict[str, pd.Series] = {}
+    meta_cols: dict[str, ColumnMeta] = {}
+    for c in written.columns:
+        fmt = read_format(c.display_format)
+        if c.type == "numeric":
+            values = pd.Series(_numeric_as_read(df[c.name]), index=index, copy=False)
+            kind = format_kind(fmt)
+            cols[c.name] = _sas_to_datetimes(values, kind) if kind else values
+        else:
+            cols[c.name] = _text_as_read(df[c.name].to_numpy(dtype=object), index)
+        meta_cols[c.name] = ColumnMeta(name=c.name, label=c.label or None, type=c.type, length=c.length,
+                                       format=None if fmt in (None, "$.", "BEST.", "$CHAR.") else fmt)
+    frame = pd.DataFrame(cols, columns=[c.name for c in written.columns], index=index, copy=False)
+    frame = _normalise(frame, {k: v.format for k, v in meta_cols.items()}, trimmed=True)
+    path = Path(folder) / Path(written.xpt_path).name
+    return frame, DatasetMeta(name=written.name.upper(), label=written.label or None, path=str(path),
+                              columns=meta_cols, encoding="utf-8")
+
+
+def load_held(held: dict[str, tuple[pd.DataFrame, DatasetMeta]], folder: Path, purpose: str, data: StudyData,
+              problems: list[str]) -> None:
+    """Like :func:`load_folder`, for the datasets a run holds (``held``: by upper-case file stem, from
+    :func:`held_dataset`): only ``define.xml`` is read from ``folder``."""
+    folder = Path(folder)
+    data.folders[purpose] = str(folder)
+    for name in sorted(held, key=lambda n: Path(held[n][1].path).name):  # file order, as load_folder
+        df, meta = held[name]
+        data.datasets[name] = df
+        data.meta[name] = meta
+        data.purpose[name] = purpose
+    _load_define(folder, purpose, data, problems)

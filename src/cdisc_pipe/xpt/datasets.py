@@ -220,6 +220,7 @@ def write_datasets(
     ndjson_threshold: int | None = DEFAULT_NDJSON_THRESHOLD,
     engine: Engine = "numpy",
     metadata_version_oid: str | None = None,
+    keep: dict[str, pd.DataFrame] | None = None,
 ) -> list[WrittenDataset]:
     """Conform, check and write every dataset; return what was written, in ``frames`` order.
 
@@ -233,6 +234,9 @@ def write_datasets(
         engine: ``"numpy"`` (fast writer) or ``"pyreadstat"`` (reference); same bytes.
         metadata_version_oid: Dataset-JSON ``metaDataVersionOID`` (default: the define.xml
             MetaDataVersion OID of these datasets, see ``default_metadata_version_oid``).
+        keep: when given, receives each written dataset's conformed frame exactly as the XPT file
+            got it (by dataset name; datasets without records are not written, so not kept):
+            ``cdisc_pipe.validate.data.held_dataset`` turns it into what reading the file back gives.
 
     Raises:
         InputError: every conform and FDA-rule problem of every dataset, before any file is written.
@@ -258,6 +262,8 @@ def write_datasets(
             written.append(w)
             continue
         variables, xpt_sha = write_xpt_file(df, dataset, xpt_path, timestamp=timestamp, engine=engine)
+        if keep is not None:
+            keep[name] = df
         lengths = {v.name: v.length for v in variables}
         json_rel, json_sha = None, None
         if write_json:
