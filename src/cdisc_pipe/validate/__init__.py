@@ -150,28 +150,40 @@ def validate_data(data: StudyData, spec: StudySpec | None, ct: dict[str, Any], c
 
 def _with_raw_rows(findings: pd.DataFrame, path: Path) -> pd.DataFrame:
     """Rule findings on an SDTM record get the raw rows it was built from (``[form:row, ...]`` at the
-    end of the message), read from the SDTM stage's ``_stage/records.csv`` (dataset, usubjid, seq)."""
+    end of the message), read from the SDTM stage's ``_stage/records.csv`` (dataset, usubjid, seq).
+    A (dataset, usubjid, seq) naming more than one record names none."""
     if not len(findings) or not path.is_file():
         return findings
-    rec = pd.read_csv(path, dtype={"dataset": str, "usubjid": str, "raw": str}, keep_default_na=False)
+    rec = pd.read_csv(path, dtype={"dataset": str, "usubjid": str, "seq": str, "raw": str}, keep_default_na=False)
     if rec.empty:
         return findings
-    def key(ds: pd.Series, us: pd.Series, seq: pd.Series) -> pd.Series:
-        n = pd.to_numeric(seq, errors="coerce")
-        return (ds.astype(object).fillna("").astype(str) + "|" + us.astype(object).fillna("").astype(str) + "|"
-                + n.map(lambda v: "" if pd.isna(v) else repr(float(v))))
+    keys = ["dataset", "usubjid", "seq"]
 
-    k = key(rec["dataset"], rec["usubjid"], rec["seq"])
-    rec = rec.assign(__k=k)[~k.duplicated(keep=False)]  # a key naming one record only
-    raw = pd.Series(rec["raw"].to_numpy(), index=rec["__k"].to_numpy())
-    fk = key(findings["dataset"], findings["usubjid"], findings["seq"])
-    where = pd.Series(fk.map(raw).to_numpy(), index=findings.index)
-    has = where.notna() & (where != "")
+    def keyed(ds: pd.Series, us: pd.Series, seq: pd.Series) -> pd.DataFrame:
+        return pd.DataFrame({"dataset": ds.astype(object).fillna("").astype(str).to_numpy(),
+                             "usubjid": us.astype(object).fillna("").astype(str).to_numpy(),
+                             "seq": pd.to_numeric(seq, errors="coerce").astype("float64").to_numpy()})
+
+    rk = keyed(rec["dataset"], rec["usubjid"], rec["seq"]).assign(raw=rec["raw"].to_numpy())
+    rk = rk[~rk.duplicated(keys, keep=False)]  # a key naming one record only
+    fk = keyed(findings["dataset"], findings["usubjid"], findings["seq"])
+    where = fk.merge(rk, on=keys, how="left")["raw"]  # left merge: findings' order and length
+    has = (where.notna() & (where != "")).to_numpy()
     if not has.any():
         return findings
     out = findings.copy()
-    out.loc[has, "message"] = out.loc[has, "message"].astype("str") + " [" + where[has].astype("str") + "]"
+    out.loc[has, "message"] = out.loc[has, "message"].astype("str") + " [" + where[has].astype("str").to_numpy() + "]"
     return out
+
+
+def _rule_costs(path: Path) -> dict[str, float] | None:
+    """Seconds per rule of the previous run in this output folder (how the rules are shared between
+    two processes; the findings do not depend on it), None without one."""
+    try:
+        times = pd.read_csv(path, dtype={"rule": str})
+        return dict(zip(times["rule"], pd.to_numeric(times["seconds"], errors="coerce").fillna(0.0)))
+    except (OSError, ValueError, KeyError, pd.errors.ParserError):
+        return None
 
 
 def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, sdtm_dir: Path | None = None,
@@ -214,7 +226,8 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
                                  hint="Run the pipeline first or pass --sdtm/--adam folders"), stage="validate")
     ct, ct_reason = load_ct_packages(spec, data, Path(ct_dir) if ct_dir else None)
     rules = rules if rules is not None else load_rules(extra=study_rule_files(settings, sp))
-    results, findings = run_rules(rules, data, spec, settings, ct, ct_reason)
+    results, findings = run_rules(rules, data, spec, settings, ct, ct_reason,
+                                  costs=_rule_costs(out_dir / "reports" / "_previous" / "rule_times.csv"))
     findings = _with_raw_rows(findings, Path(sdtm_dir or out_dir / "sdtm") / "_stage" / "records.csv")
 
     stage, stage_problems = stage_findings(out_dir)

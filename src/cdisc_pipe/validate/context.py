@@ -156,6 +156,8 @@ class CheckContext:
         """
         m = np.asarray(mask, dtype=bool)
         rows = np.flatnonzero(m)
+        if not len(rows):  # the common case: nothing to turn into text (a rule calls this per column)
+            return empty_hits()
         return Hits(rows, _pick(variable, rows, m.shape), _pick(value, rows, m.shape),
                     _pick(detail, rows, m.shape, detail_prefix))
 

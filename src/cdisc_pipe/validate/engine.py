@@ -185,67 +185,113 @@ def hits_to_frame(rule: Rule, severity: str, dataset: str | None, df: pd.DataFra
 
 
 def run_rules(rules: list[Rule], data: StudyData, spec: StudySpec | None, settings: ValidationSettings,
-              ct: dict[str, Any], ct_reason: str | None, clock: Any = time.perf_counter
+              ct: dict[str, Any], ct_reason: str | None, clock: Any = time.perf_counter,
+              costs: dict[str, float] | None = None, processes: int | None = None
               ) -> tuple[list[RuleResult], pd.DataFrame]:
-    """Run every rule; return one RuleResult per rule and all findings."""
-    results: list[RuleResult] = []
-    frames: list[pd.DataFrame] = []
+    """Run every rule; return one RuleResult per rule and all findings, in rule order.
+
+    Rules are independent, so with two cores (``processes`` None or 2) about half of them (by
+    ``costs``: seconds per rule id, e.g. the previous run's; else alternately) run in a forked
+    second process (``cdisc_pipe.parallel.Forked``) while this one runs the rest.  The results are
+    put back in rule order: the same results and findings as one process gives.
+    """
+    from cdisc_pipe.parallel import Forked
+
     prefixes = {n: domain_prefix(n, df, spec) for n, df in data.datasets.items()}
-    cache: dict[Any, Any] = {}  # column-derived arrays shared by the rules of this run (CheckContext.text_bytes)
-    for rule in rules:
-        t0 = clock()
-        res = RuleResult(rule=rule, status="SUCCESS")
-        severity = settings.severity_overrides.get(rule.id, rule.severity)
-        try:
-            if rule.id in settings.disabled_rules:
-                raise RuleSkipped("disabled in settings")
-            if rule.needs_spec and spec is None:
-                raise RuleSkipped("no study spec given (spec-based rule)")
-            if rule.scope.study_level:
-                ctx = CheckContext(None, None, None, data, spec, settings, ct, ct_reason, cache)
-                hits = apply_operator(ctx, rule.check)
-                if len(hits):
-                    frames.append(hits_to_frame(rule, severity, None, None, None, hits))
-                    res.findings += len(hits)
-            else:
-                names = datasets_in_scope(rule, data, spec)
-                if not names:
-                    wanted = ", ".join(rule.scope.datasets + rule.scope.classes) or "any"
-                    empty = [n for n in rule.scope.datasets if data.declared_no_data(n.upper()) is not None]
-                    if empty:
-                        raise RuleSkipped(f"no records: {', '.join(empty)} without data (define.xml HasNoData, "
-                                          f"no file)")
-                    raise RuleSkipped(f"no dataset in scope ({wanted}) present")
-                skipped: list[str] = []
-                for name in names:
-                    df = data.datasets[name]
-                    ctx = CheckContext(name, df, prefixes[name], data, spec, settings, ct, ct_reason, cache)
-                    try:
-                        if rule.when:
-                            mask = np.ones(len(df), dtype=bool)
-                            for cond in rule.when:
-                                mask = mask & (condition_mask(df, cond, ctx))
-                            df = df.loc[mask]
-                            ctx.df = df
-                        hits = apply_operator(ctx, rule.check)
-                    except RuleSkipped as exc:
-                        skipped.append(str(exc))
-                        continue
-                    res.datasets.append(name)
-                    if len(hits):
-                        frames.append(hits_to_frame(rule, severity, name, df, prefixes[name], hits))
-                        res.findings += len(hits)
-                if not res.datasets:
-                    raise RuleSkipped("; ".join(dict.fromkeys(skipped)))
-            res.status = "ISSUE" if res.findings else "SUCCESS"
-        except RuleSkipped as exc:
-            res.status, res.reason = "SKIPPED", str(exc)
-        except Exception as exc:  # a broken rule must not stop the run: report it
-            res.status, res.reason = "EXECUTION ERROR", f"{type(exc).__name__}: {exc}"
-        res.seconds = clock() - t0
-        results.append(res)
+    args = (data, spec, settings, ct, ct_reason, prefixes, clock)
+    order = list(range(len(rules)))
+    if processes == 1 or len(rules) < 2:
+        mine, theirs = order, []
+    else:
+        mine, theirs = _split(rules, costs)
+    child = Forked(_run_some, [rules[i] for i in theirs], *args, enabled=bool(theirs)) if theirs else None
+    done = dict(zip(mine, _run_some([rules[i] for i in mine], *args)))
+    if child is not None:
+        done.update(zip(theirs, child.result()))
+    results = [done[i][0] for i in order]
+    frames = [f for i in order for f in done[i][1]]
     findings = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINDING_COLUMNS)
     return results, findings
+
+
+def _split(rules: list[Rule], costs: dict[str, float] | None) -> tuple[list[int], list[int]]:
+    """Rule positions for this process and for the second one: the longest first, each to the less
+    loaded side (``costs`` by rule id; unknown rules count as the median cost)."""
+    known = sorted(v for v in (costs or {}).values())
+    default = known[len(known) // 2] if known else 1.0
+    cost = [(costs or {}).get(r.id, default) for r in rules]
+    load, sides = [0.0, 0.0], ([], [])
+    for i in sorted(range(len(rules)), key=lambda k: (-cost[k], k)):
+        side = 0 if load[0] <= load[1] else 1
+        sides[side].append(i)
+        load[side] += cost[i]
+    return sorted(sides[0]), sorted(sides[1])
+
+
+def _run_some(rules: list[Rule], data: StudyData, spec: StudySpec | None, settings: ValidationSettings,
+              ct: dict[str, Any], ct_reason: str | None, prefixes: dict[str, str | None], clock: Any
+              ) -> list[tuple[RuleResult, list[pd.DataFrame]]]:
+    """(result, findings frames) of each rule, in the order given."""
+    cache: dict[Any, Any] = {}  # column-derived arrays shared by these rules (CheckContext.text_bytes)
+    return [_run_rule(rule, data, spec, settings, ct, ct_reason, prefixes, cache, clock) for rule in rules]
+
+
+def _run_rule(rule: Rule, data: StudyData, spec: StudySpec | None, settings: ValidationSettings,
+              ct: dict[str, Any], ct_reason: str | None, prefixes: dict[str, str | None], cache: dict[Any, Any],
+              clock: Any) -> tuple[RuleResult, list[pd.DataFrame]]:
+    """One rule over its datasets: its status (SUCCESS, ISSUE, SKIPPED, EXECUTION ERROR) and findings."""
+    frames: list[pd.DataFrame] = []
+    t0 = clock()
+    res = RuleResult(rule=rule, status="SUCCESS")
+    severity = settings.severity_overrides.get(rule.id, rule.severity)
+    try:
+        if rule.id in settings.disabled_rules:
+            raise RuleSkipped("disabled in settings")
+        if rule.needs_spec and spec is None:
+            raise RuleSkipped("no study spec given (spec-based rule)")
+        if rule.scope.study_level:
+            ctx = CheckContext(None, None, None, data, spec, settings, ct, ct_reason, cache)
+            hits = apply_operator(ctx, rule.check)
+            if len(hits):
+                frames.append(hits_to_frame(rule, severity, None, None, None, hits))
+                res.findings += len(hits)
+        else:
+            names = datasets_in_scope(rule, data, spec)
+            if not names:
+                wanted = ", ".join(rule.scope.datasets + rule.scope.classes) or "any"
+                empty = [n for n in rule.scope.datasets if data.declared_no_data(n.upper()) is not None]
+                if empty:
+                    raise RuleSkipped(f"no records: {', '.join(empty)} without data (define.xml HasNoData, "
+                                      f"no file)")
+                raise RuleSkipped(f"no dataset in scope ({wanted}) present")
+            skipped: list[str] = []
+            for name in names:
+                df = data.datasets[name]
+                ctx = CheckContext(name, df, prefixes[name], data, spec, settings, ct, ct_reason, cache)
+                try:
+                    if rule.when:
+                        mask = np.ones(len(df), dtype=bool)
+                        for cond in rule.when:
+                            mask = mask & (condition_mask(df, cond, ctx))
+                        df = df.loc[mask]
+                        ctx.df = df
+                    hits = apply_operator(ctx, rule.check)
+                except RuleSkipped as exc:
+                    skipped.append(str(exc))
+                    continue
+                res.datasets.append(name)
+                if len(hits):
+                    frames.append(hits_to_frame(rule, severity, name, df, prefixes[name], hits))
+                    res.findings += len(hits)
+            if not res.datasets:
+                raise RuleSkipped("; ".join(dict.fromkeys(skipped)))
+        res.status = "ISSUE" if res.findings else "SUCCESS"
+    except RuleSkipped as exc:
+        res.status, res.reason = "SKIPPED", str(exc)
+    except Exception as exc:  # a broken rule must not stop the run: report it
+        res.status, res.reason = "EXECUTION ERROR", f"{type(exc).__name__}: {exc}"
+    res.seconds = clock() - t0
+    return res, frames
 
 
 def stage_findings(out_dir: Path) -> tuple[pd.DataFrame, list[str]]:

@@ -1198,7 +1198,12 @@ def supp_rdomain(ctx: CheckContext, params: dict[str, Any]) -> Hits:
 
 @rule_function("adsl_copies")
 def adsl_copies(ctx: CheckContext, params: dict[str, Any]) -> Hits:
-    """Variables present in both this dataset and ADSL hold the subject's ADSL value (null included)."""
+    """Variables present in both this dataset and ADSL hold the subject's ADSL value (null included).
+
+    A copied variable is constant within a subject, so each variable is compared once per run of
+    equal (subject, value) records: the records are cut where the subject or the value changes
+    (vectorised comparisons, no hashing) and only the first record of each run is turned into text
+    and compared; a run's records all agree with it."""
     adsl = ctx.other("ADSL")
     if "USUBJID" not in ctx.df.columns or "USUBJID" not in adsl.columns:
         raise RuleSkipped("USUBJID absent")
@@ -1210,24 +1215,36 @@ def adsl_copies(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     # the subject's ADSL row and a subject code, once for all variables (numpy takes, no per-column map)
     pos = np.maximum(ref.index.get_indexer(ctx.df["USUBJID"]), 0)
     subject = pd.factorize(ctx.df["USUBJID"])[0].astype(np.int64)
+    n = len(ctx.df)
+    same_subject = subject[1:] == subject[:-1]
+
+    def text(s: pd.Series) -> pd.Series:
+        return s.dt.strftime("%Y-%m-%dT%H:%M:%S") if pd.api.types.is_datetime64_any_dtype(s.dtype) else as_text(s)
+
     parts = []
     for c in common:
-        mine = as_text(ctx.df[c]) if not pd.api.types.is_datetime64_any_dtype(ctx.df[c].dtype) else \
-            ctx.df[c].dt.strftime("%Y-%m-%dT%H:%M:%S")
-        r = ref[c]
-        theirs = as_text(r) if not pd.api.types.is_datetime64_any_dtype(r.dtype) else r.dt.strftime("%Y-%m-%dT%H:%M:%S")
-        t_arr = theirs.to_numpy(dtype=object)
-        exp = t_arr[pos] if len(t_arr) else np.full(len(pos), None, dtype=object)
-        exp_null = pd.isna(exp)
-        m_arr = mine.to_numpy(dtype=object)
-        m_null = pd.isna(m_arr)
-        differ = np.where(m_null | exp_null, m_null != exp_null, m_arr != exp).astype(bool) & in_adsl
-        # one finding per subject and variable
-        first = ~pd.Series(subject * 2 + differ).duplicated().to_numpy()
-        rows = np.flatnonzero(differ & first)
-        detail = np.full(len(exp), None, dtype=object)
-        detail[rows] = ["ADSL value " + ("(null)" if exp_null[i] else exp[i]) for i in rows]
-        parts.append(ctx.hits(differ & first, c, mine, detail))
+        col = ctx.df[c]
+        values = col.to_numpy()
+        start = np.ones(n, dtype=bool)  # a run starts where the subject or the value changes
+        if n > 1:  # (missing values never compare equal: each starts a run of its own, still right)
+            start[1:] = ~(same_subject & np.asarray(values[1:] == values[:-1], dtype=bool))
+        runs = np.flatnonzero(start & in_adsl)
+        mine = text(col.iloc[runs]).to_numpy(dtype=object)
+        t_arr = text(ref[c]).to_numpy(dtype=object)
+        exp = t_arr[pos[runs]] if len(t_arr) else np.full(len(runs), None, dtype=object)
+        exp_null, m_null = pd.isna(exp), pd.isna(mine)
+        differ = np.where(m_null | exp_null, m_null != exp_null, mine != exp).astype(bool)
+        # one finding per subject and variable: its first differing record (runs are in record order)
+        _, first = np.unique(subject[runs[differ]], return_index=True)
+        at = np.flatnonzero(differ)[np.sort(first)]
+        rows = runs[at]
+        mask = np.zeros(n, dtype=bool)
+        mask[rows] = True
+        value = np.full(n, None, dtype=object)
+        value[rows] = mine[at]
+        detail = np.full(n, None, dtype=object)
+        detail[rows] = ["ADSL value " + ("(null)" if exp_null[i] else exp[i]) for i in at]
+        parts.append(ctx.hits(mask, c, value, detail))
     return concat_hits(parts)
 
 

@@ -1,0 +1,88 @@
+"""A second core for independent work: one function computed in a forked process.
+
+Only ``fork`` is used: the child sees the parent's data (datasets of hundreds of MB) without
+pickling it, and only the (small) result travels back through a pipe.  Where ``fork`` is not
+available or not safe (Windows, macOS' default, a threaded Python >= 3.12 process), where a
+process cannot start (a daemonic caller, limits), or when the child fails or dies, the function
+runs in this process instead: the result never depends on whether a second process was used, only
+the time does.  Callers keep the order of their results themselves (determinism).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import threading
+from typing import Any, Callable
+
+
+def cores() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def fork_context() -> multiprocessing.context.BaseContext | None:
+    """The ``fork`` context when forking is available and safe here, else None."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    if sys.platform == "darwin":  # system libraries are not fork-safe there (Python's default is spawn)
+        return None
+    if sys.version_info >= (3, 12) and threading.active_count() > 1:  # Python warns: threads + fork
+        return None
+    return multiprocessing.get_context("fork")
+
+
+def _child(conn: Any, fn: Callable[..., Any], args: tuple) -> None:
+    try:
+        out = ("ok", fn(*args))
+    except BaseException as exc:  # noqa: BLE001 - the parent computes it again and sees the error itself
+        out = ("error", f"{type(exc).__name__}: {exc}")
+    try:
+        conn.send(out)
+    except Exception:  # noqa: BLE001 - an unpicklable result: the parent computes it itself
+        conn.send(("error", "result could not be sent"))
+    finally:
+        conn.close()
+
+
+class Forked:
+    """``fn(*args)`` started in a forked process; :meth:`result` waits for it.
+
+    Without a usable second process, or when the child raised or died, :meth:`result` computes
+    ``fn(*args)`` in this process (so an exception is raised here, as in a sequential run).
+    ``fn`` must not write anything the parent also writes (it may run in either process).
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, enabled: bool = True) -> None:
+        self.fn, self.args = fn, args
+        self.process = None
+        self.used = False  # whether the child's result was used
+        ctx = fork_context() if enabled and cores() >= 2 else None
+        if ctx is None:
+            return
+        try:
+            self._recv, send = ctx.Pipe(duplex=False)
+            self.process = ctx.Process(target=_child, args=(send, fn, args), daemon=True)
+            self.process.start()
+            send.close()
+        except Exception:  # noqa: BLE001 - whatever stops a process from starting, the work is done here
+            self.process = None
+
+    def result(self) -> Any:
+        if self.process is not None:
+            try:
+                status, payload = self._recv.recv()
+            except (EOFError, OSError):  # the child died (killed, out of memory)
+                status, payload = "died", None
+            finally:
+                self.process.join()
+                self._recv.close()
+                self.process = None
+            if status == "ok":
+                self.used = True
+                return payload
+        return self.fn(*self.args)
