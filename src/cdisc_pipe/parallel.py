@@ -86,3 +86,11 @@ class Forked:
                 self.used = True
                 return payload
         return self.fn(*self.args)
+
+    def cancel(self) -> None:
+        """Stop the child (the caller failed and will not ask for the result)."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.join()
+            self._recv.close()
+            self.process = None

@@ -13,6 +13,8 @@ run's comparison to ``<out>/reports/_previous/``.  See docs/VALIDATION.md.
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import yaml
 from pydantic import ValidationError
 
 from cdisc_pipe.errors import InputError, Problem
+from cdisc_pipe.parallel import Forked
 from cdisc_pipe.spec.model import StudySpec
 from cdisc_pipe.validate import diff as _diff
 from cdisc_pipe.validate import report as _report
@@ -226,8 +229,20 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
                                  hint="Run the pipeline first or pass --sdtm/--adam folders"), stage="validate")
     ct, ct_reason = load_ct_packages(spec, data, Path(ct_dir) if ct_dir else None)
     rules = rules if rules is not None else load_rules(extra=study_rule_files(settings, sp))
-    results, findings = run_rules(rules, data, spec, settings, ct, ct_reason,
-                                  costs=_rule_costs(out_dir / "reports" / "_previous" / "rule_times.csv"))
+    reports_dir = out_dir / "reports"
+    previous = reports_dir / "_previous"
+    # the record-level comparison with the previous run needs no finding: it runs beside the rules
+    # (in a second process when there is one; cdisc_pipe.parallel), into a new snapshot folder
+    fresh = previous / f".datasets-{os.getpid()}"
+    shutil.rmtree(fresh, ignore_errors=True)
+    records_job = Forked(_diff.compare_datasets, previous, data, spec, fresh)
+    try:
+        results, findings = run_rules(rules, data, spec, settings, ct, ct_reason,
+                                      costs=_rule_costs(previous / "rule_times.csv"))
+    except BaseException:
+        records_job.cancel()
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
     findings = _with_raw_rows(findings, Path(sdtm_dir or out_dir / "sdtm") / "_stage" / "records.csv")
 
     stage, stage_problems = stage_findings(out_dir)
@@ -249,11 +264,10 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
         ["__o", "rule", "dataset", "usubjid", "seq", "variable"], kind="stable", na_position="first"
     ).drop(columns="__o").reset_index(drop=True)
 
-    reports_dir = out_dir / "reports"
     reports_dir.mkdir(parents=True, exist_ok=True)
-    previous = reports_dir / "_previous"
-    # compare with the previous run and replace its snapshot, one dataset at a time
-    ds_changes, rec_changes, fnd_changes, had_previous = _diff.compare_and_snapshot(previous, data, spec, allf)
+    ds_changes, rec_changes = records_job.result()
+    fnd_changes, had_previous = _diff.compare_findings(previous, allf)
+    _diff.replace_snapshot(previous, fresh)
     # rule run times of this run, kept even when the reports leave them out for reproducibility
     pd.DataFrame([{"rule": r.rule.id, "status": r.status, "seconds": round(r.seconds, 4)} for r in results]
                  ).to_csv(previous / "rule_times.csv", index=False)

@@ -56,38 +56,6 @@ def snapshot_frame(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec
     return pd.DataFrame({"key": key.to_numpy(dtype=object), "hash": h.astype(np.uint64).astype(str)})
 
 
-def snapshots(data: StudyData, spec: StudySpec | None) -> dict[str, pd.DataFrame]:
-    """:func:`snapshot_frame` of every dataset, computed once per run for :func:`compare` and
-    :func:`write_snapshot`."""
-    return {name: snapshot_frame(name, df, data, spec) for name, df in data.datasets.items()}
-
-
-def compare(previous_dir: Path, data: StudyData, spec: StudySpec | None,
-            findings: pd.DataFrame, current: dict[str, pd.DataFrame] | None = None
-            ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
-    """(records summary per dataset, record-level changes, finding changes, had_previous).
-
-    ``current``: this run's :func:`snapshots` (computed here when not given)."""
-    if not (previous_dir / "findings.csv").is_file():
-        return (pd.DataFrame(columns=COLS_SUM), pd.DataFrame(columns=COLS_REC), pd.DataFrame(columns=COLS_FND),
-                False)
-    rows, recs = [], []
-    prev_names = {p.stem.upper() for p in (previous_dir / "datasets").glob("*.csv")}
-    for name in sorted(prev_names | set(data.datasets)):
-        prev_path = previous_dir / "datasets" / f"{name.lower()}.csv"
-        prev = pd.read_csv(prev_path, dtype=str, keep_default_na=False) if prev_path.is_file() else \
-            pd.DataFrame({"key": [], "hash": []}, dtype=str)
-        cur = (current[name] if current is not None else snapshot_frame(name, data.datasets[name], data, spec)) \
-            if name in data.datasets else \
-            pd.DataFrame({"key": [], "hash": []}, dtype=str)
-        row, parts = _compare_dataset(name, prev, cur)
-        rows.append(row)
-        recs += parts
-    fnd = _compare_findings(previous_dir, findings)
-    return (pd.DataFrame(rows, columns=COLS_SUM),
-            pd.concat(recs, ignore_index=True) if recs else pd.DataFrame(columns=COLS_REC), fnd, True)
-
-
 def _compare_dataset(name: str, prev: pd.DataFrame, cur: pd.DataFrame) -> tuple[dict, list[pd.DataFrame]]:
     """Summary row and record-level changes of one dataset (previous vs current snapshot)."""
     m = prev.merge(cur, on="key", how="outer", suffixes=("_p", "_c"), indicator=True)
@@ -118,46 +86,60 @@ def _compare_findings(previous_dir: Path, findings: pd.DataFrame) -> pd.DataFram
     return fnd
 
 
-def compare_and_snapshot(previous_dir: Path, data: StudyData, spec: StudySpec | None, findings: pd.DataFrame
-                         ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, bool]:
-    """:func:`compare` then :func:`write_snapshot` in one pass: each dataset's snapshot is computed once,
-    compared with the previous one and written in its place, so only one dataset's keys and hashes are
-    in memory at a time.  Same results and files as the two calls."""
+def compare_datasets(previous_dir: Path, data: StudyData, spec: StudySpec | None, new_dir: Path
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Record changes since the previous run (summary per dataset, record-level changes; empty
+    without a previous run) and this run's snapshot of every dataset written to ``new_dir``.
+
+    Each dataset's snapshot is computed once, compared with the previous one and written, so only
+    one dataset's keys and hashes are in memory at a time.  The previous snapshot is only read:
+    :func:`replace_snapshot` puts ``new_dir`` in its place (so this may run in a second process,
+    and be run again in this one if that process fails)."""
     had_previous = (previous_dir / "findings.csv").is_file()
     ds_dir = previous_dir / "datasets"
-    prev_files = sorted(ds_dir.glob("*.csv"))
+    new_dir.mkdir(parents=True, exist_ok=True)
     rows, recs = [], []
-    if had_previous:
-        for name in sorted({p.stem.upper() for p in prev_files} | set(data.datasets)):
+    names = sorted({p.stem.upper() for p in ds_dir.glob("*.csv")} | set(data.datasets)) if had_previous \
+        else sorted(data.datasets)
+    empty = pd.DataFrame({"key": [], "hash": []}, dtype=str)
+    for name in names:
+        cur = snapshot_frame(name, data.datasets[name], data, spec) if name in data.datasets else None
+        if had_previous:
             prev_path = ds_dir / f"{name.lower()}.csv"
-            prev = pd.read_csv(prev_path, dtype=str, keep_default_na=False) if prev_path.is_file() else \
-                pd.DataFrame({"key": [], "hash": []}, dtype=str)
-            cur = snapshot_frame(name, data.datasets[name], data, spec) if name in data.datasets else None
-            row, parts = _compare_dataset(name, prev, cur if cur is not None else
-                                          pd.DataFrame({"key": [], "hash": []}, dtype=str))
+            prev = pd.read_csv(prev_path, dtype=str, keep_default_na=False) if prev_path.is_file() else empty
+            row, parts = _compare_dataset(name, prev, cur if cur is not None else empty)
             rows.append(row)
             recs += parts
-            if cur is not None:  # the previous file is read: replace it now
-                ds_dir.mkdir(parents=True, exist_ok=True)
-                cur.to_csv(prev_path, index=False)
-        fnd = _compare_findings(previous_dir, findings)
-        done = set(data.datasets)
-    else:
-        fnd = pd.DataFrame(columns=COLS_FND)
-        done = set()
-    ds_dir.mkdir(parents=True, exist_ok=True)
-    for old in prev_files:
-        if old.stem.upper() not in data.datasets:
-            old.unlink()
-    for name, df in data.datasets.items():
-        if name not in done:
-            snapshot_frame(name, df, data, spec).to_csv(ds_dir / f"{name.lower()}.csv", index=False)
-    finding_identity(findings).to_csv(previous_dir / "findings.csv", index=False)
+        if cur is not None:
+            cur.to_csv(new_dir / f"{name.lower()}.csv", index=False)
     if not had_previous:
-        return (pd.DataFrame(columns=COLS_SUM), pd.DataFrame(columns=COLS_REC), pd.DataFrame(columns=COLS_FND),
-                False)
+        return pd.DataFrame(columns=COLS_SUM), pd.DataFrame(columns=COLS_REC)
     return (pd.DataFrame(rows, columns=COLS_SUM),
-            pd.concat(recs, ignore_index=True) if recs else pd.DataFrame(columns=COLS_REC), fnd, True)
+            pd.concat(recs, ignore_index=True) if recs else pd.DataFrame(columns=COLS_REC))
+
+
+def compare_findings(previous_dir: Path, findings: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """(findings new or resolved since the previous run, whether there was one); this run's findings
+    then replace the previous ones in the snapshot."""
+    had_previous = (previous_dir / "findings.csv").is_file()
+    fnd = _compare_findings(previous_dir, findings) if had_previous else pd.DataFrame(columns=COLS_FND)
+    previous_dir.mkdir(parents=True, exist_ok=True)
+    finding_identity(findings).to_csv(previous_dir / "findings.csv", index=False)
+    return fnd, had_previous
+
+
+def replace_snapshot(previous_dir: Path, new_dir: Path) -> None:
+    """The dataset snapshot written by :func:`compare_datasets` into ``new_dir`` becomes
+    ``<previous_dir>/datasets`` (files of datasets no longer present go with the old folder)."""
+    import shutil
+
+    ds_dir = previous_dir / "datasets"
+    old = previous_dir / ".datasets-old"
+    shutil.rmtree(old, ignore_errors=True)
+    if ds_dir.exists():
+        ds_dir.rename(old)
+    new_dir.rename(ds_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def finding_identity(findings: pd.DataFrame) -> pd.DataFrame:
@@ -172,17 +154,3 @@ def _fid(f: pd.DataFrame) -> pd.Series:
     for c in FINDING_KEY[1:]:
         s = s + "\x1f" + f[c].astype("str")
     return s
-
-
-def write_snapshot(previous_dir: Path, data: StudyData, spec: StudySpec | None, findings: pd.DataFrame,
-                   current: dict[str, pd.DataFrame] | None = None) -> None:
-    """Replace the snapshot with this run's keys, hashes and findings (``current``: this run's
-    :func:`snapshots`, computed here when not given)."""
-    ds_dir = previous_dir / "datasets"
-    ds_dir.mkdir(parents=True, exist_ok=True)
-    for old in ds_dir.glob("*.csv"):
-        if old.stem.upper() not in data.datasets:
-            old.unlink()
-    for name, df in data.datasets.items():
-        (current[name] if current is not None else snapshot_frame(name, df, data, spec)).to_csv(ds_dir / f"{name.lower()}.csv", index=False)
-    finding_identity(findings).to_csv(previous_dir / "findings.csv", index=False)
