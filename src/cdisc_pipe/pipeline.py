@@ -290,14 +290,15 @@ def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog,
     return result
 
 
-def stage_guides(paths: Paths, spec: StudySpec, result: Any, log: RunLog) -> None:
+def stage_guides(paths: Paths, spec: StudySpec, result: Any, log: RunLog,
+                 written: dict[str, list[Any]] | None = None) -> None:
     """The reviewer's guides (cSDRG, ADRG; PDF and DOCX) beside each define.xml, from the validation
-    result just computed."""
+    result just computed (``written``: the writers' records of this run by purpose)."""
     from cdisc_pipe.documents import write_reviewer_guides
 
     with log.step("writing the reviewer's guides"):
         files = write_reviewer_guides(paths.out, spec, paths.specs, paths.mappings,
-                                      getattr(result, "findings", None), getattr(result, "summary", None))
+                                      getattr(result, "findings", None), getattr(result, "summary", None), written)
     out = Path(paths.out).resolve()  # the guides come back as absolute paths, --out may be relative
     log.note("reviewer's guides: " + (", ".join(str(Path(p).resolve().relative_to(out)) for p in files) or "none"))
 
@@ -496,6 +497,7 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
     # reading: then the files are read as asked.
     keep = paths.encoding is None
     held: dict[str, dict[str, tuple[pd.DataFrame, Any]]] = {}
+    written: dict[str, list[Any]] = {}  # the writers' records of this run, by purpose
     if reuse_sdtm:
         log.progress(f"SDTM unchanged since the last run (key {keys['sdtm'][:12]}): reused")
     if reuse_adam:
@@ -508,6 +510,7 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
                 sdtm = stage_sdtm(paths, spec, staging, log, keep=keep)
                 stage_define(spec, staging.folder("sdtm"), sdtm.written, "Tabulation", paths.ct, log, cutoff=sdtm.cutoff)
                 sdtm_frames = sdtm.frames
+                written["Tabulation"] = sdtm.written
                 sdtm.frames = {}  # ADaM empties sdtm_frames once derived (release_sdtm): nothing else holds them
                 if sdtm.held is not None:
                     held["Tabulation"] = sdtm.held
@@ -520,6 +523,7 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
                                   cutoff=sdtm.cutoff if sdtm_frames is not None and sdtm.cutoff.date else None,
                                   keep=keep, release_sdtm=sdtm_frames is not None)
                 adam.frames = {}
+                written["Analysis"] = adam.written
                 if adam.held is not None:
                     held["Analysis"] = adam.held
                 if cutoff is None and adam.cutoff is not None:
@@ -542,7 +546,7 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
         result = stage_validate(paths, spec, log, held=held or None)
         held.clear()
         code = int(getattr(result, "exit_code", 0))
-        stage_guides(paths, spec, result, log)
+        stage_guides(paths, spec, result, log, written)
     if plan is not None:
         if (paths.out / "adam").is_dir():
             stage_results(paths.out, plan, spec.study.name, log)

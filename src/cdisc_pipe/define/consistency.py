@@ -10,7 +10,8 @@ What FDA reviewers and Pinnacle 21 check, as :class:`~cdisc_pipe.errors.Finding`
   dictionaries are not checked); value-level codelists are checked on the records their where
   clause selects.
 
-Metadata come from ``pyreadstat.read_xport(..., metadataonly=True)``; for the codelist checks the
+Metadata come from ``cdisc_pipe.xpt.reader.read_xport(..., metadataonly=True)`` (what pyreadstat
+gives, vectorised); for the codelist checks the
 needed columns come from the caller's frames when given (validation has read every file already),
 else only they are read (``usecols``); values are checked once per distinct value (factorize) and
 mapped back to record counts.  Also here:
@@ -26,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyreadstat
 
 from cdisc_pipe.define.schema import DEF, ODM, XLINK, parse_define
 from cdisc_pipe.errors import Finding, InputError, Problem
 from cdisc_pipe.written import WrittenColumn, WrittenDataset
+from cdisc_pipe.xpt.reader import read_xport
 from cdisc_pipe.xpt.v5 import read_format
 
 NUMERIC_TYPES = {"integer", "float", "double"}
@@ -203,8 +204,8 @@ def _check_dataset(d: _Define, g: _Group, path: Path, check_values: bool, closed
     src = str(path)
     out: list[Finding] = []
     try:
-        _, meta = pyreadstat.read_xport(src, metadataonly=True)
-    except Exception as exc:  # pyreadstat raises its own types for damaged files
+        _, meta = read_xport(src, metadataonly=True)
+    except Exception as exc:  # XptReadError, UnicodeDecodeError, OSError for damaged files
         return [_finding("DEFINE.DATA.UNREADABLE", f"cannot read the XPT file: {exc}", g.name, source=src)]
     if (meta.table_name or "").upper() != g.name:
         out.append(_finding("DEFINE.DATA.NAME", f"XPT member name {meta.table_name!r} differs from the dataset name",
@@ -338,14 +339,14 @@ def _where_mask(cols: dict[str, _Column], n: int, conditions: list[tuple[str, st
 
 
 def _usable(s: pd.Series) -> bool:
-    """A caller's column holds what pyreadstat reads (text, or plain numbers), not converted dates."""
+    """A caller's column holds what the XPT reader gives (text, or plain numbers), not converted dates."""
     return not (pd.api.types.is_datetime64_any_dtype(s.dtype) or pd.api.types.is_timedelta64_dtype(s.dtype)
                 or isinstance(s.dtype, pd.CategoricalDtype))
 
 
 def _value_columns(src: str, cols: list[str], frame: pd.DataFrame | None) -> dict[str, pd.Series]:
     """The columns ``cols`` (upper case): from the caller's frame when it holds them as read, the
-    others read from the file.  Raises what pyreadstat raises for an unreadable file."""
+    others read from the file.  Raises what the reader raises for an unreadable file."""
     out: dict[str, pd.Series] = {}
     if frame is not None:
         by_upper = {str(c).upper(): c for c in frame.columns}
@@ -354,7 +355,7 @@ def _value_columns(src: str, cols: list[str], frame: pd.DataFrame | None) -> dic
                 out[c] = frame[by_upper[c]]
     rest = [c for c in cols if c not in out]
     if rest:
-        df, _ = pyreadstat.read_xport(src, usecols=rest, disable_datetime_conversion=True)
+        df, _ = read_xport(src, usecols=rest)
         for c in df.columns:
             out[c.upper()] = df[c]
     return out
@@ -458,9 +459,9 @@ def written_from_folder(folder: Path, purpose: str) -> list[WrittenDataset]:
     problems: list[Problem] = []
     for path in sorted(folder.glob("*.xpt")):
         try:
-            _, meta = pyreadstat.read_xport(str(path), metadataonly=True)
+            _, meta = read_xport(str(path), metadataonly=True)
             first = meta.column_names[:1]
-            df, _ = pyreadstat.read_xport(str(path), usecols=first, disable_datetime_conversion=True)
+            df, _ = read_xport(str(path), usecols=first)
         except Exception as exc:
             problems.append(Problem(str(path), f"cannot read XPT file: {exc}", hint="Rewrite the dataset"))
             continue

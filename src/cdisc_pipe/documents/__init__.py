@@ -127,14 +127,16 @@ def spec_with_acrf_pages(spec: StudySpec, folder: Path) -> StudySpec:
     return apply_acrf_pages(spec, pages_from_json(json.dumps(info["targets"])))
 
 
-def _dataset_infos(folder: Path, spec: StudySpec, purpose: str) -> list:
+def _dataset_infos(folder: Path, spec: StudySpec, purpose: str, written: list | None = None) -> list:
+    """The datasets of a folder for a guide: from the writer's records of this run (``written``),
+    else read from the folder's files."""
     from cdisc_pipe.define.consistency import written_from_folder
     from cdisc_pipe.documents.guides import DatasetInfo
 
     if not Path(folder).is_dir():
         return []
     out = []
-    for w in written_from_folder(folder, purpose):
+    for w in written if written is not None else written_from_folder(folder, purpose):
         ds = spec.datasets.get(w.name.upper())
         out.append(DatasetInfo(name=w.name.upper(), label=w.label, records=w.records,
                                dataset_class=ds.dataset_class if ds else "", structure=ds.structure if ds else ""))
@@ -150,9 +152,9 @@ def _read(folder: Path, name: str) -> pd.DataFrame | None:
 
 
 def guide_inputs(out_dir: Path, spec: StudySpec, specs_dir: Path | None, mappings_dir: Path | None,
-                 findings: pd.DataFrame | None, summary: dict | None):
-    """Read what the guides are filled from (the edge): written datasets, trial design, mappings,
-    traceability, plans."""
+                 findings: pd.DataFrame | None, summary: dict | None, written: dict[str, list] | None = None):
+    """Read what the guides are filled from (the edge): written datasets (``written``: the writers'
+    records by purpose, when the caller has them), trial design, mappings, traceability, plans."""
     from cdisc_pipe.documents.guides import GuideInputs
 
     out_dir = Path(out_dir)
@@ -182,7 +184,8 @@ def guide_inputs(out_dir: Path, spec: StudySpec, specs_dir: Path | None, mapping
                            "sha256": p.sha256}
     acrf = read_acrf_pages(sdtm) or {}
     return GuideInputs(
-        spec=spec, tabulation=_dataset_infos(sdtm, spec, "Tabulation"), analysis=_dataset_infos(adam, spec, "Analysis"),
+        spec=spec, tabulation=_dataset_infos(sdtm, spec, "Tabulation", (written or {}).get("Tabulation")),
+        analysis=_dataset_infos(adam, spec, "Analysis", (written or {}).get("Analysis")),
         frames=frames, design=design, mapping_descriptions=descriptions, traceability=trace, findings=findings,
         summary=dict(summary or {}), plans=plans, raw_format=_FORMATS.get(acrf.get("raw_format"), acrf.get("raw_format")),
         forms={f["form"]: f["title"] for f in acrf.get("forms", [])}, acrf_href=acrf.get("file") or document_hrefs(spec)["acrf"])
@@ -193,15 +196,19 @@ _FORMATS = {"csv": "a folder of CSV files with a data dictionary", "xlsx": "an x
 
 
 def write_reviewer_guides(out_dir: Path, spec: StudySpec, specs_dir: Path | None, mappings_dir: Path | None,
-                          findings: pd.DataFrame | None, summary: dict | None) -> list[Path]:
+                          findings: pd.DataFrame | None, summary: dict | None,
+                          written: dict[str, list] | None = None) -> list[Path]:
     """Write the cSDRG (beside ``sdtm/define.xml``) and the ADRG (beside ``adam/define.xml``) as PDF
-    and DOCX; a guide whose dataset folder does not exist is not written.  Returns the files written."""
+    and DOCX; a guide whose dataset folder does not exist is not written.  Returns the files written.
+
+    ``written``: the writers' records (``WrittenDataset``) by purpose, when the caller just wrote the
+    datasets; a purpose not given is described from its folder's files."""
     from cdisc_pipe.documents.adrg import build_adrg
     from cdisc_pipe.documents.csdrg import build_csdrg
     from cdisc_pipe.documents.docx import render_docx
     from cdisc_pipe.documents.pdf import render_document
 
-    inputs = guide_inputs(out_dir, spec, specs_dir, mappings_dir, findings, summary)
+    inputs = guide_inputs(out_dir, spec, specs_dir, mappings_dir, findings, summary, written)
     hrefs = document_hrefs(spec)
     written = []
     for key, sub, build, have in (("csdrg", "sdtm", build_csdrg, inputs.tabulation),
