@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -71,12 +72,49 @@ def _vm_hwm(pid: int) -> int | None:
     return None
 
 
+def _children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (scanning /proc: no psutil here)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_bytes()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")"
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            out.append(int(d.name))
+    return out
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size (bytes) of a live process: shared pages counted once over the processes
+    sharing them, so a forked worker's copy-on-write pages are not counted twice."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return 0
+    return 0
+
+
+def tree_pss(pid: int) -> int:
+    """PSS of a process and its direct children (the pipeline's forked second process)."""
+    return _pss(pid) + sum(_pss(c) for c in _children(pid))
+
+
 def run_child(cmd: Sequence[str], cwd: str | None = None, timeout: float | None = None) -> dict:
     """Run a command; return its wall time, exit code, peak RSS and the tail of its output.
 
     Peak RSS is the child's own VmHWM, polled every 10 ms until it exits (the memory of the
     program after exec; ``ru_maxrss`` of a child would include the parent's RSS at fork time).
-    It can miss growth in the last 10 ms of the child's life.
+    It can miss growth in the last 10 ms of the child's life.  ``peak_tree_pss_mb`` is the peak
+    PSS of the command and its direct children (the pipeline forks a second process for
+    validation), polled every 50 ms: the memory the whole run needs.
     """
     t0 = time.perf_counter()
     proc = subprocess.Popen(list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -84,11 +122,15 @@ def run_child(cmd: Sequence[str], cwd: str | None = None, timeout: float | None 
     reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
     reader.start()
     deadline = None if timeout is None else t0 + timeout
-    peak = 0
+    peak = tree = 0
+    polls = 0
     while True:
         hwm = _vm_hwm(proc.pid)
         if hwm:
             peak = max(peak, hwm)
+        if polls % 5 == 0:  # the process tree's memory (forked workers included), every 50 ms
+            tree = max(tree, tree_pss(proc.pid))
+        polls += 1
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
@@ -102,4 +144,5 @@ def run_child(cmd: Sequence[str], cwd: str | None = None, timeout: float | None 
     reader.join(timeout=5)
     text = b"".join(out_chunks).decode("utf-8", "replace")
     return {"wall_s": wall, "returncode": proc.returncode, "peak_rss_mb": round(peak / 2**20, 1),
+            "peak_tree_pss_mb": round(tree / 2**20, 1),
             "output_tail": text[-2000:]}

@@ -72,7 +72,8 @@ def bench_size(n: int, seed: int, work: Path, timeout: float) -> dict:
     cli = run_child([sys.executable, "-c", CLI, "run", "--raw", str(raw), "--out", str(out_cli), "-q"],
                     cwd=str(ROOT), timeout=timeout)
     result["cli_run"] = {"wall_s": round(cli["wall_s"], 3), "peak_rss_mb": round(cli["peak_rss_mb"], 1),
-                         "returncode": cli["returncode"]}
+                         "peak_tree_pss_mb": cli.get("peak_tree_pss_mb"), "returncode": cli["returncode"],
+                         "steps": cli_steps(out_cli / "logs" / "cdisc-pipe-run.log")}
     if cli["returncode"] not in (0, 1):  # 1 = validation found errors: the run itself completed
         result["cli_run"]["output_tail"] = cli["output_tail"][-800:]
     floor = result.get("io_floor")
@@ -81,6 +82,18 @@ def bench_size(n: int, seed: int, work: Path, timeout: float) -> dict:
         if cli["returncode"] in (0, 1):
             result["pipeline_over_floor_cli"] = round(cli["wall_s"] / floor["floor_s"], 1)
     return result
+
+
+def cli_steps(log: Path) -> list[dict]:
+    """The timed steps of a ``cdisc-pipe run`` log ("NOTE: <step> done in 1.23 s"), in order."""
+    import re
+
+    try:
+        text = log.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [{"step": m.group(1), "wall_s": float(m.group(2))}
+            for m in re.finditer(r"^NOTE: (.+) done in ([0-9.]+) s$", text, flags=re.M)]
 
 
 def print_size(r: dict) -> None:
@@ -93,7 +106,14 @@ def print_size(r: dict) -> None:
     print(table(stages, [("stage", "stage"), ("status", "status"), ("wall_s", "wall s"), ("rows", "rows"),
                          ("rows_per_s", "rows/s"), ("peak_rss_mb", "peak RSS MB"), ("note", "note")]))
     print(f"stages total: {r.get('stages_total_s')} s; cdisc-pipe run: {r['cli_run']['wall_s']} s "
-          f"(exit {r['cli_run']['returncode']}, peak RSS {r['cli_run']['peak_rss_mb']} MB)")
+          f"(exit {r['cli_run']['returncode']}, peak RSS {r['cli_run']['peak_rss_mb']} MB, process tree peak PSS "
+          f"{r['cli_run'].get('peak_tree_pss_mb')} MB)")
+    steps = r["cli_run"].get("steps") or []
+    if steps:
+        total = r["cli_run"]["wall_s"]
+        print("cdisc-pipe run, its own steps (from its log):")
+        print(table([{**s, "share": f"{100 * s['wall_s'] / total:.0f}%"} for s in steps],
+                    [("step", "step"), ("wall_s", "wall s"), ("share", "share of the run")]))
     f = r.get("io_floor")
     if f:
         cli_ratio = r.get("pipeline_over_floor_cli")
