@@ -80,3 +80,35 @@ def test_rules_give_the_same_results_in_one_or_two_processes():
     mine, theirs = _split(rules[:4], {rules[0].id: 5.0, rules[1].id: 3.0, rules[2].id: 2.0, rules[3].id: 1.0})
     assert sorted(mine + theirs) == [0, 1, 2, 3]
     assert (mine, theirs) == ([0, 3], [1, 2])  # 5 | 3 -> 5 | 3+2 -> 5+1 | 5
+
+
+def test_datasets_written_by_two_processes_are_the_bytes_one_process_writes(bundled_run, tmp_path, monkeypatch):
+    from cdisc_pipe import paths as P
+    from cdisc_pipe.spec import load_specs
+    from cdisc_pipe.xpt import datasets as D
+    from cdisc_pipe.xpt import read_folder, write_datasets
+
+    spec = load_specs(P.default_specs())
+    frames = read_folder(bundled_run / "sdtm")
+    one = write_datasets(frames, spec, tmp_path / "one", purpose="Tabulation")
+    assert D._share([(n, len(f)) for n, f in frames.items()])[1] == []  # small: all in one process
+    # force a split: every other dataset to the second process
+    monkeypatch.setattr(D, "_share", lambda sizes, minimum=0: ([n for i, (n, _) in enumerate(sizes) if i % 2 == 0],
+                                                                [n for i, (n, _) in enumerate(sizes) if i % 2]))
+    kept: dict = {}
+    two = write_datasets(frames, spec, tmp_path / "two", purpose="Tabulation", keep=kept)
+    assert two == one
+    assert sorted(kept) == sorted(w.name for w in one if not w.has_no_data)
+    files = sorted(p.name for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert files == sorted(p.name for p in (tmp_path / "two").rglob("*") if p.is_file())
+    for p in (tmp_path / "one").rglob("*"):
+        if p.is_file():
+            assert (tmp_path / "two" / p.relative_to(tmp_path / "one")).read_bytes() == p.read_bytes(), p.name
+
+
+def test_share_balances_records_largest_first():
+    from cdisc_pipe.xpt.datasets import _share
+
+    # largest first, each to the lighter side: LB 500k | PC 300k; VS -> 300k+150k = 450k; A -> 450k+100k
+    assert _share([("A", 100_000), ("LB", 500_000), ("PC", 300_000), ("VS", 150_000)]) == (["LB"], ["PC", "VS", "A"])
+    assert _share([("DM", 18), ("LB", 5_000)]) == (["DM", "LB"], [])

@@ -27,6 +27,7 @@ from cdisc_pipe.datasetjson import (
     write_dataset_json,
 )
 from cdisc_pipe.errors import InputError, Problem, raise_if
+from cdisc_pipe.parallel import Forked
 from cdisc_pipe.spec.model import Dataset, StudySpec
 from cdisc_pipe.written import WrittenColumn, WrittenDataset
 from cdisc_pipe.xpt.conform import ascii_frame, check_frame, conform_frame, format_kind, text_byte_lengths
@@ -251,45 +252,88 @@ def write_datasets(
     timestamp = format_timestamp(spec.study.metadata_datetime)
     folder = PURPOSE_FOLDER[purpose]
     mdv_oid = metadata_version_oid or default_metadata_version_oid(spec, [r.dataset for r in ready.values()], purpose)
-    written: list[WrittenDataset] = []
-    no_data: list[WrittenDataset] = []
-    for name, r in ready.items():
-        dataset, df = r.dataset, r.xpt
-        xpt_path = out_dir / f"{name.lower()}.xpt"
-        if len(df) == 0:
-            w = _no_data(df, dataset, name, purpose, folder, out_dir, timestamp, write_json)
-            no_data.append(w)
-            written.append(w)
-            continue
-        variables, xpt_sha = write_xpt_file(df, dataset, xpt_path, timestamp=timestamp, engine=engine)
-        if keep is not None:
-            keep[name] = df
-        lengths = {v.name: v.length for v in variables}
-        json_rel, json_sha = None, None
-        if write_json:
-            # Dataset-JSON carries UTF-8: the original text, with lengths of that text (UTF-8 bytes)
-            json_lengths = dict(lengths)
-            for var in r.transliterated:
-                nbytes, _ = text_byte_lengths(r.original[var])
-                json_lengths[var] = max(1, int(nbytes.max(initial=0)))
-            res = write_dataset_json(r.original, dataset, spec, out_dir, json_lengths,
-                                     ndjson_threshold=ndjson_threshold, metadata_version_oid=mdv_oid)
-            json_rel, json_sha = f"{folder}/{res.path.name}", res.sha256
-        columns = tuple(
-            WrittenColumn(name=v.name, label=v.label, type=v.type, length=v.length, display_format=v.format, order=i)
-            for i, v in enumerate(variables, start=1)
-        )
-        warnings = reader_warnings(xpt_path, variables, len(df))
-        extra: dict[str, Any] = {"reader_warnings": warnings} if warnings else {}
-        if r.transliterated:
-            extra["transliterated"] = dict(r.transliterated)
-        written.append(
-            WrittenDataset(name=name, label=dataset.label, purpose=purpose, records=len(df), columns=columns,
-                           xpt_path=f"{folder}/{xpt_path.name}", json_path=json_rel, xpt_sha256=xpt_sha,
-                           json_sha256=json_sha, extra=extra)
-        )
-    _write_no_data(out_dir, no_data, rewritten=set(ready))
+    job = _WriteJob(spec, out_dir, purpose, folder, timestamp, write_json, ndjson_threshold, engine, mdv_oid)
+    no_data = {name: _no_data(r.xpt, r.dataset, name, purpose, folder, out_dir, timestamp, write_json)
+               for name, r in ready.items() if len(r.xpt) == 0}
+    # Each file is written by one process with the same code, so the bytes do not depend on how the
+    # datasets are shared: about half the records go to a forked second process (cdisc_pipe.parallel)
+    mine, theirs = _share([(name, len(r.xpt)) for name, r in ready.items() if name not in no_data])
+    child = Forked(_write_some, job, {n: ready[n] for n in theirs}) if theirs else None
+    try:
+        done = _write_some(job, {n: ready[n] for n in mine})
+    except BaseException:
+        if child is not None:
+            child.cancel()
+        raise
+    if child is not None:
+        done.update(child.result())
+    written = [no_data[name] if name in no_data else done[name] for name in ready]
+    if keep is not None:
+        keep.update({name: ready[name].xpt for name in ready if name not in no_data})
+    _write_no_data(out_dir, list(no_data.values()), rewritten=set(ready))
     return written
+
+
+@dataclass(frozen=True)
+class _WriteJob:
+    """What every dataset file of one ``write_datasets`` call shares."""
+
+    spec: StudySpec
+    out_dir: Path
+    purpose: str
+    folder: str
+    timestamp: str
+    write_json: bool
+    ndjson_threshold: int | None
+    engine: Engine
+    mdv_oid: str
+
+
+def _share(sizes: list[tuple[str, int]], minimum: int = 200_000) -> tuple[list[str], list[str]]:
+    """Datasets for this process and for a second one: the largest first, each to the side with
+    fewer records; all here when there are fewer than ``minimum`` records (a process costs more
+    than it saves)."""
+    if sum(n for _, n in sizes) < minimum:
+        return [name for name, _ in sizes], []
+    load, sides = [0, 0], ([], [])
+    for name, n in sorted(sizes, key=lambda x: -x[1]):
+        side = 0 if load[0] <= load[1] else 1
+        sides[side].append(name)
+        load[side] += n
+    return sides[0], sides[1]
+
+
+def _write_some(job: _WriteJob, ready: dict[str, _Ready]) -> dict[str, WrittenDataset]:
+    """Write the XPT (and Dataset-JSON) file of each dataset; their records by name."""
+    return {name: _write_one(job, name, r) for name, r in ready.items()}
+
+
+def _write_one(job: _WriteJob, name: str, r: _Ready) -> WrittenDataset:
+    dataset, df = r.dataset, r.xpt
+    xpt_path = job.out_dir / f"{name.lower()}.xpt"
+    variables, xpt_sha = write_xpt_file(df, dataset, xpt_path, timestamp=job.timestamp, engine=job.engine)
+    lengths = {v.name: v.length for v in variables}
+    json_rel, json_sha = None, None
+    if job.write_json:
+        # Dataset-JSON carries UTF-8: the original text, with lengths of that text (UTF-8 bytes)
+        json_lengths = dict(lengths)
+        for var in r.transliterated:
+            nbytes, _ = text_byte_lengths(r.original[var])
+            json_lengths[var] = max(1, int(nbytes.max(initial=0)))
+        res = write_dataset_json(r.original, dataset, job.spec, job.out_dir, json_lengths,
+                                 ndjson_threshold=job.ndjson_threshold, metadata_version_oid=job.mdv_oid)
+        json_rel, json_sha = f"{job.folder}/{res.path.name}", res.sha256
+    columns = tuple(
+        WrittenColumn(name=v.name, label=v.label, type=v.type, length=v.length, display_format=v.format, order=i)
+        for i, v in enumerate(variables, start=1)
+    )
+    warnings = reader_warnings(xpt_path, variables, len(df))
+    extra: dict[str, Any] = {"reader_warnings": warnings} if warnings else {}
+    if r.transliterated:
+        extra["transliterated"] = dict(r.transliterated)
+    return WrittenDataset(name=name, label=dataset.label, purpose=job.purpose, records=len(df), columns=columns,
+                          xpt_path=f"{job.folder}/{xpt_path.name}", json_path=json_rel, xpt_sha256=xpt_sha,
+                          json_sha256=json_sha, extra=extra)
 
 
 #: The datasets of a folder that had no records (no file written), with their written metadata:
