@@ -392,3 +392,33 @@ def test_swimmer_bars_segments_and_markers() -> None:
                                                 {"start": 6.0, "end": 10.0, "category": "PD"}]
     assert s1["markers"] == [{"label": "PD", "symbol": "x", "time": 6.0}] and not subj[0]["ongoing"]
     assert html.count("<svg") == 1
+
+
+def test_bundled_chemistry_by_visit_equals_a_groupby(bundled_run: Path) -> None:
+    """T-CHEM (one table per chemistry PARAMCD): every visit x dose level cell of AVAL and CHG equals a
+    pandas groupby over ADLB (SAFFL = Y, BASETYPE = PRE-LD)."""
+    doc = json.loads((bundled_run / "reports" / "results.json").read_text(encoding="utf-8"))
+    adsl, adlb = _adam(bundled_run, "adsl"), _adam(bundled_run, "adlb")
+    saf = adsl.loc[adsl["SAFFL"] == "Y", ["USUBJID"]]
+    codes = ["ALT", "AST", "BILI", "ALB", "CREAT", "CA", "K", "LDH", "B2MICG"]
+    lb = adlb[adlb["PARAMCD"].isin(codes) & (adlb["BASETYPE"] == "PRE-LD")].merge(saf, on="USUBJID")
+    checked = 0
+    for pcd in codes:
+        t = _table(doc, f"T-CHEM-{pcd}")
+        assert "BASETYPE = PRE-LD" in t["source"] and t["title"].startswith("Blood chemistry")
+        got = {(d["visit"], d["group"], d["variable"]): d for d in t["data"]}
+        sub = lb[lb["PARAMCD"] == pcd]
+        for var in ("AVAL", "CHG"):
+            for (vis, grp), v in sub.groupby(["AVISIT", "TRT01A"])[var]:
+                v = v.dropna()
+                if (vis, grp, var) not in got:
+                    continue  # a visit the plan does not list
+                d = got[(vis, grp, var)]
+                assert d["n"] == len(v), (pcd, vis, grp, var)
+                if len(v):
+                    assert d["mean"] == pytest.approx(v.mean()) and d["median"] == pytest.approx(v.median())
+                    assert (d["min"], d["max"]) == pytest.approx((v.min(), v.max()))
+                    checked += 1
+        base = got[("LYMPHODEPLETION", "Overall", "AVAL")]
+        assert base["n"] == sub.loc[sub["AVISIT"] == "LYMPHODEPLETION", "AVAL"].notna().sum()
+    assert checked > 100
