@@ -422,3 +422,135 @@ def test_bundled_chemistry_by_visit_equals_a_groupby(bundled_run: Path) -> None:
         base = got[("LYMPHODEPLETION", "Overall", "AVAL")]
         assert base["n"] == sub.loc[sub["AVISIT"] == "LYMPHODEPLETION", "AVAL"].notna().sum()
     assert checked > 100
+
+
+# ------------------------------------------------------------------ peak and time to peak
+
+
+def _peak_frames() -> dict[str, pd.DataFrame]:
+    """ADLB-like records of parameter IL (and CRPX for S1); AVISITN 2 is the baseline visit."""
+    rows = [  # USUBJID, PARAMCD, AVISITN, ADY, AVAL, ABLFL, DTYPE
+        ("S1", "IL", 1.0, -5.0, 50.0, None, None),  # before the baseline: not post-baseline
+        ("S1", "IL", 2.0, 1.0, 40.0, "Y", None),  # the baseline itself: not post-baseline
+        ("S1", "IL", 3.0, 2.0, 10.0, None, None),
+        ("S1", "IL", 4.0, 5.0, 20.0, None, None),  # the peak: 20 at day 5 ...
+        ("S1", "IL", 5.0, 9.0, 20.0, None, None),  # ... tied at day 9: the earliest time wins
+        ("S1", "IL", None, 5.0, 999.0, None, "MAXIMUM"),  # a derived record without AVISITN: ignored
+        ("S2", "IL", 2.0, 1.0, 1.0, "Y", None),
+        ("S2", "IL", 3.0, 2.0, 5.0, None, None),  # peak 5 at day 2
+        ("S2", "IL", 4.0, 5.0, None, None, None),  # missing value: ignored
+        ("S2", "IL", 5.0, 9.0, 4.0, None, None),
+        ("S3", "IL", 2.0, 1.0, 2.0, "Y", None),
+        ("S3", "IL", 3.0, 2.0, 80.0, None, None),  # peak 80 at day 2
+        ("S3", "IL", 4.0, 5.0, 40.0, None, None),
+        ("S4", "IL", 3.0, 2.0, 100.0, None, None),  # no baseline record: no post-baseline peak
+        ("S5", "IL", 2.0, 1.0, 1.0, "Y", None),  # not in the safety population
+        ("S5", "IL", 3.0, 2.0, 1000.0, None, None),
+        ("S1", "CRPX", 2.0, 1.0, 3.0, "Y", None),
+        ("S1", "CRPX", 3.0, 2.0, 7.0, None, None),  # 7 at day 2 and day 5: day 2
+        ("S1", "CRPX", 4.0, 5.0, 7.0, None, None),
+    ]
+    lb = pd.DataFrame(rows, columns=["USUBJID", "PARAMCD", "AVISITN", "ADY", "AVAL", "ABLFL", "DTYPE"])
+    lb["PARAM"] = lb["PARAMCD"].map({"IL": "Interleukin X (ng/L)", "CRPX": "CRP X (mg/L)"})
+    return {"ADSL": _tiny_frames()["ADSL"], "ADLB": lb}
+
+
+def _peak_plan(**over) -> ResultsPlan:
+    a = {"id": "P", "kind": "peak", "title": "Peak", "population": "SAF", "dataset": "ADLB",
+         "paramcd": ["IL", "CRPX"], "variable": "AVAL", "time_variable": "ADY", **over}
+    return ResultsPlan.model_validate({"title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+                                       "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+                                       "analyses": [a]})
+
+
+def test_peak_and_time_to_peak_by_hand() -> None:
+    res = compute(_peak_plan(), _peak_frames())
+    assert not res.problems
+    t = res.tables[0]
+    d = {(x["paramcd"], x["group"]): x for x in t.data}
+    # Low: S1 20 at day 5 (tie with day 9; the baseline 40 and the pre-baseline 50 do not count), S2 5 at day 2.
+    # geometric mean sqrt(20 * 5) = 10; logs 2.995732, 1.609438 differ by ln 4 = 1.386294, so the SD of the
+    # logs is ln4/sqrt(2) = 0.980258, s^2 = 0.960906; CV% = 100 * sqrt(exp(0.960906) - 1) = 100 * sqrt(1.614097)
+    # = 127.05.  Time to peak: median (2 + 5)/2 = 3.5.
+    low = d[("IL", "Low")]
+    assert low["peak"]["n"] == 2 and low["peak"]["geomean"] == pytest.approx(10.0)
+    assert low["peak"]["geocv"] == pytest.approx(127.05, abs=0.01)
+    assert (low["peak"]["median"], low["peak"]["min"], low["peak"]["max"]) == (12.5, 5.0, 20.0)
+    assert (low["time_to_peak"]["median"], low["time_to_peak"]["min"], low["time_to_peak"]["max"]) == (3.5, 2.0, 5.0)
+    # High: S3 80 at day 2 (S4 has no baseline record): one subject, no CV
+    high = d[("IL", "High")]
+    assert (high["peak"]["n"], high["peak"]["geomean"], high["peak"]["geocv"]) == (1, pytest.approx(80.0), None)
+    # Overall: 20, 5, 80 -> geometric mean (20 * 5 * 80)^(1/3) = 8000^(1/3) = 20; median 20; times 5, 2, 2 -> 2
+    ov = d[("IL", "Overall")]
+    assert ov["peak"]["geomean"] == pytest.approx(20.0) and ov["peak"]["median"] == 20.0
+    assert ov["time_to_peak"]["median"] == 2.0 and ov["peak"]["max"] == 80.0  # S5 (1000) is not in SAFFL
+    # CRPX: S1 7 at days 2 and 5 -> day 2
+    assert d[("CRPX", "Low")]["time_to_peak"]["median"] == 2.0 and d[("CRPX", "Low")]["peak"]["max"] == 7.0
+    rows = {(r[0], r[1]): r for r in t.rows}
+    assert rows[("Interleukin X (ng/L) [IL]", "Low")][2:] == ["2", "10.0", "127.0", "12.5", "5.0, 20.0",
+                                                            "3.5 (2.0, 5.0)"]  # 1 decimal: median 10-1000
+    assert t.footnotes == ["Subjects without a post-baseline value of any listed parameter: S4"]
+    assert "earliest time" in t.method and "ADLB, PARAMCD in (IL, CRPX)" in t.source
+
+
+def test_peak_needs_one_baseline_per_subject_and_its_keys() -> None:
+    frames = _peak_frames()
+    frames["ADLB"] = pd.concat([frames["ADLB"], frames["ADLB"].iloc[[1]]])  # a second baseline of S1 IL
+    res = compute(_peak_plan(), frames)
+    assert not res.tables and "more than one baseline record" in res.problems[0]
+    with pytest.raises(Exception, match="time_variable"):
+        ResultsPlan.model_validate({"title": "T", "by": {"variable": "TRT01A"},
+                                    "populations": {"SAF": {"flag": "SAFFL", "label": "S"}},
+                                    "analyses": [{"id": "P", "kind": "peak", "title": "P", "population": "SAF",
+                                                  "dataset": "ADLB", "paramcd": ["IL"], "variable": "AVAL"}]})
+
+
+# ------------------------------------------------------------------ event timeline
+
+
+def test_event_timeline_one_bar_per_event() -> None:
+    frames = _tiny_frames()
+    frames["ADAE"] = pd.DataFrame({
+        "USUBJID": ["S1", "S1", "S3", "S2", "S5", "S4"],
+        "AEDECOD": ["CRS", "ICANS", "CRS", "CRS", "CRS", "Rash"],
+        "ASTDY": [3.0, 5.0, 2.0, 4.0, 1.0, 2.0], "AENDY": [6.0, 5.0, None, None, 2.0, 3.0],
+        "ADURN": [4.0, 1.0, 4.0, None, 2.0, 2.0], "ATOXGRN": [2.0, 1.0, 3.0, 1.0, 1.0, 1.0]})
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+        "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [{"id": "TL", "kind": "event_timeline", "title": "CRS/ICANS timeline", "population": "SAF",
+                      "dataset": "ADAE", "where": {"equals": {"AEDECOD": ["CRS", "ICANS"]}}, "variable": "AEDECOD",
+                      "onset_variable": "ASTDY", "end_variable": "AENDY", "duration_variable": "ADURN",
+                      "x_label": "Study day"}]})
+    res, page, doc = build_report(plan, frames, "S")
+    ev = res.figures[0].payload["events"]
+    # S5 is not in SAFFL, S4's Rash fails the where: 4 events.  Rows: Low (S1 first onset 3, S2 4), High (S3).
+    # A bar covers onset..end inclusive: S1 CRS days 3-6 -> [3, 7) (length 4 = ADURN); ICANS day 5 -> [5, 6);
+    # S3 no end: onset + ADURN = [2, 6); S2 neither: one hatched day [4, 5), open end.
+    assert [(e["usubjid"], e["type"], e["start"], e["end"], e["open_end"], e["grade"]) for e in ev] == [
+        ("S1", "CRS", 3.0, 7.0, False, 2.0), ("S1", "ICANS", 5.0, 6.0, False, 1.0),
+        ("S2", "CRS", 4.0, 5.0, True, 1.0), ("S3", "CRS", 2.0, 6.0, False, 3.0)]
+    svg = page.split('<figure id="TL"')[1].split("</figure>")[0]
+    assert len(re.findall(r'<g id="event-\d+"', svg)) == len(ev) == 4
+    assert "Grade 3" in svg and "Study day" in svg and "ICANS" in svg
+    assert json.loads(doc)["figures"][0]["events"][0]["end"] == 7.0
+    assert "3 subjects, 4 events" in res.figures[0].note
+
+
+def test_bundled_cytokine_peak_agrees_with_adam_maximum_records(bundled_run: Path) -> None:
+    """T-CYTPEAK (engine: post-baseline by AVISITN, earliest time on ties) against the ADaM's own
+    post-infusion peak records (DTYPE = MAXIMUM, derived by the ADLB plan from the infusion time):
+    the overall geometric mean and median of IL-6, CRP and ferritin peaks, and the time-to-peak median."""
+    doc = json.loads((bundled_run / "reports" / "results.json").read_text(encoding="utf-8"))
+    adsl, adlb = _adam(bundled_run, "adsl"), _adam(bundled_run, "adlb")
+    saf = set(adsl.loc[adsl["SAFFL"] == "Y", "USUBJID"])
+    got = {(d["paramcd"], d["group"]): d for d in _table(doc, "T-CYTPEAK")["data"]}
+    for pcd in ("INTLK6", "CRP", "FERRITIN"):
+        mx = adlb[(adlb["PARAMCD"] == pcd) & (adlb["DTYPE"] == "MAXIMUM") & (adlb["BASETYPE"] == "PRE-INFUSION")
+                  & adlb["USUBJID"].isin(saf)]
+        ov = got[(pcd, "Overall")]
+        assert ov["peak"]["n"] == len(mx) > 10
+        assert ov["peak"]["geomean"] == pytest.approx(float(np.exp(np.log(mx["AVAL"]).mean())))
+        assert ov["peak"]["median"] == pytest.approx(float(mx["AVAL"].median()))
+        assert ov["time_to_peak"]["median"] == pytest.approx(float(mx["ADY"].median()))
+    assert {g for p, g in got} >= {"Overall"} and len({g for p, g in got}) == 4

@@ -176,8 +176,64 @@ def swimmer_svg(f: Figure) -> str:
         return _svg(fig)
 
 
+_GRADE_COLOURS = {1: "#fdd49e", 2: "#fc8d59", 3: "#d7301f", 4: "#7f0000", 5: "#000000"}
+_HATCHES = ["", "////", "....", "xxxx", "\\\\"]
+
+
+def event_timeline_svg(f: Figure) -> str:
+    """One row per subject, one bar per event (``<g id="event-N">``), lanes within a row when a subject
+    has several events, colour by grade, hatch by event type; group labels at the right."""
+    from matplotlib.patches import Patch
+
+    p = f.payload
+    events = p["events"]
+    subjects = list(dict.fromkeys(e["usubjid"] for e in events))
+    hatch = {t: _HATCHES[i % len(_HATCHES)] for i, t in enumerate(p["types"])}
+    with matplotlib.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(9, 1.4 + 0.3 * max(1, len(subjects))))
+        row = {s: len(subjects) - 1 - i for i, s in enumerate(subjects)}
+        lanes: dict[str, list[dict]] = {}
+        for e in events:
+            lanes.setdefault(e["usubjid"], []).append(e)
+        k = 0
+        for subj, evs in lanes.items():
+            h = 0.8 / len(evs)
+            for j, e in enumerate(evs):
+                y = row[subj] + 0.4 - (j + 0.5) * h
+                grade = int(e["grade"]) if e["grade"] is not None else None
+                ax.barh(y, e["end"] - e["start"], left=e["start"], height=h * 0.9,
+                        color=_GRADE_COLOURS.get(grade, "#bbbbbb"), edgecolor="#333333", lw=0.5,
+                        hatch=("xx" if e["open_end"] else hatch.get(e["type"], "")) or None, gid=f"event-{k}")
+                k += 1
+        labels = [f"{s[-6:]}" for s in reversed(subjects)]
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontsize=7)
+        # group separators and labels (rows are grouped, in group order)
+        right = max([e["end"] for e in events] + [1.0]) * 1.02
+        ax.set_xlim(min([e["start"] for e in events] + [0.0]), right)
+        ax.set_ylim(-0.6, len(subjects) - 0.4)
+        for g in p["groups"]:
+            ys = [row[e["usubjid"]] for e in events if e["group"] == g]
+            if ys:
+                ax.axhline(min(ys) - 0.5, color="#999999", lw=0.6, ls=":")
+                ax.text(right, (min(ys) + max(ys)) / 2, " " + _short(g), va="center", ha="left", fontsize=8)
+        ax.set_xlabel(p["x_label"])
+        grades = sorted({int(e["grade"]) for e in events if e["grade"] is not None})
+        handles = [Patch(facecolor=_GRADE_COLOURS.get(g, "#bbbbbb"), edgecolor="#333333", label=f"Grade {g}")
+                   for g in grades]
+        handles += [Patch(facecolor="white", edgecolor="#333333", hatch=hatch[t] or None, label=t) for t in p["types"]]
+        if any(e["open_end"] for e in events):
+            handles.append(Patch(facecolor="white", edgecolor="#333333", hatch="xx", label="end unknown"))
+        ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.08, 1.0))
+        ax.grid(axis="x", color="#eeeeee", lw=0.6)
+        ax.set_title(f.title, fontsize=10, loc="left")
+        fig.tight_layout()
+        return _svg(fig)
+
+
 def render_svg(f: Figure) -> str:
     """The figure as SVG text; the hash salt is fixed per figure (its id), so marker and clip-path ids
     are reproducible and do not collide between the figures of one page."""
     with matplotlib.rc_context({"svg.hashsalt": f"cdisc-pipe-{f.id}"}):
-        return {"km": km_svg, "profile": profile_svg, "waterfall": waterfall_svg, "swimmer": swimmer_svg}[f.kind](f)
+        return {"km": km_svg, "profile": profile_svg, "waterfall": waterfall_svg, "swimmer": swimmer_svg,
+                "event_timeline": event_timeline_svg}[f.kind](f)

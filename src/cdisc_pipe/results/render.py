@@ -44,6 +44,10 @@ def to_json(results: Results, study: str, versions: dict[str, str]) -> str:
         if f.kind == "km":
             d["series"] = [{"group": s.group, "at_risk": s.at_risk, "risk_times": f.payload["risk_times"],
                             **_plain(s.curve)} for s in f.payload["series"]]
+        elif f.kind == "event_timeline":
+            d["events"] = _plain(f.payload["events"])
+        elif f.kind == "profile" and f.payload.get("geometric_mean"):
+            d["geometric_mean"] = _plain(f.payload["geometric_mean"])
         figs.append(d)
     doc = {"study": study, "title": results.title, "versions": versions, "problems": results.problems,
            "tables": [_plain(t) for t in results.tables], "figures": figs}

@@ -362,6 +362,79 @@ def pk_summary(ctx: Context, a: Analysis) -> Table:
                  ["Parameter", ctx.plan.by.label, "n", "Geo. mean", "Geo. CV%", "Median", "Min, max"], rows, data)
 
 
+class AnalysisProblem(Exception):
+    """The data cannot support the analysis as planned (reported as a problem; the analysis is skipped)."""
+
+
+def _digits(x: float | None) -> int:
+    return 3 if (x or 0) < 10 else 1 if (x or 0) < 1000 else 0
+
+
+def peak_values(recs: pd.DataFrame, variable: str, time_variable: str) -> pd.DataFrame:
+    """Per subject and PARAMCD the maximum of ``variable`` over the post-baseline records and the
+    ``time_variable`` of that maximum.
+
+    Post-baseline: AVISITN greater than the AVISITN of the subject's baseline record (ABLFL = Y) of the
+    same PARAMCD (so derived records without AVISITN, e.g. DTYPE = MAXIMUM, never count); records with
+    a missing value or time are ignored.  Ties of the maximum: the earliest time wins.  A subject
+    without a baseline record, or with more than one (select one BASETYPE with ``where``), raises
+    :class:`AnalysisProblem` for the latter and contributes nothing for the former.
+    Returns columns USUBJID, PARAMCD, _GROUP, peak, time (one row per subject and PARAMCD)."""
+    for var in (variable, time_variable, "ABLFL", "AVISITN"):
+        if var not in recs.columns:
+            raise KeyError(var)
+    d = recs.assign(_V=pd.to_numeric(recs[variable], errors="coerce"),
+                    _T=pd.to_numeric(recs[time_variable], errors="coerce"),
+                    _N=pd.to_numeric(recs["AVISITN"], errors="coerce"))
+    key = ["USUBJID", "PARAMCD"]
+    base = d[d["ABLFL"].map(_str) == "Y"]
+    dup = base.duplicated(key, keep=False)
+    if dup.any():
+        first = base.loc[dup, key].iloc[0]
+        raise AnalysisProblem(f"more than one baseline record (ABLFL = Y) per subject and PARAMCD (e.g. "
+                              f"{first['USUBJID']}, {first['PARAMCD']}); select one BASETYPE with 'where'")
+    d = d.merge(base[key + ["_N"]].rename(columns={"_N": "_BN"}), on=key, how="inner")
+    post = d[(d["_N"] > d["_BN"]) & d["_V"].notna() & d["_T"].notna()]
+    top = post.sort_values(key + ["_V", "_T"], ascending=[True, True, False, True], kind="mergesort")
+    top = top.drop_duplicates(key, keep="first")
+    return top.rename(columns={"_V": "peak", "_T": "time"})[key + ["_GROUP", "peak", "time"]].reset_index(drop=True)
+
+
+def peak(ctx: Context, a: Analysis) -> Table:
+    """Per PARAMCD and group: the subjects' post-baseline peak of ``variable`` (n, geometric mean,
+    geometric CV%, median, range) and the time of the peak (n, median, range); see :func:`peak_values`."""
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    peaks = peak_values(recs, a.variable, a.time_variable)
+    peaks["time"] = peaks["time"] / a.time_divisor
+    rows, data = [], []
+    unit = a.time_unit
+    for pcd in a.paramcd:
+        sub_p = peaks[peaks["PARAMCD"] == pcd]
+        names = recs.loc[recs["PARAMCD"] == pcd, "PARAM"] if "PARAM" in recs else pd.Series(dtype=object)
+        param = _str(names.iloc[0]) if len(names) else pcd
+        for g in ctx.groups(pop):
+            sub = sub_p[sub_p["USUBJID"].isin(ctx.members(pop, g)["USUBJID"])]
+            p = stats.describe_geometric(sub["peak"].tolist())
+            t = stats.describe(sub["time"].tolist())
+            dg = _digits(p.median)
+            rows.append([f"{param} [{pcd}]", g, str(p.n), _fmt(p.geomean, dg), _fmt(p.geocv),
+                         _fmt(p.median, dg), f"{_fmt(p.min, dg)}, {_fmt(p.max, dg)}" if p.n else "",
+                         f"{_fmt(t.median)} ({_fmt(t.min)}, {_fmt(t.max)})" if t.n else ""])
+            data.append({"paramcd": pcd, "group": g, "peak": p.__dict__, "time_to_peak": t.__dict__})
+    without = sorted(set(pop["USUBJID"]) - set(peaks["USUBJID"]))
+    return Table(a.id, a.title, ctx.population_text(a.population, pop),
+                 ctx.source_text(a) + "; post-baseline records: AVISITN after the baseline (ABLFL = Y) record's",
+                 f"per subject and PARAMCD the maximum post-baseline {a.variable} (peak) and its {a.time_variable} "
+                 f"(time to peak{'' if a.time_divisor == 1 else f', / {a.time_divisor:g}'}, {unit}); ties of the "
+                 "maximum: the earliest time; peak: n, geometric mean = exp(mean(log)) and geometric CV% = "
+                 "100*sqrt(exp(s^2)-1) over positive peaks, median, min, max; time to peak: median (min, max)",
+                 ["Parameter", ctx.plan.by.label, "n", "Peak geo. mean", "Peak geo. CV%", "Peak median",
+                  "Peak min, max", f"Time to peak, {unit}: median (min, max)"], rows, data,
+                 [f"Subjects without a post-baseline value of any listed parameter: {', '.join(without)}"]
+                 if without else [])
+
+
 def profile(ctx: Context, a: Analysis) -> Figure:
     pop = ctx.population(a.population)
     recs = ctx.records(a, pop)
@@ -508,6 +581,54 @@ def swimmer(ctx: Context, a: Analysis) -> Figure:
                        "the next; arrow = ongoing (censored)")
 
 
+def event_timeline(ctx: Context, a: Analysis) -> Figure:
+    """One row per subject with at least one record (e.g. CRS or ICANS episodes in ADAE), one bar per
+    record from ``onset_variable`` to ``end_variable``, coloured by ``grade_variable``; rows grouped by
+    the plan's ``by`` groups (in their order), then by first onset.
+
+    A bar covers the days onset..end inclusive, drawn from onset to end + 1, so its length is the
+    duration (ADaM day durations count both ends: ADURN = AENDY - ASTDY + 1).  Without an end, the
+    bar runs from onset for ``duration_variable`` days; with neither, the event is drawn as one
+    hatched day with ``open_end`` set.  ``variable``, when the plan sets it (e.g. AEDECOD), names
+    the event type (a hatch pattern per type)."""
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    needed = [a.onset_variable, a.grade_variable] + [v for v in (a.end_variable, a.duration_variable) if v]
+    if "variable" in a.model_fields_set:
+        needed.append(a.variable)
+    for var in needed:
+        if var not in recs.columns:
+            raise KeyError(var)
+    onset = pd.to_numeric(recs[a.onset_variable], errors="coerce")
+    end = (pd.to_numeric(recs[a.end_variable], errors="coerce") + 1) if a.end_variable else pd.Series(np.nan, recs.index)
+    if a.duration_variable:
+        end = end.fillna(onset + pd.to_numeric(recs[a.duration_variable], errors="coerce"))
+    ev = pd.DataFrame({"usubjid": recs["USUBJID"], "group": recs["_GROUP"], "start": onset,
+                       "end": end.fillna(onset + 1), "open_end": end.isna(),
+                       "grade": pd.to_numeric(recs[a.grade_variable], errors="coerce"),
+                       "type": recs[a.variable].map(_str) if "variable" in a.model_fields_set else ""})
+    ev = ev[ev["start"].notna()]
+    order = {g: i for i, g in enumerate(ctx.groups(pop))}
+    first = ev.groupby("usubjid")["start"].transform("min")
+    ev = ev.assign(_o=ev["group"].map(order), _f=first).sort_values(["_o", "_f", "usubjid", "start", "end"],
+                                                                    kind="mergesort")
+    events = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+              for r in ev.drop(columns=["_o", "_f"]).to_dict("records")]
+    groups = [g for g in ctx.groups(pop) if g != OVERALL and g in set(ev["group"])]
+    skipped = int(recs[a.onset_variable].isna().sum())
+    end_text = (f"{a.end_variable}" + (f", else onset + {a.duration_variable}" if a.duration_variable else "")
+                if a.end_variable else f"onset + {a.duration_variable}" if a.duration_variable else "onset + 1 day")
+    return Figure(a.id, a.title, ctx.source_text(a) + f"; bar from {a.onset_variable} to {end_text}; colour "
+                  f"{a.grade_variable}", "event_timeline",
+                  {"events": events, "groups": groups, "x_label": a.x_label,
+                   "types": sorted({e["type"] for e in events if e["type"]})},
+                  note=f"{ctx.population_text(a.population, pop)}; one row per subject with an event "
+                       f"({ev['usubjid'].nunique()} subjects, {len(ev)} events), grouped by "
+                       f"{ctx.plan.by.label.lower()}; a bar covers the days onset to end inclusive (length = "
+                       "duration); hatched: end unknown" + (f"; {skipped} record(s) without onset not drawn"
+                                                            if skipped else ""))
+
+
 def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
     """Every analysis of the plan; an analysis whose data is missing becomes a problem, not a crash."""
     ctx = Context(plan, frames)
@@ -547,6 +668,12 @@ def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
                 figures.append(swimmer(ctx, a))
             elif a.kind == "profile":
                 figures.append(profile(ctx, a))
+            elif a.kind == "peak":
+                tables.append(peak(ctx, a))
+            elif a.kind == "event_timeline":
+                figures.append(event_timeline(ctx, a))
+        except AnalysisProblem as exc:
+            problems.append(f"{a.id}: {exc}; analysis skipped")
         except KeyError as exc:
             problems.append(f"{a.id}: variable {exc.args[0]} not found in {a.dataset.upper()} or ADSL; analysis skipped")
     return Results(plan.title, tables, figures, problems)
