@@ -184,13 +184,14 @@ def event_timeline_svg(f: Figure) -> str:
     """One row per subject, one bar per event (``<g id="event-N">``), lanes within a row when a subject
     has several events, colour by grade, hatch by event type; group labels at the right."""
     from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     p = f.payload
     events = p["events"]
     subjects = list(dict.fromkeys(e["usubjid"] for e in events))
     hatch = {t: _HATCHES[i % len(_HATCHES)] for i, t in enumerate(p["types"])}
     with matplotlib.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(9, 1.4 + 0.3 * max(1, len(subjects))))
+        fig, ax = plt.subplots(figsize=(9, 2.0 + 0.3 * max(1, len(subjects))))
         row = {s: len(subjects) - 1 - i for i, s in enumerate(subjects)}
         lanes: dict[str, list[dict]] = {}
         for e in events:
@@ -215,7 +216,8 @@ def event_timeline_svg(f: Figure) -> str:
         for g in p["groups"]:
             ys = [row[e["usubjid"]] for e in events if e["group"] == g]
             if ys:
-                ax.axhline(min(ys) - 0.5, color="#999999", lw=0.6, ls=":")
+                if min(ys) > 0:
+                    ax.axhline(min(ys) - 0.5, color="#999999", lw=0.6, ls=":")
                 ax.text(right, (min(ys) + max(ys)) / 2, " " + _short(g), va="center", ha="left", fontsize=8)
         ax.set_xlabel(p["x_label"])
         grades = sorted({int(e["grade"]) for e in events if e["grade"] is not None})
@@ -224,10 +226,13 @@ def event_timeline_svg(f: Figure) -> str:
         handles += [Patch(facecolor="white", edgecolor="#333333", hatch=hatch[t] or None, label=t) for t in p["types"]]
         if any(e["open_end"] for e in events):
             handles.append(Patch(facecolor="white", edgecolor="#333333", hatch="xx", label="end unknown"))
-        ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.08, 1.0))
+        fig.legend(handles=handles, frameon=False, fontsize=8, loc="lower left", bbox_to_anchor=(0.06, 0.0),
+                   ncol=min(len(handles), 4))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_axisbelow(True)
         ax.grid(axis="x", color="#eeeeee", lw=0.6)
         ax.set_title(f.title, fontsize=10, loc="left")
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.55 / fig.get_figheight(), 1, 1))  # room for the legend below
         return _svg(fig)
 
 
