@@ -554,3 +554,42 @@ def test_bundled_cytokine_peak_agrees_with_adam_maximum_records(bundled_run: Pat
         assert ov["peak"]["median"] == pytest.approx(float(mx["AVAL"].median()))
         assert ov["time_to_peak"]["median"] == pytest.approx(float(mx["ADY"].median()))
     assert {g for p, g in got} >= {"Overall"} and len({g for p, g in got}) == 4
+
+
+# ------------------------------------------------------------------ profile: geometric mean by nominal time
+
+
+def test_profile_geometric_mean_by_nominal_time_by_hand() -> None:
+    nan = float("nan")
+    pc = pd.DataFrame({
+        "USUBJID": ["S1", "S2"] * 3 + ["S3", "S4"] * 2,
+        "NFRLT": [1.0, 1.0, 7.0, 7.0, 28.0, 28.0, 1.0, 1.0, 7.0, 7.0],
+        "AFRLT": [1.1, 0.9, 7.2, 6.8, 29.0, 27.5, 1.0, 1.05, 7.1, 7.3],
+        "AVAL": [100.0, 400.0, 1000.0, nan, nan, 0.0, 10.0, 1000.0, nan, 2000.0],
+        "ALLOQ": [50.0] * 8 + [nan, 50.0]})
+    pc["PARAMCD"] = "CAR"
+    frames = {"ADSL": _tiny_frames()["ADSL"], "ADPC": pc}
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+        "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [{"id": "PR", "kind": "profile", "title": "Profile", "population": "SAF", "dataset": "ADPC",
+                      "paramcd": ["CAR"], "lloq_variable": "ALLOQ", "mean_by": "NFRLT", "mean_min_n": 2}]})
+    res, page, doc = build_report(plan, frames, "S")
+    gm = {(m["group"], m["x"]): m for m in res.figures[0].payload["geometric_mean"]}
+    # Low, day 1: sqrt(100 * 400) = 200.  Day 7: S2 BLQ -> LLOQ/2 = 25: sqrt(1000 * 25) = sqrt(25000) = 158.1139,
+    # 1 of 2 quantifiable (half: shown).  Day 28: both BLQ (missing and 0) -> 0 of 2 quantifiable: not shown.
+    assert gm[("Low", 1.0)]["geomean"] == pytest.approx(200.0)
+    assert gm[("Low", 7.0)]["geomean"] == pytest.approx(158.1139, abs=1e-4)
+    assert (gm[("Low", 7.0)]["n"], gm[("Low", 7.0)]["n_quantifiable"]) == (2, 1)
+    assert gm[("Low", 28.0)]["geomean"] is None and gm[("Low", 28.0)]["n"] == 2
+    # High, day 1: sqrt(10 * 1000) = 100.  Day 7: S3 BLQ without an LLOQ is left out: 2000 alone (n = 1 <
+    # mean_min_n 2): not shown.
+    assert gm[("High", 1.0)]["geomean"] == pytest.approx(100.0)
+    assert (gm[("High", 7.0)]["geomean"], gm[("High", 7.0)]["n"], gm[("High", 7.0)]["n_quantifiable"]) == (None, 1, 1)
+    assert 'id="geomean-Low"' in page and 'id="geomean-High"' in page
+    assert "LLOQ/2" in res.figures[0].note and "at least 2 samples of which at least half" in res.figures[0].note
+    # the default minimum is 3 samples: no time of this fixture qualifies
+    plan3 = ResultsPlan.model_validate({**plan.model_dump(exclude={"path"}), "analyses": [
+        {**plan.analyses[0].model_dump(exclude_unset=True), "mean_min_n": 3}]})
+    assert all(m["geomean"] is None for m in compute(plan3, frames).figures[0].payload["geometric_mean"])
+    assert json.loads(doc)["figures"][0]["geometric_mean"][0]["geomean"] == pytest.approx(100.0)  # High, day 1

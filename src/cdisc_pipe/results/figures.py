@@ -93,13 +93,19 @@ def profile_svg(f: Figure) -> str:
             if pts:
                 label = s["group"] if s["group"] not in seen else None
                 seen.add(s["group"])
-                ax.plot([x for x, _ in pts], [y for _, y in pts], "-o", color=c, lw=0.8, ms=2.5, alpha=0.85,
-                        label=label)
+                ax.plot([x for x, _ in pts], [y for _, y in pts], "-o", color=c, lw=0.8, ms=2.5,
+                        alpha=0.4 if p.get("geometric_mean") else 0.85, label=label)
             blq = [(x, l) for x, l, b in zip(s["x"], s["lloq"], s["blq"]) if b and math.isfinite(x) and math.isfinite(l)]
             if blq:
                 ax.plot([x for x, _ in blq], [l for _, l in blq], "o", mfc="none", color=c, ms=4, lw=0,
                         label="BLQ (at LLOQ)" if "BLQ" not in seen else None)
                 seen.add("BLQ")
+        for g in p["groups"]:  # geometric mean per group at each nominal time (missing points break the line)
+            pts = [(m["x"], m["geomean"]) for m in (p.get("geometric_mean") or []) if m["group"] == g]
+            if pts:
+                ax.plot([x for x, _ in pts], [math.nan if y is None else y for _, y in pts], "-s",
+                        color=colour.get(g, "grey"), lw=2.4, ms=4, mec="black", mew=0.6,
+                        label=f"{_short(g)} geometric mean", gid=f"geomean-{_short(g)}")
         if p["log"]:
             ax.set_yscale("log")
         ax.set_xlabel(p["x_label"])

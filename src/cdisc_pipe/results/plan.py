@@ -83,6 +83,10 @@ class Analysis(_Model):
     y_label: str = "Value"
     lloq_variable: str | None = None
     log_scale: bool = True
+    mean_by: str | None = Field(None, description="profile: add the geometric mean per group at each value of this "
+                                                  "(nominal time) variable, e.g. NFRLT")
+    mean_min_n: int = Field(3, ge=1, description="profile: the geometric mean is shown only at times with at least "
+                                                 "this many samples")
     figure: bool = Field(True, description="tte: draw the Kaplan-Meier plot")
     # waterfall: per subject the best (lowest) post-baseline value of ``variable`` of the first PARAMCD
     # (in the order listed) the subject has one for; shift: baseline vs worst post-baseline value

@@ -435,10 +435,39 @@ def peak(ctx: Context, a: Analysis) -> Table:
                  if without else [])
 
 
+def geometric_mean_profile(recs: pd.DataFrame, by: str, lloq_variable: str | None, min_n: int = 3) -> pd.DataFrame:
+    """Geometric mean of AVAL per group and value of ``by`` (a nominal time).
+
+    BLQ samples (AVAL missing or <= 0) count as LLOQ/2 (``lloq_variable`` of the record; a BLQ sample
+    without an LLOQ is left out); the mean is reported (``geomean``) only where at least ``min_n``
+    samples are used and at least half of them are quantifiable, else it is missing.  Columns: group, x, n (samples used), n_quantifiable,
+    geomean."""
+    for var in [by, "AVAL"] + ([lloq_variable] if lloq_variable else []):
+        if var not in recs.columns:
+            raise KeyError(var)
+    y = pd.to_numeric(recs["AVAL"], errors="coerce")
+    lloq = pd.to_numeric(recs[lloq_variable], errors="coerce") if lloq_variable else pd.Series(np.nan, recs.index)
+    quant = y > 0
+    value = y.where(quant, lloq / 2)
+    d = pd.DataFrame({"group": recs["_GROUP"], "x": pd.to_numeric(recs[by], errors="coerce"),
+                      "quant": quant, "logv": np.log(value.where(value > 0))})
+    d = d[d["x"].notna() & d["logv"].notna()]
+    g = d.groupby(["group", "x"], sort=True).agg(n=("logv", "size"), n_quantifiable=("quant", "sum"),
+                                                 mean_log=("logv", "mean")).reset_index()
+    g["n_quantifiable"] = g["n_quantifiable"].astype(int)
+    g["geomean"] = np.exp(g["mean_log"]).where((2 * g["n_quantifiable"] >= g["n"]) & (g["n"] >= min_n))
+    return g.drop(columns="mean_log")
+
+
 def profile(ctx: Context, a: Analysis) -> Figure:
     pop = ctx.population(a.population)
     recs = ctx.records(a, pop)
     groups = [g for g in ctx.groups(pop) if g != OVERALL]
+    gm = None
+    if a.mean_by:
+        gm = geometric_mean_profile(recs, a.mean_by, a.lloq_variable, a.mean_min_n)
+        gm = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+              for r in gm.to_dict("records")]
     subjects = []
     for subj, d in recs.sort_values(["USUBJID", a.x_variable]).groupby("USUBJID", sort=True):
         x = pd.to_numeric(d[a.x_variable], errors="coerce").to_numpy(float)
@@ -448,11 +477,18 @@ def profile(ctx: Context, a: Analysis) -> Figure:
                 if a.lloq_variable and a.lloq_variable in d else np.full(len(d), np.nan))
         subjects.append({"usubjid": subj, "group": d["_GROUP"].iloc[0], "x": x.tolist(), "y": y.tolist(),
                          "blq": blq.tolist(), "lloq": lloq.tolist()})
-    return Figure(a.id, a.title, ctx.source_text(a) + f"; x = {a.x_variable}", "profile",
+    note = ("one line per subject, coloured by group; BLQ samples (AVAL missing or 0) drawn as open "
+            "markers at the LLOQ" + (f" ({a.lloq_variable})" if a.lloq_variable else ""))
+    if a.mean_by:
+        note += (f"; thick line: geometric mean per {ctx.plan.by.label.lower()} at each {a.mean_by} (nominal time, "
+                 "drawn at that time), BLQ samples counted as LLOQ/2"
+                 + (f" ({a.lloq_variable}/2)" if a.lloq_variable else " (no LLOQ variable: BLQ samples left out)")
+                 + f", shown only at times with at least {a.mean_min_n} samples of which at least half are "
+                   "quantifiable")
+    return Figure(a.id, a.title, ctx.source_text(a) + f"; x = {a.x_variable}"
+                  + (f"; geometric mean by {a.mean_by}" if a.mean_by else ""), "profile",
                   {"subjects": subjects, "groups": groups, "x_label": a.x_label, "y_label": a.y_label,
-                   "log": a.log_scale},
-                  note="one line per subject, coloured by group; BLQ samples (AVAL missing or 0) drawn as open "
-                       "markers at the LLOQ" + (f" ({a.lloq_variable})" if a.lloq_variable else ""))
+                   "log": a.log_scale, "geometric_mean": gm}, note=note)
 
 
 def waterfall(ctx: Context, a: Analysis) -> tuple[Table, Figure]:
