@@ -593,3 +593,27 @@ def test_profile_geometric_mean_by_nominal_time_by_hand() -> None:
         {**plan.analyses[0].model_dump(exclude_unset=True), "mean_min_n": 3}]})
     assert all(m["geomean"] is None for m in compute(plan3, frames).figures[0].payload["geometric_mean"])
     assert json.loads(doc)["figures"][0]["geometric_mean"][0]["geomean"] == pytest.approx(100.0)  # High, day 1
+
+
+def test_km_titles_and_axis_use_the_plan_time_unit() -> None:
+    frames = {"ADSL": pd.DataFrame({"USUBJID": [f"S{i}" for i in range(7)], "TRT01A": ["A"] * 7,
+                                    "TRT01AN": [1.0] * 7, "SAFFL": ["Y"] * 7}),
+              "ADTTE": pd.DataFrame({"USUBJID": [f"S{i}" for i in range(7)], "PARAMCD": ["OS"] * 7,
+                                     "PARAM": ["Overall Survival (Days)"] * 7, "AVALU": ["DAYS"] * 7,
+                                     "AVAL": TIME * 30.4375, "CNSR": 1.0 - EVENT})}
+
+    def run(**extra) -> tuple:
+        plan = ResultsPlan.model_validate({
+            "title": "T", "by": {"variable": "TRT01A"}, "populations": {"SAF": {"flag": "SAFFL", "label": "S"}},
+            "analyses": [{"id": "K", "kind": "tte", "title": "KM", "population": "SAF", "dataset": "ADTTE",
+                          "paramcd": ["OS"], "time_divisor": 30.4375, "time_unit": "months", **extra}]})
+        res, page, _ = build_report(plan, frames, "S")
+        return res, page.split('<figure id="F-K-OS"')[1]
+
+    res, svg = run()
+    assert res.tables[0].title == "KM: Overall Survival (months)" and "(Days)" not in svg
+    assert "Time (months)" in svg  # the x-axis title (SVG text kept as text)
+    assert "AVAL (days) / 30.4375 = months" in res.tables[0].method
+    assert res.tables[0].rows[0][3] == "6.0 (1.0, NE)"  # days / 30.4375: the hand-worked median of 6 months
+    _, svg = run(x_label="Time since infusion")
+    assert "Time since infusion (months)" in svg

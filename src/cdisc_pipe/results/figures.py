@@ -61,7 +61,7 @@ def km_svg(f: Figure) -> str:
         right = max(risk + [tmax]) if risk else tmax
         ax.set_xlim(0, right * 1.02 if right else 1)
         ax.set_ylabel("Survival probability")
-        ax.set_xlabel(f"Time ({p['unit']})")
+        ax.set_xlabel(p.get("x_label") or f"Time ({p['unit']})")
         if risk:
             ax.set_xticks(risk)
         ax.legend(loc="lower left", frameon=False, fontsize=8)

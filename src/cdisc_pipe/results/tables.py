@@ -6,6 +6,7 @@ traced; ``data`` holds the unrounded values for the JSON output.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,13 +210,24 @@ def continuous(ctx: Context, a: Analysis) -> Table:
                  ["Statistic"] + [f"{g} (N={len(ctx.members(pop, g))})" for g in groups], rows, data)
 
 
+def _retitle_unit(param: str, aval_unit: str, unit: str) -> str:
+    """A parameter label's trailing "(<AVAL unit>)" (e.g. "Overall Survival (Days)") replaced by the
+    unit the analysis reports in, so titles agree with the axes and columns ("... (months)")."""
+    m = re.search(r"\s*\(([^()]*)\)\s*$", param)
+    if m and m.group(1).strip().lower() == aval_unit.strip().lower():
+        return f"{param[:m.start()]} ({unit})"
+    return param
+
+
 def tte(ctx: Context, a: Analysis) -> tuple[list[Table], list[Figure]]:
     pop = ctx.population(a.population)
     recs_all = ctx.records(a, pop)
     tables, figures = [], []
     for pcd in a.paramcd:
         recs = recs_all[recs_all["PARAMCD"] == pcd]
+        aval_unit = (_str(recs["AVALU"].iloc[0]) if len(recs) and "AVALU" in recs else "") or "days"
         param = _str(recs["PARAM"].iloc[0]) if len(recs) and "PARAM" in recs else pcd
+        param = _retitle_unit(param, aval_unit, a.time_unit)
         rows, data, series = [], [], []
         for g in ctx.groups(pop):
             sub = recs[recs["USUBJID"].isin(ctx.members(pop, g)["USUBJID"])]
@@ -242,14 +254,15 @@ def tte(ctx: Context, a: Analysis) -> tuple[list[Table], list[Figure]]:
                             "Kaplan-Meier (scipy.stats.ecdf on right-censored data); pointwise 95% CI log-log "
                             "(Greenwood variance); median = smallest time with S(t) <= 0.5, its 95% CI by "
                             "Brookmeyer-Crowley on the log-log CI; NE = not estimable; "
-                            f"AVAL (days) / {a.time_divisor:g} = {unit}",
+                            f"AVAL ({aval_unit.lower()}) / {a.time_divisor:g} = {unit}",
                             [ctx.plan.by.label, "N", "Events", f"Median, {unit} (95% CI)"]
                             + [f"{x:g}-{unit[:-1] if unit.endswith('s') else unit} rate, % (95% CI)"
                                for x in a.landmarks], rows, data))
         if a.figure:
             figures.append(Figure(f"F-{a.id}-{pcd}", f"Kaplan-Meier: {param}", tables[-1].source, "km",
                                   {"series": series, "risk_times": list(a.risk_times), "unit": unit,
-                                   "group_label": ctx.plan.by.label}))
+                                   "group_label": ctx.plan.by.label,
+                                   "x_label": f"{a.x_label if 'x_label' in a.model_fields_set else 'Time'} ({unit})"}))
     return tables, figures
 
 
