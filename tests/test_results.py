@@ -617,3 +617,17 @@ def test_km_titles_and_axis_use_the_plan_time_unit() -> None:
     assert res.tables[0].rows[0][3] == "6.0 (1.0, NE)"  # days / 30.4375: the hand-worked median of 6 months
     _, svg = run(x_label="Time since infusion")
     assert "Time since infusion (months)" in svg
+
+
+def test_by_visit_categories_by_hand() -> None:
+    plan = _tiny_plan()
+    a = {**plan.analyses[0].model_dump(exclude_unset=True), "id": "C", "variable": "RESP", "categories": ["Y", "N"]}
+    plan = ResultsPlan.model_validate({**plan.model_dump(exclude={"path"}), "analyses": [a]})
+    t = compute(plan, _tiny_frames()).tables[0]
+    rows = {(r[0], r[1]): r[2:] for r in t.rows}
+    # BASE: S1-S4 all N; WEEK 1: S1 Y, S2 N (Low), S3 Y, S4 Y (High); S5 (Y) is not in SAFFL
+    assert rows[("BASE", "Low")] == ["2", "0 (0.0%)", "2 (100.0%)"]
+    assert rows[("WEEK 1", "Low")] == ["2", "1 (50.0%)", "1 (50.0%)"]
+    assert rows[("WEEK 1", "High")] == ["2", "2 (100.0%)", "0 (0.0%)"]
+    assert rows[("WEEK 1", "Overall")] == ["4", "3 (75.0%)", "1 (25.0%)"]
+    assert t.columns == ["Visit", "Arm", "N", "Y", "N"] and "subjects by RESP per visit" in t.method

@@ -320,18 +320,60 @@ def ae_grade(ctx: Context, a: Analysis) -> Table:
                  rows, data)
 
 
+def _visits(a: Analysis, recs: pd.DataFrame) -> list[str]:
+    if a.visits:
+        return list(a.visits)
+    v = recs[["AVISIT", "AVISITN"]].drop_duplicates().sort_values(["AVISITN", "AVISIT"])
+    return [x for x in v["AVISIT"].map(_str) if x]
+
+
+def by_visit_categories(ctx: Context, a: Analysis) -> list[Table]:
+    """Per PARAMCD, visit and group: subjects by category of ``variable`` (e.g. AVALC POSITIVE /
+    NEGATIVE), n (%) of the subjects with a non-missing value at that visit (a subject with two
+    records at one visit counts in each of their categories)."""
+    pop = ctx.population(a.population)
+    recs_all = ctx.records(a, pop)
+    if a.variable not in recs_all.columns:
+        raise KeyError(a.variable)
+    groups = ctx.groups(pop)
+    out = []
+    for pcd in a.paramcd:
+        recs = recs_all[recs_all["PARAMCD"] == pcd]
+        param = _str(recs["PARAM"].iloc[0]) if len(recs) else pcd
+        visits = _visits(a, recs)
+        d = recs.assign(_C=recs[a.variable].map(_str), _V=recs["AVISIT"].map(_str))
+        d = d[(d["_C"] != "") & d["_V"].isin(visits)]
+        # the Overall group is every record once more
+        d = pd.concat([d, d.assign(_GROUP=OVERALL)]) if OVERALL in groups else d
+        d = d.drop_duplicates(["USUBJID", "_GROUP", "_V", "_C"])
+        counts = d.groupby(["_V", "_GROUP", "_C"]).size()
+        totals = d.drop_duplicates(["USUBJID", "_GROUP", "_V"]).groupby(["_V", "_GROUP"]).size()
+        rows, data = [], []
+        for vis in visits:
+            for g in groups:
+                N = int(totals.get((vis, g), 0))
+                ns = [int(counts.get((vis, g, c), 0)) for c in a.categories]
+                rows.append([vis, g, str(N)] + [_n_pct(n, N) if N else "" for n in ns])
+                data += [{"visit": vis, "group": g, "category": c, "n": n, "N": N} for c, n in zip(a.categories, ns)]
+        out.append(Table(f"{a.id}-{pcd}", f"{a.title}: {param}", ctx.population_text(a.population, pop),
+                         f"{a.dataset.upper()}, PARAMCD = {pcd}" + (
+                             f", where {describe_filter(a.where)}" if describe_filter(a.where) else ""),
+                         f"subjects by {a.variable} per visit (AVISIT); n (%) of the subjects with a non-missing "
+                         f"{a.variable} at the visit (N)", ["Visit", ctx.plan.by.label, "N"] + list(a.categories),
+                         rows, data))
+    return out
+
+
 def by_visit(ctx: Context, a: Analysis) -> list[Table]:
+    if a.categories:
+        return by_visit_categories(ctx, a)
     pop = ctx.population(a.population)
     recs_all = ctx.records(a, pop)
     out = []
     for pcd in a.paramcd:
         recs = recs_all[recs_all["PARAMCD"] == pcd]
         param = _str(recs["PARAM"].iloc[0]) if len(recs) else pcd
-        if a.visits:
-            visits = list(a.visits)
-        else:
-            v = recs[["AVISIT", "AVISITN"]].drop_duplicates().sort_values(["AVISITN", "AVISIT"])
-            visits = [x for x in v["AVISIT"].map(_str) if x]
+        visits = _visits(a, recs)
         rows, data = [], []
         for vis in visits:
             at = recs[recs["AVISIT"].map(_str) == vis]
