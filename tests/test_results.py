@@ -491,6 +491,9 @@ def test_peak_and_time_to_peak_by_hand() -> None:
                                                             "3.5 (2.0, 5.0)"]  # 1 decimal: median 10-1000
     assert t.footnotes == ["Subjects without a post-baseline value of any listed parameter: S4"]
     assert "earliest time" in t.method and "ADLB, PARAMCD in (IL, CRPX)" in t.source
+    assert t.columns[-1] == "Time to peak (days), median (min, max)"
+    blank = compute(_peak_plan(where={"equals": {"DTYPE": [""]}}), _peak_frames()).tables[0]
+    assert "where DTYPE = (blank)" in blank.source and blank.data == t.data  # the derived record never counted
 
 
 def test_peak_needs_one_baseline_per_subject_and_its_keys() -> None:

@@ -87,9 +87,14 @@ def select(frame: pd.DataFrame, flt: Filter) -> pd.DataFrame:
     return frame[mask]
 
 
+def _shown(v: Any) -> str:
+    """A filter value as text; the empty value (a blank variable) as "(blank)"."""
+    return _str(v) or "(blank)"
+
+
 def describe_filter(flt: Filter) -> str:
-    parts = [f"{k} = {', '.join(_str(v) for v in vals)}" if len(vals) == 1 else
-             f"{k} in ({', '.join(_str(v) for v in vals)})" for k, vals in flt.equals.items()]
+    parts = [f"{k} = {', '.join(_shown(v) for v in vals)}" if len(vals) == 1 else
+             f"{k} in ({', '.join(_shown(v) for v in vals)})" for k, vals in flt.equals.items()]
     parts += [f"{k} >= {_str(float(v))}" for k, v in flt.at_least.items()]
     return " and ".join(parts)
 
@@ -485,7 +490,7 @@ def peak(ctx: Context, a: Analysis) -> Table:
                  "maximum: the earliest time; peak: n, geometric mean = exp(mean(log)) and geometric CV% = "
                  "100*sqrt(exp(s^2)-1) over positive peaks, median, min, max; time to peak: median (min, max)",
                  ["Parameter", ctx.plan.by.label, "n", "Peak geo. mean", "Peak geo. CV%", "Peak median",
-                  "Peak min, max", f"Time to peak, {unit}: median (min, max)"], rows, data,
+                  "Peak min, max", f"Time to peak ({unit}), median (min, max)"], rows, data,
                  [f"Subjects without a post-baseline value of any listed parameter: {', '.join(without)}"]
                  if without else [])
 
