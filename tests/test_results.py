@@ -634,3 +634,25 @@ def test_by_visit_categories_by_hand() -> None:
     assert rows[("WEEK 1", "High")] == ["2", "2 (100.0%)", "0 (0.0%)"]
     assert rows[("WEEK 1", "Overall")] == ["4", "3 (75.0%)", "1 (25.0%)"]
     assert t.columns == ["Visit", "Arm", "N", "Y", "N"] and "subjects by RESP per visit" in t.method
+
+
+def test_shift_of_categories_by_hand() -> None:
+    frames = _tiny_frames()
+    frames["ADLB"] = frames["ADLB"].assign(
+        ABLFL=["Y"] * 4 + [None] * 5,
+        PEC=["NORMAL", "ABNORMAL", "NORMAL", "NORMAL", "ABNORMAL", "NORMAL", "NORMAL", "UNKNOWN", "ABNORMAL"])
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+        "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [{"id": "S", "kind": "shift", "title": "Shift", "population": "SAF", "dataset": "ADLB",
+                      "paramcd": ["X"], "variable": "PEC", "categories": ["NORMAL", "ABNORMAL"]}]})
+    t = compute(plan, frames).tables[0]
+    assert t.columns == ["Group", "Baseline", "Worst: NORMAL", "Worst: ABNORMAL", "Worst: Missing", "Total"]
+    rows = {(r[0], r[1]): r[2:] for r in t.rows}
+    # Low: S1 NORMAL -> ABNORMAL, S2 ABNORMAL -> NORMAL; High: S3 NORMAL -> NORMAL, S4 NORMAL -> UNKNOWN (not a
+    # listed category: missing); S5 is not in SAFFL
+    assert rows[("Low", "NORMAL")] == ["0", "1", "0", "1"] and rows[("Low", "ABNORMAL")] == ["1", "0", "0", "1"]
+    assert rows[("High", "NORMAL")] == ["1", "0", "1", "2"] and rows[("Overall", "NORMAL")] == ["1", "1", "1", "3"]
+    assert "NORMAL < ABNORMAL" in t.method
+    assert {"group": "Low", "baseline": "ABNORMAL", "counts": {"NORMAL": 1, "ABNORMAL": 0, "Missing": 0},
+            "n": 1} in t.data

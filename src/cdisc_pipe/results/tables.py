@@ -585,21 +585,32 @@ def waterfall(ctx: Context, a: Analysis) -> tuple[Table, Figure]:
 
 
 def shift(ctx: Context, a: Analysis) -> list[Table]:
-    """Baseline (ABLFL = Y record) against the worst post-baseline value, subjects per cell."""
+    """Baseline (ABLFL = Y record) against the worst post-baseline value, subjects per cell.
+
+    Numeric ``variable``: the values themselves.  With ``categories`` (e.g. AVALC NORMAL, ABNORMAL) the
+    values are ranked by their position in that list (``worst: max`` = the later one is worse); a
+    value not in the list counts as missing."""
     pop = ctx.population(a.population)
     recs_all = ctx.records(a, pop)
+    if a.variable not in recs_all.columns:
+        raise KeyError(a.variable)
+    rank = {c: float(i) for i, c in enumerate(a.categories)}
+
+    def label(v: Any) -> str:
+        return a.categories[int(v)] if a.categories else _str(v)
+
     out = []
     for pcd in a.paramcd:
         recs = recs_all[recs_all["PARAMCD"] == pcd]
         param = _str(recs["PARAM"].iloc[0]) if len(recs) else pcd
-        vals = pd.to_numeric(recs[a.variable], errors="coerce")
+        vals = recs[a.variable].map(_str).map(rank) if a.categories else pd.to_numeric(recs[a.variable], errors="coerce")
         recs = recs.assign(_V=vals)
         base = recs[recs["ABLFL"].map(_str) == "Y"].groupby("USUBJID")["_V"].first()
         bn = recs[recs["ABLFL"].map(_str) == "Y"].groupby("USUBJID")["AVISITN"].first()
         post = recs[recs["USUBJID"].map(bn).lt(pd.to_numeric(recs["AVISITN"], errors="coerce"))]
         worst = post.groupby("USUBJID")["_V"].agg(a.worst)
-        levels = sorted(set(base.dropna()) | set(worst.dropna()))
-        cols = [_str(v) for v in levels] + ["Missing"]
+        levels = sorted(rank.values()) if a.categories else sorted(set(base.dropna()) | set(worst.dropna()))
+        cols = [label(v) for v in levels] + ["Missing"]
         rows, data = [], []
         for g in ctx.groups(pop):
             ids = ctx.members(pop, g)["USUBJID"]
@@ -608,13 +619,15 @@ def shift(ctx: Context, a: Analysis) -> list[Table]:
                 counts = [int((bsel.map(worst) == v).sum()) for v in levels] + [int(bsel.map(worst).isna().sum())]
                 if sum(counts) == 0 and b is None:
                     continue
-                rows.append([g, "Missing" if b is None else _str(b)] + [str(c) for c in counts] + [str(len(bsel))])
-                data.append({"group": g, "baseline": b, "counts": dict(zip(cols, counts)), "n": len(bsel)})
+                rows.append([g, "Missing" if b is None else label(b)] + [str(c) for c in counts] + [str(len(bsel))])
+                data.append({"group": g, "baseline": b if b is None or not a.categories else label(b),
+                             "counts": dict(zip(cols, counts)), "n": len(bsel)})
         out.append(Table(f"{a.id}-{pcd}", f"{a.title}: {param}", ctx.population_text(a.population, pop),
                          f"{a.dataset.upper()}, PARAMCD = {pcd}; baseline = the ABLFL = Y record; post-baseline = "
                          "records with AVISITN after the baseline's",
                          f"subjects by baseline {a.variable} (rows) and worst ({a.worst}imum) post-baseline "
-                         f"{a.variable} (columns)", [ctx.plan.by.label, "Baseline"] + [f"Worst: {c}" for c in cols]
+                         f"{a.variable} (columns)" + (f"; categories ordered {' < '.join(a.categories)}"
+                                                      if a.categories else ""), [ctx.plan.by.label, "Baseline"] + [f"Worst: {c}" for c in cols]
                          + ["Total"], rows, data))
     return out
 
