@@ -656,3 +656,27 @@ def test_shift_of_categories_by_hand() -> None:
     assert "NORMAL < ABNORMAL" in t.method
     assert {"group": "Low", "baseline": "ABNORMAL", "counts": {"NORMAL": 1, "ABNORMAL": 0, "Missing": 0},
             "n": 1} in t.data
+
+
+def test_bundled_pe_shift_equals_a_recomputation_from_sdtm_pe(bundled_run: Path) -> None:
+    """T-PESH reads ADPE (study files only); recomputed here from SDTM PE and ADSL: baseline = the last
+    exam on or before the first lymphodepletion dose, worst = ABNORMAL when any later visit is abnormal."""
+    from cdisc_pipe.adam.io import read_sdtm_file
+
+    doc = json.loads((bundled_run / "reports" / "results.json").read_text(encoding="utf-8"))
+    adsl = _adam(bundled_run, "adsl")
+    pe = read_sdtm_file(bundled_run / "sdtm" / "pe.xpt")
+    saf = adsl.loc[adsl["SAFFL"] == "Y", ["USUBJID", "LDSDT"]]
+    pe = pe[pe["PETESTCD"] == "PHYSEXAM"].merge(saf, on="USUBJID")
+    pe["DT"] = pd.to_datetime(pe["PEDTC"].str[:10])
+    pre = pe[pe["DT"] <= pd.to_datetime(pe["LDSDT"])].sort_values(["USUBJID", "DT", "PESEQ"])
+    base = pre.groupby("USUBJID").last()[["PESTRESC", "VISITNUM"]]
+    later = pe[pe["VISITNUM"] > pe["USUBJID"].map(base["VISITNUM"])]
+    worst = later.groupby("USUBJID")["PESTRESC"].agg(lambda s: "ABNORMAL" if (s == "ABNORMAL").any() else "NORMAL")
+    expected = pd.crosstab(base["PESTRESC"], worst.reindex(base.index))
+    got = {d["baseline"]: d["counts"] for d in _table(doc, "T-PESH-PHYSEXAM")["data"] if d["group"] == "Overall"}
+    for b in ("NORMAL", "ABNORMAL"):
+        for w in ("NORMAL", "ABNORMAL"):
+            n = int(expected.loc[b, w]) if b in expected.index and w in expected.columns else 0
+            assert got[b][w] == n, (b, w)
+    assert sum(sum(c.values()) for c in got.values()) == len(saf) and got["NORMAL"]["ABNORMAL"] > 0
