@@ -680,3 +680,16 @@ def test_bundled_pe_shift_equals_a_recomputation_from_sdtm_pe(bundled_run: Path)
             n = int(expected.loc[b, w]) if b in expected.index and w in expected.columns else 0
             assert got[b][w] == n, (b, w)
     assert sum(sum(c.values()) for c in got.values()) == len(saf) and got["NORMAL"]["ABNORMAL"] > 0
+
+
+def test_peak_and_timeline_without_any_record_do_not_break() -> None:
+    res = compute(_peak_plan(where={"equals": {"PARAMCD": ["NONE"]}}), _peak_frames())
+    assert not res.problems and all(d["peak"]["n"] == 0 for d in res.tables[0].data)
+    frames = _tiny_frames()
+    frames["ADAE"] = pd.DataFrame({"USUBJID": ["S1"], "AEDECOD": ["Rash"], "ASTDY": [2.0], "ATOXGRN": [1.0]})
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A"}, "populations": {"SAF": {"flag": "SAFFL", "label": "S"}},
+        "analyses": [{"id": "TL", "kind": "event_timeline", "title": "TL", "population": "SAF", "dataset": "ADAE",
+                      "where": {"equals": {"AEDECOD": ["CRS"]}}, "onset_variable": "ASTDY"}]})
+    res, page, _ = build_report(plan, frames, "S")
+    assert res.figures[0].payload["events"] == [] and page.count("<svg") == 1 and 'id="event-' not in page

@@ -232,8 +232,11 @@ def event_timeline_svg(f: Figure) -> str:
         handles += [Patch(facecolor="white", edgecolor="#333333", hatch=hatch[t] or None, label=t) for t in p["types"]]
         if any(e["open_end"] for e in events):
             handles.append(Patch(facecolor="white", edgecolor="#333333", hatch="xx", label="end unknown"))
-        fig.legend(handles=handles, frameon=False, fontsize=8, loc="lower left", bbox_to_anchor=(0.06, 0.0),
-                   ncol=min(len(handles), 4))
+        if handles:
+            fig.legend(handles=handles, frameon=False, fontsize=8, loc="lower left", bbox_to_anchor=(0.06, 0.0),
+                       ncol=min(len(handles), 4))
+        else:
+            ax.text(0.5, 0.5, "no events", transform=ax.transAxes, ha="center", va="center", color="#666666")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_axisbelow(True)
         ax.grid(axis="x", color="#eeeeee", lw=0.6)
