@@ -232,6 +232,7 @@ def test_bundled_page_names_sources_and_has_figures(bundled_run: Path, root: Pat
         for key in ("source", "population", "method"):  # each as the autoescaped text
             assert str(escape(t[key])) in page, (t["id"], key)
     assert page.count("<svg") == len(doc["figures"]) >= 6
+    assert all(f["population"] and str(escape(f["population"])) in page for f in doc["figures"])
     assert "<script" not in page.lower() and "http://" not in re.sub(r'xmlns(:\w+)?="[^"]+"', "", page)
     manifest = json.loads((bundled_run / "manifest.json").read_text())
     assert "reports/results.html" in manifest["outputs"]
@@ -538,6 +539,8 @@ def test_event_timeline_one_bar_per_event() -> None:
     assert "Grade 3" in svg and "Study day" in svg and "ICANS" in svg
     assert json.loads(doc)["figures"][0]["events"][0]["end"] == 7.0
     assert "3 subjects, 4 events" in res.figures[0].note
+    assert res.figures[0].population == "Safety (ADSL.SAFFL = Y; N = 4)"
+    assert "<dt>Population</dt><dd>Safety (ADSL.SAFFL = Y; N = 4)</dd>" in page
 
 
 def test_bundled_cytokine_peak_agrees_with_adam_maximum_records(bundled_run: Path) -> None:

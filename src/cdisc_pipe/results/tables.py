@@ -44,9 +44,10 @@ class Figure:
     id: str
     title: str
     source: str
-    kind: str  # "km" | "profile"
+    kind: str  # "km" | "profile" | "waterfall" | "swimmer" | "event_timeline"
     payload: dict[str, Any]
     note: str = ""
+    population: str = ""  # set by compute() from the analysis' population
 
 
 @dataclass
@@ -731,7 +732,7 @@ def event_timeline(ctx: Context, a: Analysis) -> Figure:
                   f"{a.grade_variable}", "event_timeline",
                   {"events": events, "groups": groups, "x_label": a.x_label,
                    "types": sorted({e["type"] for e in events if e["type"]})},
-                  note=f"{ctx.population_text(a.population, pop)}; one row per subject with an event "
+                  note=f"one row per subject with an event "
                        f"({ev['usubjid'].nunique()} subjects, {len(ev)} events), grouped by "
                        f"{ctx.plan.by.label.lower()}; a bar covers the days onset to end inclusive (length = "
                        "duration); hatched: end unknown" + (f"; {skipped} record(s) without onset not drawn"
@@ -748,6 +749,7 @@ def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
         if a.dataset.upper() not in ctx.frames:
             problems.append(f"{a.id}: dataset {a.dataset.upper()} not found; analysis skipped")
             continue
+        first_new = len(figures)
         try:
             if a.kind == "rate":
                 tables.append(rate(ctx, a))
@@ -781,6 +783,8 @@ def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
                 tables.append(peak(ctx, a))
             elif a.kind == "event_timeline":
                 figures.append(event_timeline(ctx, a))
+            for f in figures[first_new:]:
+                f.population = ctx.population_text(a.population, ctx.population(a.population))
         except AnalysisProblem as exc:
             problems.append(f"{a.id}: {exc}; analysis skipped")
         except KeyError as exc:
