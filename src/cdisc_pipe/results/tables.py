@@ -375,6 +375,12 @@ def by_visit(ctx: Context, a: Analysis) -> list[Table]:
         return by_visit_categories(ctx, a)
     pop = ctx.population(a.population)
     recs_all = ctx.records(a, pop)
+    groups = ctx.groups(pop)
+    # every record once per its group and once more for the overall column; one groupby per variable
+    both = pd.concat([recs_all, recs_all.assign(_GROUP=OVERALL)]) if OVERALL in groups else recs_all
+    keys = [both["PARAMCD"], both["AVISIT"].map(_str), both["_GROUP"]]
+    summaries = {var: stats.describe_by(both[var], keys) if var in both else {} for var in a.statistics_of}
+    empty = stats.describe([])
     out = []
     for pcd in a.paramcd:
         recs = recs_all[recs_all["PARAMCD"] == pcd]
@@ -382,12 +388,10 @@ def by_visit(ctx: Context, a: Analysis) -> list[Table]:
         visits = _visits(a, recs)
         rows, data = [], []
         for vis in visits:
-            at = recs[recs["AVISIT"].map(_str) == vis]
-            for g in ctx.groups(pop):
-                sub = at[at["USUBJID"].isin(ctx.members(pop, g)["USUBJID"])]
+            for g in groups:
                 row = [vis, g]
                 for var in a.statistics_of:
-                    s = stats.describe(pd.to_numeric(sub[var], errors="coerce").tolist()) if var in sub else stats.describe([])
+                    s = summaries[var].get((pcd, vis, g), empty)
                     row += [str(s.n), f"{_fmt(s.mean, 2)} ({_fmt(s.sd, 2)})", _fmt(s.median, 2),
                             f"{_fmt(s.min, 2)}, {_fmt(s.max, 2)}"] if s.n else [str(0), "", "", ""]
                     data.append({"visit": vis, "group": g, "variable": var, **s.__dict__})
