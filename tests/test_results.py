@@ -119,6 +119,18 @@ def test_describe_and_geometric_by_hand() -> None:
     assert (g.n, g.median, g.min, g.max) == (3, 10.0, 1.0, 100.0)
 
 
+def test_describe_by_equals_describe_per_group() -> None:
+    # a: 1, 2, 3, 6 (as above); b: 5 alone (no SD); c: only missing values (absent)
+    v = pd.Series([1.0, 2.0, None, 3.0, 6.0, 5.0, None])
+    k = pd.Series(["a", "a", "a", "a", "a", "b", "c"])
+    got = stats.describe_by(v, [k])
+    assert set(got) == {("a",), ("b",)}
+    assert got[("a",)].n == 4 and got[("a",)].sd == pytest.approx(math.sqrt(14 / 3))
+    assert (got[("a",)].mean, got[("a",)].median, got[("a",)].min, got[("a",)].max) == (3.0, 2.5, 1.0, 6.0)
+    assert got[("b",)] == stats.Summary(1, 5.0, None, 5.0, 5.0, 5.0)
+    assert stats.describe_by(pd.Series([None, None]), [pd.Series(["a", "b"])]) == {}
+
+
 # ------------------------------------------------------------------ a tiny study through the engine
 
 def _tiny_frames() -> dict[str, pd.DataFrame]:
