@@ -565,14 +565,13 @@ def waterfall(ctx: Context, a: Analysis) -> tuple[Table, Figure]:
         recs = recs[recs["ABLFL"].map(_str) != "Y"]
     val = pd.to_numeric(recs[a.variable], errors="coerce")
     recs = recs.assign(_V=val)[val.notna()]
-    bars = []
-    for subj, d in recs.groupby("USUBJID", sort=True):
-        for pcd in a.paramcd:
-            dd = d[d["PARAMCD"] == pcd]
-            if len(dd):
-                bars.append({"usubjid": subj, "group": dd["_GROUP"].iloc[0], "paramcd": pcd,
-                             "value": float(dd["_V"].min())})
-                break
+    # per subject and PARAMCD the lowest value; then per subject the first PARAMCD in the plan's order
+    recs = recs[recs["PARAMCD"].isin(a.paramcd)].assign(_P=lambda x: x["PARAMCD"].map(a.paramcd.index))
+    best = recs.groupby(["USUBJID", "_P"], sort=True).agg(group=("_GROUP", "first"), paramcd=("PARAMCD", "first"),
+                                                          value=("_V", "min")).reset_index()
+    best = best.drop_duplicates("USUBJID", keep="first")
+    bars = [{"usubjid": r.USUBJID, "group": r.group, "paramcd": r.paramcd, "value": float(r.value)}
+            for r in best.itertuples(index=False)]
     bars.sort(key=lambda b: (-b["value"], b["usubjid"]))
     groups = [g for g in ctx.groups(pop) if g != OVERALL]
     rows = [[b["usubjid"], b["group"], b["paramcd"], _fmt(b["value"])] for b in bars]
@@ -662,28 +661,29 @@ def swimmer(ctx: Context, a: Analysis) -> Figure:
     lengths = pd.to_numeric(recs.set_index("USUBJID")[a.time_variable], errors="coerce") / a.time_divisor
     censored = (pd.to_numeric(recs.set_index("USUBJID")["CNSR"], errors="coerce") > 0) if "CNSR" in recs else None
     order = {g: i for i, g in enumerate(ctx.groups(pop))}
-    subjects = []
-    seg = _source_records(ctx, a.segments, pop) if a.segments else None
-    mk = [(m, _source_records(ctx, m, pop)) for m in a.markers]
-    for subj in pop["USUBJID"]:
-        if subj not in lengths.index or pd.isna(lengths[subj]):
-            continue
-        group = pop.loc[pop["USUBJID"] == subj, "_GROUP"].iloc[0]
-        row = {"usubjid": subj, "group": group, "length": float(lengths[subj]),
-               "ongoing": bool(censored[subj]) if censored is not None else False, "segments": [], "markers": []}
-        if seg is not None:
-            d = seg[seg["USUBJID"] == subj].assign(
-                _T=lambda x: pd.to_numeric(x[a.segments.time_variable], errors="coerce") / a.time_divisor)
-            d = d[d["_T"].notna()].sort_values("_T")
-            times = d["_T"].tolist() + [row["length"]]
-            for i, (_, r) in enumerate(d.iterrows()):
-                row["segments"].append({"start": times[i], "end": max(times[i], times[i + 1]),
-                                        "category": _str(r[a.segments.variable])})
-        for m, d in mk:
-            d = d[d["USUBJID"] == subj]
-            for t in pd.to_numeric(d[m.time_variable], errors="coerce").dropna() / a.time_divisor:
-                row["markers"].append({"label": m.label, "symbol": m.symbol, "time": float(t)})
-        subjects.append(row)
+    # segments: each record's category from its time to the subject's next record (or the bar's end)
+    segs: dict[str, list[dict]] = {}
+    if a.segments:
+        d = _source_records(ctx, a.segments, pop)
+        d = d.assign(_T=pd.to_numeric(d[a.segments.time_variable], errors="coerce") / a.time_divisor)
+        d = d[d["_T"].notna() & d["USUBJID"].isin(lengths.index)].sort_values(["USUBJID", "_T"], kind="mergesort")
+        nxt = d.groupby("USUBJID")["_T"].shift(-1).fillna(d["USUBJID"].map(lengths))
+        d = d.assign(_E=np.maximum(d["_T"], nxt), _C=d[a.segments.variable].map(_str))
+        for subj, g in d.groupby("USUBJID", sort=False):
+            segs[subj] = [{"start": float(t), "end": float(e), "category": c}
+                          for t, e, c in zip(g["_T"], g["_E"], g["_C"])]
+    marks: dict[str, list[dict]] = {}
+    for m in a.markers:
+        d = _source_records(ctx, m, pop)
+        d = d.assign(_T=pd.to_numeric(d[m.time_variable], errors="coerce") / a.time_divisor)
+        for subj, t in zip(d["USUBJID"], d["_T"]):
+            if pd.notna(t):
+                marks.setdefault(subj, []).append({"label": m.label, "symbol": m.symbol, "time": float(t)})
+    group_of = dict(zip(pop["USUBJID"], pop["_GROUP"]))
+    subjects = [{"usubjid": subj, "group": group_of[subj], "length": float(lengths[subj]),
+                 "ongoing": bool(censored[subj]) if censored is not None else False,
+                 "segments": segs.get(subj, []), "markers": marks.get(subj, [])}
+                for subj in pop["USUBJID"] if subj in lengths.index and pd.notna(lengths[subj])]
     subjects.sort(key=lambda r: (order.get(r["group"], 0), -r["length"], r["usubjid"]))
     parts = [ctx.source_text(a) + f" ({a.time_variable}; CNSR > 0: ongoing)"]
     if a.segments:
