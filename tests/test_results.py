@@ -708,3 +708,21 @@ def test_peak_and_timeline_without_any_record_do_not_break() -> None:
                       "where": {"equals": {"AEDECOD": ["CRS"]}}, "onset_variable": "ASTDY"}]})
     res, page, _ = build_report(plan, frames, "S")
     assert res.figures[0].payload["events"] == [] and page.count("<svg") == 1 and 'id="event-' not in page
+
+
+def test_waterfall_takes_the_first_listed_paramcd_a_subject_has() -> None:
+    frames = _tiny_frames()
+    lb = frames["ADLB"].assign(ABLFL=["Y"] * 4 + [None] * 5, PCHG=[None] * 4 + [100.0, 0.0, 66.7, 66.7, 0.0])
+    extra = pd.DataFrame({"USUBJID": ["S1", "S1", "S3"], "PARAMCD": ["M", "M", "M"], "PARAM": ["Lab M"] * 3,
+                          "AVISIT": ["WEEK 1", "WEEK 2", "WEEK 1"], "AVISITN": [1.0, 2.0, 1.0], "ABLFL": [None] * 3,
+                          "PCHG": [-20.0, -60.0, None]})
+    frames["ADLB"] = pd.concat([lb, extra], ignore_index=True)
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+        "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [{"id": "W", "kind": "waterfall", "title": "W", "population": "SAF", "dataset": "ADLB",
+                      "paramcd": ["M", "X"], "variable": "PCHG"}]})
+    t = compute(plan, frames).tables[0]
+    # S1: M listed first, its lowest -60 (not X's 100); S3: M has no value -> X 66.7; S2 X 0; S4 X 66.7
+    assert [(r[0], r[2], r[3]) for r in t.rows] == [("S3", "X", "66.7"), ("S4", "X", "66.7"), ("S2", "X", "0.0"),
+                                                    ("S1", "M", "-60.0")]
