@@ -119,6 +119,18 @@ def test_describe_and_geometric_by_hand() -> None:
     assert (g.n, g.median, g.min, g.max) == (3, 10.0, 1.0, 100.0)
 
 
+def test_describe_by_equals_describe_per_group() -> None:
+    # a: 1, 2, 3, 6 (as above); b: 5 alone (no SD); c: only missing values (absent)
+    v = pd.Series([1.0, 2.0, None, 3.0, 6.0, 5.0, None])
+    k = pd.Series(["a", "a", "a", "a", "a", "b", "c"])
+    got = stats.describe_by(v, [k])
+    assert set(got) == {("a",), ("b",)}
+    assert got[("a",)].n == 4 and got[("a",)].sd == pytest.approx(math.sqrt(14 / 3))
+    assert (got[("a",)].mean, got[("a",)].median, got[("a",)].min, got[("a",)].max) == (3.0, 2.5, 1.0, 6.0)
+    assert got[("b",)] == stats.Summary(1, 5.0, None, 5.0, 5.0, 5.0)
+    assert stats.describe_by(pd.Series([None, None]), [pd.Series(["a", "b"])]) == {}
+
+
 # ------------------------------------------------------------------ a tiny study through the engine
 
 def _tiny_frames() -> dict[str, pd.DataFrame]:
@@ -232,6 +244,7 @@ def test_bundled_page_names_sources_and_has_figures(bundled_run: Path, root: Pat
         for key in ("source", "population", "method"):  # each as the autoescaped text
             assert str(escape(t[key])) in page, (t["id"], key)
     assert page.count("<svg") == len(doc["figures"]) >= 6
+    assert all(f["population"] and str(escape(f["population"])) in page for f in doc["figures"])
     assert "<script" not in page.lower() and "http://" not in re.sub(r'xmlns(:\w+)?="[^"]+"', "", page)
     manifest = json.loads((bundled_run / "manifest.json").read_text())
     assert "reports/results.html" in manifest["outputs"]
@@ -392,3 +405,324 @@ def test_swimmer_bars_segments_and_markers() -> None:
                                                 {"start": 6.0, "end": 10.0, "category": "PD"}]
     assert s1["markers"] == [{"label": "PD", "symbol": "x", "time": 6.0}] and not subj[0]["ongoing"]
     assert html.count("<svg") == 1
+
+
+def test_bundled_chemistry_by_visit_equals_a_groupby(bundled_run: Path) -> None:
+    """T-CHEM (one table per chemistry PARAMCD): every visit x dose level cell of AVAL and CHG equals a
+    pandas groupby over ADLB (SAFFL = Y, BASETYPE = PRE-LD)."""
+    doc = json.loads((bundled_run / "reports" / "results.json").read_text(encoding="utf-8"))
+    adsl, adlb = _adam(bundled_run, "adsl"), _adam(bundled_run, "adlb")
+    saf = adsl.loc[adsl["SAFFL"] == "Y", ["USUBJID"]]
+    codes = ["ALT", "AST", "BILI", "ALB", "CREAT", "CA", "K", "LDH", "B2MICG"]
+    lb = adlb[adlb["PARAMCD"].isin(codes) & (adlb["BASETYPE"] == "PRE-LD")].merge(saf, on="USUBJID")
+    checked = 0
+    for pcd in codes:
+        t = _table(doc, f"T-CHEM-{pcd}")
+        assert "BASETYPE = PRE-LD" in t["source"] and t["title"].startswith("Blood chemistry")
+        got = {(d["visit"], d["group"], d["variable"]): d for d in t["data"]}
+        sub = lb[lb["PARAMCD"] == pcd]
+        for var in ("AVAL", "CHG"):
+            for (vis, grp), v in sub.groupby(["AVISIT", "TRT01A"])[var]:
+                v = v.dropna()
+                if (vis, grp, var) not in got:
+                    continue  # a visit the plan does not list
+                d = got[(vis, grp, var)]
+                assert d["n"] == len(v), (pcd, vis, grp, var)
+                if len(v):
+                    assert d["mean"] == pytest.approx(v.mean()) and d["median"] == pytest.approx(v.median())
+                    assert (d["min"], d["max"]) == pytest.approx((v.min(), v.max()))
+                    checked += 1
+        base = got[("LYMPHODEPLETION", "Overall", "AVAL")]
+        assert base["n"] == sub.loc[sub["AVISIT"] == "LYMPHODEPLETION", "AVAL"].notna().sum()
+    assert checked > 100
+
+
+# ------------------------------------------------------------------ peak and time to peak
+
+
+def _peak_frames() -> dict[str, pd.DataFrame]:
+    """ADLB-like records of parameter IL (and CRPX for S1); AVISITN 2 is the baseline visit."""
+    rows = [  # USUBJID, PARAMCD, AVISITN, ADY, AVAL, ABLFL, DTYPE
+        ("S1", "IL", 1.0, -5.0, 50.0, None, None),  # before the baseline: not post-baseline
+        ("S1", "IL", 2.0, 1.0, 40.0, "Y", None),  # the baseline itself: not post-baseline
+        ("S1", "IL", 3.0, 2.0, 10.0, None, None),
+        ("S1", "IL", 4.0, 5.0, 20.0, None, None),  # the peak: 20 at day 5 ...
+        ("S1", "IL", 5.0, 9.0, 20.0, None, None),  # ... tied at day 9: the earliest time wins
+        ("S1", "IL", None, 5.0, 999.0, None, "MAXIMUM"),  # a derived record without AVISITN: ignored
+        ("S2", "IL", 2.0, 1.0, 1.0, "Y", None),
+        ("S2", "IL", 3.0, 2.0, 5.0, None, None),  # peak 5 at day 2
+        ("S2", "IL", 4.0, 5.0, None, None, None),  # missing value: ignored
+        ("S2", "IL", 5.0, 9.0, 4.0, None, None),
+        ("S3", "IL", 2.0, 1.0, 2.0, "Y", None),
+        ("S3", "IL", 3.0, 2.0, 80.0, None, None),  # peak 80 at day 2
+        ("S3", "IL", 4.0, 5.0, 40.0, None, None),
+        ("S4", "IL", 3.0, 2.0, 100.0, None, None),  # no baseline record: no post-baseline peak
+        ("S5", "IL", 2.0, 1.0, 1.0, "Y", None),  # not in the safety population
+        ("S5", "IL", 3.0, 2.0, 1000.0, None, None),
+        ("S1", "CRPX", 2.0, 1.0, 3.0, "Y", None),
+        ("S1", "CRPX", 3.0, 2.0, 7.0, None, None),  # 7 at day 2 and day 5: day 2
+        ("S1", "CRPX", 4.0, 5.0, 7.0, None, None),
+    ]
+    lb = pd.DataFrame(rows, columns=["USUBJID", "PARAMCD", "AVISITN", "ADY", "AVAL", "ABLFL", "DTYPE"])
+    lb["PARAM"] = lb["PARAMCD"].map({"IL": "Interleukin X (ng/L)", "CRPX": "CRP X (mg/L)"})
+    return {"ADSL": _tiny_frames()["ADSL"], "ADLB": lb}
+
+
+def _peak_plan(**over) -> ResultsPlan:
+    a = {"id": "P", "kind": "peak", "title": "Peak", "population": "SAF", "dataset": "ADLB",
+         "paramcd": ["IL", "CRPX"], "variable": "AVAL", "time_variable": "ADY", **over}
+    return ResultsPlan.model_validate({"title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+                                       "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+                                       "analyses": [a]})
+
+
+def test_peak_and_time_to_peak_by_hand() -> None:
+    res = compute(_peak_plan(), _peak_frames())
+    assert not res.problems
+    t = res.tables[0]
+    d = {(x["paramcd"], x["group"]): x for x in t.data}
+    # Low: S1 20 at day 5 (tie with day 9; the baseline 40 and the pre-baseline 50 do not count), S2 5 at day 2.
+    # geometric mean sqrt(20 * 5) = 10; logs 2.995732, 1.609438 differ by ln 4 = 1.386294, so the SD of the
+    # logs is ln4/sqrt(2) = 0.980258, s^2 = 0.960906; CV% = 100 * sqrt(exp(0.960906) - 1) = 100 * sqrt(1.614097)
+    # = 127.05.  Time to peak: median (2 + 5)/2 = 3.5.
+    low = d[("IL", "Low")]
+    assert low["peak"]["n"] == 2 and low["peak"]["geomean"] == pytest.approx(10.0)
+    assert low["peak"]["geocv"] == pytest.approx(127.05, abs=0.01)
+    assert (low["peak"]["median"], low["peak"]["min"], low["peak"]["max"]) == (12.5, 5.0, 20.0)
+    assert (low["time_to_peak"]["median"], low["time_to_peak"]["min"], low["time_to_peak"]["max"]) == (3.5, 2.0, 5.0)
+    # High: S3 80 at day 2 (S4 has no baseline record): one subject, no CV
+    high = d[("IL", "High")]
+    assert (high["peak"]["n"], high["peak"]["geomean"], high["peak"]["geocv"]) == (1, pytest.approx(80.0), None)
+    # Overall: 20, 5, 80 -> geometric mean (20 * 5 * 80)^(1/3) = 8000^(1/3) = 20; median 20; times 5, 2, 2 -> 2
+    ov = d[("IL", "Overall")]
+    assert ov["peak"]["geomean"] == pytest.approx(20.0) and ov["peak"]["median"] == 20.0
+    assert ov["time_to_peak"]["median"] == 2.0 and ov["peak"]["max"] == 80.0  # S5 (1000) is not in SAFFL
+    # CRPX: S1 7 at days 2 and 5 -> day 2
+    assert d[("CRPX", "Low")]["time_to_peak"]["median"] == 2.0 and d[("CRPX", "Low")]["peak"]["max"] == 7.0
+    rows = {(r[0], r[1]): r for r in t.rows}
+    assert rows[("Interleukin X (ng/L) [IL]", "Low")][2:] == ["2", "10.0", "127.0", "12.5", "5.0, 20.0",
+                                                            "3.5 (2.0, 5.0)"]  # 1 decimal: median 10-1000
+    assert t.footnotes == ["Subjects without a post-baseline value of any listed parameter: S4"]
+    assert "earliest time" in t.method and "ADLB, PARAMCD in (IL, CRPX)" in t.source
+    assert t.columns[-1] == "Time to peak (days), median (min, max)"
+    blank = compute(_peak_plan(where={"equals": {"DTYPE": [""]}}), _peak_frames()).tables[0]
+    assert "where DTYPE = (blank)" in blank.source and blank.data == t.data  # the derived record never counted
+
+
+def test_peak_needs_one_baseline_per_subject_and_its_keys() -> None:
+    frames = _peak_frames()
+    frames["ADLB"] = pd.concat([frames["ADLB"], frames["ADLB"].iloc[[1]]])  # a second baseline of S1 IL
+    res = compute(_peak_plan(), frames)
+    assert not res.tables and "more than one baseline record" in res.problems[0]
+    with pytest.raises(Exception, match="time_variable"):
+        ResultsPlan.model_validate({"title": "T", "by": {"variable": "TRT01A"},
+                                    "populations": {"SAF": {"flag": "SAFFL", "label": "S"}},
+                                    "analyses": [{"id": "P", "kind": "peak", "title": "P", "population": "SAF",
+                                                  "dataset": "ADLB", "paramcd": ["IL"], "variable": "AVAL"}]})
+
+
+# ------------------------------------------------------------------ event timeline
+
+
+def test_event_timeline_one_bar_per_event() -> None:
+    frames = _tiny_frames()
+    frames["ADAE"] = pd.DataFrame({
+        "USUBJID": ["S1", "S1", "S3", "S2", "S5", "S4"],
+        "AEDECOD": ["CRS", "ICANS", "CRS", "CRS", "CRS", "Rash"],
+        "ASTDY": [3.0, 5.0, 2.0, 4.0, 1.0, 2.0], "AENDY": [6.0, 5.0, None, None, 2.0, 3.0],
+        "ADURN": [4.0, 1.0, 4.0, None, 2.0, 2.0], "ATOXGRN": [2.0, 1.0, 3.0, 1.0, 1.0, 1.0]})
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+        "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [{"id": "TL", "kind": "event_timeline", "title": "CRS/ICANS timeline", "population": "SAF",
+                      "dataset": "ADAE", "where": {"equals": {"AEDECOD": ["CRS", "ICANS"]}}, "variable": "AEDECOD",
+                      "onset_variable": "ASTDY", "end_variable": "AENDY", "duration_variable": "ADURN",
+                      "x_label": "Study day"}]})
+    res, page, doc = build_report(plan, frames, "S")
+    ev = res.figures[0].payload["events"]
+    # S5 is not in SAFFL, S4's Rash fails the where: 4 events.  Rows: Low (S1 first onset 3, S2 4), High (S3).
+    # A bar covers onset..end inclusive: S1 CRS days 3-6 -> [3, 7) (length 4 = ADURN); ICANS day 5 -> [5, 6);
+    # S3 no end: onset + ADURN = [2, 6); S2 neither: one hatched day [4, 5), open end.
+    assert [(e["usubjid"], e["type"], e["start"], e["end"], e["open_end"], e["grade"]) for e in ev] == [
+        ("S1", "CRS", 3.0, 7.0, False, 2.0), ("S1", "ICANS", 5.0, 6.0, False, 1.0),
+        ("S2", "CRS", 4.0, 5.0, True, 1.0), ("S3", "CRS", 2.0, 6.0, False, 3.0)]
+    svg = page.split('<figure id="TL"')[1].split("</figure>")[0]
+    assert len(re.findall(r'<g id="event-\d+"', svg)) == len(ev) == 4
+    assert "Grade 3" in svg and "Study day" in svg and "ICANS" in svg
+    assert json.loads(doc)["figures"][0]["events"][0]["end"] == 7.0
+    assert "3 subjects, 4 events" in res.figures[0].note
+    assert res.figures[0].population == "Safety (ADSL.SAFFL = Y; N = 4)"
+    assert "<dt>Population</dt><dd>Safety (ADSL.SAFFL = Y; N = 4)</dd>" in page
+
+
+def test_bundled_cytokine_peak_agrees_with_adam_maximum_records(bundled_run: Path) -> None:
+    """T-CYTPEAK (engine: post-baseline by AVISITN, earliest time on ties) against the ADaM's own
+    post-infusion peak records (DTYPE = MAXIMUM, derived by the ADLB plan from the infusion time):
+    the overall geometric mean and median of IL-6, CRP and ferritin peaks, and the time-to-peak median."""
+    doc = json.loads((bundled_run / "reports" / "results.json").read_text(encoding="utf-8"))
+    adsl, adlb = _adam(bundled_run, "adsl"), _adam(bundled_run, "adlb")
+    saf = set(adsl.loc[adsl["SAFFL"] == "Y", "USUBJID"])
+    got = {(d["paramcd"], d["group"]): d for d in _table(doc, "T-CYTPEAK")["data"]}
+    for pcd in ("INTLK6", "CRP", "FERRITIN"):
+        mx = adlb[(adlb["PARAMCD"] == pcd) & (adlb["DTYPE"] == "MAXIMUM") & (adlb["BASETYPE"] == "PRE-INFUSION")
+                  & adlb["USUBJID"].isin(saf)]
+        ov = got[(pcd, "Overall")]
+        assert ov["peak"]["n"] == len(mx) > 10
+        assert ov["peak"]["geomean"] == pytest.approx(float(np.exp(np.log(mx["AVAL"]).mean())))
+        assert ov["peak"]["median"] == pytest.approx(float(mx["AVAL"].median()))
+        assert ov["time_to_peak"]["median"] == pytest.approx(float(mx["ADY"].median()))
+    assert {g for p, g in got} >= {"Overall"} and len({g for p, g in got}) == 4
+
+
+# ------------------------------------------------------------------ profile: geometric mean by nominal time
+
+
+def test_profile_geometric_mean_by_nominal_time_by_hand() -> None:
+    nan = float("nan")
+    pc = pd.DataFrame({
+        "USUBJID": ["S1", "S2"] * 3 + ["S3", "S4"] * 2,
+        "NFRLT": [1.0, 1.0, 7.0, 7.0, 28.0, 28.0, 1.0, 1.0, 7.0, 7.0],
+        "AFRLT": [1.1, 0.9, 7.2, 6.8, 29.0, 27.5, 1.0, 1.05, 7.1, 7.3],
+        "AVAL": [100.0, 400.0, 1000.0, nan, nan, 0.0, 10.0, 1000.0, nan, 2000.0],
+        "ALLOQ": [50.0] * 8 + [nan, 50.0]})
+    pc["PARAMCD"] = "CAR"
+    frames = {"ADSL": _tiny_frames()["ADSL"], "ADPC": pc}
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+        "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [{"id": "PR", "kind": "profile", "title": "Profile", "population": "SAF", "dataset": "ADPC",
+                      "paramcd": ["CAR"], "lloq_variable": "ALLOQ", "mean_by": "NFRLT", "mean_min_n": 2}]})
+    res, page, doc = build_report(plan, frames, "S")
+    gm = {(m["group"], m["x"]): m for m in res.figures[0].payload["geometric_mean"]}
+    # Low, day 1: sqrt(100 * 400) = 200.  Day 7: S2 BLQ -> LLOQ/2 = 25: sqrt(1000 * 25) = sqrt(25000) = 158.1139,
+    # 1 of 2 quantifiable (half: shown).  Day 28: both BLQ (missing and 0) -> 0 of 2 quantifiable: not shown.
+    assert gm[("Low", 1.0)]["geomean"] == pytest.approx(200.0)
+    assert gm[("Low", 7.0)]["geomean"] == pytest.approx(158.1139, abs=1e-4)
+    assert (gm[("Low", 7.0)]["n"], gm[("Low", 7.0)]["n_quantifiable"]) == (2, 1)
+    assert gm[("Low", 28.0)]["geomean"] is None and gm[("Low", 28.0)]["n"] == 2
+    # High, day 1: sqrt(10 * 1000) = 100.  Day 7: S3 BLQ without an LLOQ is left out: 2000 alone (n = 1 <
+    # mean_min_n 2): not shown.
+    assert gm[("High", 1.0)]["geomean"] == pytest.approx(100.0)
+    assert (gm[("High", 7.0)]["geomean"], gm[("High", 7.0)]["n"], gm[("High", 7.0)]["n_quantifiable"]) == (None, 1, 1)
+    assert 'id="geomean-Low"' in page and 'id="geomean-High"' in page
+    assert "LLOQ/2" in res.figures[0].note and "at least 2 samples of which at least half" in res.figures[0].note
+    # the default minimum is 3 samples: no time of this fixture qualifies
+    plan3 = ResultsPlan.model_validate({**plan.model_dump(exclude={"path"}), "analyses": [
+        {**plan.analyses[0].model_dump(exclude_unset=True), "mean_min_n": 3}]})
+    assert all(m["geomean"] is None for m in compute(plan3, frames).figures[0].payload["geometric_mean"])
+    assert json.loads(doc)["figures"][0]["geometric_mean"][0]["geomean"] == pytest.approx(100.0)  # High, day 1
+
+
+def test_km_titles_and_axis_use_the_plan_time_unit() -> None:
+    frames = {"ADSL": pd.DataFrame({"USUBJID": [f"S{i}" for i in range(7)], "TRT01A": ["A"] * 7,
+                                    "TRT01AN": [1.0] * 7, "SAFFL": ["Y"] * 7}),
+              "ADTTE": pd.DataFrame({"USUBJID": [f"S{i}" for i in range(7)], "PARAMCD": ["OS"] * 7,
+                                     "PARAM": ["Overall Survival (Days)"] * 7, "AVALU": ["DAYS"] * 7,
+                                     "AVAL": TIME * 30.4375, "CNSR": 1.0 - EVENT})}
+
+    def run(**extra) -> tuple:
+        plan = ResultsPlan.model_validate({
+            "title": "T", "by": {"variable": "TRT01A"}, "populations": {"SAF": {"flag": "SAFFL", "label": "S"}},
+            "analyses": [{"id": "K", "kind": "tte", "title": "KM", "population": "SAF", "dataset": "ADTTE",
+                          "paramcd": ["OS"], "time_divisor": 30.4375, "time_unit": "months", **extra}]})
+        res, page, _ = build_report(plan, frames, "S")
+        return res, page.split('<figure id="F-K-OS"')[1]
+
+    res, svg = run()
+    assert res.tables[0].title == "KM: Overall Survival (months)" and "(Days)" not in svg
+    assert "Time (months)" in svg  # the x-axis title (SVG text kept as text)
+    assert "AVAL (days) / 30.4375 = months" in res.tables[0].method
+    assert res.tables[0].rows[0][3] == "6.0 (1.0, NE)"  # days / 30.4375: the hand-worked median of 6 months
+    _, svg = run(x_label="Time since infusion")
+    assert "Time since infusion (months)" in svg
+
+
+def test_by_visit_categories_by_hand() -> None:
+    plan = _tiny_plan()
+    a = {**plan.analyses[0].model_dump(exclude_unset=True), "id": "C", "variable": "RESP", "categories": ["Y", "N"]}
+    plan = ResultsPlan.model_validate({**plan.model_dump(exclude={"path"}), "analyses": [a]})
+    t = compute(plan, _tiny_frames()).tables[0]
+    rows = {(r[0], r[1]): r[2:] for r in t.rows}
+    # BASE: S1-S4 all N; WEEK 1: S1 Y, S2 N (Low), S3 Y, S4 Y (High); S5 (Y) is not in SAFFL
+    assert rows[("BASE", "Low")] == ["2", "0 (0.0%)", "2 (100.0%)"]
+    assert rows[("WEEK 1", "Low")] == ["2", "1 (50.0%)", "1 (50.0%)"]
+    assert rows[("WEEK 1", "High")] == ["2", "2 (100.0%)", "0 (0.0%)"]
+    assert rows[("WEEK 1", "Overall")] == ["4", "3 (75.0%)", "1 (25.0%)"]
+    assert t.columns == ["Visit", "Arm", "N", "Y", "N"] and "subjects by RESP per visit" in t.method
+
+
+def test_shift_of_categories_by_hand() -> None:
+    frames = _tiny_frames()
+    frames["ADLB"] = frames["ADLB"].assign(
+        ABLFL=["Y"] * 4 + [None] * 5,
+        PEC=["NORMAL", "ABNORMAL", "NORMAL", "NORMAL", "ABNORMAL", "NORMAL", "NORMAL", "UNKNOWN", "ABNORMAL"])
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+        "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [{"id": "S", "kind": "shift", "title": "Shift", "population": "SAF", "dataset": "ADLB",
+                      "paramcd": ["X"], "variable": "PEC", "categories": ["NORMAL", "ABNORMAL"]}]})
+    t = compute(plan, frames).tables[0]
+    assert t.columns == ["Group", "Baseline", "Worst: NORMAL", "Worst: ABNORMAL", "Worst: Missing", "Total"]
+    rows = {(r[0], r[1]): r[2:] for r in t.rows}
+    # Low: S1 NORMAL -> ABNORMAL, S2 ABNORMAL -> NORMAL; High: S3 NORMAL -> NORMAL, S4 NORMAL -> UNKNOWN (not a
+    # listed category: missing); S5 is not in SAFFL
+    assert rows[("Low", "NORMAL")] == ["0", "1", "0", "1"] and rows[("Low", "ABNORMAL")] == ["1", "0", "0", "1"]
+    assert rows[("High", "NORMAL")] == ["1", "0", "1", "2"] and rows[("Overall", "NORMAL")] == ["1", "1", "1", "3"]
+    assert "NORMAL < ABNORMAL" in t.method
+    assert {"group": "Low", "baseline": "ABNORMAL", "counts": {"NORMAL": 1, "ABNORMAL": 0, "Missing": 0},
+            "n": 1} in t.data
+
+
+def test_bundled_pe_shift_equals_a_recomputation_from_sdtm_pe(bundled_run: Path) -> None:
+    """T-PESH reads ADPE (study files only); recomputed here from SDTM PE and ADSL: baseline = the last
+    exam on or before the first lymphodepletion dose, worst = ABNORMAL when any later visit is abnormal."""
+    from cdisc_pipe.adam.io import read_sdtm_file
+
+    doc = json.loads((bundled_run / "reports" / "results.json").read_text(encoding="utf-8"))
+    adsl = _adam(bundled_run, "adsl")
+    pe = read_sdtm_file(bundled_run / "sdtm" / "pe.xpt")
+    saf = adsl.loc[adsl["SAFFL"] == "Y", ["USUBJID", "LDSDT"]]
+    pe = pe[pe["PETESTCD"] == "PHYSEXAM"].merge(saf, on="USUBJID")
+    pe["DT"] = pd.to_datetime(pe["PEDTC"].str[:10])
+    pre = pe[pe["DT"] <= pd.to_datetime(pe["LDSDT"])].sort_values(["USUBJID", "DT", "PESEQ"])
+    base = pre.groupby("USUBJID").last()[["PESTRESC", "VISITNUM"]]
+    later = pe[pe["VISITNUM"] > pe["USUBJID"].map(base["VISITNUM"])]
+    worst = later.groupby("USUBJID")["PESTRESC"].agg(lambda s: "ABNORMAL" if (s == "ABNORMAL").any() else "NORMAL")
+    expected = pd.crosstab(base["PESTRESC"], worst.reindex(base.index))
+    got = {d["baseline"]: d["counts"] for d in _table(doc, "T-PESH-PHYSEXAM")["data"] if d["group"] == "Overall"}
+    for b in ("NORMAL", "ABNORMAL"):
+        for w in ("NORMAL", "ABNORMAL"):
+            n = int(expected.loc[b, w]) if b in expected.index and w in expected.columns else 0
+            assert got[b][w] == n, (b, w)
+    assert sum(sum(c.values()) for c in got.values()) == len(saf) and got["NORMAL"]["ABNORMAL"] > 0
+
+
+def test_peak_and_timeline_without_any_record_do_not_break() -> None:
+    res = compute(_peak_plan(where={"equals": {"PARAMCD": ["NONE"]}}), _peak_frames())
+    assert not res.problems and all(d["peak"]["n"] == 0 for d in res.tables[0].data)
+    frames = _tiny_frames()
+    frames["ADAE"] = pd.DataFrame({"USUBJID": ["S1"], "AEDECOD": ["Rash"], "ASTDY": [2.0], "ATOXGRN": [1.0]})
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A"}, "populations": {"SAF": {"flag": "SAFFL", "label": "S"}},
+        "analyses": [{"id": "TL", "kind": "event_timeline", "title": "TL", "population": "SAF", "dataset": "ADAE",
+                      "where": {"equals": {"AEDECOD": ["CRS"]}}, "onset_variable": "ASTDY"}]})
+    res, page, _ = build_report(plan, frames, "S")
+    assert res.figures[0].payload["events"] == [] and page.count("<svg") == 1 and 'id="event-' not in page
+
+
+def test_waterfall_takes_the_first_listed_paramcd_a_subject_has() -> None:
+    frames = _tiny_frames()
+    lb = frames["ADLB"].assign(ABLFL=["Y"] * 4 + [None] * 5, PCHG=[None] * 4 + [100.0, 0.0, 66.7, 66.7, 0.0])
+    extra = pd.DataFrame({"USUBJID": ["S1", "S1", "S3"], "PARAMCD": ["M", "M", "M"], "PARAM": ["Lab M"] * 3,
+                          "AVISIT": ["WEEK 1", "WEEK 2", "WEEK 1"], "AVISITN": [1.0, 2.0, 1.0], "ABLFL": [None] * 3,
+                          "PCHG": [-20.0, -60.0, None]})
+    frames["ADLB"] = pd.concat([lb, extra], ignore_index=True)
+    plan = ResultsPlan.model_validate({
+        "title": "T", "by": {"variable": "TRT01A", "order": "TRT01AN"},
+        "populations": {"SAF": {"flag": "SAFFL", "label": "Safety"}},
+        "analyses": [{"id": "W", "kind": "waterfall", "title": "W", "population": "SAF", "dataset": "ADLB",
+                      "paramcd": ["M", "X"], "variable": "PCHG"}]})
+    t = compute(plan, frames).tables[0]
+    # S1: M listed first, its lowest -60 (not X's 100); S3: M has no value -> X 66.7; S2 X 0; S4 X 66.7
+    assert [(r[0], r[2], r[3]) for r in t.rows] == [("S3", "X", "66.7"), ("S4", "X", "66.7"), ("S2", "X", "0.0"),
+                                                    ("S1", "M", "-60.0")]

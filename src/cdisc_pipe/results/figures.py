@@ -61,7 +61,7 @@ def km_svg(f: Figure) -> str:
         right = max(risk + [tmax]) if risk else tmax
         ax.set_xlim(0, right * 1.02 if right else 1)
         ax.set_ylabel("Survival probability")
-        ax.set_xlabel(f"Time ({p['unit']})")
+        ax.set_xlabel(p.get("x_label") or f"Time ({p['unit']})")
         if risk:
             ax.set_xticks(risk)
         ax.legend(loc="lower left", frameon=False, fontsize=8)
@@ -93,13 +93,19 @@ def profile_svg(f: Figure) -> str:
             if pts:
                 label = s["group"] if s["group"] not in seen else None
                 seen.add(s["group"])
-                ax.plot([x for x, _ in pts], [y for _, y in pts], "-o", color=c, lw=0.8, ms=2.5, alpha=0.85,
-                        label=label)
+                ax.plot([x for x, _ in pts], [y for _, y in pts], "-o", color=c, lw=0.8, ms=2.5,
+                        alpha=0.4 if p.get("geometric_mean") else 0.85, label=label)
             blq = [(x, l) for x, l, b in zip(s["x"], s["lloq"], s["blq"]) if b and math.isfinite(x) and math.isfinite(l)]
             if blq:
                 ax.plot([x for x, _ in blq], [l for _, l in blq], "o", mfc="none", color=c, ms=4, lw=0,
                         label="BLQ (at LLOQ)" if "BLQ" not in seen else None)
                 seen.add("BLQ")
+        for g in p["groups"]:  # geometric mean per group at each nominal time (missing points break the line)
+            pts = [(m["x"], m["geomean"]) for m in (p.get("geometric_mean") or []) if m["group"] == g]
+            if pts:
+                ax.plot([x for x, _ in pts], [math.nan if y is None else y for _, y in pts], "-s",
+                        color=colour.get(g, "grey"), lw=2.4, ms=4, mec="black", mew=0.6,
+                        label=f"{_short(g)} geometric mean", gid=f"geomean-{_short(g)}")
         if p["log"]:
             ax.set_yscale("log")
         ax.set_xlabel(p["x_label"])
@@ -176,8 +182,72 @@ def swimmer_svg(f: Figure) -> str:
         return _svg(fig)
 
 
+_GRADE_COLOURS = {1: "#fdd49e", 2: "#fc8d59", 3: "#d7301f", 4: "#7f0000", 5: "#000000"}
+_HATCHES = ["", "////", "....", "xxxx", "\\\\"]
+
+
+def event_timeline_svg(f: Figure) -> str:
+    """One row per subject, one bar per event (``<g id="event-N">``), lanes within a row when a subject
+    has several events, colour by grade, hatch by event type; group labels at the right."""
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
+    p = f.payload
+    events = p["events"]
+    subjects = list(dict.fromkeys(e["usubjid"] for e in events))
+    hatch = {t: _HATCHES[i % len(_HATCHES)] for i, t in enumerate(p["types"])}
+    with matplotlib.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(9, 2.0 + 0.3 * max(1, len(subjects))))
+        row = {s: len(subjects) - 1 - i for i, s in enumerate(subjects)}
+        lanes: dict[str, list[dict]] = {}
+        for e in events:
+            lanes.setdefault(e["usubjid"], []).append(e)
+        k = 0
+        for subj, evs in lanes.items():
+            h = 0.8 / len(evs)
+            for j, e in enumerate(evs):
+                y = row[subj] + 0.4 - (j + 0.5) * h
+                grade = int(e["grade"]) if e["grade"] is not None else None
+                ax.barh(y, e["end"] - e["start"], left=e["start"], height=h * 0.9,
+                        color=_GRADE_COLOURS.get(grade, "#bbbbbb"), edgecolor="#333333", lw=0.5,
+                        hatch=("xx" if e["open_end"] else hatch.get(e["type"], "")) or None, gid=f"event-{k}")
+                k += 1
+        labels = [f"{s[-6:]}" for s in reversed(subjects)]
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontsize=7)
+        # group separators and labels (rows are grouped, in group order)
+        right = max([e["end"] for e in events] + [1.0]) * 1.02
+        ax.set_xlim(min([e["start"] for e in events] + [0.0]), right)
+        ax.set_ylim(-0.6, len(subjects) - 0.4)
+        for g in p["groups"]:
+            ys = [row[e["usubjid"]] for e in events if e["group"] == g]
+            if ys:
+                if min(ys) > 0:
+                    ax.axhline(min(ys) - 0.5, color="#999999", lw=0.6, ls=":")
+                ax.text(right, (min(ys) + max(ys)) / 2, " " + _short(g), va="center", ha="left", fontsize=8)
+        ax.set_xlabel(p["x_label"])
+        grades = sorted({int(e["grade"]) for e in events if e["grade"] is not None})
+        handles = [Patch(facecolor=_GRADE_COLOURS.get(g, "#bbbbbb"), edgecolor="#333333", label=f"Grade {g}")
+                   for g in grades]
+        handles += [Patch(facecolor="white", edgecolor="#333333", hatch=hatch[t] or None, label=t) for t in p["types"]]
+        if any(e["open_end"] for e in events):
+            handles.append(Patch(facecolor="white", edgecolor="#333333", hatch="xx", label="end unknown"))
+        if handles:
+            fig.legend(handles=handles, frameon=False, fontsize=8, loc="lower left", bbox_to_anchor=(0.06, 0.0),
+                       ncol=min(len(handles), 4))
+        else:
+            ax.text(0.5, 0.5, "no events", transform=ax.transAxes, ha="center", va="center", color="#666666")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_axisbelow(True)
+        ax.grid(axis="x", color="#eeeeee", lw=0.6)
+        ax.set_title(f.title, fontsize=10, loc="left")
+        fig.tight_layout(rect=(0, 0.55 / fig.get_figheight(), 1, 1))  # room for the legend below
+        return _svg(fig)
+
+
 def render_svg(f: Figure) -> str:
     """The figure as SVG text; the hash salt is fixed per figure (its id), so marker and clip-path ids
     are reproducible and do not collide between the figures of one page."""
     with matplotlib.rc_context({"svg.hashsalt": f"cdisc-pipe-{f.id}"}):
-        return {"km": km_svg, "profile": profile_svg, "waterfall": waterfall_svg, "swimmer": swimmer_svg}[f.kind](f)
+        return {"km": km_svg, "profile": profile_svg, "waterfall": waterfall_svg, "swimmer": swimmer_svg,
+                "event_timeline": event_timeline_svg}[f.kind](f)

@@ -7,7 +7,8 @@ the models below; ``docs/RESULTS.md`` has a worked example):
     by: {variable: TRT01A, order: TRT01AN, label: Treatment, overall: true}
     populations: {SAF: {flag: SAFFL, label: Safety population}, ...}
     analyses:
-      - {id: ..., kind: rate | categories | continuous | tte | ae_overview | ae_grade | by_visit | pk_summary | profile | waterfall | shift, ...}
+      - {id: ..., kind: rate | categories | continuous | tte | ae_overview | ae_grade | by_visit | pk_summary
+               | profile | waterfall | shift | swimmer | peak | event_timeline, ...}
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Filter(_Model):
 class Analysis(_Model):
     id: str
     kind: Literal["rate", "categories", "continuous", "tte", "ae_overview", "ae_grade", "by_visit", "pk_summary",
-                  "profile", "waterfall", "shift", "swimmer"]
+                  "profile", "waterfall", "shift", "swimmer", "peak", "event_timeline"]
     title: str
     population: str
     dataset: str
@@ -71,6 +72,8 @@ class Analysis(_Model):
     grade_variable: str = "ATOXGRN"
     onset_variable: str | None = None
     duration_variable: str | None = None
+    # event_timeline: a bar per record from ``onset_variable`` to ``end_variable`` (else onset + duration)
+    end_variable: str | None = Field(None, description="event_timeline: the end day of an event (e.g. AENDY)")
     # by_visit
     visits: list[str] = Field(default_factory=list)
     statistics_of: list[str] = Field(default_factory=lambda: ["AVAL", "CHG"])
@@ -80,6 +83,10 @@ class Analysis(_Model):
     y_label: str = "Value"
     lloq_variable: str | None = None
     log_scale: bool = True
+    mean_by: str | None = Field(None, description="profile: add the geometric mean per group at each value of this "
+                                                  "(nominal time) variable, e.g. NFRLT")
+    mean_min_n: int = Field(3, ge=1, description="profile: the geometric mean is shown only at times with at least "
+                                                 "this many samples")
     figure: bool = Field(True, description="tte: draw the Kaplan-Meier plot")
     # waterfall: per subject the best (lowest) post-baseline value of ``variable`` of the first PARAMCD
     # (in the order listed) the subject has one for; shift: baseline vs worst post-baseline value
@@ -95,10 +102,14 @@ class Analysis(_Model):
     def _needs(self):
         if self.kind == "rate" and not self.values:
             raise ValueError("a rate needs 'values' (the values of 'variable' that count as a response)")
-        if self.kind in ("tte", "by_visit", "pk_summary", "profile", "waterfall", "shift") and not self.paramcd:
+        if self.kind in ("tte", "by_visit", "pk_summary", "profile", "waterfall", "shift", "peak") and not self.paramcd:
             raise ValueError(f"a {self.kind} analysis needs 'paramcd'")
         if self.kind == "continuous" and not self.statistics_of:
             raise ValueError("a continuous summary needs 'statistics_of' (the numeric variables)")
+        if self.kind == "peak" and not {"variable", "time_variable"} <= self.model_fields_set:
+            raise ValueError("a peak analysis needs 'variable' (numeric, e.g. AVAL) and 'time_variable' (e.g. ADY)")
+        if self.kind == "event_timeline" and not self.onset_variable:
+            raise ValueError("an event_timeline needs 'onset_variable' (e.g. ASTDY)")
         if self.kind == "ae_overview" and not self.rows:
             raise ValueError("an ae_overview needs 'rows'")
         return self

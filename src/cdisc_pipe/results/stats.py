@@ -126,6 +126,25 @@ def describe(values) -> Summary:
     return Summary(len(v), float(v.mean()), sd, float(np.median(v)), float(v.min()), float(v.max()))
 
 
+def describe_by(values, keys: list) -> dict[tuple, Summary]:
+    """:func:`describe` of ``values`` (a numeric pandas Series) per combination of ``keys`` (Series
+    aligned with it), in one groupby; combinations without a non-missing value are absent."""
+    import pandas as pd
+
+    v = pd.to_numeric(values, errors="coerce")
+    ok = v.notna()
+    if not ok.any():
+        return {}
+    g = v[ok].groupby([k[ok] for k in keys], sort=False).agg(["count", "mean", "std", "median", "min", "max"])
+
+    def num(x) -> float | None:
+        return None if pd.isna(x) else float(x)
+
+    return {(k if isinstance(k, tuple) else (k,)): Summary(int(r["count"]), num(r["mean"]), num(r["std"]),
+                                                           num(r["median"]), num(r["min"]), num(r["max"]))
+            for k, r in g.iterrows()}
+
+
 @dataclass(frozen=True)
 class GeoSummary:
     n: int

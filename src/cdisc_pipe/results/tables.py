@@ -6,6 +6,7 @@ traced; ``data`` holds the unrounded values for the JSON output.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,9 +44,10 @@ class Figure:
     id: str
     title: str
     source: str
-    kind: str  # "km" | "profile"
+    kind: str  # "km" | "profile" | "waterfall" | "swimmer" | "event_timeline"
     payload: dict[str, Any]
     note: str = ""
+    population: str = ""  # set by compute() from the analysis' population
 
 
 @dataclass
@@ -86,9 +88,14 @@ def select(frame: pd.DataFrame, flt: Filter) -> pd.DataFrame:
     return frame[mask]
 
 
+def _shown(v: Any) -> str:
+    """A filter value as text; the empty value (a blank variable) as "(blank)"."""
+    return _str(v) or "(blank)"
+
+
 def describe_filter(flt: Filter) -> str:
-    parts = [f"{k} = {', '.join(_str(v) for v in vals)}" if len(vals) == 1 else
-             f"{k} in ({', '.join(_str(v) for v in vals)})" for k, vals in flt.equals.items()]
+    parts = [f"{k} = {', '.join(_shown(v) for v in vals)}" if len(vals) == 1 else
+             f"{k} in ({', '.join(_shown(v) for v in vals)})" for k, vals in flt.equals.items()]
     parts += [f"{k} >= {_str(float(v))}" for k, v in flt.at_least.items()]
     return " and ".join(parts)
 
@@ -209,13 +216,24 @@ def continuous(ctx: Context, a: Analysis) -> Table:
                  ["Statistic"] + [f"{g} (N={len(ctx.members(pop, g))})" for g in groups], rows, data)
 
 
+def _retitle_unit(param: str, aval_unit: str, unit: str) -> str:
+    """A parameter label's trailing "(<AVAL unit>)" (e.g. "Overall Survival (Days)") replaced by the
+    unit the analysis reports in, so titles agree with the axes and columns ("... (months)")."""
+    m = re.search(r"\s*\(([^()]*)\)\s*$", param)
+    if m and m.group(1).strip().lower() == aval_unit.strip().lower():
+        return f"{param[:m.start()]} ({unit})"
+    return param
+
+
 def tte(ctx: Context, a: Analysis) -> tuple[list[Table], list[Figure]]:
     pop = ctx.population(a.population)
     recs_all = ctx.records(a, pop)
     tables, figures = [], []
     for pcd in a.paramcd:
         recs = recs_all[recs_all["PARAMCD"] == pcd]
+        aval_unit = (_str(recs["AVALU"].iloc[0]) if len(recs) and "AVALU" in recs else "") or "days"
         param = _str(recs["PARAM"].iloc[0]) if len(recs) and "PARAM" in recs else pcd
+        param = _retitle_unit(param, aval_unit, a.time_unit)
         rows, data, series = [], [], []
         for g in ctx.groups(pop):
             sub = recs[recs["USUBJID"].isin(ctx.members(pop, g)["USUBJID"])]
@@ -242,14 +260,15 @@ def tte(ctx: Context, a: Analysis) -> tuple[list[Table], list[Figure]]:
                             "Kaplan-Meier (scipy.stats.ecdf on right-censored data); pointwise 95% CI log-log "
                             "(Greenwood variance); median = smallest time with S(t) <= 0.5, its 95% CI by "
                             "Brookmeyer-Crowley on the log-log CI; NE = not estimable; "
-                            f"AVAL (days) / {a.time_divisor:g} = {unit}",
+                            f"AVAL ({aval_unit.lower()}) / {a.time_divisor:g} = {unit}",
                             [ctx.plan.by.label, "N", "Events", f"Median, {unit} (95% CI)"]
                             + [f"{x:g}-{unit[:-1] if unit.endswith('s') else unit} rate, % (95% CI)"
                                for x in a.landmarks], rows, data))
         if a.figure:
             figures.append(Figure(f"F-{a.id}-{pcd}", f"Kaplan-Meier: {param}", tables[-1].source, "km",
                                   {"series": series, "risk_times": list(a.risk_times), "unit": unit,
-                                   "group_label": ctx.plan.by.label}))
+                                   "group_label": ctx.plan.by.label,
+                                   "x_label": f"{a.x_label if 'x_label' in a.model_fields_set else 'Time'} ({unit})"}))
     return tables, figures
 
 
@@ -307,26 +326,72 @@ def ae_grade(ctx: Context, a: Analysis) -> Table:
                  rows, data)
 
 
-def by_visit(ctx: Context, a: Analysis) -> list[Table]:
+def _visits(a: Analysis, recs: pd.DataFrame) -> list[str]:
+    if a.visits:
+        return list(a.visits)
+    v = recs[["AVISIT", "AVISITN"]].drop_duplicates().sort_values(["AVISITN", "AVISIT"])
+    return [x for x in v["AVISIT"].map(_str) if x]
+
+
+def by_visit_categories(ctx: Context, a: Analysis) -> list[Table]:
+    """Per PARAMCD, visit and group: subjects by category of ``variable`` (e.g. AVALC POSITIVE /
+    NEGATIVE), n (%) of the subjects with a non-missing value at that visit (a subject with two
+    records at one visit counts in each of their categories)."""
     pop = ctx.population(a.population)
     recs_all = ctx.records(a, pop)
+    if a.variable not in recs_all.columns:
+        raise KeyError(a.variable)
+    groups = ctx.groups(pop)
     out = []
     for pcd in a.paramcd:
         recs = recs_all[recs_all["PARAMCD"] == pcd]
         param = _str(recs["PARAM"].iloc[0]) if len(recs) else pcd
-        if a.visits:
-            visits = list(a.visits)
-        else:
-            v = recs[["AVISIT", "AVISITN"]].drop_duplicates().sort_values(["AVISITN", "AVISIT"])
-            visits = [x for x in v["AVISIT"].map(_str) if x]
+        visits = _visits(a, recs)
+        d = recs.assign(_C=recs[a.variable].map(_str), _V=recs["AVISIT"].map(_str))
+        d = d[(d["_C"] != "") & d["_V"].isin(visits)]
+        # the Overall group is every record once more
+        d = pd.concat([d, d.assign(_GROUP=OVERALL)]) if OVERALL in groups else d
+        d = d.drop_duplicates(["USUBJID", "_GROUP", "_V", "_C"])
+        counts = d.groupby(["_V", "_GROUP", "_C"]).size()
+        totals = d.drop_duplicates(["USUBJID", "_GROUP", "_V"]).groupby(["_V", "_GROUP"]).size()
         rows, data = [], []
         for vis in visits:
-            at = recs[recs["AVISIT"].map(_str) == vis]
-            for g in ctx.groups(pop):
-                sub = at[at["USUBJID"].isin(ctx.members(pop, g)["USUBJID"])]
+            for g in groups:
+                N = int(totals.get((vis, g), 0))
+                ns = [int(counts.get((vis, g, c), 0)) for c in a.categories]
+                rows.append([vis, g, str(N)] + [_n_pct(n, N) if N else "" for n in ns])
+                data += [{"visit": vis, "group": g, "category": c, "n": n, "N": N} for c, n in zip(a.categories, ns)]
+        out.append(Table(f"{a.id}-{pcd}", f"{a.title}: {param}", ctx.population_text(a.population, pop),
+                         f"{a.dataset.upper()}, PARAMCD = {pcd}" + (
+                             f", where {describe_filter(a.where)}" if describe_filter(a.where) else ""),
+                         f"subjects by {a.variable} per visit (AVISIT); n (%) of the subjects with a non-missing "
+                         f"{a.variable} at the visit (N)", ["Visit", ctx.plan.by.label, "N"] + list(a.categories),
+                         rows, data))
+    return out
+
+
+def by_visit(ctx: Context, a: Analysis) -> list[Table]:
+    if a.categories:
+        return by_visit_categories(ctx, a)
+    pop = ctx.population(a.population)
+    recs_all = ctx.records(a, pop)
+    groups = ctx.groups(pop)
+    # every record once per its group and once more for the overall column; one groupby per variable
+    both = pd.concat([recs_all, recs_all.assign(_GROUP=OVERALL)]) if OVERALL in groups else recs_all
+    keys = [both["PARAMCD"], both["AVISIT"].map(_str), both["_GROUP"]]
+    summaries = {var: stats.describe_by(both[var], keys) if var in both else {} for var in a.statistics_of}
+    empty = stats.describe([])
+    out = []
+    for pcd in a.paramcd:
+        recs = recs_all[recs_all["PARAMCD"] == pcd]
+        param = _str(recs["PARAM"].iloc[0]) if len(recs) else pcd
+        visits = _visits(a, recs)
+        rows, data = [], []
+        for vis in visits:
+            for g in groups:
                 row = [vis, g]
                 for var in a.statistics_of:
-                    s = stats.describe(pd.to_numeric(sub[var], errors="coerce").tolist()) if var in sub else stats.describe([])
+                    s = summaries[var].get((pcd, vis, g), empty)
                     row += [str(s.n), f"{_fmt(s.mean, 2)} ({_fmt(s.sd, 2)})", _fmt(s.median, 2),
                             f"{_fmt(s.min, 2)}, {_fmt(s.max, 2)}"] if s.n else [str(0), "", "", ""]
                     data.append({"visit": vis, "group": g, "variable": var, **s.__dict__})
@@ -362,10 +427,112 @@ def pk_summary(ctx: Context, a: Analysis) -> Table:
                  ["Parameter", ctx.plan.by.label, "n", "Geo. mean", "Geo. CV%", "Median", "Min, max"], rows, data)
 
 
+class AnalysisProblem(Exception):
+    """The data cannot support the analysis as planned (reported as a problem; the analysis is skipped)."""
+
+
+def _digits(x: float | None) -> int:
+    return 3 if (x or 0) < 10 else 1 if (x or 0) < 1000 else 0
+
+
+def peak_values(recs: pd.DataFrame, variable: str, time_variable: str) -> pd.DataFrame:
+    """Per subject and PARAMCD the maximum of ``variable`` over the post-baseline records and the
+    ``time_variable`` of that maximum.
+
+    Post-baseline: AVISITN greater than the AVISITN of the subject's baseline record (ABLFL = Y) of the
+    same PARAMCD (so derived records without AVISITN, e.g. DTYPE = MAXIMUM, never count); records with
+    a missing value or time are ignored.  Ties of the maximum: the earliest time wins.  A subject
+    without a baseline record, or with more than one (select one BASETYPE with ``where``), raises
+    :class:`AnalysisProblem` for the latter and contributes nothing for the former.
+    Returns columns USUBJID, PARAMCD, _GROUP, peak, time (one row per subject and PARAMCD)."""
+    for var in (variable, time_variable, "ABLFL", "AVISITN"):
+        if var not in recs.columns:
+            raise KeyError(var)
+    d = recs.assign(_V=pd.to_numeric(recs[variable], errors="coerce"),
+                    _T=pd.to_numeric(recs[time_variable], errors="coerce"),
+                    _N=pd.to_numeric(recs["AVISITN"], errors="coerce"))
+    key = ["USUBJID", "PARAMCD"]
+    base = d[d["ABLFL"].map(_str) == "Y"]
+    dup = base.duplicated(key, keep=False)
+    if dup.any():
+        first = base.loc[dup, key].iloc[0]
+        raise AnalysisProblem(f"more than one baseline record (ABLFL = Y) per subject and PARAMCD (e.g. "
+                              f"{first['USUBJID']}, {first['PARAMCD']}); select one BASETYPE with 'where'")
+    d = d.merge(base[key + ["_N"]].rename(columns={"_N": "_BN"}), on=key, how="inner")
+    post = d[(d["_N"] > d["_BN"]) & d["_V"].notna() & d["_T"].notna()]
+    top = post.sort_values(key + ["_V", "_T"], ascending=[True, True, False, True], kind="mergesort")
+    top = top.drop_duplicates(key, keep="first")
+    return top.rename(columns={"_V": "peak", "_T": "time"})[key + ["_GROUP", "peak", "time"]].reset_index(drop=True)
+
+
+def peak(ctx: Context, a: Analysis) -> Table:
+    """Per PARAMCD and group: the subjects' post-baseline peak of ``variable`` (n, geometric mean,
+    geometric CV%, median, range) and the time of the peak (n, median, range); see :func:`peak_values`."""
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    peaks = peak_values(recs, a.variable, a.time_variable)
+    peaks["time"] = peaks["time"] / a.time_divisor
+    rows, data = [], []
+    unit = a.time_unit
+    for pcd in a.paramcd:
+        sub_p = peaks[peaks["PARAMCD"] == pcd]
+        names = recs.loc[recs["PARAMCD"] == pcd, "PARAM"] if "PARAM" in recs else pd.Series(dtype=object)
+        param = _str(names.iloc[0]) if len(names) else pcd
+        for g in ctx.groups(pop):
+            sub = sub_p[sub_p["USUBJID"].isin(ctx.members(pop, g)["USUBJID"])]
+            p = stats.describe_geometric(sub["peak"].tolist())
+            t = stats.describe(sub["time"].tolist())
+            dg = _digits(p.median)
+            rows.append([f"{param} [{pcd}]", g, str(p.n), _fmt(p.geomean, dg), _fmt(p.geocv),
+                         _fmt(p.median, dg), f"{_fmt(p.min, dg)}, {_fmt(p.max, dg)}" if p.n else "",
+                         f"{_fmt(t.median)} ({_fmt(t.min)}, {_fmt(t.max)})" if t.n else ""])
+            data.append({"paramcd": pcd, "group": g, "peak": p.__dict__, "time_to_peak": t.__dict__})
+    without = sorted(set(pop["USUBJID"]) - set(peaks["USUBJID"]))
+    return Table(a.id, a.title, ctx.population_text(a.population, pop),
+                 ctx.source_text(a) + "; post-baseline records: AVISITN after the baseline (ABLFL = Y) record's",
+                 f"per subject and PARAMCD the maximum post-baseline {a.variable} (peak) and its {a.time_variable} "
+                 f"(time to peak{'' if a.time_divisor == 1 else f', / {a.time_divisor:g}'}, {unit}); ties of the "
+                 "maximum: the earliest time; peak: n, geometric mean = exp(mean(log)) and geometric CV% = "
+                 "100*sqrt(exp(s^2)-1) over positive peaks, median, min, max; time to peak: median (min, max)",
+                 ["Parameter", ctx.plan.by.label, "n", "Peak geo. mean", "Peak geo. CV%", "Peak median",
+                  "Peak min, max", f"Time to peak ({unit}), median (min, max)"], rows, data,
+                 [f"Subjects without a post-baseline value of any listed parameter: {', '.join(without)}"]
+                 if without else [])
+
+
+def geometric_mean_profile(recs: pd.DataFrame, by: str, lloq_variable: str | None, min_n: int = 3) -> pd.DataFrame:
+    """Geometric mean of AVAL per group and value of ``by`` (a nominal time).
+
+    BLQ samples (AVAL missing or <= 0) count as LLOQ/2 (``lloq_variable`` of the record; a BLQ sample
+    without an LLOQ is left out); the mean is reported (``geomean``) only where at least ``min_n``
+    samples are used and at least half of them are quantifiable, else it is missing.  Columns: group, x, n (samples used), n_quantifiable,
+    geomean."""
+    for var in [by, "AVAL"] + ([lloq_variable] if lloq_variable else []):
+        if var not in recs.columns:
+            raise KeyError(var)
+    y = pd.to_numeric(recs["AVAL"], errors="coerce")
+    lloq = pd.to_numeric(recs[lloq_variable], errors="coerce") if lloq_variable else pd.Series(np.nan, recs.index)
+    quant = y > 0
+    value = y.where(quant, lloq / 2)
+    d = pd.DataFrame({"group": recs["_GROUP"], "x": pd.to_numeric(recs[by], errors="coerce"),
+                      "quant": quant, "logv": np.log(value.where(value > 0))})
+    d = d[d["x"].notna() & d["logv"].notna()]
+    g = d.groupby(["group", "x"], sort=True).agg(n=("logv", "size"), n_quantifiable=("quant", "sum"),
+                                                 mean_log=("logv", "mean")).reset_index()
+    g["n_quantifiable"] = g["n_quantifiable"].astype(int)
+    g["geomean"] = np.exp(g["mean_log"]).where((2 * g["n_quantifiable"] >= g["n"]) & (g["n"] >= min_n))
+    return g.drop(columns="mean_log")
+
+
 def profile(ctx: Context, a: Analysis) -> Figure:
     pop = ctx.population(a.population)
     recs = ctx.records(a, pop)
     groups = [g for g in ctx.groups(pop) if g != OVERALL]
+    gm = None
+    if a.mean_by:
+        gm = geometric_mean_profile(recs, a.mean_by, a.lloq_variable, a.mean_min_n)
+        gm = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+              for r in gm.to_dict("records")]
     subjects = []
     for subj, d in recs.sort_values(["USUBJID", a.x_variable]).groupby("USUBJID", sort=True):
         x = pd.to_numeric(d[a.x_variable], errors="coerce").to_numpy(float)
@@ -375,11 +542,18 @@ def profile(ctx: Context, a: Analysis) -> Figure:
                 if a.lloq_variable and a.lloq_variable in d else np.full(len(d), np.nan))
         subjects.append({"usubjid": subj, "group": d["_GROUP"].iloc[0], "x": x.tolist(), "y": y.tolist(),
                          "blq": blq.tolist(), "lloq": lloq.tolist()})
-    return Figure(a.id, a.title, ctx.source_text(a) + f"; x = {a.x_variable}", "profile",
+    note = ("one line per subject, coloured by group; BLQ samples (AVAL missing or 0) drawn as open "
+            "markers at the LLOQ" + (f" ({a.lloq_variable})" if a.lloq_variable else ""))
+    if a.mean_by:
+        note += (f"; thick line: geometric mean per {ctx.plan.by.label.lower()} at each {a.mean_by} (nominal time, "
+                 "drawn at that time), BLQ samples counted as LLOQ/2"
+                 + (f" ({a.lloq_variable}/2)" if a.lloq_variable else " (no LLOQ variable: BLQ samples left out)")
+                 + f", shown only at times with at least {a.mean_min_n} samples of which at least half are "
+                   "quantifiable")
+    return Figure(a.id, a.title, ctx.source_text(a) + f"; x = {a.x_variable}"
+                  + (f"; geometric mean by {a.mean_by}" if a.mean_by else ""), "profile",
                   {"subjects": subjects, "groups": groups, "x_label": a.x_label, "y_label": a.y_label,
-                   "log": a.log_scale},
-                  note="one line per subject, coloured by group; BLQ samples (AVAL missing or 0) drawn as open "
-                       "markers at the LLOQ" + (f" ({a.lloq_variable})" if a.lloq_variable else ""))
+                   "log": a.log_scale, "geometric_mean": gm}, note=note)
 
 
 def waterfall(ctx: Context, a: Analysis) -> tuple[Table, Figure]:
@@ -391,14 +565,13 @@ def waterfall(ctx: Context, a: Analysis) -> tuple[Table, Figure]:
         recs = recs[recs["ABLFL"].map(_str) != "Y"]
     val = pd.to_numeric(recs[a.variable], errors="coerce")
     recs = recs.assign(_V=val)[val.notna()]
-    bars = []
-    for subj, d in recs.groupby("USUBJID", sort=True):
-        for pcd in a.paramcd:
-            dd = d[d["PARAMCD"] == pcd]
-            if len(dd):
-                bars.append({"usubjid": subj, "group": dd["_GROUP"].iloc[0], "paramcd": pcd,
-                             "value": float(dd["_V"].min())})
-                break
+    # per subject and PARAMCD the lowest value; then per subject the first PARAMCD in the plan's order
+    recs = recs[recs["PARAMCD"].isin(a.paramcd)].assign(_P=lambda x: x["PARAMCD"].map(a.paramcd.index))
+    best = recs.groupby(["USUBJID", "_P"], sort=True).agg(group=("_GROUP", "first"), paramcd=("PARAMCD", "first"),
+                                                          value=("_V", "min")).reset_index()
+    best = best.drop_duplicates("USUBJID", keep="first")
+    bars = [{"usubjid": r.USUBJID, "group": r.group, "paramcd": r.paramcd, "value": float(r.value)}
+            for r in best.itertuples(index=False)]
     bars.sort(key=lambda b: (-b["value"], b["usubjid"]))
     groups = [g for g in ctx.groups(pop) if g != OVERALL]
     rows = [[b["usubjid"], b["group"], b["paramcd"], _fmt(b["value"])] for b in bars]
@@ -416,21 +589,32 @@ def waterfall(ctx: Context, a: Analysis) -> tuple[Table, Figure]:
 
 
 def shift(ctx: Context, a: Analysis) -> list[Table]:
-    """Baseline (ABLFL = Y record) against the worst post-baseline value, subjects per cell."""
+    """Baseline (ABLFL = Y record) against the worst post-baseline value, subjects per cell.
+
+    Numeric ``variable``: the values themselves.  With ``categories`` (e.g. AVALC NORMAL, ABNORMAL) the
+    values are ranked by their position in that list (``worst: max`` = the later one is worse); a
+    value not in the list counts as missing."""
     pop = ctx.population(a.population)
     recs_all = ctx.records(a, pop)
+    if a.variable not in recs_all.columns:
+        raise KeyError(a.variable)
+    rank = {c: float(i) for i, c in enumerate(a.categories)}
+
+    def label(v: Any) -> str:
+        return a.categories[int(v)] if a.categories else _str(v)
+
     out = []
     for pcd in a.paramcd:
         recs = recs_all[recs_all["PARAMCD"] == pcd]
         param = _str(recs["PARAM"].iloc[0]) if len(recs) else pcd
-        vals = pd.to_numeric(recs[a.variable], errors="coerce")
+        vals = recs[a.variable].map(_str).map(rank) if a.categories else pd.to_numeric(recs[a.variable], errors="coerce")
         recs = recs.assign(_V=vals)
         base = recs[recs["ABLFL"].map(_str) == "Y"].groupby("USUBJID")["_V"].first()
         bn = recs[recs["ABLFL"].map(_str) == "Y"].groupby("USUBJID")["AVISITN"].first()
         post = recs[recs["USUBJID"].map(bn).lt(pd.to_numeric(recs["AVISITN"], errors="coerce"))]
         worst = post.groupby("USUBJID")["_V"].agg(a.worst)
-        levels = sorted(set(base.dropna()) | set(worst.dropna()))
-        cols = [_str(v) for v in levels] + ["Missing"]
+        levels = sorted(rank.values()) if a.categories else sorted(set(base.dropna()) | set(worst.dropna()))
+        cols = [label(v) for v in levels] + ["Missing"]
         rows, data = [], []
         for g in ctx.groups(pop):
             ids = ctx.members(pop, g)["USUBJID"]
@@ -439,13 +623,15 @@ def shift(ctx: Context, a: Analysis) -> list[Table]:
                 counts = [int((bsel.map(worst) == v).sum()) for v in levels] + [int(bsel.map(worst).isna().sum())]
                 if sum(counts) == 0 and b is None:
                     continue
-                rows.append([g, "Missing" if b is None else _str(b)] + [str(c) for c in counts] + [str(len(bsel))])
-                data.append({"group": g, "baseline": b, "counts": dict(zip(cols, counts)), "n": len(bsel)})
+                rows.append([g, "Missing" if b is None else label(b)] + [str(c) for c in counts] + [str(len(bsel))])
+                data.append({"group": g, "baseline": b if b is None or not a.categories else label(b),
+                             "counts": dict(zip(cols, counts)), "n": len(bsel)})
         out.append(Table(f"{a.id}-{pcd}", f"{a.title}: {param}", ctx.population_text(a.population, pop),
                          f"{a.dataset.upper()}, PARAMCD = {pcd}; baseline = the ABLFL = Y record; post-baseline = "
                          "records with AVISITN after the baseline's",
                          f"subjects by baseline {a.variable} (rows) and worst ({a.worst}imum) post-baseline "
-                         f"{a.variable} (columns)", [ctx.plan.by.label, "Baseline"] + [f"Worst: {c}" for c in cols]
+                         f"{a.variable} (columns)" + (f"; categories ordered {' < '.join(a.categories)}"
+                                                      if a.categories else ""), [ctx.plan.by.label, "Baseline"] + [f"Worst: {c}" for c in cols]
                          + ["Total"], rows, data))
     return out
 
@@ -475,28 +661,29 @@ def swimmer(ctx: Context, a: Analysis) -> Figure:
     lengths = pd.to_numeric(recs.set_index("USUBJID")[a.time_variable], errors="coerce") / a.time_divisor
     censored = (pd.to_numeric(recs.set_index("USUBJID")["CNSR"], errors="coerce") > 0) if "CNSR" in recs else None
     order = {g: i for i, g in enumerate(ctx.groups(pop))}
-    subjects = []
-    seg = _source_records(ctx, a.segments, pop) if a.segments else None
-    mk = [(m, _source_records(ctx, m, pop)) for m in a.markers]
-    for subj in pop["USUBJID"]:
-        if subj not in lengths.index or pd.isna(lengths[subj]):
-            continue
-        group = pop.loc[pop["USUBJID"] == subj, "_GROUP"].iloc[0]
-        row = {"usubjid": subj, "group": group, "length": float(lengths[subj]),
-               "ongoing": bool(censored[subj]) if censored is not None else False, "segments": [], "markers": []}
-        if seg is not None:
-            d = seg[seg["USUBJID"] == subj].assign(
-                _T=lambda x: pd.to_numeric(x[a.segments.time_variable], errors="coerce") / a.time_divisor)
-            d = d[d["_T"].notna()].sort_values("_T")
-            times = d["_T"].tolist() + [row["length"]]
-            for i, (_, r) in enumerate(d.iterrows()):
-                row["segments"].append({"start": times[i], "end": max(times[i], times[i + 1]),
-                                        "category": _str(r[a.segments.variable])})
-        for m, d in mk:
-            d = d[d["USUBJID"] == subj]
-            for t in pd.to_numeric(d[m.time_variable], errors="coerce").dropna() / a.time_divisor:
-                row["markers"].append({"label": m.label, "symbol": m.symbol, "time": float(t)})
-        subjects.append(row)
+    # segments: each record's category from its time to the subject's next record (or the bar's end)
+    segs: dict[str, list[dict]] = {}
+    if a.segments:
+        d = _source_records(ctx, a.segments, pop)
+        d = d.assign(_T=pd.to_numeric(d[a.segments.time_variable], errors="coerce") / a.time_divisor)
+        d = d[d["_T"].notna() & d["USUBJID"].isin(lengths.index)].sort_values(["USUBJID", "_T"], kind="mergesort")
+        nxt = d.groupby("USUBJID")["_T"].shift(-1).fillna(d["USUBJID"].map(lengths))
+        d = d.assign(_E=np.maximum(d["_T"], nxt), _C=d[a.segments.variable].map(_str))
+        for subj, g in d.groupby("USUBJID", sort=False):
+            segs[subj] = [{"start": float(t), "end": float(e), "category": c}
+                          for t, e, c in zip(g["_T"], g["_E"], g["_C"])]
+    marks: dict[str, list[dict]] = {}
+    for m in a.markers:
+        d = _source_records(ctx, m, pop)
+        d = d.assign(_T=pd.to_numeric(d[m.time_variable], errors="coerce") / a.time_divisor)
+        for subj, t in zip(d["USUBJID"], d["_T"]):
+            if pd.notna(t):
+                marks.setdefault(subj, []).append({"label": m.label, "symbol": m.symbol, "time": float(t)})
+    group_of = dict(zip(pop["USUBJID"], pop["_GROUP"]))
+    subjects = [{"usubjid": subj, "group": group_of[subj], "length": float(lengths[subj]),
+                 "ongoing": bool(censored[subj]) if censored is not None else False,
+                 "segments": segs.get(subj, []), "markers": marks.get(subj, [])}
+                for subj in pop["USUBJID"] if subj in lengths.index and pd.notna(lengths[subj])]
     subjects.sort(key=lambda r: (order.get(r["group"], 0), -r["length"], r["usubjid"]))
     parts = [ctx.source_text(a) + f" ({a.time_variable}; CNSR > 0: ongoing)"]
     if a.segments:
@@ -506,6 +693,54 @@ def swimmer(ctx: Context, a: Analysis) -> Figure:
                   {"subjects": subjects, "categories": list(a.categories), "unit": a.time_unit},
                   note="one bar per subject from time 0; colour = the category in effect from each assessment to "
                        "the next; arrow = ongoing (censored)")
+
+
+def event_timeline(ctx: Context, a: Analysis) -> Figure:
+    """One row per subject with at least one record (e.g. CRS or ICANS episodes in ADAE), one bar per
+    record from ``onset_variable`` to ``end_variable``, coloured by ``grade_variable``; rows grouped by
+    the plan's ``by`` groups (in their order), then by first onset.
+
+    A bar covers the days onset..end inclusive, drawn from onset to end + 1, so its length is the
+    duration (ADaM day durations count both ends: ADURN = AENDY - ASTDY + 1).  Without an end, the
+    bar runs from onset for ``duration_variable`` days; with neither, the event is drawn as one
+    hatched day with ``open_end`` set.  ``variable``, when the plan sets it (e.g. AEDECOD), names
+    the event type (a hatch pattern per type)."""
+    pop = ctx.population(a.population)
+    recs = ctx.records(a, pop)
+    needed = [a.onset_variable, a.grade_variable] + [v for v in (a.end_variable, a.duration_variable) if v]
+    if "variable" in a.model_fields_set:
+        needed.append(a.variable)
+    for var in needed:
+        if var not in recs.columns:
+            raise KeyError(var)
+    onset = pd.to_numeric(recs[a.onset_variable], errors="coerce")
+    end = (pd.to_numeric(recs[a.end_variable], errors="coerce") + 1) if a.end_variable else pd.Series(np.nan, recs.index)
+    if a.duration_variable:
+        end = end.fillna(onset + pd.to_numeric(recs[a.duration_variable], errors="coerce"))
+    ev = pd.DataFrame({"usubjid": recs["USUBJID"], "group": recs["_GROUP"], "start": onset,
+                       "end": end.fillna(onset + 1), "open_end": end.isna(),
+                       "grade": pd.to_numeric(recs[a.grade_variable], errors="coerce"),
+                       "type": recs[a.variable].map(_str) if "variable" in a.model_fields_set else ""})
+    ev = ev[ev["start"].notna()]
+    order = {g: i for i, g in enumerate(ctx.groups(pop))}
+    first = ev.groupby("usubjid")["start"].transform("min")
+    ev = ev.assign(_o=ev["group"].map(order), _f=first).sort_values(["_o", "_f", "usubjid", "start", "end"],
+                                                                    kind="mergesort")
+    events = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+              for r in ev.drop(columns=["_o", "_f"]).to_dict("records")]
+    groups = [g for g in ctx.groups(pop) if g != OVERALL and g in set(ev["group"])]
+    skipped = int(recs[a.onset_variable].isna().sum())
+    end_text = (f"{a.end_variable}" + (f", else onset + {a.duration_variable}" if a.duration_variable else "")
+                if a.end_variable else f"onset + {a.duration_variable}" if a.duration_variable else "onset + 1 day")
+    return Figure(a.id, a.title, ctx.source_text(a) + f"; bar from {a.onset_variable} to {end_text}; colour "
+                  f"{a.grade_variable}", "event_timeline",
+                  {"events": events, "groups": groups, "x_label": a.x_label,
+                   "types": sorted({e["type"] for e in events if e["type"]})},
+                  note=f"one row per subject with an event "
+                       f"({ev['usubjid'].nunique()} subjects, {len(ev)} events), grouped by "
+                       f"{ctx.plan.by.label.lower()}; a bar covers the days onset to end inclusive (length = "
+                       "duration); hatched: end unknown" + (f"; {skipped} record(s) without onset not drawn"
+                                                            if skipped else ""))
 
 
 def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
@@ -518,6 +753,7 @@ def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
         if a.dataset.upper() not in ctx.frames:
             problems.append(f"{a.id}: dataset {a.dataset.upper()} not found; analysis skipped")
             continue
+        first_new = len(figures)
         try:
             if a.kind == "rate":
                 tables.append(rate(ctx, a))
@@ -547,6 +783,14 @@ def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
                 figures.append(swimmer(ctx, a))
             elif a.kind == "profile":
                 figures.append(profile(ctx, a))
+            elif a.kind == "peak":
+                tables.append(peak(ctx, a))
+            elif a.kind == "event_timeline":
+                figures.append(event_timeline(ctx, a))
+            for f in figures[first_new:]:
+                f.population = ctx.population_text(a.population, ctx.population(a.population))
+        except AnalysisProblem as exc:
+            problems.append(f"{a.id}: {exc}; analysis skipped")
         except KeyError as exc:
             problems.append(f"{a.id}: variable {exc.args[0]} not found in {a.dataset.upper()} or ADSL; analysis skipped")
     return Results(plan.title, tables, figures, problems)
