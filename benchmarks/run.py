@@ -92,8 +92,9 @@ def cli_steps(log: Path) -> list[dict]:
         text = log.read_text(encoding="utf-8")
     except OSError:
         return []
-    return [{"step": m.group(1), "wall_s": float(m.group(2))}
-            for m in re.finditer(r"^NOTE: (.+) done in ([0-9.]+) s$", text, flags=re.M)]
+    return [{"step": m.group(1), "wall_s": float(m.group(2)),
+             "peak_rss_mb": float(m.group(3)) if m.group(3) else None}
+            for m in re.finditer(r"^NOTE: (.+) done in ([0-9.]+) s(?:, peak RSS ([0-9]+) MB)?$", text, flags=re.M)]
 
 
 def print_size(r: dict) -> None:
@@ -113,7 +114,8 @@ def print_size(r: dict) -> None:
         total = r["cli_run"]["wall_s"]
         print("cdisc-pipe run, its own steps (from its log):")
         print(table([{**s, "share": f"{100 * s['wall_s'] / total:.0f}%"} for s in steps],
-                    [("step", "step"), ("wall_s", "wall s"), ("share", "share of the run")]))
+                    [("step", "step"), ("wall_s", "wall s"), ("share", "share of the run"),
+                     ("peak_rss_mb", "peak RSS so far MB")]))
     f = r.get("io_floor")
     if f:
         cli_ratio = r.get("pipeline_over_floor_cli")

@@ -112,3 +112,11 @@ def test_share_balances_records_largest_first():
     # largest first, each to the lighter side: LB 500k | PC 300k; VS -> 300k+150k = 450k; A -> 450k+100k
     assert _share([("A", 100_000), ("LB", 500_000), ("PC", 300_000), ("VS", 150_000)]) == (["LB"], ["PC", "VS", "A"])
     assert _share([("DM", 18), ("LB", 5_000)]) == (["DM", "LB"], [])
+
+
+def test_the_environment_can_keep_a_run_in_one_process(monkeypatch):
+    from cdisc_pipe import parallel
+
+    monkeypatch.setenv(parallel.PROCESSES_ENV, "1")
+    job = parallel.Forked(_pid)
+    assert job.process is None and job.result() == os.getpid() and not job.used

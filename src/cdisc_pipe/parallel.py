@@ -17,12 +17,19 @@ import threading
 from typing import Any, Callable
 
 
+#: Environment variable capping the processes a run uses: ``1`` never forks (a machine short of
+#: memory: the second process holds its own working arrays beside this one's).
+PROCESSES_ENV = "CDISC_PIPE_PROCESSES"
+
+
 def cores() -> int:
-    """Cores this process may use."""
+    """Cores this process may use (at most ``CDISC_PIPE_PROCESSES`` when that is set to a number)."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    cap = os.environ.get(PROCESSES_ENV, "").strip()
+    return max(1, min(n, int(cap))) if cap.isdigit() else n
 
 
 def fork_context() -> multiprocessing.context.BaseContext | None:

@@ -55,7 +55,7 @@ class RunLog:
         t = time.perf_counter()
         self.progress(f"{name} ...")
         yield
-        self.progress(f"{name} done in {time.perf_counter() - t:.2f} s")
+        self.progress(f"{name} done in {time.perf_counter() - t:.2f} s{_peak_memory()}")
 
     def save(self, out_dir: Path) -> Path:
         folder = Path(out_dir) / "logs"
@@ -63,3 +63,16 @@ class RunLog:
         path = folder / f"cdisc-pipe-{self.command}.log"
         path.write_text("\n".join(self.lines) + "\n", encoding="utf-8")
         return path
+
+
+def _peak_memory() -> str:
+    """", peak RSS 1234 MB": the most memory this process has held so far (where a run's memory
+    peak is reached shows in the step that raises it); empty where the platform does not say."""
+    try:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return f", peak RSS {peak / (2**20 if sys.platform == 'darwin' else 2**10):.0f} MB"
+    except (ImportError, OSError, ValueError):  # pragma: no cover - Windows has no resource module
+        return ""

@@ -908,11 +908,9 @@ def _processes(size: int, processes: int | None) -> int:
     """1 or 2: as asked, else 2 for a large file when this process may use two cores."""
     if processes is not None:
         return max(1, min(2, processes))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return 2 if cores >= 2 and size >= _PARALLEL_MIN else 1
+    from cdisc_pipe.parallel import cores
+
+    return 2 if cores() >= 2 and size >= _PARALLEL_MIN else 1
 
 
 def _context() -> multiprocessing.context.BaseContext:
