@@ -48,7 +48,6 @@ from __future__ import annotations
 import io
 import itertools
 import multiprocessing
-import os
 import re
 import sys
 import threading
