@@ -26,6 +26,27 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: the SVG is inlined in HTML
 
 
+#: Figures with one row per subject label each row up to this many rows; beyond it the rows keep
+#: their order but get no label and the figure stops growing (a label per row is unreadable there,
+#: and laying out thousands of labels took most of a 5,000-subject report's time).
+ROW_LABELS_MAX = 150
+
+
+def _row_height(rows: int, per_row: float, base: float) -> float:
+    """Figure height for ``rows`` subject rows, growing until :data:`ROW_LABELS_MAX` rows."""
+    return base + per_row * max(1, min(rows, ROW_LABELS_MAX))
+
+
+def _row_labels(ax, labels: list[str], what: str = "Subjects") -> None:
+    """One y tick label per row, or, with more than :data:`ROW_LABELS_MAX` rows, an axis title."""
+    if len(labels) <= ROW_LABELS_MAX:
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontsize=7)
+    else:
+        ax.set_yticks([])
+        ax.set_ylabel(f"{what} (n = {len(labels)}; one row each, not labelled)")
+
+
 def _short(label: str, width: int = 12) -> str:
     """A group label for the numbers-at-risk rows: the text before a colon ("DL1: 1.0x10^6 ..." ->
     "DL1"), else the label cut to ``width`` characters."""
@@ -170,7 +191,7 @@ def swimmer_svg(f: Figure) -> str:
     cmap = plt.get_cmap("viridis")
     colour = {c: cmap(i / max(1, len(cats) - 1)) for i, c in enumerate(cats)}
     with matplotlib.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(9, 1.2 + 0.28 * max(1, len(subjects))))
+        fig, ax = plt.subplots(figsize=(9, _row_height(len(subjects), 0.28, 1.2)))
         # one artist per kind (bars, each category's segments, each marker, the arrows), not per subject
         rows = list(reversed(subjects))
         ys = list(range(len(rows)))
@@ -194,8 +215,7 @@ def swimmer_svg(f: Figure) -> str:
         if ongoing:  # an arrow head just after the bar
             ax.plot([x + 0.6 for x, _ in ongoing], [y for _, y in ongoing], ">", color="black", ms=4, lw=0)
         labels = [f"{r['usubjid'][-6:]} ({_short(r['group'], 8)})" for r in rows]
-        ax.set_yticks(range(len(labels)))
-        ax.set_yticklabels(labels, fontsize=7)
+        _row_labels(ax, labels)
         ax.set_xlabel(f"Time ({p['unit']})")
         ax.set_xlim(0, max([r["length"] for r in subjects] + [1]) * 1.08)
         handles = [Patch(color=colour[c], label=c) for c in cats]
@@ -222,24 +242,25 @@ def event_timeline_svg(f: Figure) -> str:
     subjects = list(dict.fromkeys(e["usubjid"] for e in events))
     hatch = {t: _HATCHES[i % len(_HATCHES)] for i, t in enumerate(p["types"])}
     with matplotlib.rc_context(_RC):
-        fig, ax = plt.subplots(figsize=(9, 2.0 + 0.3 * max(1, len(subjects))))
+        fig, ax = plt.subplots(figsize=(9, _row_height(len(subjects), 0.3, 2.0)))
         row = {s: len(subjects) - 1 - i for i, s in enumerate(subjects)}
         lanes: dict[str, list[dict]] = {}
         for e in events:
             lanes.setdefault(e["usubjid"], []).append(e)
-        k = 0
+        bars = []  # (event number, y, height, event): drawn in one call, each bar keeps its id
         for subj, evs in lanes.items():
             h = 0.8 / len(evs)
             for j, e in enumerate(evs):
-                y = row[subj] + 0.4 - (j + 0.5) * h
-                grade = int(e["grade"]) if e["grade"] is not None else None
-                ax.barh(y, e["end"] - e["start"], left=e["start"], height=h * 0.9,
-                        color=_GRADE_COLOURS.get(grade, "#bbbbbb"), edgecolor="#333333", lw=0.5,
-                        hatch=("xx" if e["open_end"] else hatch.get(e["type"], "")) or None, gid=f"event-{k}")
-                k += 1
-        labels = [f"{s[-6:]}" for s in reversed(subjects)]
-        ax.set_yticks(range(len(labels)))
-        ax.set_yticklabels(labels, fontsize=7)
+                bars.append((len(bars), row[subj] + 0.4 - (j + 0.5) * h, h * 0.9, e))
+        if bars:
+            drawn = ax.barh([y for _, y, _, _ in bars], [e["end"] - e["start"] for *_, e in bars],
+                            left=[e["start"] for *_, e in bars], height=[h for _, _, h, _ in bars],
+                            color=[_GRADE_COLOURS.get(int(e["grade"]) if e["grade"] is not None else None, "#bbbbbb")
+                                   for *_, e in bars], edgecolor="#333333", lw=0.5)
+            for (k, _, _, e), patch in zip(bars, drawn.patches):
+                patch.set_gid(f"event-{k}")
+                patch.set_hatch(("xx" if e["open_end"] else hatch.get(e["type"], "")) or None)
+        _row_labels(ax, [f"{s[-6:]}" for s in reversed(subjects)])
         # group separators and labels (rows are grouped, in group order)
         right = max([e["end"] for e in events] + [1.0]) * 1.02
         ax.set_xlim(min([e["start"] for e in events] + [0.0]), right)
