@@ -120,3 +120,11 @@ def test_the_environment_can_keep_a_run_in_one_process(monkeypatch):
     monkeypatch.setenv(parallel.PROCESSES_ENV, "1")
     job = parallel.Forked(_pid)
     assert job.process is None and job.result() == os.getpid() and not job.used
+
+
+def test_no_second_process_without_the_memory_for_one(monkeypatch):
+    from cdisc_pipe import parallel
+
+    monkeypatch.setattr(parallel, "memory_allows_a_copy", lambda: False)
+    job = parallel.Forked(_pid)
+    assert job.process is None and job.result() == os.getpid()

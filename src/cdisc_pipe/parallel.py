@@ -5,7 +5,9 @@ pickling it, and only the (small) result travels back through a pipe.  Where ``f
 available or not safe (Windows, macOS' default, a threaded Python >= 3.12 process), where a
 process cannot start (a daemonic caller, limits), or when the child fails or dies, the function
 runs in this process instead: the result never depends on whether a second process was used, only
-the time does.  Callers keep the order of their results themselves (determinism).
+the time does.  No second process either when the memory still available could not hold as much
+again as this process holds (its working arrays can grow that large), or with
+``CDISC_PIPE_PROCESSES=1``.  Callers keep the order of their results themselves (determinism).
 """
 
 from __future__ import annotations
@@ -43,6 +45,20 @@ def fork_context() -> multiprocessing.context.BaseContext | None:
     return multiprocessing.get_context("fork")
 
 
+def memory_allows_a_copy() -> bool:
+    """Whether the memory still available could hold as much again as this process holds now (a
+    forked worker's own arrays can grow that large); True where the system does not say
+    (/proc/meminfo and /proc/self/statm are Linux's)."""
+    try:
+        with open("/proc/meminfo", "rb") as fh:
+            available = next(int(line.split()[1]) * 1024 for line in fh if line.startswith(b"MemAvailable:"))
+        with open("/proc/self/statm", "rb") as fh:
+            resident = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, StopIteration, ValueError, IndexError):
+        return True
+    return available >= resident
+
+
 def _child(conn: Any, fn: Callable[..., Any], args: tuple) -> None:
     try:
         out = ("ok", fn(*args))
@@ -68,7 +84,7 @@ class Forked:
         self.fn, self.args = fn, args
         self.process = None
         self.used = False  # whether the child's result was used
-        ctx = fork_context() if enabled and cores() >= 2 else None
+        ctx = fork_context() if enabled and cores() >= 2 and memory_allows_a_copy() else None
         if ctx is None:
             return
         try:
