@@ -58,6 +58,16 @@ def build_sv(datasets: dict[str, pd.DataFrame], tv: pd.DataFrame, studyid: str, 
     return g
 
 
+def _complete_day(values: pd.Series) -> np.ndarray:
+    """The date (``YYYY-MM-DD``, the first ten characters) of each value that starts with a complete
+    date, else None; worked out once per distinct value (dates repeat across a dataset's records)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    head = pd.Series(np.asarray(uniques, dtype=object), dtype="str").str.slice(0, 10)
+    ok = head.str.match(r"^\d{4}-\d{2}-\d{2}$").fillna(False).to_numpy(dtype=bool)
+    table = np.append(np.where(ok, head.to_numpy(dtype=object), None), None)  # code -1 (missing): None
+    return table[codes]
+
+
 def _visit_dates(datasets: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """USUBJID, VISITNUM, VISIT, first and last date of every record with a VISITNUM (any dataset but SV/SE/TV):
     the start date (--DTC, else --STDTC) and the end date (--ENDTC, else the start); undated records count too."""
@@ -68,17 +78,17 @@ def _visit_dates(datasets: dict[str, pd.DataFrame]) -> pd.DataFrame:
         dom = str(df["DOMAIN"].dropna().iloc[0]) if "DOMAIN" in df and df["DOMAIN"].notna().any() else name
         st = next((c for c in (f"{dom}DTC", f"{dom}STDTC") if c in df), None)
         en = f"{dom}ENDTC" if f"{dom}ENDTC" in df else st
-        none = pd.Series(None, index=df.index, dtype="object")
-        s = df[st].astype("str").str.slice(0, 10) if st else none
-        e = df[en].astype("str").str.slice(0, 10) if en else none
-        e = e.where(e.str.match(r"^\d{4}-\d{2}-\d{2}$").fillna(False).astype(bool), s)
+        none = np.full(len(df), None, dtype=object)
+        s = _complete_day(df[st]) if st else none
+        e = _complete_day(df[en]) if en else none
+        e = np.where(pd.isna(e), s, e)  # an end that is not a complete date: the start's
         parts.append(pd.DataFrame({"USUBJID": df["USUBJID"], "VISITNUM": pd.to_numeric(df["VISITNUM"], errors="coerce"),
-                                   "VISIT": df["VISIT"] if "VISIT" in df else None, "s": s, "e": e}))
+                                   "VISIT": df["VISIT"] if "VISIT" in df else None,
+                                   "s": pd.Series(s, index=df.index, dtype="str"),
+                                   "e": pd.Series(e, index=df.index, dtype="str")}))
     if not parts:
         return pd.DataFrame(columns=["USUBJID", "VISITNUM", "VISIT", "first", "last"])
     a = pd.concat(parts, ignore_index=True).dropna(subset=["VISITNUM"])
-    for c in ("s", "e"):
-        a[c] = a[c].where(a[c].astype("str").str.match(r"^\d{4}-\d{2}-\d{2}$").fillna(False).astype(bool))
     return a.groupby(["USUBJID", "VISITNUM"], as_index=False, dropna=False).agg(
         VISIT=("VISIT", "first"), first=("s", "min"), last=("e", "max"))
 
