@@ -79,8 +79,12 @@ def test_validate_cdisc_pilot_without_spec(shared, tmp_path, capsys):
 
 
 def test_package_of_the_bundled_run(bundled_run, tmp_path):
+    import shutil
+
+    out = tmp_path / "outputs"  # a copy: ``package`` writes its log into --out, and the session's run is shared
+    shutil.copytree(bundled_run, out)
     dest = tmp_path / "pkg"
-    assert main(["package", "--out", str(bundled_run), "--dest", str(dest), "-q"]) == 0
+    assert main(["package", "--out", str(out), "--dest", str(dest), "-q"]) == 0
     sdtm = dest / "m5" / "datasets" / "bcmacart01" / "tabulations" / "sdtm"
     adam = dest / "m5" / "datasets" / "bcmacart01" / "analysis" / "adam" / "datasets"
     assert (sdtm / "dm.xpt").is_file() and (sdtm / "define.xml").is_file()

@@ -25,6 +25,7 @@ from cdisc_pipe.spec import load_specs
 from cdisc_pipe.xpt import read_xpt, write_datasets
 from cdisc_pipe.xpt.conform import ascii_frame, transliterate
 from cdisc_pipe.xpt.datasets import declared_empty_frames, no_data_datasets
+from tests.conftest import once_per_session
 
 FEVER = "发热 (fever)"
 
@@ -101,18 +102,22 @@ EMPTIED = ("ae", "crs", "icans", "cm", "priortx", "bridge", "subtx", "vs")
 
 @pytest.fixture(scope="module")
 def empty_run(root: Path, tmp_path_factory) -> tuple[int, Path]:
+    """The run, once per session (shared by the xdist workers; read-only for the tests)."""
     from cdisc_pipe.cli import main
 
-    base = tmp_path_factory.mktemp("empty")
-    raw = base / "raw"
-    shutil.copytree(root / "raw", raw)
-    for form in EMPTIED:
-        path = raw / f"{form}.csv"
-        header = path.read_text(encoding="utf-8").splitlines()[0]
-        path.write_text(header + "\n", encoding="utf-8")
-    out = base / "outputs"
-    code = main(["run", "--raw", str(raw), "--out", str(out), "-q"])
-    return code, out
+    def build(base: Path) -> tuple[int, str]:
+        raw = base / "raw"
+        shutil.copytree(root / "raw", raw)
+        for form in EMPTIED:
+            path = raw / f"{form}.csv"
+            header = path.read_text(encoding="utf-8").splitlines()[0]
+            path.write_text(header + "\n", encoding="utf-8")
+        out = base / "outputs"
+        code = main(["run", "--raw", str(raw), "--out", str(out), "-q"])
+        return code, str(out)
+
+    code, out = once_per_session(tmp_path_factory, "empty", build)
+    return code, Path(out)
 
 
 NO_DATA = {"sdtm": ["AE", "CM", "SUPPAE", "SUPPCM", "VS"], "adam": ["ADAE"]}

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import SHARED, once_per_session
 from tests.example_runs import read_xpt, run_example
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "crossover01"
@@ -40,7 +40,8 @@ TREATMENT = {"KORVAXAN TEST TABLET": "Korvaxan test tablet", "KORVAXAN REFERENCE
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return run_example(EXAMPLE, CT, tmp_path_factory.mktemp("crossover01"))
+    """The example's run, once per session (shared by the xdist workers; read-only for the tests)."""
+    return Path(once_per_session(tmp_path_factory, "crossover01", lambda tmp: str(run_example(EXAMPLE, CT, tmp))))
 
 
 _read = read_xpt

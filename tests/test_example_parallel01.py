@@ -19,7 +19,7 @@ import pytest
 
 from cdisc_pipe.adam import build_adam, read_sdtm
 from cdisc_pipe.spec.load import load_specs
-from tests.conftest import SHARED
+from tests.conftest import SHARED, once_per_session
 from tests.example_runs import read_xpt, run_example
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "parallel01"
@@ -35,7 +35,8 @@ ADAM_RECORDS = {"ADSL": 40, "ADAE": 55, "ADVS": 1195}
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return run_example(EXAMPLE, CT, tmp_path_factory.mktemp("parallel01"))
+    """The example's run, once per session (shared by the xdist workers; read-only for the tests)."""
+    return Path(once_per_session(tmp_path_factory, "parallel01", lambda tmp: str(run_example(EXAMPLE, CT, tmp))))
 
 
 _read = read_xpt

@@ -121,7 +121,7 @@ def test_html_navigation_and_rules_table(two_runs):
     assert head[:4] == ["status", "rule", "findings", "severity"]
     assert not {"p21", "core", "fda", "cdisc"} & set(head)
     for r in rows:
-        status, findings, severity = r[0], int(r[2]), r[3]
+        _status, findings, severity = r[0], int(r[2]), r[3]
         assert (severity != "") == (findings > 0), r[:4]
         if findings:
             assert severity in ("Error", "Warning", "Notice")
