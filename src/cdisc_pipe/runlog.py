@@ -66,8 +66,15 @@ class RunLog:
 
 
 def _peak_memory() -> str:
-    """", peak RSS 1234 MB": the most memory this process has held so far (where a run's memory
-    peak is reached shows in the step that raises it); empty where the platform does not say."""
+    """", peak RSS 1234 MB": the most memory this process has held so far (the step that raises a
+    run's peak shows it); empty where the platform does not say.  Linux: VmHWM, which starts anew at
+    exec (``ru_maxrss`` keeps the high-water mark of the process that started this one)."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            kb = next(int(line.split()[1]) for line in fh if line.startswith(b"VmHWM:"))
+        return f", peak RSS {kb / 1024:.0f} MB"
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
     try:
         import resource
         import sys
