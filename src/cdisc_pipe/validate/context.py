@@ -141,6 +141,17 @@ class CheckContext:
         n, non_ascii = self.cache[key]
         return n, (non_ascii if non_ascii is not None else np.zeros(len(n), dtype=bool))
 
+    def byte_bound(self, column: str) -> int | None:
+        """An upper bound of the UTF-8 byte length of every value of ``column``, known without
+        looking at the values: the storage width of a character variable of an XPT file whose text
+        was decoded as UTF-8 (no value can be longer than its field; trailing blanks are stripped),
+        also for a subset of its records.  None when not known (Dataset-JSON, another encoding)."""
+        meta = self.data.meta.get(self.dataset or "")
+        if meta is None or meta.encoding != "utf-8" or not str(meta.path).lower().endswith(".xpt"):
+            return None
+        col = meta.columns.get(column)
+        return col.length if col is not None and col.type == "text" and col.length is not None else None
+
     def need_spec(self) -> StudySpec:
         if self.spec is None:
             raise RuleSkipped("no study spec given (spec-based rule)")

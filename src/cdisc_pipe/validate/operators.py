@@ -260,6 +260,9 @@ def max_bytes(ctx: CheckContext, p: MaxBytesParams) -> Hits:
         s = ctx.df[col]
         if not (pd.api.types.is_string_dtype(s.dtype) or s.dtype == object):
             continue
+        bound = ctx.byte_bound(col)
+        if bound is not None and bound <= p.max:  # no value can be longer: nothing to measure
+            continue
         n = ctx.text_bytes(col)[0]
         parts.append(ctx.hits(n > p.max, col, s, detail=n, detail_prefix="length "))
     return concat_hits(parts)
