@@ -214,9 +214,9 @@ class ValidationSettings(_Model):
                                  "AGEMAX", "SEXPOP", "HLTSUBJI", "FCNTRY", "SPONSOR", "OBJPRIM"])
     # Findings per rule and dataset written into xlsx/html/json (counts are always complete).
     report_limit_per_rule: int = Field(default=2000, ge=1)
-    # Rule run times make reports differ between runs; switch off for byte-identical reports (the
-    # times are then only in reports/_previous/rule_times.csv).
-    record_run_times: bool = True
+    # Rule run times make reports differ between runs: off by default, so reports are byte-identical
+    # (the times are always in reports/_previous/rule_times.csv); true puts them in the reports.
+    record_run_times: bool = False
 
     @model_validator(mode="before")
     @classmethod
