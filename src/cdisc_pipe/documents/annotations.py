@@ -106,26 +106,6 @@ def _split_field(name: str, form: str) -> tuple[str, str]:
     return form, name
 
 
-def _direct_fields(rule: Rule) -> list[str]:
-    """The raw fields a non-conditional rule reads, in a stable order."""
-    out: list[str] = []
-    if rule.copy_:
-        out.append(rule.copy_)
-    if rule.assign:
-        out.append(rule.assign.field)
-    if rule.dtc:
-        out.append(rule.dtc.date)
-        if rule.dtc.time:
-            out.append(rule.dtc.time)
-    if rule.number is not None:
-        out.append(rule.number if isinstance(rule.number, str) else rule.number.field)
-    if rule.concat:
-        out.extend(rule.concat.fields)
-    if rule.duration_days:
-        out.append(rule.duration_days)
-    return out
-
-
 def _constant(rule: Rule) -> str | None:
     if rule.value is None:
         return None
@@ -256,7 +236,7 @@ def _annotate_rule(col: _Collector, form: str, dataset: str, variable: str, rule
             col.constant(form, Annotation(f"{variable} = {quote(const)}{suffix}", domain, (target,)))
         return
     text = f"{variable}{suffix}"
-    for name in _direct_fields(rule):
+    for name in rule.direct_fields():
         f, fld = _split_field(name, form)
         col.add(f, fld, Annotation(text, domain, (target,)))
 
@@ -322,7 +302,7 @@ def _annotate_mapping(col: _Collector, m: DatasetMapping) -> None:
         for src in m.sources:
             rule = {**m.variables, **src.variables}.get(vis)
             if rule is not None:
-                for name in _direct_fields(rule):
+                for name in rule.direct_fields():
                     f, fld = _split_field(name, src.form)
                     col.add(f, fld, Annotation(f"{vis} / VISITNUM" if extra else vis, _domain_of(m.dataset, spec),
                                                (Target(m.dataset, vis),) + extra))
@@ -344,7 +324,7 @@ def _annotate_mapping(col: _Collector, m: DatasetMapping) -> None:
             text = f"{sp.variable}1, {sp.variable}2, ... (text over 200 characters)"
         for src in m.sources:
             rule = {**m.variables, **src.variables}.get(sp.variable)
-            for name in _direct_fields(rule) if rule is not None else []:
+            for name in rule.direct_fields() if rule is not None else []:
                 f, fld = _split_field(name, src.form)
                 col.add(f, fld, Annotation(text, m.dataset, (target,)))
 

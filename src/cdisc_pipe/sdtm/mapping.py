@@ -118,6 +118,8 @@ class ConcatSpec(_M):
 
 
 RULE_KINDS = ("copy", "value", "assign", "dtc", "number", "when", "concat", "duration_days")
+#: (kind, Rule attribute) of each algorithm (``copy`` is held in ``copy_``)
+_KIND_ATTRS = tuple((k, "copy_" if k == "copy" else k) for k in RULE_KINDS)
 
 
 class Rule(_M):
@@ -138,10 +140,7 @@ class Rule(_M):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Rule":
-        set_ = [k for k, attr in (("copy", "copy_"), ("value", "value"), ("assign", "assign"), ("dtc", "dtc"),
-                                  ("number", "number"), ("when", "when"), ("concat", "concat"),
-                                  ("duration_days", "duration_days"))
-                if getattr(self, attr) is not None]
+        set_ = [k for k, attr in _KIND_ATTRS if getattr(self, attr) is not None]
         if len(set_) != 1:
             raise ValueError(f"a rule needs exactly one of {', '.join(RULE_KINDS)} (got {', '.join(set_) or 'none'})")
         if self.else_ is not None and self.when is None:
@@ -151,30 +150,33 @@ class Rule(_M):
     @property
     def kind(self) -> str:
         """The algorithm's name (``copy``, ``value``, ``assign`` ...)."""
-        for k, attr in (("copy", "copy_"), ("value", "value"), ("assign", "assign"), ("dtc", "dtc"),
-                        ("number", "number"), ("when", "when"), ("concat", "concat"),
-                        ("duration_days", "duration_days")):
+        for k, attr in _KIND_ATTRS:
             if getattr(self, attr) is not None:
                 return k
         raise AssertionError("validated rule without a kind")
 
+    def direct_fields(self) -> list[str]:
+        """The raw fields the rule's own algorithm reads (not its ``when`` cases), in a stable order."""
+        out: list[str] = []
+        if self.copy_:
+            out.append(self.copy_)
+        if self.assign:
+            out.append(self.assign.field)
+        if self.dtc:
+            out.append(self.dtc.date)
+            if self.dtc.time:
+                out.append(self.dtc.time)
+        if self.number is not None:
+            out.append(self.number if isinstance(self.number, str) else self.number.field)
+        if self.concat:
+            out.extend(self.concat.fields)
+        if self.duration_days:
+            out.append(self.duration_days)
+        return out
+
     def fields(self) -> set[str]:
         """The raw fields this rule reads (to check them against the form before mapping)."""
-        out: set[str] = set()
-        if self.copy_:
-            out.add(self.copy_)
-        if self.assign:
-            out.add(self.assign.field)
-        if self.dtc:
-            out.add(self.dtc.date)
-            if self.dtc.time:
-                out.add(self.dtc.time)
-        if self.number is not None:
-            out.add(self.number if isinstance(self.number, str) else self.number.field)
-        if self.concat:
-            out.update(self.concat.fields)
-        if self.duration_days:
-            out.add(self.duration_days)
+        out = set(self.direct_fields())
         for case in self.when or []:
             out.update(c.field for c in case.if_)
             out.update(case.then.fields())
