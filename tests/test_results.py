@@ -726,3 +726,12 @@ def test_waterfall_takes_the_first_listed_paramcd_a_subject_has() -> None:
     # S1: M listed first, its lowest -60 (not X's 100); S3: M has no value -> X 66.7; S2 X 0; S4 X 66.7
     assert [(r[0], r[2], r[3]) for r in t.rows] == [("S3", "X", "66.7"), ("S4", "X", "66.7"), ("S2", "X", "0.0"),
                                                     ("S1", "M", "-60.0")]
+
+
+def test_every_plan_kind_has_its_analysis_function() -> None:
+    from typing import get_args
+
+    from cdisc_pipe.results.plan import Analysis
+    from cdisc_pipe.results.tables import ANALYSES
+
+    assert set(ANALYSES) == set(get_args(Analysis.model_fields["kind"].annotation))

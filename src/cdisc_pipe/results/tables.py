@@ -743,6 +743,29 @@ def event_timeline(ctx: Context, a: Analysis) -> Figure:
                                                             if skipped else ""))
 
 
+#: The function of each analysis kind (``Analysis.kind``).  Each returns a Table, a Figure, or a list or
+#: tuple of them; :func:`compute` sorts what comes back into tables and figures.
+ANALYSES = {"rate": rate, "categories": categories, "continuous": continuous, "tte": tte,
+            "ae_overview": ae_overview, "ae_grade": ae_grade, "by_visit": by_visit, "pk_summary": pk_summary,
+            "waterfall": waterfall, "shift": shift, "swimmer": swimmer, "profile": profile, "peak": peak,
+            "event_timeline": event_timeline}
+
+
+def _outputs(out: Table | Figure | list | tuple) -> tuple[list[Table], list[Figure]]:
+    """The tables and the figures an analysis function returned, in their order."""
+    if isinstance(out, Table):
+        return [out], []
+    if isinstance(out, Figure):
+        return [], [out]
+    tables: list[Table] = []
+    figures: list[Figure] = []
+    for part in out:
+        t, f = _outputs(part)
+        tables += t
+        figures += f
+    return tables, figures
+
+
 def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
     """Every analysis of the plan; an analysis whose data is missing becomes a problem, not a crash."""
     ctx = Context(plan, frames)
@@ -753,44 +776,16 @@ def compute(plan: ResultsPlan, frames: dict[str, pd.DataFrame]) -> Results:
         if a.dataset.upper() not in ctx.frames:
             problems.append(f"{a.id}: dataset {a.dataset.upper()} not found; analysis skipped")
             continue
-        first_new = len(figures)
         try:
-            if a.kind == "rate":
-                tables.append(rate(ctx, a))
-            elif a.kind == "categories":
-                tables.append(categories(ctx, a))
-            elif a.kind == "continuous":
-                tables.append(continuous(ctx, a))
-            elif a.kind == "tte":
-                t, f = tte(ctx, a)
-                tables += t
-                figures += f
-            elif a.kind == "ae_overview":
-                tables.append(ae_overview(ctx, a))
-            elif a.kind == "ae_grade":
-                tables.append(ae_grade(ctx, a))
-            elif a.kind == "by_visit":
-                tables += by_visit(ctx, a)
-            elif a.kind == "pk_summary":
-                tables.append(pk_summary(ctx, a))
-            elif a.kind == "waterfall":
-                t, f = waterfall(ctx, a)
-                tables.append(t)
-                figures.append(f)
-            elif a.kind == "shift":
-                tables += shift(ctx, a)
-            elif a.kind == "swimmer":
-                figures.append(swimmer(ctx, a))
-            elif a.kind == "profile":
-                figures.append(profile(ctx, a))
-            elif a.kind == "peak":
-                tables.append(peak(ctx, a))
-            elif a.kind == "event_timeline":
-                figures.append(event_timeline(ctx, a))
-            for f in figures[first_new:]:
-                f.population = ctx.population_text(a.population, ctx.population(a.population))
+            t, f = _outputs(ANALYSES[a.kind](ctx, a))
+            for fig in f:
+                fig.population = ctx.population_text(a.population, ctx.population(a.population))
         except AnalysisProblem as exc:
             problems.append(f"{a.id}: {exc}; analysis skipped")
+            continue
         except KeyError as exc:
             problems.append(f"{a.id}: variable {exc.args[0]} not found in {a.dataset.upper()} or ADSL; analysis skipped")
+            continue
+        tables += t
+        figures += f
     return Results(plan.title, tables, figures, problems)
