@@ -82,6 +82,12 @@ class Profiles:
     def n(self) -> int:
         return len(self.profiles)
 
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The points' ``PID``, ``TIME`` and ``CONC`` (float64) and ``QUANT`` (bool) as arrays."""
+        pts = self.points
+        return (pts["PID"].to_numpy(), pts["TIME"].to_numpy(dtype="float64"), pts["CONC"].to_numpy(dtype="float64"),
+                pts["QUANT"].to_numpy(dtype=bool))
+
 
 def _fmt(x: float) -> str:
     """A settings number in method text and reasons: 28.0 -> '28', 0.5 -> '0.5'."""
@@ -372,9 +378,7 @@ def initial_conc(prof: Profiles, settings: NcaSettings) -> np.ndarray:
     observed concentration; ``set0`` 0."""
     n = prof.n
     pts = prof.points
-    pid = pts["PID"].to_numpy()
-    t = pts["TIME"].to_numpy(dtype="float64")
-    c = pts["CONC"].to_numpy(dtype="float64")
+    pid, t, c, _ = prof.arrays()
     kind = pts["KIND"].to_numpy()
     actual = pts["ACTUAL_TIME"].to_numpy(dtype="float64")
     post = (t > 0) & np.isfinite(c)
@@ -432,10 +436,7 @@ def fit_lambda_z(prof: Profiles, settings: NcaSettings, tmax: np.ndarray, tlast:
     lz = settings.lambda_z
     n = prof.n
     pts = prof.points
-    pid = pts["PID"].to_numpy()
-    t = pts["TIME"].to_numpy(dtype="float64")
-    c = pts["CONC"].to_numpy(dtype="float64")
-    quant = pts["QUANT"].to_numpy(dtype=bool)
+    pid, t, c, quant = prof.arrays()
     inc = pts["LZ_INCLUDE"].to_numpy(dtype=bool) if "LZ_INCLUDE" in pts else np.zeros(len(pts), dtype=bool)
     exc = pts["LZ_EXCLUDE"].to_numpy(dtype=bool) if "LZ_EXCLUDE" in pts else np.zeros(len(pts), dtype=bool)
     dur = (prof.profiles["DOSEDUR"].to_numpy(dtype="float64")
@@ -543,10 +544,7 @@ def calc_parameters(prof: Profiles, settings: NcaSettings) -> pd.DataFrame:
     """
     n = prof.n
     pts = prof.points
-    pid = pts["PID"].to_numpy()
-    t = pts["TIME"].to_numpy(dtype="float64")
-    c = pts["CONC"].to_numpy(dtype="float64")
-    quant = pts["QUANT"].to_numpy(dtype=bool)
+    pid, t, c, quant = prof.arrays()
     kind = pts["KIND"].to_numpy()
     post = t > 0
     route = settings.effective_route
