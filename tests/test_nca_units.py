@@ -5,7 +5,6 @@ The CT checks read ``../shared/ct/sdtm-ct-2025-03-28.txt`` and skip cleanly when
 
 from __future__ import annotations
 
-import csv
 from fractions import Fraction
 
 import numpy as np
@@ -15,16 +14,7 @@ from pydantic import ValidationError
 from cdisc_pipe.nca import NcaSettings
 from cdisc_pipe.nca import units as U
 from cdisc_pipe.nca.catalog import CATALOG
-from cdisc_pipe.paths import default_ct
-
-
-def ct_rows() -> list[dict[str, str]]:
-    ct = default_ct()
-    path = ct / "sdtm-ct-2025-03-28.txt" if ct else None
-    if path is None or not path.is_file():
-        pytest.skip("CT file not available")
-    with path.open(encoding="utf-8") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
+from tests.test_nca_specs import ct_rows
 
 
 def test_pkunit_terms_are_the_ct_codelist():

@@ -29,6 +29,7 @@ import pyreadstat
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
+from benchmarks.bench_xpt_read import FORMAT_FIELDS, META_FIELDS  # every field of pyreadstat's XPORT metadata
 from cdisc_pipe.errors import InputError
 from cdisc_pipe.xpt import reader
 from cdisc_pipe.xpt.conform import format_kind
@@ -38,15 +39,6 @@ from cdisc_pipe.xpt.v5 import XptVariable, header_bytes, ibm_to_ieee, ieee_to_ib
 from tests.conftest import SHARED
 from tests.test_xpt_equivalence import CORPUS, STAMP
 
-#: Every field of pyreadstat's metadata for an XPORT file.
-META_FIELDS = (
-    "column_names", "column_labels", "column_names_to_labels", "file_encoding", "file_label", "number_columns",
-    "number_rows", "variable_value_labels", "value_labels", "variable_to_label", "notes", "original_variable_types",
-    "original_variable_informats", "readstat_variable_types", "table_name", "missing_ranges", "missing_user_values",
-    "variable_storage_width", "variable_display_width", "variable_alignment", "variable_measure", "creation_time",
-    "modification_time", "mr_sets", "file_format",
-)
-FORMAT_FIELDS = ("original_variable_types", "original_variable_informats", "variable_to_label")
 PYREADSTAT_SPELLING = tuple(int(x) for x in pyreadstat.__version__.split(".")[:3]) >= (1, 3, 8)
 MSG = SHARED / "reference" / "sdtm-msg-2.0-cdiscpilot01"
 PILOT = SHARED / "reference" / "cdiscpilot01" / "sdtm"

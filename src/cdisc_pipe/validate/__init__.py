@@ -31,7 +31,7 @@ from cdisc_pipe.validate import diff as _diff
 from cdisc_pipe.validate import report as _report
 from cdisc_pipe.validate.data import DatasetMeta, ReadOptions, StudyData, load_folder, load_held
 from cdisc_pipe.validate.engine import (
-    FINDING_COLUMNS, explain, load_rules, match_expected, run_rules, stage_findings, study_rule_files,
+    FINDING_COLUMNS, load_rules, match_expected, run_rules, stage_findings, study_rule_files,
 )
 from cdisc_pipe.validate.functions import FUNCTIONS, rule_function
 from cdisc_pipe.validate.model import Rule, RuleResult, ValidationSettings

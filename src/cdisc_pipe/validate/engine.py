@@ -441,13 +441,3 @@ def match_expected(findings: pd.DataFrame, settings: ValidationSettings,
         out[m] = e.explanation
     stale_df = pd.DataFrame(stale_rows, columns=FINDING_COLUMNS) if stale_rows else pd.DataFrame(columns=FINDING_COLUMNS)
     return ExpectedMatch(explanation=out, stale=stale_df, unused=unused)
-
-
-def explain(findings: pd.DataFrame, settings: ValidationSettings, unused: list[str] | None = None,
-            source: str | Path | None = None) -> pd.Series:
-    """The expected-finding explanation of each finding (None when not expected); stale entries
-    are appended to ``unused`` as text (:func:`match_expected` also builds their findings)."""
-    res = match_expected(findings, settings, source)
-    if unused is not None:
-        unused.extend(res.unused)
-    return res.explanation
