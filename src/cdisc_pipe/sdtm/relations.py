@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cdisc_pipe.sdtm.algorithms import FORM, ROW
+from cdisc_pipe.sdtm.algorithms import FORM, ROW, per_value
 from cdisc_pipe.sdtm.derive import derive_var_dy, derive_var_epoch
 from cdisc_pipe.sdtm.mapping import Mappings
 
@@ -58,14 +58,15 @@ def build_sv(datasets: dict[str, pd.DataFrame], tv: pd.DataFrame, studyid: str, 
     return g
 
 
+def _day(u: pd.Series) -> pd.Series:
+    """The first ten characters of each value that starts with a complete date (``YYYY-MM-DD``), else None."""
+    head = u.astype("str").str.slice(0, 10)
+    return head.where(head.str.match(r"^\d{4}-\d{2}-\d{2}$").fillna(False).astype(bool), None)
+
+
 def _complete_day(values: pd.Series) -> np.ndarray:
-    """The date (``YYYY-MM-DD``, the first ten characters) of each value that starts with a complete
-    date, else None; worked out once per distinct value (dates repeat across a dataset's records)."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    head = pd.Series(np.asarray(uniques, dtype=object), dtype="str").str.slice(0, 10)
-    ok = head.str.match(r"^\d{4}-\d{2}-\d{2}$").fillna(False).to_numpy(dtype=bool)
-    table = np.append(np.where(ok, head.to_numpy(dtype=object), None), None)  # code -1 (missing): None
-    return table[codes]
+    """:func:`_day` of each value, worked out once per distinct value (dates repeat across records)."""
+    return per_value(values, _day).to_numpy(dtype=object)
 
 
 def _visit_dates(datasets: dict[str, pd.DataFrame]) -> pd.DataFrame:
