@@ -175,11 +175,16 @@ def pow10(exp: int) -> Fraction:
     return Fraction(10) ** exp
 
 
+def _known(table: dict, what: str, *units: str) -> None:
+    """UnitError naming the first of ``units`` that ``table`` (a unit table of this module) lacks."""
+    for u in units:
+        if u not in table:
+            raise UnitError(f"unknown {what} unit {u!r} (known: {', '.join(table)})")
+
+
 def time_factor(src: str, dst: str) -> Fraction:
     """Number of ``dst`` units in one ``src`` unit (``day`` -> ``h`` = 24)."""
-    for u in (src, dst):
-        if u not in TIME_UNITS:
-            raise UnitError(f"unknown time unit {u!r} (known: {', '.join(TIME_UNITS)})")
+    _known(TIME_UNITS, "time", src, dst)
     return TIME_UNITS[src] / TIME_UNITS[dst]
 
 
@@ -210,9 +215,7 @@ def conc_factor(src: str, dst: str) -> Fraction:
 
 def amount_factor(src: str, dst: str) -> Fraction:
     """Factor converting an amount (dose) in ``src`` to ``dst`` (``mg`` -> ``ug`` = 1000)."""
-    for u in (src, dst):
-        if u not in AMOUNT_UNITS:
-            raise UnitError(f"unknown amount unit {u!r} (known: {', '.join(AMOUNT_UNITS)})")
+    _known(AMOUNT_UNITS, "amount", src, dst)
     (da, ea), (db, eb) = AMOUNT_UNITS[src], AMOUNT_UNITS[dst]
     if da != db:
         raise UnitError(f"{src} ({da}) does not convert to {dst} ({db})")
@@ -220,9 +223,7 @@ def amount_factor(src: str, dst: str) -> Fraction:
 
 
 def volume_factor(src: str, dst: str) -> Fraction:
-    for u in (src, dst):
-        if u not in VOLUME_UNITS:
-            raise UnitError(f"unknown volume unit {u!r} (known: {', '.join(VOLUME_UNITS)})")
+    _known(VOLUME_UNITS, "volume", src, dst)
     return pow10(VOLUME_UNITS[src] - VOLUME_UNITS[dst])
 
 
