@@ -19,9 +19,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from cdisc_pipe.adam.derive import derive_var_extreme_flag, filter_extreme
+from cdisc_pipe.adam.settings import _Model
 from cdisc_pipe.errors import Finding, InputError, Problem
 
 __all__ = [
@@ -48,10 +49,6 @@ __all__ = [
     "before_reference",
     "derive_on_unique",
 ]
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
 
 
 def _read_model(model: type[BaseModel], path: Path) -> Any:

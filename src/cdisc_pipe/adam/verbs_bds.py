@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from cdisc_pipe.adam.conditions import condition_mask, describe_where, where_variables
 from cdisc_pipe.adam.derive import _sort
@@ -32,7 +32,7 @@ from cdisc_pipe.adam.derive_bds import (
     derive_var_pchg,
     dtc_has_time,
 )
-from cdisc_pipe.adam.settings import Where
+from cdisc_pipe.adam.settings import Where, _Model
 from cdisc_pipe.adam.verbs import (
     _NAME,
     arithmetic,
@@ -57,10 +57,6 @@ __all__ = [
 ]
 
 _PARAMCD = r"^[A-Z][A-Z0-9_]{0,7}$"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _order_vars(order: Sequence[str]) -> list[str]:

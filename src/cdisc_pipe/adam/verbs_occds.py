@@ -39,10 +39,9 @@ from cdisc_pipe.adam.derive_bds import (
     y_flag,
 )
 from cdisc_pipe.adam.settings import Where
-from cdisc_pipe.adam.verbs import Context, StepArgs, Verb, _register
+from cdisc_pipe.adam.verbs import _NAME, Context, StepArgs, Verb, _register
 from cdisc_pipe.errors import Finding
 
-_NAME = r"^_?[A-Z][A-Z0-9_]{0,31}$"
 Scalar = str | float | int | bool | None
 
 

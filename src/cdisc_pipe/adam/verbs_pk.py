@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cdisc_pipe.adam.conditions import condition_mask, describe_where, where_variables
 from cdisc_pipe.adam.derive_bds import parse_iso_duration_days
 from cdisc_pipe.adam.settings import Where
-from cdisc_pipe.adam.verbs import Context, StepArgs, Verb, _needs, _register
+from cdisc_pipe.adam.verbs import _NAME, Context, StepArgs, Verb, _needs, _register
 from cdisc_pipe.errors import Finding
 
 __all__ = [
@@ -31,7 +31,6 @@ __all__ = [
     "derive_param_dtype_copy", "derive_vars_period",
 ]
 
-_NAME = r"^_?[A-Z][A-Z0-9_]{0,31}$"
 Scalar = str | float | int | bool | None
 
 

@@ -39,12 +39,11 @@ from pydantic import Field, model_validator
 from cdisc_pipe.adam.conditions import condition_mask, describe_where, where_variables
 from cdisc_pipe.adam.derive import _sort, derive_vars_merged, impute_dtc_dt, lookup
 from cdisc_pipe.adam.settings import TteParameter, TteSource, Where
-from cdisc_pipe.adam.verbs import Context, StepArgs, Verb, _register, _value_text, _where_text
+from cdisc_pipe.adam.verbs import _NAME, Context, StepArgs, Verb, _register, _value_text, _where_text
 from cdisc_pipe.errors import Finding, InputError, Problem
 
 __all__ = ["derive_param_tte", "derive_vars_missed", "confirmed_response", "UNIT_DAYS"]
 
-_NAME = r"^_?[A-Z][A-Z0-9_]{0,31}$"
 _PARAMCD = r"^[A-Z][A-Z0-9_]{0,7}$"
 Scalar = str | float | int | bool | None
 UNIT_DAYS = {"DAYS": 1.0, "WEEKS": 7.0, "MONTHS": 30.4375, "YEARS": 365.25}

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from cdisc_pipe.adam.conditions import condition_mask, describe_where, where_variables
 from cdisc_pipe.adam.derive import (
@@ -26,8 +26,8 @@ from cdisc_pipe.adam.derive import (
     in_day_window,
     suppqual_wide,
 )
-from cdisc_pipe.adam.settings import Where
-from cdisc_pipe.adam.verbs import Context, StepArgs, Verb, _register
+from cdisc_pipe.adam.settings import Where, _Model
+from cdisc_pipe.adam.verbs import _NAME, Context, StepArgs, Verb, _register
 from cdisc_pipe.errors import Finding
 
 __all__ = [
@@ -39,11 +39,6 @@ __all__ = [
     "check_records",
 ]
 
-_NAME = r"^_?[A-Z][A-Z0-9_]{0,31}$"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _text(where: Where, lead: str = " where ") -> str:
