@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from cdisc_pipe.validate.data import _normalise, held_dataset, read_xpt_with_meta
 from cdisc_pipe.written import WrittenColumn, WrittenDataset
@@ -26,11 +27,14 @@ def test_bundled_study_findings_from_memory_equal_findings_from_files(tmp_path):
     assert res["findings"] > 0
 
 
-def test_write_and_hold_gives_what_the_files_give(bundled_run, tmp_path):
-    """Frames written through ``pipeline.write_and_hold`` are, as held, equal to their files read back:
-    frame (exact), dtypes, metadata; the files are the bytes write_datasets writes."""
+@pytest.mark.parametrize("background", [False, True])
+def test_stage_files_held_give_what_the_files_give(bundled_run, tmp_path, background):
+    """Frames written through ``pipeline.start_files`` (here, or in a second process while this one
+    goes on) are, as held, equal to their files read back: frame (exact), dtypes, metadata; the
+    files are the bytes write_datasets writes, and the child's log lines join this log."""
     from cdisc_pipe import paths as P
-    from cdisc_pipe.pipeline import write_and_hold
+    from cdisc_pipe.pipeline import start_files
+    from cdisc_pipe.runlog import RunLog
     from cdisc_pipe.spec import load_specs
     from cdisc_pipe.xpt import read_folder, write_datasets
 
@@ -39,17 +43,23 @@ def test_write_and_hold_gives_what_the_files_give(bundled_run, tmp_path):
     frames = {k: frames[k] for k in ("DM", "LB", "PC", "TS", "SUPPDM", "EX") if k in frames}
     a, b = tmp_path / "a", tmp_path / "b"
     ref = write_datasets(frames, spec, a, purpose="Tabulation")
-    written, held = write_and_hold(frames, spec, b, "Tabulation", final=b)
-    assert written == ref
+    log = RunLog("test", quiet=True)
+    out = start_files(frames, spec, b, "Tabulation", "SDTM", log, [], {}, final=b, background=background,
+                      define=None)
+    assert out.written is None and out.conformed is not None  # nothing known of the files until waited for
+    out.wait()
+    assert out.written == ref and out.conformed is None
+    assert sum("writing 6 SDTM datasets done in" in line for line in log.lines) == 1, log.lines
     for p in a.glob("*.*"):
         assert (b / p.name).read_bytes() == p.read_bytes(), p.name
-    assert sorted(held) == sorted(frames)
-    for name, (df, meta) in held.items():
+    assert sorted(out.held) == sorted(frames)
+    for name, (df, meta) in out.held.items():
         back, back_meta = read_xpt_with_meta(b / f"{name.lower()}.xpt")
         pd.testing.assert_frame_equal(df, back, check_exact=True)
         assert meta == back_meta, name
-    _, none = write_and_hold(frames, spec, tmp_path / "c", "Tabulation", final=None)
-    assert none is None
+    none = start_files(frames, spec, tmp_path / "c", "Tabulation", "SDTM", log, [], {}, final=None,
+                       background=background, define=None).wait()
+    assert none.held is None and none.written == [w for w in ref]
 
 
 def test_held_text_and_numbers_survive_the_round_trip_exactly(tmp_path):

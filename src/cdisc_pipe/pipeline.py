@@ -44,32 +44,119 @@ class Paths:
 @dataclass
 class StageOutput:
     frames: dict[str, pd.DataFrame]
-    written: list[Any]  # list[WrittenDataset]
+    written: list[Any] | None  # list[WrittenDataset]; None until the stage's files are written (``files``)
     findings: list[Finding] = field(default_factory=list)
     cutoff: Any = None  # the data cut-off used (cdisc_pipe.cutoff.Cutoff), SDTM stage
     #: the written datasets as validation reads them back from the final folder (frame and file
     #: metadata, ``cdisc_pipe.validate.data.held_dataset``) by file stem in upper case; None: not kept
     held: dict[str, tuple[pd.DataFrame, Any]] | None = None
+    #: the stage's files being written (``cdisc_pipe.xpt.datasets.PreparedWrite.write`` and what
+    #: goes with it), maybe in a second process: :meth:`wait` joins them
+    files: Background | None = None
+    #: the conformed frames the files get (``PreparedWrite.frames``), kept for ``held``; None: not kept
+    conformed: dict[str, pd.DataFrame] | None = None
+    final: Path | None = None  # the folder the files end up in (the held datasets' paths)
+
+    def wait(self) -> StageOutput:
+        """Wait for the stage's files; fill ``written`` (and ``held`` from the conformed frames, each
+        dropped as soon as it is converted).  Returns self."""
+        if self.files is None:
+            return self
+        self.written, self.files = self.files.result(), None
+        if self.conformed is not None:
+            from cdisc_pipe.validate.data import held_dataset
+
+            self.held = {}
+            for w in self.written:
+                if w.name in self.conformed:
+                    self.held[Path(w.xpt_path).stem.upper()] = held_dataset(self.conformed.pop(w.name), w, self.final)
+            self.conformed = None
+        return self
+
+    def cancel(self) -> None:
+        """Stop the files being written in a second process (the run failed)."""
+        if self.files is not None:
+            self.files.cancel()
+            self.files = None
 
 
-def write_and_hold(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, purpose: str,
-                   final: Path | None) -> tuple[list[Any], dict[str, tuple[pd.DataFrame, Any]] | None]:
-    """``cdisc_pipe.xpt.write_datasets`` into ``folder``; with ``final`` (the folder the files end up
-    in) also each written dataset as validation would read it back from there, made from the
-    conformed frame the writer kept (which is dropped as soon as it is converted)."""
-    from cdisc_pipe.xpt import write_datasets
+def _with_log(fn: Any, log: RunLog, parent: int, *args: Any) -> tuple[Any, RunLog | None]:
+    """``fn(log, *args)``; in a second process with a child log, sent back with the result."""
+    if os.getpid() == parent:
+        return fn(log, *args), None
+    own = log.child()
+    return fn(own, *args), own
 
-    kept: dict[str, pd.DataFrame] | None = {} if final is not None else None
-    written = write_datasets(frames, spec, folder, purpose=purpose, keep=kept)
-    if kept is None:
-        return written, None
-    from cdisc_pipe.validate.data import held_dataset
 
-    held = {}
-    for w in written:
-        if w.name in kept:
-            held[Path(w.xpt_path).stem.upper()] = held_dataset(kept.pop(w.name), w, final)
-    return written, held
+class Background:
+    """``fn(log, *args)`` in a second process while the run goes on (``cdisc_pipe.parallel.Forked``:
+    the same work in this process when there is no second one, when it fails, or with
+    ``enabled=False``).  Its log lines and progress join the run's log when :meth:`result` is
+    asked, so the log never interleaves.  ``fn`` writes only files no other work writes."""
+
+    def __init__(self, log: RunLog, fn: Any, *args: Any, enabled: bool = True) -> None:
+        from cdisc_pipe.parallel import Forked
+
+        self.log = log
+        self.task = Forked(_with_log, fn, log, os.getpid(), *args, enabled=enabled)
+
+    def result(self) -> Any:
+        value, own = self.task.result()
+        if own is not None:
+            self.log.adopt(own)
+        return value
+
+    def cancel(self) -> None:
+        self.task.cancel()
+
+
+def _stage_files(log: RunLog, prepared: Any, label: str, findings: list[Finding], extras: dict[str, Any],
+                 define: tuple[StudySpec, Path | None, Any] | None) -> list[Any]:
+    """A stage's files: its datasets (XPT + Dataset-JSON), ``_stage/`` records (``extras``: file
+    name -> frame or JSON-able dict) and, with ``define`` (spec, CT folder, cut-off), its define.xml."""
+    folder, purpose = prepared.job.out_dir, prepared.job.purpose
+    with log.step(f"writing {len(prepared.ready)} {label} datasets"):
+        written = prepared.write()
+    save_stage_findings(folder, findings)
+    for name, extra in extras.items():
+        if isinstance(extra, pd.DataFrame):
+            extra.to_csv(folder / STAGE_DIR / name, index=False, lineterminator="\n")
+        else:
+            (folder / STAGE_DIR / name).write_text(json.dumps(extra, indent=1, sort_keys=True, default=str) + "\n")
+    if define is not None:
+        spec, ct, cutoff = define
+        stage_define(spec, folder, written, purpose, ct, log, cutoff=cutoff)
+    return written
+
+
+def start_files(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, purpose: str, label: str,
+                 log: RunLog, findings: list[Finding], extras: dict[str, Any], final: Path | None,
+                 background: bool, define: tuple[StudySpec, Path | None, Any] | None) -> StageOutput:
+    """Conform and check the frames here (every problem raised at once, before any file), then write
+    the files, in a second process with ``background``; ``final``: keep the conformed frames for the
+    datasets validation holds (``StageOutput.wait``)."""
+    from cdisc_pipe.xpt.datasets import prepare_write
+
+    with log.step(f"conforming {len(frames)} {label} datasets to their specs"):
+        prepared = prepare_write(frames, spec, folder, purpose=purpose)
+    files = Background(log, _stage_files, prepared, label, findings, extras, define, enabled=background)
+    if not background:  # written now, in order
+        files = _Done(files.result())
+    return StageOutput(frames, None, findings, files=files, conformed=prepared.frames() if final else None,
+                       final=final)
+
+
+class _Done:
+    """A :class:`Background` whose result is already there."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
+
+    def cancel(self) -> None:
+        pass
 
 
 class Staging:
@@ -130,10 +217,14 @@ def load_spec(paths: Paths, log: RunLog) -> StudySpec:
     return spec
 
 
-def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog, keep: bool = False) -> StageOutput:
+def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog, keep: bool = False,
+               background: bool = False, define: bool = False) -> StageOutput:
     """Raw export -> SDTM frames (PP included) -> XPT + Dataset-JSON in ``<staging>/sdtm``.
 
-    ``keep``: also return the written datasets as validation reads them back (``StageOutput.held``)."""
+    ``keep``: also give the written datasets as validation reads them back (``StageOutput.held``).
+    ``background``: the files are written in a second process while the caller goes on with the
+    frames; ``StageOutput.wait()`` joins them (and fills ``written`` and ``held``).
+    ``define``: also write define.xml (CT from ``paths.ct``) with the files."""
     from cdisc_pipe.documents import write_acrf
     from cdisc_pipe.raw import read_export
     from cdisc_pipe.raw.detect import detect_format
@@ -157,30 +248,31 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog, kee
     for p in acrf.problems:
         log.warning(f"aCRF: {p}")
     del raw  # the raw forms are not needed once SDTM and the aCRF are built: freed before the write
-    with log.step(f"writing {len(result.datasets)} SDTM datasets"):
-        written, held = write_and_hold(result.datasets, spec, folder, "Tabulation",
-                                       paths.out / "sdtm" if keep else None)
-    save_stage_findings(folder, findings)
+    extras: dict[str, Any] = {}
     trace = getattr(result, "traceability", None)
     if trace is not None:
-        trace.to_csv(folder / STAGE_DIR / "traceability.csv", index=False, lineterminator="\n")
+        extras["traceability.csv"] = trace
     records = getattr(result, "records", None)
     if records is not None:  # record -> raw rows: validation findings on a record name its raw rows
-        records.to_csv(folder / STAGE_DIR / "records.csv", index=False, lineterminator="\n")
+        extras["records.csv"] = records
     for name in ("nca_method", "nca"):
         extra = getattr(result, name, None)
         if isinstance(extra, dict):
-            (folder / STAGE_DIR / "nca.json").write_text(json.dumps(extra, indent=1, sort_keys=True, default=str) + "\n")
+            extras["nca.json"] = extra
+    out = start_files(result.datasets, spec, folder, "Tabulation", "SDTM", log, findings, extras,
+                       paths.out / "sdtm" if keep else None, background,
+                       (spec, paths.ct, cutoff) if define else None)
+    out.cutoff = cutoff
     _log_findings(log, "SDTM", findings)
-    return StageOutput(result.datasets, written, findings, cutoff=cutoff, held=held)
+    return out
 
 
 def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
                sdtm: dict[str, pd.DataFrame] | None = None, cutoff: Any = None, keep: bool = False,
-               release_sdtm: bool = False) -> StageOutput:
+               release_sdtm: bool = False, background: bool = False, define: bool = False) -> StageOutput:
     """SDTM (frames in memory, or read from ``paths.sdtm_in``) -> ADaM in ``<staging>/adam``.
 
-    ``keep``: also return the written datasets as validation reads them back (``StageOutput.held``).
+    ``keep``, ``background``, ``define``: as for :func:`stage_sdtm`.
     ``release_sdtm``: empty the ``sdtm`` dict once ADaM is derived (the caller needs the frames no
     more), so they are freed before the ADaM write."""
     from cdisc_pipe.adam import build_adam, read_sdtm
@@ -203,12 +295,12 @@ def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
         result = build_adam(sdtm, spec, settings_dir, cutoff=cut.date)
     if release_sdtm:
         sdtm.clear()
-    folder = staging.folder("adam")
-    with log.step(f"writing {len(result.datasets)} ADaM datasets"):
-        written, held = write_and_hold(result.datasets, spec, folder, "Analysis", paths.out / "adam" if keep else None)
-    save_stage_findings(folder, result.findings)
+    out = start_files(result.datasets, spec, staging.folder("adam"), "Analysis", "ADaM", log, list(result.findings),
+                       {}, paths.out / "adam" if keep else None, background,
+                       (spec, paths.ct, cut) if define else None)
+    out.cutoff = cut
     _log_findings(log, "ADaM", result.findings)
-    return StageOutput(result.datasets, written, list(result.findings), cutoff=cut, held=held)
+    return out
 
 
 def spec_with_cutoff(spec: StudySpec, purpose: str, cutoff: Any) -> StudySpec:
@@ -314,6 +406,10 @@ def results_plan(specs: Path | None, log: RunLog) -> Any:
     plan = load_results_plan(path)
     log.note(f"results plan {path} (SHA-256 {sha256_file(path)}): {len(plan.analyses)} analyses")
     return plan
+
+
+def _results_report(log: RunLog, out: Path, plan: Any, study: str) -> None:
+    stage_results(out, plan, study, log)
 
 
 def stage_results(out: Path, plan: Any, study: str, log: RunLog, adam_dir: Path | None = None,
@@ -504,54 +600,63 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
         log.progress(f"ADaM unchanged since the last run (key {keys['adam'][:12]}): reused")
     if not reuse_adam:
         staging = Staging(paths.out)
+        stages: list[tuple[StageOutput, str, str]] = []  # (stage, purpose, folder): files maybe still being written
         try:
             sdtm_frames = None
             if not reuse_sdtm:
-                sdtm = stage_sdtm(paths, spec, staging, log, keep=keep)
-                stage_define(spec, staging.folder("sdtm"), sdtm.written, "Tabulation", paths.ct, log, cutoff=sdtm.cutoff)
-                sdtm_frames = sdtm.frames
-                written["Tabulation"] = sdtm.written
-                sdtm.frames = {}  # ADaM empties sdtm_frames once derived (release_sdtm): nothing else holds them
-                if sdtm.held is not None:
-                    held["Tabulation"] = sdtm.held
-                records |= records_of(sdtm.written, "sdtm")
+                # SDTM's files (and define.xml) are written in a second process while ADaM is derived
+                sdtm = stage_sdtm(paths, spec, staging, log, keep=keep, background=True, define=True)
+                stages.append((sdtm, "Tabulation", "sdtm"))
+                sdtm_frames, sdtm.frames = sdtm.frames, {}  # ADaM empties them once derived (release_sdtm)
                 cutoff = sdtm.cutoff.as_dict()
             else:
                 paths.sdtm_in = paths.out / "sdtm"
             if spec.by_purpose("Analysis"):
                 adam = stage_adam(paths, spec, staging, log, sdtm=sdtm_frames,
                                   cutoff=sdtm.cutoff if sdtm_frames is not None and sdtm.cutoff.date else None,
-                                  keep=keep, release_sdtm=sdtm_frames is not None)
+                                  keep=keep, release_sdtm=sdtm_frames is not None, background=True, define=True)
+                stages.append((adam, "Analysis", "adam"))
                 adam.frames = {}
-                written["Analysis"] = adam.written
-                if adam.held is not None:
-                    held["Analysis"] = adam.held
                 if cutoff is None and adam.cutoff is not None:
                     cutoff = adam.cutoff.as_dict()
-                stage_define(spec, staging.folder("adam"), adam.written, "Analysis", paths.ct, log, cutoff=adam.cutoff)
-                records |= records_of(adam.written, "adam")
             else:  # an SDTM-only study (or one whose ADaM is not specified yet)
                 log.warning("no ADaM dataset specs (specs/adam/*.yaml): ADaM stage skipped")
+            for stage, purpose, sub in stages:
+                stage.wait()
+                written[purpose] = stage.written
+                if stage.held is not None:
+                    held[purpose] = stage.held
+                records |= records_of(stage.written, sub)
         except BaseException:
+            for stage, _, _ in stages:
+                stage.cancel()
             staging.discard()
             raise
         finally:
             paths.sdtm_in = None
         staging.commit()
-    if reuse_adam and _reusable(prev, "validate", "reports", keys["validate"], paths.out):
-        log.progress("validation inputs unchanged: reports reused")
-        code = int(prev.get("validation_exit_code", 0))
-        result = previous_validation(paths.out)
-    else:
-        result = stage_validate(paths, spec, log, held=held or None)
-        held.clear()
-        code = int(getattr(result, "exit_code", 0))
-        stage_guides(paths, spec, result, log, written)
-    if plan is not None:
-        if (paths.out / "adam").is_dir():
-            stage_results(paths.out, plan, spec.study.name, log)
+    report = None
+    if plan is not None and (paths.out / "adam").is_dir():
+        # the results report reads the committed ADaM files: in a second process beside validation
+        report = Background(log, _results_report, paths.out, plan, spec.study.name)
+    elif plan is not None:
+        log.note("no ADaM datasets: no results report")
+    try:
+        if reuse_adam and _reusable(prev, "validate", "reports", keys["validate"], paths.out):
+            log.progress("validation inputs unchanged: reports reused")
+            code = int(prev.get("validation_exit_code", 0))
+            result = previous_validation(paths.out)
         else:
-            log.note("no ADaM datasets: no results report")
+            result = stage_validate(paths, spec, log, held=held or None)
+            held.clear()
+            code = int(getattr(result, "exit_code", 0))
+            stage_guides(paths, spec, result, log, written)
+    except BaseException:
+        if report is not None:
+            report.cancel()
+        raise
+    if report is not None:
+        report.result()
     finish("run", paths, spec, log, records, stages=keys,
            extra={"validation_exit_code": code, "data_cutoff": cutoff or {"date": None, "source": "unknown"}})
     return code, result
@@ -575,8 +680,7 @@ def run_single_stage(stage: str, paths: Paths, log: RunLog) -> None:
     run, purpose = {"sdtm": (stage_sdtm, "Tabulation"), "adam": (stage_adam, "Analysis")}[stage]
     staging = Staging(paths.out)
     try:
-        res = run(paths, spec, staging, log)
-        stage_define(spec, staging.folder(stage), res.written, purpose, paths.ct, log, cutoff=res.cutoff)
+        res = run(paths, spec, staging, log, define=True).wait()
     except BaseException:
         staging.discard()
         raise

@@ -22,6 +22,27 @@ class RunLog:
         self.quiet = quiet
         self.lines: list[str] = []
         self._t0 = time.perf_counter()
+        #: stderr lines kept instead of printed (a log of work in a second process, see :meth:`child`)
+        self._held: list[str] | None = None
+
+    def child(self) -> RunLog:
+        """A log for work done in a second process: same clock, and its stderr lines kept, so that
+        :meth:`adopt` adds both to this log when the work is joined (one log, no interleaving)."""
+        log = RunLog(self.command, quiet=self.quiet)
+        log._t0, log._held = self._t0, []
+        return log
+
+    def adopt(self, other: RunLog) -> None:
+        """Add the lines of a :meth:`child` log and print its stderr lines."""
+        self.lines.extend(other.lines)
+        for line in other._held or []:
+            self._print(line)
+
+    def _print(self, line: str) -> None:
+        if self._held is not None:
+            self._held.append(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     def _add(self, kind: str, text: str) -> None:
         for i, line in enumerate(str(text).splitlines() or [""]):
@@ -37,17 +58,17 @@ class RunLog:
     def warning(self, text: str) -> None:
         self._add("WARNING", text)
         if not self.quiet:
-            print(f"WARNING: {text}", file=sys.stderr)
+            self._print(f"WARNING: {text}")
 
     def error(self, text: str) -> None:
         self._add("ERROR", text)
-        print(f"ERROR: {text}", file=sys.stderr)
+        self._print(f"ERROR: {text}")
 
     def progress(self, text: str) -> None:
         """A progress line on stderr (and a NOTE in the log)."""
         self.note(text)
         if not self.quiet:
-            print(f"[{time.perf_counter() - self._t0:7.1f}s] {text}", file=sys.stderr, flush=True)
+            self._print(f"[{time.perf_counter() - self._t0:7.1f}s] {text}")
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:

@@ -244,34 +244,73 @@ def write_datasets(
 
     ``WrittenDataset.xpt_path``/``json_path`` are relative to the output root: ``sdtm/dm.xpt`` for
     Tabulation, ``adam/adsl.xpt`` for Analysis (the file name alone is ``Path(xpt_path).name``).
+    This is :func:`prepare_write` followed by :meth:`PreparedWrite.write`.
     """
+    prepared = prepare_write(frames, spec, out_dir, purpose=purpose, write_json=write_json,
+                             ndjson_threshold=ndjson_threshold, engine=engine,
+                             metadata_version_oid=metadata_version_oid)
+    if keep is not None:
+        keep.update(prepared.frames())
+    return prepared.write()
+
+
+def prepare_write(
+    frames: Mapping[str, pd.DataFrame],
+    spec: StudySpec,
+    out_dir: Path,
+    *,
+    purpose: Literal["Tabulation", "Analysis"],
+    write_json: bool = True,
+    ndjson_threshold: int | None = DEFAULT_NDJSON_THRESHOLD,
+    engine: Engine = "numpy",
+    metadata_version_oid: str | None = None,
+) -> PreparedWrite:
+    """The first half of :func:`write_datasets` (same arguments): conform and check every dataset,
+    raise one ``InputError`` with every problem; nothing is written yet.  The files are written by
+    :meth:`PreparedWrite.write`, which a run may call in a second process while it goes on with
+    the conformed frames (:meth:`PreparedWrite.frames`) in this one."""
     ready, problems = _prepare(frames, spec, purpose=purpose)
     raise_if(problems, stage="write datasets")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    timestamp = format_timestamp(spec.study.metadata_datetime)
     folder = PURPOSE_FOLDER[purpose]
     mdv_oid = metadata_version_oid or default_metadata_version_oid(spec, [r.dataset for r in ready.values()], purpose)
-    job = _WriteJob(spec, out_dir, purpose, folder, timestamp, write_json, ndjson_threshold, engine, mdv_oid)
-    no_data = {name: _no_data(r.xpt, r.dataset, name, purpose, folder, out_dir, timestamp, write_json)
-               for name, r in ready.items() if len(r.xpt) == 0}
-    # Each file is written by one process with the same code, so the bytes do not depend on how the
-    # datasets are shared: about half the records go to a forked second process (cdisc_pipe.parallel)
-    mine, theirs = _share([(name, len(r.xpt)) for name, r in ready.items() if name not in no_data])
-    child = Forked(_write_some, job, {n: ready[n] for n in theirs}) if theirs else None
-    try:
-        done = _write_some(job, {n: ready[n] for n in mine})
-    except BaseException:
+    job = _WriteJob(spec, Path(out_dir), purpose, folder, format_timestamp(spec.study.metadata_datetime), write_json,
+                    ndjson_threshold, engine, mdv_oid)
+    return PreparedWrite(job, ready)
+
+
+@dataclass(frozen=True)
+class PreparedWrite:
+    """Conformed, checked datasets of one :func:`prepare_write` call, ready to be written."""
+
+    job: _WriteJob
+    ready: dict[str, _Ready]
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Each dataset with records, as its XPT file gets it (by dataset name)."""
+        return {name: r.xpt for name, r in self.ready.items() if len(r.xpt)}
+
+    def write(self) -> list[WrittenDataset]:
+        """Write every file into ``out_dir``; the records of what was written, in ``frames`` order."""
+        job, ready = self.job, self.ready
+        job.out_dir.mkdir(parents=True, exist_ok=True)
+        no_data = {name: _no_data(r.xpt, r.dataset, name, job.purpose, job.folder, job.out_dir, job.timestamp,
+                                  job.write_json)
+                   for name, r in ready.items() if len(r.xpt) == 0}
+        # Each file is written by one process with the same code, so the bytes do not depend on how
+        # the datasets are shared: about half the records go to a forked second process
+        # (cdisc_pipe.parallel; none when this already runs in one)
+        mine, theirs = _share([(name, len(r.xpt)) for name, r in ready.items() if name not in no_data])
+        child = Forked(_write_some, job, {n: ready[n] for n in theirs}) if theirs else None
+        try:
+            done = _write_some(job, {n: ready[n] for n in mine})
+        except BaseException:
+            if child is not None:
+                child.cancel()
+            raise
         if child is not None:
-            child.cancel()
-        raise
-    if child is not None:
-        done.update(child.result())
-    written = [no_data[name] if name in no_data else done[name] for name in ready]
-    if keep is not None:
-        keep.update({name: ready[name].xpt for name in ready if name not in no_data})
-    _write_no_data(out_dir, list(no_data.values()), rewritten=set(ready))
-    return written
+            done.update(child.result())
+        _write_no_data(job.out_dir, list(no_data.values()), rewritten=set(ready))
+        return [no_data[name] if name in no_data else done[name] for name in ready]
 
 
 @dataclass(frozen=True)
