@@ -1,7 +1,8 @@
 """Validation from memory vs from the files: same findings, and what each costs.
 
 ``python -m benchmarks.validate_memory [--subjects N] [--work DIR]`` runs ``cdisc-pipe run`` (which
-validates the datasets as it holds them) on the bundled study or a generated one of N subjects,
+validates the datasets as it holds them, the SDTM-only checks ahead while ADaM is derived,
+``early_units``) on the bundled study or a generated one of N subjects,
 then validates the same output folder again from the files, and compares the two findings tables
 (every column) and summaries.  It prints the differences (none expected) and both validation
 times.  tests/test_validate_memory.py runs :func:`compare` on the bundled study.
@@ -38,10 +39,11 @@ def compare(raw: Path | None, out: Path) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     original = pipeline.stage_validate
 
-    def timed(paths_, spec_, log_, held=None):  # what the run validates, and how long it takes
+    def timed(paths_, spec_, log_, held=None, early=None):  # what the run validates, and how long it takes
         seen["held"] = sum(len(v) for v in (held or {}).values())
+        seen["early"] = sum(len(v) for v in (early or {}).values())
         t0 = time.perf_counter()
-        result = original(paths_, spec_, log_, held=held)
+        result = original(paths_, spec_, log_, held=held, early=early)
         seen["memory_s"] = time.perf_counter() - t0
         return result
 
@@ -63,6 +65,7 @@ def compare(raw: Path | None, out: Path) -> dict[str, Any]:
     if a != b:
         differences.append(f"summary: {sorted(set(a.items()) ^ set(b.items()), key=str)}")
     return {"exit_code": code, "datasets": int(files.summary["datasets"]), "held": seen.get("held", 0),
+            "early_units": seen.get("early", 0),
             "findings": int(len(files.findings)), "differences": differences, "identical": not differences,
             "validate_from_memory_s": round(seen.get("memory_s", float("nan")), 3),
             "validate_from_files_s": round(files_s, 3)}

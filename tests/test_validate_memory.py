@@ -23,6 +23,7 @@ def test_bundled_study_findings_from_memory_equal_findings_from_files(tmp_path):
 
     res = compare(None, tmp_path / "outputs")
     assert res["held"] == res["datasets"] >= 30, res  # every written dataset was validated from memory
+    assert res["early_units"] > 500, res  # most SDTM checks ran ahead (validate_early), same findings
     assert res["differences"] == [], res["differences"]
     assert res["findings"] > 0
 
@@ -46,9 +47,9 @@ def test_stage_files_held_give_what_the_files_give(bundled_run, tmp_path, backgr
     log = RunLog("test", quiet=True)
     out = start_files(frames, spec, b, "Tabulation", "SDTM", log, [], {}, final=b, background=background,
                       define=None)
-    assert out.written is None and out.conformed is not None  # nothing known of the files until waited for
+    assert out.written is None and out.held_frames is not None  # nothing known of the files until waited for
     out.wait()
-    assert out.written == ref and out.conformed is None
+    assert out.written == ref and out.held_frames is None
     assert sum("writing 6 SDTM datasets done in" in line for line in log.lines) == 1, log.lines
     for p in a.glob("*.*"):
         assert (b / p.name).read_bytes() == p.read_bytes(), p.name
@@ -97,3 +98,18 @@ def test_normalise_keeps_text_columns_already_in_the_str_dtype():
     s = pd.Series(["a", None, "b"], dtype="str")
     out = _normalise(pd.DataFrame({"A": s}), {}, trimmed=True)
     pd.testing.assert_series_equal(out["A"], s, check_names=False)
+
+
+def test_held_adam_as_read_is_what_the_adam_reader_gives(bundled_run):
+    """The results report of a run is computed from the ADaM datasets as held
+    (``adam.io.as_read`` of validation's read-back form): the frames equal what ``read_sdtm`` gives
+    from the files, which the report computed from before (so the same report)."""
+    from cdisc_pipe.adam import read_sdtm
+    from cdisc_pipe.adam.io import as_read
+
+    folder = bundled_run / "adam"
+    frames = read_sdtm(folder)
+    assert len(frames) >= 8
+    for name, df in frames.items():
+        held, _ = read_xpt_with_meta(folder / f"{name.lower()}.xpt")
+        pd.testing.assert_frame_equal(as_read(held), df, check_exact=True)

@@ -62,14 +62,18 @@ def memory_allows_a_copy() -> bool:
 def _child(conn: Any, fn: Callable[..., Any], args: tuple) -> None:
     try:
         out = ("ok", fn(*args))
-    except BaseException as exc:  # noqa: BLE001 - the parent computes it again and sees the error itself
-        out = ("error", f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # noqa: BLE001 - the parent computes it again, or raises it (released)
+        out = ("error", exc)
     try:
         conn.send(out)
-    except Exception:  # noqa: BLE001 - an unpicklable result: the parent computes it itself
-        conn.send(("error", "result could not be sent"))
+    except Exception:  # noqa: BLE001 - an unpicklable result or exception: said as text
+        conn.send(("error", RuntimeError(f"{out[1]!r}" if out[0] == "error" else "result could not be sent")))
     finally:
         conn.close()
+
+
+class SecondProcessFailed(RuntimeError):
+    """The second process died (killed, out of memory) after its arguments were released."""
 
 
 class Forked:
@@ -78,9 +82,14 @@ class Forked:
     Without a usable second process, or when the child raised or died, :meth:`result` computes
     ``fn(*args)`` in this process (so an exception is raised here, as in a sequential run).
     ``fn`` must not write anything the parent also writes (it may run in either process).
+
+    ``release=True``: once the child has started, this process drops its references to ``args``
+    (their memory can be freed here while the child works on its copy).  The work can then not be
+    done again here: an exception of the child is raised here as it was raised there, and a
+    child that died raises :class:`SecondProcessFailed`.
     """
 
-    def __init__(self, fn: Callable[..., Any], *args: Any, enabled: bool = True) -> None:
+    def __init__(self, fn: Callable[..., Any], *args: Any, enabled: bool = True, release: bool = False) -> None:
         self.fn, self.args = fn, args
         self.process = None
         self.used = False  # whether the child's result was used
@@ -94,6 +103,8 @@ class Forked:
             send.close()
         except Exception:  # noqa: BLE001 - whatever stops a process from starting, the work is done here
             self.process = None
+        if self.process is not None and release:
+            self.args = None
 
     def result(self) -> Any:
         if self.process is not None:
@@ -108,6 +119,11 @@ class Forked:
             if status == "ok":
                 self.used = True
                 return payload
+            if self.args is None:  # released: cannot be done again here
+                if status == "error":
+                    raise payload
+                raise SecondProcessFailed(f"the second process running {getattr(self.fn, '__name__', self.fn)} "
+                                          f"died (out of memory?); run again with {PROCESSES_ENV}=1")
         return self.fn(*self.args)
 
     def cancel(self) -> None:

@@ -53,24 +53,25 @@ class StageOutput:
     #: the stage's files being written (``cdisc_pipe.xpt.datasets.PreparedWrite.write`` and what
     #: goes with it), maybe in a second process: :meth:`wait` joins them
     files: Background | None = None
-    #: the conformed frames the files get (``PreparedWrite.frames``), kept for ``held``; None: not kept
-    conformed: dict[str, pd.DataFrame] | None = None
+    #: the frames the files get (``PreparedWrite.frames``) already as validation reads them back
+    #: (``cdisc_pipe.validate.data.held_frame``), for ``held``; None: not kept
+    held_frames: dict[str, pd.DataFrame] | None = None
     final: Path | None = None  # the folder the files end up in (the held datasets' paths)
+    #: validation units run with the files (``cdisc_pipe.validate.validate_early``); None: none
+    early: Any = None
 
     def wait(self) -> StageOutput:
-        """Wait for the stage's files; fill ``written`` (and ``held`` from the conformed frames, each
-        dropped as soon as it is converted).  Returns self."""
+        """Wait for the stage's files; fill ``written``, ``held`` (the converted frames with the file
+        metadata the writer returned) and ``early``.  Returns self."""
         if self.files is None:
             return self
-        self.written, self.files = self.files.result(), None
-        if self.conformed is not None:
-            from cdisc_pipe.validate.data import held_dataset
+        (self.written, self.early), self.files = self.files.result(), None
+        if self.held_frames is not None:
+            from cdisc_pipe.validate.data import held_meta
 
-            self.held = {}
-            for w in self.written:
-                if w.name in self.conformed:
-                    self.held[Path(w.xpt_path).stem.upper()] = held_dataset(self.conformed.pop(w.name), w, self.final)
-            self.conformed = None
+            frames, self.held_frames = self.held_frames, None
+            self.held = {Path(w.xpt_path).stem.upper(): (frames[w.name], held_meta(frames.pop(w.name), w, self.final))
+                         for w in self.written if w.name in frames}
         return self
 
     def cancel(self) -> None:
@@ -81,27 +82,40 @@ class StageOutput:
 
 
 def _with_log(fn: Any, log: RunLog, parent: int, *args: Any) -> tuple[Any, RunLog | None]:
-    """``fn(log, *args)``; in a second process with a child log, sent back with the result."""
+    """``fn(log, *args)``; in a second process with a child log, sent back with the result (or with
+    the exception, as its ``child_log``)."""
     if os.getpid() == parent:
         return fn(log, *args), None
     own = log.child()
-    return fn(own, *args), own
+    try:
+        return fn(own, *args), own
+    except BaseException as exc:
+        exc.child_log = own  # type: ignore[attr-defined]
+        raise
 
 
 class Background:
     """``fn(log, *args)`` in a second process while the run goes on (``cdisc_pipe.parallel.Forked``:
-    the same work in this process when there is no second one, when it fails, or with
-    ``enabled=False``).  Its log lines and progress join the run's log when :meth:`result` is
-    asked, so the log never interleaves.  ``fn`` writes only files no other work writes."""
+    the same work in this process when there is no second one, or with ``enabled=False``).  Its log
+    lines and progress join the run's log when :meth:`result` is asked, so the log never
+    interleaves.  ``fn`` writes only files no other work writes.  ``release``: this process drops
+    the arguments once the child has them (``Forked(release=True)``: the child's exception is
+    raised here)."""
 
-    def __init__(self, log: RunLog, fn: Any, *args: Any, enabled: bool = True) -> None:
+    def __init__(self, log: RunLog, fn: Any, *args: Any, enabled: bool = True, release: bool = False) -> None:
         from cdisc_pipe.parallel import Forked
 
         self.log = log
-        self.task = Forked(_with_log, fn, log, os.getpid(), *args, enabled=enabled)
+        self.task = Forked(_with_log, fn, log, os.getpid(), *args, enabled=enabled, release=release)
 
     def result(self) -> Any:
-        value, own = self.task.result()
+        try:
+            value, own = self.task.result()
+        except BaseException as exc:
+            own = getattr(exc, "child_log", None)
+            if own is not None:
+                self.log.adopt(own)
+            raise
         if own is not None:
             self.log.adopt(own)
         return value
@@ -111,9 +125,13 @@ class Background:
 
 
 def _stage_files(log: RunLog, prepared: Any, label: str, findings: list[Finding], extras: dict[str, Any],
-                 define: tuple[StudySpec, Path | None, Any] | None) -> list[Any]:
+                 define: tuple[StudySpec, Path | None, Any] | None, early: tuple[Any, ...] | None
+                 ) -> tuple[list[Any], Any]:
     """A stage's files: its datasets (XPT + Dataset-JSON), ``_stage/`` records (``extras``: file
-    name -> frame or JSON-able dict) and, with ``define`` (spec, CT folder, cut-off), its define.xml."""
+    name -> frame or JSON-able dict) and, with ``define`` (spec, CT folder, cut-off), its define.xml.
+    With ``early`` (held frames, final folder, validation settings file) then also the validation
+    rules that need no other datasets (``cdisc_pipe.validate.validate_early``).  Returns the
+    writers' records and the early units (or None)."""
     folder, purpose = prepared.job.out_dir, prepared.job.purpose
     with log.step(f"writing {len(prepared.ready)} {label} datasets"):
         written = prepared.write()
@@ -123,27 +141,49 @@ def _stage_files(log: RunLog, prepared: Any, label: str, findings: list[Finding]
             extra.to_csv(folder / STAGE_DIR / name, index=False, lineterminator="\n")
         else:
             (folder / STAGE_DIR / name).write_text(json.dumps(extra, indent=1, sort_keys=True, default=str) + "\n")
+    units = None
     if define is not None:
         spec, ct, cutoff = define
         stage_define(spec, folder, written, purpose, ct, log, cutoff=cutoff)
-    return written
+        if early is not None:
+            from cdisc_pipe.validate import validate_early
+            from cdisc_pipe.validate.data import held_meta
+
+            frames, final, settings = early
+            with log.step(f"validating the {label} datasets ahead of the others"):
+                held = {Path(w.xpt_path).stem.upper(): (frames[w.name], held_meta(frames[w.name], w, final))
+                        for w in written if w.name in frames}
+                units = validate_early(held, purpose, final, folder, spec, ct, settings)
+            log.note(f"validation ahead: {sum(map(len, (units or {}).values()))} rule-dataset checks on the {label} "
+                     f"datasets ({len(units or {})} rules); the others run with every dataset")
+    return written, units
 
 
 def start_files(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, purpose: str, label: str,
-                 log: RunLog, findings: list[Finding], extras: dict[str, Any], final: Path | None,
-                 background: bool, define: tuple[StudySpec, Path | None, Any] | None) -> StageOutput:
+                log: RunLog, findings: list[Finding], extras: dict[str, Any], final: Path | None,
+                background: bool, define: tuple[StudySpec, Path | None, Any] | None,
+                early: Path | None = None) -> StageOutput:
     """Conform and check the frames here (every problem raised at once, before any file), then write
-    the files, in a second process with ``background``; ``final``: keep the conformed frames for the
-    datasets validation holds (``StageOutput.wait``)."""
+    the files, in a second process with ``background``; ``final``: convert the conformed frames
+    into the datasets validation holds (``StageOutput.wait`` adds the file metadata); ``early``
+    (the validation settings file; needs ``final`` and ``define``): also run the validation rules
+    that need no other datasets with the files (``StageOutput.early``)."""
     from cdisc_pipe.xpt.datasets import prepare_write
 
     with log.step(f"conforming {len(frames)} {label} datasets to their specs"):
         prepared = prepare_write(frames, spec, folder, purpose=purpose)
-    files = Background(log, _stage_files, prepared, label, findings, extras, define, enabled=background)
+    held = None
+    if final is not None:  # each conformed frame is dropped here once converted and the files have it
+        from cdisc_pipe.validate.data import held_frame
+
+        held = {name: held_frame(df, spec.dataset(name)) for name, df in prepared.frames().items()}
+    files = Background(log, _stage_files, prepared, label, findings, extras, define,
+                       (held, final, early) if early is not None and held is not None and define else None,
+                       enabled=background, release=True)
+    del prepared
     if not background:  # written now, in order
         files = _Done(files.result())
-    return StageOutput(frames, None, findings, files=files, conformed=prepared.frames() if final else None,
-                       final=final)
+    return StageOutput(frames, None, findings, files=files, held_frames=held, final=final)
 
 
 class _Done:
@@ -218,13 +258,14 @@ def load_spec(paths: Paths, log: RunLog) -> StudySpec:
 
 
 def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog, keep: bool = False,
-               background: bool = False, define: bool = False) -> StageOutput:
+               background: bool = False, define: bool = False, early: bool = False) -> StageOutput:
     """Raw export -> SDTM frames (PP included) -> XPT + Dataset-JSON in ``<staging>/sdtm``.
 
     ``keep``: also give the written datasets as validation reads them back (``StageOutput.held``).
     ``background``: the files are written in a second process while the caller goes on with the
     frames; ``StageOutput.wait()`` joins them (and fills ``written`` and ``held``).
-    ``define``: also write define.xml (CT from ``paths.ct``) with the files."""
+    ``define``: also write define.xml (CT from ``paths.ct``) with the files; ``early`` (with
+    ``keep`` and ``define``): and run the validation rules that need no ADaM dataset with them."""
     from cdisc_pipe.documents import write_acrf
     from cdisc_pipe.raw import read_export
     from cdisc_pipe.raw.detect import detect_format
@@ -261,7 +302,8 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog, kee
             extras["nca.json"] = extra
     out = start_files(result.datasets, spec, folder, "Tabulation", "SDTM", log, findings, extras,
                        paths.out / "sdtm" if keep else None, background,
-                       (spec, paths.ct, cutoff) if define else None)
+                       (spec, paths.ct, cutoff) if define else None,
+                       early=validation_settings(paths, spec) if early else None)
     out.cutoff = cutoff
     _log_findings(log, "SDTM", findings)
     return out
@@ -360,11 +402,16 @@ def stage_define(spec: StudySpec, folder: Path, written: list[Any] | None, purpo
     _atomic_write(folder / "define.html", result.html)
 
 
+def validation_settings(paths: Paths, spec: StudySpec | None) -> Path | None:
+    """The study's validation settings file (``<specs>/settings/validation.yaml``); None without specs."""
+    return Path(paths.specs) / "settings" / "validation.yaml" if paths.specs and spec is not None else None
+
+
 def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog,
-                   held: dict[str, dict[str, tuple[pd.DataFrame, Any]]] | None = None) -> Any:
+                   held: dict[str, dict[str, tuple[pd.DataFrame, Any]]] | None = None, early: Any = None) -> Any:
     """Validate ``<out>/sdtm`` and ``<out>/adam`` (or ``paths.sdtm_in``/``adam_in``).  ``held``: by
     purpose, the datasets this run wrote as a read-back would give them, validated without reading
-    their files again (``run_validation``)."""
+    their files again; ``early``: the units run on some of them already (``run_validation``)."""
     from cdisc_pipe.validate import run_validation
     from cdisc_pipe.validate.data import ReadOptions
 
@@ -372,9 +419,8 @@ def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog,
     with log.step("validating"):
         try:
             result = run_validation(paths.out, spec, paths.ct, sdtm_dir=paths.sdtm_in, adam_dir=paths.adam_in,
-                                    settings_path=(Path(paths.specs) / "settings" / "validation.yaml")
-                                    if paths.specs and spec is not None else None, read_options=reading,
-                                    held=held)
+                                    settings_path=validation_settings(paths, spec), read_options=reading,
+                                    held=held, early=early)
         finally:  # which encoding each file was read with, also when a forced one failed
             for note in reading.notes:
                 log.note(note)
@@ -408,29 +454,45 @@ def results_plan(specs: Path | None, log: RunLog) -> Any:
     return plan
 
 
-def _results_report(log: RunLog, out: Path, plan: Any, study: str) -> None:
-    stage_results(out, plan, study, log)
-
-
-def stage_results(out: Path, plan: Any, study: str, log: RunLog, adam_dir: Path | None = None,
-                  encoding: str | None = None) -> list[Path]:
-    """The results report (``<out>/reports/results.{html,json}``) from the ADaM folder."""
+def _results_built(log: RunLog, plan: Any, study: str, held: dict[str, pd.DataFrame] | None = None,
+                   adam_dir: Path | None = None, encoding: str | None = None) -> tuple[Any, str, str]:
+    """(results, HTML, JSON) of the results report, from the ADaM datasets a run holds (``held``: by
+    name, as validation holds them; the same frames reading the files gives, ``adam.io.as_read``)
+    or read from ``adam_dir``."""
     from cdisc_pipe.adam import read_sdtm
-    from cdisc_pipe.results import write_report
+    from cdisc_pipe.adam.io import as_read
+    from cdisc_pipe.results import build_report
 
-    adam_dir = Path(adam_dir) if adam_dir is not None else Path(out) / "adam"
-    if not adam_dir.is_dir():
-        raise InputError(Problem(str(adam_dir), "ADaM folder not found: no results report",
-                                 hint="run 'cdisc-pipe run' (or 'cdisc-pipe adam') first, or pass --adam DIR"))
-    with log.step(f"reading ADaM from {adam_dir}"):
-        frames = read_sdtm(adam_dir, encoding=encoding, log=log)
+    if held is not None:
+        frames = {name: as_read(df) for name, df in held.items()}
+    else:
+        with log.step(f"reading ADaM from {adam_dir}"):
+            frames = read_sdtm(Path(adam_dir), encoding=encoding, log=log)
     with log.step(f"computing the results report ({len(plan.analyses)} analyses, figures as SVG)"):
-        results, files = write_report(plan, frames, study, Path(out) / "reports")
+        return build_report(plan, frames, study)
+
+
+def _results_saved(log: RunLog, out: Path, built: tuple[Any, str, str]) -> list[Path]:
+    """Write what :func:`_results_built` made into ``<out>/reports``; its problems to the log."""
+    from cdisc_pipe.results import save_report
+
+    results, page, doc = built
+    files = save_report(page, doc, Path(out) / "reports")
     for p in results.problems:
         log.warning(f"results report: {p}")
     log.note(f"results report: {len(results.tables)} tables, {len(results.figures)} figures: "
              + ", ".join(str(f) for f in files))
     return files
+
+
+def stage_results(out: Path, plan: Any, study: str, log: RunLog, adam_dir: Path | None = None,
+                  encoding: str | None = None) -> list[Path]:
+    """The results report (``<out>/reports/results.{html,json}``) from the ADaM folder."""
+    adam_dir = Path(adam_dir) if adam_dir is not None else Path(out) / "adam"
+    if not adam_dir.is_dir():
+        raise InputError(Problem(str(adam_dir), "ADaM folder not found: no results report",
+                                 hint="run 'cdisc-pipe run' (or 'cdisc-pipe adam') first, or pass --adam DIR"))
+    return _results_saved(log, out, _results_built(log, plan, study, adam_dir=adam_dir, encoding=encoding))
 
 
 def _atomic_write(path: Path, data: bytes | str) -> None:
@@ -593,7 +655,9 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
     # reading: then the files are read as asked.
     keep = paths.encoding is None
     held: dict[str, dict[str, tuple[pd.DataFrame, Any]]] = {}
+    early: Any = None  # validation units run with the SDTM files
     written: dict[str, list[Any]] = {}  # the writers' records of this run, by purpose
+    report: Background | None = None  # the results report being computed
     if reuse_sdtm:
         log.progress(f"SDTM unchanged since the last run (key {keys['sdtm'][:12]}): reused")
     if reuse_adam:
@@ -605,7 +669,8 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
             sdtm_frames = None
             if not reuse_sdtm:
                 # SDTM's files (and define.xml) are written in a second process while ADaM is derived
-                sdtm = stage_sdtm(paths, spec, staging, log, keep=keep, background=True, define=True)
+                # and the validation rules that need no ADaM dataset run there on the SDTM datasets
+                sdtm = stage_sdtm(paths, spec, staging, log, keep=keep, background=True, define=True, early=keep)
                 stages.append((sdtm, "Tabulation", "sdtm"))
                 sdtm_frames, sdtm.frames = sdtm.frames, {}  # ADaM empties them once derived (release_sdtm)
                 cutoff = sdtm.cutoff.as_dict()
@@ -616,6 +681,10 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
                                   cutoff=sdtm.cutoff if sdtm_frames is not None and sdtm.cutoff.date else None,
                                   keep=keep, release_sdtm=sdtm_frames is not None, background=True, define=True)
                 stages.append((adam, "Analysis", "adam"))
+                if plan is not None and adam.held_frames is not None:
+                    # the results report from the ADaM datasets as written, while their files are
+                    # written and validated; saved once they are in place
+                    report = Background(log, _results_built, plan, spec.study.name, adam.held_frames)
                 adam.frames = {}
                 if cutoff is None and adam.cutoff is not None:
                     cutoff = adam.cutoff.as_dict()
@@ -626,20 +695,22 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
                 written[purpose] = stage.written
                 if stage.held is not None:
                     held[purpose] = stage.held
+                early = early or stage.early
                 records |= records_of(stage.written, sub)
         except BaseException:
             for stage, _, _ in stages:
                 stage.cancel()
+            if report is not None:
+                report.cancel()
             staging.discard()
             raise
         finally:
             paths.sdtm_in = None
         staging.commit()
-    report = None
-    if plan is not None and (paths.out / "adam").is_dir():
-        # the results report reads the committed ADaM files: in a second process beside validation
-        report = Background(log, _results_report, paths.out, plan, spec.study.name)
-    elif plan is not None:
+    if report is None and plan is not None and (paths.out / "adam").is_dir():
+        # the results report reads the ADaM files: in a second process beside validation
+        report = Background(log, _results_built, plan, spec.study.name, None, paths.out / "adam")
+    elif report is None and plan is not None:
         log.note("no ADaM datasets: no results report")
     try:
         if reuse_adam and _reusable(prev, "validate", "reports", keys["validate"], paths.out):
@@ -647,7 +718,7 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
             code = int(prev.get("validation_exit_code", 0))
             result = previous_validation(paths.out)
         else:
-            result = stage_validate(paths, spec, log, held=held or None)
+            result = stage_validate(paths, spec, log, held=held or None, early=early)
             held.clear()
             code = int(getattr(result, "exit_code", 0))
             stage_guides(paths, spec, result, log, written)
@@ -656,7 +727,7 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
             report.cancel()
         raise
     if report is not None:
-        report.result()
+        _results_saved(log, paths.out, report.result())
     finish("run", paths, spec, log, records, stages=keys,
            extra={"validation_exit_code": code, "data_cutoff": cutoff or {"date": None, "source": "unknown"}})
     return code, result

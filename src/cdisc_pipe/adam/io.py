@@ -21,7 +21,17 @@ from cdisc_pipe.errors import InputError, Problem
 from cdisc_pipe.runlog import RunLog
 from cdisc_pipe.xpt.datasets import normalise_encoding, read_xpt_file
 
-__all__ = ["read_sdtm", "read_sdtm_file"]
+__all__ = ["read_sdtm", "read_sdtm_file", "as_read"]
+
+
+def as_read(df: pd.DataFrame) -> pd.DataFrame:
+    """A dataset as validation holds it (``cdisc_pipe.validate.data.held_dataset``: what reading its
+    XPT file back gives, text as pandas ``str``) in this module's conventions, as :func:`read_sdtm`
+    reads the file: text as object of ``str`` with None for missing; numerics and dates as they
+    are (the test suite proves both equal)."""
+    cols = {c: pd.Series(df[c].to_numpy(dtype=object, na_value=None), index=df.index, dtype=object)
+            if isinstance(df[c].dtype, pd.StringDtype) else df[c] for c in df.columns}
+    return pd.DataFrame(cols, index=df.index)
 
 
 def _text(s: pd.Series) -> pd.Series:

@@ -31,7 +31,7 @@ from cdisc_pipe.validate import diff as _diff
 from cdisc_pipe.validate import report as _report
 from cdisc_pipe.validate.data import DatasetMeta, ReadOptions, StudyData, load_folder, load_held
 from cdisc_pipe.validate.engine import (
-    FINDING_COLUMNS, load_rules, match_expected, run_rules, stage_findings, study_rule_files,
+    FINDING_COLUMNS, EarlyUnits, load_rules, match_expected, run_early, run_rules, stage_findings, study_rule_files,
 )
 from cdisc_pipe.validate.functions import FUNCTIONS, rule_function
 from cdisc_pipe.validate.model import Rule, RuleResult, ValidationSettings
@@ -189,10 +189,42 @@ def _rule_costs(path: Path) -> dict[str, float] | None:
         return None
 
 
+def _ct_folder(ct_dir: Path | None, settings: ValidationSettings, sp: Path | None) -> Path | None:
+    """The CT folder: given, else the settings' ``ct_dir`` (relative to the settings file)."""
+    if ct_dir is None and settings.ct_dir:
+        return Path(settings.ct_dir) if Path(settings.ct_dir).is_absolute() or sp is None else \
+            (sp.parent / settings.ct_dir)
+    return ct_dir
+
+
+def validate_early(held: dict[str, tuple[pd.DataFrame, DatasetMeta]], purpose: str, folder: Path,
+                   define_folder: Path, spec: StudySpec | None, ct_dir: Path | None,
+                   settings_path: Path | None = None, rules: list[Rule] | None = None) -> EarlyUnits | None:
+    """Ahead of :func:`run_validation`: the rules on the datasets of one ``purpose`` a run holds
+    (``held``, as for ``run_validation``; their files will be in ``folder``, their define.xml is
+    read from ``define_folder``), while the run is still deriving the others.  Each unit that
+    would see anything else is left to ``run_validation`` (``engine.run_early``), which takes
+    these units as they are: the findings are those of one validation of everything.  None when
+    nothing can be run early (no spec: the CT packages would depend on the define.xml files of
+    every purpose; or the define.xml does not load)."""
+    if spec is None:
+        return None
+    settings, sp = load_settings(settings_path)
+    data = StudyData()
+    problems: list[str] = []
+    load_held(held, Path(folder), purpose, data, problems, define_folder=Path(define_folder))
+    if problems:
+        return None
+    ct, ct_reason = load_ct_packages(spec, data, _ct_folder(ct_dir, settings, sp))
+    rules = rules if rules is not None else load_rules(extra=study_rule_files(settings, sp))
+    return run_early(rules, data, spec, settings, ct, ct_reason)
+
+
 def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, sdtm_dir: Path | None = None,
                    adam_dir: Path | None = None, settings_path: Path | None = None,
                    rules: list[Rule] | None = None, read_options: ReadOptions | None = None,
-                   held: dict[str, dict[str, tuple[pd.DataFrame, DatasetMeta]]] | None = None) -> ValidationResult:
+                   held: dict[str, dict[str, tuple[pd.DataFrame, DatasetMeta]]] | None = None,
+                   early: EarlyUnits | None = None) -> ValidationResult:
     """Validate the SDTM/ADaM outputs (``<out>/sdtm``, ``<out>/adam`` or the given folders of XPT files
     with their define.xml) and write ``<out>/reports/validation.{xlsx,html,json}``.
 
@@ -211,12 +243,12 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
             that wrote them holds them (``cdisc_pipe.validate.data.held_dataset``: what reading the
             files back gives, without reading them); only their define.xml is read.  Purposes not
             given are read from their folder.
+        early: the units :func:`validate_early` ran on the held datasets of one purpose while the
+            run was still deriving the others (taken as they are; the same findings).
     """
     out_dir = Path(out_dir)
     settings, sp = load_settings(settings_path)
-    if ct_dir is None and settings.ct_dir:
-        ct_dir = Path(settings.ct_dir) if Path(settings.ct_dir).is_absolute() or sp is None else \
-            (sp.parent / settings.ct_dir)
+    ct_dir = _ct_folder(ct_dir, settings, sp)
     data = StudyData()
     io_problems: list[str] = []
     for folder, purpose in ((sdtm_dir or out_dir / "sdtm", "Tabulation"), (adam_dir or out_dir / "adam", "Analysis")):
@@ -238,7 +270,7 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
     records_job = Forked(_diff.compare_datasets, previous, data, spec, fresh)
     try:
         results, findings = run_rules(rules, data, spec, settings, ct, ct_reason,
-                                      costs=_rule_costs(previous / "rule_times.csv"))
+                                      costs=_rule_costs(previous / "rule_times.csv"), early=early)
     except BaseException:
         records_job.cancel()
         shutil.rmtree(fresh, ignore_errors=True)
@@ -340,6 +372,6 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
                             reports=paths)
 
 
-__all__ = ["run_validation", "validate_data", "ValidationResult", "load_rules", "study_rule_files", "load_settings", "load_ct_packages",
+__all__ = ["run_validation", "validate_early", "validate_data", "ValidationResult", "load_rules", "study_rule_files", "load_settings", "load_ct_packages",
            "rule_function", "operator", "FUNCTIONS", "OPERATORS", "StudyData", "ValidationSettings", "Rule",
            "RuleResult"]

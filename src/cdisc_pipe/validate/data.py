@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cdisc_pipe.errors import InputError, Problem, raise_if
-from cdisc_pipe.spec.model import StudySpec
+from cdisc_pipe.spec.model import Dataset, StudySpec
 from cdisc_pipe.xpt.datasets import XptDecodeError, read_xpt_file
 from cdisc_pipe.xpt.v5 import read_format
 
@@ -182,6 +182,8 @@ def _normalise(df: pd.DataFrame, formats: dict[str, str | None], trimmed: bool =
         s = df[col]
         fmt = (formats.get(col) or "").upper()
         if pd.api.types.is_datetime64_any_dtype(s.dtype):
+            out[col] = s
+        elif trimmed and isinstance(s.dtype, pd.StringDtype):  # text as the reader gives it already
             out[col] = s
         elif s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
             nn = s.dropna()
@@ -398,7 +400,12 @@ def _text_as_read(values: np.ndarray, index: pd.Index) -> pd.Series:
     on the distinct values only."""
     from cdisc_pipe.xpt.reader import _str_array
 
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
+    from cdisc_pipe.xpt.conform import factorized
+
+    values = np.asarray(values, dtype=object)
+    # a conformed frame holds one object per distinct value: factorized by identity when it can be
+    f = factorized(values)
+    codes, uniques = f if f is not None else pd.factorize(values, use_na_sentinel=True)
     out = []
     for v in uniques.tolist():  # distinct values, not rows
         s = str(v)
@@ -426,34 +433,64 @@ def held_dataset(df: pd.DataFrame, written, folder: Path) -> tuple[pd.DataFrame,
     as :func:`read_xpt_with_meta` reads the file back from ``folder``: same columns and types,
     blanks missing, numerics through the IBM round trip, SAS dates as datetime64, and the file
     metadata (labels, storage lengths, formats) the writer returned.  No file is read; the test
-    suite proves both equal (tests/test_validate_memory.py)."""
+    suite proves both equal (tests/test_validate_memory.py).  :func:`held_frame` and
+    :func:`held_meta` are its two halves, for a run that converts the frame while the file is
+    still being written."""
+    frame = _held_frame(df, [(c.name, c.type, c.display_format) for c in written.columns])
+    return frame, held_meta(frame, written, folder)
+
+
+def held_frame(df: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """The frame half of :func:`held_dataset`, before the file is written: ``df`` (conformed, as
+    the XPT file gets it) with the types and formats the writer gives it from ``dataset`` (its
+    spec, ``cdisc_pipe.xpt.datasets.xpt_arguments``).  :func:`held_meta` adds the metadata."""
+    from cdisc_pipe.xpt.datasets import xpt_arguments
+
+    args = xpt_arguments(df, dataset)
+    return _held_frame(df, [(n, args["types"][n], args["variable_format"].get(n)) for n in df.columns])
+
+
+def held_meta(frame: pd.DataFrame, written, folder: Path) -> DatasetMeta:
+    """The metadata half of :func:`held_dataset`: what the writer returned (``written``) for the file
+    in ``folder`` whose data :func:`held_frame` converted as ``frame``."""
+    if list(frame.columns) != [c.name for c in written.columns]:  # one spec made both: a mismatch is a bug
+        raise RuntimeError(f"{written.name}: held columns {list(frame.columns)} differ from the written ones")
+    meta_cols = {}
+    for c in written.columns:
+        fmt = read_format(c.display_format)
+        meta_cols[c.name] = ColumnMeta(name=c.name, label=c.label or None, type=c.type, length=c.length,
+                                       format=None if fmt in (None, "$.", "BEST.", "$CHAR.") else fmt)
+    path = Path(folder) / Path(written.xpt_path).name
+    return DatasetMeta(name=written.name.upper(), label=written.label or None, path=str(path), columns=meta_cols,
+                       encoding="utf-8")
+
+
+def _held_frame(df: pd.DataFrame, columns: list[tuple[str, str, str | None]]) -> pd.DataFrame:
+    """``df`` as read back: ``columns`` are (name, "numeric"/"text", display format) as written."""
     from cdisc_pipe.xpt.conform import format_kind
     from cdisc_pipe.xpt.datasets import _sas_to_datetimes
 
     index = pd.RangeIndex(len(df))
     cols: dict[str, pd.Series] = {}
-    meta_cols: dict[str, ColumnMeta] = {}
-    for c in written.columns:
-        fmt = read_format(c.display_format)
-        if c.type == "numeric":
-            values = pd.Series(_numeric_as_read(df[c.name]), index=index, copy=False)
-            kind = format_kind(fmt)
-            cols[c.name] = _sas_to_datetimes(values, kind) if kind else values
+    formats: dict[str, str | None] = {}
+    for name, kind, display_format in columns:
+        fmt = read_format(display_format)
+        if kind == "numeric":
+            values = pd.Series(_numeric_as_read(df[name]), index=index, copy=False)
+            date_kind = format_kind(fmt)
+            cols[name] = _sas_to_datetimes(values, date_kind) if date_kind else values
         else:
-            cols[c.name] = _text_as_read(df[c.name].to_numpy(dtype=object), index)
-        meta_cols[c.name] = ColumnMeta(name=c.name, label=c.label or None, type=c.type, length=c.length,
-                                       format=None if fmt in (None, "$.", "BEST.", "$CHAR.") else fmt)
-    frame = pd.DataFrame(cols, columns=[c.name for c in written.columns], index=index, copy=False)
-    frame = _normalise(frame, {k: v.format for k, v in meta_cols.items()}, trimmed=True)
-    path = Path(folder) / Path(written.xpt_path).name
-    return frame, DatasetMeta(name=written.name.upper(), label=written.label or None, path=str(path),
-                              columns=meta_cols, encoding="utf-8")
+            cols[name] = _text_as_read(df[name].to_numpy(dtype=object), index)
+        formats[name] = None if fmt in (None, "$.", "BEST.", "$CHAR.") else fmt
+    frame = pd.DataFrame(cols, columns=[c[0] for c in columns], index=index, copy=False)
+    return _normalise(frame, formats, trimmed=True)
 
 
 def load_held(held: dict[str, tuple[pd.DataFrame, DatasetMeta]], folder: Path, purpose: str, data: StudyData,
-              problems: list[str]) -> None:
+              problems: list[str], define_folder: Path | None = None) -> None:
     """Like :func:`load_folder`, for the datasets a run holds (``held``: by upper-case file stem, from
-    :func:`held_dataset`): only ``define.xml`` is read from ``folder``."""
+    :func:`held_dataset`): only ``define.xml`` is read from ``folder`` (or from ``define_folder``,
+    where it is before the run moves it to ``folder``: it is then known by its path in ``folder``)."""
     folder = Path(folder)
     data.folders[purpose] = str(folder)
     for name in sorted(held, key=lambda n: Path(held[n][1].path).name):  # file order, as load_folder
@@ -461,4 +498,8 @@ def load_held(held: dict[str, tuple[pd.DataFrame, DatasetMeta]], folder: Path, p
         data.datasets[name] = df
         data.meta[name] = meta
         data.purpose[name] = purpose
-    _load_define(folder, purpose, data, problems)
+    _load_define(define_folder or folder, purpose, data, problems)
+    if define_folder is not None and purpose in data.defines:
+        from dataclasses import replace
+
+        data.defines[purpose] = replace(data.defines[purpose], path=str(folder / "define.xml"))

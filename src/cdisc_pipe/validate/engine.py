@@ -186,24 +186,30 @@ def hits_to_frame(rule: Rule, severity: str, dataset: str | None, df: pd.DataFra
 
 def run_rules(rules: list[Rule], data: StudyData, spec: StudySpec | None, settings: ValidationSettings,
               ct: dict[str, Any], ct_reason: str | None, clock: Any = time.perf_counter,
-              costs: dict[str, float] | None = None, processes: int | None = None
-              ) -> tuple[list[RuleResult], pd.DataFrame]:
+              costs: dict[str, float] | None = None, processes: int | None = None,
+              early: EarlyUnits | None = None) -> tuple[list[RuleResult], pd.DataFrame]:
     """Run every rule; return one RuleResult per rule and all findings, in rule order.
 
     Rules are independent, so with two cores (``processes`` None or 2) about half of them (by
     ``costs``: seconds per rule id, e.g. the previous run's; else alternately) run in a forked
     second process (``cdisc_pipe.parallel.Forked``) while this one runs the rest.  The results are
     put back in rule order: the same results and findings as one process gives.
+
+    ``early``: units (a rule on one dataset) :func:`run_early` already ran on part of the data;
+    they are taken as they are instead of being run again (the same results as running them here).
     """
     from cdisc_pipe.parallel import Forked
 
+    early = early or {}
     prefixes = {n: domain_prefix(n, df, spec) for n, df in data.datasets.items()}
-    args = (data, spec, settings, ct, ct_reason, prefixes, clock)
+    args = (data, spec, settings, ct, ct_reason, prefixes, clock, early)
     order = list(range(len(rules)))
     if processes == 1 or len(rules) < 2:
         mine, theirs = order, []
     else:
-        mine, theirs = _split(rules, costs)
+        done_early = {r: sum(u.seconds for u in units.values()) for r, units in early.items()}
+        mine, theirs = _split(rules, {r: max(c - done_early.get(r, 0.0), 0.0) for r, c in costs.items()}
+                              if costs else costs)
     child = Forked(_run_some, [rules[i] for i in theirs], *args, enabled=bool(theirs)) if theirs else None
     done = dict(zip(mine, _run_some([rules[i] for i in mine], *args)))
     if child is not None:
@@ -212,6 +218,83 @@ def run_rules(rules: list[Rule], data: StudyData, spec: StudySpec | None, settin
     frames = [f for i in order for f in done[i][1]]
     findings = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINDING_COLUMNS)
     return results, findings
+
+
+class Deferred(BaseException):
+    """A rule looked beyond the datasets :func:`run_early` has (another dataset, or all of them):
+    that unit is left to the run with every dataset.  A BaseException, so that no rule's own
+    ``except Exception`` takes it for a failure."""
+
+
+class _Known(dict):
+    """What :func:`run_early` knows (datasets, metadata, purposes, defines by name): looking up a
+    name it lacks, or at the whole mapping (iteration, size), raises :class:`Deferred`, because
+    the run with every dataset could see something else there."""
+
+    def _have(self, key: Any) -> None:
+        if not dict.__contains__(self, key):
+            raise Deferred(key)
+
+    def __getitem__(self, key: Any) -> Any:
+        self._have(key)
+        return dict.__getitem__(self, key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._have(key)
+        return dict.__getitem__(self, key)
+
+    def __contains__(self, key: Any) -> bool:
+        self._have(key)
+        return True
+
+    def _whole(self, *_: Any) -> Any:
+        raise Deferred("all")
+
+    __iter__ = __len__ = keys = values = items = copy = _whole
+
+
+@dataclass
+class Unit:
+    """One rule on one dataset: its findings (a frame, or None), or why it was skipped, or the text
+    of the exception it raised; and its seconds."""
+
+    frame: pd.DataFrame | None = None
+    findings: int = 0
+    skipped: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+#: rule id -> dataset -> the unit :func:`run_early` ran
+EarlyUnits = dict[str, dict[str, Unit]]
+
+
+def run_early(rules: list[Rule], data: StudyData, spec: StudySpec | None, settings: ValidationSettings,
+              ct: dict[str, Any], ct_reason: str | None, clock: Any = time.perf_counter) -> EarlyUnits:
+    """The units of ``rules`` on the datasets of ``data``, which holds only part of what will be
+    validated (e.g. the SDTM datasets while ADaM is still being derived): each rule on each of
+    these datasets in its scope, except study-level rules.  A unit that looks at any dataset (or
+    metadata) ``data`` lacks, or at all of them, is left out (:class:`Deferred`): what is returned
+    is what :func:`run_rules` with every dataset would find for those units."""
+    known = StudyData(datasets=_Known(data.datasets), meta=_Known(data.meta), purpose=_Known(data.purpose),
+                      defines=_Known(data.defines), folders=_Known(data.folders))
+    prefixes = {n: domain_prefix(n, df, spec) for n, df in data.datasets.items()}
+    cache: dict[Any, Any] = {}
+    out: EarlyUnits = {}
+    for rule in rules:
+        if rule.scope.study_level or rule.id in settings.disabled_rules or (rule.needs_spec and spec is None):
+            continue
+        severity = settings.severity_overrides.get(rule.id, rule.severity)
+        units = {}
+        for name in datasets_in_scope(rule, data, spec):  # a dataset's scope depends on it alone
+            try:
+                units[name] = _run_unit(rule, name, known, spec, settings, ct, ct_reason, prefixes, cache, clock,
+                                        severity)
+            except Deferred:
+                continue
+        if units:
+            out[rule.id] = units
+    return out
 
 
 def _split(rules: list[Rule], costs: dict[str, float] | None) -> tuple[list[int], list[int]]:
@@ -229,21 +312,55 @@ def _split(rules: list[Rule], costs: dict[str, float] | None) -> tuple[list[int]
 
 
 def _run_some(rules: list[Rule], data: StudyData, spec: StudySpec | None, settings: ValidationSettings,
-              ct: dict[str, Any], ct_reason: str | None, prefixes: dict[str, str | None], clock: Any
-              ) -> list[tuple[RuleResult, list[pd.DataFrame]]]:
+              ct: dict[str, Any], ct_reason: str | None, prefixes: dict[str, str | None], clock: Any,
+              early: EarlyUnits | None = None) -> list[tuple[RuleResult, list[pd.DataFrame]]]:
     """(result, findings frames) of each rule, in the order given."""
     cache: dict[Any, Any] = {}  # column-derived arrays shared by these rules (CheckContext.text_bytes)
-    return [_run_rule(rule, data, spec, settings, ct, ct_reason, prefixes, cache, clock) for rule in rules]
+    return [_run_rule(rule, data, spec, settings, ct, ct_reason, prefixes, cache, clock, (early or {}).get(rule.id))
+            for rule in rules]
+
+
+class _UnitFailed(Exception):
+    """A unit's exception, as its text (see :class:`Unit`)."""
+
+
+def _run_unit(rule: Rule, name: str, data: StudyData, spec: StudySpec | None, settings: ValidationSettings,
+              ct: dict[str, Any], ct_reason: str | None, prefixes: dict[str, str | None], cache: dict[Any, Any],
+              clock: Any, severity: str) -> Unit:
+    """One rule on one dataset (``data.datasets[name]``, restricted by the rule's ``when``)."""
+    t0 = clock()
+    unit = Unit()
+    df = data.datasets[name]
+    ctx = CheckContext(name, df, prefixes[name], data, spec, settings, ct, ct_reason, cache)
+    try:
+        if rule.when:
+            mask = np.ones(len(df), dtype=bool)
+            for cond in rule.when:
+                mask = mask & (condition_mask(df, cond, ctx))
+            df = df.loc[mask]
+            ctx.df = df
+        hits = apply_operator(ctx, rule.check)
+        if len(hits):
+            unit.frame = hits_to_frame(rule, severity, name, df, prefixes[name], hits)
+            unit.findings = len(hits)
+    except RuleSkipped as exc:
+        unit.skipped = str(exc)
+    except Exception as exc:  # a broken rule must not stop the run: reported by _run_rule
+        unit.error = f"{type(exc).__name__}: {exc}"
+    unit.seconds = clock() - t0
+    return unit
 
 
 def _run_rule(rule: Rule, data: StudyData, spec: StudySpec | None, settings: ValidationSettings,
               ct: dict[str, Any], ct_reason: str | None, prefixes: dict[str, str | None], cache: dict[Any, Any],
-              clock: Any) -> tuple[RuleResult, list[pd.DataFrame]]:
-    """One rule over its datasets: its status (SUCCESS, ISSUE, SKIPPED, EXECUTION ERROR) and findings."""
+              clock: Any, early: dict[str, Unit] | None = None) -> tuple[RuleResult, list[pd.DataFrame]]:
+    """One rule over its datasets: its status (SUCCESS, ISSUE, SKIPPED, EXECUTION ERROR) and findings.
+    ``early``: units already run on some of its datasets (:func:`run_early`), by dataset."""
     frames: list[pd.DataFrame] = []
     t0 = clock()
     res = RuleResult(rule=rule, status="SUCCESS")
     severity = settings.severity_overrides.get(rule.id, rule.severity)
+    early = early or {}
     try:
         if rule.id in settings.disabled_rules:
             raise RuleSkipped("disabled in settings")
@@ -266,31 +383,28 @@ def _run_rule(rule: Rule, data: StudyData, spec: StudySpec | None, settings: Val
                 raise RuleSkipped(f"no dataset in scope ({wanted}) present")
             skipped: list[str] = []
             for name in names:
-                df = data.datasets[name]
-                ctx = CheckContext(name, df, prefixes[name], data, spec, settings, ct, ct_reason, cache)
-                try:
-                    if rule.when:
-                        mask = np.ones(len(df), dtype=bool)
-                        for cond in rule.when:
-                            mask = mask & (condition_mask(df, cond, ctx))
-                        df = df.loc[mask]
-                        ctx.df = df
-                    hits = apply_operator(ctx, rule.check)
-                except RuleSkipped as exc:
-                    skipped.append(str(exc))
+                unit = early.get(name) or _run_unit(rule, name, data, spec, settings, ct, ct_reason, prefixes,
+                                                    cache, clock, severity)
+                if unit.error is not None:  # as if raised here: the datasets after it are not run
+                    raise _UnitFailed(unit.error)
+                if unit.skipped is not None:
+                    skipped.append(unit.skipped)
                     continue
                 res.datasets.append(name)
-                if len(hits):
-                    frames.append(hits_to_frame(rule, severity, name, df, prefixes[name], hits))
-                    res.findings += len(hits)
+                if unit.frame is not None:
+                    frames.append(unit.frame)
+                    res.findings += unit.findings
             if not res.datasets:
                 raise RuleSkipped("; ".join(dict.fromkeys(skipped)))
         res.status = "ISSUE" if res.findings else "SUCCESS"
     except RuleSkipped as exc:
         res.status, res.reason = "SKIPPED", str(exc)
+    except _UnitFailed as exc:
+        res.status, res.reason = "EXECUTION ERROR", str(exc)
     except Exception as exc:  # a broken rule must not stop the run: report it
         res.status, res.reason = "EXECUTION ERROR", f"{type(exc).__name__}: {exc}"
-    res.seconds = clock() - t0
+    # the seconds of the units run early count as the rule's (its run time, wherever it was spent)
+    res.seconds = clock() - t0 + sum(u.seconds for u in early.values())
     return res, frames
 
 
