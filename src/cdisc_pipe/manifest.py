@@ -11,7 +11,7 @@ import json
 import platform
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 PACKAGES = ("cdisc-pipe", "pandas", "numpy", "pyreadstat", "pydantic", "jinja2", "openpyxl", "lxml", "pyyaml",
             "odmlib", "jsonschema", "reportlab", "python-docx", "scipy", "matplotlib")
@@ -25,18 +25,33 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def file_table(root: Path, patterns: Iterable[str] = ("**/*",)) -> dict[str, str]:
-    """``{relative path: sha256}`` of the files under ``root`` (sorted; hidden folders skipped)."""
+def file_table(root: Path, patterns: Iterable[str] = ("**/*",), skip: Callable[[str], bool] | None = None
+               ) -> dict[str, str]:
+    """``{relative path: sha256}`` of the files under ``root`` (sorted; hidden folders skipped, and
+    the relative paths ``skip`` says yes to, before they are read)."""
     root = Path(root)
-    out: dict[str, str] = {}
+    files: dict[str, Path] = {}
     if not root.exists():
-        return out
+        return {}
     for pattern in patterns:
         for p in root.glob(pattern):
             rel = p.relative_to(root)
-            if p.is_file() and not any(part.startswith(".") for part in rel.parts):
-                out[rel.as_posix()] = sha256_file(p)
-    return dict(sorted(out.items()))
+            if p.is_file() and not any(part.startswith(".") for part in rel.parts) \
+                    and not (skip is not None and skip(rel.as_posix())):
+                files[rel.as_posix()] = p
+    names = sorted(files)
+    return dict(zip(names, sha256_files([files[n] for n in names])))
+
+
+def sha256_files(paths: list[Path]) -> list[str]:
+    """:func:`sha256_file` of each path, in order; large sets in two threads (hashlib works without
+    the interpreter lock on large buffers, so two files are hashed at once on two cores)."""
+    if len(paths) < 2 or sum(p.stat().st_size for p in paths) < (64 << 20):
+        return [sha256_file(p) for p in paths]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(sha256_file, paths))
 
 
 def is_snapshot(rel: str) -> bool:
@@ -67,9 +82,7 @@ def build_manifest(*, command: str, inputs: dict[str, Path | None], spec: Any, o
     out_dir = Path(out_dir)
     outputs = {}
     for sub in ("sdtm", "adam", "reports"):
-        for rel, digest in file_table(out_dir / sub).items():
-            if is_snapshot(rel):
-                continue
+        for rel, digest in file_table(out_dir / sub, skip=is_snapshot).items():
             key = f"{sub}/{rel}"
             entry: dict[str, Any] = {"sha256": digest}
             if key in records:
