@@ -12,6 +12,7 @@ again as this process holds (its working arrays can grow that large), or with
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -99,7 +100,13 @@ class Forked:
         try:
             self._recv, send = ctx.Pipe(duplex=False)
             self.process = ctx.Process(target=_child, args=(send, fn, args), daemon=True)
-            self.process.start()
+            # the child's garbage collector leaves the objects it inherits alone (frozen): collecting
+            # them would touch, and so copy, every page holding one (copy-on-write)
+            gc.freeze()
+            try:
+                self.process.start()
+            finally:
+                gc.unfreeze()
             send.close()
         except Exception:  # noqa: BLE001 - whatever stops a process from starting, the work is done here
             self.process = None

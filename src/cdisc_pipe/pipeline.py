@@ -124,15 +124,29 @@ class Background:
         self.task.cancel()
 
 
+def _write_acrf(log: RunLog, raw: Any, spec: StudySpec, mappings: Path | None, raw_format: str, folder: Path) -> None:
+    """The annotated CRF of the raw export into ``folder`` (``cdisc_pipe.documents.write_acrf``)."""
+    from cdisc_pipe.documents import write_acrf
+
+    with log.step("rendering the annotated CRF"):
+        acrf = write_acrf(raw, spec, mappings, folder, raw_format=raw_format)
+    log.note(f"aCRF: {acrf.path.name}, {acrf.forms} forms, {acrf.pages} pages")
+    for p in acrf.problems:
+        log.warning(f"aCRF: {p}")
+
+
 def _stage_files(log: RunLog, prepared: Any, label: str, findings: list[Finding], extras: dict[str, Any],
-                 define: tuple[StudySpec, Path | None, Any] | None, early: tuple[Any, ...] | None
-                 ) -> tuple[list[Any], Any]:
+                 define: tuple[StudySpec, Path | None, Any] | None, early: tuple[Any, ...] | None,
+                 acrf: tuple[Any, ...] | None = None) -> tuple[list[Any], Any]:
     """A stage's files: its datasets (XPT + Dataset-JSON), ``_stage/`` records (``extras``: file
     name -> frame or JSON-able dict) and, with ``define`` (spec, CT folder, cut-off), its define.xml.
     With ``early`` (held frames, final folder, validation settings file) then also the validation
-    rules that need no other datasets (``cdisc_pipe.validate.validate_early``).  Returns the
-    writers' records and the early units (or None)."""
+    rules that need no other datasets (``cdisc_pipe.validate.validate_early``); ``acrf`` (raw
+    export, spec, mappings folder, raw format): the annotated CRF first.  Returns the writers'
+    records and the early units (or None)."""
     folder, purpose = prepared.job.out_dir, prepared.job.purpose
+    if acrf is not None:
+        _write_acrf(log, *acrf, folder)
     with log.step(f"writing {len(prepared.ready)} {label} datasets"):
         written = prepared.write()
     save_stage_findings(folder, findings)
@@ -162,12 +176,13 @@ def _stage_files(log: RunLog, prepared: Any, label: str, findings: list[Finding]
 def start_files(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, purpose: str, label: str,
                 log: RunLog, findings: list[Finding], extras: dict[str, Any], final: Path | None,
                 background: bool, define: tuple[StudySpec, Path | None, Any] | None,
-                early: Path | None = None) -> StageOutput:
+                early: Path | None = None, acrf: tuple[Any, ...] | None = None) -> StageOutput:
     """Conform and check the frames here (every problem raised at once, before any file), then write
     the files, in a second process with ``background``; ``final``: convert the conformed frames
     into the datasets validation holds (``StageOutput.wait`` adds the file metadata); ``early``
     (the validation settings file; needs ``final`` and ``define``): also run the validation rules
-    that need no other datasets with the files (``StageOutput.early``)."""
+    that need no other datasets with the files (``StageOutput.early``); ``acrf``: the annotated
+    CRF with them (see :func:`_stage_files`)."""
     from cdisc_pipe.xpt.datasets import prepare_write
 
     with log.step(f"conforming {len(frames)} {label} datasets to their specs"):
@@ -179,7 +194,7 @@ def start_files(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, 
         held = {name: held_frame(df, spec.dataset(name)) for name, df in prepared.frames().items()}
     files = Background(log, _stage_files, prepared, label, findings, extras, define,
                        (held, final, early) if early is not None and held is not None and define else None,
-                       enabled=background, release=True)
+                       acrf, enabled=background, release=True)
     del prepared
     if not background:  # written now, in order
         files = _Done(files.result())
@@ -266,7 +281,6 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog, kee
     frames; ``StageOutput.wait()`` joins them (and fills ``written`` and ``held``).
     ``define``: also write define.xml (CT from ``paths.ct``) with the files; ``early`` (with
     ``keep`` and ``define``): and run the validation rules that need no ADaM dataset with them."""
-    from cdisc_pipe.documents import write_acrf
     from cdisc_pipe.raw import read_export
     from cdisc_pipe.raw.detect import detect_format
     from cdisc_pipe.sdtm import build_sdtm
@@ -283,12 +297,9 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog, kee
                             cutoff=cutoff.date)
     findings = list(getattr(raw, "findings", []) or []) + list(result.findings)
     folder = staging.folder("sdtm")
-    with log.step("rendering the annotated CRF"):
-        acrf = write_acrf(raw, spec, paths.mappings, folder, raw_format=detect_format(paths.raw)[0])
-    log.note(f"aCRF: {acrf.path.name}, {acrf.forms} forms, {acrf.pages} pages")
-    for p in acrf.problems:
-        log.warning(f"aCRF: {p}")
-    del raw  # the raw forms are not needed once SDTM and the aCRF are built: freed before the write
+    # the annotated CRF goes with the files (before define.xml, which points to its pages)
+    acrf = (raw, spec, paths.mappings, detect_format(paths.raw)[0])
+    del raw  # the raw forms are not needed once SDTM is built: freed here once the files' process has them
     extras: dict[str, Any] = {}
     trace = getattr(result, "traceability", None)
     if trace is not None:
@@ -303,7 +314,7 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog, kee
     out = start_files(result.datasets, spec, folder, "Tabulation", "SDTM", log, findings, extras,
                        paths.out / "sdtm" if keep else None, background,
                        (spec, paths.ct, cutoff) if define else None,
-                       early=validation_settings(paths, spec) if early else None)
+                       early=validation_settings(paths, spec) if early else None, acrf=acrf)
     out.cutoff = cutoff
     _log_findings(log, "SDTM", findings)
     return out
@@ -408,10 +419,12 @@ def validation_settings(paths: Paths, spec: StudySpec | None) -> Path | None:
 
 
 def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog,
-                   held: dict[str, dict[str, tuple[pd.DataFrame, Any]]] | None = None, early: Any = None) -> Any:
+                   held: dict[str, dict[str, tuple[pd.DataFrame, Any]]] | None = None, early: Any = None,
+                   processes: int | None = None) -> Any:
     """Validate ``<out>/sdtm`` and ``<out>/adam`` (or ``paths.sdtm_in``/``adam_in``).  ``held``: by
     purpose, the datasets this run wrote as a read-back would give them, validated without reading
-    their files again; ``early``: the units run on some of them already (``run_validation``)."""
+    their files again; ``early``: the units run on some of them already; ``processes``: for the
+    rules (``run_validation``)."""
     from cdisc_pipe.validate import run_validation
     from cdisc_pipe.validate.data import ReadOptions
 
@@ -420,7 +433,7 @@ def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog,
         try:
             result = run_validation(paths.out, spec, paths.ct, sdtm_dir=paths.sdtm_in, adam_dir=paths.adam_in,
                                     settings_path=validation_settings(paths, spec), read_options=reading,
-                                    held=held, early=early)
+                                    held=held, early=early, processes=processes)
         finally:  # which encoding each file was read with, also when a forced one failed
             for note in reading.notes:
                 log.note(note)
@@ -718,7 +731,10 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
             code = int(prev.get("validation_exit_code", 0))
             result = previous_validation(paths.out)
         else:
-            result = stage_validate(paths, spec, log, held=held or None, early=early)
+            # the rules share the cores with the results report when it is being computed: one
+            # process for them then (two would only duplicate their caches)
+            result = stage_validate(paths, spec, log, held=held or None, early=early,
+                                    processes=1 if report is not None else None)
             held.clear()
             code = int(getattr(result, "exit_code", 0))
             stage_guides(paths, spec, result, log, written)

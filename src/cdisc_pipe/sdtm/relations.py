@@ -90,8 +90,28 @@ def _visit_dates(datasets: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=["USUBJID", "VISITNUM", "VISIT", "first", "last"])
     a = pd.concat(parts, ignore_index=True).dropna(subset=["VISITNUM"])
-    return a.groupby(["USUBJID", "VISITNUM"], as_index=False, dropna=False).agg(
+    # earliest and latest date by their rank in text order (ISO dates sort as text): a grouped
+    # min/max of numbers, where one of text runs a Python loop per group
+    s_rank, s_values = _text_ranks(a["s"])
+    e_rank, e_values = _text_ranks(a["e"])
+    out = a.assign(s=s_rank, e=e_rank).groupby(["USUBJID", "VISITNUM"], as_index=False, dropna=False).agg(
         VISIT=("VISIT", "first"), first=("s", "min"), last=("e", "max"))
+    return out.assign(first=_from_ranks(out["first"], s_values), last=_from_ranks(out["last"], e_values))
+
+
+def _text_ranks(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(each value's rank among the distinct values in text order, NaN when missing; those values)."""
+    codes, uniques = pd.factorize(values, sort=True)
+    return np.where(codes < 0, np.nan, codes), np.asarray(uniques, dtype=object)
+
+
+def _from_ranks(ranks: pd.Series, values: np.ndarray) -> pd.Series:
+    """The values at ``ranks`` (:func:`_text_ranks`), missing where the rank is."""
+    r = ranks.to_numpy(dtype=float)
+    have = ~np.isnan(r)
+    out = np.full(len(r), None, dtype=object)
+    out[have] = values[r[have].astype(np.intp)]
+    return pd.Series(out, index=ranks.index, dtype="str")
 
 
 def complete_sv(sv: pd.DataFrame, datasets: dict[str, pd.DataFrame], tv: pd.DataFrame, studyid: str,
