@@ -61,7 +61,7 @@ def test_rules_give_the_same_results_in_one_or_two_processes():
 
     from cdisc_pipe.validate import ValidationSettings, load_rules
     from cdisc_pipe.validate.data import StudyData
-    from cdisc_pipe.validate.engine import _split, run_rules
+    from cdisc_pipe.validate.engine import _Queue, run_rules
 
     data = StudyData()
     data.datasets["DM"] = pd.DataFrame({"STUDYID": ["S"] * 3, "DOMAIN": ["DM"] * 3, "USUBJID": ["S-1", "S-2", "S-2"],
@@ -72,14 +72,18 @@ def test_rules_give_the_same_results_in_one_or_two_processes():
     rules = load_rules()
     one = run_rules(rules, data, None, ValidationSettings(), {}, "no CT", processes=1)
     two = run_rules(rules, data, None, ValidationSettings(), {}, "no CT", processes=2)
-    assert [(r.rule.id, r.status, r.reason, r.findings) for r in one[0]] == \
-        [(r.rule.id, r.status, r.reason, r.findings) for r in two[0]]
-    assert len(one[1]) > 0
-    pd.testing.assert_frame_equal(one[1], two[1])
-    # the split: every rule once; the longest first, each to the less loaded side
-    mine, theirs = _split(rules[:4], {rules[0].id: 5.0, rules[1].id: 3.0, rules[2].id: 2.0, rules[3].id: 1.0})
-    assert sorted(mine + theirs) == [0, 1, 2, 3]
-    assert (mine, theirs) == ([0, 3], [1, 2])  # 5 | 3 -> 5 | 3+2 -> 5+1 | 5
+    asked: list[int] = []
+    late = run_rules(rules, data, None, ValidationSettings(), {}, "no CT",  # the second one joins late
+                     second=lambda: asked.append(1) or len(asked) > 20)
+    for other in (two, late):
+        assert [(r.rule.id, r.status, r.reason, r.findings) for r in one[0]] == \
+            [(r.rule.id, r.status, r.reason, r.findings) for r in other[0]]
+        pd.testing.assert_frame_equal(one[1], other[1])
+    assert len(one[1]) > 0 and len(asked) == 21  # asked between rules until it said yes
+    # the queue: every rule once, the longest first (unknown ones count as the median)
+    q = _Queue(rules[:4], {rules[0].id: 1.0, rules[1].id: 3.0, rules[3].id: 5.0}, {}, shared=True)
+    taken = [q.take() for _ in range(5)]
+    assert taken == [3, 1, 2, 0, None]  # 5, 3, median 3 (position order on ties), 1
 
 
 def test_datasets_written_by_two_processes_are_the_bytes_one_process_writes(bundled_run, tmp_path, monkeypatch):

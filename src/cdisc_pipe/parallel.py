@@ -113,6 +113,10 @@ class Forked:
         if self.process is not None and release:
             self.args = None
 
+    def ready(self) -> bool:
+        """Whether :meth:`result` would not wait for the child (it is done, or there is none)."""
+        return self.process is None or self._recv.poll()
+
     def result(self) -> Any:
         if self.process is not None:
             try:

@@ -120,6 +120,10 @@ class Background:
             self.log.adopt(own)
         return value
 
+    def ready(self) -> bool:
+        """Whether :meth:`result` would not wait (the work is done, or is done here)."""
+        return self.task.ready()
+
     def cancel(self) -> None:
         self.task.cancel()
 
@@ -420,11 +424,11 @@ def validation_settings(paths: Paths, spec: StudySpec | None) -> Path | None:
 
 def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog,
                    held: dict[str, dict[str, tuple[pd.DataFrame, Any]]] | None = None, early: Any = None,
-                   processes: int | None = None) -> Any:
+                   second: Any = None) -> Any:
     """Validate ``<out>/sdtm`` and ``<out>/adam`` (or ``paths.sdtm_in``/``adam_in``).  ``held``: by
     purpose, the datasets this run wrote as a read-back would give them, validated without reading
-    their files again; ``early``: the units run on some of them already; ``processes``: for the
-    rules (``run_validation``)."""
+    their files again; ``early``: the units run on some of them already; ``second``: when the rules
+    may take a second process (``run_validation``)."""
     from cdisc_pipe.validate import run_validation
     from cdisc_pipe.validate.data import ReadOptions
 
@@ -433,7 +437,7 @@ def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog,
         try:
             result = run_validation(paths.out, spec, paths.ct, sdtm_dir=paths.sdtm_in, adam_dir=paths.adam_in,
                                     settings_path=validation_settings(paths, spec), read_options=reading,
-                                    held=held, early=early, processes=processes)
+                                    held=held, early=early, second=second)
         finally:  # which encoding each file was read with, also when a forced one failed
             for note in reading.notes:
                 log.note(note)
@@ -644,7 +648,7 @@ def _reusable(prev: dict, stage: str, sub: str, key: str, out: Path) -> bool:
     if prev.get("stages", {}).get(stage) != key:
         return False
     expected = {k[len(sub) + 1:]: v["sha256"] for k, v in prev.get("outputs", {}).items() if k.startswith(sub + "/")}
-    actual = {k: v for k, v in file_table(Path(out) / sub).items() if not is_snapshot(k)}
+    actual = file_table(Path(out) / sub, skip=is_snapshot)
     return bool(expected) and actual == expected
 
 
@@ -731,10 +735,10 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
             code = int(prev.get("validation_exit_code", 0))
             result = previous_validation(paths.out)
         else:
-            # the rules share the cores with the results report when it is being computed: one
-            # process for them then (two would only duplicate their caches)
+            # the rules share the cores with the results report while it is being computed: a
+            # second process for them once it is done
             result = stage_validate(paths, spec, log, held=held or None, early=early,
-                                    processes=1 if report is not None else None)
+                                    second=report.ready if report is not None else None)
             held.clear()
             code = int(getattr(result, "exit_code", 0))
             stage_guides(paths, spec, result, log, written)

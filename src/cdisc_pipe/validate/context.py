@@ -308,9 +308,13 @@ def as_text(s: pd.Series) -> pd.Series:
         arr = np.asarray(txt, dtype=object)
         out = np.where(codes >= 0, arr[np.maximum(codes, 0)] if len(arr) else None, None)
         return pd.Series(out, index=s.index, dtype="str")
-    if pd.api.types.is_datetime64_any_dtype(s.dtype):
-        fmt = "%Y-%m-%d" if bool((s.dropna() == s.dropna().dt.normalize()).all()) else "%Y-%m-%dT%H:%M:%S"
-        return s.dt.strftime(fmt).where(s.notna(), None).astype("str")
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):  # formatted once per distinct value
+        codes, uniq = pd.factorize(s)
+        u = pd.DatetimeIndex(uniq)
+        fmt = "%Y-%m-%d" if bool((u == u.normalize()).all()) else "%Y-%m-%dT%H:%M:%S"
+        txt = np.asarray(u.strftime(fmt), dtype=object)
+        out = np.where(codes >= 0, txt[np.maximum(codes, 0)] if len(txt) else None, None)
+        return pd.Series(out, index=s.index, dtype="str")
     return s.astype("str")
 
 

@@ -2,8 +2,9 @@
 that are new or resolved.
 
 The snapshot kept in ``<out>/reports/_previous/`` holds only what the comparison needs: per dataset
-the key text and a 64-bit hash of every record (``<name>.csv``), and the previous findings
-(``findings.csv``).  Hashing is vectorised (``pandas.util.hash_pandas_object``).
+the key text and a 64-bit hash of every record (``<name>.npz``: two numpy arrays, read without
+pickle), and the previous findings (``findings.csv``).  Hashing is vectorised
+(``pandas.util.hash_pandas_object``); records are matched by key through a hash index.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def record_keys(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec | 
 
 
 def snapshot_frame(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec | None) -> pd.DataFrame:
-    """One row per record: ``key`` (key values joined by '|', '#n' for repeated keys) and ``hash``."""
+    """One row per record: ``key`` (key values joined by '|', '#n' for repeated keys) and ``hash``
+    (64-bit, ``uint64``)."""
     keys = record_keys(name, df, data, spec)
     # joined as plain Python strings: pandas' element-wise string addition costs several passes per key
     parts = [as_text(df[k]).fillna("").to_numpy(dtype=object) for k in keys]
@@ -53,18 +55,68 @@ def snapshot_frame(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec
         arr[dup] = [f"{arr[i]}#{occ[i]}" for i in dup]
         key = pd.Series(arr, dtype=object)
     h = pd.util.hash_pandas_object(df, index=False).to_numpy()
-    return pd.DataFrame({"key": key.to_numpy(dtype=object), "hash": h.astype(np.uint64).astype(str)})
+    return pd.DataFrame({"key": key.to_numpy(dtype=object), "hash": h.astype(np.uint64)})
 
 
-def _compare_dataset(name: str, prev: pd.DataFrame, cur: pd.DataFrame) -> tuple[dict, list[pd.DataFrame]]:
-    """Summary row and record-level changes of one dataset (previous vs current snapshot)."""
-    m = prev.merge(cur, on="key", how="outer", suffixes=("_p", "_c"), indicator=True)
-    added = m.loc[m["_merge"] == "right_only", "key"]
-    removed = m.loc[m["_merge"] == "left_only", "key"]
-    changed = m.loc[(m["_merge"] == "both") & (m["hash_p"] != m["hash_c"]), "key"]
-    row = {"dataset": name, "records_previous": len(prev), "records_now": len(cur),
+#: A dataset's snapshot file: ``key`` (UTF-8 bytes) and ``hash`` (uint64) arrays, read without
+#: pickle.  ``<name>.csv`` (key, hash as text) is what versions before it wrote: still read.
+SNAPSHOT_SUFFIX = ".npz"
+
+
+def _encode(keys: np.ndarray) -> np.ndarray:
+    """Keys as fixed-width UTF-8 bytes (numpy ``S``)."""
+    try:
+        return np.asarray(keys, dtype=object).astype(np.bytes_) if len(keys) else np.zeros(0, dtype="S1")
+    except UnicodeEncodeError:  # not all ASCII
+        return np.array([k.encode("utf-8") for k in keys], dtype=np.bytes_)
+
+
+def _decode(keys: np.ndarray) -> np.ndarray:
+    return np.array([k.decode("utf-8") for k in keys.tolist()], dtype=object)
+
+
+def write_snapshot(path: Path, snap: pd.DataFrame) -> None:
+    """One dataset's snapshot (:func:`snapshot_frame`) into ``path`` (``<name>.npz``)."""
+    with open(path, "wb") as fh:
+        np.savez(fh, key=_encode(snap["key"].to_numpy(dtype=object)), hash=snap["hash"].to_numpy(dtype=np.uint64))
+
+
+def read_snapshot(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(keys as UTF-8 bytes, hashes) of a dataset's snapshot in ``folder``; None when it has none."""
+    path = folder / f"{name.lower()}{SNAPSHOT_SUFFIX}"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            return z["key"], z["hash"].astype(np.uint64)
+    old = folder / f"{name.lower()}.csv"
+    if old.is_file():
+        prev = pd.read_csv(old, dtype=str, keep_default_na=False)
+        return _encode(prev["key"].to_numpy(dtype=object)), prev["hash"].to_numpy(dtype=object).astype(np.uint64)
+    return None
+
+
+def _compare_dataset(name: str, prev: tuple[np.ndarray, np.ndarray], cur: pd.DataFrame
+                     ) -> tuple[dict, list[pd.DataFrame]]:
+    """Summary row and record-level changes of one dataset (previous snapshot: keys as bytes and
+    hashes; current: :func:`snapshot_frame`).  Keys are unique in a snapshot (repeats numbered)."""
+    p_key, p_hash = prev
+    c_key, c_hash = _encode(cur["key"].to_numpy(dtype=object)), cur["hash"].to_numpy(dtype=np.uint64)
+    p_index = pd.Index(p_key.astype(object))
+    pos = p_index.get_indexer(c_key.astype(object)) if p_index.is_unique else None
+    if pos is None:  # cannot happen with keys made unique; compared as tables then
+        m = pd.DataFrame({"key": p_key, "hash": p_hash}).merge(
+            pd.DataFrame({"key": c_key, "hash": c_hash}), on="key", how="outer", suffixes=("_p", "_c"), indicator=True)
+        added = m.loc[m["_merge"] == "right_only", "key"].to_numpy()
+        removed = m.loc[m["_merge"] == "left_only", "key"].to_numpy()
+        changed = m.loc[(m["_merge"] == "both") & (m["hash_p"] != m["hash_c"]), "key"].to_numpy()
+    else:
+        found = pos >= 0
+        seen = np.zeros(len(p_key), dtype=bool)
+        seen[pos[found]] = True
+        added, removed = c_key[~found], p_key[~seen]
+        changed = c_key[found][p_hash[pos[found]] != c_hash[found]]
+    row = {"dataset": name, "records_previous": len(p_key), "records_now": len(c_key),
            "added": len(added), "removed": len(removed), "changed": len(changed)}
-    recs = [pd.DataFrame({"dataset": name, "change": label, "key": sorted(keys.astype(str))})
+    recs = [pd.DataFrame({"dataset": name, "change": label, "key": sorted(_decode(np.asarray(keys)))})
             for label, keys in (("added", added), ("removed", removed), ("changed", changed)) if len(keys)]
     return row, recs
 
@@ -99,19 +151,18 @@ def compare_datasets(previous_dir: Path, data: StudyData, spec: StudySpec | None
     ds_dir = previous_dir / "datasets"
     new_dir.mkdir(parents=True, exist_ok=True)
     rows, recs = [], []
-    names = sorted({p.stem.upper() for p in ds_dir.glob("*.csv")} | set(data.datasets)) if had_previous \
-        else sorted(data.datasets)
-    empty = pd.DataFrame({"key": [], "hash": []}, dtype=str)
+    stored = {p.stem.upper() for pattern in ("*.csv", f"*{SNAPSHOT_SUFFIX}") for p in ds_dir.glob(pattern)}
+    names = sorted(stored | set(data.datasets)) if had_previous else sorted(data.datasets)
+    none = (np.zeros(0, dtype="S1"), np.zeros(0, dtype=np.uint64))
     for name in names:
         cur = snapshot_frame(name, data.datasets[name], data, spec) if name in data.datasets else None
         if had_previous:
-            prev_path = ds_dir / f"{name.lower()}.csv"
-            prev = pd.read_csv(prev_path, dtype=str, keep_default_na=False) if prev_path.is_file() else empty
-            row, parts = _compare_dataset(name, prev, cur if cur is not None else empty)
+            row, parts = _compare_dataset(name, read_snapshot(ds_dir, name) or none,
+                                          cur if cur is not None else pd.DataFrame({"key": [], "hash": []}))
             rows.append(row)
             recs += parts
         if cur is not None:
-            cur.to_csv(new_dir / f"{name.lower()}.csv", index=False)
+            write_snapshot(new_dir / f"{name.lower()}{SNAPSHOT_SUFFIX}", cur)
     if not had_previous:
         return pd.DataFrame(columns=COLS_SUM), pd.DataFrame(columns=COLS_REC)
     return (pd.DataFrame(rows, columns=COLS_SUM),

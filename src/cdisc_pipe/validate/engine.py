@@ -11,7 +11,7 @@ import fnmatch
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -187,37 +187,99 @@ def hits_to_frame(rule: Rule, severity: str, dataset: str | None, df: pd.DataFra
 def run_rules(rules: list[Rule], data: StudyData, spec: StudySpec | None, settings: ValidationSettings,
               ct: dict[str, Any], ct_reason: str | None, clock: Any = time.perf_counter,
               costs: dict[str, float] | None = None, processes: int | None = None,
-              early: EarlyUnits | None = None) -> tuple[list[RuleResult], pd.DataFrame]:
+              early: EarlyUnits | None = None, second: Callable[[], bool] | None = None
+              ) -> tuple[list[RuleResult], pd.DataFrame]:
     """Run every rule; return one RuleResult per rule and all findings, in rule order.
 
-    Rules are independent, so with two cores (``processes`` None or 2) about half of them (by
-    ``costs``: seconds per rule id, e.g. the previous run's; else alternately) run in a forked
-    second process (``cdisc_pipe.parallel.Forked``) while this one runs the rest.  The results are
-    put back in rule order: the same results and findings as one process gives.
+    Rules are independent: with two cores (``processes`` None or 2) a forked second process
+    (``cdisc_pipe.parallel.Forked``) takes rules from the same queue as this one, the longest
+    first (``costs``: seconds per rule id, e.g. the previous run's), so both finish together.
+    ``second``: asked between rules whether the second process may start yet (the caller's other
+    work has left a core free); None: at once.  The results are put back in rule order: the same
+    results and findings as one process gives.
 
     ``early``: units (a rule on one dataset) :func:`run_early` already ran on part of the data;
     they are taken as they are instead of being run again (the same results as running them here).
     """
-    from cdisc_pipe.parallel import Forked
-
     early = early or {}
     prefixes = {n: domain_prefix(n, df, spec) for n, df in data.datasets.items()}
     args = (data, spec, settings, ct, ct_reason, prefixes, clock, early)
-    order = list(range(len(rules)))
-    if processes == 1 or len(rules) < 2:
-        mine, theirs = order, []
-    else:
-        done_early = {r: sum(u.seconds for u in units.values()) for r, units in early.items()}
-        mine, theirs = _split(rules, {r: max(c - done_early.get(r, 0.0), 0.0) for r, c in costs.items()}
-                              if costs else costs)
-    child = Forked(_run_some, [rules[i] for i in theirs], *args, enabled=bool(theirs)) if theirs else None
-    done = dict(zip(mine, _run_some([rules[i] for i in mine], *args)))
-    if child is not None:
-        done.update(zip(theirs, child.result()))
-    results = [done[i][0] for i in order]
-    frames = [f for i in order for f in done[i][1]]
+    queue = _Queue(rules, costs, early, shared=processes != 1 and len(rules) > 1)
+    child, tried = None, not queue.shared
+    cache: dict[Any, Any] = {}  # column-derived arrays shared by the rules of this process
+    done: dict[int, tuple[RuleResult, list[pd.DataFrame]]] = {}
+    try:
+        while (i := queue.take()) is not None:
+            done[i] = _run_rule(rules[i], data, spec, settings, ct, ct_reason, prefixes, cache, clock,
+                                early.get(rules[i].id))
+            if not tried and (second is None or second()) and queue.left():
+                tried, child = True, _start_second(queue, rules, args)
+        if child is not None:
+            done.update(child.result())
+    except BaseException:
+        if child is not None:
+            child.cancel()
+        raise
+    for i in range(len(rules)):  # rules a second process took and did not return (it died): here
+        if i not in done:
+            done[i] = _run_rule(rules[i], data, spec, settings, ct, ct_reason, prefixes, cache, clock,
+                                early.get(rules[i].id))
+    results = [done[i][0] for i in range(len(rules))]
+    frames = [f for i in range(len(rules)) for f in done[i][1]]
     findings = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINDING_COLUMNS)
     return results, findings
+
+
+class _Queue:
+    """Rule positions, the longest first (``costs`` less the seconds their early units took;
+    unknown rules count as the median), taken one at a time; with ``shared``, from a counter in
+    shared memory, so that a forked process takes from the same queue."""
+
+    def __init__(self, rules: list[Rule], costs: dict[str, float] | None, early: EarlyUnits, shared: bool) -> None:
+        from cdisc_pipe.parallel import fork_context
+
+        spent = {r: sum(u.seconds for u in units.values()) for r, units in early.items()}
+        known = sorted((costs or {}).values())
+        default = known[len(known) // 2] if known else 1.0
+        cost = [max((costs or {}).get(r.id, default) - spent.get(r.id, 0.0), 0.0) for r in rules]
+        self.order = sorted(range(len(rules)), key=lambda k: (-cost[k], k))
+        ctx = fork_context() if shared else None
+        self.shared = ctx is not None
+        self._lock = ctx.Lock() if ctx is not None else None
+        self._next = ctx.RawValue("q", 0) if ctx is not None else None
+        self._local = 0
+
+    def take(self) -> int | None:
+        if self._next is None:
+            i, self._local = self._local, self._local + 1
+        else:
+            with self._lock:
+                i = self._next.value
+                self._next.value = i + 1
+        return self.order[i] if i < len(self.order) else None
+
+    def left(self) -> bool:
+        """Whether rules are still waiting."""
+        return (self._next.value if self._next is not None else self._local) < len(self.order)
+
+
+def _start_second(queue: _Queue, rules: list[Rule], args: tuple) -> Any:
+    from cdisc_pipe.parallel import Forked
+
+    child = Forked(_run_taken, queue, rules, *args)
+    return child if child.process is not None else None  # no second process: all here
+
+
+def _run_taken(queue: _Queue, rules: list[Rule], data: StudyData, spec: StudySpec | None,
+               settings: ValidationSettings, ct: dict[str, Any], ct_reason: str | None,
+               prefixes: dict[str, str | None], clock: Any, early: EarlyUnits
+               ) -> dict[int, tuple[RuleResult, list[pd.DataFrame]]]:
+    """The second process: rules taken from the queue until it is empty, by position."""
+    cache: dict[Any, Any] = {}
+    done = {}
+    while (i := queue.take()) is not None:
+        done[i] = _run_rule(rules[i], data, spec, settings, ct, ct_reason, prefixes, cache, clock, early.get(rules[i].id))
+    return done
 
 
 class Deferred(BaseException):
@@ -295,29 +357,6 @@ def run_early(rules: list[Rule], data: StudyData, spec: StudySpec | None, settin
         if units:
             out[rule.id] = units
     return out
-
-
-def _split(rules: list[Rule], costs: dict[str, float] | None) -> tuple[list[int], list[int]]:
-    """Rule positions for this process and for the second one: the longest first, each to the less
-    loaded side (``costs`` by rule id; unknown rules count as the median cost)."""
-    known = sorted(v for v in (costs or {}).values())
-    default = known[len(known) // 2] if known else 1.0
-    cost = [(costs or {}).get(r.id, default) for r in rules]
-    load, sides = [0.0, 0.0], ([], [])
-    for i in sorted(range(len(rules)), key=lambda k: (-cost[k], k)):
-        side = 0 if load[0] <= load[1] else 1
-        sides[side].append(i)
-        load[side] += cost[i]
-    return sorted(sides[0]), sorted(sides[1])
-
-
-def _run_some(rules: list[Rule], data: StudyData, spec: StudySpec | None, settings: ValidationSettings,
-              ct: dict[str, Any], ct_reason: str | None, prefixes: dict[str, str | None], clock: Any,
-              early: EarlyUnits | None = None) -> list[tuple[RuleResult, list[pd.DataFrame]]]:
-    """(result, findings frames) of each rule, in the order given."""
-    cache: dict[Any, Any] = {}  # column-derived arrays shared by these rules (CheckContext.text_bytes)
-    return [_run_rule(rule, data, spec, settings, ct, ct_reason, prefixes, cache, clock, (early or {}).get(rule.id))
-            for rule in rules]
 
 
 class _UnitFailed(Exception):
