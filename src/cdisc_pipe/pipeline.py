@@ -180,33 +180,26 @@ def _stage_files(log: RunLog, prepared: Any, label: str, findings: list[Finding]
 def start_files(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, purpose: str, label: str,
                 log: RunLog, findings: list[Finding], extras: dict[str, Any], final: Path | None,
                 background: bool, define: tuple[StudySpec, Path | None, Any] | None,
-                early: Path | None = None, acrf: tuple[Any, ...] | None = None,
-                consume: bool = False) -> StageOutput:
+                early: Path | None = None, acrf: tuple[Any, ...] | None = None) -> StageOutput:
     """Conform and check the frames here (every problem raised at once, before any file), then write
     the files, in a second process with ``background``; ``final``: convert the conformed frames
     into the datasets validation holds (``StageOutput.wait`` adds the file metadata); ``early``
     (the validation settings file; needs ``final`` and ``define``): also run the validation rules
     that need no other datasets with the files (``StageOutput.early``); ``acrf``: the annotated
-    CRF with them (see :func:`_stage_files`); ``consume``: take each frame out of ``frames`` once
-    conformed (``prepare_write``)."""
+    CRF with them (see :func:`_stage_files`)."""
     from cdisc_pipe.xpt.datasets import prepare_write
 
     with log.step(f"conforming {len(frames)} {label} datasets to their specs"):
-        prepared = prepare_write(frames, spec, folder, purpose=purpose, consume=consume)
-    from cdisc_pipe.validate.data import held_frame
+        prepared = prepare_write(frames, spec, folder, purpose=purpose)
+    held = None
+    if final is not None:  # each conformed frame is dropped here once converted and the files have it
+        from cdisc_pipe.validate.data import held_frame
 
-    conformed = prepared.frames() if final is not None else {}
-    early_run = early is not None and final is not None and define is not None
-    # the early checks run on the held frames in the files' process: converted before it starts;
-    # else after, each conformed frame dropped here as soon as it is converted (the files' process
-    # has its own)
-    held = {name: held_frame(conformed.pop(name), spec.dataset(name)) for name in list(conformed)} \
-        if early_run else None
+        held = {name: held_frame(df, spec.dataset(name)) for name, df in prepared.frames().items()}
     files = Background(log, _stage_files, prepared, label, findings, extras, define,
-                       (held, final, early) if early_run else None, acrf, enabled=background, release=True)
+                       (held, final, early) if early is not None and held is not None and define else None,
+                       acrf, enabled=background, release=True)
     del prepared
-    if held is None and final is not None:
-        held = {name: held_frame(conformed.pop(name), spec.dataset(name)) for name in list(conformed)}
     if not background:  # written now, in order
         files = _Done(files.result())
     return StageOutput(frames, None, findings, files=files, held_frames=held, final=final)
@@ -361,7 +354,7 @@ def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
         sdtm.clear()
     out = start_files(result.datasets, spec, staging.folder("adam"), "Analysis", "ADaM", log, list(result.findings),
                        {}, paths.out / "adam" if keep else None, background,
-                       (spec, paths.ct, cut) if define else None, consume=True)
+                       (spec, paths.ct, cut) if define else None)
     out.cutoff = cut
     _log_findings(log, "ADaM", result.findings)
     return out

@@ -186,14 +186,11 @@ class _Ready:
     transliterated: dict[str, int]  # variable -> rows whose XPT text differs from the original
 
 
-def _prepare(frames: Mapping[str, pd.DataFrame], spec: StudySpec, *, purpose: str, consume: bool = False
+def _prepare(frames: Mapping[str, pd.DataFrame], spec: StudySpec, *, purpose: str
              ) -> tuple[dict[str, _Ready], list[Problem]]:
-    """Conform and check each frame; ``consume``: take each out of ``frames`` (a dict) as it is
-    conformed, so that it can be freed (the caller needs the frames no more)."""
     problems: list[Problem] = []
     ready: dict[str, _Ready] = {}
-    for name in list(frames):
-        df = frames.pop(name) if consume else frames[name]  # type: ignore[attr-defined]
+    for name, df in frames.items():
         try:
             dataset = spec.dataset(name)
         except KeyError:
@@ -267,14 +264,12 @@ def prepare_write(
     ndjson_threshold: int | None = DEFAULT_NDJSON_THRESHOLD,
     engine: Engine = "numpy",
     metadata_version_oid: str | None = None,
-    consume: bool = False,
 ) -> PreparedWrite:
     """The first half of :func:`write_datasets` (same arguments): conform and check every dataset,
     raise one ``InputError`` with every problem; nothing is written yet.  The files are written by
     :meth:`PreparedWrite.write`, which a run may call in a second process while it goes on with
-    the conformed frames (:meth:`PreparedWrite.frames`) in this one.  ``consume``: each frame is
-    taken out of ``frames`` (a dict) once conformed (freed when the caller holds it nowhere else)."""
-    ready, problems = _prepare(frames, spec, purpose=purpose, consume=consume)
+    the conformed frames (:meth:`PreparedWrite.frames`) in this one."""
+    ready, problems = _prepare(frames, spec, purpose=purpose)
     raise_if(problems, stage="write datasets")
     folder = PURPOSE_FOLDER[purpose]
     mdv_oid = metadata_version_oid or default_metadata_version_oid(spec, [r.dataset for r in ready.values()], purpose)
