@@ -112,10 +112,14 @@ def print_size(r: dict) -> None:
     steps = r["cli_run"].get("steps") or []
     if steps:
         total = r["cli_run"]["wall_s"]
-        print("cdisc-pipe run, its own steps (from its log):")
+        print("cdisc-pipe run, its own steps (from its log; steps marked [second process] ran beside the others, "
+              "so the shares add up to more than 100%; peak RSS is the step's process'):")
         print(table([{**s, "share": f"{100 * s['wall_s'] / total:.0f}%"} for s in steps],
-                    [("step", "step"), ("wall_s", "wall s"), ("share", "share of the run"),
+                    [("step", "step"), ("wall_s", "wall s"), ("share", "share of the run's wall time"),
                      ("peak_rss_mb", "peak RSS so far MB")]))
+        own = sum(s["wall_s"] for s in steps if "[second process]" not in s["step"])
+        print(f"steps of the run's own process: {own:.2f} s of {total:.2f} s; in a second process meanwhile: "
+              f"{sum(s['wall_s'] for s in steps) - own:.2f} s")
     f = r.get("io_floor")
     if f:
         cli_ratio = r.get("pipeline_over_floor_cli")

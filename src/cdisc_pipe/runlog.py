@@ -24,12 +24,13 @@ class RunLog:
         self._t0 = time.perf_counter()
         #: stderr lines kept instead of printed (a log of work in a second process, see :meth:`child`)
         self._held: list[str] | None = None
+        self._where = ""  # " [second process]" on the steps of a child log
 
     def child(self) -> RunLog:
         """A log for work done in a second process: same clock, and its stderr lines kept, so that
         :meth:`adopt` adds both to this log when the work is joined (one log, no interleaving)."""
         log = RunLog(self.command, quiet=self.quiet)
-        log._t0, log._held = self._t0, []
+        log._t0, log._held, log._where = self._t0, [], " [second process]"
         return log
 
     def adopt(self, other: RunLog) -> None:
@@ -74,6 +75,7 @@ class RunLog:
     def step(self, name: str) -> Iterator[None]:
         """Time a step: a progress line when it starts and a NOTE with its duration when it ends."""
         t = time.perf_counter()
+        name = f"{name}{self._where}"  # steps of a child log overlap the run's own: they say so
         self.progress(f"{name} ...")
         yield
         self.progress(f"{name} done in {time.perf_counter() - t:.2f} s{_peak_memory()}")
