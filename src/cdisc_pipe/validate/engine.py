@@ -244,10 +244,14 @@ class _Queue:
         cost = [max((costs or {}).get(r.id, default) - spent.get(r.id, 0.0), 0.0) for r in rules]
         self.order = sorted(range(len(rules)), key=lambda k: (-cost[k], k))
         ctx = fork_context() if shared else None
-        self.shared = ctx is not None
-        self._lock = ctx.Lock() if ctx is not None else None
-        self._next = ctx.RawValue("q", 0) if ctx is not None else None
+        self._lock = self._next = None
         self._local = 0
+        if ctx is not None:
+            try:
+                self._lock, self._next = ctx.Lock(), ctx.RawValue("q", 0)
+            except (OSError, ImportError):  # no shared semaphores here (e.g. no /dev/shm): one process
+                self._lock = self._next = None
+        self.shared = self._next is not None
 
     def take(self) -> int | None:
         if self._next is None:
