@@ -114,3 +114,26 @@ def test_a_check_that_looks_beyond_the_early_data_is_left_for_later():
     by = {r.rule.id: r for r in merged[0]}
     assert by["T.BOOM"].status == "EXECUTION ERROR" and by["T.BOOM"].reason == "RuntimeError: kaput"
     assert by["T.OTHER"].status in ("SUCCESS", "ISSUE") and seen.count("AE") == 3  # early try, then twice in full
+
+
+def test_a_second_pass_with_adam_data_but_no_adam_metadata_skips_and_stops(rules, ct):  # noqa: F811
+    """``cdisc-pipe run`` validates again while the ADaM files are written: the ADaM frames are there,
+    their file metadata and define.xml not yet.  Units run already are skipped, the pass stops
+    when asked, and the merged units still give the findings of one validation."""
+    rules = list(rules.values())
+    data, spec = _dirty_study()
+    settings = ValidationSettings()
+    one = run_rules(rules, data, spec, settings, ct, None, processes=1)
+    first = run_early(rules, _tabulation_only(data), spec, settings, ct, None)
+    partial = _tabulation_only(data)
+    for name, p in data.purpose.items():
+        if p == "Analysis":  # the data alone: no meta, no Analysis define.xml
+            partial.datasets[name], partial.purpose[name] = data.datasets[name], p
+    asked: list[int] = []
+    second = run_early(rules, partial, spec, settings, ct, None, skip=first,
+                       stop=lambda: asked.append(1) or len(asked) > 50)
+    assert not any(n in first.get(r, {}) for r, units in second.items() for n in units)  # nothing twice
+    assert any(n.startswith("AD") for units in second.values() for n in units)  # ADaM checks ran
+    assert len(asked) == 51  # it stopped when told (135 units were left to run)
+    merged = {r: {**first.get(r, {}), **second.get(r, {})} for r in {*first, *second}}
+    _same(run_rules(rules, data, spec, settings, ct, None, processes=1, early=merged), one)

@@ -211,6 +211,9 @@ class _Done:
     def __init__(self, value: Any) -> None:
         self.value = value
 
+    def ready(self) -> bool:
+        return True
+
     def result(self) -> Any:
         return self.value
 
@@ -415,6 +418,21 @@ def stage_define(spec: StudySpec, folder: Path, written: list[Any] | None, purpo
         raise InputError(schema, stage=f"define ({purpose})")
     _atomic_write(folder / "define.xml", result.xml)
     _atomic_write(folder / "define.html", result.html)
+
+
+def _validate_while_waiting(log: RunLog, paths: Paths, spec: StudySpec, staging: Staging,
+                            sdtm: dict[str, tuple[pd.DataFrame, Any]], adam: StageOutput, early: Any) -> Any:
+    """The validation units (``validate_early``) on the SDTM datasets held and the ADaM frames held
+    so far (their files and define.xml still being written), except those run already (``early``),
+    until the ADaM files are there; the units that need ADaM file metadata are left for later."""
+    from cdisc_pipe.validate import validate_early
+
+    with log.step("validating the ADaM datasets while their files are written"):
+        more = validate_early(sdtm, "Tabulation", paths.out / "sdtm", staging.folder("sdtm"), spec, paths.ct,
+                              validation_settings(paths, spec), others=("Analysis", adam.held_frames),
+                              skip=early, stop=adam.files.ready if adam.files is not None else None) or {}
+    log.note(f"validation while the ADaM files were written: {sum(map(len, more.values()))} rule-dataset checks")
+    return more
 
 
 def validation_settings(paths: Paths, spec: StudySpec | None) -> Path | None:
@@ -708,6 +726,10 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
             else:  # an SDTM-only study (or one whose ADaM is not specified yet)
                 log.warning("no ADaM dataset specs (specs/adam/*.yaml): ADaM stage skipped")
             for stage, purpose, sub in stages:
+                if purpose == "Analysis" and held.get("Tabulation") and stage.held_frames and early is not None:
+                    # while the ADaM files are written: the checks that need no ADaM file metadata
+                    more = _validate_while_waiting(log, paths, spec, staging, held["Tabulation"], stage, early)
+                    early = {r: {**early.get(r, {}), **more.get(r, {})} for r in {*early, *more}}
                 stage.wait()
                 written[purpose] = stage.written
                 if stage.held is not None:

@@ -199,14 +199,20 @@ def _ct_folder(ct_dir: Path | None, settings: ValidationSettings, sp: Path | Non
 
 def validate_early(held: dict[str, tuple[pd.DataFrame, DatasetMeta]], purpose: str, folder: Path,
                    define_folder: Path, spec: StudySpec | None, ct_dir: Path | None,
-                   settings_path: Path | None = None, rules: list[Rule] | None = None) -> EarlyUnits | None:
+                   settings_path: Path | None = None, rules: list[Rule] | None = None,
+                   others: tuple[str, dict[str, pd.DataFrame]] | None = None, skip: EarlyUnits | None = None,
+                   stop: Callable[[], bool] | None = None) -> EarlyUnits | None:
     """Ahead of :func:`run_validation`: the rules on the datasets of one ``purpose`` a run holds
     (``held``, as for ``run_validation``; their files will be in ``folder``, their define.xml is
     read from ``define_folder``), while the run is still deriving the others.  Each unit that
     would see anything else is left to ``run_validation`` (``engine.run_early``), which takes
     these units as they are: the findings are those of one validation of everything.  None when
     nothing can be run early (no spec: the CT packages would depend on the define.xml files of
-    every purpose; or the define.xml does not load)."""
+    every purpose; or the define.xml does not load).
+
+    ``others``: (purpose, frames by dataset name) of datasets known so far by their data alone (no
+    file metadata, no define.xml yet: a unit that looks there is left out); ``skip``, ``stop``: as
+    for ``engine.run_early`` (units run already; asked before each unit whether to end)."""
     if spec is None:
         return None
     settings, sp = load_settings(settings_path)
@@ -215,9 +221,12 @@ def validate_early(held: dict[str, tuple[pd.DataFrame, DatasetMeta]], purpose: s
     load_held(held, Path(folder), purpose, data, problems, define_folder=Path(define_folder))
     if problems:
         return None
+    for name, df in (others[1] if others else {}).items():
+        data.datasets[name.upper()] = df
+        data.purpose[name.upper()] = others[0]  # type: ignore[index]
     ct, ct_reason = load_ct_packages(spec, data, _ct_folder(ct_dir, settings, sp))
     rules = rules if rules is not None else load_rules(extra=study_rule_files(settings, sp))
-    return run_early(rules, data, spec, settings, ct, ct_reason)
+    return run_early(rules, data, spec, settings, ct, ct_reason, skip=skip, stop=stop)
 
 
 def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, sdtm_dir: Path | None = None,

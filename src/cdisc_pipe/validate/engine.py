@@ -336,12 +336,14 @@ EarlyUnits = dict[str, dict[str, Unit]]
 
 
 def run_early(rules: list[Rule], data: StudyData, spec: StudySpec | None, settings: ValidationSettings,
-              ct: dict[str, Any], ct_reason: str | None, clock: Any = time.perf_counter) -> EarlyUnits:
+              ct: dict[str, Any], ct_reason: str | None, clock: Any = time.perf_counter,
+              skip: EarlyUnits | None = None, stop: Callable[[], bool] | None = None) -> EarlyUnits:
     """The units of ``rules`` on the datasets of ``data``, which holds only part of what will be
     validated (e.g. the SDTM datasets while ADaM is still being derived): each rule on each of
     these datasets in its scope, except study-level rules.  A unit that looks at any dataset (or
     metadata) ``data`` lacks, or at all of them, is left out (:class:`Deferred`): what is returned
-    is what :func:`run_rules` with every dataset would find for those units."""
+    is what :func:`run_rules` with every dataset would find for those units.  ``skip``: units run
+    already; ``stop``: asked before each unit, True ends the pass (the rest is left out)."""
     known = StudyData(datasets=_Known(data.datasets), meta=_Known(data.meta), purpose=_Known(data.purpose),
                       defines=_Known(data.defines), folders=_Known(data.folders))
     prefixes = {n: domain_prefix(n, df, spec) for n, df in data.datasets.items()}
@@ -353,6 +355,12 @@ def run_early(rules: list[Rule], data: StudyData, spec: StudySpec | None, settin
         severity = settings.severity_overrides.get(rule.id, rule.severity)
         units = {}
         for name in datasets_in_scope(rule, data, spec):  # a dataset's scope depends on it alone
+            if name in (skip or {}).get(rule.id, {}):
+                continue
+            if stop is not None and stop():
+                if units:
+                    out[rule.id] = units
+                return out
             try:
                 units[name] = _run_unit(rule, name, known, spec, settings, ct, ct_reason, prefixes, cache, clock,
                                         severity)
