@@ -99,10 +99,10 @@ def test_datasets_written_by_two_processes_are_the_bytes_one_process_writes(bund
     # force a split: every other dataset to the second process
     monkeypatch.setattr(D, "_share", lambda sizes, minimum=0: ([n for i, (n, _) in enumerate(sizes) if i % 2 == 0],
                                                                 [n for i, (n, _) in enumerate(sizes) if i % 2]))
-    kept: dict = {}
-    two = write_datasets(frames, spec, tmp_path / "two", purpose="Tabulation", keep=kept)
+    prepared = D.prepare_write(frames, spec, tmp_path / "two", purpose="Tabulation")
+    two = prepared.write()
     assert two == one
-    assert sorted(kept) == sorted(w.name for w in one if not w.has_no_data)
+    assert sorted(prepared.frames()) == sorted(w.name for w in one if not w.has_no_data)
     files = sorted(p.name for p in (tmp_path / "one").rglob("*") if p.is_file())
     assert files == sorted(p.name for p in (tmp_path / "two").rglob("*") if p.is_file())
     for p in (tmp_path / "one").rglob("*"):

@@ -67,11 +67,9 @@ class StageOutput:
             return self
         (self.written, self.early), self.files = self.files.result(), None
         if self.held_frames is not None:
-            from cdisc_pipe.validate.data import held_meta
+            from cdisc_pipe.validate.data import held_datasets
 
-            frames, self.held_frames = self.held_frames, None
-            self.held = {Path(w.xpt_path).stem.upper(): (frames[w.name], held_meta(frames.pop(w.name), w, self.final))
-                         for w in self.written if w.name in frames}
+            self.held, self.held_frames = held_datasets(self.held_frames, self.written, self.final), None
         return self
 
     def cancel(self) -> None:
@@ -165,13 +163,12 @@ def _stage_files(log: RunLog, prepared: Any, label: str, findings: list[Finding]
         stage_define(spec, folder, written, purpose, ct, log, cutoff=cutoff)
         if early is not None:
             from cdisc_pipe.validate import validate_early
-            from cdisc_pipe.validate.data import held_meta
+            from cdisc_pipe.validate.data import held_datasets
 
             frames, final, settings = early
             with log.step(f"validating the {label} datasets ahead of the others"):
-                held = {Path(w.xpt_path).stem.upper(): (frames[w.name], held_meta(frames[w.name], w, final))
-                        for w in written if w.name in frames}
-                units = validate_early(held, purpose, final, folder, spec, ct, settings)
+                units = validate_early(held_datasets(frames, written, final), purpose, final, folder, spec, ct,
+                                       settings)
             log.note(f"validation ahead: {sum(map(len, (units or {}).values()))} rule-dataset checks on the {label} "
                      f"datasets ({len(units or {})} rules); the others run with every dataset")
     return written, units
@@ -192,7 +189,7 @@ def start_files(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, 
     with log.step(f"conforming {len(frames)} {label} datasets to their specs"):
         prepared = prepare_write(frames, spec, folder, purpose=purpose)
     held = None
-    if final is not None:  # each conformed frame is dropped here once converted and the files have it
+    if final is not None:  # converted before the files' process starts (its checks ahead use them)
         from cdisc_pipe.validate.data import held_frame
 
         held = {name: held_frame(df, spec.dataset(name)) for name, df in prepared.frames().items()}
@@ -790,7 +787,7 @@ def previous_validation(out: Path) -> Any:
 def run_single_stage(stage: str, paths: Paths, log: RunLog) -> None:
     """``cdisc-pipe sdtm`` / ``adam``: one stage and its define.xml, staged and swapped in on success."""
     spec = load_spec(paths, log)
-    run, purpose = {"sdtm": (stage_sdtm, "Tabulation"), "adam": (stage_adam, "Analysis")}[stage]
+    run = {"sdtm": stage_sdtm, "adam": stage_adam}[stage]
     staging = Staging(paths.out)
     try:
         res = run(paths, spec, staging, log, define=True).wait()

@@ -27,6 +27,7 @@ def __getattr__(name: str) -> Any:
         return getattr(tables, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = ["PLAN_FILE", "ResultsPlan", "Results", "compute", "load_results_plan", "build_report", "write_report",
            "save_report"]
 

@@ -233,8 +233,7 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
                    adam_dir: Path | None = None, settings_path: Path | None = None,
                    rules: list[Rule] | None = None, read_options: ReadOptions | None = None,
                    held: dict[str, dict[str, tuple[pd.DataFrame, DatasetMeta]]] | None = None,
-                   early: EarlyUnits | None = None, processes: int | None = None,
-                   second: Callable[[], bool] | None = None) -> ValidationResult:
+                   early: EarlyUnits | None = None, second: Callable[[], bool] | None = None) -> ValidationResult:
     """Validate the SDTM/ADaM outputs (``<out>/sdtm``, ``<out>/adam`` or the given folders of XPT files
     with their define.xml) and write ``<out>/reports/validation.{xlsx,html,json}``.
 
@@ -255,9 +254,8 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
             given are read from their folder.
         early: the units :func:`validate_early` ran on the held datasets of one purpose while the
             run was still deriving the others (taken as they are; the same findings).
-        processes, second: the processes the rules run in (``engine.run_rules``): None for as
-            many as it finds useful, 1 for one; ``second`` says when a second may start (the
-            caller keeps the other core busy until then).
+        second: when the rules may take a second process (``engine.run_rules``; the caller keeps
+            the other core busy until then); None: at once.
     """
     out_dir = Path(out_dir)
     settings, sp = load_settings(settings_path)
@@ -283,8 +281,7 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
     records_job = Forked(_diff.compare_datasets, previous, data, spec, fresh)
     try:
         results, findings = run_rules(rules, data, spec, settings, ct, ct_reason,
-                                      costs=_rule_costs(previous / "rule_times.csv"), early=early, processes=processes,
-                                      second=second)
+                                      costs=_rule_costs(previous / "rule_times.csv"), early=early, second=second)
     except BaseException:
         records_job.cancel()
         shutil.rmtree(fresh, ignore_errors=True)

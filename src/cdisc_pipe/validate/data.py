@@ -202,6 +202,12 @@ def _normalise(df: pd.DataFrame, formats: dict[str, str | None], trimmed: bool =
     return pd.DataFrame(out, index=df.index)
 
 
+def _shown_format(fmt: str | None) -> str | None:
+    """A display format as the metadata records it: None for none and for the defaults that say
+    nothing (``$.``, ``BEST.``, ``$CHAR.``)."""
+    return None if fmt in (None, "$.", "BEST.", "$CHAR.") else fmt
+
+
 def read_xpt_with_meta(path: Path, options: ReadOptions | None = None) -> tuple[pd.DataFrame, DatasetMeta]:
     """Read one XPT v5 file: the data (blanks -> NA, SAS dates -> datetime64) and its metadata.
 
@@ -222,7 +228,7 @@ def read_xpt_with_meta(path: Path, options: ReadOptions | None = None) -> tuple[
             name=name, label=(meta.column_names_to_labels or {}).get(name),
             type="numeric" if is_num else "text",
             length=(meta.variable_storage_width or {}).get(name),
-            format=None if fmt in (None, "$.", "BEST.", "$CHAR.") else fmt)
+            format=_shown_format(fmt))
     df = _normalise(df, {k: v.format for k, v in cols.items()}, trimmed=True)
     name = (meta.table_name or path.stem).upper()
     return df, DatasetMeta(name=name, label=meta.file_label or None, path=str(path), columns=cols,
@@ -398,9 +404,8 @@ def _text_as_read(values: np.ndarray, index: pd.Index) -> pd.Series:
     trip: missing values were written as blanks; the reader strips trailing blanks and NULs, ends
     the value at its first NUL (ReadStat's ``readstat_convert``) and makes ``""`` missing.  Worked
     on the distinct values only."""
-    from cdisc_pipe.xpt.reader import _str_array
-
     from cdisc_pipe.xpt.conform import factorized
+    from cdisc_pipe.xpt.reader import _str_array
 
     values = np.asarray(values, dtype=object)
     # a conformed frame holds one object per distinct value: factorized by identity when it can be
@@ -429,7 +434,8 @@ def _numeric_as_read(s: pd.Series) -> np.ndarray:
 
 def held_dataset(df: pd.DataFrame, written, folder: Path) -> tuple[pd.DataFrame, DatasetMeta]:
     """A conformed frame as the writer wrote it (``written``: its
-    :class:`~cdisc_pipe.written.WrittenDataset`; ``df``: what ``write_datasets(keep=...)`` kept),
+    :class:`~cdisc_pipe.written.WrittenDataset`; ``df``: its frame as the XPT file got it,
+    ``cdisc_pipe.xpt.datasets.PreparedWrite.frames``),
     as :func:`read_xpt_with_meta` reads the file back from ``folder``: same columns and types,
     blanks missing, numerics through the IBM round trip, SAS dates as datetime64, and the file
     metadata (labels, storage lengths, formats) the writer returned.  No file is read; the test
@@ -459,7 +465,7 @@ def held_meta(frame: pd.DataFrame, written, folder: Path) -> DatasetMeta:
     for c in written.columns:
         fmt = read_format(c.display_format)
         meta_cols[c.name] = ColumnMeta(name=c.name, label=c.label or None, type=c.type, length=c.length,
-                                       format=None if fmt in (None, "$.", "BEST.", "$CHAR.") else fmt)
+                                       format=_shown_format(fmt))
     path = Path(folder) / Path(written.xpt_path).name
     return DatasetMeta(name=written.name.upper(), label=written.label or None, path=str(path), columns=meta_cols,
                        encoding="utf-8")
@@ -481,9 +487,17 @@ def _held_frame(df: pd.DataFrame, columns: list[tuple[str, str, str | None]]) ->
             cols[name] = _sas_to_datetimes(values, date_kind) if date_kind else values
         else:
             cols[name] = _text_as_read(df[name].to_numpy(dtype=object), index)
-        formats[name] = None if fmt in (None, "$.", "BEST.", "$CHAR.") else fmt
+        formats[name] = _shown_format(fmt)
     frame = pd.DataFrame(cols, columns=[c[0] for c in columns], index=index, copy=False)
     return _normalise(frame, formats, trimmed=True)
+
+
+def held_datasets(frames: dict[str, pd.DataFrame], written, folder: Path) -> dict[str, tuple[pd.DataFrame, DatasetMeta]]:
+    """The datasets a run holds, by upper-case file stem (as :func:`load_held` takes them): each
+    frame :func:`held_frame` converted (``frames``, by dataset name) with the metadata of its
+    written file (``written``: the writers' records; :func:`held_meta`)."""
+    return {Path(w.xpt_path).stem.upper(): (frames[w.name], held_meta(frames[w.name], w, folder))
+            for w in written if w.name in frames}
 
 
 def load_held(held: dict[str, tuple[pd.DataFrame, DatasetMeta]], folder: Path, purpose: str, data: StudyData,

@@ -102,7 +102,7 @@ def _compare_dataset(name: str, prev: tuple[np.ndarray, np.ndarray], cur: pd.Dat
     c_key, c_hash = _encode(cur["key"].to_numpy(dtype=object)), cur["hash"].to_numpy(dtype=np.uint64)
     p_index = pd.Index(p_key.astype(object))
     pos = p_index.get_indexer(c_key.astype(object)) if p_index.is_unique else None
-    if pos is None:  # cannot happen with keys made unique; compared as tables then
+    if pos is None:  # a numbered repeat can still meet a key written that way ("A#1"): compared as tables
         m = pd.DataFrame({"key": p_key, "hash": p_hash}).merge(
             pd.DataFrame({"key": c_key, "hash": c_hash}), on="key", how="outer", suffixes=("_p", "_c"), indicator=True)
         added = m.loc[m["_merge"] == "right_only", "key"].to_numpy()

@@ -210,8 +210,7 @@ def run_rules(rules: list[Rule], data: StudyData, spec: StudySpec | None, settin
     done: dict[int, tuple[RuleResult, list[pd.DataFrame]]] = {}
     try:
         while (i := queue.take()) is not None:
-            done[i] = _run_rule(rules[i], data, spec, settings, ct, ct_reason, prefixes, cache, clock,
-                                early.get(rules[i].id))
+            done[i] = _rule_at(i, rules, cache, *args)
             if not tried and (second is None or second()) and queue.left():
                 tried, child = True, _start_second(queue, rules, args)
         if child is not None:
@@ -222,8 +221,7 @@ def run_rules(rules: list[Rule], data: StudyData, spec: StudySpec | None, settin
         raise
     for i in range(len(rules)):  # rules a second process took and did not return (it died): here
         if i not in done:
-            done[i] = _run_rule(rules[i], data, spec, settings, ct, ct_reason, prefixes, cache, clock,
-                                early.get(rules[i].id))
+            done[i] = _rule_at(i, rules, cache, *args)
     results = [done[i][0] for i in range(len(rules))]
     frames = [f for i in range(len(rules)) for f in done[i][1]]
     findings = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FINDING_COLUMNS)
@@ -282,8 +280,16 @@ def _run_taken(queue: _Queue, rules: list[Rule], data: StudyData, spec: StudySpe
     cache: dict[Any, Any] = {}
     done = {}
     while (i := queue.take()) is not None:
-        done[i] = _run_rule(rules[i], data, spec, settings, ct, ct_reason, prefixes, cache, clock, early.get(rules[i].id))
+        done[i] = _rule_at(i, rules, cache, data, spec, settings, ct, ct_reason, prefixes, clock, early)
     return done
+
+
+def _rule_at(i: int, rules: list[Rule], cache: dict[Any, Any], data: StudyData, spec: StudySpec | None,
+             settings: ValidationSettings, ct: dict[str, Any], ct_reason: str | None,
+             prefixes: dict[str, str | None], clock: Any, early: EarlyUnits
+             ) -> tuple[RuleResult, list[pd.DataFrame]]:
+    """:func:`_run_rule` on the rule at position ``i``, with its early units."""
+    return _run_rule(rules[i], data, spec, settings, ct, ct_reason, prefixes, cache, clock, early.get(rules[i].id))
 
 
 class Deferred(BaseException):

@@ -221,7 +221,6 @@ def write_datasets(
     ndjson_threshold: int | None = DEFAULT_NDJSON_THRESHOLD,
     engine: Engine = "numpy",
     metadata_version_oid: str | None = None,
-    keep: dict[str, pd.DataFrame] | None = None,
 ) -> list[WrittenDataset]:
     """Conform, check and write every dataset; return what was written, in ``frames`` order.
 
@@ -235,23 +234,18 @@ def write_datasets(
         engine: ``"numpy"`` (fast writer) or ``"pyreadstat"`` (reference); same bytes.
         metadata_version_oid: Dataset-JSON ``metaDataVersionOID`` (default: the define.xml
             MetaDataVersion OID of these datasets, see ``default_metadata_version_oid``).
-        keep: when given, receives each written dataset's conformed frame exactly as the XPT file
-            got it (by dataset name; datasets without records are not written, so not kept):
-            ``cdisc_pipe.validate.data.held_dataset`` turns it into what reading the file back gives.
 
     Raises:
         InputError: every conform and FDA-rule problem of every dataset, before any file is written.
 
     ``WrittenDataset.xpt_path``/``json_path`` are relative to the output root: ``sdtm/dm.xpt`` for
     Tabulation, ``adam/adsl.xpt`` for Analysis (the file name alone is ``Path(xpt_path).name``).
-    This is :func:`prepare_write` followed by :meth:`PreparedWrite.write`.
+    This is :func:`prepare_write` followed by :meth:`PreparedWrite.write` (whose
+    :meth:`PreparedWrite.frames` are the frames as the XPT files get them).
     """
-    prepared = prepare_write(frames, spec, out_dir, purpose=purpose, write_json=write_json,
-                             ndjson_threshold=ndjson_threshold, engine=engine,
-                             metadata_version_oid=metadata_version_oid)
-    if keep is not None:
-        keep.update(prepared.frames())
-    return prepared.write()
+    return prepare_write(frames, spec, out_dir, purpose=purpose, write_json=write_json,
+                         ndjson_threshold=ndjson_threshold, engine=engine,
+                         metadata_version_oid=metadata_version_oid).write()
 
 
 def prepare_write(
