@@ -60,16 +60,21 @@ class Measure:
         self.peak_rss = max(self.peak_rss, current_rss())
 
 
-def _vm_hwm(pid: int) -> int | None:
-    """Peak resident set (VmHWM, bytes) of a live process, from /proc; None if unavailable."""
+def _proc_bytes(path: str, field: bytes) -> int | None:
+    """A ``<field> <n> kB`` line of a /proc file, in bytes; None when the file or line is not there."""
     try:
-        with open(f"/proc/{pid}/status", "rb") as fh:
+        with open(path, "rb") as fh:
             for line in fh:
-                if line.startswith(b"VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024
     except OSError:
         return None
     return None
+
+
+def _vm_hwm(pid: int) -> int | None:
+    """Peak resident set (VmHWM, bytes) of a live process, from /proc; None if unavailable."""
+    return _proc_bytes(f"/proc/{pid}/status", b"VmHWM:")
 
 
 def _children(pid: int) -> list[int]:
@@ -92,14 +97,7 @@ def _children(pid: int) -> list[int]:
 def _pss(pid: int) -> int:
     """Proportional set size (bytes) of a live process: shared pages counted once over the processes
     sharing them, so a forked worker's copy-on-write pages are not counted twice."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return 0
-    return 0
+    return _proc_bytes(f"/proc/{pid}/smaps_rollup", b"Pss:") or 0
 
 
 def tree_pss(pid: int) -> int:
