@@ -95,9 +95,9 @@ def test_datasets_written_by_two_processes_are_the_bytes_one_process_writes(bund
     spec = load_specs(P.default_specs())
     frames = read_folder(bundled_run / "sdtm")
     one = write_datasets(frames, spec, tmp_path / "one", purpose="Tabulation")
-    assert D._share([(n, len(f)) for n, f in frames.items()])[1] == []  # small: all in one process
+    assert D.share([(n, len(f)) for n, f in frames.items()])[1] == []  # small: all in one process
     # force a split: every other dataset to the second process
-    monkeypatch.setattr(D, "_share", lambda sizes, minimum=0: ([n for i, (n, _) in enumerate(sizes) if i % 2 == 0],
+    monkeypatch.setattr(D, "share", lambda sizes, minimum=0: ([n for i, (n, _) in enumerate(sizes) if i % 2 == 0],
                                                                 [n for i, (n, _) in enumerate(sizes) if i % 2]))
     prepared = D.prepare_write(frames, spec, tmp_path / "two", purpose="Tabulation")
     two = prepared.write()
@@ -111,11 +111,32 @@ def test_datasets_written_by_two_processes_are_the_bytes_one_process_writes(bund
 
 
 def test_share_balances_records_largest_first():
-    from cdisc_pipe.xpt.datasets import _share
+    from cdisc_pipe.parallel import share as _share
 
     # largest first, each to the lighter side: LB 500k | PC 300k; VS -> 300k+150k = 450k; A -> 450k+100k
     assert _share([("A", 100_000), ("LB", 500_000), ("PC", 300_000), ("VS", 150_000)]) == (["LB"], ["PC", "VS", "A"])
     assert _share([("DM", 18), ("LB", 5_000)]) == (["DM", "LB"], [])
+
+
+def test_map_shared_gives_every_result_in_order_from_either_process():
+    from cdisc_pipe import parallel
+
+    sizes = [("A", 100_000), ("LB", 500_000), ("PC", 300_000), ("VS", 150_000)]
+    both = parallel.map_shared(lambda n: (n, os.getpid()), sizes)
+    assert list(both) == ["A", "LB", "PC", "VS"] and [v[0] for v in both.values()] == list(both)
+    if parallel.fork_context() is not None and parallel.cores() >= 2:  # LB here; PC, VS, A in the child
+        assert both["LB"][1] == os.getpid() and {both[n][1] for n in ("PC", "VS", "A")} == {both["PC"][1]} != {os.getpid()}
+    one = parallel.map_shared(lambda n: (n, os.getpid()), sizes, enabled=False)
+    assert {v[1] for v in one.values()} == {os.getpid()}
+    small = parallel.map_shared(lambda n: (n, os.getpid()), [("DM", 18), ("LB", 5_000)])
+    assert {v[1] for v in small.values()} == {os.getpid()}  # too small to be worth a process
+
+    def fails(name: str) -> str:
+        if name == "PC":
+            raise ValueError("bad PC")
+        return name
+    with pytest.raises(ValueError, match="bad PC"):  # raised here, as in one process
+        parallel.map_shared(fails, sizes)
 
 
 def test_the_environment_can_keep_a_run_in_one_process(monkeypatch):

@@ -144,3 +144,41 @@ class Forked:
             self.process.join()
             self._recv.close()
             self.process = None
+
+
+def share(sizes: list[tuple[str, int]], minimum: int = 200_000) -> tuple[list[str], list[str]]:
+    """Items for this process and for a second one: the largest first, each to the side with less
+    weight (``sizes``: name, weight such as records); all here when the weights add up to less
+    than ``minimum`` (a process costs more than it saves)."""
+    if sum(n for _, n in sizes) < minimum:
+        return [name for name, _ in sizes], []
+    load, sides = [0, 0], ([], [])
+    for name, n in sorted(sizes, key=lambda x: -x[1]):
+        side = 0 if load[0] <= load[1] else 1
+        sides[side].append(name)
+        load[side] += n
+    return sides[0], sides[1]
+
+
+def _each(fn: Callable[[str], Any], names: list[str]) -> dict[str, Any]:
+    return {name: fn(name) for name in names}
+
+
+def map_shared(fn: Callable[[str], Any], sizes: list[tuple[str, int]], *, minimum: int = 200_000,
+               enabled: bool = True) -> dict[str, Any]:
+    """``{name: fn(name)}`` for every name of ``sizes`` (name, weight), in that order; the names
+    holding about half the weight (:func:`share`) are computed in a forked second process and
+    their results sent back (``fn`` must return picklable values and write nothing).  As with
+    :class:`Forked`, the results do not depend on whether a second process was used: when it
+    fails, its names are computed here (an exception is then raised here, as in a sequential run)."""
+    mine, theirs = share(sizes, minimum) if enabled else ([n for n, _ in sizes], [])
+    child = Forked(_each, fn, theirs) if theirs else None
+    try:
+        done = _each(fn, mine)
+    except BaseException:
+        if child is not None:
+            child.cancel()
+        raise
+    if child is not None:
+        done.update(child.result())
+    return {name: done[name] for name, _ in sizes}

@@ -177,17 +177,19 @@ def _stage_files(log: RunLog, prepared: Any, label: str, findings: list[Finding]
 def start_files(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, purpose: str, label: str,
                 log: RunLog, findings: list[Finding], extras: dict[str, Any], final: Path | None,
                 background: bool, define: tuple[StudySpec, Path | None, Any] | None,
-                early: Path | None = None, acrf: tuple[Any, ...] | None = None) -> StageOutput:
+                early: Path | None = None, acrf: tuple[Any, ...] | None = None,
+                share_cores: bool = False) -> StageOutput:
     """Conform and check the frames here (every problem raised at once, before any file), then write
     the files, in a second process with ``background``; ``final``: convert the conformed frames
     into the datasets validation holds (``StageOutput.wait`` adds the file metadata); ``early``
     (the validation settings file; needs ``final`` and ``define``): also run the validation rules
     that need no other datasets with the files (``StageOutput.early``); ``acrf``: the annotated
-    CRF with them (see :func:`_stage_files`)."""
+    CRF with them (see :func:`_stage_files`); ``share_cores``: conform the frames in two processes
+    (for a stage that nothing else runs beside yet)."""
     from cdisc_pipe.xpt.datasets import prepare_write
 
     with log.step(f"conforming {len(frames)} {label} datasets to their specs"):
-        prepared = prepare_write(frames, spec, folder, purpose=purpose)
+        prepared = prepare_write(frames, spec, folder, purpose=purpose, share_cores=share_cores)
     held = None
     if final is not None:  # converted before the files' process starts (its checks ahead use them)
         from cdisc_pipe.validate.data import held_frame
@@ -318,7 +320,7 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog, kee
     out = start_files(result.datasets, spec, folder, "Tabulation", "SDTM", log, findings, extras,
                        paths.out / "sdtm" if keep else None, background,
                        (spec, paths.ct, cutoff) if define else None,
-                       early=validation_settings(paths, spec) if early else None, acrf=acrf)
+                       early=validation_settings(paths, spec) if early else None, acrf=acrf, share_cores=True)
     out.cutoff = cutoff
     _log_findings(log, "SDTM", findings)
     return out

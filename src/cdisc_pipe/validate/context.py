@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cdisc_pipe.spec.model import StudySpec
-from cdisc_pipe.validate.data import StudyData
+from cdisc_pipe.validate.data import StudyData, known_distinct
 from cdisc_pipe.validate.model import ValidationSettings
 
 
@@ -220,11 +220,22 @@ def _measure_text(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return n, non_ascii
 
 
+def distinct(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct values as an object array) of a column, as ``pd.factorize`` gives them
+    (missing: code -1; first-seen order for a factorized column); a held dataset's text column
+    comes with them (``validate.data.known_distinct``), any other is factorized here."""
+    known = known_distinct(s)
+    if known is not None:
+        return known
+    codes, uniques = pd.factorize(s.to_numpy(dtype=object), use_na_sentinel=True)
+    return codes, np.asarray(uniques, dtype=object)
+
+
 def text_bytes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(UTF-8 byte length, non-ASCII flag) of each value (0 / False for missing): measured once per
-    distinct value (``pd.factorize``) and broadcast back; character counts, re-measured in bytes
+    distinct value (:func:`distinct`) and broadcast back; character counts, re-measured in bytes
     only for the non-ASCII values."""
-    codes, uniques = pd.factorize(s.to_numpy(dtype=object))
+    codes, uniques = distinct(s)
     if len(uniques) == 0:
         return np.zeros(len(s), dtype=np.int64), np.zeros(len(s), dtype=bool)
     un, ua = _measure_text(np.asarray(uniques, dtype=object))
@@ -237,7 +248,8 @@ def group_codes(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
     """One integer per distinct combination of ``cols`` (missing is a value), from factorized columns."""
     gid = np.zeros(len(df), dtype=np.int64)
     for c in cols:
-        codes, uniq = pd.factorize(df[c], use_na_sentinel=True)
+        known = known_distinct(df[c])
+        codes, uniq = known if known is not None else pd.factorize(df[c], use_na_sentinel=True)
         gid = gid * (len(uniq) + 1) + (codes + 1)
         gid = pd.factorize(gid)[0].astype(np.int64)  # keep the numbers small
     return gid
@@ -268,7 +280,8 @@ def concat_hits(parts: list[Hits]) -> Hits:
 
 def map_unique(s: pd.Series, fn: Callable[[pd.Series], np.ndarray], na: Any) -> np.ndarray:
     """Apply ``fn`` to the distinct non-missing values of ``s``; missing values get ``na``."""
-    codes, uniques = pd.factorize(s)
+    known = known_distinct(s)
+    codes, uniques = known if known is not None else pd.factorize(s)
     if len(uniques) == 0:
         return np.full(len(s), na)
     res = np.asarray(fn(pd.Series(np.asarray(uniques, dtype=object), dtype="str")))
@@ -283,6 +296,11 @@ def is_null(s: pd.Series) -> np.ndarray:
     """Missing or empty text (readers already trim trailing blanks)."""
     if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
         return s.isna().to_numpy()
+    known = known_distinct(s)
+    if known is not None:  # a held text column: from its codes (its distinct values are never "")
+        codes, uniques = known
+        empty = np.flatnonzero(uniques == "")
+        return (codes < 0) | np.isin(codes, empty) if len(empty) else codes < 0
     arr = s.to_numpy(dtype=object)  # numpy's object comparison: no pandas string-array NA bookkeeping
     return np.asarray(pd.isna(arr) | (arr == ""), dtype=bool)
 
@@ -327,7 +345,8 @@ def complete_date(s: pd.Series) -> pd.Series:
     Partial dates are never imputed (XPT-NOTES pitfall 7)."""
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         return s.dt.normalize()
-    codes, uniques = pd.factorize(s.astype("str"))
+    known = known_distinct(s)
+    codes, uniques = known if known is not None else pd.factorize(s.astype("str"))
     if len(uniques) == 0:
         return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
     u = pd.Series(np.asarray(uniques, dtype=object), dtype="str")

@@ -16,7 +16,7 @@ import pandas as pd
 
 from cdisc_pipe.spec.model import StudySpec
 from cdisc_pipe.validate.context import as_text
-from cdisc_pipe.validate.data import StudyData, domain_prefix
+from cdisc_pipe.validate.data import StudyData, domain_prefix, known_distinct
 
 FINDING_KEY = ["rule", "dataset", "usubjid", "seq", "variable", "value"]
 COLS_SUM = ["dataset", "records_previous", "records_now", "added", "removed", "changed"]
@@ -54,8 +54,19 @@ def snapshot_frame(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec
         dup = np.flatnonzero(occ > 0)
         arr[dup] = [f"{arr[i]}#{occ[i]}" for i in dup]
         key = pd.Series(arr, dtype=object)
-    h = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    h = pd.util.hash_pandas_object(_coded(df), index=False).to_numpy()
     return pd.DataFrame({"key": key.to_numpy(dtype=object), "hash": h.astype(np.uint64)})
+
+
+def _coded(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with each text column whose distinct values are known (``validate.data.known_distinct``)
+    as a categorical of them: pandas hashes a text column through its distinct values anyway
+    (``categorize``), so the hashes are the same, without factorizing the column again."""
+    cols = {}
+    for c in df.columns:
+        known = known_distinct(df[c]) if isinstance(df[c].dtype, pd.StringDtype) else None
+        cols[c] = df[c] if known is None else pd.Categorical.from_codes(known[0], categories=pd.Index(known[1], dtype=object))
+    return pd.DataFrame(cols, index=df.index, copy=False)
 
 
 #: A dataset's snapshot file: ``key`` (UTF-8 bytes) and ``hash`` (uint64) arrays, read without

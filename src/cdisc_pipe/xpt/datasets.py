@@ -27,7 +27,7 @@ from cdisc_pipe.datasetjson import (
     write_dataset_json,
 )
 from cdisc_pipe.errors import InputError, Problem, raise_if
-from cdisc_pipe.parallel import Forked
+from cdisc_pipe.parallel import Forked, map_shared, share
 from cdisc_pipe.spec.model import Dataset, StudySpec
 from cdisc_pipe.written import WrittenColumn, WrittenDataset
 from cdisc_pipe.xpt.conform import ascii_frame, check_frame, conform_frame, format_kind, text_byte_lengths
@@ -186,28 +186,36 @@ class _Ready:
     transliterated: dict[str, int]  # variable -> rows whose XPT text differs from the original
 
 
-def _prepare(frames: Mapping[str, pd.DataFrame], spec: StudySpec, *, purpose: str
+def _prepare_one(name: str, df: pd.DataFrame, spec: StudySpec, purpose: str) -> tuple[_Ready | None, list[Problem]]:
+    """One dataset conformed to its spec, its XPT text made ASCII and checked; or its problems."""
+    try:
+        dataset = spec.dataset(name)
+    except KeyError:
+        return None, [Problem(file=name.upper(), message="no dataset spec for this dataset",
+                              hint="add specs/sdtm|adam/<name>.yaml or drop the dataset")]
+    if dataset.purpose != purpose:
+        return None, [Problem(file=dataset.name, message=f"dataset purpose is {dataset.purpose}, writing {purpose} datasets",
+                              hint="write SDTM and ADaM datasets in separate calls")]
+    conformed, problems = conform_frame(df, dataset, spec)
+    if conformed is None:
+        return None, problems
+    xpt, changed = ascii_frame(conformed, dataset)
+    return _Ready(dataset, xpt, conformed, changed), problems + check_frame(xpt, dataset)
+
+
+def _prepare(frames: Mapping[str, pd.DataFrame], spec: StudySpec, *, purpose: str, share_cores: bool = False
              ) -> tuple[dict[str, _Ready], list[Problem]]:
+    """Every dataset through :func:`_prepare_one`, problems in ``frames`` order; ``share``: about
+    half the records in a forked second process (``cdisc_pipe.parallel.map_shared``), for a caller
+    with a core to spare."""
+    done = map_shared(lambda name: _prepare_one(name, frames[name], spec, purpose),
+                      [(name, len(df)) for name, df in frames.items()], enabled=share_cores)
     problems: list[Problem] = []
     ready: dict[str, _Ready] = {}
-    for name, df in frames.items():
-        try:
-            dataset = spec.dataset(name)
-        except KeyError:
-            problems.append(Problem(file=name.upper(), message="no dataset spec for this dataset",
-                                    hint="add specs/sdtm|adam/<name>.yaml or drop the dataset"))
-            continue
-        if dataset.purpose != purpose:
-            problems.append(Problem(file=dataset.name, message=f"dataset purpose is {dataset.purpose}, writing {purpose} datasets",
-                                    hint="write SDTM and ADaM datasets in separate calls"))
-            continue
-        conformed, probs = conform_frame(df, dataset, spec)
+    for r, probs in done.values():
         problems += probs
-        if conformed is None:
-            continue
-        xpt, changed = ascii_frame(conformed, dataset)
-        problems += check_frame(xpt, dataset)
-        ready[dataset.name] = _Ready(dataset, xpt, conformed, changed)
+        if r is not None:
+            ready[r.dataset.name] = r
     return ready, problems
 
 
@@ -258,12 +266,14 @@ def prepare_write(
     ndjson_threshold: int | None = DEFAULT_NDJSON_THRESHOLD,
     engine: Engine = "numpy",
     metadata_version_oid: str | None = None,
+    share_cores: bool = False,
 ) -> PreparedWrite:
     """The first half of :func:`write_datasets` (same arguments): conform and check every dataset,
     raise one ``InputError`` with every problem; nothing is written yet.  The files are written by
     :meth:`PreparedWrite.write`, which a run may call in a second process while it goes on with
-    the conformed frames (:meth:`PreparedWrite.frames`) in this one."""
-    ready, problems = _prepare(frames, spec, purpose=purpose)
+    the conformed frames (:meth:`PreparedWrite.frames`) in this one.  ``share_cores``: conform
+    about half the records in a forked second process (for a caller whose other core is idle)."""
+    ready, problems = _prepare(frames, spec, purpose=purpose, share_cores=share_cores)
     raise_if(problems, stage="write datasets")
     folder = PURPOSE_FOLDER[purpose]
     mdv_oid = metadata_version_oid or default_metadata_version_oid(spec, [r.dataset for r in ready.values()], purpose)
@@ -293,7 +303,7 @@ class PreparedWrite:
         # Each file is written by one process with the same code, so the bytes do not depend on how
         # the datasets are shared: about half the records go to a forked second process
         # (cdisc_pipe.parallel; none when this already runs in one)
-        mine, theirs = _share([(name, len(r.xpt)) for name, r in ready.items() if name not in no_data])
+        mine, theirs = share([(name, len(r.xpt)) for name, r in ready.items() if name not in no_data])
         child = Forked(_write_some, job, {n: ready[n] for n in theirs}) if theirs else None
         try:
             done = _write_some(job, {n: ready[n] for n in mine})
@@ -320,20 +330,6 @@ class _WriteJob:
     ndjson_threshold: int | None
     engine: Engine
     mdv_oid: str
-
-
-def _share(sizes: list[tuple[str, int]], minimum: int = 200_000) -> tuple[list[str], list[str]]:
-    """Datasets for this process and for a second one: the largest first, each to the side with
-    fewer records; all here when there are fewer than ``minimum`` records (a process costs more
-    than it saves)."""
-    if sum(n for _, n in sizes) < minimum:
-        return [name for name, _ in sizes], []
-    load, sides = [0, 0], ([], [])
-    for name, n in sorted(sizes, key=lambda x: -x[1]):
-        side = 0 if load[0] <= load[1] else 1
-        sides[side].append(name)
-        load[side] += n
-    return sides[0], sides[1]
 
 
 def _write_some(job: _WriteJob, ready: dict[str, _Ready]) -> dict[str, WrittenDataset]:

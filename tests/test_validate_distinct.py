@@ -1,0 +1,85 @@
+"""Distinct values known from the held conversion (``validate.data.known_distinct``, #18).
+
+A held dataset's text columns come with their codes and distinct values (made while the column was
+converted as read back).  The helpers and the run-to-run snapshot use them instead of factorizing
+the column again; each result must equal the one computed from the values (a copy of the column,
+whose array is not known).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cdisc_pipe.validate.context import complete_date, distinct, group_codes, is_null, map_unique, text_bytes
+from cdisc_pipe.validate.data import _text_as_read, known_distinct
+
+# a conformed text column as the XPT file gets it: trailing blanks ("A " reads as "A"), a NUL ends
+# a value, blanks and None are missing, non-ASCII text, partial and complete dates
+VALUES = ["A", "A ", None, "", "B\0x", "B", "é", "  ", "2024-01-05", "2024-01", "2024-01-05T10:00", "A", None]
+
+
+def _held(values: list, index: pd.Index | None = None) -> pd.Series:
+    return _text_as_read(np.array(values, dtype=object), pd.RangeIndex(len(values)) if index is None else index)
+
+
+def _unknown(s: pd.Series) -> pd.Series:
+    """The same values in a new array (nothing known of it)."""
+    out = pd.Series(s.to_numpy(dtype=object).copy(), dtype="str")
+    assert known_distinct(out) is None
+    return out
+
+
+def test_held_text_column_knows_its_distinct_values():
+    s = _held(VALUES)
+    # "A " reads as "A", "B\0x" as "B", "" and "  " as missing
+    assert [v if isinstance(v, str) else None for v in s.tolist()[:8]] == ["A", "A", None, None, "B", "B", "é", None]
+    codes, uniques = known_distinct(s)
+    assert uniques.tolist() == ["A", "B", "é", "2024-01-05", "2024-01", "2024-01-05T10:00"]  # none repeated, none missing
+    assert codes.dtype == np.int8
+    rebuilt = [uniques[c] if c >= 0 else None for c in codes]
+    assert rebuilt == [v if isinstance(v, str) else None for v in s.tolist()]
+    # the same values in another array, a subset or a copy: not known (factorized when asked)
+    assert known_distinct(_unknown(s)) is None
+    assert known_distinct(s.iloc[1:]) is None
+    c2, u2 = distinct(_unknown(s))
+    assert [u2[c] if c >= 0 else None for c in c2] == rebuilt
+
+
+def test_all_missing_and_wide_columns():
+    empty = _held([None, "", " "])
+    codes, uniques = known_distinct(empty)
+    assert codes.tolist() == [-1, -1, -1] and len(uniques) == 0
+    assert is_null(empty).tolist() == [True, True, True]
+    # 200 distinct values need 2-byte codes
+    wide = _held([f"V{i}" for i in range(200)] * 2)
+    assert known_distinct(wide)[0].dtype == np.int16
+
+
+@pytest.mark.parametrize("fn", [
+    is_null,
+    lambda s: np.concatenate(text_bytes(s)),
+    lambda s: group_codes(pd.DataFrame({"a": s, "b": s.iloc[::-1].reset_index(drop=True)}), ["a", "b"]),
+    lambda s: map_unique(s, lambda u: u.str.len().to_numpy(), -1),
+    lambda s: complete_date(s).to_numpy(),
+])
+def test_helpers_give_the_same_from_known_distinct_values(fn):
+    s = _held(VALUES)
+    assert known_distinct(s) is not None
+    got, expected = np.asarray(fn(s)), np.asarray(fn(_unknown(s)))
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert pd.isna(got).tolist() == pd.isna(expected).tolist()
+    assert (got[~pd.isna(got)] == expected[~pd.isna(expected)]).all()
+
+
+def test_snapshot_hashes_equal_pandas_hashes_of_the_values():
+    from cdisc_pipe.validate.diff import _coded
+
+    index = pd.RangeIndex(len(VALUES))  # one index, no copy: as held frames are made
+    df = pd.DataFrame({"TEXT": _held(VALUES, index), "NUM": np.arange(len(VALUES), dtype="float64"),
+                       "NONE": _held([None] * len(VALUES), index)}, index=index, copy=False)
+    plain = pd.DataFrame({"TEXT": _unknown(df["TEXT"]), "NUM": df["NUM"], "NONE": _unknown(df["NONE"])})
+    assert isinstance(_coded(df)["TEXT"].dtype, pd.CategoricalDtype)
+    assert (pd.util.hash_pandas_object(_coded(df), index=False).to_numpy()
+            == pd.util.hash_pandas_object(plain, index=False).to_numpy()).all()
