@@ -19,6 +19,7 @@ import pandas as pd
 from cdisc_pipe.adam.derive import convert_blanks_to_na
 from cdisc_pipe.adam.io import read_sdtm
 from cdisc_pipe.errors import Finding, InputError, Problem
+from cdisc_pipe.parallel import map_shared
 from cdisc_pipe.spec.model import Dataset, StudySpec
 
 if TYPE_CHECKING:
@@ -188,10 +189,63 @@ def _build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Pa
     skipped, findings = _skipped(plans, frames)
     active = {n: p for n, p in plans.items() if n not in skipped}
     _check_inputs(active, frames)
+    order = _dependency_order(active)
+    built: dict[str, tuple[pd.DataFrame, list[Finding]]] = {}
+
+    def derive(names: list[str]) -> dict[str, tuple[pd.DataFrame, list[Finding]]]:
+        """The datasets ``names`` (in dependency order), each from the SDTM and the ADaM datasets
+        built before it."""
+        own: dict[str, tuple[pd.DataFrame, list[Finding]]] = {}
+        for name in names:
+            adam = {n: df for n, (df, _) in {**built, **own}.items()}
+            df, found = run_plan(active[name], {**frames, **adam})
+            df, conformed = conform_to_spec(df, spec.dataset(name))
+            own[name] = (df, found + conformed)
+        return own
+
+    # ADSL (and what it reads) first; then the groups of datasets that read none of each other's,
+    # about half of them (by the records of the SDTM dataset each plan starts from) derived in a
+    # second process (cdisc_pipe.parallel)
+    first, groups = _independent_groups(order, active)
+    built.update(derive(first))
+    weight = {g[0]: sum(len(frames.get(active[n].source.dataset.upper(), ())) for n in g if active[n].source)
+              for g in groups}
+    by_first = {g[0]: g for g in groups}
+    for part in map_shared(lambda key: derive(by_first[key]), list(weight.items())).values():
+        built.update(part)
     datasets: dict[str, pd.DataFrame] = {}
-    for name in _dependency_order(active):
-        df, found = run_plan(active[name], {**frames, **datasets})
-        df, conformed = conform_to_spec(df, spec.dataset(name))
-        datasets[name] = df
-        findings += found + conformed
+    for name in order:  # findings in dependency order, whichever process derived the dataset
+        datasets[name], found = built[name]
+        findings += found
     return AdamResult(datasets=datasets, findings=findings)
+
+
+def _independent_groups(order: list[str], plans: dict[str, LoadedPlan]) -> tuple[list[str], list[list[str]]]:
+    """``order`` (dependency order) split into the datasets built first (ADSL and what it reads)
+    and groups of the others that read no dataset of another group (each in ``order``), ordered by
+    their first dataset's position."""
+    deps = {n: {d for d in plans[n].sources() if d in plans and d != n} for n in order}
+    first: list[str] = []
+    if "ADSL" in plans:
+        need, stack = set(), ["ADSL"]
+        while stack:
+            n = stack.pop()
+            if n not in need:
+                need.add(n)
+                stack += deps[n]
+        first = [n for n in order if n in need]
+    rest = [n for n in order if n not in first]
+    group = {n: n for n in rest}  # union-find over "reads"
+
+    def root(n: str) -> str:
+        while group[n] != n:
+            n = group[n]
+        return n
+    for n in rest:
+        for d in deps[n]:
+            if d in group:
+                group[root(d)] = root(n)
+    groups: dict[str, list[str]] = {}
+    for n in rest:
+        groups.setdefault(root(n), []).append(n)
+    return first, sorted(groups.values(), key=lambda g: order.index(g[0]))

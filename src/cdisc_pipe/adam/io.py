@@ -20,6 +20,7 @@ import pandas as pd
 from cdisc_pipe.errors import InputError, Problem
 from cdisc_pipe.runlog import RunLog
 from cdisc_pipe.xpt.datasets import normalise_encoding, read_xpt_file
+from cdisc_pipe.xpt.reader import known_distinct
 
 __all__ = ["read_sdtm", "read_sdtm_file", "as_read"]
 
@@ -29,9 +30,18 @@ def as_read(df: pd.DataFrame) -> pd.DataFrame:
     XPT file back gives, text as pandas ``str``) in this module's conventions, as :func:`read_sdtm`
     reads the file: text as object of ``str`` with None for missing; numerics and dates as they
     are (the test suite proves both equal)."""
-    cols = {c: pd.Series(df[c].to_numpy(dtype=object, na_value=None), index=df.index, dtype=object)
+    cols = {c: pd.Series(_objects(df[c]), index=df.index, dtype=object)
             if isinstance(df[c].dtype, pd.StringDtype) else df[c] for c in df.columns}
-    return pd.DataFrame(cols, index=df.index)
+    return pd.DataFrame(cols, index=df.index, copy=False)
+
+
+def _objects(s: pd.Series) -> np.ndarray:
+    """A ``str`` column as an object array with None for missing (from its distinct values when known)."""
+    known = known_distinct(s)
+    if known is None:
+        return s.to_numpy(dtype=object, na_value=None)
+    codes, uniques = known
+    return np.append(uniques, None).astype(object).take(codes)  # code -1 takes the None
 
 
 def _text(s: pd.Series) -> pd.Series:

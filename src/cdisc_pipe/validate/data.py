@@ -10,10 +10,8 @@ blanks become missing values.  ``define.xml`` is parsed with lxml (no network, n
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +19,7 @@ import pandas as pd
 from cdisc_pipe.errors import InputError, Problem, raise_if
 from cdisc_pipe.spec.model import Dataset, StudySpec
 from cdisc_pipe.xpt.datasets import XptDecodeError, read_xpt_file
+from cdisc_pipe.xpt.reader import known_distinct  # noqa: F401  (validation's name for it)
 from cdisc_pipe.xpt.v5 import read_format
 
 # SDTM general-observation classes of the common domains: used to scope rules when neither a spec
@@ -401,41 +400,13 @@ def domain_prefix(name: str, df: pd.DataFrame, spec: StudySpec | None) -> str | 
 # what a run holds: the datasets it wrote, as reading their files back would give them
 
 
-#: The distinct values of text columns known when their arrays were made (:func:`_text_as_read`),
-#: by the id of the column's array: ``(weak reference to the array, codes, distinct values)``.
-#: Rules and the run-to-run snapshot then work on the distinct values without factorizing the
-#: column again (:func:`known_distinct`); an entry goes when its array does.
-_DISTINCT: dict[int, tuple[Any, np.ndarray, np.ndarray]] = {}
-
-#: Codes are kept only for columns with fewer distinct values than this (2 bytes a record at most):
-#: columns of mostly distinct values are cheap to factorize for the rules that need it.
-DISTINCT_KEPT_BELOW = 2 ** 15
-
-
-def _remember_distinct(array: Any, codes: np.ndarray, uniques: np.ndarray) -> None:
-    key = id(array)
-    _DISTINCT[key] = (weakref.ref(array), codes, uniques)
-    weakref.finalize(array, _DISTINCT.pop, key, None)
-
-
-def known_distinct(s: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
-    """(codes, distinct values) of a text column as :func:`_text_as_read` made it (codes: -1 for
-    missing; distinct values: ``str``, none missing, none equal), when ``s`` holds that very array
-    (a column of a held dataset, not a subset or a copy); else None."""
-    array = s.array
-    entry = _DISTINCT.get(id(array))
-    if entry is None or entry[0]() is not array:
-        return None
-    return entry[1], entry[2]
-
-
 def _text_as_read(values: np.ndarray, index: pd.Index) -> pd.Series:
     """A text column of a conformed frame as the XPT reader returns it after the writer's round
     trip: missing values were written as blanks; the reader strips trailing blanks and NULs, ends
     the value at its first NUL (ReadStat's ``readstat_convert``) and makes ``""`` missing.  Worked
     on the distinct values only."""
     from cdisc_pipe.xpt.conform import factorized
-    from cdisc_pipe.xpt.reader import _str_array
+    from cdisc_pipe.xpt.reader import DISTINCT_KEPT_BELOW, _str_array, remember_distinct
 
     values = np.asarray(values, dtype=object)
     # a conformed frame holds one object per distinct value: factorized by identity when it can be
@@ -454,7 +425,7 @@ def _text_as_read(values: np.ndarray, index: pd.Index) -> pd.Series:
     read_codes, read_uniques = pd.factorize(table, use_na_sentinel=True)
     if len(read_uniques) < DISTINCT_KEPT_BELOW:
         narrow = np.int8 if len(read_uniques) < 2 ** 7 else np.int16
-        _remember_distinct(array, read_codes.astype(narrow).take(codes),
+        remember_distinct(array, read_codes.astype(narrow).take(codes),
                            np.asarray(read_uniques, dtype=object))
     return pd.Series(array, index=index, copy=False)
 

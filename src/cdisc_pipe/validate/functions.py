@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from cdisc_pipe.validate.context import (
     CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, is_null, subject_lookup, text_bytes,
 )
-from cdisc_pipe.validate.data import domain_prefix
+from cdisc_pipe.validate.data import domain_prefix, known_distinct
 from cdisc_pipe.validate.operators import Params, operator
 
 # A rule function gets the ``check`` parameters as a dict, or, when it was registered with a
@@ -169,7 +169,8 @@ def spec_variable_type(ctx: CheckContext, params: dict[str, Any]) -> Hits:
             continue
         s = ctx.df[v.name]
         is_num = pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype)
-        if s.isna().all():
+        known = known_distinct(s)
+        if (known[0] < 0).all() if known is not None else s.isna().all():
             continue  # an all-missing column has no reliable type after reading
         if is_num != v.is_numeric:
             bad.append((v.name, "numeric" if is_num else "text", v.data_type))
@@ -1306,7 +1307,11 @@ def sv_completeness(ctx: CheckContext, params: dict[str, Any]) -> Hits:
         with np.errstate(invalid="ignore"):
             out = ((d < rlo) | (d > rhi)).fillna(False).to_numpy(dtype=bool)
         bad = has & d.notna().to_numpy() & rlo.notna().to_numpy() & out
-        span = ("SV " + rlo.dt.strftime("%Y-%m-%d").fillna("") + ".." + rhi.dt.strftime("%Y-%m-%d").fillna(""))
+        span = np.full(len(df), None, dtype=object)  # the visit's span, formatted for the findings only
+        at = np.flatnonzero(bad)
+        if len(at):
+            span[at] = ("SV " + rlo.iloc[at].dt.strftime("%Y-%m-%d").fillna("") + ".."
+                        + rhi.iloc[at].dt.strftime("%Y-%m-%d").fillna("")).to_numpy(dtype=object)
         parts.append(ctx.hits(bad, col, df[col], span))
     if not parts:
         raise RuleSkipped(f"{ctx.dataset}: no --DTC/--STDTC/--ENDTC")

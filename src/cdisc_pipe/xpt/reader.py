@@ -54,6 +54,7 @@ import datetime as _dt
 import os
 import re
 import warnings
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
@@ -906,6 +907,35 @@ def decoded_column(path: str, name: str | None, column: TextColumn, encoding: st
         row = int(np.argmax(column.codes == i)) + 1
         raise UnicodeDecodeError(exc.encoding, exc.object, exc.start, exc.end,
                                  f"{exc.reason} ({path}: variable {name}, row {row})") from None
+
+
+#: The distinct values of text columns known when their arrays were made (the held datasets of a
+#: run, ``validate.data._text_as_read``), by the id of the column's array: ``(weak reference to
+#: the array, codes, distinct values)``.
+#: Rules and the run-to-run snapshot then work on the distinct values without factorizing the
+#: column again (:func:`known_distinct`); an entry goes when its array does.
+_DISTINCT: dict[int, tuple[Any, np.ndarray, np.ndarray]] = {}
+
+#: Codes are kept only for columns with fewer distinct values than this (2 bytes a record at most):
+#: columns of mostly distinct values are cheap to factorize for the rules that need it.
+DISTINCT_KEPT_BELOW = 2 ** 15
+
+
+def remember_distinct(array: Any, codes: np.ndarray, uniques: np.ndarray) -> None:
+    key = id(array)
+    _DISTINCT[key] = (weakref.ref(array), codes, uniques)
+    weakref.finalize(array, _DISTINCT.pop, key, None)
+
+
+def known_distinct(s: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(codes, distinct values) of a text column as it was made (codes: -1 for missing; distinct
+    values: ``str``, none missing, none equal), when ``s`` holds that very array (a column of a
+    held dataset, not a subset or a copy); else None."""
+    array = s.array
+    entry = _DISTINCT.get(id(array))
+    if entry is None or entry[0]() is not array:
+        return None
+    return entry[1], entry[2]
 
 
 def _str_array(values: np.ndarray) -> Any:
