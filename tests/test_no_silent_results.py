@@ -49,6 +49,19 @@ def test_cutoff_order_option_setting_export_date_audit_none(tmp_path):
     assert co.resolve(None, _specs(tmp_path / "empty", None), SimpleNamespace(forms=forms)).date is None
 
 
+def test_latest_audit_date_looks_at_each_values_first_ten_characters():
+    forms = {"lb": pd.DataFrame({"MODDTM": pd.Series(["2024-03-05 09:00:00", "2024-03-05", "2024-12-31x", "2025-13",
+                                                      "", None, "2025-1-01 10:00", "2024-11-30T23:59"], dtype="str"),
+                                 "N": [1, 2, 3, 4, 5, 6, 7, 8]}),
+             "vs": pd.DataFrame({"MODDTM": ["9999-99-99", None]}),  # shaped like a date: counted (no calendar check)
+             "ae": pd.DataFrame({"MODDTM": [None, None]}, dtype=object),
+             "cm": pd.DataFrame({"MODDTM": [20240101, 20250101]})}  # numbers are not ISO dates
+    # lb alone: "2024-12-31x" starts with a date; "2025-13" and "2025-1-01 ..." do not
+    assert co.latest_audit_date({"lb": forms["lb"]}, ["MODDTM", "N"]) == ("2024-12-31", "lb.MODDTM")
+    assert co.latest_audit_date(forms, ["MODDTM"]) == ("9999-99-99", "vs.MODDTM")
+    assert co.latest_audit_date({"ae": forms["ae"], "cm": forms["cm"]}, ["MODDTM"]) == (None, None)
+
+
 def test_a_bad_cutoff_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="not a date YYYY-MM-DD"):
         co.check_date("2024-02-30", "command line", "--cutoff")

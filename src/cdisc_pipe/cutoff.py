@@ -96,13 +96,23 @@ def latest_audit_date(forms: dict[str, pd.DataFrame], columns: list[str]) -> tup
         for col in columns:
             if col not in frame:
                 continue
-            txt = frame[col].astype("str").str.slice(0, 10)
-            ok = txt.str.match(r"^\d{4}-\d{2}-\d{2}$").fillna(False).astype(bool)
-            if ok.any():
-                top = str(txt[ok].max())
+            heads = _distinct_heads(frame[col])
+            dates = [h for h in heads if _DATE10.match(h)]
+            if dates:
+                top = max(dates)
                 if best[0] is None or top > best[0]:
                     best = (top, f"{form}.{col}")
     return best
+
+
+_DATE10 = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _distinct_heads(s: pd.Series) -> list[str]:
+    """The distinct first 10 characters of the values of a column (missing values left out):
+    numpy cuts text to 10 characters in one pass, then only the distinct heads are looked at."""
+    values = s.dropna().astype("str").to_numpy(dtype=object)
+    return np.unique(values.astype("U10")).tolist() if len(values) else []
 
 
 def resolve(option: str | None, specs_dir: Path | None, raw: Any) -> Cutoff:
