@@ -489,10 +489,11 @@ def results_plan(specs: Path | None, log: RunLog) -> Any:
 
 
 def _results_built(log: RunLog, plan: Any, study: str, held: dict[str, pd.DataFrame] | None = None,
-                   adam_dir: Path | None = None, encoding: str | None = None) -> tuple[Any, str, str]:
-    """(results, HTML, JSON) of the results report, from the ADaM datasets a run holds (``held``: by
+                   adam_dir: Path | None = None, encoding: str | None = None) -> tuple[dict[str, Any], str, str]:
+    """(summary, HTML, JSON) of the results report, from the ADaM datasets a run holds (``held``: by
     name, as validation holds them; the same frames reading the files gives, ``adam.io.as_read``)
-    or read from ``adam_dir``."""
+    or read from ``adam_dir``.  The summary (problems, numbers of tables and figures) is plain
+    data: a process receiving it needs none of the report's libraries (SciPy, matplotlib)."""
     from cdisc_pipe.adam import read_sdtm
     from cdisc_pipe.adam.io import as_read
     from cdisc_pipe.results import build_report
@@ -503,18 +504,20 @@ def _results_built(log: RunLog, plan: Any, study: str, held: dict[str, pd.DataFr
         with log.step(f"reading ADaM from {adam_dir}"):
             frames = read_sdtm(Path(adam_dir), encoding=encoding, log=log)
     with log.step(f"computing the results report ({len(plan.analyses)} analyses, figures as SVG)"):
-        return build_report(plan, frames, study)
+        results, page, doc = build_report(plan, frames, study)
+    return {"problems": [str(p) for p in results.problems], "tables": len(results.tables),
+            "figures": len(results.figures)}, page, doc
 
 
-def _results_saved(log: RunLog, out: Path, built: tuple[Any, str, str]) -> list[Path]:
+def _results_saved(log: RunLog, out: Path, built: tuple[dict[str, Any], str, str]) -> list[Path]:
     """Write what :func:`_results_built` made into ``<out>/reports``; its problems to the log."""
     from cdisc_pipe.results import save_report
 
-    results, page, doc = built
+    summary, page, doc = built
     files = save_report(page, doc, Path(out) / "reports")
-    for p in results.problems:
+    for p in summary["problems"]:
         log.warning(f"results report: {p}")
-    log.note(f"results report: {len(results.tables)} tables, {len(results.figures)} figures: "
+    log.note(f"results report: {summary['tables']} tables, {summary['figures']} figures: "
              + ", ".join(str(f) for f in files))
     return files
 
