@@ -39,11 +39,11 @@ def compare(raw: Path | None, out: Path) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     original = pipeline.stage_validate
 
-    def timed(paths_, spec_, log_, held=None, early=None, second=None):  # what the run validates, and how long
+    def timed(paths_, spec_, log_, held=None, early=None, **options):  # what the run validates, and how long
         seen["held"] = sum(len(v) for v in (held or {}).values())
         seen["early"] = sum(len(v) for v in (early or {}).values())
         t0 = time.perf_counter()
-        result = original(paths_, spec_, log_, held=held, early=early, second=second)
+        result = original(paths_, spec_, log_, held=held, early=early, **options)
         seen["memory_s"] = time.perf_counter() - t0
         return result
 

@@ -427,3 +427,25 @@ def test_study_rules_live_in_the_study_folder_and_add_to_the_generic_rules(tmp_p
     settings, sp = load_settings(settings_file)
     with pytest.raises(InputError, match="rule file not found"):
         study_rule_files(settings, sp)
+
+
+def test_workbook_written_later_is_the_workbook_written_at_once(bundled_run, tmp_path):
+    """``workbook_later``: the workbook comes from a second process while the caller goes on; once
+    waited for, it is the same bytes, and the other reports are there already."""
+    import shutil
+
+    from cdisc_pipe import paths as P
+    from cdisc_pipe.spec import load_specs
+
+    spec = load_specs(P.default_specs())
+    settings = P.default_specs() / "settings" / "validation.yaml"
+    done = {}
+    for later in (False, True):
+        out = tmp_path / str(later)
+        for sub in ("sdtm", "adam"):
+            shutil.copytree(bundled_run / sub, out / sub)
+        r = run_validation(out, spec, P.default_ct(), settings_path=settings, workbook_later=later)
+        assert (r.pending is not None) == later and r.reports["json"].is_file() and r.reports["html"].is_file()
+        assert r.wait().pending is None and r.reports["xlsx"].is_file()
+        done[later] = {k: p.read_bytes() for k, p in r.reports.items()}
+    assert done[True] == done[False]

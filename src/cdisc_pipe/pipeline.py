@@ -441,11 +441,12 @@ def validation_settings(paths: Paths, spec: StudySpec | None) -> Path | None:
 
 def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog,
                    held: dict[str, dict[str, tuple[pd.DataFrame, Any]]] | None = None, early: Any = None,
-                   second: Any = None) -> Any:
+                   second: Any = None, workbook_later: bool = False) -> Any:
     """Validate ``<out>/sdtm`` and ``<out>/adam`` (or ``paths.sdtm_in``/``adam_in``).  ``held``: by
     purpose, the datasets this run wrote as a read-back would give them, validated without reading
     their files again; ``early``: the units run on some of them already; ``second``: when the rules
-    may take a second process (``run_validation``)."""
+    may take a second process, ``workbook_later``: whether the workbook may be written in one while
+    the caller goes on (``run_validation``; the caller then waits for the result)."""
     from cdisc_pipe.validate import run_validation
     from cdisc_pipe.validate.data import ReadOptions
 
@@ -454,7 +455,7 @@ def stage_validate(paths: Paths, spec: StudySpec | None, log: RunLog,
         try:
             result = run_validation(paths.out, spec, paths.ct, sdtm_dir=paths.sdtm_in, adam_dir=paths.adam_in,
                                     settings_path=validation_settings(paths, spec), read_options=reading,
-                                    held=held, early=early, second=second)
+                                    held=held, early=early, second=second, workbook_later=workbook_later)
         finally:  # which encoding each file was read with, also when a forced one failed
             for note in reading.notes:
                 log.note(note)
@@ -753,6 +754,7 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
         report = Background(log, _results_built, plan, spec.study.name, None, paths.out / "adam")
     elif report is None and plan is not None:
         log.note("no ADaM datasets: no results report")
+    result: Any = None
     try:
         if reuse_adam and _reusable(prev, "validate", "reports", keys["validate"], paths.out):
             log.progress("validation inputs unchanged: reports reused")
@@ -761,14 +763,18 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
         else:
             # the rules share the cores with the results report while it is being computed: a
             # second process for them once it is done
+            # the workbook is written in a second process while the guides are
             result = stage_validate(paths, spec, log, held=held or None, early=early,
-                                    second=report.ready if report is not None else None)
+                                    second=report.ready if report is not None else None, workbook_later=True)
             held.clear()
             code = int(getattr(result, "exit_code", 0))
             stage_guides(paths, spec, result, log, written)
+            result.wait()
     except BaseException:
         if report is not None:
             report.cancel()
+        if result is not None and hasattr(result, "cancel"):
+            result.cancel()
         raise
     if report is not None:
         _results_saved(log, paths.out, report.result())

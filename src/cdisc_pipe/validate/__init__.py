@@ -49,10 +49,25 @@ class ValidationResult:
     findings: pd.DataFrame  # every finding (validation rules + stage findings), with ``explanation``
     changes: dict[str, pd.DataFrame] = field(default_factory=dict)
     reports: dict[str, Path] = field(default_factory=dict)
+    #: the workbook being written in a second process (``run_validation(workbook_later=True)``)
+    pending: Any = None
 
     @property
     def exit_code(self) -> int:
         return 1 if self.summary.get("errors", 0) > 0 else 0
+
+    def wait(self) -> ValidationResult:
+        """Wait until every report is written (the workbook may still be, see ``pending``)."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+        return self
+
+    def cancel(self) -> None:
+        """Stop writing the workbook (the run failed)."""
+        if self.pending is not None:
+            self.pending.cancel()
+            self.pending = None
 
 
 def load_settings(path: Path | None) -> tuple[ValidationSettings, Path | None]:
@@ -233,7 +248,8 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
                    adam_dir: Path | None = None, settings_path: Path | None = None,
                    rules: list[Rule] | None = None, read_options: ReadOptions | None = None,
                    held: dict[str, dict[str, tuple[pd.DataFrame, DatasetMeta]]] | None = None,
-                   early: EarlyUnits | None = None, second: Callable[[], bool] | None = None) -> ValidationResult:
+                   early: EarlyUnits | None = None, second: Callable[[], bool] | None = None,
+                   workbook_later: bool = False) -> ValidationResult:
     """Validate the SDTM/ADaM outputs (``<out>/sdtm``, ``<out>/adam`` or the given folders of XPT files
     with their define.xml) and write ``<out>/reports/validation.{xlsx,html,json}``.
 
@@ -256,6 +272,8 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
             run was still deriving the others (taken as they are; the same findings).
         second: when the rules may take a second process (``engine.run_rules``; the caller keeps
             the other core busy until then); None: at once.
+        workbook_later: write ``validation.xlsx`` in a second process and return at once (the
+            caller goes on, then calls ``ValidationResult.wait``); the JSON and HTML are written.
     """
     out_dir = Path(out_dir)
     settings, sp = load_settings(settings_path)
@@ -355,12 +373,12 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
     }
     _report.write_json(paths["json"], payload)
     rules_table = _report.rules_table(rules_df)  # status first, severity only with findings, refs
-    _report.write_xlsx(paths["xlsx"], {
+    workbook = Forked(_report.write_xlsx, paths["xlsx"], {
         "Summary": _report.summary_table(summary), "By rule and dataset": by_rule, "Findings": limited,
         "Rules": rules_table,
         "Changes (datasets)": ds_changes, "Changes (records)": rec_changes, "Changes (findings)": fnd_changes,
         "Traceability": traceability,
-    })
+    }, enabled=workbook_later)
     note_prev = None if had_previous else "No previous run in this output folder: nothing to compare."
     title = spec.study.name if spec is not None else str(sdtm_dir or adam_dir or out_dir)
     _report.write_html(paths["html"], title, summary, [
@@ -378,9 +396,10 @@ def run_validation(out_dir: Path, spec: StudySpec | None, ct_dir: Path | None, s
         _report.section("Traceability (raw records per form and dataset)", traceability, nav="Traceability",
                         anchor="traceability"),
     ])
-    return ValidationResult(summary=summary, rules=results, findings=allf,
-                            changes={"datasets": ds_changes, "records": rec_changes, "findings": fnd_changes},
-                            reports=paths)
+    result = ValidationResult(summary=summary, rules=results, findings=allf,
+                              changes={"datasets": ds_changes, "records": rec_changes, "findings": fnd_changes},
+                              reports=paths, pending=workbook)
+    return result if workbook_later else result.wait()
 
 
 __all__ = ["run_validation", "validate_early", "validate_data", "ValidationResult", "load_rules", "study_rule_files", "load_settings", "load_ct_packages",
