@@ -179,3 +179,21 @@ def test_run_with_a_relative_out_folder(tmp_path, monkeypatch):
     assert main(["run", "--out", "outputs", "-q"]) == 0
     assert (tmp_path / "outputs" / "sdtm" / "csdrg.pdf").is_file()
     assert "reviewer's guides: sdtm/csdrg.pdf" in (tmp_path / "outputs" / "logs" / "cdisc-pipe-run.log").read_text()
+
+
+def test_console_script_ends_with_mains_code_and_flushed_output(tmp_path):
+    """``console`` (the ``cdisc-pipe`` script) ends the process with ``os._exit`` after ``main``:
+    the exit code and everything printed, to a pipe too (block-buffered), come out as they would."""
+    import subprocess
+    import sys
+
+    def console(*args: str) -> subprocess.CompletedProcess:
+        code = f"import sys; sys.argv = ['cdisc-pipe', *{list(args)!r}]; from cdisc_pipe.cli import console; console()"
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+    version = console("--version")
+    assert version.returncode == 0 and version.stdout.startswith("cdisc-pipe ")
+    bad = console("run", "--raw", str(tmp_path / "missing"), "--out", str(tmp_path / "out"))
+    assert bad.returncode == 2
+    assert "raw export not found" in bad.stderr + bad.stdout and "exit 2" in bad.stdout
+    assert (tmp_path / "out" / "logs" / "cdisc-pipe-run.log").is_file()

@@ -8,6 +8,7 @@ traceback goes to the log, a one-line message to the terminal).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -318,5 +319,19 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def console() -> None:
+    """The ``cdisc-pipe`` console script: :func:`main`, then the process ends at once.  Everything is
+    written and closed by then (outputs, log, manifest; standard streams flushed here), so Python's
+    own teardown, which frees every object of a run one by one (0.25 s at 1,000 subjects, more at
+    5,000), is skipped."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed or broken stream: leave the exit to Python
+        sys.exit(code)
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    console()

@@ -178,14 +178,16 @@ def start_files(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, 
                 log: RunLog, findings: list[Finding], extras: dict[str, Any], final: Path | None,
                 background: bool, define: tuple[StudySpec, Path | None, Any] | None,
                 early: Path | None = None, acrf: tuple[Any, ...] | None = None,
-                share_cores: bool = False) -> StageOutput:
+                share_cores: bool = False, release_frames: bool = False) -> StageOutput:
     """Conform and check the frames here (every problem raised at once, before any file), then write
     the files, in a second process with ``background``; ``final``: convert the conformed frames
     into the datasets validation holds (``StageOutput.wait`` adds the file metadata); ``early``
     (the validation settings file; needs ``final`` and ``define``): also run the validation rules
     that need no other datasets with the files (``StageOutput.early``); ``acrf``: the annotated
     CRF with them (see :func:`_stage_files`); ``share_cores``: conform the frames in two processes
-    (for a stage that nothing else runs beside yet)."""
+    (for a stage that nothing else runs beside yet); ``release_frames``: the caller needs the
+    frames no more: ``frames`` is emptied once they are conformed, before the second process starts
+    (freed then, their memory is not shared with that process: no page is copied to free it)."""
     from cdisc_pipe.xpt.datasets import prepare_write
 
     with log.step(f"conforming {len(frames)} {label} datasets to their specs"):
@@ -195,6 +197,8 @@ def start_files(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, 
         from cdisc_pipe.validate.data import held_frame
 
         held = {name: held_frame(df, spec.dataset(name)) for name, df in prepared.frames().items()}
+    if release_frames:
+        frames.clear()
     files = Background(log, _stage_files, prepared, label, findings, extras, define,
                        (held, final, early) if early is not None and held is not None and define else None,
                        acrf, enabled=background, release=True)
@@ -333,7 +337,8 @@ def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
 
     ``keep``, ``background``, ``define``: as for :func:`stage_sdtm`.
     ``release_sdtm``: empty the ``sdtm`` dict once ADaM is derived (the caller needs the frames no
-    more), so they are freed before the ADaM write."""
+    more), so they are freed before the ADaM write.  The derived frames are freed once conformed
+    (``StageOutput.frames`` is empty): what follows uses the conformed ones."""
     from cdisc_pipe.adam import build_adam, read_sdtm
 
     if sdtm is None:
@@ -356,7 +361,7 @@ def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
         sdtm.clear()
     out = start_files(result.datasets, spec, staging.folder("adam"), "Analysis", "ADaM", log, list(result.findings),
                        {}, paths.out / "adam" if keep else None, background,
-                       (spec, paths.ct, cut) if define else None)
+                       (spec, paths.ct, cut) if define else None, release_frames=True)
     out.cutoff = cut
     _log_findings(log, "ADaM", result.findings)
     return out
@@ -723,7 +728,6 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
                     # the results report from the ADaM datasets as written, while their files are
                     # written and validated; saved once they are in place
                     report = Background(log, _results_built, plan, spec.study.name, adam.held_frames)
-                adam.frames = {}
                 if cutoff is None and adam.cutoff is not None:
                     cutoff = adam.cutoff.as_dict()
             else:  # an SDTM-only study (or one whose ADaM is not specified yet)
