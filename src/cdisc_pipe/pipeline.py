@@ -186,19 +186,20 @@ def start_files(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, 
     that need no other datasets with the files (``StageOutput.early``); ``acrf``: the annotated
     CRF with them (see :func:`_stage_files`); ``share_cores``: conform the frames in two processes
     (for a stage that nothing else runs beside yet); ``release_frames``: the caller needs the
-    frames no more: ``frames`` is emptied once they are conformed, before the second process starts
-    (freed then, their memory is not shared with that process: no page is copied to free it)."""
+    frames no more: ``frames`` is emptied once they are conformed, before the held frames are made
+    and the second process starts (freed then, their memory is not shared with that process: no
+    page is copied to free them)."""
     from cdisc_pipe.xpt.datasets import prepare_write
 
     with log.step(f"conforming {len(frames)} {label} datasets to their specs"):
         prepared = prepare_write(frames, spec, folder, purpose=purpose, share_cores=share_cores)
+    if release_frames:
+        frames.clear()
     held = None
     if final is not None:  # converted before the files' process starts (its checks ahead use them)
         from cdisc_pipe.validate.data import held_frame
 
         held = {name: held_frame(df, spec.dataset(name)) for name, df in prepared.frames().items()}
-    if release_frames:
-        frames.clear()
     files = Background(log, _stage_files, prepared, label, findings, extras, define,
                        (held, final, early) if early is not None and held is not None and define else None,
                        acrf, enabled=background, release=True)

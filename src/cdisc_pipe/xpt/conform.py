@@ -357,7 +357,7 @@ def conform_frame(df: pd.DataFrame, dataset: Dataset, spec: StudySpec | None = N
             out, probs = _to_text(s, dataset, var, frame)
         cols[name] = out
         problems += probs
-    out = pd.DataFrame(cols, index=frame.index)
+    out = pd.DataFrame(cols, index=frame.index, copy=False)  # the converted columns, not copied again
     if problems:
         return None, problems
     if dataset.keys:
@@ -507,7 +507,7 @@ def ascii_frame(df: pd.DataFrame, dataset: Dataset) -> tuple[pd.DataFrame, dict[
         fixed = np.array([transliterate(u) or None for u in uniques] + [None], dtype=object)
         bad = np.append(np.fromiter((not u.isascii() for u in uniques), dtype=bool, count=len(uniques)), False)
         if out is df:
-            out = df.copy()
+            out = df.copy(deep=False)  # the changed columns are replaced, none is written into
         out[name] = pd.Series(fixed[codes], index=df.index, dtype=object)
         changed[name] = int(bad[codes].sum())
     return out, changed
