@@ -140,6 +140,24 @@ def test_peak_record_is_highest_post_reference_value_earliest_on_ties():
     assert len(out) == 7
 
 
+def test_extreme_record_is_taken_whole_by_position_whatever_the_index():
+    # the candidates are sorted on their by and order variables only, then taken whole: the new
+    # records are full copies (every variable), in the input's index order, also when the index is
+    # neither a range nor sorted
+    df = pd.DataFrame({"USUBJID": ["B", "A", "A", "B"], "PARAMCD": "X", "AVAL": [5.0, 1.0, 3.0, 7.0],
+                       "ANOTE": ["b5", "a1", "a3", "b7"], "DTYPE": None}, index=[40, 10, 30, 20])
+    everyone = pd.Series(True, index=df.index)
+    out = derive_param_extreme_record(df, ["USUBJID", "PARAMCD"], ["-AVAL"], everyone, {"DTYPE": "MAXIMUM"})
+    new = out.iloc[4:]
+    # A's highest is 3 (index 30), B's is 7 (index 20): index order 20 then 30, so B before A
+    assert new["USUBJID"].tolist() == ["B", "A"]
+    assert new["ANOTE"].tolist() == ["b7", "a3"] and new["AVAL"].tolist() == [7.0, 3.0]
+    assert out.iloc[:4]["ANOTE"].tolist() == ["b5", "a1", "a3", "b7"]  # the input records unchanged, first
+    assert "__record_position__" not in out.columns
+    none = derive_param_extreme_record(df, ["USUBJID", "PARAMCD"], ["-AVAL"], ~everyone, {"DTYPE": "MAXIMUM"})
+    assert len(none) == 4
+
+
 def test_trtemfl_and_period_flag():
     df = pd.DataFrame({
         "ASTDT": [D("2024-01-06"), D("2024-01-10"), pd.NaT, pd.NaT, D("2024-01-12")],

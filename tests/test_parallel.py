@@ -4,6 +4,9 @@ whether a second process is used or not, errors raised in the caller, a dead chi
 from __future__ import annotations
 
 import os
+from types import MappingProxyType
+
+import pandas as pd
 
 import pytest
 
@@ -108,6 +111,49 @@ def test_datasets_written_by_two_processes_are_the_bytes_one_process_writes(bund
     for p in (tmp_path / "one").rglob("*"):
         if p.is_file():
             assert (tmp_path / "two" / p.relative_to(tmp_path / "one")).read_bytes() == p.read_bytes(), p.name
+
+
+def test_prepare_write_consuming_the_frames_gives_the_same_datasets(bundled_run, tmp_path):
+    from cdisc_pipe import paths as P
+    from cdisc_pipe.spec import load_specs
+    from cdisc_pipe.xpt import datasets as D
+    from cdisc_pipe.xpt import read_folder
+
+    spec = load_specs(P.default_specs())
+    frames = read_folder(bundled_run / "sdtm")
+    names = list(frames)
+    kept = D.prepare_write(frames, spec, tmp_path / "kept", purpose="Tabulation")
+    taken = dict(frames)
+    consumed = D.prepare_write(taken, spec, tmp_path / "taken", purpose="Tabulation", consume=True)
+    assert taken == {}  # each frame was taken out as it was conformed
+    assert list(frames) == names  # the caller's other dict is untouched
+    assert list(consumed.frames()) == list(kept.frames())
+    for name, df in kept.frames().items():
+        pd.testing.assert_frame_equal(consumed.frames()[name], df)
+    with pytest.raises(TypeError, match="dict"):
+        D.prepare_write(MappingProxyType(dict(frames)), spec, tmp_path / "x", purpose="Tabulation", consume=True)
+
+
+def test_return_free_memory_calls_malloc_trim_on_glibc_only(monkeypatch):
+    from cdisc_pipe import parallel
+
+    calls = []
+
+    class FakeLibc:
+        def malloc_trim(self, pad):
+            calls.append(pad)
+    monkeypatch.setattr(parallel, "_LIBC", FakeLibc())
+    parallel.return_free_memory()
+    assert calls == [0]  # pad 0: every free page at the top and inside the heap goes back
+    monkeypatch.setattr(parallel, "_LIBC", None)
+    monkeypatch.setattr(parallel.sys, "platform", "darwin")
+    parallel.return_free_memory()  # no C library looked up off Linux: nothing happens, no error
+    assert parallel._LIBC is False and calls == [0]
+    monkeypatch.setattr(parallel, "_LIBC", None)
+    monkeypatch.setattr(parallel.sys, "platform", "linux")
+    monkeypatch.setattr("ctypes.CDLL", lambda name: (_ for _ in ()).throw(OSError("no libc.so.6 (musl)")))
+    parallel.return_free_memory()
+    assert parallel._LIBC is False
 
 
 def test_share_balances_records_largest_first():

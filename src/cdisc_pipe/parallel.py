@@ -182,3 +182,31 @@ def map_shared(fn: Callable[[str], Any], sizes: list[tuple[str, int]], *, minimu
     if child is not None:
         done.update(child.result())
     return {name: done[name] for name, _ in sizes}
+
+
+_LIBC: Any = None
+
+
+def return_free_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``).
+
+    pandas frees a step's intermediate arrays, but glibc keeps most of what was freed in its heap
+    for later allocations, so a process that built and dropped a few large frames holds their
+    memory until it ends.  Trimming after a large step lowers the peak a run reaches; it changes
+    no value.  A no-op where the C library has no ``malloc_trim`` (not glibc: macOS, Windows, musl).
+    """
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                libc = ctypes.CDLL("libc.so.6")
+                libc.malloc_trim.argtypes = [ctypes.c_size_t]
+                libc.malloc_trim.restype = ctypes.c_int
+                _LIBC = libc
+            except (OSError, AttributeError):
+                pass
+    if _LIBC:
+        _LIBC.malloc_trim(0)

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from cdisc_pipe.errors import Finding, InputError, Problem, raise_if
+from cdisc_pipe.parallel import return_free_memory
 from cdisc_pipe.manifest import build_manifest, file_table, is_snapshot, sha256_file, write_manifest
 from cdisc_pipe.runlog import RunLog
 from cdisc_pipe.spec import StudySpec, load_specs
@@ -192,9 +193,11 @@ def start_files(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, 
     from cdisc_pipe.xpt.datasets import prepare_write
 
     with log.step(f"conforming {len(frames)} {label} datasets to their specs"):
-        prepared = prepare_write(frames, spec, folder, purpose=purpose, share_cores=share_cores)
+        prepared = prepare_write(frames, spec, folder, purpose=purpose, share_cores=share_cores,
+                                 consume=release_frames and not share_cores)
     if release_frames:
         frames.clear()
+        return_free_memory()
     held = None
     if final is not None:  # converted before the files' process starts (its checks ahead use them)
         from cdisc_pipe.validate.data import held_frame
@@ -360,6 +363,7 @@ def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
         result = build_adam(sdtm, spec, settings_dir, cutoff=cut.date)
     if release_sdtm:
         sdtm.clear()
+    return_free_memory()  # the derivations' freed working arrays, before the files' process starts
     out = start_files(result.datasets, spec, staging.folder("adam"), "Analysis", "ADaM", log, list(result.findings),
                        {}, paths.out / "adam" if keep else None, background,
                        (spec, paths.ct, cut) if define else None, release_frames=True)

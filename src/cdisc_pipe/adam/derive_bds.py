@@ -74,6 +74,7 @@ _BOUND_RE = re.compile(
     r"(?:(?P<factor>\d+(?:\.\d+)?)\s*\*\s*)?(?P<ref>ULN|LLN|BASE)\s*(?:(?P<sign>[+-])\s*(?P<offset>\d+(?:\.\d+)?))?\s*$)"
 )
 _REF_VARS = {"ULN": "ANRHI", "LLN": "ANRLO", "BASE": "BASE"}
+_POSITION = "__record_position__"  # a working column: a record's position in its dataset
 
 
 class Bound(_Model):
@@ -449,7 +450,12 @@ def derive_param_extreme_record(
     Groups without a candidate get no record.  Returns the input records followed by the new ones.
     """
     mask = filter_mask.reindex(dataset.index).fillna(False).astype(bool)
-    picked = filter_extreme(dataset[mask], list(by_vars), list(order), mode=mode)
+    # the record is chosen among the candidates' sort variables only, then taken whole by its
+    # position: a copy of every candidate would be as large as the dataset
+    keys = list(dict.fromkeys([*by_vars, *(o.lstrip("-") for o in order)]))
+    narrow = dataset.loc[mask, keys].assign(**{_POSITION: np.flatnonzero(mask.to_numpy())})
+    chosen = filter_extreme(narrow, list(by_vars), list(order), mode=mode)
+    picked = dataset.iloc[chosen[_POSITION].to_numpy()]
     new = picked.copy(deep=False)
     if keep_vars is not None:
         for col in new.columns:

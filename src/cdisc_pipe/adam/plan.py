@@ -37,6 +37,7 @@ from cdisc_pipe.adam.derive import DuplicateRecordsError
 from cdisc_pipe.adam.settings import Where
 from cdisc_pipe.adam.verbs import VERBS, Context, StepArgs, Verb
 from cdisc_pipe.errors import Finding, InputError, Problem
+from cdisc_pipe.parallel import return_free_memory
 from cdisc_pipe.spec.load import read_yaml, validate_model
 from cdisc_pipe.spec.model import Method, StudySpec
 
@@ -44,6 +45,11 @@ __all__ = ["LoadedPlan", "load_plans", "run_plan", "plan_methods", "attach_plan_
            "plans_dir_for"]
 
 _WORKING = re.compile(r"^_[A-Z0-9_]+$")
+#: After a step that leaves at least this many records, the heap it freed goes back to the system
+#: (``parallel.return_free_memory``).  Below, the next steps reuse what was freed without page
+#: faults (faster: 0.3 to 1 s of a 1,000-subject run); above, what glibc keeps of a large plan's
+#: freed working arrays would set the process's peak (about 0.5 GB at 5,000 subjects).
+_TRIM_ROWS = 1_000_000
 
 
 class PlanSource(BaseModel):
@@ -324,6 +330,8 @@ def run_plan(plan: LoadedPlan, frames: dict[str, pd.DataFrame]) -> tuple[pd.Data
                                      entry=f"{plan.path.name} steps[{i}:{step.verb}]",
                                      hint="Fix the study's verb file"), stage="adam") from None
         df = df.reset_index(drop=True)
+        if len(df) >= _TRIM_ROWS:
+            return_free_memory()
     dropped = set(plan.source.working) - set(plan.source.keep) if plan.source else set()
     df = df[[c for c in df.columns if not _is_working(str(c)) and c not in dropped]]
     if plan.order:

@@ -360,7 +360,11 @@ class ParamComputedArgs(StepArgs):
 def derive_param_computed(dataset: pd.DataFrame, a: ParamComputedArgs, ctx: Context | None = None) -> pd.DataFrame:
     """Derived-parameter records (admiral ``derive_param_computed()``); input records unchanged."""
     by = list(a.by_vars)
-    src = dataset[_mask(dataset, a.filter) & dataset["AVAL"].notna()]
+    # only the variables used: a copy of every column of the selected records would be as large
+    # as the dataset
+    used = [*by, "AVAL", "PARAMCD", *_order_vars(a.order), *a.keep_vars,
+            *(where_variables(a.orient.reference) if a.orient is not None else [])]
+    src = dataset.loc[_mask(dataset, a.filter) & dataset["AVAL"].notna(), list(dict.fromkeys(used))]
     picked = []
     for i, code in enumerate(a.parameters):
         recs = src[src["PARAMCD"].eq(code).fillna(False).astype(bool)]
@@ -723,7 +727,8 @@ class ExtremeEventArgs(StepArgs):
 
 def derive_extreme_event(dataset: pd.DataFrame, a: ExtremeEventArgs) -> pd.DataFrame:
     """Records added per :class:`ExtremeEventArgs` (admiral ``derive_extreme_event()``)."""
-    cand = dataset[_mask(dataset, a.filter)]
+    used = [*a.by_vars, *a.keep_vars, *_order_vars(a.order), *(v for e in a.events for v in where_variables(e.condition))]
+    cand = dataset.loc[_mask(dataset, a.filter), list(dict.fromkeys(used))]  # the variables used, not a copy of all
     idx, ev = [], []
     for i, event in enumerate(a.events):  # loop over events, not records
         hit = np.flatnonzero(_mask(cand, event.condition).to_numpy(dtype=bool))
@@ -813,7 +818,8 @@ class FlagAgreementArgs(StepArgs):
 
 
 def _run_flag_agreement(df: pd.DataFrame, a: FlagAgreementArgs, ctx: Context) -> pd.DataFrame:
-    obs = df[_mask(df, a.filter)]
+    used = [a.source_flag_var, a.flag_var, *a.by_vars, *a.best_of]
+    obs = df.loc[_mask(df, a.filter), list(dict.fromkeys(used))]  # the variables compared, not a copy of all
     differ = (obs[a.source_flag_var].eq("Y").fillna(False).astype(bool)
               != obs[a.flag_var].eq("Y").fillna(False).astype(bool))
     keys = [obs[v] for v in [*a.by_vars, *a.best_of]]

@@ -27,7 +27,7 @@ from cdisc_pipe.datasetjson import (
     write_dataset_json,
 )
 from cdisc_pipe.errors import InputError, Problem, raise_if
-from cdisc_pipe.parallel import Forked, map_shared, share
+from cdisc_pipe.parallel import Forked, map_shared, return_free_memory, share
 from cdisc_pipe.spec.model import Dataset, StudySpec
 from cdisc_pipe.written import WrittenColumn, WrittenDataset
 from cdisc_pipe.xpt.conform import ascii_frame, check_frame, conform_frame, format_kind, text_byte_lengths
@@ -203,13 +203,22 @@ def _prepare_one(name: str, df: pd.DataFrame, spec: StudySpec, purpose: str) -> 
     return _Ready(dataset, xpt, conformed, changed), problems + check_frame(xpt, dataset)
 
 
-def _prepare(frames: Mapping[str, pd.DataFrame], spec: StudySpec, *, purpose: str, share_cores: bool = False
-             ) -> tuple[dict[str, _Ready], list[Problem]]:
+def _prepare(frames: Mapping[str, pd.DataFrame], spec: StudySpec, *, purpose: str, share_cores: bool = False,
+             consume: bool = False) -> tuple[dict[str, _Ready], list[Problem]]:
     """Every dataset through :func:`_prepare_one`, problems in ``frames`` order; ``share``: about
     half the records in a forked second process (``cdisc_pipe.parallel.map_shared``), for a caller
-    with a core to spare."""
-    done = map_shared(lambda name: _prepare_one(name, frames[name], spec, purpose),
-                      [(name, len(df)) for name, df in frames.items()], enabled=share_cores)
+    with a core to spare; ``consume`` (``frames`` a dict, not shared): each frame is taken out of
+    ``frames`` as it is conformed, so that its memory is freed before the next one's is taken."""
+    if consume and not share_cores:
+        if not isinstance(frames, dict):
+            raise TypeError("consume=True needs the frames in a dict (they are taken out of it)")
+        done = {}
+        for name in list(frames):
+            done[name] = _prepare_one(name, frames.pop(name), spec, purpose)
+            return_free_memory()
+    else:
+        done = map_shared(lambda name: _prepare_one(name, frames[name], spec, purpose),
+                          [(name, len(df)) for name, df in frames.items()], enabled=share_cores)
     problems: list[Problem] = []
     ready: dict[str, _Ready] = {}
     for r, probs in done.values():
@@ -267,13 +276,16 @@ def prepare_write(
     engine: Engine = "numpy",
     metadata_version_oid: str | None = None,
     share_cores: bool = False,
+    consume: bool = False,
 ) -> PreparedWrite:
     """The first half of :func:`write_datasets` (same arguments): conform and check every dataset,
     raise one ``InputError`` with every problem; nothing is written yet.  The files are written by
     :meth:`PreparedWrite.write`, which a run may call in a second process while it goes on with
     the conformed frames (:meth:`PreparedWrite.frames`) in this one.  ``share_cores``: conform
-    about half the records in a forked second process (for a caller whose other core is idle)."""
-    ready, problems = _prepare(frames, spec, purpose=purpose, share_cores=share_cores)
+    about half the records in a forked second process (for a caller whose other core is idle).
+    ``consume`` (``frames`` a dict the caller needs no more; not with ``share_cores``): each frame
+    is removed from ``frames`` once conformed (its memory freed before the next is conformed)."""
+    ready, problems = _prepare(frames, spec, purpose=purpose, share_cores=share_cores, consume=consume)
     raise_if(problems, stage="write datasets")
     folder = PURPOSE_FOLDER[purpose]
     mdv_oid = metadata_version_oid or default_metadata_version_oid(spec, [r.dataset for r in ready.values()], purpose)
