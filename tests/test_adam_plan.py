@@ -560,3 +560,70 @@ def test_adam_derived_in_two_processes_equals_one_process(bundled_run, monkeypat
     for name, df in one.datasets.items():
         pd.testing.assert_frame_equal(two.datasets[name], df)
     assert two.findings == one.findings
+
+
+def test_adam_consuming_the_sdtm_frames_gives_the_same_datasets(bundled_run, monkeypatch):
+    """build_adam(consume=True) empties the caller's dict and lets each SDTM dataset go once no
+    plan still to derive in the process may read it; the datasets and findings are the same, in
+    one process and in two (every group forced to the side it would get)."""
+    import cdisc_pipe.adam as A
+    from cdisc_pipe import parallel
+    from cdisc_pipe import paths as P
+    from cdisc_pipe.adam import build_adam, read_sdtm
+    from cdisc_pipe.adam import plan as plan_module
+    from cdisc_pipe.spec import load_specs
+
+    spec = load_specs(P.default_specs())
+    sdtm = read_sdtm(bundled_run / "sdtm")
+    one = build_adam(sdtm, spec, P.default_specs() / "settings")
+    released: list[str] = []
+    real = plan_module.run_plan
+
+    def spy(plan, frames, release_source=False):
+        if release_source:
+            released.append(plan.source.dataset)
+        return real(plan, frames, release_source)
+    monkeypatch.setattr(plan_module, "run_plan", spy)
+    monkeypatch.setenv(parallel.PROCESSES_ENV, "1")
+    given = dict(sdtm)
+    seq = build_adam(given, spec, P.default_specs() / "settings", consume=True)
+    assert given == {}
+    # dependency order ADSL ADAE ADECOG ADEX ADLB ADPC ADPE ADPP ADRS ADTTE; a plan's source goes
+    # when neither its steps nor a later plan may read it: AE (ADSL read it before), PC, PE, PP,
+    # and RS with ADRS (the second plan starting from it); never DM (ADSL's steps read it), EX
+    # (ADPC's and ADPP's steps read it), LB (ADRS's steps read it after ADLB)
+    assert released == ["AE", "PC", "PE", "PP", "RS"]
+    monkeypatch.delenv(parallel.PROCESSES_ENV)
+
+    def forced(fn, sizes, **kw):
+        return parallel.map_shared(fn, sizes, minimum=0, **kw)
+    monkeypatch.setattr(A, "map_shared", forced)
+    two = build_adam(dict(sdtm), spec, P.default_specs() / "settings", consume=True)
+    for result in (seq, two):
+        assert list(result.datasets) == list(one.datasets)
+        for name, df in one.datasets.items():
+            pd.testing.assert_frame_equal(result.datasets[name], df)
+        assert result.findings == one.findings
+
+
+def test_a_dataset_named_in_any_step_argument_may_be_read():
+    from pydantic import BaseModel
+
+    from cdisc_pipe.adam.plan import _named_datasets
+
+    class Event(BaseModel):
+        dataset: str
+        date: str
+
+    class Args(BaseModel):
+        verb: str
+        dataset_add: str
+        supp_dataset: str | None = None
+        population_dataset: str = "adsl"
+        events: list[Event]
+        named: dict[str, Event]
+        domain: str  # a prefix, not a dataset read
+
+    step = Args(verb="v", dataset_add="ae", supp_dataset="SUPPAE", events=[Event(dataset="DS", date="DSSTDTC")],
+                named={"death": Event(dataset="dd", date="DDDTC")}, domain="LB")
+    assert _named_datasets(step) == {"AE", "SUPPAE", "ADSL", "DS", "DD"}

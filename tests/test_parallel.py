@@ -185,6 +185,32 @@ def test_map_shared_gives_every_result_in_order_from_either_process():
         parallel.map_shared(fails, sizes)
 
 
+def test_map_shared_tells_each_process_the_names_it_computes():
+    from cdisc_pipe import parallel
+
+    sizes = [("A", 100_000), ("LB", 500_000), ("PC", 300_000), ("VS", 150_000)]
+    told: list[list[str]] = []  # this process's calls (the child's are seen through its results)
+    seen: dict[str, list[str]] = {}
+
+    def before(names: list[str]) -> None:
+        told.append(list(names))
+        seen["names"] = list(names)
+    out = parallel.map_shared(lambda n: (n, os.getpid(), seen["names"]), sizes, before=before)
+    if parallel.fork_context() is not None and parallel.cores() >= 2:
+        assert told == [["LB"]]  # here: LB only; the child was told its own names
+        assert out["LB"][2] == ["LB"] and out["PC"][2] == ["PC", "VS", "A"] and out["A"][1] != os.getpid()
+    told.clear()
+    parallel.map_shared(lambda n: n, sizes, enabled=False, before=before)
+    assert told == [["A", "LB", "PC", "VS"]]  # one process: every name
+
+    def fails(name: str) -> str:
+        if name == "PC":
+            raise ValueError("bad PC")
+        return name
+    with pytest.raises(ValueError, match="bad PC"):  # the child's error, raised here as there
+        parallel.map_shared(fails, sizes, before=lambda names: None)
+
+
 def test_the_environment_can_keep_a_run_in_one_process(monkeypatch):
     from cdisc_pipe import parallel
 

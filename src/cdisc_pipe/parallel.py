@@ -164,15 +164,30 @@ def _each(fn: Callable[[str], Any], names: list[str]) -> dict[str, Any]:
     return {name: fn(name) for name in names}
 
 
+def _each_after(before: Callable[[list[str]], None], fn: Callable[[str], Any], names: list[str]) -> dict[str, Any]:
+    before(names)
+    return _each(fn, names)
+
+
 def map_shared(fn: Callable[[str], Any], sizes: list[tuple[str, int]], *, minimum: int = 200_000,
-               enabled: bool = True) -> dict[str, Any]:
+               enabled: bool = True, before: Callable[[list[str]], None] | None = None) -> dict[str, Any]:
     """``{name: fn(name)}`` for every name of ``sizes`` (name, weight), in that order; the names
     holding about half the weight (:func:`share`) are computed in a forked second process and
     their results sent back (``fn`` must return picklable values and write nothing).  As with
     :class:`Forked`, the results do not depend on whether a second process was used: when it
-    fails, its names are computed here (an exception is then raised here, as in a sequential run)."""
+    fails, its names are computed here (an exception is then raised here, as in a sequential run).
+
+    ``before(names)`` is called in each process, once the second one has started, with the names
+    that process computes (all of them when there is no second process): it may let go of what
+    only the other process needs.  The second process's names can then not be computed here: an
+    exception of that process is raised here as it was raised there, and a process that died
+    raises :class:`SecondProcessFailed`."""
     mine, theirs = share(sizes, minimum) if enabled else ([n for n, _ in sizes], [])
-    child = Forked(_each, fn, theirs) if theirs else None
+    if before is None:
+        child = Forked(_each, fn, theirs) if theirs else None
+    else:
+        child = Forked(_each_after, before, fn, theirs, release=True) if theirs else None
+        before(mine if child is not None and child.process is not None else [n for n, _ in sizes])
     try:
         done = _each(fn, mine)
     except BaseException:

@@ -340,14 +340,16 @@ def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
     """SDTM (frames in memory, or read from ``paths.sdtm_in``) -> ADaM in ``<staging>/adam``.
 
     ``keep``, ``background``, ``define``: as for :func:`stage_sdtm`.
-    ``release_sdtm``: empty the ``sdtm`` dict once ADaM is derived (the caller needs the frames no
-    more), so they are freed before the ADaM write.  The derived frames are freed once conformed
+    ``release_sdtm``: the caller needs the ``sdtm`` frames no more: ADaM empties the dict and lets
+    each frame go as soon as it can (``build_adam(consume=True)``), so that they are freed before
+    the ADaM write (always so for frames read here).  The derived frames are freed once conformed
     (``StageOutput.frames`` is empty): what follows uses the conformed ones."""
     from cdisc_pipe.adam import build_adam, read_sdtm
 
     if sdtm is None:
         with log.step(f"reading SDTM from {paths.sdtm_in}"):
             sdtm = read_sdtm(paths.sdtm_in, encoding=paths.encoding, log=log)
+        release_sdtm = True  # read for ADaM only
     settings_dir = Path(paths.specs) / "settings"
     from cdisc_pipe.cutoff import Cutoff, check_date, from_ts
 
@@ -360,9 +362,7 @@ def stage_adam(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog,
         cut = Cutoff(ts, "the SDTM package's TS DCUTDTC") if ts else Cutoff(None, "none (no --cutoff, no TS DCUTDTC)")
     log.note(f"ADaM data cut-off: {cut.date or 'none'} (from {cut.source})")
     with log.step("deriving ADaM"):
-        result = build_adam(sdtm, spec, settings_dir, cutoff=cut.date)
-    if release_sdtm:
-        sdtm.clear()
+        result = build_adam(sdtm, spec, settings_dir, cutoff=cut.date, consume=release_sdtm)
     return_free_memory()  # the derivations' freed working arrays, before the files' process starts
     out = start_files(result.datasets, spec, staging.folder("adam"), "Analysis", "ADaM", log, list(result.findings),
                        {}, paths.out / "adam" if keep else None, background,

@@ -150,7 +150,7 @@ def _dependency_order(plans: dict[str, LoadedPlan]) -> list[str]:
 
 
 def build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Path,
-               plans_dir: Path | None = None, cutoff: str | None = None) -> AdamResult:
+               plans_dir: Path | None = None, cutoff: str | None = None, consume: bool = False) -> AdamResult:
     """Build every ADaM dataset of ``spec`` from its derivation plan, ADSL first.
 
     Plans are ``<specs>/plans/<name>.yaml`` (``plans_dir``, default the ``plans`` folder beside
@@ -162,17 +162,23 @@ def build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Pat
     ``cutoff`` (``YYYY-MM-DD``, default the SDTM package's TS DCUTDTC): every date imputed from a
     --DTC after it is missing for the derivations (last known alive, censoring, ADT/ADY ...), while
     the --DTC copied from SDTM keeps the collected value (:mod:`cdisc_pipe.cutoff`).
+
+    ``consume`` (the caller needs the SDTM frames no more): ``sdtm`` is emptied once the inputs
+    are made from it, and an SDTM dataset that a plan starts from and no other plan may read
+    (:meth:`~cdisc_pipe.adam.plan.LoadedPlan.may_read`) is let go once that plan has taken its
+    records: the variables it does not take are freed while its steps run (5,000 subjects: 0.45 GB
+    less at the peak).  The datasets are the same either way.
     """
     from cdisc_pipe import cutoff as _cutoff
 
     if cutoff is None:
         cutoff = _cutoff.from_ts(sdtm.get("TS", sdtm.get("ts")))
     with _cutoff.in_force(cutoff):
-        return _build_adam(sdtm, spec, settings_dir, plans_dir)
+        return _build_adam(sdtm, spec, settings_dir, plans_dir, consume)
 
 
 def _build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Path,
-                plans_dir: Path | None = None) -> AdamResult:
+                plans_dir: Path | None = None, consume: bool = False) -> AdamResult:
     from cdisc_pipe.adam.plan import load_plans, plans_dir_for, run_plan
 
     plans_dir = Path(plans_dir) if plans_dir is not None else plans_dir_for(settings_dir)
@@ -186,11 +192,15 @@ def _build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Pa
                                        "'Derivation plans'), or remove the spec")
                           for n in unplanned], stage="adam")
     frames = {name.upper(): convert_blanks_to_na(df) for name, df in sdtm.items()}
+    if consume:
+        sdtm.clear()
     skipped, findings = _skipped(plans, frames)
     active = {n: p for n, p in plans.items() if n not in skipped}
     _check_inputs(active, frames)
     order = _dependency_order(active)
     built: dict[str, tuple[pd.DataFrame, list[Finding]]] = {}
+    reads = _datasets_read(active) if consume else None
+    todo: list[str] = list(order)  # the plans still to derive in this process (when reads)
 
     def derive(names: list[str]) -> dict[str, tuple[pd.DataFrame, list[Finding]]]:
         """The datasets ``names`` (in dependency order), each from the SDTM and the ADaM datasets
@@ -198,7 +208,19 @@ def _build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Pa
         own: dict[str, tuple[pd.DataFrame, list[Finding]]] = {}
         for name in names:
             adam = {n: df for n, (df, _) in {**built, **own}.items()}
-            df, found = run_plan(active[name], {**frames, **adam})
+            release = False
+            if reads is not None:  # SDTM datasets no later plan of this process may read: let go
+                todo.remove(name)
+                later = set().union(*(reads[n] for n in todo))
+                for gone in [d for d in frames if d not in later and d not in reads[name]]:
+                    del frames[gone]
+                source = active[name].source.dataset.upper() if active[name].source else None
+                release = source in frames and source not in later and source not in active[name].steps_may_read()
+            inputs = {**frames, **adam}
+            if release:  # run_plan lets it go once the plan's records are taken from it
+                del frames[source]
+            df, found = run_plan(active[name], inputs, release_source=release)
+            del inputs
             df, conformed = conform_to_spec(df, spec.dataset(name))
             own[name] = (df, found + conformed)
         return own
@@ -211,13 +233,30 @@ def _build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Pa
     weight = {g[0]: sum(len(frames.get(active[n].source.dataset.upper(), ())) for n in g if active[n].source)
               for g in groups}
     by_first = {g[0]: g for g in groups}
-    for part in map_shared(lambda key: derive(by_first[key]), list(weight.items())).values():
+    def only(keys: list[str]) -> None:  # in each process, the plans it derives
+        todo[:] = [n for key in keys for n in by_first[key]]
+
+    for part in map_shared(lambda key: derive(by_first[key]), list(weight.items()),
+                           before=only if reads is not None else None).values():
         built.update(part)
     datasets: dict[str, pd.DataFrame] = {}
     for name in order:  # findings in dependency order, whichever process derived the dataset
         datasets[name], found = built[name]
         findings += found
     return AdamResult(datasets=datasets, findings=findings)
+
+
+def _datasets_read(plans: dict[str, LoadedPlan]) -> dict[str, set[str]] | None:
+    """Per plan, every dataset it may read (upper case): its source and what its steps may read
+    (:meth:`~cdisc_pipe.adam.plan.LoadedPlan.steps_may_read`); None when a step calls a study
+    verb (it may read any dataset)."""
+    out = {}
+    for name, p in plans.items():
+        steps = p.steps_may_read()
+        if steps is None:
+            return None
+        out[name] = steps | ({p.source.dataset.upper()} if p.source else set())
+    return out
 
 
 def _independent_groups(order: list[str], plans: dict[str, LoadedPlan]) -> tuple[list[str], list[list[str]]]:

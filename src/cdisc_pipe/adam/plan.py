@@ -107,6 +107,17 @@ class LoadedPlan:
             names += self.verbs[step.verb].sources(step)
         return list(dict.fromkeys(names))
 
+    def steps_may_read(self) -> set[str] | None:
+        """Every dataset (upper case) the plan's steps read or may read: each verb's sources, and
+        every dataset a step's arguments name, optional ones included (read when present).  None
+        when a step calls a study verb: it may read any dataset."""
+        if self.study_verbs_used():
+            return None
+        names: set[str] = set()
+        for step in self.steps:
+            names |= {*self.verbs[step.verb].sources(step), *_named_datasets(step)}
+        return names
+
     def outputs(self) -> list[str]:
         """Every variable the plan writes (the source's keep list, then each step's)."""
         names = list(self.source.keep) if self.source else []
@@ -134,6 +145,20 @@ class LoadedPlan:
         """Names of the study's own verbs that steps of this plan call."""
         own = {v for f in self.study_verbs for v in f.verbs}
         return sorted({s.verb for s in self.steps if s.verb in own})
+
+
+def _named_datasets(args: BaseModel) -> set[str]:
+    """Datasets a step's arguments name (upper case): the values of every argument called
+    ``dataset``, ``dataset_*`` or ``*_dataset``, in nested arguments too (events, sources ...)."""
+    names: set[str] = set()
+    for key, value in args:
+        if isinstance(value, str) and (key == "dataset" or key.startswith("dataset_") or key.endswith("_dataset")):
+            names.add(value.upper())
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if isinstance(item, BaseModel):
+                names |= _named_datasets(item)
+    return names
 
 
 def plans_dir_for(settings_dir: Path | str) -> Path:
@@ -289,12 +314,16 @@ def _missing_variable(plan: LoadedPlan, entry: str, variable: str, where: str) -
                               hint=f"Check the name, or provide {variable} in {where}"), stage="adam")
 
 
-def run_plan(plan: LoadedPlan, frames: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[Finding]]:
+def run_plan(plan: LoadedPlan, frames: dict[str, pd.DataFrame],
+             release_source: bool = False) -> tuple[pd.DataFrame, list[Finding]]:
     """Run a plan over ``frames`` (SDTM and ADaM datasets by upper-case name).
 
     Returns the dataset (working variables dropped, sorted by the plan's ``order``) and the
     findings its verbs reported.  A variable a step needs and its input lacks is an InputError
-    naming the plan file, the step and the variable.
+    naming the plan file, the step and the variable.  ``release_source`` (the plan's steps read
+    its source dataset no more: see :meth:`LoadedPlan.may_read`): the source dataset is taken
+    out of ``frames`` once the plan's records are taken from it (its other variables are freed
+    while the steps run, when nothing else holds it).
     """
     ctx = Context(frames=frames, dataset=plan.dataset)
     if plan.source is not None:
@@ -306,6 +335,9 @@ def run_plan(plan: LoadedPlan, frames: dict[str, pd.DataFrame]) -> tuple[pd.Data
         if plan.source.where:
             src = src[condition_mask(src, plan.source.where)]
         df = src[columns].reset_index(drop=True)
+        if release_source:
+            del src
+            frames.pop(plan.source.dataset.upper(), None)
     else:
         df = pd.DataFrame()
     for i, step in enumerate(plan.steps):
