@@ -164,10 +164,11 @@ def build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Pat
     the --DTC copied from SDTM keeps the collected value (:mod:`cdisc_pipe.cutoff`).
 
     ``consume`` (the caller needs the SDTM frames no more): ``sdtm`` is emptied once the inputs
-    are made from it, and an SDTM dataset that a plan starts from and no other plan may read
-    (:meth:`~cdisc_pipe.adam.plan.LoadedPlan.may_read`) is let go once that plan has taken its
-    records: the variables it does not take are freed while its steps run (5,000 subjects: 0.45 GB
-    less at the peak).  The datasets are the same either way.
+    are made from it, and each process lets an SDTM dataset go as soon as no plan it has still to
+    derive may read it (:meth:`~cdisc_pipe.adam.plan.LoadedPlan.steps_may_read`; nothing with a
+    study verb), a plan's source as soon as the plan has taken its records from it: the variables
+    it does not take are freed while its steps run (5,000 subjects: 0.45 GB less at the peak).
+    The datasets and findings are the same either way.
     """
     from cdisc_pipe import cutoff as _cutoff
 
@@ -229,9 +230,9 @@ def _build_adam(sdtm: dict[str, pd.DataFrame], spec: StudySpec, settings_dir: Pa
     # about half of them (by the records of the SDTM dataset each plan starts from) derived in a
     # second process (cdisc_pipe.parallel)
     first, groups = _independent_groups(order, active)
-    built.update(derive(first))
     weight = {g[0]: sum(len(frames.get(active[n].source.dataset.upper(), ())) for n in g if active[n].source)
-              for g in groups}
+              for g in groups}  # before the first datasets are derived: frames may go then
+    built.update(derive(first))
     by_first = {g[0]: g for g in groups}
     def only(keys: list[str]) -> None:  # in each process, the plans it derives
         todo[:] = [n for key in keys for n in by_first[key]]

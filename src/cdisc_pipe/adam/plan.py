@@ -321,7 +321,7 @@ def run_plan(plan: LoadedPlan, frames: dict[str, pd.DataFrame],
     Returns the dataset (working variables dropped, sorted by the plan's ``order``) and the
     findings its verbs reported.  A variable a step needs and its input lacks is an InputError
     naming the plan file, the step and the variable.  ``release_source`` (the plan's steps read
-    its source dataset no more: see :meth:`LoadedPlan.may_read`): the source dataset is taken
+    its source dataset no more: see :meth:`LoadedPlan.steps_may_read`): the source dataset is taken
     out of ``frames`` once the plan's records are taken from it (its other variables are freed
     while the steps run, when nothing else holds it).
     """
