@@ -533,15 +533,21 @@ def profile(ctx: Context, a: Analysis) -> Figure:
         gm = geometric_mean_profile(recs, a.mean_by, a.lloq_variable, a.mean_min_n)
         gm = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
               for r in gm.to_dict("records")]
-    subjects = []
-    for subj, d in recs.sort_values(["USUBJID", a.x_variable]).groupby("USUBJID", sort=True):
-        x = pd.to_numeric(d[a.x_variable], errors="coerce").to_numpy(float)
-        y = pd.to_numeric(d["AVAL"], errors="coerce").to_numpy(float)
-        blq = ~(y > 0) if a.log_scale else np.isnan(y)
-        lloq = (pd.to_numeric(d[a.lloq_variable], errors="coerce").to_numpy(float)
-                if a.lloq_variable and a.lloq_variable in d else np.full(len(d), np.nan))
-        subjects.append({"usubjid": subj, "group": d["_GROUP"].iloc[0], "x": x.tolist(), "y": y.tolist(),
-                         "blq": blq.tolist(), "lloq": lloq.tolist()})
+    # one line per subject: the records sorted once, converted once, then cut at each subject's
+    # first record (a subject's records are together after the sort)
+    d = recs.sort_values(["USUBJID", a.x_variable])
+    d = d[d["USUBJID"].notna()]
+    x = pd.to_numeric(d[a.x_variable], errors="coerce").to_numpy(float)
+    y = pd.to_numeric(d["AVAL"], errors="coerce").to_numpy(float)
+    blq = ~(y > 0) if a.log_scale else np.isnan(y)
+    lloq = (pd.to_numeric(d[a.lloq_variable], errors="coerce").to_numpy(float)
+            if a.lloq_variable and a.lloq_variable in d else np.full(len(d), np.nan))
+    ids = d["USUBJID"].to_numpy(dtype=object)
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.array([], dtype=int)
+    ends = np.r_[starts[1:], len(ids)]
+    xs, ys, blqs, lloqs, group = x.tolist(), y.tolist(), blq.tolist(), lloq.tolist(), d["_GROUP"].to_numpy(dtype=object)
+    subjects = [{"usubjid": ids[i], "group": group[i], "x": xs[i:j], "y": ys[i:j], "blq": blqs[i:j],
+                 "lloq": lloqs[i:j]} for i, j in zip(starts.tolist(), ends.tolist())]
     note = ("one line per subject, coloured by group; BLQ samples (AVAL missing or 0) drawn as open "
             "markers at the LLOQ" + (f" ({a.lloq_variable})" if a.lloq_variable else ""))
     if a.mean_by:
