@@ -145,6 +145,19 @@ def test_return_free_memory_calls_malloc_trim_on_glibc_only(monkeypatch):
     monkeypatch.setattr(parallel, "_LIBC", FakeLibc())
     parallel.return_free_memory()
     assert calls == [0]  # pad 0: every free page at the top and inside the heap goes back
+
+    class FakeInfo:
+        fordblks = 100 * 2**20  # 100 MB free in the heap
+
+    class FakeGlibc(FakeLibc):
+        def mallinfo2(self):
+            return FakeInfo()
+    monkeypatch.setattr(parallel, "_LIBC", FakeGlibc())
+    parallel.return_free_memory(at_least=256 * 2**20)  # less free than asked: kept for reuse
+    assert calls == [0]
+    parallel.return_free_memory(at_least=64 * 2**20)
+    assert calls == [0, 0]
+    calls.pop()
     monkeypatch.setattr(parallel, "_LIBC", None)
     monkeypatch.setattr(parallel.sys, "platform", "darwin")
     parallel.return_free_memory()  # no C library looked up off Linux: nothing happens, no error

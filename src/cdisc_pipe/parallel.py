@@ -202,13 +202,16 @@ def map_shared(fn: Callable[[str], Any], sizes: list[tuple[str, int]], *, minimu
 _LIBC: Any = None
 
 
-def return_free_memory() -> None:
+def return_free_memory(at_least: int = 0) -> None:
     """Give the C heap's free pages back to the system (glibc's ``malloc_trim``).
 
     pandas frees a step's intermediate arrays, but glibc keeps most of what was freed in its heap
     for later allocations, so a process that built and dropped a few large frames holds their
     memory until it ends.  Trimming after a large step lowers the peak a run reaches; it changes
-    no value.  A no-op where the C library has no ``malloc_trim`` (not glibc: macOS, Windows, musl).
+    no value.  The pages given back cost page faults when memory is allocated again, so with
+    ``at_least`` (bytes) the heap is trimmed only when it holds at least that much free memory
+    (glibc's ``mallinfo2``).  A no-op where the C library has no ``malloc_trim`` (not glibc:
+    macOS, Windows, musl).
     """
     global _LIBC
     if _LIBC is None:
@@ -220,8 +223,27 @@ def return_free_memory() -> None:
                 libc = ctypes.CDLL("libc.so.6")
                 libc.malloc_trim.argtypes = [ctypes.c_size_t]
                 libc.malloc_trim.restype = ctypes.c_int
+                if hasattr(libc, "mallinfo2"):  # glibc 2.33+
+                    libc.mallinfo2.restype = _MallInfo2
                 _LIBC = libc
             except (OSError, AttributeError):
                 pass
-    if _LIBC:
-        _LIBC.malloc_trim(0)
+    if not _LIBC:
+        return
+    if at_least and hasattr(_LIBC, "mallinfo2") and _LIBC.mallinfo2().fordblks < at_least:
+        return
+    _LIBC.malloc_trim(0)
+
+
+def _mallinfo2_type() -> Any:
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        """glibc's ``struct mallinfo2`` (every field a size_t; ``fordblks``: free bytes in the heap)."""
+
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                          "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    return MallInfo2
+
+
+_MallInfo2 = _mallinfo2_type()
