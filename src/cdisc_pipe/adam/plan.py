@@ -113,7 +113,9 @@ class LoadedPlan:
     def steps_may_read(self) -> set[str] | None:
         """Every dataset (upper case) the plan's steps read or may read: each verb's sources, and
         every dataset a step's arguments name, optional ones included (read when present).  None
-        when a step calls a study verb: it may read any dataset."""
+        when a step calls a study verb: it may read any dataset.  A library verb reading a dataset
+        named by an argument called other than ``dataset``, ``dataset_*`` or ``*_dataset`` must
+        list it in its ``sources`` (``build_adam(consume=True)`` lets go of what no step may read)."""
         if self.study_verbs_used():
             return None
         names: set[str] = set()
