@@ -206,20 +206,26 @@ def write_reviewer_guides(out_dir: Path, spec: StudySpec, specs_dir: Path | None
     from cdisc_pipe.documents.adrg import build_adrg
     from cdisc_pipe.documents.csdrg import build_csdrg
     from cdisc_pipe.documents.docx import render_docx
-    from cdisc_pipe.documents.pdf import render_document
+    from cdisc_pipe.parallel import Forked
 
     inputs = guide_inputs(out_dir, spec, specs_dir, mappings_dir, findings, summary, written)
     hrefs = document_hrefs(spec)
-    written = []
-    for key, sub, build, have in (("csdrg", "sdtm", build_csdrg, inputs.tabulation),
-                                  ("adrg", "adam", build_adrg, inputs.analysis)):
-        folder = Path(out_dir) / sub
-        if not have:
-            continue
-        doc = build(inputs)
-        pdf = _target(folder, hrefs[key])
-        _atomic_write(pdf, render_document(doc))
-        docx = pdf.with_suffix(".docx")
-        _atomic_write(docx, render_docx(doc))
-        written += [pdf, docx]
-    return written
+    guides = [(_target(Path(out_dir) / sub, hrefs[key]), build(inputs))
+              for key, sub, build, have in (("csdrg", "sdtm", build_csdrg, inputs.tabulation),
+                                            ("adrg", "adam", build_adrg, inputs.analysis)) if have]
+    # the PDFs are laid out in a second process while the DOCX files are made here (the same bytes
+    # either way: cdisc_pipe.parallel.Forked); the files are written here, in order
+    pdfs = Forked(_render_pdfs, [doc for _, doc in guides]) if guides else None
+    docxs = [render_docx(doc) for _, doc in guides]
+    files = []
+    for (pdf, _), pdf_bytes, docx_bytes in zip(guides, pdfs.result() if pdfs else [], docxs):
+        _atomic_write(pdf, pdf_bytes)
+        _atomic_write(pdf.with_suffix(".docx"), docx_bytes)
+        files += [pdf, pdf.with_suffix(".docx")]
+    return files
+
+
+def _render_pdfs(docs: list) -> list[bytes]:
+    from cdisc_pipe.documents.pdf import render_document
+
+    return [render_document(doc) for doc in docs]
