@@ -46,13 +46,11 @@ __all__ = ["LoadedPlan", "load_plans", "run_plan", "plan_methods", "attach_plan_
 
 _WORKING = re.compile(r"^_[A-Z0-9_]+$")
 #: After a step on at least ``_TRIM_ROWS`` records, the heap it freed goes back to the system when
-#: it holds at least ``_TRIM_FREE`` bytes (``parallel.return_free_memory``): a step that replaced
-#: the whole working frame (records added) frees as much as the frame, which glibc would keep and
-#: which would set the process's peak at 5,000 subjects (about 0.5 GB); smaller frees are left for
-#: the next steps to reuse (giving them back costs page faults: trimming after every step of a
-#: 2.3M-record plan cost 3.5 s of ADaM's 30 s).
+#: it holds at least ``parallel.TRIM_AT_LEAST`` bytes (``parallel.return_free_memory``): a step
+#: that replaced the whole working frame (records added) frees as much as the frame, which glibc
+#: would keep and which would set the process's peak at 5,000 subjects (about 0.5 GB); smaller
+#: frees are left for the next steps to reuse (giving them back costs page faults).
 _TRIM_ROWS = 100_000
-_TRIM_FREE = 256 * 2**20
 
 
 class PlanSource(BaseModel):
@@ -368,7 +366,7 @@ def run_plan(plan: LoadedPlan, frames: dict[str, pd.DataFrame],
                                      hint="Fix the study's verb file"), stage="adam") from None
         df = df.reset_index(drop=True)
         if len(df) >= _TRIM_ROWS:
-            return_free_memory(at_least=_TRIM_FREE)
+            return_free_memory()
     dropped = set(plan.source.working) - set(plan.source.keep) if plan.source else set()
     df = df[[c for c in df.columns if not _is_working(str(c)) and c not in dropped]]
     if plan.order:
