@@ -216,7 +216,12 @@ def write_reviewer_guides(out_dir: Path, spec: StudySpec, specs_dir: Path | None
     # the PDFs are laid out in a second process while the DOCX files are made here (the same bytes
     # either way: cdisc_pipe.parallel.Forked); the files are written here, in order
     pdfs = Forked(_render_pdfs, [doc for _, doc in guides]) if guides else None
-    docxs = [render_docx(doc) for _, doc in guides]
+    try:
+        docxs = [render_docx(doc) for _, doc in guides]
+    except BaseException:
+        if pdfs is not None:
+            pdfs.cancel()
+        raise
     files = []
     for (pdf, _), pdf_bytes, docx_bytes in zip(guides, pdfs.result() if pdfs else [], docxs):
         _atomic_write(pdf, pdf_bytes)
