@@ -394,3 +394,36 @@ def test_not_submitted_entries_that_say_nothing_true_are_reported(small, tmp_pat
     assert len(problems) == 2
     assert "not_submitted.AETERM: ae.AETERM is read by a rule" in problems[0] + problems[1]
     assert "not_submitted.NOPE: no such field" in problems[0] + problems[1]
+
+
+def test_guides_have_the_same_bytes_with_or_without_a_second_process_and_a_failure_writes_nothing(
+        bundled_run, tmp_path, monkeypatch):
+    """The PDFs are laid out in a second process while the DOCX files are made: the same bytes as
+    in one process; a DOCX that fails stops the PDFs' process and no guide is written."""
+    import shutil
+
+    import cdisc_pipe.documents.docx as docx_module
+    from cdisc_pipe import parallel
+    from cdisc_pipe.documents import write_reviewer_guides
+
+    out = tmp_path / "outputs"
+    shutil.copytree(bundled_run, out)
+    spec = load_specs(default_specs())
+
+    def guides() -> dict[Path, bytes]:
+        files = write_reviewer_guides(out, spec, default_specs(), default_mappings(), None, None)
+        assert sorted(p.suffix for p in files) == [".docx", ".docx", ".pdf", ".pdf"]
+        return {p: p.read_bytes() for p in files}
+    two = guides()
+    monkeypatch.setenv(parallel.PROCESSES_ENV, "1")
+    assert guides() == two
+    monkeypatch.delenv(parallel.PROCESSES_ENV)
+    for p in two:
+        p.unlink()
+
+    def broken(doc):
+        raise ValueError("no DOCX today")
+    monkeypatch.setattr(docx_module, "render_docx", broken)
+    with pytest.raises(ValueError, match="no DOCX today"):
+        write_reviewer_guides(out, spec, default_specs(), default_mappings(), None, None)
+    assert not any(p.exists() for p in two)
