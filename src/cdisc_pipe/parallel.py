@@ -205,6 +205,15 @@ _LIBC: Any = None
 TRIM_AT_LEAST = 256 * 2**20
 
 
+def _mallinfo2_type(ctypes: Any) -> Any:
+    class MallInfo2(ctypes.Structure):
+        """glibc's ``struct mallinfo2`` (every field a size_t; ``fordblks``: free bytes in the heap)."""
+
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                          "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    return MallInfo2
+
+
 def return_free_memory(at_least: int = TRIM_AT_LEAST) -> None:
     """Give the C heap's free pages back to the system (glibc's ``malloc_trim``).
 
@@ -227,7 +236,7 @@ def return_free_memory(at_least: int = TRIM_AT_LEAST) -> None:
                 libc.malloc_trim.argtypes = [ctypes.c_size_t]
                 libc.malloc_trim.restype = ctypes.c_int
                 if hasattr(libc, "mallinfo2"):  # glibc 2.33+
-                    libc.mallinfo2.restype = _MallInfo2
+                    libc.mallinfo2.restype = _mallinfo2_type(ctypes)
                 _LIBC = libc
             except (OSError, AttributeError):
                 pass
@@ -236,17 +245,3 @@ def return_free_memory(at_least: int = TRIM_AT_LEAST) -> None:
     if at_least and hasattr(_LIBC, "mallinfo2") and _LIBC.mallinfo2().fordblks < at_least:
         return
     _LIBC.malloc_trim(0)
-
-
-def _mallinfo2_type() -> Any:
-    import ctypes
-
-    class MallInfo2(ctypes.Structure):
-        """glibc's ``struct mallinfo2`` (every field a size_t; ``fordblks``: free bytes in the heap)."""
-
-        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
-                                                          "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-    return MallInfo2
-
-
-_MallInfo2 = _mallinfo2_type()
