@@ -25,6 +25,7 @@ import pandas as pd
 
 from cdisc_pipe.cutoff import after_cutoff
 from cdisc_pipe.errors import Finding, InputError, Problem
+from cdisc_pipe.parallel import map_shared
 from cdisc_pipe.sdtm.algorithms import (
     FORM, MAX_BYTES, ROW, SUBJ, Context, Findings, apply_rule, ascii_policy, blank, byte_len, clean, distinct_rows, evaluate,
     per_value, split_text, standardise_results, text_from_codes,
@@ -499,6 +500,47 @@ def restore_after_cutoff(datasets: dict[str, pd.DataFrame]) -> None:
         datasets[name] = out.drop(columns=held)
 
 
+def _map_one(name: str, mappings: Mappings, spec: StudySpec, forms: dict[str, pd.DataFrame], studyid: str,
+             default_site: str | None) -> tuple[pd.DataFrame, list[pd.DataFrame], list[Finding], list[tuple]]:
+    """One dataset mapped from its sources, with its numeric variables, domain, standardised results
+    and split text: (frame, traceability rows, findings, joined forms used)."""
+    m = mappings.datasets[name]
+    findings = Findings()
+    joined_used: list[tuple] = []
+    ctx = Context(name, spec.codelists, mappings.synonyms, findings)
+    frame, trace = map_dataset(m, forms, studyid, ctx, default_site, joined_used)
+    frame["STUDYID"] = studyid
+    ds = spec.datasets[name]
+    for v in ds.variables:  # numeric spec variables assigned from text (e.g. --TPTNUM) sort as numbers
+        if v.is_numeric and v.name in frame and not pd.api.types.is_numeric_dtype(frame[v.name]):
+            frame[v.name] = pd.to_numeric(frame[v.name], errors="coerce").astype("float64")
+    if ds.domain:
+        frame["DOMAIN"] = ds.domain
+    if m.results is not None and not frame.empty:
+        dom = ds.domain or name
+        orres = frame.get(f"{dom}ORRES", pd.Series(np.nan, index=frame.index, dtype="str"))
+        orresu = frame.get(f"{dom}ORRESU", pd.Series(np.nan, index=frame.index, dtype="str"))
+        keys = frame[[m.results.testcd] + m.results.by]
+        std = standardise_results(orres, orresu, keys, mappings.units.conversions, ctx, frame, dom)
+        if m.results.blq is not None:
+            std[f"{dom}STRESC"] = std[f"{dom}STRESC"].mask(std["__lloq"].notna(), m.results.blq)
+        for c in (f"{dom}STRESC", f"{dom}STRESN", f"{dom}STRESU"):
+            if c not in m.variables:
+                frame[c] = std[c] if c not in frame else frame[c].where(frame[c].notna(), std[c])
+        if m.results.ranges:
+            for lo, st in ((f"{dom}ORNRLO", f"{dom}STNRLO"), (f"{dom}ORNRHI", f"{dom}STNRHI")):
+                if lo in frame:
+                    frame[st] = (pd.to_numeric(frame[lo], errors="coerce") * std["__factor"]).round(10)
+        lloq = f"{dom}LLOQ"
+        if m.results.lloq and lloq in ds.variable_names:
+            cur = pd.to_numeric(frame[lloq], errors="coerce") if lloq in frame else pd.Series(np.nan, index=frame.index)
+            frame[lloq] = cur.fillna(std["__lloq"])
+    for sp in m.split:
+        if sp.variable in frame:
+            frame = _split(frame, sp, ds, spec, findings)
+    return frame, trace, findings.items, joined_used
+
+
 def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_path: Path | None = None,
                cutoff: str | None = None) -> SdtmResult:
     """Raw EDC export -> SDTM datasets, findings and traceability, following the spec and mappings.
@@ -537,45 +579,20 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
     datasets: dict[str, pd.DataFrame] = {}
     joined_used: list[tuple] = []
 
-    # 3. map every dataset that has a mapping with sources
-    order = ["DM"] + sorted(n for n in mappings.datasets if n != "DM")
-    for name in order:
-        m = mappings.datasets.get(name)
-        if m is None or not m.sources:
-            continue
-        ctx = Context(name, spec.codelists, mappings.synonyms, findings)
-        frame, tr = map_dataset(m, forms, studyid, ctx, default_site, joined_used)
-        trace += tr
-        frame["STUDYID"] = studyid
-        ds = spec.datasets[name]
-        for v in ds.variables:  # numeric spec variables assigned from text (e.g. --TPTNUM) sort as numbers
-            if v.is_numeric and v.name in frame and not pd.api.types.is_numeric_dtype(frame[v.name]):
-                frame[v.name] = pd.to_numeric(frame[v.name], errors="coerce").astype("float64")
-        if ds.domain:
-            frame["DOMAIN"] = ds.domain
-        if m.results is not None and not frame.empty:
-            dom = ds.domain or name
-            orres = frame.get(f"{dom}ORRES", pd.Series(np.nan, index=frame.index, dtype="str"))
-            orresu = frame.get(f"{dom}ORRESU", pd.Series(np.nan, index=frame.index, dtype="str"))
-            keys = frame[[m.results.testcd] + m.results.by]
-            std = standardise_results(orres, orresu, keys, mappings.units.conversions, ctx, frame, dom)
-            if m.results.blq is not None:
-                std[f"{dom}STRESC"] = std[f"{dom}STRESC"].mask(std["__lloq"].notna(), m.results.blq)
-            for c in (f"{dom}STRESC", f"{dom}STRESN", f"{dom}STRESU"):
-                if c not in m.variables:
-                    frame[c] = std[c] if c not in frame else frame[c].where(frame[c].notna(), std[c])
-            if m.results.ranges:
-                for lo, st in ((f"{dom}ORNRLO", f"{dom}STNRLO"), (f"{dom}ORNRHI", f"{dom}STNRHI")):
-                    if lo in frame:
-                        frame[st] = (pd.to_numeric(frame[lo], errors="coerce") * std["__factor"]).round(10)
-            lloq = f"{dom}LLOQ"
-            if m.results.lloq and lloq in ds.variable_names:
-                cur = pd.to_numeric(frame[lloq], errors="coerce") if lloq in frame else pd.Series(np.nan, index=frame.index)
-                frame[lloq] = cur.fillna(std["__lloq"])
-        for sp in m.split:
-            if sp.variable in frame:
-                frame = _split(frame, sp, ds, spec, findings)
+    # 3. map every dataset that has a mapping with sources: each dataset on its own (its findings,
+    # traceability rows and joins kept apart), about half the raw records in a second process
+    # (cdisc_pipe.parallel.map_shared); merged in dataset order, as one process gives them
+    order = [n for n in ["DM"] + sorted(n for n in mappings.datasets if n != "DM")
+             if mappings.datasets.get(n) is not None and mappings.datasets[n].sources]
+    sizes = [(n, sum(len(forms[src.form]) + sum(len(forms[j.form]) for j in src.join)
+                     for src in mappings.datasets[n].sources)) for n in order]
+    mapped = map_shared(lambda name: _map_one(name, mappings, spec, forms, studyid, default_site), sizes)
+    for name, (frame, tr, found, used) in mapped.items():
         datasets[name] = frame
+        trace += tr
+        findings.items += found
+        joined_used += used
+    del mapped
 
     hold_after_cutoff(datasets, mappings, forms, cutoff, findings)
     dm_m = mappings.datasets.get("DM")
