@@ -262,3 +262,36 @@ def test_lower_case_headers_give_one_problem_not_one_per_column(tmp_path):
     problems = _problems(_export(tmp_path, ae__csv=AE.replace("SUBJID,AETERM,AESTDAT", "subjid,aeterm,aestdat")))
     assert len(problems) == 1
     assert "3 column name(s) differ from the data dictionary only in letter case" in problems[0]
+
+
+def test_forms_parsed_in_two_processes_are_those_of_one(tmp_path, monkeypatch):
+    """Exports of SHARE_BYTES or more are parsed in two processes: same forms, same problems in form
+    order (the second process's problems included)."""
+    from cdisc_pipe import parallel
+    from cdisc_pipe.raw import reader
+
+    if parallel.fork_context() is None:
+        pytest.skip("no fork on this platform")
+    one = read_export(ROOT / "raw")
+    monkeypatch.setattr(reader, "SHARE_BYTES", 0)
+    pids = tmp_path / "pids"
+    real = reader._read_csv_alone
+
+    def spy(path):
+        with open(pids, "a") as fh:
+            fh.write(f"{__import__('os').getpid()}\n")
+        return real(path)
+    monkeypatch.setattr(reader, "_read_csv_alone", spy)
+    two = read_export(ROOT / "raw")
+    assert len(set(pids.read_text().split())) == 2
+    assert list(two.forms) == list(one.forms)
+    for form in one.forms:
+        pd.testing.assert_frame_equal(two.forms[form], one.forms[form], check_exact=True, obj=form)
+    assert two.findings == one.findings and two.source == one.source
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _export(bad, dm__csv="SUBJID,SEX,AGE\n007,M,61\n1002,F\n", ae__csv=b"")
+    monkeypatch.setattr(reader, "SHARE_BYTES", 10**9)
+    alone = _problems(bad)
+    monkeypatch.setattr(reader, "SHARE_BYTES", 0)
+    assert _problems(bad) == alone and len(alone) == 2

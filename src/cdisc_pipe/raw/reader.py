@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cdisc_pipe.errors import Finding, InputError, Problem
+from cdisc_pipe.parallel import map_shared
 
 DICTIONARY_FILE = "data_dictionary.csv"
 DICTIONARY_SHEET = "data_dictionary"
@@ -35,6 +36,9 @@ ROW = "__row"
 _BOM = b"\xef\xbb\xbf"
 _QUOTED = re.compile(r'"(?:[^"]|"")*"')
 _MAX_LISTED = 10
+#: Form files adding up to fewer bytes are all parsed in this process (a second one costs more than
+#: it saves on a small export)
+SHARE_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -235,6 +239,12 @@ def read_csv_form(path: Path, problems: list[Problem]) -> pd.DataFrame | None:
     return df
 
 
+def _read_csv_alone(path: Path) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """:func:`read_csv_form` with its own problem list (it may run in another process)."""
+    problems: list[Problem] = []
+    return read_csv_form(path, problems), problems
+
+
 def _record_text(text: str, idx: int) -> str:
     stripped_lines = text.replace("\r\n", "\n").split("\n")
     line = stripped_lines[idx] if idx < len(stripped_lines) else ""
@@ -426,6 +436,11 @@ def read_export(raw_dir: Path) -> RawExport:
     form_names = list(dict.fromkeys(dd["form"]))
     forms: dict[str, pd.DataFrame] = {}
     source: dict[str, Path] = {}
+    read: dict[str, tuple[pd.DataFrame | None, list[Problem]]] = {}
+    if workbook is None:  # the form files, about half their bytes parsed in a second process
+        files = [(form, (raw_dir / f"{form}.csv").stat().st_size) for form in form_names
+                 if (raw_dir / f"{form}.csv").is_file()]
+        read = map_shared(lambda form: _read_csv_alone(raw_dir / f"{form}.csv"), files, minimum=SHARE_BYTES)
     for form in form_names:
         spec = dd[dd["form"] == form]
         if workbook is not None:
@@ -446,7 +461,8 @@ def read_export(raw_dir: Path) -> RawExport:
                                         hint=(f"rename {near[0]}.csv to {form}.csv (names are case-sensitive)" if near
                                               else f"add {form}.csv to the export (the data dictionary describes it)")))
                 continue
-            df = read_csv_form(path, problems)
+            df, found = read[form] if form in read else _read_csv_alone(path)
+            problems += found
             if df is None:
                 continue
             source[form] = path
