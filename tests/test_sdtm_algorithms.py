@@ -266,3 +266,24 @@ def test_split_into_numbered_variables_and_into_supp_columns():
     assert [x.rule for x in fnd.items] == ["SDTM.TEXT.SPLIT"]
     out = _split(f, Split(variable="COVAL", into="supp"), SimpleNamespace(name="CO"), None, Findings())
     assert "__split_COVAL1" in out and "COVAL1" not in out
+
+
+def test_text_extreme_by_is_the_groupby_min_and_max_of_text_per_row():
+    from cdisc_pipe.sdtm.algorithms import text_extreme_by
+
+    df = pd.DataFrame({
+        "USUBJID": ["S1", "S1", "S1", "S2", "S2", None, "S3"],
+        "VISITNUM": [1.0, 1.0, 2.0, 1.0, 1.0, 1.0, np.nan],
+        "DTC": ["2024-03-05", "2024-03", "2024-04-01", None, None, "2024-01-01", "2024-02-02"],
+    }).astype({"USUBJID": "str", "DTC": "str"})
+    by = [df["USUBJID"], df["VISITNUM"]]
+    # S1/1: "2024-03" < "2024-03-05" in string order (a partial date sorts first); S1/2 alone;
+    # S2/1 has no value; a missing USUBJID or VISITNUM is no group (as groupby's dropna)
+    assert [None if pd.isna(v) else v for v in text_extreme_by(df["DTC"], by, "min")] == \
+        ["2024-03", "2024-03", "2024-04-01", None, None, None, None]
+    assert [None if pd.isna(v) else v for v in text_extreme_by(df["DTC"], by, "max")] == \
+        ["2024-03-05", "2024-03-05", "2024-04-01", None, None, None, None]
+    expected = df.groupby(["USUBJID", "VISITNUM"], sort=False)["DTC"].max()
+    got = text_extreme_by(df["DTC"], by, "max")
+    for i in range(3):  # the groupby reduction itself, on the grouped rows
+        assert got[i] == expected[(df["USUBJID"][i], df["VISITNUM"][i])]

@@ -114,6 +114,23 @@ def text_from_codes(values: list | np.ndarray, codes: np.ndarray, index: pd.Inde
     return pd.Series(arr.take(codes), index=index, copy=False)
 
 
+def text_extreme_by(values: pd.Series, by: list[pd.Series], how: str) -> pd.Series:
+    """Per row, the smallest (``how="min"``) or largest (``"max"``) non-missing text of ``values``
+    among the rows of its group of ``by`` (missing where the group has none, or a ``by`` value is
+    missing): ``values.groupby(by).transform(how)`` in Python's string order, computed on the rank
+    of each distinct value (text groupby reductions run per group in Python)."""
+    codes, uniq = factorize_text(values)
+    order = np.argsort(np.asarray(uniq, dtype=object), kind="stable")
+    rank = np.empty(len(uniq), dtype=np.float64)
+    rank[order] = np.arange(len(uniq))
+    ranked = pd.Series(np.where(codes >= 0, rank[np.maximum(codes, 0)] if len(uniq) else 0, np.nan), index=values.index)
+    pick = ranked.groupby(by, sort=False).transform(how).to_numpy()
+    got = ~np.isnan(pick)
+    out = np.full(len(values), np.nan, dtype=object)
+    out[got] = np.asarray(uniq, dtype=object)[order][pick[got].astype(np.intp)]
+    return pd.Series(out, index=values.index)
+
+
 def distinct_rows(*cols: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """For aligned columns: (codes, rep) with ``codes`` the distinct combination of each row and
     ``rep`` the position of one row per combination (missing is a value of its own).  Work done

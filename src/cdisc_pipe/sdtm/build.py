@@ -28,7 +28,7 @@ from cdisc_pipe.errors import Finding, InputError, Problem
 from cdisc_pipe.parallel import map_shared
 from cdisc_pipe.sdtm.algorithms import (
     FORM, MAX_BYTES, ROW, SUBJ, Context, Findings, apply_rule, ascii_policy, blank, byte_len, clean, distinct_rows, evaluate,
-    per_value, split_text, standardise_results, text_from_codes,
+    per_value, split_text, standardise_results, text_extreme_by, text_from_codes,
 )
 from cdisc_pipe.sdtm.arms import check_actual_arm, derive_actual_arm
 from cdisc_pipe.sdtm.dates import assemble_dtc, complete_date
@@ -774,12 +774,11 @@ def _one_record_per_visit(sv: pd.DataFrame, trace: list[pd.DataFrame]) -> pd.Dat
     dup = keyed & sv.duplicated(["USUBJID", "VISITNUM"], keep="first")
     if not dup.any():
         return sv
-    grp = sv.loc[keyed].groupby(["USUBJID", "VISITNUM"], sort=False)
     first = ~dup & keyed
-    key = pd.MultiIndex.from_frame(sv.loc[first, ["USUBJID", "VISITNUM"]])
+    by = [sv.loc[keyed, "USUBJID"], sv.loc[keyed, "VISITNUM"]]
     out = sv.copy()
-    out.loc[first, "SVSTDTC"] = grp["SVSTDTC"].min().reindex(key).to_numpy()
-    out.loc[first, "SVENDTC"] = grp["SVENDTC"].max().reindex(key).to_numpy()
+    out.loc[first, "SVSTDTC"] = text_extreme_by(sv.loc[keyed, "SVSTDTC"], by, "min")[first[keyed]].to_numpy()
+    out.loc[first, "SVENDTC"] = text_extreme_by(sv.loc[keyed, "SVENDTC"], by, "max")[first[keyed]].to_numpy()
     trace.append(trace_rows(sv.loc[dup], "SV", "same SDTM visit as another folder of that date (unscheduled "
                                                "visits are numbered by date): one SV record"))
     return out.loc[~dup]
