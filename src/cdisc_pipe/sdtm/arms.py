@@ -197,7 +197,7 @@ def derive_actual_arm(out: pd.DataFrame, aa: ActualArm, td: TrialDesign, dataset
     Planned arm and no treatment record: ACTARMCD/ACTARM null, ARMNRS ``ASSIGNED, NOT TREATED``;
     no planned arm: ARMNRS kept or ``NOT ASSIGNED``; treatment matching no arm: ARMNRS
     ``UNPLANNED TREATMENT``."""
-    out = out.copy()
+    out = out.copy(deep=False)
     unknown = np.zeros(len(out), dtype=bool)
     if aa.method == "dose":
         treated, best, given = by_dose(out["USUBJID"], aa, td, datasets)

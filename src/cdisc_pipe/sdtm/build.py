@@ -137,7 +137,7 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
     pieces: list[pd.DataFrame] = []
     trace: list[pd.DataFrame] = []
     for src in m.sources:
-        f = forms[src.form].copy()
+        f = forms[src.form].copy(deep=False)
         f[FORM] = src.form
         f[SUBJ] = _subject_ids(f, m, studyid, default_site)
         # a record exported twice (every field equal): the copy is not a record; reported and traced
@@ -149,7 +149,7 @@ def map_dataset(m: DatasetMapping, forms: dict[str, pd.DataFrame], studyid: str,
             trace.append(trace_rows(f.loc[dup], m.dataset, "exact duplicate of an earlier record (SDTM.RAW.DUPLICATE)"))
             f = f.loc[~dup]
         for j in src.join:  # forms joined by subject (one record per subject), keys or nearest date
-            jf = forms[j.form].copy()
+            jf = forms[j.form].copy(deep=False)
             jf[FORM] = j.form
             jf[SUBJ] = _subject_ids(jf, m, studyid, default_site)
             if not j.plain:
@@ -354,7 +354,7 @@ def derive_dm(dm: pd.DataFrame, m: DatasetMapping, datasets: dict[str, pd.DataFr
       ACTARMCD/ACTARM missing, ARMNRS ``ASSIGNED, NOT TREATED``; no planned arm: ARMNRS
       ``NOT ASSIGNED``; treatment matching no arm: ARMNRS ``UNPLANNED TREATMENT``.
     """
-    out = dm.copy()
+    out = dm.copy(deep=False)
     for var, sd in m.subject_dates.items():
         parts = []
         for s in sd.sources:
@@ -492,7 +492,7 @@ def restore_after_cutoff(datasets: dict[str, pd.DataFrame]) -> None:
         held = [c for c in df.columns if c.startswith("__cut_")]
         if not held:
             continue
-        out = df.copy()
+        out = df.copy(deep=False)
         for c in held:
             var = c[len("__cut_"):]
             if var in out:
@@ -756,7 +756,7 @@ def _split(frame: pd.DataFrame, sp: Any, ds: Dataset, spec: StudySpec, findings:
     # ASCII first so that bytes = characters in the split
     asc = ascii_policy(frame[[var, FORM, ROW, SUBJ]], ds.name, findings)
     chunks = split_text(asc[var])
-    out = frame.copy()
+    out = frame.copy(deep=False)
     out[var] = chunks[0]
     for i in range(1, chunks.shape[1]):
         if sp.into == "supp":
@@ -776,7 +776,7 @@ def _one_record_per_visit(sv: pd.DataFrame, trace: list[pd.DataFrame]) -> pd.Dat
         return sv
     first = ~dup & keyed
     by = [sv.loc[keyed, "USUBJID"], sv.loc[keyed, "VISITNUM"]]
-    out = sv.copy()
+    out = sv.copy(deep=False)
     out.loc[first, "SVSTDTC"] = text_extreme_by(sv.loc[keyed, "SVSTDTC"], by, "min")[first[keyed]].to_numpy()
     out.loc[first, "SVENDTC"] = text_extreme_by(sv.loc[keyed, "SVENDTC"], by, "max")[first[keyed]].to_numpy()
     trace.append(trace_rows(sv.loc[dup], "SV", "same SDTM visit as another folder of that date (unscheduled "

@@ -47,7 +47,7 @@ def derive_var_dy(df: pd.DataFrame, dm: pd.DataFrame, pairs: list[tuple[str, str
     if not pairs or df.empty:
         return df
     ref = _dm_value(df, dm, "RFSTDTC").reset_index(drop=True)
-    out = df.copy()
+    out = df.copy(deep=False)
     for dtc, dy in pairs:
         out[dy] = study_day(out[dtc].reset_index(drop=True), ref).to_numpy()
     return out
@@ -161,7 +161,7 @@ def derive_var_visitnum(frames: dict[str, tuple[pd.DataFrame, str, str, str]], t
         # the stacked rows of a dataset are one block in source order (the left merge keeps the order)
         part = allv.iloc[start:start + len(df)]
         start += len(df)
-        out = df.copy()
+        out = df.copy(deep=False)
         visit = pd.Series(part["VISIT"].to_numpy(), index=df.index, dtype="object")
         collected = df[vcol]
         out["VISITNUM"] = pd.to_numeric(pd.Series(part["VISITNUM"].to_numpy(), index=df.index), errors="coerce").astype("float64")
@@ -207,7 +207,7 @@ def derive_var_lobxfl(df: pd.DataFrame, dm: pd.DataFrame, rule: Baseline, prefix
     candidate records of a subject x ``by`` group the latest date wins; ties keep the last in
     --SEQ order.
     """
-    out = df.copy()
+    out = df.copy(deep=False)
     for v in flag_vars:
         out[v] = pd.Series(np.nan, index=out.index, dtype="str")
     if df.empty:

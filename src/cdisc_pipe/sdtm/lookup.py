@@ -285,7 +285,7 @@ def apply_lookup(df: pd.DataFrame, name: str, other_all: pd.DataFrame, lk: Looku
         date_var = lk.order_by
     else:
         m = match_keys(lkc, rkc)
-    out = df.copy()
+    out = df.copy(deep=False)
     hit = m.pos >= 0
     for target, var in lk.copy_.items():  # loop over target variables
         col = other[var].reset_index(drop=True)

@@ -125,7 +125,7 @@ def complete_sv(sv: pd.DataFrame, datasets: dict[str, pd.DataFrame], tv: pd.Data
     used = _visit_dates(datasets)
     if used.empty:
         return sv
-    out = sv.copy()
+    out = sv.copy(deep=False)
     if out.empty:
         out = pd.DataFrame(columns=["STUDYID", "DOMAIN", "USUBJID", "VISITNUM", "VISIT", "SVSTDTC", "SVENDTC"])
     key = ["USUBJID", "VISITNUM"]
