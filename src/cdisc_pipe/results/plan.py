@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cdisc_pipe.errors import InputError, Problem
+from cdisc_pipe.spec.load import SAFE_LOADER
 
 Scalar = str | int | float
 
@@ -166,7 +167,7 @@ def load_results_plan(path: str | Path) -> ResultsPlan:
     """Read and validate a results plan; every problem is an :class:`InputError` naming the file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise InputError(Problem(str(path), f"not valid YAML: {exc}")) from None
     if not isinstance(data, dict):

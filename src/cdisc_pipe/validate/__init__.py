@@ -25,6 +25,7 @@ import yaml
 from pydantic import ValidationError
 
 from cdisc_pipe.errors import InputError, Problem
+from cdisc_pipe.spec.load import SAFE_LOADER
 from cdisc_pipe.parallel import Forked
 from cdisc_pipe.spec.model import StudySpec
 from cdisc_pipe.validate import diff as _diff
@@ -76,7 +77,7 @@ def load_settings(path: Path | None) -> tuple[ValidationSettings, Path | None]:
         return ValidationSettings(), None
     problems: list[Problem] = []
     try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        doc = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}  # noqa: S506 - a safe loader
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise InputError(Problem(str(path), f"cannot read validation settings: {exc}"), stage="validate")
     try:
@@ -182,9 +183,12 @@ def _with_raw_rows(findings: pd.DataFrame, path: Path) -> pd.DataFrame:
                              "usubjid": us.astype(object).fillna("").astype(str).to_numpy(),
                              "seq": pd.to_numeric(seq, errors="coerce").astype("float64").to_numpy()})
 
+    fk = keyed(findings["dataset"], findings["usubjid"], findings["seq"])
+    # only the records of the findings' datasets and subjects are keyed: every record sharing a
+    # key shares its dataset and subject, so the "one record per key" test below is unchanged
+    rec = rec[rec["dataset"].isin(fk["dataset"].unique()) & rec["usubjid"].isin(fk["usubjid"].unique())]
     rk = keyed(rec["dataset"], rec["usubjid"], rec["seq"]).assign(raw=rec["raw"].to_numpy())
     rk = rk[~rk.duplicated(keys, keep=False)]  # a key naming one record only
-    fk = keyed(findings["dataset"], findings["usubjid"], findings["seq"])
     where = fk.merge(rk, on=keys, how="left")["raw"]  # left merge: findings' order and length
     has = (where.notna() & (where != "")).to_numpy()
     if not has.any():

@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from cdisc_pipe.errors import InputError, Problem
+from cdisc_pipe.spec.load import SAFE_LOADER
 from cdisc_pipe.spec.model import StudySpec
 from cdisc_pipe.validate import functions as _functions  # noqa: F401  (registers rule functions)
 from cdisc_pipe.validate.context import CheckContext, Hits, RuleSkipped, as_text
@@ -69,7 +70,7 @@ def load_rules(paths: Iterable[Path] | None = None, extra: Iterable[Path] = ()) 
     seen: dict[str, str] = {}
     for path in files:
         try:
-            doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            doc = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
         except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
             problems.append(Problem(str(path), f"cannot read rule file: {exc}"))
             continue
