@@ -65,3 +65,11 @@ def test_a_study_without_adam_specs_runs_sdtm_only(tmp_path: Path, root: Path):
     assert (out / "sdtm" / "dm.xpt").is_file() and not (out / "adam").exists()
     log = (out / "logs" / "cdisc-pipe-run.log").read_text()
     assert "WARNING: no ADaM dataset specs (specs/adam/*.yaml): ADaM stage skipped" in log
+
+
+def test_file_table_takes_the_writers_digests_without_reading_the_files(tmp_path: Path):
+    (tmp_path / "a.xpt").write_bytes(b"a")
+    (tmp_path / "b.json").write_bytes(b"b")
+    given = "0" * 64  # not the digest of b"a": proves the file was not read again
+    table = file_table(tmp_path, known={"a.xpt": given})
+    assert table == {"a.xpt": given, "b.json": sha256_file(tmp_path / "b.json")}

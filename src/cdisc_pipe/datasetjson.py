@@ -282,11 +282,12 @@ def write_dataset_json(
     head = _ENCODE(meta)
     digest = hashlib.sha256()
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+    with open(tmp, "wb") as fh:
 
-        def put(text: str) -> None:
-            fh.write(text)
-            digest.update(text.encode("utf-8"))
+        def put(text: str) -> None:  # encoded once, for the file and its digest
+            data = text.encode("utf-8")
+            fh.write(data)
+            digest.update(data)
 
         if ndjson:
             put(head + "\n")

@@ -11,7 +11,7 @@ import json
 import platform
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 PACKAGES = ("cdisc-pipe", "pandas", "numpy", "pyreadstat", "pydantic", "jinja2", "openpyxl", "lxml", "pyyaml",
             "odmlib", "jsonschema", "reportlab", "python-docx", "scipy", "matplotlib")
@@ -25,10 +25,12 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def file_table(root: Path, patterns: Iterable[str] = ("**/*",), skip: Callable[[str], bool] | None = None
-               ) -> dict[str, str]:
+def file_table(root: Path, patterns: Iterable[str] = ("**/*",), skip: Callable[[str], bool] | None = None,
+               known: Mapping[str, str] | None = None) -> dict[str, str]:
     """``{relative path: sha256}`` of the files under ``root`` (sorted; hidden folders skipped, and
-    the relative paths ``skip`` says yes to, before they are read)."""
+    the relative paths ``skip`` says yes to, before they are read).  ``known``: digests of files by
+    relative path, taken as they are instead of reading the files again (a writer's digest of the
+    bytes it wrote in this run)."""
     root = Path(root)
     files: dict[str, Path] = {}
     if not root.exists():
@@ -40,7 +42,10 @@ def file_table(root: Path, patterns: Iterable[str] = ("**/*",), skip: Callable[[
                     and not (skip is not None and skip(rel.as_posix())):
                 files[rel.as_posix()] = p
     names = sorted(files)
-    return dict(zip(names, sha256_files([files[n] for n in names])))
+    known = known or {}
+    todo = [n for n in names if n not in known]
+    digests = {**dict(zip(todo, sha256_files([files[n] for n in todo]))), **{n: known[n] for n in names if n in known}}
+    return {n: digests[n] for n in names}
 
 
 def sha256_files(paths: list[Path]) -> list[str]:
@@ -71,18 +76,21 @@ def versions() -> dict[str, str]:
 
 
 def build_manifest(*, command: str, inputs: dict[str, Path | None], spec: Any, out_dir: Path,
-                   records: dict[str, int]) -> dict[str, Any]:
+                   records: dict[str, int], written: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Assemble the manifest dict.
 
     Args:
         inputs: named input folders (raw, specs, mappings, sdtm ...); each is hashed file by file.
         spec: the loaded StudySpec (study id, standards and CT package dates are recorded).
         records: ``{"sdtm/dm.xpt": 18, ...}`` row counts of written datasets.
+        written: ``{"sdtm/dm.xpt": sha256, ...}`` digests the writers computed of the bytes they wrote
+            in this run (those files are not read again).
     """
     out_dir = Path(out_dir)
     outputs = {}
     for sub in ("sdtm", "adam", "reports"):
-        for rel, digest in file_table(out_dir / sub, skip=is_snapshot).items():
+        mine = {k[len(sub) + 1:]: v for k, v in (written or {}).items() if k.startswith(f"{sub}/")}
+        for rel, digest in file_table(out_dir / sub, skip=is_snapshot, known=mine).items():
             key = f"{sub}/{rel}"
             entry: dict[str, Any] = {"sha256": digest}
             if key in records:

@@ -592,12 +592,14 @@ def study_verb_files(plans_dir: Path) -> list[dict[str, Any]]:
 
 
 def finish(command: str, paths: Paths, spec: StudySpec | None, log: RunLog, records: dict[str, int],
-           stages: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
-    """Write the manifest (inputs, versions, output hashes, stage keys)."""
+           stages: dict[str, str] | None = None, extra: dict[str, Any] | None = None,
+           written: list[Any] | None = None) -> None:
+    """Write the manifest (inputs, versions, output hashes, stage keys); ``written``: the writers'
+    records of this run (their files' digests are taken from them, not read again)."""
     inputs = {"raw": paths.raw, "specs": paths.specs, "mappings": paths.mappings, "sdtm_in": paths.sdtm_in,
               "adam_in": paths.adam_in}
     manifest = build_manifest(command=command, inputs={k: v for k, v in inputs.items() if v is not None},
-                              spec=spec, out_dir=paths.out, records=records)
+                              spec=spec, out_dir=paths.out, records=records, written=written_digests(written or []))
     manifest["stages"] = stages or {}
     manifest["datasets_without_data"] = datasets_without_data(paths.out)
     if paths.specs is not None:
@@ -611,6 +613,19 @@ def finish(command: str, paths: Paths, spec: StudySpec | None, log: RunLog, reco
             log.warning(f"previous manifest {previous} unreadable; row counts of untouched outputs omitted")
     write_manifest(manifest, paths.out)
     log.note(f"manifest written: {paths.out / 'manifest.json'}")
+
+
+def written_digests(written: list[Any]) -> dict[str, str]:
+    """``{"sdtm/dm.xpt": sha256, ...}``: the digests the writers computed of the files they wrote."""
+    out: dict[str, str] = {}
+    for w in written:
+        if getattr(w, "has_no_data", False):
+            continue
+        if w.xpt_path and w.xpt_sha256:
+            out[w.xpt_path] = w.xpt_sha256
+        if w.json_path and w.json_sha256:
+            out[w.json_path] = w.json_sha256
+    return out
 
 
 def datasets_without_data(out: Path) -> dict[str, list[str]]:
@@ -788,7 +803,8 @@ def run_all(paths: Paths, log: RunLog, digests: dict[str, str | None] | None = N
     if report is not None:
         _results_saved(log, paths.out, report.result())
     finish("run", paths, spec, log, records, stages=keys,
-           extra={"validation_exit_code": code, "data_cutoff": cutoff or {"date": None, "source": "unknown"}})
+           extra={"validation_exit_code": code, "data_cutoff": cutoff or {"date": None, "source": "unknown"}},
+           written=[w for ws in written.values() for w in ws])
     return code, result
 
 
@@ -816,7 +832,7 @@ def run_single_stage(stage: str, paths: Paths, log: RunLog) -> None:
         raise
     staging.commit()
     finish(stage, paths, spec, log, records_of(res.written, stage),
-           extra={"data_cutoff": res.cutoff.as_dict()} if res.cutoff is not None else None)
+           extra={"data_cutoff": res.cutoff.as_dict()} if res.cutoff is not None else None, written=res.written)
 
 
 def problem(text: str, file: str = "command line", hint: str | None = None) -> InputError:
