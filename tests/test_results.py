@@ -758,3 +758,16 @@ def test_results_built_in_a_second_process_sends_back_plain_data(bundled_run):
     out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps((summary, page, doc)), capture_output=True,
                          check=True)
     assert out.stdout.decode().strip() == "[]"
+
+
+def test_texts_is_str_of_every_value_per_distinct_value():
+    from cdisc_pipe.results.tables import _str, _texts
+
+    cases = [pd.Series(["Y", None, "N", "Y"], dtype="str"), pd.Series([1.0, np.nan, 2.5, 1.0]),
+             pd.Series([3, 1, 3]), pd.Series(["a", None, pd.NA], dtype=object),
+             pd.Series(pd.to_datetime(["2024-01-01", None])), pd.Series([True, False]), pd.Series([], dtype="str")]
+    for s in cases:
+        got = _texts(s)
+        assert got.tolist() == s.map(_str).tolist() and str(got.dtype) == str(s.map(_str).dtype), s.dtype
+    # hand-checked: a whole float is shown without its decimals, missing as blank
+    assert _texts(pd.Series([1.0, np.nan, 2.5])).tolist() == ["1", "", "2.5"]

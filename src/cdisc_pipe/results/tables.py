@@ -74,13 +74,24 @@ def _str(v: Any) -> str:
     return str(v)
 
 
+def _texts(s: pd.Series) -> pd.Series:
+    """``s.map(_str)``, computed once per distinct value of a text or numeric column (a Python call
+    per record over a million-record BDS dataset took most of a report's table time)."""
+    if not (isinstance(s.dtype, pd.StringDtype) or pd.api.types.is_numeric_dtype(s.dtype)) \
+            or pd.api.types.is_bool_dtype(s.dtype):
+        return s.map(_str)
+    codes, uniq = pd.factorize(s, use_na_sentinel=True)  # missing (NaN): code -1, shown as ""
+    values = np.array([_str(u) for u in uniq] + [""], dtype=object)
+    return pd.Series(values[codes], index=s.index, dtype="str")
+
+
 def select(frame: pd.DataFrame, flt: Filter) -> pd.DataFrame:
     mask = pd.Series(True, index=frame.index)
     for var, values in flt.equals.items():
         if var not in frame.columns:
             raise KeyError(var)
         wanted = {_str(v) for v in values}
-        mask &= frame[var].map(_str).isin(wanted)
+        mask &= _texts(frame[var]).isin(wanted)
     for var, low in flt.at_least.items():
         if var not in frame.columns:
             raise KeyError(var)
@@ -111,10 +122,10 @@ class Context:
     def population(self, key: str) -> pd.DataFrame:
         pop = self.plan.populations[key]
         s = self.adsl
-        s = s[s[pop.flag].map(_str) == "Y"]
+        s = s[_texts(s[pop.flag]) == "Y"]
         by = self.plan.by
         out = s[["USUBJID"]].copy()
-        out["_GROUP"] = s[by.variable].map(_str)
+        out["_GROUP"] = _texts(s[by.variable])
         out["_ORDER"] = pd.to_numeric(s[by.order], errors="coerce") if by.order else 0
         return out
 
@@ -156,7 +167,7 @@ def rate(ctx: Context, a: Analysis) -> Table:
     pop = ctx.population(a.population)
     recs = ctx.records(a, pop)
     wanted = {_str(v) for v in a.values}
-    responders = set(recs.loc[recs[a.variable].map(_str).isin(wanted), "USUBJID"])
+    responders = set(recs.loc[_texts(recs[a.variable]).isin(wanted), "USUBJID"])
     rows, data = [], []
     for g in ctx.groups(pop):
         m = ctx.members(pop, g)
@@ -175,7 +186,7 @@ def categories(ctx: Context, a: Analysis) -> Table:
     pop = ctx.population(a.population)
     recs = ctx.records(a, pop)
     groups = ctx.groups(pop)
-    cats = list(a.categories) or sorted(recs[a.variable].map(_str).unique())
+    cats = list(a.categories) or sorted(_texts(recs[a.variable]).unique())
     rows, data = [], []
     for c in cats + ["Missing"]:
         row = [c]
@@ -183,9 +194,9 @@ def categories(ctx: Context, a: Analysis) -> Table:
             m = ctx.members(pop, g)
             sub = recs[recs["USUBJID"].isin(m["USUBJID"])]
             if c == "Missing":
-                n = int((~m["USUBJID"].isin(sub["USUBJID"])).sum()) + int((sub[a.variable].map(_str) == "").sum())
+                n = int((~m["USUBJID"].isin(sub["USUBJID"])).sum()) + int((_texts(sub[a.variable]) == "").sum())
             else:
-                n = int(sub.loc[sub[a.variable].map(_str) == c, "USUBJID"].nunique())
+                n = int(sub.loc[_texts(sub[a.variable]) == c, "USUBJID"].nunique())
             row.append(_n_pct(n, len(m)))
             data.append({"category": c, "group": g, "n": n, "N": len(m)})
         if c != "Missing" or any(d["n"] for d in data if d["category"] == "Missing"):
@@ -330,7 +341,7 @@ def _visits(a: Analysis, recs: pd.DataFrame) -> list[str]:
     if a.visits:
         return list(a.visits)
     v = recs[["AVISIT", "AVISITN"]].drop_duplicates().sort_values(["AVISITN", "AVISIT"])
-    return [x for x in v["AVISIT"].map(_str) if x]
+    return [x for x in _texts(v["AVISIT"]) if x]
 
 
 def by_visit_categories(ctx: Context, a: Analysis) -> list[Table]:
@@ -347,7 +358,7 @@ def by_visit_categories(ctx: Context, a: Analysis) -> list[Table]:
         recs = recs_all[recs_all["PARAMCD"] == pcd]
         param = _str(recs["PARAM"].iloc[0]) if len(recs) else pcd
         visits = _visits(a, recs)
-        d = recs.assign(_C=recs[a.variable].map(_str), _V=recs["AVISIT"].map(_str))
+        d = recs.assign(_C=_texts(recs[a.variable]), _V=_texts(recs["AVISIT"]))
         d = d[(d["_C"] != "") & d["_V"].isin(visits)]
         # the Overall group is every record once more
         d = pd.concat([d, d.assign(_GROUP=OVERALL)]) if OVERALL in groups else d
@@ -378,7 +389,7 @@ def by_visit(ctx: Context, a: Analysis) -> list[Table]:
     groups = ctx.groups(pop)
     # every record once per its group and once more for the overall column; one groupby per variable
     both = pd.concat([recs_all, recs_all.assign(_GROUP=OVERALL)]) if OVERALL in groups else recs_all
-    keys = [both["PARAMCD"], both["AVISIT"].map(_str), both["_GROUP"]]
+    keys = [both["PARAMCD"], _texts(both["AVISIT"]), both["_GROUP"]]
     summaries = {var: stats.describe_by(both[var], keys) if var in both else {} for var in a.statistics_of}
     empty = stats.describe([])
     out = []
@@ -452,7 +463,7 @@ def peak_values(recs: pd.DataFrame, variable: str, time_variable: str) -> pd.Dat
                     _T=pd.to_numeric(recs[time_variable], errors="coerce"),
                     _N=pd.to_numeric(recs["AVISITN"], errors="coerce"))
     key = ["USUBJID", "PARAMCD"]
-    base = d[d["ABLFL"].map(_str) == "Y"]
+    base = d[_texts(d["ABLFL"]) == "Y"]
     dup = base.duplicated(key, keep=False)
     if dup.any():
         first = base.loc[dup, key].iloc[0]
@@ -568,7 +579,7 @@ def waterfall(ctx: Context, a: Analysis) -> tuple[Table, Figure]:
     pop = ctx.population(a.population)
     recs = ctx.records(a, pop)
     if "ABLFL" in recs.columns:
-        recs = recs[recs["ABLFL"].map(_str) != "Y"]
+        recs = recs[_texts(recs["ABLFL"]) != "Y"]
     val = pd.to_numeric(recs[a.variable], errors="coerce")
     recs = recs.assign(_V=val)[val.notna()]
     # per subject and PARAMCD the lowest value; then per subject the first PARAMCD in the plan's order
@@ -613,10 +624,10 @@ def shift(ctx: Context, a: Analysis) -> list[Table]:
     for pcd in a.paramcd:
         recs = recs_all[recs_all["PARAMCD"] == pcd]
         param = _str(recs["PARAM"].iloc[0]) if len(recs) else pcd
-        vals = recs[a.variable].map(_str).map(rank) if a.categories else pd.to_numeric(recs[a.variable], errors="coerce")
+        vals = _texts(recs[a.variable]).map(rank) if a.categories else pd.to_numeric(recs[a.variable], errors="coerce")
         recs = recs.assign(_V=vals)
-        base = recs[recs["ABLFL"].map(_str) == "Y"].groupby("USUBJID")["_V"].first()
-        bn = recs[recs["ABLFL"].map(_str) == "Y"].groupby("USUBJID")["AVISITN"].first()
+        base = recs[_texts(recs["ABLFL"]) == "Y"].groupby("USUBJID")["_V"].first()
+        bn = recs[_texts(recs["ABLFL"]) == "Y"].groupby("USUBJID")["AVISITN"].first()
         post = recs[recs["USUBJID"].map(bn).lt(pd.to_numeric(recs["AVISITN"], errors="coerce"))]
         worst = post.groupby("USUBJID")["_V"].agg(a.worst)
         levels = sorted(rank.values()) if a.categories else sorted(set(base.dropna()) | set(worst.dropna()))
@@ -674,7 +685,7 @@ def swimmer(ctx: Context, a: Analysis) -> Figure:
         d = d.assign(_T=pd.to_numeric(d[a.segments.time_variable], errors="coerce") / a.time_divisor)
         d = d[d["_T"].notna() & d["USUBJID"].isin(lengths.index)].sort_values(["USUBJID", "_T"], kind="mergesort")
         nxt = d.groupby("USUBJID")["_T"].shift(-1).fillna(d["USUBJID"].map(lengths))
-        d = d.assign(_E=np.maximum(d["_T"], nxt), _C=d[a.segments.variable].map(_str))
+        d = d.assign(_E=np.maximum(d["_T"], nxt), _C=_texts(d[a.segments.variable]))
         for subj, g in d.groupby("USUBJID", sort=False):
             segs[subj] = [{"start": float(t), "end": float(e), "category": c}
                           for t, e, c in zip(g["_T"], g["_E"], g["_C"])]
@@ -726,7 +737,7 @@ def event_timeline(ctx: Context, a: Analysis) -> Figure:
     ev = pd.DataFrame({"usubjid": recs["USUBJID"], "group": recs["_GROUP"], "start": onset,
                        "end": end.fillna(onset + 1), "open_end": end.isna(),
                        "grade": pd.to_numeric(recs[a.grade_variable], errors="coerce"),
-                       "type": recs[a.variable].map(_str) if "variable" in a.model_fields_set else ""})
+                       "type": _texts(recs[a.variable]) if "variable" in a.model_fields_set else ""})
     ev = ev[ev["start"].notna()]
     order = {g: i for i, g in enumerate(ctx.groups(pop))}
     first = ev.groupby("usubjid")["start"].transform("min")
