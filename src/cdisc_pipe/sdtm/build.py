@@ -17,6 +17,7 @@ Order of work (each step vectorised over records; loops are over datasets, varia
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import pandas as pd
 
 from cdisc_pipe.cutoff import after_cutoff
 from cdisc_pipe.errors import Finding, InputError, Problem
-from cdisc_pipe.parallel import map_shared
+from cdisc_pipe.parallel import map_shared, return_free_memory
 from cdisc_pipe.sdtm.algorithms import (
     FORM, MAX_BYTES, ROW, SUBJ, Context, Findings, apply_rule, ascii_policy, blank, byte_len, clean, distinct_rows, evaluate,
     per_value, split_text, standardise_results, text_extreme_by, text_from_codes,
@@ -541,6 +542,63 @@ def _map_one(name: str, mappings: Mappings, spec: StudySpec, forms: dict[str, pd
     return frame, trace, findings.items, joined_used
 
 
+def _each_dataset(datasets: dict[str, pd.DataFrame], steps: list[Any]) -> None:
+    """``datasets[name]`` through ``steps`` (each ``(name, frame) -> frame``, reading nothing of
+    another dataset), in place; about half the records in a second process
+    (:func:`cdisc_pipe.parallel.map_shared`)."""
+    order = list(datasets)
+    frames = dict(datasets)
+
+    def run(name: str) -> pd.DataFrame:
+        df = frames.pop(name)  # each frame let go once its steps have taken it
+        for step in steps:
+            df = step(name, df)
+        return df
+
+    def mine(names: list[str]) -> None:  # in each process, the frames of the other go
+        for name in [n for n in frames if n not in names]:
+            del frames[name]
+    datasets.clear()  # the caller's references too: only ``frames`` holds them while they are worked on
+    done = map_shared(run, [(n, len(frames[n])) for n in order], before=mine)
+    datasets.update({n: done[n] for n in order})
+    del done
+    return_free_memory()  # the frames replaced (and the second process's, received) leave free heap
+
+
+def _epoch_of(name: str, df: pd.DataFrame, *, spec: StudySpec, se: pd.DataFrame) -> pd.DataFrame:
+    """EPOCH of each record from SE (SE itself has its own)."""
+    ds = spec.datasets[name]
+    if "EPOCH" in ds.variable_names and not se.empty and name != "SE":
+        dtc = _epoch_dtc(df, ds.domain or name)
+        if dtc:
+            return df.assign(EPOCH=derive_var_epoch(df, se, dtc))
+    return df
+
+
+def _days_and_flags_of(name: str, df: pd.DataFrame, *, spec: StudySpec, dm: pd.DataFrame, mappings: Mappings,
+                       working: dict[str, list[str]]) -> pd.DataFrame:
+    """Study days, baseline flags and --NRIND of one dataset; the lookups' working variables dropped."""
+    ds = spec.datasets[name]
+    dom = ds.domain or name
+    df = derive_var_dy(df, dm, [(a, b) for a, b in _pairs_dy(ds) if a in df])
+    m = mappings.datasets.get(name)
+    if m is not None and m.baseline is not None:
+        flags = [v for v in (f"{dom}LOBXFL", f"{dom}BLFL") if v in ds.variable_names]
+        df = derive_var_lobxfl(df, dm, m.baseline, dom, flags)
+    if f"{dom}NRIND" in ds.variable_names and f"{dom}STRESN" in df:
+        df = df.assign(**{f"{dom}NRIND": derive_var_nrind(df, dom)})
+    if name in working:  # working variables of lookups have served
+        df = df.drop(columns=[c for c in working[name] if c in df])
+    return df
+
+
+def _seq_of(name: str, df: pd.DataFrame, *, spec: StudySpec) -> pd.DataFrame:
+    """--SEQ of one dataset (sorted by its keys)."""
+    ds = spec.datasets[name]
+    dom = ds.domain or name
+    return derive_var_seq(df, f"{dom}SEQ", ds.keys) if f"{dom}SEQ" in ds.variable_names else df
+
+
 def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_path: Path | None = None,
                cutoff: str | None = None) -> SdtmResult:
     """Raw EDC export -> SDTM datasets, findings and traceability, following the spec and mappings.
@@ -629,39 +687,23 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
     se = build_se(td, studyid, dm, datasets) if td is not None and "SE" in spec.datasets else pd.DataFrame()
     if not se.empty:
         datasets["SE"] = se
-    for name, df in list(datasets.items()):
-        ds = spec.datasets[name]
-        dom = ds.domain or name
-        if "EPOCH" in ds.variable_names and not se.empty and name != "SE":
-            dtc = _epoch_dtc(df, dom)
-            if dtc:
-                datasets[name] = df.assign(EPOCH=derive_var_epoch(df, se, dtc))
-    # lookups: per-record values from other datasets, in dependency order (after EPOCH, before
-    # study days and baseline, which may use a looked-up reference)
+    # EPOCH; study days, baseline flags, reference range indicators; --SEQ: each dataset on its own
+    # (from DM and SE), about half the records in a second process (one pass without lookups)
+    epoch = partial(_epoch_of, spec=spec, se=se)
+    working = working_variables(mappings)
     if any(m.lookup for m in mappings.datasets.values()):
+        # lookups: per-record values from other datasets, in dependency order (after EPOCH, before
+        # study days and baseline, which may use a looked-up reference)
+        _each_dataset(datasets, [epoch])
         datasets = run_lookups(datasets, mappings, findings)
         dm = datasets.get("DM", dm)
-    for name, df in list(datasets.items()):
-        ds = spec.datasets[name]
-        dom = ds.domain or name
-        df = derive_var_dy(df, dm, [(a, b) for a, b in _pairs_dy(ds) if a in df])
-        m = mappings.datasets.get(name)
-        if m is not None and m.baseline is not None:
-            flags = [v for v in (f"{dom}LOBXFL", f"{dom}BLFL") if v in ds.variable_names]
-            df = derive_var_lobxfl(df, dm, m.baseline, dom, flags)
-        if f"{dom}NRIND" in ds.variable_names and f"{dom}STRESN" in df:
-            df = df.assign(**{f"{dom}NRIND": derive_var_nrind(df, dom)})
-        datasets[name] = df
-    for name, cols in working_variables(mappings).items():  # working variables of lookups have served
-        if name in datasets:
-            datasets[name] = datasets[name].drop(columns=[c for c in cols if c in datasets[name]])
+        _each_dataset(datasets, [partial(_days_and_flags_of, spec=spec, dm=dm, mappings=mappings, working=working),
+                                 partial(_seq_of, spec=spec)])
+    else:
+        _each_dataset(datasets, [epoch, partial(_days_and_flags_of, spec=spec, dm=dm, mappings=mappings, working=working),
+                                 partial(_seq_of, spec=spec)])
 
-    # 6. SEQ, SUPP, SV, RELREC, design
-    for name, df in list(datasets.items()):
-        ds = spec.datasets[name]
-        dom = ds.domain or name
-        if f"{dom}SEQ" in ds.variable_names:
-            datasets[name] = derive_var_seq(df, f"{dom}SEQ", ds.keys)
+    # 6. SUPP, SV, RELREC, design
     for name, m in mappings.datasets.items():
         if not (m.supp or any(sp.into == "supp" for sp in m.split)) or name not in datasets:
             continue
@@ -717,11 +759,13 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
     restore_after_cutoff(datasets)
     data_checks(datasets, findings)
     final: dict[str, pd.DataFrame] = {}
-    for name, df in datasets.items():
+    for name in list(datasets):  # each working frame let go once conformed (not all held twice)
         ds = spec.datasets[name]
         coded: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # factorizations shared by the two passes
-        df = ascii_policy(df.reset_index(drop=True), name, findings, coded)
-        final[name] = conform(df, ds, findings, coded_in=coded)
+        df = ascii_policy(datasets.pop(name).reset_index(drop=True), name, findings, coded)
+        final[name] = conform(df, ds, findings, coded_in=coded, consume=True)
+        del df
+        return_free_memory()
     trace_table = traceability(final, forms, mappings, trace, joined_used)
     excluded = getattr(raw, "excluded", None)
     if excluded is not None and len(excluded):  # records the EDC export itself marked as removed

@@ -67,7 +67,7 @@ def _prefix(s: pd.Series, n: pd.Series) -> pd.Series:
 
 
 def conform(df: pd.DataFrame, ds: Dataset, findings: Findings, keys_check: bool = True,
-            coded_in: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> pd.DataFrame:
+            coded_in: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, consume: bool = False) -> pd.DataFrame:
     """The frame with exactly the spec's variables in spec order and types; problems as findings.
 
     Text: ``str`` dtype (missing = NA); numbers: float64.  Findings: Req variable null
@@ -77,18 +77,21 @@ def conform(df: pd.DataFrame, ds: Dataset, findings: Findings, keys_check: bool 
     Each text column is factorized once: trimming, byte lengths and the null check work on its
     distinct values, and the key check reuses the codes.  ``coded_in``: factorizations of columns
     of ``df`` already made (by :func:`~cdisc_pipe.sdtm.algorithms.ascii_policy` on this frame).
+    ``consume``: the caller gives ``df`` (and ``coded_in``) up: each column is taken out of it as
+    it is converted, so the frame is not held twice at its largest (a 2-million-record LB).
     """
     out = pd.DataFrame(index=df.index)
     coded: dict[str, tuple[np.ndarray, list[str | None]]] = {}
     for v in sorted(ds.variables, key=lambda v: v.order or 0):
-        col = df[v.name] if v.name in df else pd.Series(np.nan, index=df.index)
+        present = v.name in df
+        col = (df.pop(v.name) if consume else df[v.name]) if present else pd.Series(np.nan, index=df.index)
         if v.is_numeric:
             out[v.name] = pd.to_numeric(col, errors="coerce").astype("float64")
         else:
             if pd.api.types.is_numeric_dtype(col):  # a number in a text variable (e.g. IDVARVAL): 3.0 -> "3"
                 col = col.astype("float64").astype("str").str.replace(r"\.0$", "", regex=True).where(col.notna())
-            if coded_in is not None and v.name in coded_in and v.name in df:
-                codes, uniq = coded_in[v.name]
+            if coded_in is not None and v.name in coded_in and present:
+                codes, uniq = coded_in.pop(v.name) if consume else coded_in[v.name]
             else:
                 codes, uniq = factorize_text(col)
             vals = clean_uniques(uniq)
