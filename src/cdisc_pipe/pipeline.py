@@ -198,15 +198,25 @@ def start_files(frames: dict[str, pd.DataFrame], spec: StudySpec, folder: Path, 
     if release_frames:
         frames.clear()
         return_free_memory()
-    held = None
-    if final is not None:  # converted before the files' process starts (its checks ahead use them)
-        from cdisc_pipe.validate.data import held_frame
+    from cdisc_pipe.validate.data import held_frame
 
+    held = None
+    later: dict[str, pd.DataFrame] | None = None
+    if final is not None and early is not None and define:  # the files' process checks them ahead
         held = {name: held_frame(df, spec.dataset(name)) for name, df in prepared.frames().items()}
+    elif final is not None:
+        later = dict(prepared.frames())
     files = Background(log, _stage_files, prepared, label, findings, extras, define,
                        (held, final, early) if early is not None and held is not None and define else None,
                        acrf, enabled=background, release=True)
     del prepared
+    if later is not None:
+        # converted once the files' process has its copy of the frames: each frame is let go here as
+        # it is converted (the written and the held forms of every dataset are not all held at once)
+        held = {}
+        for name in list(later):
+            held[name] = held_frame(later.pop(name), spec.dataset(name))
+        return_free_memory()
     if not background:  # written now, in order
         files = _Done(files.result())
     return StageOutput(frames, None, findings, files=files, held_frames=held, final=final)
