@@ -316,14 +316,21 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog, kee
 
     cutoff = resolve(paths.cutoff, paths.specs, raw)
     log.note(f"data cut-off: {cutoff.date or 'none'} (from {cutoff.source})")
-    with log.step("mapping to SDTM"):
-        result = build_sdtm(raw, spec, paths.mappings, nca_settings_path=Path(paths.specs) / "settings" / "nca.yaml",
-                            cutoff=cutoff.date)
-    findings = list(getattr(raw, "findings", []) or []) + list(result.findings)
     folder = staging.folder("sdtm")
-    # the annotated CRF goes with the files (before define.xml, which points to its pages)
-    acrf = (raw, spec, paths.mappings, detect_format(paths.raw)[0])
-    del raw  # the raw forms are not needed once SDTM is built: freed here once the files' process has them
+    # the annotated CRF needs the raw export only: drawn in a second process while SDTM is mapped
+    # (its pages are in place before define.xml, which points to them, is written with the files)
+    acrf = Background(log, _write_acrf, raw, spec, paths.mappings, detect_format(paths.raw)[0], folder,
+                      enabled=background)
+    try:
+        with log.step("mapping to SDTM"):
+            result = build_sdtm(raw, spec, paths.mappings,
+                                nca_settings_path=Path(paths.specs) / "settings" / "nca.yaml", cutoff=cutoff.date)
+        acrf.result()
+    except BaseException:
+        acrf.cancel()
+        raise
+    findings = list(getattr(raw, "findings", []) or []) + list(result.findings)
+    del raw, acrf  # the raw forms are not needed once SDTM is built and the aCRF drawn
     extras: dict[str, Any] = {}
     trace = getattr(result, "traceability", None)
     if trace is not None:
@@ -338,7 +345,7 @@ def stage_sdtm(paths: Paths, spec: StudySpec, staging: Staging, log: RunLog, kee
     out = start_files(result.datasets, spec, folder, "Tabulation", "SDTM", log, findings, extras,
                        paths.out / "sdtm" if keep else None, background,
                        (spec, paths.ct, cutoff) if define else None,
-                       early=validation_settings(paths, spec) if early else None, acrf=acrf, share_cores=True)
+                       early=validation_settings(paths, spec) if early else None, share_cores=True)
     out.cutoff = cutoff
     _log_findings(log, "SDTM", findings)
     return out

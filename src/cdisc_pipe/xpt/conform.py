@@ -303,7 +303,8 @@ def _to_sas_date(s: pd.Series, dataset: Dataset, var: Variable, frame: pd.DataFr
 # conform
 
 
-def conform_frame(df: pd.DataFrame, dataset: Dataset, spec: StudySpec | None = None) -> tuple[pd.DataFrame | None, list[Problem]]:
+def conform_frame(df: pd.DataFrame, dataset: Dataset, spec: StudySpec | None = None, consume: bool = False
+                  ) -> tuple[pd.DataFrame | None, list[Problem]]:
     """Conform ``df`` to ``dataset``; return the conformed frame (or None) and the problems.
 
     - variables in spec order; a frame column not in the spec is a problem; a missing Req
@@ -314,7 +315,8 @@ def conform_frame(df: pd.DataFrame, dataset: Dataset, spec: StudySpec | None = N
     - sorted by the dataset keys (missing first, like SAS), stable; duplicate keys are a problem.
 
     ``spec`` is accepted for symmetry with the other stage functions (value-level lookups may use
-    it); the dataset carries everything needed today.
+    it); the dataset carries everything needed today.  ``consume``: the caller gives ``df`` up; each
+    column is taken out of it as it is converted (a 2-million-record dataset is not held twice).
     """
     problems: list[Problem] = []
     spec_names = dataset.variable_names
@@ -340,7 +342,14 @@ def conform_frame(df: pd.DataFrame, dataset: Dataset, spec: StudySpec | None = N
     if problems:
         return None, problems
     n = len(df)
-    frame = df.reset_index(drop=True)
+    if consume:  # the caller's frame itself: its columns go as they are converted
+        df.index = pd.RangeIndex(n)
+        frame = df
+    else:
+        frame = df.reset_index(drop=True)
+    # what locates a record in a problem (USUBJID, the --SEQ variable), kept apart from the columns
+    # taken out of a consumed frame
+    where = frame[[c for c in ("USUBJID", seq_variable(frame, dataset)) if c is not None and c in frame.columns]]
     cols: dict[str, pd.Series] = {}
     for name in keep:
         var = dataset.variable(name)
@@ -348,20 +357,34 @@ def conform_frame(df: pd.DataFrame, dataset: Dataset, spec: StudySpec | None = N
             cols[name] = (pd.Series(np.nan, index=frame.index, dtype="float64") if var.is_numeric
                           else pd.Series([None] * n, index=frame.index, dtype=object))
             continue
-        s = frame[name]
+        s = frame.pop(name) if consume else frame[name]
+        located = where.assign(**{name: s})
         if is_numeric_date(var):
-            out, probs = _to_sas_date(s, dataset, var, frame)
+            out, probs = _to_sas_date(s, dataset, var, located)
         elif var.is_numeric:
-            out, probs = _to_number(s, dataset, var, frame)
+            out, probs = _to_number(s, dataset, var, located)
         else:
-            out, probs = _to_text(s, dataset, var, frame)
+            out, probs = _to_text(s, dataset, var, located)
+        del s, located
         cols[name] = out
         problems += probs
-    out = pd.DataFrame(cols, index=frame.index, copy=False)  # the converted columns, not copied again
+    index = frame.index
+    del frame, where
+    out = pd.DataFrame(cols, index=index, copy=False)  # the converted columns, not copied again
+    del cols
     if problems:
         return None, problems
     if dataset.keys:
-        out = out.sort_values(dataset.keys, kind="stable", na_position="first").reset_index(drop=True)
+        # sorted column by column, each unsorted column let go once taken (not the frame twice)
+        order = out[dataset.keys].sort_values(dataset.keys, kind="stable", na_position="first").index.to_numpy()
+        names = list(out.columns)
+        taken = {}
+        for name in names:
+            col = out.pop(name)
+            taken[name] = col.take(order).reset_index(drop=True)
+            del col
+        out = pd.DataFrame(taken, columns=names, copy=False)
+        del taken
         dup = out.duplicated(dataset.keys, keep=False).to_numpy()
         if dup.any():
             problems += duplicate_key_problems(out, dataset, dup)

@@ -186,8 +186,10 @@ class _Ready:
     transliterated: dict[str, int]  # variable -> rows whose XPT text differs from the original
 
 
-def _prepare_one(name: str, df: pd.DataFrame, spec: StudySpec, purpose: str) -> tuple[_Ready | None, list[Problem]]:
-    """One dataset conformed to its spec, its XPT text made ASCII and checked; or its problems."""
+def _prepare_one(name: str, df: pd.DataFrame, spec: StudySpec, purpose: str, consume: bool = False
+                 ) -> tuple[_Ready | None, list[Problem]]:
+    """One dataset conformed to its spec, its XPT text made ASCII and checked; or its problems.
+    ``consume``: the caller gives ``df`` up (its columns are taken out as they are converted)."""
     try:
         dataset = spec.dataset(name)
     except KeyError:
@@ -196,7 +198,8 @@ def _prepare_one(name: str, df: pd.DataFrame, spec: StudySpec, purpose: str) -> 
     if dataset.purpose != purpose:
         return None, [Problem(file=dataset.name, message=f"dataset purpose is {dataset.purpose}, writing {purpose} datasets",
                               hint="write SDTM and ADaM datasets in separate calls")]
-    conformed, problems = conform_frame(df, dataset, spec)
+    conformed, problems = conform_frame(df, dataset, spec, consume=consume)
+    del df
     if conformed is None:
         return None, problems
     xpt, changed = ascii_frame(conformed, dataset)
@@ -214,7 +217,7 @@ def _prepare(frames: Mapping[str, pd.DataFrame], spec: StudySpec, *, purpose: st
             raise TypeError("consume=True needs the frames in a dict (they are taken out of it)")
         done = {}
         for name in list(frames):
-            done[name] = _prepare_one(name, frames.pop(name), spec, purpose)
+            done[name] = _prepare_one(name, frames.pop(name), spec, purpose, consume=True)
             return_free_memory()
     else:
         done = map_shared(lambda name: _prepare_one(name, frames[name], spec, purpose),
