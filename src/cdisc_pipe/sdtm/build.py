@@ -12,6 +12,10 @@ Order of work (each step vectorised over records; loops are over datasets, varia
 6. --SEQ by the spec's keys; SUPP-- and RELREC; SV; trial design datasets; PP from the NCA stage;
 7. data checks (not enrolled, after death, end before start, duplicate keys, non-ASCII, lengths,
    Req nulls) as findings; conform every frame to its spec (variables, order, types).
+
+Steps 3, 5 (EPOCH to --NRIND, with 6's --SEQ) work on each dataset on its own: on a large export
+about half the records are done in a second process (``cdisc_pipe.parallel.map_shared``) and the
+results, findings and traceability rows put back in dataset order; the result is the same either way.
 """
 
 from __future__ import annotations
