@@ -44,8 +44,8 @@ def file_table(root: Path, patterns: Iterable[str] = ("**/*",), skip: Callable[[
     names = sorted(files)
     known = known or {}
     todo = [n for n in names if n not in known]
-    digests = {**dict(zip(todo, sha256_files([files[n] for n in todo]))), **{n: known[n] for n in names if n in known}}
-    return {n: digests[n] for n in names}
+    hashed = dict(zip(todo, sha256_files([files[n] for n in todo])))
+    return {n: known[n] if n in known else hashed[n] for n in names}
 
 
 def sha256_files(paths: list[Path]) -> list[str]:

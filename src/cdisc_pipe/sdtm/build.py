@@ -693,19 +693,16 @@ def build_sdtm(raw: Any, spec: StudySpec, mappings_dir: Path, *, nca_settings_pa
         datasets["SE"] = se
     # EPOCH; study days, baseline flags, reference range indicators; --SEQ: each dataset on its own
     # (from DM and SE), about half the records in a second process (one pass without lookups)
-    epoch = partial(_epoch_of, spec=spec, se=se)
-    working = working_variables(mappings)
+    steps = [partial(_epoch_of, spec=spec, se=se)]
     if any(m.lookup for m in mappings.datasets.values()):
         # lookups: per-record values from other datasets, in dependency order (after EPOCH, before
         # study days and baseline, which may use a looked-up reference)
-        _each_dataset(datasets, [epoch])
+        _each_dataset(datasets, steps)
         datasets = run_lookups(datasets, mappings, findings)
         dm = datasets.get("DM", dm)
-        _each_dataset(datasets, [partial(_days_and_flags_of, spec=spec, dm=dm, mappings=mappings, working=working),
-                                 partial(_seq_of, spec=spec)])
-    else:
-        _each_dataset(datasets, [epoch, partial(_days_and_flags_of, spec=spec, dm=dm, mappings=mappings, working=working),
-                                 partial(_seq_of, spec=spec)])
+        steps = []
+    _each_dataset(datasets, steps + [partial(_days_and_flags_of, spec=spec, dm=dm, mappings=mappings,
+                                             working=working_variables(mappings)), partial(_seq_of, spec=spec)])
 
     # 6. SUPP, SV, RELREC, design
     for name, m in mappings.datasets.items():
