@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdisc_pipe.validate.context import complete_date, distinct, group_codes, is_null, map_unique, text_bytes
+from cdisc_pipe.validate.context import (
+    complete_date, distinct, first_of_group, group_codes, is_null, map_unique, outside_values, text_bytes,
+)
 from cdisc_pipe.validate.data import _text_as_read, known_distinct
 
 # a conformed text column as the XPT file gets it: trailing blanks ("A " reads as "A"), a NUL ends
@@ -63,6 +65,8 @@ def test_all_missing_and_wide_columns():
     lambda s: group_codes(pd.DataFrame({"a": s, "b": s.iloc[::-1].reset_index(drop=True)}), ["a", "b"]),
     lambda s: map_unique(s, lambda u: u.str.len().to_numpy(), -1),
     lambda s: complete_date(s).to_numpy(),
+    lambda s: outside_values(s, ["A", "é", "2024-01"]),
+    lambda s: first_of_group(group_codes(pd.DataFrame({"a": s}), ["a"])),
 ])
 def test_helpers_give_the_same_from_known_distinct_values(fn):
     s = _held(VALUES)
@@ -83,3 +87,44 @@ def test_snapshot_hashes_equal_pandas_hashes_of_the_values():
     assert isinstance(_coded(df)["TEXT"].dtype, pd.CategoricalDtype)
     assert (pd.util.hash_pandas_object(_coded(df), index=False).to_numpy()
             == pd.util.hash_pandas_object(plain, index=False).to_numpy()).all()
+
+
+def _group_codes_by_pandas(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """The reference: groups numbered in order of first appearance by pandas (missing a value)."""
+    if not cols:
+        return np.zeros(len(df), dtype=np.int64)
+    return df.groupby(cols, sort=False, dropna=False).ngroup().to_numpy(dtype=np.int64)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_group_codes_first_of_group_and_outside_values_equal_pandas(seed):
+    """Random frames (held text columns with missing values, floats with NaN, a wide integer
+    column): group numbers equal pandas' ngroup in order of appearance, first records equal
+    ``~duplicated``, values outside a list equal the isin formula."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 400))
+    pool = np.array(["A", "B", "é", "2024-01", None, ""], dtype=object)
+    df = pd.DataFrame({
+        "T1": _held(list(rng.choice(pool, n))),
+        "T2": _held(list(rng.choice(pool[:3], n))),
+        "F": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 3, n).astype(float)),
+        "W": rng.integers(0, 10 ** 6, n),
+    })
+    for cols in (["T1"], ["T1", "T2"], ["T1", "F", "T2"], ["W", "T1"], []):
+        got = group_codes(df, cols)
+        assert got.tolist() == _group_codes_by_pandas(df, cols).tolist(), cols
+        assert first_of_group(got).tolist() == (~df.duplicated(subset=cols or None, keep="first")).tolist() \
+            if cols else first_of_group(got).tolist() == [i == 0 for i in range(n)]
+    for allowed in (["A"], ["A", "é"], [], ["Z"]):
+        for col in ("T1", "T2"):
+            s = df[col]
+            expected = ~is_null(_unknown(s)) & ~_unknown(s).isin(allowed).to_numpy(dtype=bool)
+            assert outside_values(s, allowed).tolist() == expected.tolist()
+            assert outside_values(_unknown(s), allowed).tolist() == expected.tolist()
+
+
+def test_group_codes_renumber_before_overflow():
+    """Many wide columns: the combined number would pass 2**62, so it is renumbered on the way."""
+    rng = np.random.default_rng(7)
+    df = pd.DataFrame({f"C{i}": rng.integers(0, 50_000, 3_000) for i in range(6)})
+    assert group_codes(df, list(df.columns)).tolist() == _group_codes_by_pandas(df, list(df.columns)).tolist()

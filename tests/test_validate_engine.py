@@ -449,3 +449,21 @@ def test_workbook_written_later_is_the_workbook_written_at_once(bundled_run, tmp
         assert r.wait().pending is None and r.reports["xlsx"].is_file()
         done[later] = {k: p.read_bytes() for k, p in r.reports.items()}
     assert done[True] == done[False]
+
+
+def test_base_is_the_aval_of_the_first_baseline_record_of_its_group():
+    data, _ = clean_study()
+    # groups USUBJID/PARAMCD/BASETYPE: ALT with no BASETYPE has two ABLFL=Y records (AVAL 30, then 31):
+    # the first counts, so BASE 31 on record 3 fires (expected 30); ALT/LAST has its own baseline (40);
+    # AST has none, so its BASE must be null: record 6 (BASE 20) fires
+    txt = lambda v: pd.Series(v, dtype="str")  # noqa: E731
+    data.datasets["ADLB"] = pd.DataFrame({
+        "STUDYID": txt(["S"] * 6), "USUBJID": txt([S1] * 6), "ASEQ": [1.0, 2, 3, 4, 5, 6],
+        "PARAMCD": txt(["ALT", "ALT", "ALT", "ALT", "AST", "AST"]),
+        "BASETYPE": txt([None, None, None, "LAST", None, None]),
+        "AVAL": [30.0, 31, 35, 40, 20, 21], "ABLFL": txt(["Y", "Y", None, "Y", None, None]),
+        "BASE": [30.0, 30, 31, 40, np.nan, 20]})
+    rule = [r for r in load_rules() if r.id == "AD.BASE.ABLFL"]
+    _, f = validate_data(data, None, {}, None, ValidationSettings(), rule)
+    assert f["value"].tolist() == ["31", "20"]
+    assert ["baseline AVAL 30.0" in m for m in f["message"]] == [True, False]

@@ -652,3 +652,30 @@ def test_benchmark_runs_and_checks_equality(tmp_path: Path) -> None:
     res = bench(rows=2000, repeat=1, work=tmp_path)
     assert res["identical_to_pyreadstat"] and res["speedup_vs_pyreadstat"] is not None
     assert set(res["readers"]) >= {"pyreadstat.read_xport", "cdisc_pipe.xpt.reader.read_xport"}
+
+
+@pytest.mark.parametrize("accent", [b"\xc3\xa9", b"\xe9"])  # UTF-8, then cp1252 (detected)
+def test_text_as_str_holds_the_same_values_and_knows_their_distinct_values(accent: bytes, tmp_path: Path) -> None:
+    """``read_xpt_file(text="str")`` (what validation reads): the values of ``text="object"`` in
+    pandas' str dtype (blank missing), and each column's codes and distinct values known, equal to
+    factorizing the column: "ab" and "ab " read the same, a NUL ends a value, blanks are missing."""
+    from cdisc_pipe.xpt.reader import known_distinct
+
+    values = [b"ab        ", b"ab  ", b"          ", b"x\0y", b"caf" + accent, b"ab", b"", b"x", b"   lead"]
+    rows = [v.ljust(10) + b"n" for v in values]
+    variables = [XptVariable("S", "", "text", 10), XptVariable("N", "", "text", 1)]
+    path = put(tmp_path / "s.xpt", crafted(variables, rows))
+    plain = read_xpt_file(path).frame
+    held = read_xpt_file(path, text="str")
+    assert isinstance(held.frame["S"].dtype, pd.StringDtype)
+    got = [v if isinstance(v, str) else None for v in held.frame["S"].tolist()]
+    assert got == plain["S"].tolist() == ["ab", "ab", None, "x", "café", "ab", None, "x", "   lead"]
+    codes, uniques = known_distinct(held.frame["S"])
+    assert uniques.tolist() == ["ab", "x", "café", "   lead"]  # first seen, none repeated, none missing
+    assert codes.tolist() == [0, 0, -1, 1, 2, 0, -1, 1, 3]
+    ref_codes, ref_uniques = pd.factorize(plain["S"].to_numpy(dtype=object), use_na_sentinel=True)
+    assert codes.tolist() == ref_codes.tolist() and uniques.tolist() == list(ref_uniques)
+    # a column with one distinct value and the empty dataset
+    assert known_distinct(held.frame["N"])[1].tolist() == ["n"]
+    empty = read_xpt_file(put(tmp_path / "e.xpt", crafted(variables, [])), text="str").frame
+    assert len(empty) == 0 and isinstance(empty["S"].dtype, pd.StringDtype)

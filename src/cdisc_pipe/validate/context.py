@@ -245,14 +245,46 @@ def text_bytes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def group_codes(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
-    """One integer per distinct combination of ``cols`` (missing is a value), from factorized columns."""
+    """One integer per distinct combination of ``cols`` (missing is a value), numbered 0, 1, ... in
+    order of first appearance; from the columns' codes (:func:`distinct` codes of held or read text
+    columns, else factorized), combined arithmetically and factorized once."""
     gid = np.zeros(len(df), dtype=np.int64)
+    size = 1  # an upper bound of gid
     for c in cols:
         known = known_distinct(df[c])
         codes, uniq = known if known is not None else pd.factorize(df[c], use_na_sentinel=True)
-        gid = gid * (len(uniq) + 1) + (codes + 1)
-        gid = pd.factorize(gid)[0].astype(np.int64)  # keep the numbers small
-    return gid
+        n = len(uniq) + 1
+        if size * n >= 2 ** 62:  # renumber before the product could overflow int64
+            gid, first = pd.factorize(gid)
+            size = len(first)
+        gid = gid * n + (codes.astype(np.int64) + 1)
+        size *= n
+    return pd.factorize(gid)[0].astype(np.int64)
+
+
+def first_of_group(gid: np.ndarray) -> np.ndarray:
+    """True at the first record of each group of :func:`group_codes` numbers (groups are numbered
+    in order of first appearance, so a record opens its group when its number exceeds every earlier
+    one): ``~pd.Series(gid).duplicated()`` in one pass."""
+    if not len(gid):
+        return np.zeros(0, dtype=bool)
+    seen = np.maximum.accumulate(gid)
+    first = np.empty(len(gid), dtype=bool)
+    first[0] = True
+    first[1:] = gid[1:] > seen[:-1]
+    return first
+
+
+def outside_values(s: pd.Series, values: Any) -> np.ndarray:
+    """True where ``s`` holds a value (not missing, not empty) whose text (:func:`as_text`) is not
+    among ``values``; tested once per distinct value when the column's distinct values are known."""
+    known = known_distinct(s)
+    if known is not None:
+        codes, uniques = known
+        allowed = set(values)
+        bad = np.fromiter((u not in allowed for u in uniques.tolist()), dtype=bool, count=len(uniques))
+        return np.append(bad, False)[codes]  # code -1 (missing) takes the last entry
+    return ~is_null(s) & ~as_text(s).isin(list(values)).to_numpy(dtype=bool)
 
 
 def empty_hits() -> Hits:

@@ -216,7 +216,7 @@ def read_xpt_with_meta(path: Path, options: ReadOptions | None = None) -> tuple[
     a note about a file not read as plain UTF-8 is appended to ``options.notes``.  Raises
     ``InputError`` for an unreadable file (``XptDecodeError`` when a forced encoding fails).
     """
-    read = read_xpt_file(path, encoding=options.encoding if options else None)
+    read = read_xpt_file(path, encoding=options.encoding if options else None, text="str")
     df, meta = read.frame, read.meta
     if read.note and options is not None:
         options.notes.append(read.note)
@@ -406,7 +406,7 @@ def _text_as_read(values: np.ndarray, index: pd.Index) -> pd.Series:
     the value at its first NUL (ReadStat's ``readstat_convert``) and makes ``""`` missing.  Worked
     on the distinct values only."""
     from cdisc_pipe.xpt.conform import factorized
-    from cdisc_pipe.xpt.reader import DISTINCT_KEPT_BELOW, _str_array, remember_distinct
+    from cdisc_pipe.xpt.reader import str_column
 
     values = np.asarray(values, dtype=object)
     # a conformed frame holds one object per distinct value: factorized by identity when it can be
@@ -416,18 +416,8 @@ def _text_as_read(values: np.ndarray, index: pd.Index) -> pd.Series:
     for v in uniques.tolist():  # distinct values, not rows
         s = str(v)
         cut = s.find("\0")
-        s = (s if cut < 0 else s[:cut]).rstrip(" ")
-        out.append(s or np.nan)
-    table = np.array(out + [np.nan], dtype=object)  # code -1 (missing) takes the last entry
-    array = _str_array(table.take(codes))
-    # the distinct values as read (two written values can read the same: "A" and "A "), coded
-    # with the narrowest integers
-    read_codes, read_uniques = pd.factorize(table, use_na_sentinel=True)
-    if len(read_uniques) < DISTINCT_KEPT_BELOW:
-        narrow = np.int8 if len(read_uniques) < 2 ** 7 else np.int16
-        remember_distinct(array, read_codes.astype(narrow).take(codes),
-                           np.asarray(read_uniques, dtype=object))
-    return pd.Series(array, index=index, copy=False)
+        out.append((s if cut < 0 else s[:cut]).rstrip(" "))
+    return pd.Series(str_column(codes, np.array(out, dtype=object)), index=index, copy=False)
 
 
 def _numeric_as_read(s: pd.Series) -> np.ndarray:

@@ -548,7 +548,8 @@ def match_expected(findings: pd.DataFrame, settings: ValidationSettings,
     The first entry that covers a finding explains it; a later entry covering only findings already
     explained is stale (redundant).
     """
-    src = str(source) if source is not None else "validation settings"
+    # named from the study folder (specs/settings/validation.yaml): the same text on every checkout
+    src = "/".join(Path(source).parts[-3:]) if source is not None else "validation settings"
     n = len(findings)
     out = pd.Series(None, index=findings.index, dtype="object")
     col = {c: (_text(findings[c]) if c in findings else pd.Series(None, index=findings.index, dtype="object"))

@@ -18,7 +18,8 @@ import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from cdisc_pipe.validate.context import (
-    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, is_null, subject_lookup, text_bytes,
+    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, first_of_group, group_codes, is_null,
+    outside_values, subject_lookup, text_bytes,
 )
 from cdisc_pipe.validate.data import domain_prefix, known_distinct
 from cdisc_pipe.validate.operators import Params, operator
@@ -226,9 +227,8 @@ def spec_codelist(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     for var, cl in _codelist_map(ctx):
         if bool(cl.extensible) != want_ext:
             continue
-        t = as_text(ctx.df[var])
-        bad = ~is_null(ctx.df[var]) & ~t.isin(cl.values()).to_numpy(dtype=bool)
-        parts.append(ctx.hits(bad, var, t, f"codelist {cl.oid}"))
+        bad = outside_values(ctx.df[var], cl.values())
+        parts.append(ctx.hits(bad, var, ctx.df[var], f"codelist {cl.oid}"))
     return concat_hits(parts)
 
 
@@ -280,9 +280,8 @@ def ct_package_values(ctx: CheckContext, params: dict[str, Any]) -> Hits:
         allowed = set(terms)
         if ext:
             allowed |= {t.submission_value for t in cl.terms if t.extended}
-        t = as_text(ctx.df[var])
-        bad = ~is_null(ctx.df[var]) & ~t.isin(list(allowed)).to_numpy(dtype=bool)
-        parts.append(ctx.hits(bad, var, t, f"CT codelist {cl.nci_code}"))
+        bad = outside_values(ctx.df[var], allowed)
+        parts.append(ctx.hits(bad, var, ctx.df[var], f"CT codelist {cl.nci_code}"))
     return concat_hits(parts)
 
 
@@ -574,11 +573,14 @@ def adam_base_vs_ablfl(ctx: CheckContext, params: dict[str, Any]) -> Hits:
             raise RuleSkipped(f"{c} absent")
     df = ctx.df
     by = ["USUBJID", "PARAMCD"] + (["BASETYPE"] if "BASETYPE" in df.columns else [])
-    keys = df[by].astype("str").fillna("")
+    gid = group_codes(df, by)
     flag = (as_text(df["ABLFL"]) == "Y").fillna(False).to_numpy(dtype=bool)
-    base_rec = keys[flag].assign(__aval=pd.to_numeric(df["AVAL"], errors="coerce")[flag]).drop_duplicates(by)
-    merged = keys.merge(base_rec, on=by, how="left")
-    exp = merged["__aval"].to_numpy(dtype=float)
+    # the AVAL of the first ABLFL='Y' record of each group, given to every record of the group
+    flagged = np.flatnonzero(flag)
+    first = flagged[first_of_group(pd.factorize(gid[flagged])[0])] if len(flagged) else flagged
+    base = np.full(int(gid.max()) + 1 if len(gid) else 0, np.nan)
+    base[gid[first]] = pd.to_numeric(df["AVAL"], errors="coerce").to_numpy(dtype=float)[first]
+    exp = base[gid]
     got = pd.to_numeric(df["BASE"], errors="coerce").to_numpy(dtype=float)
     bad = (~np.isnan(exp) & (np.isnan(got) | (np.abs(got - exp) > 1e-9 * np.maximum(1, np.abs(exp))))) | \
           (np.isnan(exp) & ~np.isnan(got))
@@ -1136,9 +1138,8 @@ def define_codelist_values(ctx: CheckContext, params: dict[str, Any]) -> Hits:
         cl = d.codelists.get(dv.codelist)
         if cl is None or cl.external or not cl.values:
             continue
-        t = as_text(ctx.df[name])
-        bad = ~is_null(ctx.df[name]) & ~t.isin(cl.values).to_numpy(dtype=bool)
-        parts.append(ctx.hits(bad, name, t, f"define.xml codelist {cl.oid}"))
+        bad = outside_values(ctx.df[name], cl.values)
+        parts.append(ctx.hits(bad, name, ctx.df[name], f"define.xml codelist {cl.oid}"))
     return concat_hits(parts)
 
 

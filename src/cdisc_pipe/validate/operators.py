@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cdisc_pipe.validate.context import (
-    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, group_codes, is_null,
+    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, first_of_group, group_codes, is_null,
     map_unique, regex_full, subject_lookup,
 )
 from cdisc_pipe.validate.model import Condition
@@ -465,7 +465,7 @@ def unique(ctx: CheckContext, p: UniqueParams) -> Hits:
             raise RuleSkipped(f"key variables absent: {', '.join(missing)}")
     else:
         keys = [ctx.one(k) for k in p.keys]
-    dup = ctx.df.duplicated(subset=keys, keep="first").to_numpy()
+    dup = ~first_of_group(group_codes(ctx.df, keys))
     return ctx.hits(dup, ",".join(keys), tuple(ctx.df[k] for k in keys))
 
 
@@ -576,7 +576,7 @@ def group_has(ctx: CheckContext, p: GroupHasParams) -> Hits:
     if not len(gid):
         return empty_hits()
     cnt = np.bincount(gid, weights=m.astype(float), minlength=int(gid.max()) + 1)
-    first = ~pd.Series(gid).duplicated().to_numpy()
+    first = first_of_group(gid)
     return ctx.hits(first & (cnt[gid] < p.min_records), ",".join(by), tuple(ctx.df[b] for b in by))
 
 

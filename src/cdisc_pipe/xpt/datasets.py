@@ -39,6 +39,7 @@ from cdisc_pipe.xpt.reader import (
     column_names,
     decode_values,
     read_data,
+    str_column,
 )
 from cdisc_pipe.xpt.v5 import RECORD, XptVariable, format_timestamp, pandas_row_count, read_format, xpt_v5_chunks
 
@@ -493,6 +494,7 @@ DETECT_ENCODINGS: tuple[str, ...] = ("cp1252", "latin-1")
 #: The codec of the byte-transparent decoding (byte b -> U+00bb) that detection starts from.
 _TRANSPORT = "latin-1"
 EncodingSource = Literal["default", "detected", "forced"]
+TextKind = Literal["object", "str"]
 
 
 class XptDecodeError(InputError):
@@ -698,14 +700,17 @@ def _text_column(codes: np.ndarray, values: np.ndarray, index: pd.Index) -> pd.S
     return pd.Series(values.take(codes), index=index, dtype=object, copy=False)
 
 
-def _frame(data: XptData, meta: XptMetadata, texts: dict[int, np.ndarray]) -> pd.DataFrame:
+def _frame(data: XptData, meta: XptMetadata, texts: dict[int, np.ndarray], text: TextKind = "object") -> pd.DataFrame:
     """The pipeline's in-memory conventions; ``texts`` holds the decoded distinct values of each
-    character variable (by variable index)."""
+    character variable (by variable index); ``text``: see :func:`read_xpt_file`."""
     index = pd.RangeIndex(data.rows)
     cols: dict[Any, pd.Series] = {}
     for i, name in enumerate(meta.column_names):
         if i in data.text:
-            cols[name] = _text_column(data.text[i].codes, texts[i], index)
+            if text == "str":
+                cols[name] = pd.Series(str_column(data.text[i].codes, texts[i]), index=index, copy=False)
+            else:
+                cols[name] = _text_column(data.text[i].codes, texts[i], index)
             continue
         values = pd.Series(data.numeric[i], index=index, copy=False)
         kind = format_kind(read_format(meta.original_variable_types.get(name)))
@@ -732,11 +737,15 @@ def _members_note(path: Path, data: XptData, meta: XptMetadata) -> str | None:
             f"(a submission transport file holds one dataset)")
 
 
-def read_xpt_file(path: str | os.PathLike[str], *, encoding: str | None = None) -> XptRead:
+def read_xpt_file(path: str | os.PathLike[str], *, encoding: str | None = None, text: TextKind = "object") -> XptRead:
     """Read one XPT file, decoding its character data; see :class:`XptRead`.
 
     Args:
         path: the ``.xpt`` file.
+        text: how character variables are held: ``"object"`` (default; the pipeline's
+            convention: object columns of ``str``, blank -> ``None``) or ``"str"`` (pandas' ``str``
+            dtype, blank -> missing, each column's distinct values known to
+            ``cdisc_pipe.xpt.reader.known_distinct``: what validation works on).
         encoding: ``None`` (default): UTF-8; a file whose text (values or labels) is not valid
             UTF-8 is decoded with the first of :data:`DETECT_ENCODINGS` (cp1252, then latin-1,
             which decodes every byte) that decodes all of it, and ``note`` says so.  A name
@@ -749,6 +758,7 @@ def read_xpt_file(path: str | os.PathLike[str], *, encoding: str | None = None) 
             Problem per variable naming the first row, the bytes and how many rows have them.
     """
     path = Path(path)
+    text_kind = text  # (``text`` names each decoded text below)
     forced = None
     if encoding is not None:
         try:
@@ -761,7 +771,7 @@ def read_xpt_file(path: str | os.PathLike[str], *, encoding: str | None = None) 
         if plain is not None:
             meta, values = plain
             meta.file_encoding = "utf-8"
-            return XptRead(_frame(data, meta, values), meta, "utf-8", "forced" if forced else "default",
+            return XptRead(_frame(data, meta, values, text_kind), meta, "utf-8", "forced" if forced else "default",
                            _members_note(path, data, meta))
         # not valid UTF-8 somewhere: decode byte-transparently below and find out where
     meta = _metadata(data, _TRANSPORT)
@@ -801,7 +811,7 @@ def read_xpt_file(path: str | os.PathLike[str], *, encoding: str | None = None) 
         note = f"{note}. {members}" if note else members
     # _texts lists the character variables first, in file order
     values = dict(zip(sorted(data.text), decoded))
-    return XptRead(_frame(data, meta, values), meta, chosen, source, note)
+    return XptRead(_frame(data, meta, values, text_kind), meta, chosen, source, note)
 
 
 def read_xpt(path: str | os.PathLike[str], *, encoding: str | None = None) -> pd.DataFrame:

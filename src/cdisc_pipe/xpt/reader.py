@@ -938,6 +938,29 @@ def known_distinct(s: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
     return entry[1], entry[2]
 
 
+def str_column(codes: np.ndarray, values: np.ndarray) -> Any:
+    """A text column as pandas' default ``str`` array: ``values.take(codes)``, ``""`` missing.
+
+    ``values`` are the column's distinct values as read (object array of ``str``; two may read the
+    same, e.g. ``"A"`` and ``"A "`` once stripped); a code of -1 is missing too.  When the column has
+    fewer than :data:`DISTINCT_KEPT_BELOW` distinct values, its codes and distinct values are
+    remembered for :func:`known_distinct`, so that checks and comparisons work on the distinct
+    values without factorizing the column again.
+    """
+    values = np.asarray(values, dtype=object)
+    table = np.empty(len(values) + 1, dtype=object)  # code -1 (missing) takes the last entry
+    table[:-1] = values
+    table[:-1][values == ""] = np.nan
+    table[-1] = np.nan
+    array = _str_array(table.take(codes))
+    # the distinct values as read, coded with the narrowest integers
+    read_codes, read_uniques = pd.factorize(table, use_na_sentinel=True)
+    if len(read_uniques) < DISTINCT_KEPT_BELOW:
+        narrow = np.int8 if len(read_uniques) < 2 ** 7 else np.int16
+        remember_distinct(array, read_codes.astype(narrow).take(codes), np.asarray(read_uniques, dtype=object))
+    return array
+
+
 def _str_array(values: np.ndarray) -> Any:
     """An object array of ``str`` as pandas' default string array (what pyreadstat's frames hold).
 
