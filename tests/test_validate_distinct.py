@@ -128,3 +128,37 @@ def test_group_codes_renumber_before_overflow():
     rng = np.random.default_rng(7)
     df = pd.DataFrame({f"C{i}": rng.integers(0, 50_000, 3_000) for i in range(6)})
     assert group_codes(df, list(df.columns)).tolist() == _group_codes_by_pandas(df, list(df.columns)).tolist()
+
+
+def test_subject_lookup_by_distinct_subjects_equals_the_lookup_by_record():
+    """The reference value of each record's subject, looked up once per distinct USUBJID (held
+    column), equals the lookup per record (a copy), also converted per subject (complete_date);
+    a subject absent from the reference gets a missing value, a record without USUBJID too."""
+    from cdisc_pipe.validate.context import subject_lookup
+
+    dm = pd.DataFrame({"USUBJID": pd.Series(["S1", "S2", "S3"], dtype="str"),
+                       "RFSTDTC": pd.Series(["2024-01-05T10:00", "2024-02", None], dtype="str"),
+                       "AGE": [50.0, 61.0, np.nan]})
+    for subjects in (["S2", "S1", "S9", "S1", "S3", "S2"], ["S2", None, "S1"]):
+        held = pd.DataFrame({"USUBJID": _held(subjects)}, copy=False)  # as held frames are made
+        assert (known_distinct(held["USUBJID"]) is not None)
+        plain = pd.DataFrame({"USUBJID": _unknown(held["USUBJID"])})
+        for column, convert in (("RFSTDTC", None), ("RFSTDTC", complete_date), ("AGE", None)):
+            got = subject_lookup(held, dm, column, per_subject=convert)
+            ref = subject_lookup(plain, dm, column, per_subject=convert)
+            assert got.dtype == ref.dtype
+            assert pd.isna(got).tolist() == pd.isna(ref).tolist()
+            assert got[got.notna()].tolist() == ref[ref.notna()].tolist()
+    got = subject_lookup(pd.DataFrame({"USUBJID": _held(["S2", "S9", "S1"])}, copy=False), dm, "RFSTDTC", per_subject=complete_date)
+    # 2024-02 is partial: no complete date; S9 is not in DM
+    assert got.tolist()[0] is pd.NaT and got.tolist()[1] is pd.NaT and got.iloc[2] == pd.Timestamp("2024-01-05")
+
+
+def test_decimal_text_per_distinct_value_equals_per_record():
+    from cdisc_pipe.validate.functions import _decimal_text
+
+    values = [" 1.5", "1E3", "<0.1", None, "abc", "1.5", "-.25", "2.", "1E3"]
+    held = _held(values)
+    got, ref = _decimal_text(held), _decimal_text(_unknown(held))
+    assert got.fillna(-999).tolist() == ref.fillna(-999).tolist() == [1.5, 1000.0, -999, -999, -999, 1.5, -0.25, 2.0, 1000.0]
+    assert _decimal_text(pd.Series([1.0, np.nan])).fillna(-999).tolist() == [1.0, -999]

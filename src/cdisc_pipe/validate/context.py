@@ -394,11 +394,21 @@ def iso_compare_key(s: pd.Series) -> pd.Series:
     return s.astype("str")
 
 
-def subject_lookup(df: pd.DataFrame, ref: pd.DataFrame, column: str) -> pd.Series:
-    """``ref[column]`` for each record of ``df`` by USUBJID (ref has one record per subject)."""
+def subject_lookup(df: pd.DataFrame, ref: pd.DataFrame, column: str,
+                   per_subject: Callable[[pd.Series], pd.Series] | None = None) -> pd.Series:
+    """``ref[column]`` for each record of ``df`` by USUBJID (ref has one record per subject; its first
+    record counts).  ``per_subject``: a conversion applied to the subjects' values before they are
+    given to the records (e.g. :func:`complete_date`: once per subject, not once per record).
+    Looked up once per distinct USUBJID when the column's distinct values are known."""
     if "USUBJID" not in df.columns or "USUBJID" not in ref.columns:
         raise RuleSkipped("USUBJID absent")
     if column not in ref.columns:
         raise RuleSkipped(f"{column} absent from the reference dataset")
     m = ref.drop_duplicates("USUBJID").set_index("USUBJID")[column]
+    if per_subject is not None:
+        m = per_subject(m)
+    known = known_distinct(df["USUBJID"])
+    if known is not None and len(known[0]) and known[0].min() >= 0:  # every record has a USUBJID
+        codes, uniques = known
+        return pd.Series(m.reindex(pd.Index(uniques, dtype=object)).to_numpy()[codes], index=df.index)
     return pd.Series(df["USUBJID"].map(m).to_numpy(), index=df.index)

@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from cdisc_pipe.validate.context import (
-    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, first_of_group, group_codes, is_null,
+    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, distinct, empty_hits, first_of_group, group_codes, is_null,
     outside_values, subject_lookup, text_bytes,
 )
 from cdisc_pipe.validate.data import domain_prefix, known_distinct
@@ -584,8 +584,11 @@ def adam_base_vs_ablfl(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     got = pd.to_numeric(df["BASE"], errors="coerce").to_numpy(dtype=float)
     bad = (~np.isnan(exp) & (np.isnan(got) | (np.abs(got - exp) > 1e-9 * np.maximum(1, np.abs(exp))))) | \
           (np.isnan(exp) & ~np.isnan(got))
-    detail = np.char.add("baseline AVAL ", pd.Series(exp).astype("str").to_numpy(dtype=str))
-    return ctx.hits(bad, "BASE", as_text(df["BASE"]), detail)
+    # the detail is text only at the failing records (a million-record ADLB has a handful)
+    detail = np.full(len(bad), None, dtype=object)
+    rows = np.flatnonzero(bad)
+    detail[rows] = np.char.add("baseline AVAL ", pd.Series(exp[rows]).astype("str").to_numpy(dtype=str))
+    return ctx.hits(bad, "BASE", df["BASE"], detail)
 
 
 @rule_function("adam_ady")
@@ -601,8 +604,7 @@ def adam_ady(ctx: CheckContext, params: dict[str, Any]) -> Hits:
     exp = np.where(diff >= 0, diff + 1, diff)
     got = pd.to_numeric(ctx.df["ADY"], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isnan(exp) & (np.isnan(got) | (got != exp))
-    return ctx.hits(bad, "ADY", as_text(ctx.df["ADY"]),
-                    np.char.add("expected ", pd.Series(exp).astype("Int64").astype("str").to_numpy(dtype=str)))
+    return ctx.hits(bad, "ADY", ctx.df["ADY"], exp, detail_prefix="expected ")  # exp: whole days, shown as such
 
 
 # ===================================================================== study data quality
@@ -1399,10 +1401,17 @@ def link_in_one_dataset(ctx: CheckContext, params: dict[str, Any]) -> Hits:
 
 
 def _decimal_text(s: pd.Series) -> pd.Series:
-    """Numeric text as float (plain or E-notation); NaN for anything else (qualified '<x', text)."""
-    t = as_text(s).str.strip()
-    ok = t.str.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?").fillna(False).astype(bool)
-    return pd.to_numeric(t.where(ok), errors="coerce")
+    """Numeric text as float (plain or E-notation); NaN for anything else (qualified '<x', text).
+    Text columns are parsed once per distinct value."""
+    def parse(text: pd.Series) -> pd.Series:
+        t = text.str.strip()
+        ok = t.str.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?").fillna(False).astype(bool)
+        return pd.to_numeric(t.where(ok), errors="coerce")
+    if isinstance(s.dtype, pd.StringDtype) or s.dtype == object:
+        codes, uniques = distinct(s)
+        values = parse(as_text(pd.Series(uniques, dtype=object))).to_numpy(dtype=float)
+        return pd.Series(np.append(values, np.nan)[codes], index=s.index)  # code -1 (missing): NaN
+    return parse(as_text(s))
 
 
 @rule_function("stresc_stresn_equal")

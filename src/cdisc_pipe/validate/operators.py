@@ -375,7 +375,7 @@ class DateRefParams(Params):
 def date_vs_reference(ctx: CheckContext, p: DateRefParams) -> Hits:
     """Each complete date satisfies ``date op ref`` with the subject's reference date (e.g. DM.DTHDTC)."""
     ref = subject_lookup(ctx.df, ctx.other(p.ref_dataset), p.ref_variable)
-    rd = complete_date(ref)
+    rd = subject_lookup(ctx.df, ctx.other(p.ref_dataset), p.ref_variable, per_subject=complete_date)
     parts = []
     for col in ctx.resolve_many(p.variables):
         d = complete_date(ctx.df[col])
@@ -408,7 +408,7 @@ def study_day_check(ctx: CheckContext, p: StudyDayParams) -> Hits:
     from cdisc_pipe.cutoff import after_cutoff, from_ts
 
     dtc, dy = ctx.one(p.dtc), ctx.one(p.dy)
-    ref = subject_lookup(ctx.df, ctx.other(p.ref_dataset), p.ref_variable)
+    ref = subject_lookup(ctx.df, ctx.other(p.ref_dataset), p.ref_variable, per_subject=complete_date)
     expected = study_day(ctx.df[dtc], ref)
     cut = from_ts(ctx.data.datasets.get("TS"))
     if cut:
