@@ -162,3 +162,17 @@ def test_decimal_text_per_distinct_value_equals_per_record():
     got, ref = _decimal_text(held), _decimal_text(_unknown(held))
     assert got.fillna(-999).tolist() == ref.fillna(-999).tolist() == [1.5, 1000.0, -999, -999, -999, 1.5, -0.25, 2.0, 1000.0]
     assert _decimal_text(pd.Series([1.0, np.nan])).fillna(-999).tolist() == [1.0, -999]
+
+
+def test_define_value_columns_from_known_distinct_values_equal_factorized():
+    """define.xml's value checks (codelist, value-level conditions) see, record by record, the same
+    text and presence from a held column's known distinct values as from factorizing a copy."""
+    from cdisc_pipe.define.consistency import _column
+
+    s = _held(VALUES)
+    for col in (_column(s), _column(_unknown(s))):
+        assert len(col.codes) == len(VALUES)
+    a, b = _column(s), _column(_unknown(s))
+    assert [a.text[c] if a.present[c] else None for c in a.codes] == [b.text[c] if b.present[c] else None for c in b.codes]
+    assert a.present[a.codes].tolist() == b.present[b.codes].tolist() == [v is not None for v in
+                                                                          [x if isinstance(x, str) else None for x in s]]

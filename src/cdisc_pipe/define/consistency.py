@@ -31,7 +31,7 @@ import pandas as pd
 from cdisc_pipe.define.schema import DEF, ODM, XLINK, parse_define
 from cdisc_pipe.errors import Finding, InputError, Problem
 from cdisc_pipe.written import WrittenColumn, WrittenDataset
-from cdisc_pipe.xpt.reader import read_xport
+from cdisc_pipe.xpt.reader import known_distinct, read_xport
 from cdisc_pipe.xpt.v5 import read_format
 
 NUMERIC_TYPES = {"integer", "float", "double"}
@@ -287,8 +287,21 @@ class _Column:
 
 
 def _column(values: pd.Series) -> _Column:
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    u = pd.Series(uniques)
+    """Codes and distinct values of a column (missing is a value); a held or read text column's
+    distinct values are known (``xpt.reader.known_distinct``): not factorized again (its missing
+    value, when any, is the last distinct value)."""
+    known = known_distinct(values)
+    if known is not None:
+        codes, distinct = known
+        missing = codes < 0
+        if missing.any():
+            codes = np.where(missing, len(distinct), codes)
+            distinct = np.append(np.asarray(distinct, dtype=object), np.nan)
+        u = pd.Series(np.asarray(distinct, dtype=object), dtype=values.dtype)
+        codes = codes.astype(np.intp)
+    else:
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        u = pd.Series(uniques)
     if pd.api.types.is_numeric_dtype(values):
         num = u.astype("float64")
         return _Column(codes=codes, text=_as_text(num).to_numpy(dtype=object),
