@@ -176,3 +176,27 @@ def test_define_value_columns_from_known_distinct_values_equal_factorized():
     assert [a.text[c] if a.present[c] else None for c in a.codes] == [b.text[c] if b.present[c] else None for c in b.codes]
     assert a.present[a.codes].tolist() == b.present[b.codes].tolist() == [v is not None for v in
                                                                           [x if isinstance(x, str) else None for x in s]]
+
+
+@pytest.mark.parametrize("values", [
+    ["A", "B", "C", "D"],            # distinct keys: known distinct without comparing the texts
+    ["A", "B", "A", "B"],            # repeated keys: numbered #1
+    ["A|1", "A", "B", "C"],          # a "|" in a value: compared as texts ("A|1" + "" vs "A" + "1")
+    [None, "A", None, "A"],
+])
+def test_snapshot_keys_equal_with_and_without_known_distinct_values(values):
+    from cdisc_pipe.validate.data import StudyData
+    from cdisc_pipe.validate.diff import snapshot_frame
+
+    index = pd.RangeIndex(4)
+    df = pd.DataFrame({"USUBJID": _held(values, index), "XXSEQ": [1.0, np.nan, 1.0, np.nan] if values[1] == "A" else
+                       [np.nan, 1.0, np.nan, 2.0], "XXTESTCD": _held(["T", "1", "T", "1"], index)}, index=index, copy=False)
+    plain = pd.DataFrame({c: _unknown(df[c]) if c != "XXSEQ" else df[c] for c in df.columns})
+    keys = ["USUBJID", "XXSEQ", "XXTESTCD"]
+    data = StudyData()
+    from unittest import mock
+    with mock.patch("cdisc_pipe.validate.diff.record_keys", return_value=keys):
+        got, ref = snapshot_frame("XX", df, data, None), snapshot_frame("XX", plain, data, None)
+    assert got["key"].tolist() == ref["key"].tolist()
+    assert got["hash"].tolist() == ref["hash"].tolist()
+    assert len(set(got["key"])) == 4  # unique in a snapshot (repeats numbered)

@@ -48,6 +48,9 @@ def snapshot_frame(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec
     # joined as plain Python strings: pandas' element-wise string addition costs several passes per key
     parts = [as_text(df[k]).fillna("").to_numpy(dtype=object) for k in keys]
     key = pd.Series(parts[0] if len(parts) == 1 else ["|".join(t) for t in zip(*parts)], dtype=object)
+    if _keys_distinct(df, keys):
+        return pd.DataFrame({"key": key.to_numpy(dtype=object),
+                             "hash": pd.util.hash_pandas_object(_coded(df), index=False).to_numpy().astype(np.uint64)})
     occ = key.groupby(key, sort=False).cumcount().to_numpy()
     if (occ > 0).any():
         arr = key.to_numpy(dtype=object).copy()
@@ -56,6 +59,23 @@ def snapshot_frame(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec
         key = pd.Series(arr, dtype=object)
     h = pd.util.hash_pandas_object(_coded(df), index=False).to_numpy()
     return pd.DataFrame({"key": key.to_numpy(dtype=object), "hash": h.astype(np.uint64)})
+
+
+def _keys_distinct(df: pd.DataFrame, keys: list[str]) -> bool:
+    """True when the key texts of the records are known to be distinct without comparing them: every
+    key variable is numeric or a text column whose distinct values are known and hold neither "|"
+    nor "" (then distinct key values join to distinct texts), and no two records share their key
+    values (:func:`validate.context.group_codes`).  False means "not known": the texts are compared."""
+    from cdisc_pipe.validate.context import first_of_group, group_codes
+
+    for k in keys:
+        s = df[k]
+        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+            continue
+        known = known_distinct(s) if isinstance(s.dtype, pd.StringDtype) else None
+        if known is None or any("|" in u or u == "" for u in known[1].tolist()):
+            return False
+    return bool(first_of_group(group_codes(df, keys)).all())
 
 
 def _coded(df: pd.DataFrame) -> pd.DataFrame:
