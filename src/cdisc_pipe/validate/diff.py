@@ -48,11 +48,9 @@ def snapshot_frame(name: str, df: pd.DataFrame, data: StudyData, spec: StudySpec
     # joined as plain Python strings: pandas' element-wise string addition costs several passes per key
     parts = [as_text(df[k]).fillna("").to_numpy(dtype=object) for k in keys]
     key = pd.Series(parts[0] if len(parts) == 1 else ["|".join(t) for t in zip(*parts)], dtype=object)
-    if _keys_distinct(df, keys):
-        return pd.DataFrame({"key": key.to_numpy(dtype=object),
-                             "hash": pd.util.hash_pandas_object(_coded(df), index=False).to_numpy().astype(np.uint64)})
-    occ = key.groupby(key, sort=False).cumcount().to_numpy()
-    if (occ > 0).any():
+    # repeated keys are numbered; not looked for when the key values are known distinct
+    occ = None if _keys_distinct(df, keys) else key.groupby(key, sort=False).cumcount().to_numpy()
+    if occ is not None and (occ > 0).any():
         arr = key.to_numpy(dtype=object).copy()
         dup = np.flatnonzero(occ > 0)
         arr[dup] = [f"{arr[i]}#{occ[i]}" for i in dup]

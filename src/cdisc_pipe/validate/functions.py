@@ -18,8 +18,8 @@ import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from cdisc_pipe.validate.context import (
-    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, distinct, empty_hits, first_of_group, group_codes, is_null,
-    outside_values, subject_lookup, text_bytes,
+    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, distinct, empty_hits, first_of_group,
+    group_codes, is_null, outside_values, subject_lookup, text_bytes,
 )
 from cdisc_pipe.validate.data import domain_prefix, known_distinct
 from cdisc_pipe.validate.operators import Params, operator

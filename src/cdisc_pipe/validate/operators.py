@@ -18,8 +18,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cdisc_pipe.validate.context import (
-    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, first_of_group, group_codes, is_null,
-    map_unique, regex_full, subject_lookup,
+    CheckContext, Hits, RuleSkipped, as_text, complete_date, concat_hits, empty_hits, first_of_group, group_codes,
+    is_null, map_unique, regex_full, subject_lookup,
 )
 from cdisc_pipe.validate.model import Condition
 
