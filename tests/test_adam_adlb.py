@@ -71,6 +71,30 @@ def test_params_from_findings_table_first_match_and_default_param():
     assert out["_AVALU"].tolist() == ["10^9/L", None, "g/L", "g/L", None, None]
 
 
+def test_params_from_findings_per_distinct_combination_equals_record_by_record(monkeypatch):
+    """PARAMCD/PARAM are worked out once per distinct (--TESTCD, --TEST, qualifier, condition
+    variables, unit) and given to every record: the same as record by record (forced by making the
+    combinations unnumberable), on 40 shuffled copies of the table, each copy's answer as above."""
+    import cdisc_pipe.adam.verbs_bds as vb
+
+    rows = [
+        {"testcd": "MCPROT", "paramcd": "MCPROTUI", "param": "Urine M-Protein by IFE",
+         "where": [eq("LBSPEC", "URINE"), eq("LBMETHOD", "IFE")]},
+        {"testcd": "MCPROT", "paramcd": "MCPROTU", "where": [eq("LBSPEC", "URINE")]},
+    ]
+    base = _findings()
+    order = np.random.default_rng(3).permutation(len(base) * 40)
+    many = pd.concat([base] * 40, ignore_index=True).iloc[order].reset_index(drop=True)
+    kw = dict(domain="LB", parameters=rows, param_qualifier="LBSPEC", unit_var="_AVALU")
+    grouped, _ = run_verb("derive_vars_params_from_findings", many, **kw)
+    monkeypatch.setattr(vb, "_group_number", lambda *a, **k: None)
+    by_record, _ = run_verb("derive_vars_params_from_findings", many, **kw)
+    pd.testing.assert_frame_equal(grouped, by_record)
+    one, _ = run_verb("derive_vars_params_from_findings", base, **kw)
+    expected = one[["PARAMCD", "PARAM"]].iloc[order % len(base)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(grouped[["PARAMCD", "PARAM"]], expected)
+
+
 def test_params_from_findings_avalc_options_and_outputs():
     out, _ = run_verb("derive_vars_params_from_findings", _findings(), domain="LB", avalc="always", unit_var=None)
     assert out["AVALC"].tolist()[0] == "150" and "AVALU" not in out.columns

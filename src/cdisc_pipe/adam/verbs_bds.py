@@ -29,6 +29,7 @@ from cdisc_pipe.adam.derive_bds import (
     derive_var_atoxgr_dir,
     derive_var_base,
     derive_var_chg,
+    _group_number,
     derive_var_pchg,
     dtc_has_time,
 )
@@ -135,29 +136,24 @@ def derive_vars_params_from_findings(
     test (and qualifier), so one text cell never makes a second PARAM for the PARAMCD."""
     d = domain
     out = dataset.copy(deep=False)
-    testcd = out[f"{d}TESTCD"]
-    test = out[f"{d}TEST"].astype(object)
     unit = out[f"{d}STRESU"].astype(object)  # the record's unit (AVALU)
     punit = _unit_of_test(out, f"{d}TESTCD", f"{d}STRESU", param_qualifier)  # the parameter's (PARAM)
-    with_unit = (" (" + punit.where(punit.notna(), "") + ")").where(punit.notna(), "")
-    paramcd = testcd.astype(object).copy()
-    param = (test + with_unit).where(test.notna(), None)
-    if param_qualifier is not None and param_qualifier in out.columns:
-        qual = out[param_qualifier].astype(object)
-        qualified = (" in " + qual.where(qual.notna(), "").astype(str).str.title()).where(qual.notna(), "")
+    # PARAMCD and PARAM depend only on the variables below: worked out once per distinct combination
+    # of them (a few hundred), then given to every record of it
+    keys = [f"{d}TESTCD", f"{d}TEST"] + ([param_qualifier] if param_qualifier and param_qualifier in out.columns else [])
+    for v in where_variables([c for row in parameters for c in row.where]):
+        if v in out.columns and v not in keys:
+            keys.append(v)
+    work = out[keys].assign(__punit=punit.astype(object))
+    group = _group_number(work, [*keys, "__punit"])
+    if group is None:  # too many combinations to number: record by record
+        paramcd, param = _param_texts(work, d, parameters, param_qualifier)
     else:
-        qualified = pd.Series("", index=out.index, dtype=object)
-    done = pd.Series(False, index=out.index)
-    for row in parameters:
-        hit = testcd.eq(row.testcd).fillna(False).astype(bool) & ~done
-        if row.where:
-            hit &= condition_mask(out, row.where)
-        if not hit.any():
-            continue
-        done |= hit
-        paramcd = paramcd.where(~hit, row.paramcd)
-        text = row.param if row.param is not None else test + qualified + with_unit
-        param = param.where(~hit, text)
+        inv, _ = pd.factorize(group)  # groups numbered in order of first appearance
+        first = np.unique(inv, return_index=True)[1]  # each group's first record
+        pc, pt = _param_texts(work.iloc[first].reset_index(drop=True), d, parameters, param_qualifier)
+        paramcd = pd.Series(pc.to_numpy(dtype=object)[inv], index=out.index, dtype=object)
+        param = pd.Series(pt.to_numpy(dtype=object)[inv], index=out.index, dtype=object)
     out["PARAMCD"] = paramcd
     out["PARAM"] = param
     out["AVAL"] = pd.to_numeric(out[f"{d}STRESN"], errors="coerce").astype("float64")
@@ -168,6 +164,36 @@ def derive_vars_params_from_findings(
     if unit_var:
         out[unit_var] = unit.where(unit.notna(), None)
     return out
+
+
+def _param_texts(frame: pd.DataFrame, d: str, parameters: Sequence[ParamRow], param_qualifier: str | None
+                 ) -> tuple[pd.Series, pd.Series]:
+    """PARAMCD and PARAM of each record of ``frame`` (--TESTCD, --TEST, the qualifier, the variables
+    of the table's conditions and ``__punit``, the parameter's unit): the table's rows in order, the
+    first row that matches a record gives its parameter; other records keep --TESTCD and --TEST."""
+    testcd = frame[f"{d}TESTCD"]
+    test = frame[f"{d}TEST"].astype(object)
+    punit = frame["__punit"]
+    with_unit = (" (" + punit.where(punit.notna(), "") + ")").where(punit.notna(), "")
+    paramcd = testcd.astype(object).copy()
+    param = (test + with_unit).where(test.notna(), None)
+    if param_qualifier is not None and param_qualifier in frame.columns:
+        qual = frame[param_qualifier].astype(object)
+        qualified = (" in " + qual.where(qual.notna(), "").astype(str).str.title()).where(qual.notna(), "")
+    else:
+        qualified = pd.Series("", index=frame.index, dtype=object)
+    done = pd.Series(False, index=frame.index)
+    for row in parameters:
+        hit = testcd.eq(row.testcd).fillna(False).astype(bool) & ~done
+        if row.where:
+            hit &= condition_mask(frame, row.where)
+        if not hit.any():
+            continue
+        done |= hit
+        paramcd = paramcd.where(~hit, row.paramcd)
+        text = row.param if row.param is not None else test + qualified + with_unit
+        param = param.where(~hit, text)
+    return paramcd, param
 
 
 def _unit_of_test(out: pd.DataFrame, testcd: str, stresu: str, qualifier: str | None) -> pd.Series:
