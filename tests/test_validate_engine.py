@@ -467,3 +467,18 @@ def test_base_is_the_aval_of_the_first_baseline_record_of_its_group():
     _, f = validate_data(data, None, {}, None, ValidationSettings(), rule)
     assert f["value"].tolist() == ["31", "20"]
     assert ["baseline AVAL 30.0" in m for m in f["message"]] == [True, False]
+
+
+def test_one_to_one_reports_each_offending_distinct_pair_once():
+    data, _ = clean_study()
+    lb = data.datasets["LB"]
+    # VISITNUM 2 has two VISIT names (B, C); VISIT D has two numbers (3, 4); a pair with a missing
+    # side is not compared; a repeated pair (2, B) is reported once, at its first record
+    visitnum = [1.0, 1.0, 2.0, 2.0, 3.0, 4.0, 5.0, np.nan, 2.0]
+    visit = ["A", "A", "B", "C", "D", "D", None, "E", "B"]
+    data.datasets["LB"] = pd.concat([lb.iloc[[0]]] * len(visit), ignore_index=True).assign(
+        LBSEQ=[float(i + 1) for i in range(len(visit))], VISITNUM=visitnum, VISIT=pd.Series(visit, dtype="str"))
+    rule = _rule(scope={"datasets": ["LB"]}, check={"operator": "one_to_one", "left": "VISITNUM", "right": "VISIT"})
+    _, f = validate_data(data, None, {}, None, ValidationSettings(), [rule])
+    assert f["seq"].tolist() == [3.0, 4.0, 5.0, 6.0]
+    assert f["value"].tolist() == ["2|B", "2|C", "3|D", "4|D"]

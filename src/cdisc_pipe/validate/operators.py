@@ -511,15 +511,14 @@ def one_to_one(ctx: CheckContext, p: OneToOneParams) -> Hits:
     """``left`` and ``right`` map one to one (e.g. VISITNUM/VISIT, PARAMCD/PARAM); one finding per
     offending distinct pair."""
     l, r = ctx.one(p.left), ctx.one(p.right)
-    both = ~is_null(ctx.df[l]) & ~is_null(ctx.df[r])
-    lc = pd.factorize(ctx.df[l])[0]
-    rc = pd.factorize(ctx.df[r])[0]
-    pair = pd.DataFrame({"l": lc, "r": rc})[both]
-    distinct = pair.drop_duplicates()
-    bad_l = distinct["l"][distinct["l"].duplicated(keep=False)].unique()
-    bad_r = distinct["r"][distinct["r"].duplicated(keep=False)].unique()
-    first = ~pd.DataFrame({"l": lc, "r": rc}).duplicated().to_numpy()
-    mask = both & first & (np.isin(lc, bad_l) | np.isin(rc, bad_r))
+    both = ~is_null(ctx.df[l]) & ~is_null(ctx.df[r])  # a property of the pair of values
+    lc, rc = group_codes(ctx.df, [l]), group_codes(ctx.df, [r])
+    # the first record of each distinct pair (both populated): a value of either side in more than
+    # one of these pairs breaks the one-to-one mapping
+    pairs = first_of_group(group_codes(pd.DataFrame({"l": lc, "r": rc}, copy=False), ["l", "r"])) & both
+    bad_l = np.bincount(lc[pairs], minlength=int(lc.max()) + 1 if len(lc) else 0) > 1
+    bad_r = np.bincount(rc[pairs], minlength=int(rc.max()) + 1 if len(rc) else 0) > 1
+    mask = pairs & (bad_l[lc] | bad_r[rc]) if len(lc) else pairs
     return ctx.hits(mask, f"{l},{r}", (ctx.df[l], ctx.df[r]))
 
 
