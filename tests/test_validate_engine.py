@@ -482,3 +482,19 @@ def test_one_to_one_reports_each_offending_distinct_pair_once():
     _, f = validate_data(data, None, {}, None, ValidationSettings(), [rule])
     assert f["seq"].tolist() == [3.0, 4.0, 5.0, 6.0]
     assert f["value"].tolist() == ["2|B", "2|C", "3|D", "4|D"]
+
+
+def test_consistent_within_reports_each_value_of_a_group_with_more_than_one():
+    data, _ = clean_study()
+    lb = data.datasets["LB"]
+    # group ALT: units IU/L, U/L and missing (missing counts as a value): each first record fires;
+    # group AST: one unit; group HGB: one unit and its repeat
+    testcd = ["ALT", "ALT", "ALT", "ALT", "AST", "AST", "HGB"]
+    unit = ["IU/L", "U/L", None, "IU/L", "U/L", "U/L", "g/L"]
+    data.datasets["LB"] = pd.concat([lb.iloc[[0]]] * len(unit), ignore_index=True).assign(
+        LBSEQ=[float(i + 1) for i in range(len(unit))], LBTESTCD=pd.Series(testcd, dtype="str"),
+        LBSTRESU=pd.Series(unit, dtype="str"))
+    rule = _rule(scope={"datasets": ["LB"]}, check={"operator": "consistent_within", "variable": "LBSTRESU",
+                                                    "by": ["LBTESTCD"]})
+    _, f = validate_data(data, None, {}, None, ValidationSettings(), [rule])
+    assert f["seq"].tolist() == [1.0, 2.0, 3.0]

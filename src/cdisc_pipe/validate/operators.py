@@ -535,9 +535,8 @@ def consistent_within(ctx: CheckContext, p: ConsistentParams) -> Hits:
     v = ctx.one(p.variable)
     by = [ctx.one(b) for b in p.by] + ctx.resolve_many(p.optional_by, required=False)
     gid = group_codes(ctx.df, by)
-    vc = pd.factorize(ctx.df[v])[0]
-    pairs = pd.DataFrame({"g": gid, "v": vc})
-    first = ~pairs.duplicated().to_numpy()
+    # the first record of each (group, value): counted per group
+    first = first_of_group(group_codes(pd.DataFrame({"g": gid, "v": group_codes(ctx.df, [v])}, copy=False), ["g", "v"]))
     n_values = np.bincount(gid[first], minlength=int(gid.max()) + 1 if len(gid) else 0)
     bad = first & (n_values[gid] > 1) if len(gid) else first
     return ctx.hits(bad, v, ctx.df[v], tuple(ctx.df[b] for b in by), detail_prefix="in group ")
